@@ -1,0 +1,25 @@
+"""The `specialize` command: each module below parses, calls one library function, and renders."""
+from __future__ import annotations
+
+import typer
+
+from cli import export_cmd, profile_cmd, search_cmd, space_cmd, train_cmd
+
+app = typer.Typer(
+    help="Train once, specialize in seconds, deploy anywhere.",
+    no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False,
+)
+app.callback(invoke_without_command=True)(search_cmd.root)
+search_cmd.register(app)
+space_cmd.register(app)
+export_cmd.register(app)
+train_cmd.register(app)
+profile_cmd.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

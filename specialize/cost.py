@@ -1,0 +1,151 @@
+"""Analytic cost model: MACs, parameters, bytes moved, compute intensity, peak activation memory.
+
+Pure Python and numpy (no torch). Every block is broken into its ops; an op's cost counts:
+- MACs of convolutions and the fully connected layer, the ops that `FlopCounterMode` counts
+  (it reports 2 FLOPs per MAC). Squeeze-and-excite's two 1x1 convs are counted; its pooling and
+  multiply, batch norm, activations, residual adds, global pooling and the in-graph input
+  normalization are not (FlopCounterMode does not count them either).
+- parameters: conv and FC weights, FC and SE biases, batch-norm scale and shift (not running stats).
+- bytes moved: the op's weights plus its input and output activations, for a dtype and batch.
+  Batch norm and activations are taken as fused into the op before them.
+- peak activation: the largest input + output (+ a residual held aside) of any op.
+MobileNet-family papers call MACs "FLOPs"; intensity is in FLOPs (2 x MACs) per byte, as in EPNAS.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from specialize.space import Architecture, Candidate, SearchSpace, conv_out_size
+
+
+@dataclass(frozen=True)
+class Op:
+    kind: str          # conv, dwconv, se, fc
+    macs: int
+    params: int
+    in_elems: int      # activation elements read (per image)
+    out_elems: int     # activation elements written (per image)
+    held_elems: int = 0  # elements kept alive beside the op (residual input)
+
+    def bytes(self, dtype_bytes: int = 4, batch: int = 1) -> int:
+        return dtype_bytes * (self.params + batch * (self.in_elems + self.out_elems))
+
+    def activation_bytes(self, dtype_bytes: int = 4, batch: int = 1) -> int:
+        return dtype_bytes * batch * (self.in_elems + self.out_elems + self.held_elems)
+
+
+def se_channels(expanded: int) -> int:
+    return max(expanded // 4, 8)
+
+
+def mbconv_ops(in_c: int, out_c: int, size: int, stride: int, kernel: int, expansion: int, se: bool) -> list[Op]:
+    """Ops of MBConv: [1x1 expand] -> kxk depthwise -> [SE] -> 1x1 project; residual if it fits."""
+    mid, out_size = in_c * expansion, conv_out_size(size, stride)
+    hw_in, hw_out = size * size, out_size * out_size
+    held = in_c * hw_in if stride == 1 and in_c == out_c else 0
+    ops = []
+    if expansion != 1:
+        ops.append(Op("conv", hw_in * in_c * mid, in_c * mid + 2 * mid, in_c * hw_in, mid * hw_in, held))
+    ops.append(Op("dwconv", hw_out * mid * kernel * kernel, mid * kernel * kernel + 2 * mid, mid * hw_in, mid * hw_out, held))
+    if se:
+        r = se_channels(mid)
+        ops.append(Op("se", 2 * mid * r, 2 * mid * r + r + mid, mid * hw_out, mid * hw_out, held))
+    ops.append(Op("conv", hw_out * mid * out_c, mid * out_c + 2 * out_c, mid * hw_out, out_c * hw_out, held))
+    return ops
+
+
+def candidate_ops(space: SearchSpace, layer: int, cand: Candidate) -> list[Op]:
+    spec, size = space.layers[layer], space.layer_in_sizes()[layer]
+    return mbconv_ops(spec.in_channels, spec.out_channels, size, spec.stride, cand.kernel, cand.expansion, cand.se)
+
+
+def stem_ops(space: SearchSpace) -> list[Op]:
+    size, out = space.resolution, space.stem_out_size
+    c = space.stem_channels
+    conv = Op("conv", out * out * 3 * c * 9, 3 * c * 9 + 2 * c, 3 * size * size, c * out * out)
+    return [conv] + mbconv_ops(c, space.first_block_channels, out, 1, 3, 1, False)
+
+
+def head_ops(space: SearchSpace) -> list[Op]:
+    size, c_in, c = space.final_size, space.layers[-1].out_channels, space.head_channels
+    hw = size * size
+    conv = Op("conv", hw * c_in * c, c_in * c + 2 * c, c_in * hw, c * hw)
+    fc = Op("fc", c * space.num_classes, c * space.num_classes + space.num_classes, c, space.num_classes)
+    return [conv, fc]
+
+
+@dataclass(frozen=True)
+class CostArrays:
+    """Per (layer, candidate) costs shaped [layers, candidates], plus the fixed stem and head."""
+
+    macs: np.ndarray
+    params: np.ndarray
+    bytes: np.ndarray
+    peak_activation_bytes: np.ndarray
+    fixed_macs: int
+    fixed_params: int
+    fixed_bytes: int
+    fixed_peak_activation_bytes: int
+    dtype_bytes: int
+    batch: int
+
+    def to_dict(self) -> dict:
+        return {
+            "macs": self.macs.tolist(), "params": self.params.tolist(), "bytes": self.bytes.tolist(),
+            "peak_activation_bytes": self.peak_activation_bytes.tolist(),
+            "fixed": {"macs": self.fixed_macs, "params": self.fixed_params, "bytes": self.fixed_bytes,
+                      "peak_activation_bytes": self.fixed_peak_activation_bytes},
+            "dtype_bytes": self.dtype_bytes, "batch": self.batch,
+        }
+
+
+def _sum_ops(ops: list[Op], dtype_bytes: int, batch: int) -> tuple[int, int, int, int]:
+    return (sum(o.macs for o in ops), sum(o.params for o in ops),
+            sum(o.bytes(dtype_bytes, batch) for o in ops),
+            max(o.activation_bytes(dtype_bytes, batch) for o in ops))
+
+
+@lru_cache(maxsize=32)
+def _cost_arrays(space: SearchSpace, dtype_bytes: int, batch: int) -> CostArrays:
+    shape = (space.num_layers, space.num_candidates)
+    arrays = [np.zeros(shape, dtype=np.int64) for _ in range(4)]
+    for l in range(space.num_layers):
+        for i, cand in enumerate(space.candidates):
+            for array, value in zip(arrays, _sum_ops(candidate_ops(space, l, cand), dtype_bytes, batch)):
+                array[l, i] = value
+    for array in arrays:
+        array.setflags(write=False)
+    fixed = _sum_ops(stem_ops(space) + head_ops(space), dtype_bytes, batch)
+    return CostArrays(*arrays, *fixed, dtype_bytes=dtype_bytes, batch=batch)
+
+
+def cost_arrays(space: SearchSpace, dtype_bytes: int = 4, batch: int = 1) -> CostArrays:
+    return _cost_arrays(space, dtype_bytes, batch)
+
+
+def arch_cost(arch: Architecture, dtype_bytes: int = 4, batch: int = 1) -> dict:
+    """Totals for one architecture: macs, params, bytes, intensity (FLOPs/byte), peak activation bytes."""
+    arrays = cost_arrays(arch.space, dtype_bytes, batch)
+    rows = np.arange(arch.space.num_layers)
+    cols = np.asarray(arch.indices)
+    macs = int(arrays.macs[rows, cols].sum()) + arrays.fixed_macs
+    total_bytes = int(arrays.bytes[rows, cols].sum()) + arrays.fixed_bytes
+    return {
+        "macs": macs,
+        "params": int(arrays.params[rows, cols].sum()) + arrays.fixed_params,
+        "bytes": total_bytes,
+        "intensity": 2 * macs / total_bytes,
+        "peak_activation_bytes": int(max(arrays.peak_activation_bytes[rows, cols].max(), arrays.fixed_peak_activation_bytes)),
+    }
+
+
+def space_ranges(space: SearchSpace) -> dict:
+    """Smallest and largest MACs and params over the space (each is a per-layer min/max)."""
+    a = cost_arrays(space)
+    return {
+        "macs": (int(a.macs.min(1).sum()) + a.fixed_macs, int(a.macs.max(1).sum()) + a.fixed_macs),
+        "params": (int(a.params.min(1).sum()) + a.fixed_params, int(a.params.max(1).sum()) + a.fixed_params),
+    }

@@ -1,0 +1,109 @@
+"""JSON artifacts: atomic writes, checked reads with clear errors, and provenance."""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from specialize.errors import SpecializeError
+
+TRACKED_PACKAGES = ("specialize", "torch", "onnx", "onnxruntime", "numpy", "deap", "scipy", "tensorrt")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temporary file beside `path`, fsync, then rename: readers never see half a file."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise SpecializeError(f"cannot write {path}: directory {directory} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise SpecializeError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise SpecializeError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Fail early, before any long work, if `path` cannot be written."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise SpecializeError(f"cannot write {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise SpecializeError(f"cannot write {path}: directory {directory} is not writable")
+    if path.is_dir():
+        raise SpecializeError(f"cannot write {path}: it is a directory")
+    return path
+
+
+def read_json(path: str | os.PathLike, kind: str, schema_version: int | None = None) -> dict:
+    """Read a JSON artifact of `kind` ('accuracy table', 'device profile', ...), naming file and field on error."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecializeError(f"{kind} file {path} does not exist")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SpecializeError(f"{kind} file {path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise SpecializeError(f"{kind} file {path}: expected a JSON object at top level")
+    if schema_version is not None and data.get("schema_version") != schema_version:
+        raise SpecializeError(
+            f"{kind} file {path}: field 'schema_version' is {data.get('schema_version')!r}, expected {schema_version}"
+        )
+    return data
+
+
+def require(data: dict, key: str, path: str | os.PathLike, kind: str) -> Any:
+    if key not in data:
+        raise SpecializeError(f"{kind} file {path}: missing field {key!r}")
+    return data[key]
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def provenance(**settings: Any) -> dict:
+    """What made an artifact: command line, settings, machine, package versions and date."""
+    return {
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "settings": settings,
+        "machine": {"host": platform.node(), "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count()},
+        "versions": package_versions(),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }

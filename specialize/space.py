@@ -1,0 +1,266 @@
+"""The search space, declared once as data.
+
+Everything else (supernet, cost model, profiler, tables, exporter, search) reads a `SearchSpace`.
+A space is a stem (conv 3x3 + BN + ReLU6, then an MBConv with expansion 1 and kernel 3), a list of
+searchable layers, a head (conv 1x1 + BN + ReLU6, global average pool, dropout, fully connected),
+an input resolution, a class count and a candidate set.
+
+Candidates are MBConv blocks named `k{kernel}e{expansion}` with `se` appended when
+squeeze-and-excite is on (`k3e3`, `k7e6se`). An architecture is one candidate per searchable layer;
+its canonical string joins the names with commas.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable
+
+from specialize.errors import SpecializeError
+
+SPACE_SCHEMA_VERSION = 1
+_CANDIDATE_RE = re.compile(r"^k(\d+)e(\d+)(se)?$")
+
+
+@dataclass(frozen=True, order=True)
+class Candidate:
+    kernel: int
+    expansion: int
+    se: bool
+
+    @property
+    def name(self) -> str:
+        return f"k{self.kernel}e{self.expansion}{'se' if self.se else ''}"
+
+    @classmethod
+    def parse(cls, name: str) -> "Candidate":
+        match = _CANDIDATE_RE.match(name.strip())
+        if not match:
+            raise SpecializeError(f"malformed candidate name {name!r}: expected k<kernel>e<expansion>[se], e.g. k3e3 or k7e6se")
+        return cls(int(match.group(1)), int(match.group(2)), match.group(3) is not None)
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One searchable layer: channels in and out, and the stride of its depthwise conv."""
+
+    in_channels: int
+    out_channels: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    name: str
+    resolution: int
+    num_classes: int
+    stem_channels: int
+    stem_stride: int
+    first_block_channels: int
+    layers: tuple[LayerSpec, ...]
+    head_channels: int
+    dropout: float
+    kernels: tuple[int, ...] = (3, 5, 7)
+    expansions: tuple[int, ...] = (3, 6)
+    se_options: tuple[bool, ...] = (False, True)
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    class_names: tuple[str, ...] | None = None
+    width_multiplier: float = 1.0
+    base_space: str | None = None  # name of the full-size space this proxy was derived from
+
+    # -- candidates ------------------------------------------------------------------------
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        return tuple(Candidate(k, e, s) for k in self.kernels for e in self.expansions for s in self.se_options)
+
+    @property
+    def candidate_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.candidates)
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layers)
+
+    @property
+    def num_candidates(self) -> int:
+        return len(self.candidates)
+
+    @property
+    def largest(self) -> Candidate:
+        return Candidate(max(self.kernels), max(self.expansions), any(self.se_options))
+
+    def candidate_index(self, name: str) -> int:
+        try:
+            return self.candidate_names.index(Candidate.parse(name).name)
+        except ValueError:
+            raise SpecializeError(
+                f"unknown candidate {name!r} in space {self.name!r}; valid: {', '.join(self.candidate_names)}"
+            ) from None
+
+    # -- geometry ---------------------------------------------------------------------------
+    @property
+    def stem_out_size(self) -> int:
+        return conv_out_size(self.resolution, self.stem_stride)
+
+    def layer_in_sizes(self) -> list[int]:
+        """Spatial size (H = W) of the input of each searchable layer."""
+        sizes, size = [], self.stem_out_size
+        for layer in self.layers:
+            sizes.append(size)
+            size = conv_out_size(size, layer.stride)
+        return sizes
+
+    @property
+    def final_size(self) -> int:
+        sizes = self.layer_in_sizes()
+        return conv_out_size(sizes[-1], self.layers[-1].stride)
+
+    # -- identity ---------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["layers"] = [asdict(layer) for layer in self.layers]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "SearchSpace":
+        data = dict(data)
+        data["layers"] = tuple(LayerSpec(**layer) for layer in data["layers"])
+        for key in ("kernels", "expansions", "se_options", "mean", "std"):
+            data[key] = tuple(data[key])
+        if data.get("class_names") is not None:
+            data["class_names"] = tuple(data["class_names"])
+        return cls(**data)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON of everything that shapes the network (not the class names)."""
+        data = self.to_dict()
+        data.pop("class_names")
+        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def scaled(self, width: float = 1.0, resolution: int | None = None) -> "SearchSpace":
+        """An EcoNAS proxy of this space: channels times `width`, input at `resolution`."""
+        if width == 1.0 and resolution in (None, self.resolution):
+            return self
+        def ch(c: int) -> int:
+            return make_divisible(c * width)
+        layers = tuple(LayerSpec(ch(l.in_channels), ch(l.out_channels), l.stride) for l in self.layers)
+        return replace(
+            self, name=f"{self.name}@c{width:g}r{resolution or self.resolution}", layers=layers,
+            resolution=resolution or self.resolution, stem_channels=ch(self.stem_channels),
+            first_block_channels=ch(self.first_block_channels), head_channels=ch(self.head_channels),
+            width_multiplier=width, base_space=self.base_space or self.name,
+        )
+
+    # -- architectures ----------------------------------------------------------------------
+    def parse_arch(self, text: str) -> "Architecture":
+        names = [part.strip() for part in text.split(",")] if text.strip() else []
+        if len(names) != self.num_layers:
+            raise SpecializeError(
+                f"architecture has {len(names)} blocks but space {self.name!r} has {self.num_layers} searchable layers; "
+                f"give one of {', '.join(self.candidate_names)} per layer, comma-separated"
+            )
+        return Architecture(self, tuple(self.candidate_index(n) for n in names))
+
+    def arch_from_indices(self, indices) -> "Architecture":
+        indices = tuple(int(i) for i in indices)
+        if len(indices) != self.num_layers or not all(0 <= i < self.num_candidates for i in indices):
+            raise SpecializeError(f"invalid candidate indices {indices} for space {self.name!r}")
+        return Architecture(self, indices)
+
+    def largest_arch(self) -> "Architecture":
+        return self.arch_from_indices([self.candidates.index(self.largest)] * self.num_layers)
+
+    def smallest_arch(self) -> "Architecture":
+        smallest = Candidate(min(self.kernels), min(self.expansions), False if False in self.se_options else True)
+        return self.arch_from_indices([self.candidates.index(smallest)] * self.num_layers)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    space: SearchSpace = field(repr=False, compare=False)
+    indices: tuple[int, ...]
+
+    @property
+    def candidates(self) -> tuple[Candidate, ...]:
+        cands = self.space.candidates
+        return tuple(cands[i] for i in self.indices)
+
+    def __str__(self) -> str:
+        names = self.space.candidate_names
+        return ",".join(names[i] for i in self.indices)
+
+
+def conv_out_size(size: int, stride: int) -> int:
+    """Output size of a 'same'-padded conv (padding k // 2, odd k)."""
+    return (size - 1) // stride + 1
+
+
+def make_divisible(value: float, divisor: int = 8) -> int:
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+# -- presets ----------------------------------------------------------------------------------
+SPACES: dict[str, Callable[[], SearchSpace]] = {}
+
+
+def register_space(fn: Callable[[], SearchSpace]) -> Callable[[], SearchSpace]:
+    SPACES[fn().name] = fn
+    return fn
+
+
+def get_space(name: str) -> SearchSpace:
+    if name not in SPACES:
+        raise SpecializeError(f"unknown space {name!r}; known spaces: {', '.join(sorted(SPACES))}")
+    return SPACES[name]()
+
+
+def _plan(stem_channels: int, groups: list[tuple[int, int, int]]) -> tuple[LayerSpec, ...]:
+    """Layers from (out_channels, repeat, first_stride) groups, like MobileNet's tables."""
+    layers, channels = [], stem_channels
+    for out, repeat, stride in groups:
+        for i in range(repeat):
+            layers.append(LayerSpec(channels, out, stride if i == 0 else 1))
+            channels = out
+    return tuple(layers)
+
+
+@register_space
+def ponas_imagenet() -> SearchSpace:
+    """Layer plan of the released PONAS-A/B/C models (ImageNet, 224x224)."""
+    return SearchSpace(
+        name="ponas-imagenet", resolution=224, num_classes=1000, stem_channels=32, stem_stride=2,
+        first_block_channels=16,
+        layers=_plan(16, [(32, 2, 2), (40, 4, 2), (80, 4, 2), (96, 4, 1), (192, 4, 2), (320, 1, 1)]),
+        head_channels=1280, dropout=0.2,
+    )
+
+
+@register_space
+def ponas_table1() -> SearchSpace:
+    """The variant printed as Table 1 of the PONAS paper."""
+    return SearchSpace(
+        name="ponas-table1", resolution=224, num_classes=1000, stem_channels=32, stem_stride=2,
+        first_block_channels=16,
+        layers=_plan(16, [(32, 2, 2), (40, 4, 2), (80, 1, 2), (96, 7, 1), (192, 1, 2), (320, 4, 1)]),
+        head_channels=1280, dropout=0.2,
+    )
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+@register_space
+def cifar10() -> SearchSpace:
+    """PONAS-style plan for 32x32 inputs: stride-1 stem, three downsamplings, 12 searchable layers."""
+    return SearchSpace(
+        name="cifar10", resolution=32, num_classes=10, stem_channels=32, stem_stride=1,
+        first_block_channels=16,
+        layers=_plan(16, [(24, 2, 2), (40, 3, 2), (80, 3, 1), (96, 2, 1), (192, 1, 2), (320, 1, 1)]),
+        head_channels=1280, dropout=0.2,
+        mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), class_names=CIFAR10_CLASSES,
+    )

@@ -1,0 +1,112 @@
+"""Accuracy tables (PONAS §3.3): validation accuracy T[l, i] of candidate i at layer l, and T_d = T - max_i T[l, i].
+
+The file is JSON, schema-versioned, with the space it applies to (and its fingerprint), the proxy
+settings it was trained at, the weights file and its sha256, and provenance. Pure numpy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from specialize.errors import SpecializeError
+from specialize.fileio import atomic_write_json, read_json, require
+from specialize.space import SearchSpace
+
+TABLE_SCHEMA_VERSION = 1
+KIND = "accuracy table"
+DEFAULTS_DIR = Path(__file__).parent / "defaults"
+DEFAULT_TABLE = DEFAULTS_DIR / "cifar10.table.json"
+
+
+@dataclass
+class AccuracyTable:
+    space: SearchSpace                 # the full-size space the table applies to
+    accuracy: np.ndarray               # [layers, candidates], validation accuracy in [0, 1]
+    best_arch: str
+    trained_space: SearchSpace | None = None  # the proxy space the supernet was trained at
+    proxy: dict = field(default_factory=dict)
+    weights: dict | None = None        # {"file": relative path, "sha256": ..., "dtype": ...}
+    results: dict = field(default_factory=dict)
+    provenance: dict = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def loss(self) -> np.ndarray:
+        """Accuracy-loss table T_d = T - max_i T[l, i] (every entry <= 0)."""
+        return self.accuracy - self.accuracy.max(axis=1, keepdims=True)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.space.fingerprint
+
+    def weights_path(self) -> Path | None:
+        if not self.weights:
+            return None
+        base = self.path.parent if self.path else Path(".")
+        return base / self.weights["file"]
+
+    def check_space(self, space: SearchSpace) -> None:
+        if space.fingerprint != self.fingerprint:
+            raise SpecializeError(
+                f"accuracy table {self.path or ''} is for space {self.space.name!r} (fingerprint {self.fingerprint}) "
+                f"but space {space.name!r} (fingerprint {space.fingerprint}) was asked for"
+            )
+
+    def to_dict(self) -> dict:
+        return {
+            "schema_version": TABLE_SCHEMA_VERSION, "kind": "accuracy_table",
+            "space": self.space.to_dict(), "space_name": self.space.name, "fingerprint": self.fingerprint,
+            "trained_space": self.trained_space.to_dict() if self.trained_space else None,
+            "trained_fingerprint": self.trained_space.fingerprint if self.trained_space else None,
+            "proxy": self.proxy, "candidates": list(self.space.candidate_names),
+            "accuracy": self.accuracy.round(6).tolist(), "loss": self.loss.round(6).tolist(),
+            "best_arch": self.best_arch, "weights": self.weights, "results": self.results,
+            "provenance": self.provenance,
+        }
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_json(path, self.to_dict())
+        self.path = Path(path)
+
+
+def _space_field(data: dict, key: str, path: Path) -> SearchSpace:
+    try:
+        return SearchSpace.from_dict(require(data, key, path, KIND))
+    except (TypeError, KeyError, ValueError) as exc:
+        raise SpecializeError(f"{KIND} file {path}: field {key!r} is not a valid space: {exc}") from None
+
+
+def load_table(path: str | Path | None = None, space: SearchSpace | None = None) -> AccuracyTable:
+    """Load a table; None or 'default' means the embedded default. Checks shape and space."""
+    path = resolve_table_path(path)
+    data = read_json(path, KIND, TABLE_SCHEMA_VERSION)
+    table_space = _space_field(data, "space", path)
+    if data.get("fingerprint") != table_space.fingerprint:
+        raise SpecializeError(f"{KIND} file {path}: field 'fingerprint' does not match its 'space'")
+    accuracy = np.asarray(require(data, "accuracy", path, KIND), dtype=float)
+    if accuracy.shape != (table_space.num_layers, table_space.num_candidates):
+        raise SpecializeError(
+            f"{KIND} file {path}: field 'accuracy' has shape {accuracy.shape}, "
+            f"expected [{table_space.num_layers}][{table_space.num_candidates}]"
+        )
+    if not np.isfinite(accuracy).all():
+        raise SpecializeError(f"{KIND} file {path}: field 'accuracy' holds non-finite values")
+    table = AccuracyTable(
+        space=table_space, accuracy=accuracy, best_arch=require(data, "best_arch", path, KIND),
+        trained_space=_space_field(data, "trained_space", path) if data.get("trained_space") else None,
+        proxy=data.get("proxy") or {}, weights=data.get("weights"), results=data.get("results") or {},
+        provenance=data.get("provenance") or {}, path=path,
+    )
+    if space is not None:
+        table.check_space(space)
+    return table
+
+
+def resolve_table_path(path: str | Path | None) -> Path:
+    if path is None or str(path) == "default":
+        if not DEFAULT_TABLE.is_file():
+            raise SpecializeError(f"the embedded default table {DEFAULT_TABLE} is missing from this install")
+        return DEFAULT_TABLE
+    return Path(path)
