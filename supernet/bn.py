@@ -1,20 +1,18 @@
 """Batch-norm recalibration: inherited running statistics are wrong for smaller candidates."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Iterable
 
 import torch
 from torch import nn
 
 
 @torch.no_grad()
-def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor], forward: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor]) -> None:
     """Reset every BN layer's running stats and re-estimate them (cumulative average) on `batches`.
 
-    `forward` runs one batch through the model (default: `model(x)`); for a supernet pass
-    `lambda x: supernet(x, arch)`. The model is left in eval mode.
+    Works on static networks (`Supernet.extract(arch)` first). The model is left in eval mode.
     """
-    forward = forward or model
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     saved = [(bn.momentum, bn.training) for bn in bns]
     for bn in bns:
@@ -24,7 +22,7 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[torch.Tensor], forward: C
     for bn in bns:
         bn.train()
     for x in batches:
-        forward(x)
+        model(x)
     for bn, (momentum, _) in zip(bns, saved):
         bn.momentum = momentum
     model.eval()
