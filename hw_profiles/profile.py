@@ -17,6 +17,7 @@ from specialize.space import Architecture, SearchSpace
 
 PROFILE_SCHEMA_VERSION = 1
 KIND = "device profile"
+PROFILE_KINDS = ("measured", "estimated")
 
 
 @dataclass
@@ -33,7 +34,16 @@ class DeviceProfile:
     calibration: dict | None = None       # {"scale": a, "offset_ms": b, ...fit statistics}
     hardware: dict = field(default_factory=dict)  # datasheet figures and their sources (estimated)
     provenance: dict = field(default_factory=dict)
+    resolved_from: str | None = None      # the alias asked for, e.g. "jetson" for jetson-orin-nano
+    fixed_spread_ms: dict[str, float] | None = None
+    measurement: dict = field(default_factory=dict)  # how it was timed: repeats, threshold, noisy entries
     path: Path | None = None
+
+    @property
+    def label(self) -> str:
+        """One line saying what this profile is, for every place a profile is shown."""
+        alias = f" (resolved from {self.resolved_from!r})" if self.resolved_from else ""
+        return f"{self.name}{alias}, {self.kind} ({self.runtime}, {self.precision}, batch {self.batch}), space {self.space.name}"
 
     @property
     def scale(self) -> float:
@@ -68,7 +78,8 @@ class DeviceProfile:
             "latency_ms": self.latency_ms.round(6).tolist(),
             "spread_ms": None if self.spread_ms is None else self.spread_ms.round(6).tolist(),
             "fixed_ms": self.fixed_ms, "calibration": self.calibration, "hardware": self.hardware,
-            "provenance": self.provenance,
+            "resolved_from": self.resolved_from, "fixed_spread_ms": self.fixed_spread_ms,
+            "measurement": self.measurement, "provenance": self.provenance,
         }
 
     def save(self, path: str | Path) -> None:
@@ -76,29 +87,69 @@ class DeviceProfile:
         self.path = Path(path)
 
 
+def _array(data: dict, key: str, shape: tuple[int, int], path: Path) -> np.ndarray:
+    try:
+        array = np.asarray(require(data, key, path, KIND), dtype=float)
+    except (TypeError, ValueError):
+        raise SpecializeError(f"{KIND} file {path}: field {key!r} is not a [layers][candidates] array of numbers") from None
+    if array.shape != shape:
+        raise SpecializeError(f"{KIND} file {path}: field {key!r} has shape {array.shape}, expected [{shape[0]}][{shape[1]}]")
+    if not np.isfinite(array).all() or (array < 0).any():
+        raise SpecializeError(f"{KIND} file {path}: field {key!r} holds negative or non-finite values")
+    return array
+
+
+def _ms_dict(value, key: str, path: Path) -> dict[str, float]:
+    try:
+        parts = {str(k): float(v) for k, v in dict(value).items()}
+    except (TypeError, ValueError):
+        raise SpecializeError(f"{KIND} file {path}: field {key!r} must map part names to milliseconds") from None
+    if not all(np.isfinite(v) and v >= 0 for v in parts.values()):
+        raise SpecializeError(f"{KIND} file {path}: field {key!r} holds negative or non-finite values")
+    return parts
+
+
+def _calibration(value, path: Path) -> dict | None:
+    if value is None:
+        return None
+    try:
+        scale, offset = float(value["scale"]), float(value["offset_ms"])
+    except (TypeError, KeyError, ValueError):
+        raise SpecializeError(f"{KIND} file {path}: field 'calibration' needs numbers 'scale' and 'offset_ms'") from None
+    if not (np.isfinite(scale) and scale > 0 and np.isfinite(offset)):
+        raise SpecializeError(f"{KIND} file {path}: field 'calibration' needs a positive 'scale' and a finite 'offset_ms'")
+    return dict(value)
+
+
 def load_profile(path: str | Path, space: SearchSpace | None = None) -> DeviceProfile:
+    """Read and check a profile file; with `space`, also check that it was made for that space."""
     path = Path(path)
     data = read_json(path, KIND, PROFILE_SCHEMA_VERSION)
     try:
         profile_space = SearchSpace.from_dict(require(data, "space", path, KIND))
-    except (TypeError, KeyError, ValueError) as exc:
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
         raise SpecializeError(f"{KIND} file {path}: field 'space' is not a valid space: {exc}") from None
     if data.get("fingerprint") != profile_space.fingerprint:
         raise SpecializeError(f"{KIND} file {path}: field 'fingerprint' does not match its 'space'")
-    latency = np.asarray(require(data, "latency_ms", path, KIND), dtype=float)
-    if latency.shape != (profile_space.num_layers, profile_space.num_candidates):
-        raise SpecializeError(f"{KIND} file {path}: field 'latency_ms' has shape {latency.shape}, expected "
-                              f"[{profile_space.num_layers}][{profile_space.num_candidates}]")
-    if not np.isfinite(latency).all() or (latency < 0).any():
-        raise SpecializeError(f"{KIND} file {path}: field 'latency_ms' holds negative or non-finite values")
-    spread = data.get("spread_ms")
+    shape = (profile_space.num_layers, profile_space.num_candidates)
+    kind = require(data, "kind", path, KIND)
+    if kind not in PROFILE_KINDS:
+        raise SpecializeError(f"{KIND} file {path}: field 'kind' is {kind!r}, expected one of {', '.join(PROFILE_KINDS)}")
+    try:
+        batch = int(data.get("batch", 1))
+    except (TypeError, ValueError):
+        raise SpecializeError(f"{KIND} file {path}: field 'batch' is not an integer") from None
+    fixed_spread = data.get("fixed_spread_ms")
     profile = DeviceProfile(
-        name=require(data, "name", path, KIND), kind=require(data, "kind", path, KIND),
-        runtime=require(data, "runtime", path, KIND), space=profile_space, latency_ms=latency,
-        fixed_ms=dict(require(data, "fixed_ms", path, KIND)), precision=data.get("precision", "fp32"),
-        batch=int(data.get("batch", 1)), spread_ms=None if spread is None else np.asarray(spread, dtype=float),
-        calibration=data.get("calibration"), hardware=data.get("hardware") or {},
-        provenance=data.get("provenance") or {}, path=path,
+        name=str(require(data, "name", path, KIND)), kind=kind, runtime=str(require(data, "runtime", path, KIND)),
+        space=profile_space, latency_ms=_array(data, "latency_ms", shape, path),
+        fixed_ms=_ms_dict(require(data, "fixed_ms", path, KIND), "fixed_ms", path),
+        precision=data.get("precision", "fp32"), batch=batch,
+        spread_ms=None if data.get("spread_ms") is None else _array(data, "spread_ms", shape, path),
+        calibration=_calibration(data.get("calibration"), path), hardware=data.get("hardware") or {},
+        provenance=data.get("provenance") or {}, resolved_from=data.get("resolved_from"),
+        fixed_spread_ms=None if fixed_spread is None else _ms_dict(fixed_spread, "fixed_spread_ms", path),
+        measurement=data.get("measurement") or {}, path=path,
     )
     if space is not None:
         profile.check_space(space)

@@ -1,0 +1,87 @@
+"""The device registry: one JSON file per device under hw_profiles/devices/, published figures only.
+
+Each figure is {value, kind, source}: kind is "datasheet" (printed in a datasheet), "derived" (a
+product of datasheet figures, the arithmetic is in `source`) or "assumption" (the per-kernel
+overhead: no datasheet gives it; `source` says so). These files are the only place where typed
+hardware numbers live.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from specialize.errors import SpecializeError
+
+DEVICES_DIR = Path(__file__).parent / "devices"
+DEVICE_SCHEMA_VERSION = 1
+FIGURES = ("peak_flops_fp32", "peak_flops_fp16", "memory_bandwidth", "kernel_overhead_s")
+FIGURE_KINDS = ("datasheet", "derived", "assumption")
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    aliases: tuple[str, ...]
+    description: str
+    processor: str          # cpu | gpu
+    default_precision: str  # fp32 | fp16
+    date: str               # date of the figures (datasheet revision)
+    figures: dict           # name -> {"value", "kind", "source"}
+
+    def figure(self, name: str) -> float:
+        return float(self.figures[name]["value"])
+
+    def peak_flops(self, precision: str) -> float:
+        return self.figure(f"peak_flops_{precision}")
+
+
+def _load_device(path: Path) -> Device:
+    where = f"device file {path}"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SpecializeError(f"{where} cannot be read: {exc}") from None
+    if data.get("schema_version") != DEVICE_SCHEMA_VERSION:
+        raise SpecializeError(f"{where}: field 'schema_version' is {data.get('schema_version')!r}, expected {DEVICE_SCHEMA_VERSION}")
+    for key in ("name", "description", "processor", "default_precision", "date", "figures"):
+        if key not in data:
+            raise SpecializeError(f"{where}: missing field {key!r}")
+    for figure in FIGURES:
+        entry = data["figures"].get(figure)
+        if not isinstance(entry, dict) or not {"value", "kind", "source"} <= entry.keys():
+            raise SpecializeError(f"{where}: field 'figures.{figure}' needs value, kind and source")
+        if entry["kind"] not in FIGURE_KINDS or not float(entry["value"]) > 0:
+            raise SpecializeError(f"{where}: field 'figures.{figure}' needs a positive value and kind in {FIGURE_KINDS}")
+    return Device(data["name"], tuple(data.get("aliases", ())), data["description"], data["processor"],
+                  data["default_precision"], data["date"], data["figures"])
+
+
+@lru_cache(maxsize=1)
+def devices() -> dict[str, Device]:
+    """All registered devices by name (read once from hw_profiles/devices/*.json)."""
+    found = {}
+    for path in sorted(DEVICES_DIR.glob("*.json")):
+        device = _load_device(path)
+        if device.name in found:
+            raise SpecializeError(f"device file {path}: device {device.name!r} is registered twice")
+        found[device.name] = device
+    return found
+
+
+@lru_cache(maxsize=1)
+def aliases() -> dict[str, str]:
+    """alias -> device name (e.g. "jetson" -> "jetson-orin-nano")."""
+    table = {}
+    for device in devices().values():
+        for alias in device.aliases:
+            if alias in table or alias in devices():
+                raise SpecializeError(f"device alias {alias!r} is ambiguous")
+            table[alias] = device.name
+    return table
+
+
+def canonical_name(name: str) -> str:
+    """The registered name behind `name` (itself when it is not an alias)."""
+    return aliases().get(name, name)
