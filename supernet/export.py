@@ -1,13 +1,48 @@
-"""ONNX export of torch modules (sub-networks, single blocks)."""
+"""ONNX export of torch modules (sub-networks, single blocks), and the deployable sub-network export.
+
+`module_to_onnx_bytes` is the one export primitive; everything that writes ONNX goes through it.
+`export_subnet` turns (space, architecture, weights) into a checked ONNX file (or a TensorRT engine):
+opset 17, dynamic batch, RGB float [0, 1] NCHW input with normalization inside, only ops that
+TensorRT's ONNX parser takes, verified against torch with onnxruntime, metadata for provenance.
+"""
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
+import os
+import shlex
 import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
 
 import torch
 from torch import nn
 
+from specialize.cost import arch_cost
+from specialize.errors import SpecializeError
+from specialize.fileio import atomic_write_bytes, check_writable, provenance
+from specialize.space import Architecture, SearchSpace, get_space
+
+if TYPE_CHECKING:
+    import onnx
+
+    from supernet.elastic import Supernet
+
 OPSET = 17
+FORMATS = ("onnx", "tensorrt")
+PRECISIONS = ("fp32", "fp16")
+# What the exported graph may contain: ops TensorRT's ONNX parser supports (and nothing else).
+ALLOWED_OPS = frozenset({"Conv", "Relu", "Clip", "Sigmoid", "Mul", "Add", "Sub", "Div", "GlobalAveragePool",
+                         "ReduceMean", "Flatten", "Reshape", "Gemm"})
+MAX_ABS_DIFF = 1e-4
+UNTRAINED_WARNING = ("UNTRAINED weights: no --weights given, so the exported model has random initial weights "
+                     "(fine for latency measurements, useless for predictions)")
+VERIFY_BATCHES = (1, 3)
+TRT_MAX_BATCH = 32
+INPUT_CONVENTION = "RGB float32 in [0, 1], NCHW, shape [batch, 3, {r}, {r}]; mean/std normalization is inside the model"
+META = "specialize."
 
 
 def module_to_onnx_bytes(module: nn.Module, example: torch.Tensor, dynamic_batch: bool = True) -> bytes:
@@ -23,3 +58,416 @@ def module_to_onnx_bytes(module: nn.Module, example: torch.Tensor, dynamic_batch
         torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=OPSET, input_names=["input"],
                           output_names=["output"], dynamic_axes=axes, do_constant_folding=True)
     return buffer.getvalue()
+
+
+# -- graph clean-up ------------------------------------------------------------------------------
+def fold_constants(model: "onnx.ModelProto") -> "onnx.ModelProto":
+    """Move every Constant node's value into an initializer of the same name (in place)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    graph, kept = model.graph, []
+    for node in graph.node:
+        if node.op_type != "Constant":
+            kept.append(node)
+            continue
+        attr = node.attribute[0]
+        value = helper.get_attribute_value(attr)
+        tensor = value if attr.name == "value" else numpy_helper.from_array(np.asarray(value))
+        tensor.name = node.output[0]
+        graph.initializer.append(tensor)
+    del graph.node[:]
+    graph.node.extend(kept)
+    return model
+
+
+def remove_identities(model: "onnx.ModelProto") -> "onnx.ModelProto":
+    """Drop Identity nodes, pointing their consumers (or the graph output) at the Identity's input (in place)."""
+    graph = model.graph
+    outputs = {o.name for o in graph.output}
+    rename: dict[str, str] = {}
+    kept = []
+    for node in graph.node:
+        if node.op_type == "Identity" and node.output[0] not in outputs:
+            rename[node.output[0]] = node.input[0]
+        elif node.op_type == "Identity":
+            _retarget_producer(graph, node.input[0], node.output[0])
+        else:
+            kept.append(node)
+    for node in kept:
+        for i, name in enumerate(node.input):
+            while name in rename:
+                name = rename[name]
+            node.input[i] = name
+    del graph.node[:]
+    graph.node.extend(kept)
+    return model
+
+
+def _retarget_producer(graph, old: str, new: str) -> None:
+    """Make the node producing `old` produce the graph output `new` instead."""
+    for node in graph.node:
+        for i, name in enumerate(node.output):
+            if name == old:
+                node.output[i] = new
+                for consumer in graph.node:
+                    for j, inp in enumerate(consumer.input):
+                        if inp == old:
+                            consumer.input[j] = new
+                return
+    raise SpecializeError(f"cannot remove Identity feeding graph output {new!r}: its input {old!r} has no producer")
+
+
+def onnx_ops(model: "onnx.ModelProto") -> set[str]:
+    return {node.op_type for node in model.graph.node}
+
+
+def clean_graph(model: "onnx.ModelProto") -> "onnx.ModelProto":
+    """Fold Constants into initializers and remove Identities, then insist the op set is allowed."""
+    remove_identities(fold_constants(model))
+    extra = onnx_ops(model) - ALLOWED_OPS
+    if extra:
+        raise SpecializeError(f"exported graph has ops outside the TensorRT-safe set: {', '.join(sorted(extra))}; "
+                              f"allowed: {', '.join(sorted(ALLOWED_OPS))}")
+    return model
+
+
+def set_metadata(model: "onnx.ModelProto", metadata: dict[str, str]) -> None:
+    from onnx import helper
+
+    helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **metadata})
+
+
+def read_metadata(model: "onnx.ModelProto") -> dict[str, str]:
+    return {p.key: p.value for p in model.metadata_props}
+
+
+# -- verification -------------------------------------------------------------------------------
+def ort_session(model_bytes: bytes, threads: int = 1):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+def max_abs_diff(model_bytes: bytes, module: nn.Module, resolution: int, batches: Sequence[int] = VERIFY_BATCHES) -> float:
+    """Largest |onnxruntime - torch| over random inputs at each batch size (checks the dynamic batch too)."""
+    session = ort_session(model_bytes)
+    generator = torch.Generator().manual_seed(0)
+    worst = 0.0
+    module.eval()
+    for batch in batches:
+        x = torch.rand(batch, 3, resolution, resolution, generator=generator)
+        with torch.no_grad():
+            expected = module(x).numpy()
+        got = session.run(None, {"input": x.numpy()})[0]
+        if got.shape != expected.shape:
+            raise SpecializeError(f"onnxruntime output shape {got.shape} differs from torch {expected.shape} at batch {batch}")
+        worst = max(worst, float(abs(got - expected).max()))
+    return worst
+
+
+def subnet_to_onnx(module: nn.Module, resolution: int, metadata: dict[str, str]) -> tuple[bytes, float, list[str]]:
+    """Export, clean, check and verify a static sub-network: (ONNX bytes, max |ORT - torch|, ops)."""
+    import onnx
+
+    raw = module_to_onnx_bytes(module, torch.rand(1, 3, resolution, resolution))
+    model = clean_graph(onnx.load_from_string(raw))
+    set_metadata(model, metadata)
+    onnx.checker.check_model(model, full_check=True)
+    data = model.SerializeToString()
+    diff = max_abs_diff(data, module, resolution)
+    if not diff <= MAX_ABS_DIFF:
+        raise SpecializeError(f"exported ONNX disagrees with torch: max |onnxruntime - torch| = {diff:.3g} > {MAX_ABS_DIFF:g}; nothing written")
+    return data, diff, sorted(onnx_ops(model))
+
+
+# -- weights ------------------------------------------------------------------------------------
+@dataclass
+class LoadedWeights:
+    net: "Supernet"
+    trained: bool
+    source: str                      # weights path, or "random-init"
+    notes: list[str] = field(default_factory=list)
+
+
+def resolve_weights_path(weights: str | os.PathLike) -> Path:
+    """A weights path, or the word `default`: the embedded default table's weights."""
+    if str(weights) != "default":
+        return Path(weights)
+    from specialize.table import load_table
+
+    try:
+        path = load_table("default").weights_path()
+    except SpecializeError as exc:
+        raise SpecializeError(f"--weights default: no default weights available ({exc})") from None
+    if path is None or not path.is_file():
+        raise SpecializeError(f"--weights default: the default table names no weights file, or {path} is missing; give --weights PATH")
+    return path
+
+
+def load_weights(space: SearchSpace, weights: str | os.PathLike | None, seed: int = 0) -> LoadedWeights:
+    """The supernet to extract from: trained weights (checked against `space`) or a random init."""
+    from supernet.elastic import Supernet
+
+    if weights is None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = Supernet(space).eval()
+        return LoadedWeights(net, False, "random-init")
+    from supernet.checkpoint import load_supernet
+
+    path = resolve_weights_path(weights)
+    net = load_supernet(path)
+    return LoadedWeights(net, True, str(path), check_weights_space(space, net.space, path))
+
+
+def check_weights_space(space: SearchSpace, trained: SearchSpace, path: Path) -> list[str]:
+    """Accept the requested space or an EcoNAS proxy of it (notes say how it differs); refuse anything else."""
+    if trained.fingerprint == space.fingerprint:
+        return []
+    is_proxy = trained.base_space == space.name and \
+        space.scaled(trained.width_multiplier, trained.resolution).fingerprint == trained.fingerprint
+    if not is_proxy:
+        raise SpecializeError(
+            f"weights file {path} is for space {trained.name!r} (fingerprint {trained.fingerprint}), which is neither "
+            f"space {space.name!r} (fingerprint {space.fingerprint}) nor a proxy of it")
+    notes = []
+    if trained.resolution != space.resolution:
+        notes.append(f"weights were trained at proxy resolution {trained.resolution}; exporting for input {space.resolution}x{space.resolution}")
+    return notes
+
+
+def deploy_space(trained: SearchSpace, space: SearchSpace) -> SearchSpace:
+    """The space of the network actually exported: the weights' channels at the requested input resolution."""
+    return trained if trained.resolution == space.resolution else dataclasses.replace(trained, resolution=space.resolution)
+
+
+def proxy_width_note(arch: Architecture, exported: Architecture) -> str | None:
+    width = exported.space.width_multiplier
+    if width == 1:
+        return None
+    full, mine = arch_cost(arch)["macs"], arch_cost(exported)["macs"]
+    return (f"PROXY WIDTH: the weights were trained at EcoNAS proxy width multiplier {width:g}, so the exported network "
+            f"is the width-{width:g} sub-network: {mine / 1e6:.1f}M MACs, not the full-width {full / 1e6:.1f}M MACs "
+            f"of space {arch.space.name!r}")
+
+
+# -- batch-norm recalibration ---------------------------------------------------------------------
+def recalibrate(module: nn.Module, batches: Sequence[torch.Tensor]) -> int:
+    """Re-estimate the sub-network's BN statistics on `batches`; returns the number of images used."""
+    from supernet.bn import recalibrate_bn
+
+    if not batches:
+        raise SpecializeError("batch-norm recalibration got no images")
+    recalibrate_bn(module, batches)
+    return sum(int(b.shape[0]) for b in batches)
+
+
+def noise_batches(resolution: int, n_batches: int = 2, batch_size: int = 8, seed: int = 0) -> list[torch.Tensor]:
+    """Uniform-noise images. Random-init networks get BN statistics from these so their ReLU6s do not
+    saturate into a constant output (which would make the onnxruntime-vs-torch check meaningless)."""
+    generator = torch.Generator().manual_seed(seed)
+    return [torch.rand(batch_size, 3, resolution, resolution, generator=generator) for _ in range(n_batches)]
+
+
+def calibration_batches_from(data: str | os.PathLike, resolution: int, n_images: int = 500) -> list[torch.Tensor]:
+    try:
+        from supernet.data import calibration_batches, load_dataset
+    except ImportError as exc:
+        raise SpecializeError(f"--data needs the dataset reader supernet.data, which cannot be imported: {exc}") from None
+    return calibration_batches(load_dataset(data), resolution, n_images=n_images, batch_size=100, seed=0)
+
+
+# -- TensorRT -----------------------------------------------------------------------------------
+def tensorrt_unavailable_reason() -> str | None:
+    """Why no engine can be built here (None when TensorRT and a CUDA GPU are both present)."""
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        return "the tensorrt Python package is not installed"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is available"
+    return None
+
+
+def trt_shapes(resolution: int, max_batch: int = TRT_MAX_BATCH) -> tuple[tuple[int, ...], ...]:
+    return tuple((b, 3, resolution, resolution) for b in (1, 1, max_batch))
+
+
+def build_tensorrt_engine(onnx_bytes: bytes, resolution: int, precision: str) -> bytes:
+    """A serialized TensorRT engine (batch 1..TRT_MAX_BATCH, optimized for 1) via builder + OnnxParser."""
+    import tensorrt as trt
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_bytes):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise SpecializeError(f"TensorRT's ONNX parser rejected the model: {errors}")
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    profile.set_shape("input", *trt_shapes(resolution))
+    config.add_optimization_profile(profile)
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise SpecializeError("TensorRT failed to build an engine (see its log above)")
+    return bytes(engine)
+
+
+def trtexec_command(onnx_path: Path, engine_path: Path, resolution: int, precision: str) -> str:
+    dims = ["x".join(map(str, shape)) for shape in trt_shapes(resolution)]
+    parts = ["trtexec", f"--onnx={shlex.quote(onnx_path.name)}", f"--saveEngine={shlex.quote(engine_path.name)}",
+             f"--minShapes=input:{dims[0]}", f"--optShapes=input:{dims[1]}", f"--maxShapes=input:{dims[2]}"]
+    if precision == "fp16":
+        parts.append("--fp16")
+    return " ".join(parts)
+
+
+def write_build_script(onnx_path: Path, engine_path: Path, resolution: int, precision: str) -> Path:
+    """An executable build_engine.sh beside the ONNX file that runs trtexec on the target device."""
+    script = onnx_path.parent / "build_engine.sh"
+    text = ("#!/bin/sh\n"
+            "# Build the TensorRT engine on the device that will run it: engines are specific to the GPU and\n"
+            "# the TensorRT version (on Jetson, run this on the Jetson itself).\n"
+            "set -e\n"
+            'cd "$(dirname "$0")"\n'
+            f"{trtexec_command(onnx_path, engine_path, resolution, precision)}\n")
+    atomic_write_bytes(script, text.encode())
+    script.chmod(0o755)
+    return script
+
+
+# -- the sub-network export -----------------------------------------------------------------------
+@dataclass
+class ExportResult:
+    output: Path                     # the file written for the requested format (ONNX or engine)
+    onnx_path: Path
+    fmt: str
+    precision: str
+    space: str                       # the requested space
+    fingerprint: str                 # fingerprint of the exported network's space
+    arch: str
+    trained: bool
+    weights: str
+    width_multiplier: float
+    macs: int                        # MACs of the exported network (what MobileNet papers call FLOPs)
+    full_macs: int                   # MACs of the arch at full width in the requested space
+    params: int
+    max_abs_diff: float              # max |onnxruntime - torch| at batch sizes VERIFY_BATCHES
+    ops: list[str]
+    recalibrated_images: int = 0
+    bn_statistics: str = "inherited from the supernet"
+    engine_path: Path | None = None
+    build_script: Path | None = None
+    warnings: list[str] = field(default_factory=list)   # say these loudly
+    notes: list[str] = field(default_factory=list)
+
+
+def check_options(fmt: str, precision: str) -> None:
+    if fmt not in FORMATS:
+        raise SpecializeError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if precision not in PRECISIONS:
+        raise SpecializeError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    if precision == "fp16" and fmt != "tensorrt":
+        raise SpecializeError("--precision fp16 applies to --format tensorrt (the ONNX file stays fp32 and TensorRT "
+                              "picks fp16 kernels at engine build); valid for onnx: fp32")
+
+
+def output_paths(output: str | os.PathLike, fmt: str) -> tuple[Path, Path | None]:
+    """(ONNX path, engine path): `-o x.engine` puts the ONNX beside it as x.onnx, `-o x.onnx` the engine as x.engine."""
+    path = Path(output)
+    if fmt != "tensorrt":
+        return path, None
+    if path.suffix == ".engine":
+        return path.with_suffix(".onnx"), path
+    return path, path.with_suffix(".engine")
+
+
+def build_metadata(space: SearchSpace, exported: Architecture, loaded: LoadedWeights, settings: dict) -> dict[str, str]:
+    net_space = exported.space
+    meta = {
+        "architecture": str(exported), "space": net_space.name, "space_fingerprint": net_space.fingerprint,
+        "requested_space": space.name, "requested_space_fingerprint": space.fingerprint,
+        "width_multiplier": f"{net_space.width_multiplier:g}",
+        "input": INPUT_CONVENTION.format(r=space.resolution), "input_name": "input", "output_name": "output",
+        "weights_trained": "true" if loaded.trained else "false", "weights": loaded.source,
+        "provenance": json.dumps(provenance(**settings), sort_keys=True),
+    }
+    if space.class_names:
+        meta["class_names"] = json.dumps(list(space.class_names))
+    return {META + k: v for k, v in meta.items()}
+
+
+def export_subnet(space_name: str, arch_string: str, output: str | os.PathLike, weights: str | os.PathLike | None = None,
+                  data: str | os.PathLike | None = None, fmt: str = "onnx", precision: str = "fp32",
+                  calibration: Sequence[torch.Tensor] | None = None) -> ExportResult:
+    """Extract `arch_string` from the supernet (trained `weights` or random init) and write it deployable.
+
+    `data` (a dataset path) or `calibration` (ready batches, float [0, 1] NCHW) recalibrates batch norm first.
+    """
+    check_options(fmt, precision)
+    space = get_space(space_name)
+    arch = space.parse_arch(arch_string)
+    onnx_path, engine_path = output_paths(output, fmt)
+    for path in filter(None, (onnx_path, engine_path)):
+        check_writable(path)
+    loaded = load_weights(space, weights)
+    exported = deploy_space(loaded.net.space, space).arch_from_indices(arch.indices)
+    module = loaded.net.extract(loaded.net.space.arch_from_indices(arch.indices)).eval()
+    bn_source, images = calibrate(module, loaded.trained, space.resolution, data, calibration)
+    settings = {"space": space.name, "arch": str(arch), "weights": loaded.source, "data": str(data) if data else None,
+                "format": fmt, "precision": precision, "bn_statistics": bn_source}
+    onnx_bytes, diff, ops = subnet_to_onnx(module, space.resolution, build_metadata(space, exported, loaded, settings))
+    atomic_write_bytes(onnx_path, onnx_bytes)
+    cost = arch_cost(exported)
+    result = ExportResult(
+        output=onnx_path, onnx_path=onnx_path, fmt=fmt, precision=precision, space=space.name,
+        fingerprint=exported.space.fingerprint, arch=str(arch), trained=loaded.trained, weights=loaded.source,
+        width_multiplier=exported.space.width_multiplier, macs=cost["macs"], full_macs=arch_cost(arch)["macs"],
+        params=cost["params"], max_abs_diff=diff, ops=ops, recalibrated_images=images, bn_statistics=bn_source,
+        notes=list(loaded.notes))
+    _collect_warnings(result, loaded, arch, exported)
+    if fmt == "tensorrt":
+        _tensorrt_output(result, onnx_bytes, engine_path, space.resolution)
+    return result
+
+
+def calibrate(module: nn.Module, trained: bool, resolution: int, data: str | os.PathLike | None,
+              calibration: Sequence[torch.Tensor] | None) -> tuple[str, int]:
+    """Set the sub-network's BN statistics; returns (where they came from, images used)."""
+    if calibration is not None:
+        return "recalibrated on given batches", recalibrate(module, calibration)
+    if data is not None:
+        images = recalibrate(module, calibration_batches_from(data, resolution))
+        return f"recalibrated on {images} images of {data}", images
+    if not trained:
+        return "uniform noise (untrained weights)", recalibrate(module, noise_batches(resolution))
+    return "inherited from the supernet", 0
+
+
+def _collect_warnings(result: ExportResult, loaded: LoadedWeights, arch: Architecture, exported: Architecture) -> None:
+    if not loaded.trained:
+        result.warnings.append(UNTRAINED_WARNING)
+    width_note = proxy_width_note(arch, exported)
+    if width_note:
+        result.warnings.append(width_note)
+
+
+def _tensorrt_output(result: ExportResult, onnx_bytes: bytes, engine_path: Path, resolution: int) -> None:
+    reason = tensorrt_unavailable_reason()
+    if reason is None:
+        atomic_write_bytes(engine_path, build_tensorrt_engine(onnx_bytes, resolution, result.precision))
+        result.output = result.engine_path = engine_path
+        result.notes.append("TensorRT engines are specific to the GPU and TensorRT version they were built with")
+        return
+    result.build_script = write_build_script(result.onnx_path, engine_path, resolution, result.precision)
+    result.warnings.append(
+        f"no TensorRT engine built: {reason}. Wrote the ONNX file and {result.build_script}, which runs trtexec; "
+        f"engines are GPU- and TensorRT-version specific, so build on the target device (Jetson users: on the Jetson)")
