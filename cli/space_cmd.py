@@ -1,6 +1,128 @@
-"""Placeholder: filled in by its owner."""
+"""`specialize spaces` and `specialize cost`: the declared search spaces and the analytic cost model.
+
+Pure numpy underneath: nothing here imports torch.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.table import Table
+
+from cli.common import console, handle_errors, print_json
+from specialize.errors import SpecializeError
+
+MACS_NOTE = "MACs are multiply-accumulates: what MobileNet-family papers call FLOPs (FLOPs here = 2 x MACs)."
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("spaces", help="List the search-space presets: layers, candidates, fingerprint, MACs and params range.")(spaces)
+    app.command("cost", help="Cost of an architecture (MACs, params, bytes, intensity, peak activation), or per candidate.")(cost)
+
+
+@handle_errors
+def spaces(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
+    from specialize.cost import space_ranges
+    from specialize.space import SPACES, get_space
+
+    rows = []
+    for name in sorted(SPACES):
+        space = get_space(name)
+        ranges = space_ranges(space)
+        rows.append({"name": name, "layers": space.num_layers, "candidates": list(space.candidate_names),
+                     "resolution": space.resolution, "num_classes": space.num_classes, "fingerprint": space.fingerprint,
+                     "macs_range": list(ranges["macs"]), "params_range": list(ranges["params"])})
+    if as_json:
+        print_json({"spaces": rows, "note": MACS_NOTE})
+        return
+    console.print(_spaces_table(rows))
+    for names in sorted({tuple(r["candidates"]) for r in rows}):
+        users = ", ".join(r["name"] for r in rows if tuple(r["candidates"]) == names)
+        console.print(f"candidates ({users}): {' '.join(names)}", highlight=False)
+    console.print(MACS_NOTE, style="dim")
+
+
+def _spaces_table(rows: list[dict]) -> Table:
+    table = Table(title="search spaces", box=None, pad_edge=False, padding=(0, 1), header_style="bold underline")
+    for column in ("space", "res/classes", "layers", "cands", "fingerprint", "MMACs", "Mparams"):
+        table.add_column(column, no_wrap=True)
+    for r in rows:
+        table.add_row(r["name"], f"{r['resolution']}/{r['num_classes']}", str(r["layers"]), str(len(r["candidates"])),
+                      r["fingerprint"], _range(r["macs_range"], 0), _range(r["params_range"], 1))
+    return table
+
+
+def _range(pair: list[int], digits: int) -> str:
+    return f"{pair[0] / 1e6:.{digits}f}-{pair[1] / 1e6:.{digits}f}"
+
+
+@handle_errors
+def cost(
+    space: str = typer.Option("cifar10", "--space", "-s", help="Search-space preset (see `specialize spaces`)."),
+    arch: Optional[str] = typer.Option(None, "--arch", "-a", help="Comma-separated candidate per layer, e.g. k3e3,k5e6se,..."),
+    per_candidate: bool = typer.Option(False, "--per-candidate", help="Print the [layers][candidates] cost arrays instead."),
+    dtype_bytes: int = typer.Option(4, "--dtype-bytes", min=1, help="Bytes per element for bytes moved (4 = fp32, 2 = fp16)."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Batch size for bytes moved and peak activation."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Device name or profile file: adds predicted latency_ms."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    from specialize.cost import arch_cost, cost_arrays
+    from specialize.space import get_space
+
+    search_space = get_space(space)
+    if per_candidate == (arch is not None):
+        raise SpecializeError("give exactly one of --arch A (totals for one architecture) or --per-candidate (all candidates)")
+    if per_candidate:
+        data = {"space": search_space.name, "candidates": list(search_space.candidate_names),
+                **cost_arrays(search_space, dtype_bytes, batch).to_dict(), "note": MACS_NOTE}
+        return print_json(data) if as_json else _render_per_candidate(data)
+    parsed = search_space.parse_arch(arch)
+    totals = arch_cost(parsed, dtype_bytes, batch)
+    if profile is not None:
+        totals["latency_ms"] = predict_latency_ms(profile, search_space, parsed)
+    if as_json:
+        return print_json({**totals, "space": search_space.name, "arch": str(parsed), "dtype_bytes": dtype_bytes,
+                           "batch": batch, "note": MACS_NOTE})
+    _render_totals(totals, search_space.name, str(parsed))
+
+
+def predict_latency_ms(profile: str, space, arch) -> float:
+    """Predicted latency from a device profile: `profile` is a profile file (.json) or a device name."""
+    try:
+        from hw_profiles import resolve_profile
+    except ImportError as exc:
+        raise SpecializeError(f"--profile needs hw_profiles.resolve_profile, which is not available in this install: {exc}") from None
+    is_file = profile.endswith(".json") or Path(profile).is_file()
+    resolved = resolve_profile(None, space, profile_path=profile) if is_file else resolve_profile(profile, space)
+    return float(resolved.predict_ms(arch))
+
+
+def _render_totals(totals: dict, space: str, arch: str) -> None:
+    console.print(f"[bold]{space}[/] {arch}", highlight=False)
+    table = Table()
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("MACs", f"{totals['macs'] / 1e6:.2f} M")
+    table.add_row("params", f"{totals['params'] / 1e6:.3f} M")
+    table.add_row("bytes moved", f"{totals['bytes'] / 1e6:.2f} MB")
+    table.add_row("intensity", f"{totals['intensity']:.2f} FLOPs/byte")
+    table.add_row("peak activation", f"{totals['peak_activation_bytes'] / 1e6:.2f} MB")
+    if "latency_ms" in totals:
+        table.add_row("predicted latency", f"{totals['latency_ms']:.3f} ms")
+    console.print(table)
+    console.print(MACS_NOTE, style="dim")
+
+
+def _render_per_candidate(data: dict) -> None:
+    table = Table(title=f"MACs (M) per layer and candidate, {data['space']}", box=None, pad_edge=False, padding=(0, 1))
+    table.add_column("layer")
+    for name in data["candidates"]:
+        table.add_column(name.replace("se", "\nse"), justify="right")
+    for layer, row in enumerate(data["macs"]):
+        table.add_row(str(layer), *(f"{v / 1e6:.1f}" for v in row))
+    console.print(table)
+    fixed = data["fixed"]
+    console.print(f"fixed stem + head: {fixed['macs'] / 1e6:.2f} M MACs, {fixed['params'] / 1e6:.3f} M params "
+                  "(use --json for params, bytes and peak activation per candidate)")
+    console.print(MACS_NOTE, style="dim")
