@@ -1,6 +1,72 @@
-"""Placeholder: filled in by its owner."""
+"""`specialize export`: one architecture of the supernet as a deployable ONNX file or TensorRT engine.
+
+torch, onnx and onnxruntime are imported only when the command runs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
 import typer
+from rich.table import Table
+
+from cli.common import console, err_console, handle_errors, print_json
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("export", help="Export an architecture as ONNX (opset 17, dynamic batch, TensorRT-safe ops) or a TensorRT engine.")(export)
+
+
+@handle_errors
+def export(
+    arch: str = typer.Option(..., "--arch", "-a", help="Comma-separated candidate per layer (see `specialize spaces`)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Output file, e.g. model.onnx (model.engine with --format tensorrt)."),
+    space: str = typer.Option("cifar10", "--space", "-s", help="Search-space preset the architecture belongs to."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Supernet weights file, or 'default' for the shipped ones. Omitted: UNTRAINED random weights."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Training images to recalibrate batch norm on (about 500 images)."),
+    fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or tensorrt."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or fp16 (fp16 with --format tensorrt)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    from specialize.fileio import check_writable
+    from specialize.space import get_space
+
+    get_space(space).parse_arch(arch)  # bad input fails here, before torch is even imported
+    check_writable(output)
+    from supernet.export import export_subnet
+
+    result = export_subnet(space, arch, output, weights=weights, data=data, fmt=fmt, precision=precision)
+    for warning in result.warnings:
+        err_console.print(f"[bold yellow]WARNING:[/] [yellow]{warning}[/]", highlight=False, soft_wrap=True)
+    if as_json:
+        return print_json(_to_json(result))
+    _render(result)
+
+
+def _to_json(result) -> dict:
+    from dataclasses import asdict
+
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result).items()}
+
+
+def _render(result) -> None:
+    table = Table(title=f"exported {result.output}", box=None, pad_edge=False, padding=(0, 1), show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [("space", f"{result.space} (network fingerprint {result.fingerprint})"), ("architecture", result.arch),
+            ("weights", f"{result.weights} ({'trained' if result.trained else 'UNTRAINED'})"),
+            ("batch norm", result.bn_statistics),
+            ("MACs", f"{result.macs / 1e6:.1f} M (what MobileNet papers call FLOPs)"), ("params", f"{result.params / 1e6:.3f} M"),
+            ("onnxruntime vs torch", f"max abs diff {result.max_abs_diff:.2e} at batch 1 and 3"), ("ops", " ".join(result.ops)),
+            ("ONNX", str(result.onnx_path))]
+    if result.width_multiplier != 1:
+        rows.insert(4, ("width", f"proxy width multiplier {result.width_multiplier:g} (full width: {result.full_macs / 1e6:.1f} M MACs)"))
+    if result.engine_path:
+        rows.append(("TensorRT engine", f"{result.engine_path} ({result.precision})"))
+    if result.build_script:
+        rows.append(("build script", f"{result.build_script} (run it on the target device)"))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table, highlight=False)
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
