@@ -1,6 +1,167 @@
-"""Placeholder: filled in by its owner."""
+"""`specialize profile` (measure, bundle, import, validate) and `specialize devices`."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Optional
+
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.common import console, err_console, fail, handle_errors, print_json
+from specialize.fileio import check_writable
+
+profile_app = typer.Typer(help="Measure a device profile (latency of every block) or work with one.",
+                          no_args_is_help=False)
+
+
+@contextmanager
+def progress_bar(description: str, total: int) -> Iterator:
+    """A Rich bar on stderr; yields the `progress(key)` callback that library functions take."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[key]}"))
+    with Progress(*columns, console=err_console, transient=True) as bar:
+        task = bar.add_task(description, total=total, key="")
+        yield lambda key: bar.update(task, advance=1, key=key)
+
+
+@profile_app.callback(invoke_without_command=True)
+@handle_errors
+def profile(
+    ctx: typer.Context,
+    name: Optional[str] = typer.Option(None, "--name", help="Device name stored in the profile, e.g. this-cpu."),
+    space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space preset."),
+    runtime: str = typer.Option("onnxruntime", "--runtime", help="onnxruntime | torch-cuda | tensorrt."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Batch size of every timed entry."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Intra-op threads (onnxruntime); default all CPUs."),
+    repeats: int = typer.Option(15, "--repeats", min=3, help="Timed samples per entry."),
+    force: bool = typer.Option(False, "--force", help="Write the profile even if some entries stay noisy."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Profile JSON to write."),
+) -> None:
+    """Time every (layer, candidate) block, the stem and the head; write a measured profile."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if name is None or space is None or output is None:
+        fail("`specialize profile` needs --name, --space and -o PROFILE.json (or a subcommand: bundle, import, validate)")
+    from hw_profiles.measure import Protocol, get_runtime
+    from hw_profiles.profiler import NoisyProfileError, profile_space
+    from hw_profiles.workloads import space_workloads
+    from specialize.space import get_space
+
+    check_writable(output)
+    search_space = get_space(space)
+    get_runtime(runtime, precision, threads)  # fail before any work when the runtime cannot run here
+    with progress_bar(f"profiling {search_space.name} on {runtime}", len(space_workloads(search_space, batch))) as step:
+        try:
+            result = profile_space(search_space, name, runtime, precision, batch, threads, Protocol(repeats=repeats),
+                                   force, step)
+        except NoisyProfileError as exc:
+            fail(f"{exc}; nothing written to {output}")
+    result.save(output)
+    noisy = result.measurement["noisy"]
+    note = f", {len(noisy)} noisy entries kept (--force)" if noisy else ""
+    console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}")
+
+
+@profile_app.command("validate")
+@handle_errors
+def validate(
+    profile_path: Path = typer.Option(..., "--profile", "-p", help="Profile JSON to check."),
+    samples: int = typer.Option(30, "--samples", "-n", min=2, help="Held-out random networks to measure."),
+    seed: int = typer.Option(0, "--seed"),
+    calibrate: bool = typer.Option(False, "--calibrate", help="Fit scale and offset on separate networks; keep if it helps."),
+    fit_samples: Optional[int] = typer.Option(None, "--fit-samples", min=3, help="Networks for the calibration fit (default --samples)."),
+    runtime: Optional[str] = typer.Option(None, "--runtime", help="Measure on this runtime instead of the profile's."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Default: the profile's."),
+    as_json: bool = typer.Option(False, "--json", help="Print the figures and samples as JSON."),
+) -> None:
+    """Measure random whole networks and compare with the profile's predictions."""
+    from hw_profiles.profile import load_profile
+    from hw_profiles.validate import validate_profile
+
+    loaded = load_profile(profile_path)
+    total = samples + ((fit_samples or samples) if calibrate else 0)
+    with progress_bar("measuring whole networks", total) as step:
+        report, updated = validate_profile(loaded, samples, seed, calibrate, fit_samples, runtime, threads, step)
+    if report.get("calibration_kept"):
+        updated.save(profile_path)
+    if as_json:
+        print_json(report)
+        return
+    render_validation(report, profile_path)
+
+
+def render_validation(report: dict, profile_path: Path) -> None:
+    console.print(f"{report['label']}: {len(report['samples'])} networks on {report['runtime']}")
+    console.print(f"  within ±10%: {100 * report['within_10pct']:.0f}%   MAPE: {100 * report['mape']:.1f}%   "
+                  f"Kendall τ: {report['kendall_tau']:.3f}")
+    raw = report["uncalibrated"]
+    console.print(f"  uncalibrated: within ±10% {100 * raw['within_10pct']:.0f}%, MAPE {100 * raw['mape']:.1f}%")
+    if "calibration" in report:
+        c = report["calibration"]
+        verdict = f"kept, written to {profile_path}" if report["calibration_kept"] else "not kept (no better on held-out networks)"
+        console.print(f"  calibration scale {c['scale']:.3f}, offset {c['offset_ms']:.3f} ms: {verdict}")
+
+
+@profile_app.command("bundle")
+@handle_errors
+def bundle(
+    space: str = typer.Option(..., "--space", "-s", help="Search space preset."),
+    output: Path = typer.Option(..., "--output", "-o", help="Directory to write (created; must be empty if it exists)."),
+    batch: int = typer.Option(1, "--batch", min=1),
+    networks: int = typer.Option(8, "--networks", min=0, help="Whole networks to include for calibration."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Write every block, the stem, the head and some whole networks as ONNX, with a standalone runner."""
+    from hw_profiles.bundle import write_bundle
+    from hw_profiles.workloads import space_workloads
+    from specialize.space import get_space
+
+    search_space = get_space(space)
+    with progress_bar(f"exporting {search_space.name}", len(space_workloads(search_space, batch)) + networks) as step:
+        manifest = write_bundle(search_space, output, batch, networks, seed, step)
+    console.print(f"wrote {len(manifest['entries'])} ONNX files to {output}; on the device run:\n"
+                  f"  python run_bundle.py            (needs onnxruntime and numpy, or trtexec)\n"
+                  f"then here: specialize profile import {output} --name DEVICE -o PROFILE.json")
+
+
+@profile_app.command("import")
+@handle_errors
+def import_bundle_cmd(
+    directory: Path = typer.Argument(..., help="Bundle directory holding the runner's results.json."),
+    output: Path = typer.Option(..., "--output", "-o", help="Profile JSON to write."),
+    name: Optional[str] = typer.Option(None, "--name", help="Device name (default: the one the runner recorded)."),
+) -> None:
+    """Turn a bundle's measured results into a profile (calibrated from its whole networks)."""
+    from hw_profiles.bundle import import_bundle
+
+    check_writable(output)
+    result = import_bundle(directory, name)
+    result.save(output)
+    fit = f", calibration scale {result.calibration['scale']:.3f}" if result.calibration else ""
+    console.print(f"wrote {output}: {result.label}{fit}")
+
+
+@handle_errors
+def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """List registered devices (roofline estimates) and shipped measured profiles."""
+    from hw_profiles import list_devices
+
+    rows = list_devices()
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("name", "kind", "runtime", "precision", "space", "date", "description", title="devices")
+    for row in rows:
+        kind = f"[yellow]{row['kind']}[/]" if row["kind"] == "estimated" else f"[green]{row['kind']}[/]"
+        table.add_row(row["name"], kind, row["runtime"], row["precision"] or "", row["space"] or "", row["date"] or "",
+                      row["description"])
+    console.print(table)
+    console.print("estimated = roofline from datasheet figures (ranks, absolute values are rough); measured = timed.")
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.add_typer(profile_app, name="profile")
+    app.command("devices")(devices)

@@ -1,0 +1,94 @@
+"""Measure a device profile: time every block, the stem and the head on one runtime.
+
+Each entry is timed in its own session, so each carries the runtime's per-call cost; that cost is
+measured once on an empty graph ("dispatch"), taken off every entry and counted once in the fixed
+part, as one inference pays it once. Entries whose relative IQR exceeds the protocol's threshold are
+re-measured; if some stay noisy, `profile_space` refuses (NoisyProfileError) unless forced.
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+
+from hw_profiles.measure import Protocol, Timing, cpu_name, get_runtime, time_runs, torch_threads
+from hw_profiles.profile import DeviceProfile
+from hw_profiles.workloads import Workload, build_module, example_input, space_workloads
+from specialize.errors import SpecializeError
+from specialize.fileio import provenance
+from specialize.space import SearchSpace
+
+
+class NoisyProfileError(SpecializeError):
+    """Some entries stayed too noisy to trust; `profile` holds what was measured."""
+
+    def __init__(self, message: str, profile: DeviceProfile):
+        super().__init__(message)
+        self.profile = profile
+
+
+def measure_workload(runtime, space: SearchSpace, workload: Workload, protocol: Protocol) -> Timing:
+    """Time one workload; re-time it (keeping the steadiest) while it is noisier than allowed."""
+    run = runtime.prepare(build_module(space, workload), example_input(workload.input_shape))
+    best = time_runs(run, runtime.clock, protocol)
+    for _ in range(protocol.retries):
+        if best.rel_iqr <= protocol.rel_iqr_max:
+            break
+        best = min(best, time_runs(run, runtime.clock, protocol), key=lambda t: t.rel_iqr)
+    return best
+
+
+def noisy_entries(timings: dict[str, Timing], protocol: Protocol, worst: int = 8) -> list[dict]:
+    noisy = [(key, t) for key, t in timings.items() if t.rel_iqr > protocol.rel_iqr_max and key != "dispatch"]
+    noisy.sort(key=lambda item: -item[1].rel_iqr)
+    return [{"entry": key, "median_ms": round(t.median_ms, 4), "rel_iqr": round(t.rel_iqr, 3)} for key, t in noisy[:worst]]
+
+
+def assemble_profile(space: SearchSpace, timings: dict[str, Timing], batch: int) -> tuple:
+    """(latency [L][C], spread [L][C], fixed_ms, fixed_spread_ms) from timings keyed like `space_workloads`."""
+    dispatch = timings["dispatch"].median_ms
+    latency = np.zeros((space.num_layers, space.num_candidates))
+    spread = np.zeros_like(latency)
+    for workload in space_workloads(space, batch):
+        if workload.layer is not None:
+            timing = timings[workload.key]
+            latency[workload.layer, workload.candidate] = max(timing.median_ms - dispatch, 0.0)
+            spread[workload.layer, workload.candidate] = timing.iqr_ms
+    fixed = {part: max(timings[part].median_ms - dispatch, 0.0) for part in ("stem", "head")}
+    fixed["dispatch"] = dispatch
+    fixed_spread = {part: timings[part].iqr_ms for part in ("stem", "head", "dispatch")}
+    return latency, spread, fixed, fixed_spread
+
+
+def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntime", precision: str = "fp32",
+                  batch: int = 1, threads: int | None = None, protocol: Protocol = Protocol(), force: bool = False,
+                  progress: Callable[[str], None] | None = None) -> DeviceProfile:
+    """A measured profile of `space`; `progress(key)` is called after each entry."""
+    runtime = get_runtime(runtime_name, precision, threads)
+    start, timings = time.perf_counter(), {}
+    with torch_threads(1):  # tracing for export is single-threaded work; more threads only contend
+        for workload in space_workloads(space, batch):
+            timings[workload.key] = measure_workload(runtime, space, workload, protocol)
+            if progress:
+                progress(workload.key)
+    latency, spread, fixed, fixed_spread = assemble_profile(space, timings, batch)
+    described = runtime.describe()
+    noisy = noisy_entries(timings, protocol)
+    profile = DeviceProfile(
+        name=name, kind="measured", runtime=runtime_name, space=space, latency_ms=latency, fixed_ms=fixed,
+        precision=precision, batch=batch, spread_ms=spread, fixed_spread_ms=fixed_spread,
+        hardware={"device_name": described["device_name"], "host_cpu": cpu_name()},
+        measurement={"protocol": protocol.__dict__, "threads": described.get("threads"), "noisy": noisy,
+                     "forced": bool(noisy) and force, "wall_s": round(time.perf_counter() - start, 2),
+                     "spread": "interquartile range of the samples, ms",
+                     "dispatch": "per-call cost of an empty graph, taken off every entry and counted once in fixed_ms"},
+        provenance=provenance(name=name, batch=batch, **described),
+    )
+    if noisy and not force:
+        listed = ", ".join(f"{e['entry']} (IQR {100 * e['rel_iqr']:.0f}% of {e['median_ms']} ms)" for e in noisy)
+        raise NoisyProfileError(
+            f"{len(noisy)} entries stayed noisier than {100 * protocol.rel_iqr_max:.0f}% relative IQR after "
+            f"{protocol.retries} re-measurements; worst: {listed}. Is something else using the CPU/GPU? "
+            f"Re-run when the machine is idle, or pass --force to write it anyway", profile)
+    return profile

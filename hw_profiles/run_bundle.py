@@ -1,0 +1,161 @@
+#!/usr/bin/env python3
+"""Time every ONNX file of a `specialize profile bundle` on this device; write results.json.
+
+Standalone: needs Python 3.8+, numpy and onnxruntime, or TensorRT's `trtexec` on PATH (used by
+default when present; then numpy only). Copy the bundle directory to the device and run
+    python run_bundle.py [--runner auto|onnxruntime|trtexec] [--fp16] [--threads T] [--repeats R]
+then `specialize profile import DIR -o PROFILE.json` on the machine with `specialize`.
+On Jetson it records `nvpmodel -q` and `jetson_clocks --show` so the power mode travels with the
+numbers; run `sudo jetson_clocks` first for steady clocks.
+"""
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def tool_output(command):
+    """stdout+stderr of a diagnostic tool, or None when it is not installed."""
+    if shutil.which(command[0]) is None:
+        return None
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        return (done.stdout + done.stderr).strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        return "failed: %s" % exc
+
+
+def jetson_clocks_state():
+    text = tool_output(["jetson_clocks", "--show"])
+    if text is None:
+        return None
+    # jetson_clocks pins every clock to its maximum: MinFreq == MaxFreq == CurrentFreq on each line
+    triples = re.findall(r"MinFreq=(\d+) MaxFreq=(\d+) CurrentFreq=(\d+)", text)
+    pinned = bool(triples) and all(lo == hi == cur for lo, hi, cur in triples)
+    return {"on": pinned if triples else None, "output": text[:4000]}
+
+
+def cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith(("model name", "hardware")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def summarize(samples, runs_per_sample):
+    import numpy as np
+    q1, median, q3 = np.percentile(samples, [25, 50, 75])
+    return {"median_ms": float(median), "iqr_ms": float(q3 - q1), "samples": len(samples), "runs_per_sample": runs_per_sample}
+
+
+def time_onnxruntime(path, shape, args):
+    import numpy as np
+    import onnxruntime
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = args.threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    feed = {"input": np.random.default_rng(0).random(shape, dtype=np.float32)}
+    start, warm = time.perf_counter(), 0
+    while warm < 3 or time.perf_counter() - start < args.warmup_s:
+        session.run(None, feed)
+        warm += 1
+    begin = time.perf_counter()
+    session.run(None, feed)
+    inner = max(1, math.ceil(args.sample_s / max(time.perf_counter() - begin, 1e-7)))
+    samples, begin = [], time.perf_counter()
+    while len(samples) < args.repeats:
+        t = time.perf_counter()
+        for _ in range(inner):
+            session.run(None, feed)
+        samples.append(1e3 * (time.perf_counter() - t) / inner)
+        if len(samples) >= 3 and time.perf_counter() - begin > args.budget_s:
+            break
+    return summarize(samples, inner)
+
+
+def time_trtexec(path, shape, args):
+    with tempfile.TemporaryDirectory() as tmp:
+        times = os.path.join(tmp, "times.json")
+        command = ["trtexec", "--onnx=" + path, "--noDataTransfers", "--useCudaGraph", "--useSpinWait",
+                   "--exportTimes=" + times, "--iterations=%d" % max(args.repeats, 10), "--warmUp=%d" % int(1e3 * args.warmup_s),
+                   "--avgRuns=1", "--duration=0"]
+        if args.fp16:
+            command.append("--fp16")
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit("trtexec failed on %s:\n%s" % (path, (done.stdout + done.stderr)[-3000:]))
+        try:
+            with open(times) as f:
+                records = json.load(f)
+            samples = [r.get("computeMs", r.get("latencyMs")) for r in records]
+            return summarize([s for s in samples if s is not None], 1)
+        except (OSError, ValueError):
+            match = re.search(r"GPU Compute Time:.*?median = ([\d.]+) ms", done.stdout)
+            if not match:
+                raise SystemExit("could not read trtexec timings for %s" % path)
+            return {"median_ms": float(match.group(1)), "iqr_ms": 0.0, "samples": 1, "runs_per_sample": max(args.repeats, 10)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runner", choices=["auto", "onnxruntime", "trtexec"], default="auto")
+    parser.add_argument("--name", default=socket.gethostname(), help="device name stored in the results")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="onnxruntime intra-op threads")
+    parser.add_argument("--fp16", action="store_true", help="trtexec --fp16 (onnxruntime runs fp32)")
+    parser.add_argument("--repeats", type=int, default=15, help="timed samples per file")
+    parser.add_argument("--warmup-s", type=float, default=0.02)
+    parser.add_argument("--sample-s", type=float, default=0.002)
+    parser.add_argument("--budget-s", type=float, default=0.15, help="per-file time cap for sampling (onnxruntime)")
+    parser.add_argument("--out", default=os.path.join(HERE, "results.json"))
+    args = parser.parse_args()
+    runner = args.runner
+    if runner == "auto":
+        runner = "trtexec" if shutil.which("trtexec") else "onnxruntime"
+    if runner == "trtexec" and shutil.which("trtexec") is None:
+        raise SystemExit("trtexec is not on PATH (on Jetson: /usr/src/tensorrt/bin/trtexec)")
+    if args.fp16 and runner != "trtexec":
+        raise SystemExit("--fp16 needs --runner trtexec; onnxruntime on CPU measures fp32")
+    with open(os.path.join(HERE, "manifest.json")) as f:
+        manifest = json.load(f)
+    if runner == "onnxruntime":
+        import onnxruntime
+        version, device = onnxruntime.__version__, cpu_name()
+    else:
+        version, device = tool_output(["trtexec", "--help"]) or "", tool_output(["nvidia-smi", "-L"]) or cpu_name()
+        version = (re.search(r"TensorRT v(\d+)", version) or re.search(r"(\d+\.\d+\.\d+)", version) or [None, "unknown"])[1]
+    timer = time_onnxruntime if runner == "onnxruntime" else time_trtexec
+    results, entries = {}, manifest["entries"]
+    for i, entry in enumerate(entries):
+        results[entry["key"]] = timer(os.path.join(HERE, entry["file"]), tuple(entry["input_shape"]), args)
+        print("[%d/%d] %s %.4f ms" % (i + 1, len(entries), entry["key"], results[entry["key"]]["median_ms"]), flush=True)
+    out = {"schema_version": 1, "kind_of_file": "bundle_results", "name": args.name, "runner": runner,
+           "runtime_version": version, "device_name": device, "threads": args.threads if runner == "onnxruntime" else None,
+           "precision": "fp16" if args.fp16 else "fp32", "repeats": args.repeats, "fingerprint": manifest["fingerprint"],
+           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "host": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpu": cpu_name()},
+           "nvpmodel": tool_output(["nvpmodel", "-q"]), "jetson_clocks": jetson_clocks_state(), "results": results}
+    tmp = args.out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(out, f, indent=1)
+    os.replace(tmp, args.out)
+    print("wrote %s" % args.out)
+
+
+if __name__ == "__main__":
+    main()

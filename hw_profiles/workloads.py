@@ -1,0 +1,87 @@
+"""What gets timed: every (layer, candidate) block at its real input shape, the stem, the head, whole
+networks, and an empty graph that measures the runtime's per-call cost. Each is a torch module plus
+an example input, built from `supernet.static` so that timed blocks are the deployed blocks.
+Imports torch: only the measuring commands import this module."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from specialize.cost import cost_arrays
+from specialize.space import Architecture, SearchSpace
+from supernet.static import MBConv, StaticNet, build_static
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str                     # "L03/k5e6se", "stem", "head", "dispatch", "net/<arch>"
+    input_shape: tuple[int, ...]
+    layer: int | None = None
+    candidate: int | None = None
+    arch: str | None = None
+
+
+def block_key(space: SearchSpace, layer: int, candidate: int) -> str:
+    return f"L{layer:02d}/{space.candidate_names[candidate]}"
+
+
+def space_workloads(space: SearchSpace, batch: int = 1) -> list[Workload]:
+    """The dispatch probe, the stem, every block and the head, in network order."""
+    sizes = space.layer_in_sizes()
+    items = [Workload("dispatch", (1, 1, 1, 1)), Workload("stem", (batch, 3, space.resolution, space.resolution))]
+    for layer, spec in enumerate(space.layers):
+        shape = (batch, spec.in_channels, sizes[layer], sizes[layer])
+        items += [Workload(block_key(space, layer, i), shape, layer, i) for i in range(space.num_candidates)]
+    last = space.layers[-1].out_channels
+    items.append(Workload("head", (batch, last, space.final_size, space.final_size)))
+    return items
+
+
+def network_workload(space: SearchSpace, arch: Architecture, batch: int = 1) -> Workload:
+    return Workload(f"net/{arch}", (batch, 3, space.resolution, space.resolution), arch=str(arch))
+
+
+class Head(nn.Module):
+    """StaticNet after its blocks: head conv, global average pool, dropout, classifier."""
+
+    def __init__(self, net: StaticNet):
+        super().__init__()
+        self.head, self.dropout, self.classifier = net.head, net.dropout, net.classifier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(self.head(x).mean((2, 3), keepdim=True), 1)
+        return self.classifier(self.dropout(x))
+
+
+def build_module(space: SearchSpace, workload: Workload) -> nn.Module:
+    """A freshly initialized torch module for `workload` (random weights: latency does not care)."""
+    if workload.key == "dispatch":
+        return nn.Identity()
+    if workload.arch is not None:
+        return build_static(space, space.parse_arch(workload.arch))
+    if workload.layer is not None:
+        spec, cand = space.layers[workload.layer], space.candidates[workload.candidate]
+        return MBConv(spec.in_channels, spec.out_channels, spec.stride, cand.kernel, cand.expansion, cand.se)
+    net = build_static(space, space.smallest_arch())
+    return nn.Sequential(net.normalize, net.stem) if workload.key == "stem" else Head(net)
+
+
+def example_input(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+    return torch.from_numpy(np.random.default_rng(seed).random(shape, dtype=np.float32))
+
+
+def sample_archs(space: SearchSpace, n: int, seed: int = 0) -> list[Architecture]:
+    """`n` architectures spread over the MACs range: each draws a size level u ~ U(0, 1) and picks,
+    per layer, the candidate near rank u among that layer's candidates sorted by MACs."""
+    rng = np.random.default_rng(seed)
+    order = np.argsort(cost_arrays(space).macs, axis=1, kind="stable")
+    top = space.num_candidates - 1
+    archs = []
+    for level in (np.arange(n) + rng.random(n)) / max(n, 1):  # stratified levels
+        ranks = np.clip(np.rint(level * top + rng.normal(0, 0.25 * top, space.num_layers)), 0, top).astype(int)
+        archs.append(space.arch_from_indices(order[np.arange(space.num_layers), ranks]))
+    rng.shuffle(archs)
+    return archs
