@@ -1,6 +1,110 @@
-"""Placeholder: filled in by its owner."""
+"""`specialize train` and `specialize table show|validate`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+from cli.common import console, handle_errors, print_json
+
+table_app = typer.Typer(help="Inspect and validate accuracy tables.", no_args_is_help=True)
+
+
+class ProgressReporter:
+    """Draws the trainer's events as Rich progress bars (stage, epoch/layer, loss, accuracy, ETA)."""
+
+    def __init__(self, progress):
+        self.progress = progress
+        self.task = None
+        self.label = None
+
+    def __call__(self, event: dict) -> None:
+        kind = event["event"]
+        if kind == "step":
+            label = (f"meta epoch {event['epoch'] + 1}" if event["stage"] == "meta" else f"fine-tune layer {event['layer'] + 1}")
+            info = f"loss {event['loss']:.3f}" + (f" acc {event['train_accuracy']:.3f}" if "train_accuracy" in event else "")
+            if label != self.label:
+                if self.task is not None:
+                    self.progress.remove_task(self.task)
+                self.task, self.label = self.progress.add_task(label, total=event["steps"], info=info), label
+            self.progress.update(self.task, completed=event["step"], info=info)
+        elif kind == "epoch":
+            self.progress.console.print(f"meta epoch {event['epoch']}/{event['epochs']}: loss {event['loss']:.3f}, "
+                                        f"train accuracy {event['train_accuracy']:.3f}")
+        elif kind == "meta_done":
+            self.progress.console.print(f"meta network test accuracy {event['test_accuracy']:.4f}")
+        elif kind == "layer":
+            self.progress.console.print(f"layer {event['layer']}/{event['layers']}: best {event['best']} "
+                                        f"(validation accuracy {event['accuracy']:.4f})")
+        elif kind == "resume":
+            self.progress.console.print(f"resuming at stage {event['stage']}, epoch {event['epoch']}, layer {event['layer']}")
+        elif kind == "done":
+            self.progress.console.print(f"best {event['best_arch']}: test accuracy {event['best_test_accuracy']:.4f}")
+
+
+@handle_errors
+def train(
+    space: str = typer.Option(..., help="Search space preset (see `specialize spaces`)."),
+    data: Path = typer.Option(..., help="Image folder (ROOT/train/<class>, ROOT/test/<class>) or a .tar.gz of one."),
+    output: Path = typer.Option(..., "-o", "--output", help="Run directory: table.json, weights.pt, checkpoint.pt, log.jsonl."),
+    width: float = typer.Option(1.0, help="EcoNAS proxy c: channel width multiplier."),
+    resolution: Optional[int] = typer.Option(None, help="EcoNAS proxy r: input resolution (default: the space's)."),
+    sample_ratio: float = typer.Option(1.0, help="EcoNAS proxy s: share of training images used."),
+    epochs: int = typer.Option(10, help="EcoNAS proxy e: meta-training epochs."),
+    finetune_epochs: float = typer.Option(0.2, help="Passes over the sampled data per fine-tuned layer."),
+    batch_size: int = typer.Option(128),
+    lr: float = typer.Option(0.1, help="Meta-training learning rate."),
+    finetune_lr: float = typer.Option(0.02, help="Fine-tuning learning rate."),
+    schedule: str = typer.Option("cosine", help="cosine or step."),
+    val_per_class: int = typer.Option(50, help="Validation images held out per class."),
+    calib_images: int = typer.Option(300, help="Images for batch-norm recalibration."),
+    seed: int = typer.Option(0),
+    threads: Optional[int] = typer.Option(None, help="torch intra-op threads."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --output after an interruption."),
+) -> None:
+    """PONAS two-stage training of the supernet; writes an accuracy table."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from specialize.errors import SpecializeError
+    from specialize.space import get_space
+    from supernet.train import TrainConfig, train as run_training
+
+    get_space(space)
+    if not 0 < width <= 1 or not 0 < sample_ratio <= 1 or epochs < 0 or schedule not in ("cosine", "step"):
+        raise SpecializeError("proxy settings out of range: need 0 < --width <= 1, 0 < --sample-ratio <= 1, --epochs >= 0, "
+                              "--schedule cosine|step")
+    cfg = TrainConfig(space=space, data=str(data), width=width, resolution=resolution, sample_ratio=sample_ratio, epochs=epochs,
+                      finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, finetune_lr=finetune_lr, schedule=schedule,
+                      val_per_class=val_per_class, calib_images=calib_images, seed=seed, threads=threads)
+    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+               TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=True) as progress:
+        table = run_training(cfg, output, resume=resume, report=ProgressReporter(progress))
+    console.print(f"wrote {output / 'table.json'} and {output / 'weights.pt'}")
+    console.print(f"meta network test accuracy {table.results['meta_test_accuracy']:.4f}; best sub-network "
+                  f"{table.best_arch}: test accuracy {table.results['best_test_accuracy']:.4f}")
+
+
+@table_app.command("show")
+@handle_errors
+def show(
+    table: str = typer.Option("default", help="Accuracy table file, or `default`."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (keys space, fingerprint, accuracy, loss)."),
+) -> None:
+    """Print an accuracy table as a heat map (or JSON)."""
+    from specialize.table import load_table
+
+    t = load_table(table)
+    if as_json:
+        print_json({"space": t.space.name, "fingerprint": t.fingerprint, "candidates": list(t.space.candidate_names),
+                    "accuracy": t.accuracy.tolist(), "loss": t.loss.tolist(), "best_arch": t.best_arch, "proxy": t.proxy})
+        return
+    from cli.render import accuracy_heatmap
+
+    console.print(accuracy_heatmap(t))
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("train")(train)
+    app.add_typer(table_app, name="table")

@@ -1,0 +1,29 @@
+"""Rich renderings shared by commands (library code returns data; only the CLI draws)."""
+from __future__ import annotations
+
+from rich.table import Table
+
+
+def _heat(value: float, lo: float, hi: float) -> str:
+    """Colour from red (lo) to green (hi)."""
+    t = 0.0 if hi <= lo else (value - lo) / (hi - lo)
+    red, green = int(255 * (1 - t)), int(200 * t + 55)
+    return f"rgb({red},{green},60)"
+
+
+def accuracy_heatmap(table) -> Table:
+    """Validation accuracy per layer (rows) and candidate (columns); the best per layer in bold."""
+    acc = table.accuracy
+    title = (f"accuracy table · space {table.space.name} ({table.fingerprint}) · proxy "
+             + ", ".join(f"{k}={v}" for k, v in table.proxy.items() if v is not None))
+    grid = Table(title=title, show_lines=False, header_style="bold")
+    grid.add_column("layer", justify="right")
+    for name in table.space.candidate_names:
+        grid.add_column(name, justify="right")
+    lo, hi = float(acc.min()), float(acc.max())
+    for l, row in enumerate(acc):
+        best = int(row.argmax())
+        cells = [f"[{'bold ' if i == best else ''}{_heat(v, lo, hi)}]{100 * v:.1f}[/]" for i, v in enumerate(row)]
+        grid.add_row(str(l + 1), *cells)
+    grid.caption = f"best architecture: {table.best_arch}"
+    return grid

@@ -1,0 +1,205 @@
+"""Image-folder data without torchvision: ROOT/train/<class>/* and ROOT/test/<class>/*, or a .tar.gz of it.
+
+Images are decoded with Pillow into uint8 arrays [N, H, W, 3] and cached as .npy files under
+~/.cache/specialize (keyed by the path, its size and mtime), so a second run starts in seconds.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from specialize.errors import SpecializeError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+CACHE_DIR = Path(os.environ.get("SPECIALIZE_CACHE", Path.home() / ".cache" / "specialize"))
+
+
+@dataclass
+class ImageDataset:
+    classes: tuple[str, ...]
+    train_images: np.ndarray  # uint8 [N, H, W, 3]
+    train_labels: np.ndarray  # int64 [N]
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str
+
+    def counts(self) -> dict:
+        return {"train": int(len(self.train_labels)), "test": int(len(self.test_labels)), "classes": len(self.classes)}
+
+
+def _decode(data: bytes, name: str, size: int | None) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+    except (UnidentifiedImageError, OSError) as exc:
+        raise SpecializeError(f"unreadable image {name}: {exc}") from None
+    if size is not None and image.size != (size, size):
+        image = image.resize((size, size), Image.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def _split_members(names: list[str]) -> dict[str, dict[str, list[str]]]:
+    """Group image paths by split and class from their trailing '<split>/<class>/<file>'."""
+    layout: dict[str, dict[str, list[str]]] = {"train": {}, "test": {}}
+    for name in names:
+        parts = Path(name).parts
+        if len(parts) >= 3 and parts[-3] in layout and name.lower().endswith(IMAGE_SUFFIXES):
+            layout[parts[-3]].setdefault(parts[-2], []).append(name)
+    return layout
+
+
+def _check_layout(layout: dict[str, dict[str, list[str]]], source: str, class_dirs: dict[str, set[str]]) -> tuple[str, ...]:
+    for split in ("train", "test"):
+        for cls in sorted(class_dirs.get(split, set()) - set(layout[split])):
+            raise SpecializeError(f"class folder {split}/{cls} in {source} holds no images")
+        if not layout[split]:
+            raise SpecializeError(f"{source} has no images under {split}/<class>/ (expected ROOT/train/<class>/*.jpg and ROOT/test/<class>/*)")
+    train, test = set(layout["train"]), set(layout["test"])
+    if train != test:
+        raise SpecializeError(f"class sets differ between train and test in {source}: "
+                              f"only in train: {sorted(train - test)}, only in test: {sorted(test - train)}")
+    return tuple(sorted(train))
+
+
+def _read_folder(root: Path, size: int | None) -> tuple[dict, dict]:
+    names = [str(p) for p in root.rglob("*") if p.is_file()]
+    class_dirs = {s: {d.name for d in p.iterdir() if d.is_dir()} for p in root.rglob("*") if p.is_dir() and (s := p.name) in ("train", "test")}
+    layout = _split_members(names)
+    classes = _check_layout(layout, str(root), class_dirs)
+    arrays = {split: [( _decode(Path(n).read_bytes(), n, size), c) for c, cls in enumerate(classes) for n in sorted(layout[split][cls])]
+              for split in ("train", "test")}
+    return _stack(arrays, size), {"classes": classes}
+
+
+def _read_tar(path: Path, size: int | None) -> tuple[dict, dict]:
+    try:
+        with tarfile.open(path, "r:*") as tar:
+            members = {m.name: m for m in tar.getmembers() if m.isfile()}
+            class_dirs: dict[str, set[str]] = {}
+            for m in tar.getmembers():
+                parts = Path(m.name).parts
+                if m.isdir() and len(parts) >= 2 and parts[-2] in ("train", "test"):
+                    class_dirs.setdefault(parts[-2], set()).add(parts[-1])
+            layout = _split_members(list(members))
+            classes = _check_layout(layout, str(path), class_dirs)
+            arrays = {split: [(_decode(tar.extractfile(members[n]).read(), f"{path}:{n}", size), c)
+                              for c, cls in enumerate(classes) for n in sorted(layout[split][cls])]
+                      for split in ("train", "test")}
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise SpecializeError(f"cannot read archive {path}: {exc}") from None
+    return _stack(arrays, size), {"classes": classes}
+
+
+def _stack(arrays: dict, size: int | None) -> dict:
+    out = {}
+    for split, items in arrays.items():
+        shapes = {img.shape for img, _ in items}
+        if len(shapes) > 1:
+            raise SpecializeError(f"images in {split} differ in size {sorted(shapes)[:3]}...; pass an image size to resize them")
+        out[f"{split}_images"] = np.stack([img for img, _ in items])
+        out[f"{split}_labels"] = np.asarray([c for _, c in items], dtype=np.int64)
+    return out
+
+
+def _cache_key(path: Path, size: int | None) -> str:
+    stat = path.stat()
+    newest = stat.st_mtime_ns
+    if path.is_dir():
+        newest = max([newest] + [p.stat().st_mtime_ns for p in path.rglob("*")])
+    raw = json.dumps([str(path.resolve()), stat.st_size, newest, size])
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+def load_dataset(path: str | os.PathLike, image_size: int | None = None, cache: bool = True) -> ImageDataset:
+    """Read an image folder or a .tar.gz of one; decoded arrays are cached by path, size and mtime."""
+    path = Path(path)
+    if not path.exists():
+        raise SpecializeError(f"data path {path} does not exist")
+    if path.is_dir() and not any(path.iterdir()):
+        raise SpecializeError(f"data folder {path} is empty")
+    cache_dir = CACHE_DIR / "datasets" / _cache_key(path, image_size)
+    meta_file = cache_dir / "meta.json"
+    if cache and meta_file.is_file():
+        meta = json.loads(meta_file.read_text())
+        arrays = {k: np.load(cache_dir / f"{k}.npy") for k in ("train_images", "train_labels", "test_images", "test_labels")}
+    else:
+        arrays, meta = (_read_folder if path.is_dir() else _read_tar)(path, image_size)
+        if cache:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            for key, value in arrays.items():
+                np.save(cache_dir / f"{key}.npy", value)
+            meta_file.write_text(json.dumps({"classes": list(meta["classes"])}))
+    return ImageDataset(classes=tuple(meta["classes"]), source=str(path), **arrays)
+
+
+def balanced_split(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (rest, held_out) with `per_class` images of every class held out, chosen by `seed`."""
+    rng = np.random.default_rng(seed)
+    held = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) <= per_class:
+            raise SpecializeError(f"class {c} has {len(idx)} training images; need more than {per_class} to hold out a validation split")
+        held.append(rng.choice(idx, per_class, replace=False))
+    held_out = np.sort(np.concatenate(held))
+    rest = np.setdiff1d(np.arange(len(labels)), held_out)
+    return rest, held_out
+
+
+def to_tensor(images: np.ndarray, resolution: int | None = None) -> torch.Tensor:
+    """uint8 [N, H, W, 3] -> float [N, 3, R, R] in [0, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    if resolution is not None and x.shape[-1] != resolution:
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
+def augment(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flip, per image."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (padding,) * 4)
+    dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator)
+    flip = torch.rand(n, generator=generator) < 0.5
+    out = torch.empty_like(x)
+    for i in range(n):
+        crop = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+        out[i] = crop.flip(-1) if flip[i] else crop
+    return out
+
+
+def calibration_batches(dataset: ImageDataset, resolution: int, n_images: int = 500, batch_size: int = 100, seed: int = 0) -> list[torch.Tensor]:
+    """A fixed sample of training images for batch-norm recalibration."""
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(dataset.train_labels), min(n_images, len(dataset.train_labels)), replace=False))
+    return [to_tensor(dataset.train_images[idx[i:i + batch_size]], resolution) for i in range(0, len(idx), batch_size)]
+
+
+def make_synthetic_folder(root: str | os.PathLike, classes: int = 3, train_per_class: int = 20, test_per_class: int = 6,
+                          size: int = 32, seed: int = 0) -> Path:
+    """A small learnable image folder for tests: each class has its own colour and stripe pattern."""
+    from PIL import Image
+
+    root, rng = Path(root), np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    for c in range(classes):
+        base = rng.integers(40, 215, 3)
+        pattern = ((xx * (c + 1) + yy * c) // 4 % 2)[..., None] * 40
+        for split, count in (("train", train_per_class), ("test", test_per_class)):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                noise = rng.normal(0, 12, (size, size, 3))
+                img = np.clip(base + pattern + noise, 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(folder / f"{i}.png")
+    return root
