@@ -63,22 +63,31 @@ def module_to_onnx_bytes(module: nn.Module, example: torch.Tensor, dynamic_batch
 # -- graph clean-up ------------------------------------------------------------------------------
 def fold_constants(model: "onnx.ModelProto") -> "onnx.ModelProto":
     """Move every Constant node's value into an initializer of the same name (in place)."""
-    import numpy as np
-    from onnx import helper, numpy_helper
-
     graph, kept = model.graph, []
     for node in graph.node:
-        if node.op_type != "Constant":
+        if node.op_type == "Constant":
+            graph.initializer.append(_constant_tensor(node))
+        else:
             kept.append(node)
-            continue
-        attr = node.attribute[0]
-        value = helper.get_attribute_value(attr)
-        tensor = value if attr.name == "value" else numpy_helper.from_array(np.asarray(value))
-        tensor.name = node.output[0]
-        graph.initializer.append(tensor)
     del graph.node[:]
     graph.node.extend(kept)
     return model
+
+
+def _constant_tensor(node) -> "onnx.TensorProto":
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    attr = node.attribute[0]
+    value = helper.get_attribute_value(attr)
+    if attr.name == "value":
+        tensor = value
+    elif attr.name.startswith(("value_float", "value_int")):  # float32 and int64, as the Constant op defines them
+        tensor = numpy_helper.from_array(np.asarray(value, dtype=np.float32 if "float" in attr.name else np.int64))
+    else:
+        raise SpecializeError(f"cannot fold Constant node {node.name!r} with attribute {attr.name!r}")
+    tensor.name = node.output[0]
+    return tensor
 
 
 def remove_identities(model: "onnx.ModelProto") -> "onnx.ModelProto":

@@ -1,0 +1,243 @@
+"""Sub-network export: valid, TensorRT-safe ONNX that matches torch, with metadata and loud warnings."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import stat
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper, numpy_helper
+
+import supernet.export as export
+from specialize.errors import SpecializeError
+from specialize.space import get_space
+from supernet.checkpoint import load_supernet, save_supernet_weights
+from supernet.elastic import Supernet
+from supernet.export import ALLOWED_OPS, UNTRAINED_WARNING, clean_graph, export_subnet, module_to_onnx_bytes, read_metadata
+
+SPACE = get_space("cifar10")
+ARCH = "k3e3,k5e6se,k3e3,k7e3,k3e6se,k5e3,k3e3,k7e6,k3e3se,k5e3,k3e6,k7e3se"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@torch.no_grad()
+def trained_like(space) -> Supernet:
+    """A supernet with realistic BN statistics (one momentum-1 batch), standing in for trained weights."""
+    torch.manual_seed(0)
+    net = Supernet(space)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 1.0
+    net.train()(torch.rand(16, 3, space.resolution, space.resolution), space.largest_arch())
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 0.1
+    return net.eval()
+
+
+@pytest.fixture(scope="module")
+def weights_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "supernet.pt"
+    save_supernet_weights(path, trained_like(SPACE))
+    return path
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, weights_file):
+    out = tmp_path_factory.mktemp("export") / "model.onnx"
+    return export_subnet("cifar10", ARCH, out, weights=weights_file)
+
+
+def test_checker_opset_and_ops(exported):
+    model = onnx.load(exported.onnx_path)
+    onnx.checker.check_model(model, full_check=True)
+    assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    ops = {n.op_type for n in model.graph.node}
+    assert ops <= ALLOWED_OPS and not ops & {"Constant", "Identity"}
+    assert set(exported.ops) == ops
+
+
+def test_raw_export_needs_cleaning():
+    """The legacy exporter emits Constant and Identity nodes: the cleaning step is not a no-op."""
+    net = trained_like(SPACE).extract(SPACE.parse_arch(ARCH))
+    raw = onnx.load_from_string(module_to_onnx_bytes(net, torch.rand(1, 3, 32, 32)))
+    assert {"Constant", "Identity"} & {n.op_type for n in raw.graph.node}
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_onnxruntime_matches_torch_dynamic_batch(exported, weights_file, batch):
+    module = load_supernet(weights_file).extract(SPACE.parse_arch(ARCH)).eval()
+    session = export.ort_session(exported.onnx_path.read_bytes())
+    x = torch.rand(batch, 3, 32, 32)
+    with torch.no_grad():
+        expected = module(x).numpy()
+    got = session.run(None, {"input": x.numpy()})[0]
+    assert got.shape == (batch, 10)
+    assert np.abs(got - expected).max() <= 1e-4
+    assert batch == 1 or expected.std(0).max() > 1e-3
+    assert exported.max_abs_diff <= 1e-4
+
+
+def test_metadata(exported):
+    meta = read_metadata(onnx.load(exported.onnx_path))
+    assert meta["specialize.architecture"] == ARCH
+    assert meta["specialize.space"] == "cifar10"
+    assert meta["specialize.space_fingerprint"] == SPACE.fingerprint
+    assert "[0, 1]" in meta["specialize.input"] and "NCHW" in meta["specialize.input"]
+    assert json.loads(meta["specialize.class_names"])[0] == "airplane"
+    assert meta["specialize.weights_trained"] == "true"
+    prov = json.loads(meta["specialize.provenance"])
+    assert {"command", "settings", "versions", "date"} <= set(prov) and prov["settings"]["arch"] == ARCH
+
+
+def test_trained_export_has_no_warnings_and_atomic_write(exported):
+    assert exported.trained and exported.warnings == []
+    assert sorted(p.name for p in exported.onnx_path.parent.iterdir()) == ["model.onnx"]  # no temp file left
+
+
+def test_untrained_warns_and_says_so_in_metadata(tmp_path):
+    result = export_subnet("cifar10", ARCH, tmp_path / "m.onnx")
+    assert not result.trained and UNTRAINED_WARNING in result.warnings
+    assert "UNTRAINED" in result.warnings[0]
+    assert read_metadata(onnx.load(result.onnx_path))["specialize.weights_trained"] == "false"
+    assert result.max_abs_diff <= 1e-4
+
+
+def test_proxy_width_export_warns_with_macs(tmp_path):
+    proxy = SPACE.scaled(0.5)
+    path = tmp_path / "proxy.pt"
+    save_supernet_weights(path, trained_like(proxy))
+    result = export_subnet("cifar10", ARCH, tmp_path / "m.onnx", weights=path)
+    assert result.width_multiplier == 0.5 and result.macs < result.full_macs
+    [warning] = result.warnings
+    assert "0.5" in warning and f"{result.macs / 1e6:.1f}M" in warning and f"{result.full_macs / 1e6:.1f}M" in warning
+    meta = read_metadata(onnx.load(result.onnx_path))
+    assert meta["specialize.width_multiplier"] == "0.5" and meta["specialize.space_fingerprint"] == proxy.fingerprint
+    assert meta["specialize.requested_space"] == "cifar10"
+
+
+def test_foreign_weights_are_refused(tmp_path):
+    other = dataclasses.replace(SPACE, name="cifar100", num_classes=100)
+    path = tmp_path / "other.pt"
+    save_supernet_weights(path, Supernet(other))
+    with pytest.raises(SpecializeError) as err:
+        export_subnet("cifar10", ARCH, tmp_path / "m.onnx", weights=path)
+    message = str(err.value)
+    assert "cifar100" in message and "cifar10" in message
+    assert other.fingerprint in message and SPACE.fingerprint in message
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_recalibration_on_given_batches(tmp_path, weights_file):
+    batches = [torch.rand(20, 3, 32, 32) for _ in range(2)]
+    result = export_subnet("cifar10", ARCH, tmp_path / "m.onnx", weights=weights_file, calibration=batches)
+    assert result.recalibrated_images == 40 and "recalibrated" in result.bn_statistics
+    assert result.max_abs_diff <= 1e-4
+
+
+def test_tensorrt_fallback_writes_build_script(tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "tensorrt_unavailable_reason", lambda: "no CUDA GPU is available")
+    result = export_subnet("cifar10", ARCH, tmp_path / "model.onnx", fmt="tensorrt", precision="fp16")
+    script = tmp_path / "build_engine.sh"
+    assert result.build_script == script and result.engine_path is None
+    assert script.stat().st_mode & stat.S_IXUSR
+    text = script.read_text()
+    assert "trtexec --onnx=model.onnx --saveEngine=model.engine" in text and "--fp16" in text
+    assert "--minShapes=input:1x3x32x32" in text and "--maxShapes=input:32x3x32x32" in text
+    assert any("no CUDA GPU" in w and "specific" in w for w in result.warnings)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build_engine.sh", "model.onnx"]
+
+
+def test_engine_output_name_puts_onnx_beside_it():
+    assert export.output_paths("a/m.engine", "tensorrt") == (export.Path("a/m.onnx"), export.Path("a/m.engine"))
+    assert export.output_paths("m.onnx", "onnx") == (export.Path("m.onnx"), None)
+
+
+@pytest.mark.parametrize("fmt, precision, needle", [("pdf", "fp32", "onnx, tensorrt"), ("onnx", "int8", "fp32, fp16"),
+                                                    ("onnx", "fp16", "tensorrt")])
+def test_bad_options(tmp_path, fmt, precision, needle):
+    with pytest.raises(SpecializeError, match=needle):
+        export_subnet("cifar10", ARCH, tmp_path / "m.onnx", fmt=fmt, precision=precision)
+
+
+def test_unwritable_output_fails_before_any_work(tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "load_weights", lambda *a, **k: pytest.fail("loaded weights before checking the output"))
+    with pytest.raises(SpecializeError, match="does not exist"):
+        export_subnet("cifar10", ARCH, tmp_path / "missing" / "m.onnx")
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(SpecializeError, match="not writable"):
+            export_subnet("cifar10", ARCH, locked / "m.onnx")
+
+
+def test_verification_failure_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "MAX_ABS_DIFF", -1.0)
+    with pytest.raises(SpecializeError, match="disagrees"):
+        export_subnet("cifar10", ARCH, tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_default_weights_missing_is_clear(tmp_path, monkeypatch):
+    import specialize.table as table
+
+    monkeypatch.setattr(table, "DEFAULT_TABLE", tmp_path / "nope.table.json")
+    with pytest.raises(SpecializeError, match="default"):
+        export_subnet("cifar10", ARCH, tmp_path / "m.onnx", weights="default")
+
+
+def test_clean_graph_folds_constants_and_drops_identities():
+    w = numpy_helper.from_array(np.full((2, 2), 2.0, dtype=np.float32), "w")
+    nodes = [helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.array(6.0, dtype=np.float32))),
+             helper.make_node("Constant", [], ["lo"], value_float=0.0),
+             helper.make_node("Identity", ["w"], ["w2"]),
+             helper.make_node("Gemm", ["x", "w2"], ["h"]),
+             helper.make_node("Clip", ["h", "lo", "c"], ["y0"]),
+             helper.make_node("Identity", ["y0"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    x = np.array([[1.0, 5.0]], dtype=np.float32)
+    before = export.ort_session(model.SerializeToString()).run(None, {"x": x})[0]
+    clean_graph(model)
+    onnx.checker.check_model(model)
+    assert {n.op_type for n in model.graph.node} == {"Gemm", "Clip"}
+    after = export.ort_session(model.SerializeToString()).run(None, {"x": x})[0]
+    assert np.array_equal(before, after) and after.tolist() == [[6.0, 6.0]]
+
+
+def test_clean_graph_refuses_unsupported_ops():
+    nodes = [helper.make_node("Softmax", ["x"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
+    with pytest.raises(SpecializeError, match="Softmax"):
+        clean_graph(helper.make_model(graph))
+
+
+@pytest.mark.slow
+def test_ponas_export(tmp_path):
+    space = get_space("ponas-imagenet")
+    result = export_subnet("ponas-imagenet", str(space.largest_arch()), tmp_path / "m.onnx")
+    assert result.max_abs_diff <= 1e-4 and set(result.ops) <= ALLOWED_OPS
+    assert "specialize.class_names" not in read_metadata(onnx.load(result.onnx_path))
+
+
+@pytest.mark.gpu
+def test_tensorrt_engine_build(tmp_path):
+    pytest.importorskip("tensorrt")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    result = export_subnet("cifar10", ARCH, tmp_path / "model.engine", fmt="tensorrt", precision="fp16")
+    assert result.engine_path == tmp_path / "model.engine" and result.engine_path.stat().st_size > 0
+    assert result.build_script is None
