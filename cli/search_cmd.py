@@ -1,11 +1,184 @@
-"""Placeholder: the root search command and `pareto` (online search)."""
+"""The root command (`specialize --device jetson --max-flops 300M`) and `specialize pareto`.
+
+Parses, calls `specialize.api`, renders. Bounds take units: latency 20ms / 500us / 0.02s (a bare
+number is milliseconds), counts 300M / 4.2M / 1.5G (MACs = what MobileNet papers call FLOPs),
+memory 2M / 2MB (decimal) or 2MiB (binary) bytes, intensity a plain number of FLOPs per byte.
+numpy, scipy and deap load only when a search runs; matplotlib only for --plot.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
 import typer
 
+from cli.common import handle_errors
 
-def root(ctx: typer.Context) -> None:
-    if ctx.invoked_subcommand is None:
+BOUND_HELP = {
+    "latency": "latency on the device: 20ms, 500us, 0.02s (bare number = ms)",
+    "flops": "MACs (what MobileNet papers call FLOPs): 300M, 1.2G",
+    "params": "parameters: 4.2M, 800k",
+    "intensity": "compute intensity, FLOPs (2 x MACs) per byte moved: 80",
+    "peak_memory": "peak activation memory in bytes: 2M, 2MB, 1.5MiB",
+}
+DEVICE_HELP = "device name (e.g. jetson) or profile id; sets the latency model"
+TABLE_HELP = "accuracy table file, or 'default' for the embedded one"
+
+
+def _bound(side: str, stem: str) -> typer.models.OptionInfo:
+    flag = f"--{side}-{stem.replace('_', '-')}"
+    return typer.Option(None, flag, help=f"{'upper' if side == 'max' else 'lower'} bound on {BOUND_HELP[stem]}",
+                        rich_help_panel="Bounds", show_default=False)
+
+
+@handle_errors
+def root(
+    ctx: typer.Context,
+    device: Optional[str] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
+    max_latency: Optional[str] = _bound("max", "latency"), min_latency: Optional[str] = _bound("min", "latency"),
+    max_flops: Optional[str] = _bound("max", "flops"), min_flops: Optional[str] = _bound("min", "flops"),
+    max_params: Optional[str] = _bound("max", "params"), min_params: Optional[str] = _bound("min", "params"),
+    max_intensity: Optional[str] = _bound("max", "intensity"), min_intensity: Optional[str] = _bound("min", "intensity"),
+    max_peak_memory: Optional[str] = _bound("max", "peak_memory"),
+    min_peak_memory: Optional[str] = _bound("min", "peak_memory"),
+    table: str = typer.Option("default", "--table", help=TABLE_HELP),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="device profile file (instead of or refining --device)"),
+    seed: int = typer.Option(0, "--seed", help="GA random seed (same seed, same answer)"),
+    solver: str = typer.Option("ga", "--solver", help="which answer to return: ga (PONAS GA) or exact (ILP optimum)"),
+    penalty: str = typer.Option("hard", "--penalty", help="hard: reject children that break a bound; soft: EPNAS penalty"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    export: Optional[Path] = typer.Option(None, "--export", help="write the chosen sub-network as ONNX here"),
+) -> None:
+    """Specialize the supernet for a device: pick one block per layer under the bounds, in under a second."""
+    if ctx.invoked_subcommand is not None:
+        return
+    bounds = dict(max_latency=max_latency, min_latency=min_latency, max_flops=max_flops, min_flops=min_flops,
+                  max_params=max_params, min_params=min_params, max_intensity=max_intensity,
+                  min_intensity=min_intensity, max_peak_memory=max_peak_memory, min_peak_memory=min_peak_memory)
+    if _nothing_given(ctx):
         typer.echo(ctx.get_help())
+        return
+    from specialize.api import export_result, specialize
+
+    result = specialize(device, table=table, profile=profile, seed=seed, solver=solver, penalty=penalty, **bounds)
+    if export is not None:
+        export_result(result, export)
+    if as_json:
+        from cli.common import print_json
+
+        print_json(result.to_dict())
+    else:
+        render_result(result, export)
+
+
+@handle_errors
+def pareto(
+    objective: str = typer.Option("latency", "--objective", help="trade accuracy loss against: latency or macs"),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
+    max_latency: Optional[str] = _bound("max", "latency"), min_latency: Optional[str] = _bound("min", "latency"),
+    max_flops: Optional[str] = _bound("max", "flops"), min_flops: Optional[str] = _bound("min", "flops"),
+    max_params: Optional[str] = _bound("max", "params"), min_params: Optional[str] = _bound("min", "params"),
+    max_intensity: Optional[str] = _bound("max", "intensity"), min_intensity: Optional[str] = _bound("min", "intensity"),
+    max_peak_memory: Optional[str] = _bound("max", "peak_memory"),
+    min_peak_memory: Optional[str] = _bound("min", "peak_memory"),
+    table: str = typer.Option("default", "--table", help=TABLE_HELP),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="device profile file"),
+    seed: int = typer.Option(0, "--seed", help="random seed"),
+    generations: int = typer.Option(200, "--generations", help="NSGA-II generations"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the front as JSON here"),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="draw the front as a PNG here"),
+    as_json: bool = typer.Option(False, "--json", help="print the front as JSON"),
+) -> None:
+    """Accuracy loss versus latency or MACs: the Pareto front found by NSGA-II, checked against the exact solver."""
+    from specialize.api import pareto as pareto_front
+    from specialize.fileio import atomic_write_json, check_writable
+
+    for path in (output, plot):
+        if path is not None:
+            check_writable(path)
+    front = pareto_front(objective, device, table=table, profile=profile, seed=seed, generations=generations,
+                         max_latency=max_latency, min_latency=min_latency, max_flops=max_flops, min_flops=min_flops,
+                         max_params=max_params, min_params=min_params, max_intensity=max_intensity,
+                         min_intensity=min_intensity, max_peak_memory=max_peak_memory, min_peak_memory=min_peak_memory)
+    if output is not None:
+        atomic_write_json(output, front.to_dict())
+    if plot is not None:
+        plot_front(front, plot)
+    if as_json:
+        from cli.common import print_json
+
+        print_json(front.to_dict())
+    else:
+        render_front(front, output, plot)
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    app.command("pareto")(pareto)
+
+
+def _nothing_given(ctx: typer.Context) -> bool:
+    """`specialize` alone prints help; any option runs the search."""
+    return all(getattr(ctx.get_parameter_source(name), "name", "DEFAULT") == "DEFAULT" for name in ctx.params)
+
+
+# -- rendering (the only place that draws) ----------------------------------------------------
+def _fmt(metric: str, value: float | None) -> str:
+    from specialize.search.constraints import METRICS
+
+    return "-" if value is None else METRICS[metric].format(value, 4)
+
+
+def _bound_text(bound: dict | None) -> str:
+    if bound is None:
+        return ""
+    lo, hi = bound["lower"], bound["upper"]
+    parts = ([f">= {_fmt(bound['metric'], lo)}"] if lo is not None else []) + \
+        ([f"<= {_fmt(bound['metric'], hi)}"] if hi is not None else [])
+    mark = "[green]ok[/]" if bound["ok"] else "[red]broken[/]"
+    return f"{', '.join(parts)}  {mark}"
+
+
+def render_result(result, export: Path | None = None) -> None:
+    from rich.table import Table
+
+    from cli.common import console
+
+    blocks = Table(title=f"{result.arch}", title_justify="left", show_edge=False)
+    for name in ("layer", "in -> out", "stride", "block", "T_d loss", "MACs") + (("latency",) if result.latency_ms is not None else ()):
+        blocks.add_column(name, justify="right" if name not in ("block",) else "left")
+    for b in result.blocks:
+        row = [str(b.layer), f"{b.in_channels} -> {b.out_channels}", str(b.stride), b.block,
+               f"{100 * b.accuracy_loss:+.2f}%", _fmt("macs", b.macs)]
+        blocks.add_row(*row + ([_fmt("latency_ms", b.latency_ms)] if result.latency_ms is not None else []))
+    console.print(blocks)
+    console.print(_summary(result))
+    console.print(_solver_line(result), highlight=False)
+    if export is not None:
+        console.print(f"exported the sub-network to {export}")
+
+
+def _summary(result):
+    from rich.table import Table
+
+    bounds = {b["metric"]: b for b in result.bounds}
+    where = f"{result.device} ({result.device_kind})" if result.device else "no device given"
+    table = Table(title=f"space {result.space}, {where}", title_justify="left", show_edge=False)
+    for name in ("", "value", "bound"):
+        table.add_column(name)
+    table.add_row("predicted accuracy", f"{100 * result.predicted_accuracy:.2f}%",
+                  f"{100 * result.accuracy_loss:+.2f}% against the best network ({100 * result.best_accuracy:.2f}%)")
+    rows = [("latency", "latency_ms"), ("MACs", "macs"), ("params", "params"), ("intensity (FLOPs/byte)", "intensity"),
+            ("peak activation", "peak_activation_bytes")]
+    for label, key in rows:
+        value = getattr(result, key)
+        if value is not None or key in bounds:
+            table.add_row(label, _fmt(key, value), _bound_text(bounds.get(key)))
+    return table
+
+
+def _solver_line(result) -> str:
+    ga = "-" if result.ga_value is None else f"{100 * result.ga_value:+.3f}%"
+    gap = "-" if result.ga_gap is None else f"{100 * result.ga_gap:.3f} points"
+    return (f"answer: {result.solver} (penalty {result.penalty}, seed {result.seed}); GA {ga}, optimum "
+            f"{100 * result.optimum_value:+.3f}%, GA gap {gap}; searched in {result.search_seconds:.3f} s "
+            f"(GA {result.ga_seconds:.3f} s, exact {result.exact_seconds:.3f} s)")

@@ -1,0 +1,238 @@
+"""Python API of the online path: `specialize(device="jetson", max_flops="300M")` and `pareto(...)`.
+
+Numpy, scipy and deap only (no torch, no onnx). Predicted accuracy follows PONAS's accuracy-loss
+domain: the best network's validation accuracy (the largest entry of the table's last row: by then
+every earlier layer holds its best block) plus Σ_l T_d[l, g_l] of the chosen blocks.
+Both solvers always run: `solver` picks which answer is returned; the other gives the gap.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from specialize.cost import cost_arrays
+from specialize.errors import SpecializeError
+from specialize.search import PENALTIES, SOLVERS
+from specialize.search.constraints import METRICS, Bound, Problem, bounds_from_options, build_problem
+from specialize.table import AccuracyTable, load_table
+
+
+@dataclass(frozen=True)
+class BlockChoice:
+    layer: int
+    block: str
+    in_channels: int
+    out_channels: int
+    stride: int
+    accuracy_loss: float          # T_d[l, g_l] (<= 0)
+    macs: int
+    latency_ms: float | None
+
+
+@dataclass(frozen=True)
+class SpecializeResult:
+    arch: str
+    space: str
+    device: str | None
+    device_kind: str | None       # "measured" | "estimated" (from the profile)
+    blocks: list[BlockChoice]
+    macs: int
+    params: int
+    bytes: int
+    intensity: float              # FLOPs (2 x MACs) per byte
+    peak_activation_bytes: int
+    latency_ms: float | None
+    predicted_accuracy: float
+    accuracy_loss: float          # Σ T_d, predicted loss against the best network (<= 0)
+    best_accuracy: float
+    best_arch: str
+    bounds: list[dict]            # {metric, lower, upper, value, ok}
+    solver: str
+    penalty: str
+    seed: int
+    ga_value: float | None        # Σ T_d of the GA's answer
+    optimum_value: float          # Σ T_d of the exact optimum
+    optimality_gap: float         # optimum - value of the returned architecture (accuracy points, >= 0)
+    ga_gap: float | None          # optimum - GA value
+    loss_range: float             # optimum of the unconstrained space minus its worst: scales the gap
+    search_seconds: float
+    ga_seconds: float
+    exact_seconds: float
+    ga_failed_children: int
+    table: str | None = field(default=None)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def specialize(device: str | None = None, *, table: str | Path | AccuracyTable | None = None,
+               profile=None, seed: int = 0, solver: str = "ga", penalty: str = "hard", generations: int = 1000,
+               max_latency=None, min_latency=None, max_flops=None, min_flops=None, max_params=None,
+               min_params=None, max_intensity=None, min_intensity=None, max_peak_memory=None,
+               min_peak_memory=None) -> SpecializeResult:
+    """Best sub-network for a device under bounds. Bounds take text with units ("20ms", "300M") or numbers
+    (latency in ms, counts, intensity in FLOPs/byte, memory in bytes). MACs are what MobileNet papers call FLOPs."""
+    _check_choice("solver", solver, SOLVERS)
+    _check_choice("penalty", penalty, PENALTIES)
+    bounds = bounds_from_options(
+        max_latency=max_latency, min_latency=min_latency, max_flops=max_flops, min_flops=min_flops,
+        max_params=max_params, min_params=min_params, max_intensity=max_intensity, min_intensity=min_intensity,
+        max_peak_memory=max_peak_memory, min_peak_memory=min_peak_memory)
+    tbl, prof, problem = prepare(table, device, profile, bounds)
+    from specialize.search.exact import solve_exact
+    from specialize.search.ga import run_ga
+    from specialize.search.reach import explain_infeasible
+
+    start = time.perf_counter()
+    exact = solve_exact(problem)
+    if exact.genes is None:
+        raise explain_infeasible(problem)
+    ga = run_ga(problem, seed=seed, generations=generations, penalty=penalty, best_accuracy=best_accuracy(tbl))
+    seconds = time.perf_counter() - start
+    genes = exact.genes if solver == "exact" or ga.genes is None else ga.genes
+    return _result(tbl, prof, problem, genes, exact, ga, solver, penalty, seed, seconds)
+
+
+def prepare(table, device: str | None, profile, bounds: tuple[Bound, ...]):
+    """Load the table, resolve the device profile and compile the bounds into a Problem."""
+    tbl = table if isinstance(table, AccuracyTable) else load_table(table)
+    prof = resolve_device(device, tbl.space, profile)
+    latency = (prof.block_latency_ms(), prof.offset_ms()) if prof is not None else None
+    problem = build_problem(tbl.loss, cost_arrays(tbl.space), bounds, tbl.space.name, latency=latency,
+                            device=prof.name if prof is not None else None)
+    return tbl, prof, problem
+
+
+def resolve_device(device: str | None, space, profile=None):
+    """A DeviceProfile for `device` (a name) or `profile` (a file or a DeviceProfile); None when neither."""
+    from hw_profiles.profile import DeviceProfile, load_profile
+
+    if isinstance(profile, DeviceProfile):
+        profile.check_space(space)
+        return profile
+    if device is None and profile is None:
+        return None
+    import hw_profiles
+
+    resolve = getattr(hw_profiles, "resolve_profile", None)
+    if resolve is not None:
+        return resolve(device, space, None if profile is None else str(profile))
+    if profile is not None:
+        return load_profile(profile, space)
+    raise SpecializeError(f"cannot resolve device {device!r}: this install has no device registry "
+                          "(hw_profiles.resolve_profile); give --profile PATH")
+
+
+def best_accuracy(table: AccuracyTable) -> float:
+    """Validation accuracy of the best network: the largest entry of the table's last row."""
+    return float(table.accuracy[-1].max())
+
+
+def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise SpecializeError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
+
+
+def _result(tbl, prof, problem: Problem, genes: np.ndarray, exact, ga, solver, penalty, seed, seconds):
+    space, pop = tbl.space, genes[None]
+    values = {k: float(v[0]) for k, v in problem.measure(pop).items()}
+    value = float(problem.scores(pop)[0])
+    return SpecializeResult(
+        arch=str(space.arch_from_indices(genes)), space=space.name,
+        device=prof.name if prof else None, device_kind=prof.kind if prof else None,
+        blocks=_blocks(tbl, prof, genes), macs=int(values["macs"]), params=int(values["params"]),
+        bytes=int(values["bytes"]), intensity=values["intensity"],
+        peak_activation_bytes=int(values["peak_activation_bytes"]), latency_ms=values.get("latency_ms"),
+        predicted_accuracy=best_accuracy(tbl) + value, accuracy_loss=value, best_accuracy=best_accuracy(tbl),
+        best_arch=tbl.best_arch, bounds=bound_report(problem, values), solver=solver, penalty=penalty, seed=seed,
+        ga_value=ga.value, optimum_value=exact.value, optimality_gap=max(exact.value - value, 0.0),
+        ga_gap=None if ga.value is None else max(exact.value - ga.value, 0.0),
+        loss_range=float(-problem.score.min(axis=1).sum()), search_seconds=seconds, ga_seconds=ga.seconds,
+        exact_seconds=exact.seconds, ga_failed_children=ga.failed_children,
+        table=str(tbl.path) if tbl.path else None,
+    )
+
+
+def _blocks(tbl: AccuracyTable, prof, genes: np.ndarray) -> list[BlockChoice]:
+    space, costs = tbl.space, cost_arrays(tbl.space)
+    latency = prof.block_latency_ms() if prof is not None else None
+    return [BlockChoice(l, space.candidate_names[g], spec.in_channels, spec.out_channels, spec.stride,
+                        float(tbl.loss[l, g]), int(costs.macs[l, g]), None if latency is None else float(latency[l, g]))
+            for l, (g, spec) in enumerate(zip(genes, space.layers))]
+
+
+def bound_report(problem: Problem, values: dict[str, float]) -> list[dict]:
+    return [{"metric": b.metric, "label": METRICS[b.metric].label, "lower": b.lower, "upper": b.upper,
+             "value": values[b.metric], "ok": b.holds(values[b.metric])} for b in problem.bounds]
+
+
+def export_result(result: SpecializeResult, output: str | Path, fmt: str = "onnx"):
+    """Write the chosen sub-network with weights inherited from the supernet (imports torch lazily)."""
+    from specialize.fileio import check_writable
+
+    check_writable(output)
+    tbl = load_table(result.table)
+    weights = tbl.weights_path()
+    if weights is None:
+        raise SpecializeError(f"accuracy table {tbl.path} names no supernet weights, so nothing can be exported")
+    try:
+        from supernet.export import export_subnet
+    except ImportError as exc:
+        raise SpecializeError(f"exporting needs supernet.export.export_subnet, which this install lacks ({exc})") from None
+    return export_subnet(result.space, result.arch, weights=weights, data=None, output=output, fmt=fmt)
+
+
+@dataclass(frozen=True)
+class FrontPoint:
+    arch: str
+    accuracy_loss: float          # Σ T_d
+    predicted_accuracy: float
+    cost: float                   # the objective: latency_ms or macs
+    macs: int
+    params: int
+    latency_ms: float | None
+    label: str | None             # "most accurate" | "knee" | "cheapest" | None
+    optimum_loss: float | None    # labelled points: exact optimum Σ T_d at this cost
+
+
+@dataclass(frozen=True)
+class ParetoFront:
+    space: str
+    device: str | None
+    device_kind: str | None
+    objective: str                # "latency" | "macs"
+    cost_key: str                 # "latency_ms" | "macs"
+    points: list[FrontPoint]
+    bounds: list[dict]
+    seed: int
+    search_seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def pareto(objective: str = "latency", device: str | None = None, *, table=None, profile=None, seed: int = 0,
+           population: int = 48, generations: int = 200, **bounds) -> ParetoFront:
+    """The accuracy-loss versus `objective` front (NSGA-II); other bounds as in `specialize`."""
+    from specialize.search.pareto import OBJECTIVES, nsga2
+
+    _check_choice("objective", objective, tuple(OBJECTIVES))
+    tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds))
+    if objective == "latency" and prof is None:
+        raise SpecializeError("--objective latency needs a device: give --device or --profile (or use --objective macs)")
+    from specialize.search.exact import solve_exact
+    from specialize.search.reach import explain_infeasible
+
+    if solve_exact(problem).genes is None:
+        raise explain_infeasible(problem)
+    raw = nsga2(problem, OBJECTIVES[objective], seed=seed, population=population, generations=generations)
+    values = problem.measure(raw.genes)
+    points = [FrontPoint(str(tbl.space.arch_from_indices(g)), float(raw.scores[i]),
+                         best_accuracy(tbl) + float(raw.scores[i]), float(raw.costs[i]), int(values["macs"][i]),
+                         int(values["params"][i]), float(values["latency_ms"][i]) if prof is not None else None,
+                         raw.labels.get(i), raw.optimum.get(i)) for i, g in enumerate(raw.genes)]
+    return ParetoFront(tbl.space.name, prof.name if prof else None, prof.kind if prof else None, objective,
+                       OBJECTIVES[objective], points, [asdict(b) for b in problem.bounds], seed, raw.seconds)

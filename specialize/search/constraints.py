@@ -1,0 +1,219 @@
+"""Bounds on an architecture's resources, compiled into one vectorized `Problem` that every solver reads.
+
+A chromosome (architecture) is one candidate index per layer. The score to maximize is the sum of
+the accuracy-loss table T_d (PONAS §3.3). Bounds are EPNAS intervals [C_l, C_u] on:
+
+- latency_ms (Σ per-block latency of a device profile + its offset), macs, params: linear, one row each;
+- intensity = 2·MACs / bytes (FLOPs per byte): `intensity >= c` is the linear row
+  Σ (2·macs − c·bytes) + fixed >= 0 (and `<= c` likewise);
+- peak_activation_bytes, a max over layers: an upper bound removes candidates per layer (`allowed`),
+  a lower bound is the linear row "at least one chosen block reaches it".
+
+All rows are stacked in one [rows, layers, candidates] array, so evaluating a population [N, L] of
+chromosomes is one fancy-indexing gather and a sum.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+
+from specialize.cost import CostArrays
+from specialize.errors import SpecializeError
+from specialize.units import (format_bytes, format_count, format_ratio, format_time_ms, parse_bytes, parse_count,
+                              parse_ratio, parse_time_ms)
+
+
+@dataclass(frozen=True)
+class Metric:
+    key: str                                   # field of a result: "macs"
+    option: str                                # option stem: "flops" -> --max-flops / max_flops=
+    label: str                                 # what it is called in messages: "MACs"
+    parse: Callable[[str | float], float]
+    format: Callable[..., str]
+
+
+METRICS: dict[str, Metric] = {m.key: m for m in (
+    Metric("latency_ms", "latency", "latency", parse_time_ms, format_time_ms),
+    Metric("macs", "flops", "MACs", parse_count, format_count),
+    Metric("params", "params", "parameters", parse_count, format_count),
+    Metric("intensity", "intensity", "compute intensity (FLOPs/byte)", parse_ratio, format_ratio),
+    Metric("peak_activation_bytes", "peak_memory", "peak activation memory", parse_bytes, format_bytes),
+)}
+OPTION_TO_METRIC = {m.option: m.key for m in METRICS.values()}
+
+
+@dataclass(frozen=True)
+class Bound:
+    metric: str                  # a key of METRICS
+    lower: float | None = None
+    upper: float | None = None
+
+    def flags(self) -> list[str]:
+        """The options as a user would type them: ['--min-flops 100M', '--max-flops 300M']."""
+        m = METRICS[self.metric]
+        stem = m.option.replace("_", "-")
+        out = [f"--min-{stem} {m.format(self.lower)}"] if self.lower is not None else []
+        return out + ([f"--max-{stem} {m.format(self.upper)}"] if self.upper is not None else [])
+
+    def holds(self, value: float) -> bool:
+        return (self.lower is None or value >= self.lower) and (self.upper is None or value <= self.upper)
+
+
+def bounds_from_options(**options: str | float | None) -> tuple[Bound, ...]:
+    """`max_flops="300M", min_latency="5ms"` -> Bounds; unknown names and malformed values raise."""
+    limits: dict[str, dict[str, float]] = {}
+    for name, text in options.items():
+        if text is None:
+            continue
+        side, _, stem = name.partition("_")
+        if side not in ("min", "max") or stem not in OPTION_TO_METRIC:
+            valid = ", ".join(f"{s}_{o}" for o in OPTION_TO_METRIC for s in ("min", "max"))
+            raise SpecializeError(f"unknown bound {name!r}; valid: {valid}")
+        metric = METRICS[OPTION_TO_METRIC[stem]]
+        limits.setdefault(metric.key, {})["lower" if side == "min" else "upper"] = metric.parse(text)
+    bounds = tuple(Bound(key, **sides) for key, sides in limits.items())
+    for b in bounds:
+        if b.lower is not None and b.upper is not None and b.lower > b.upper:
+            low, high = b.flags()
+            raise SpecializeError(f"{low} is above {high}: the interval is empty")
+    return bounds
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Everything a solver needs, as arrays. Score and rows are [layers, candidates]."""
+
+    space_name: str
+    device: str | None
+    score: np.ndarray                 # [L, C] accuracy loss T_d (<= 0); maximize the sum
+    allowed: np.ndarray               # [L, C] bool: candidates left after per-layer filters
+    rows: np.ndarray                  # [K, L, C] linear constraint coefficients
+    row_fixed: np.ndarray             # [K] architecture-independent part of each row
+    row_lo: np.ndarray                # [K] lower limit (-inf if none)
+    row_hi: np.ndarray                # [K] upper limit (+inf if none)
+    bounds: tuple[Bound, ...]
+    linear: dict[str, tuple[np.ndarray, float]] = field(repr=False)   # metric -> ([L, C], fixed)
+    peak: tuple[np.ndarray, float] = field(repr=False)                # ([L, C] peak bytes, fixed peak)
+    fixed_infeasible: tuple[Bound, ...] = ()  # bounds the fixed stem/head alone already break
+
+    @property
+    def num_layers(self) -> int:
+        return self.score.shape[0]
+
+    def gather(self, table: np.ndarray, pop: np.ndarray) -> np.ndarray:
+        """table[..., l, pop[n, l]] for every chromosome: [..., N, L]."""
+        return table[..., np.arange(self.num_layers), pop]
+
+    def scores(self, pop: np.ndarray) -> np.ndarray:
+        return self.gather(self.score, pop).sum(axis=-1)
+
+    def row_values(self, pop: np.ndarray) -> np.ndarray:
+        """[K, N] value of every constraint row for every chromosome."""
+        return self.gather(self.rows, pop).sum(axis=-1) + self.row_fixed[:, None]
+
+    def row_violation(self, values: np.ndarray) -> np.ndarray:
+        """[K, N] how far each row is outside its limits, in units of the row's reachable range."""
+        over = np.maximum(values - self.row_hi[:, None], 0) + np.maximum(self.row_lo[:, None] - values, 0)
+        return over / self.row_scale[:, None]
+
+    @cached_property
+    def any_filtered(self) -> bool:
+        return not self.allowed.all()
+
+    @cached_property
+    def row_scale(self) -> np.ndarray:
+        spread = self.rows.max(axis=2).sum(axis=1) - self.rows.min(axis=2).sum(axis=1)
+        return np.maximum(spread, 1e-12)
+
+    @cached_property
+    def one_sided(self) -> tuple[np.ndarray, np.ndarray]:
+        """Rows as Σ A'[l, g_l] <= b' (a two-sided row becomes two), for a 4-operation feasibility test."""
+        lower, upper = np.isfinite(self.row_lo), np.isfinite(self.row_hi)
+        rows = np.concatenate([self.rows[upper], -self.rows[lower]])
+        limits = np.concatenate([self.row_hi[upper] - self.row_fixed[upper], self.row_fixed[lower] - self.row_lo[lower]])
+        return rows, limits[:, None]
+
+    def feasible(self, pop: np.ndarray) -> np.ndarray:
+        """[N] bool: every gene allowed and every row inside its limits."""
+        if self.fixed_infeasible:
+            return np.zeros(pop.shape[:-1], dtype=bool)
+        rows, limits = self.one_sided
+        ok = (self.gather(rows, pop).sum(axis=-1) <= limits).all(axis=0) if len(rows) else np.ones(pop.shape[:-1], dtype=bool)
+        return ok & self.gather(self.allowed, pop).all(axis=-1) if self.any_filtered else ok
+
+    def capped(self, metric: str, upper: float) -> "Problem":
+        """This problem with one more linear upper bound (used to check points of a Pareto front)."""
+        arr, fixed = self.linear[metric]
+        return replace(self, rows=np.concatenate([self.rows, arr[None]]), row_fixed=np.append(self.row_fixed, fixed),
+                       row_lo=np.append(self.row_lo, -np.inf), row_hi=np.append(self.row_hi, upper),
+                       bounds=self.bounds + (Bound(metric, upper=upper),))
+
+    def measure(self, pop: np.ndarray) -> dict[str, np.ndarray]:
+        """[N] value of every metric (latency only with a device profile)."""
+        out = {key: self.gather(arr, pop).sum(axis=-1) + fixed for key, (arr, fixed) in self.linear.items()}
+        out["intensity"] = 2 * out["macs"] / out["bytes"]
+        peak, fixed_peak = self.peak
+        out["peak_activation_bytes"] = np.maximum(self.gather(peak, pop).max(axis=-1), fixed_peak)
+        return out
+
+
+def build_problem(loss: np.ndarray, costs: CostArrays, bounds: tuple[Bound, ...], space_name: str,
+                  latency: tuple[np.ndarray, float] | None = None, device: str | None = None) -> Problem:
+    """Compile bounds into rows and per-layer filters. `latency` is ([L, C] block ms, offset ms)."""
+    linear = {"macs": (costs.macs.astype(float), float(costs.fixed_macs)),
+              "params": (costs.params.astype(float), float(costs.fixed_params)),
+              "bytes": (costs.bytes.astype(float), float(costs.fixed_bytes))}
+    if latency is not None:
+        linear["latency_ms"] = (np.asarray(latency[0], dtype=float), float(latency[1]))
+    peak = (costs.peak_activation_bytes.astype(float), float(costs.fixed_peak_activation_bytes))
+    allowed = np.ones(loss.shape, dtype=bool)
+    rows: list[tuple[np.ndarray, float, float, float]] = []
+    fixed_bad: list[Bound] = []
+    for b in bounds:
+        if b.metric == "latency_ms" and latency is None:
+            raise SpecializeError(f"{' and '.join(b.flags())} needs a device: give --device or --profile")
+        if b.metric in linear:
+            arr, fixed = linear[b.metric]
+            rows.append((arr, fixed, -np.inf if b.lower is None else b.lower, np.inf if b.upper is None else b.upper))
+        elif b.metric == "intensity":
+            rows += _intensity_rows(linear, b)
+        else:
+            allowed, peak_rows, broken = _peak_filters(peak, b, allowed)
+            rows += peak_rows
+            fixed_bad += [b] if broken else []
+    return _assemble(loss, allowed, rows, bounds, linear, peak, space_name, device, tuple(fixed_bad))
+
+
+def _intensity_rows(linear: dict, b: Bound) -> list[tuple[np.ndarray, float, float, float]]:
+    """2·MACs − c·bytes >= 0 (lower c) and <= 0 (upper c)."""
+    (macs, fm), (nbytes, fb) = linear["macs"], linear["bytes"]
+    out = []
+    if b.lower is not None:
+        out.append((2 * macs - b.lower * nbytes, 2 * fm - b.lower * fb, 0.0, np.inf))
+    if b.upper is not None:
+        out.append((2 * macs - b.upper * nbytes, 2 * fm - b.upper * fb, -np.inf, 0.0))
+    return out
+
+
+def _peak_filters(peak: tuple[np.ndarray, float], b: Bound, allowed: np.ndarray):
+    """Upper bound: drop candidates above it. Lower bound: at least one block (or the fixed part) reaches it."""
+    arr, fixed = peak
+    broken = b.upper is not None and fixed > b.upper
+    if b.upper is not None:
+        allowed = allowed & (arr <= b.upper)
+    rows = []
+    if b.lower is not None and fixed < b.lower:
+        rows.append(((arr >= b.lower).astype(float), 0.0, 1.0, np.inf))
+    return allowed, rows, broken
+
+
+def _assemble(loss, allowed, rows, bounds, linear, peak, space_name, device, fixed_bad) -> Problem:
+    shape = loss.shape
+    stack = np.stack([r[0] for r in rows]) if rows else np.zeros((0, *shape))
+    def column(i: int) -> np.ndarray:
+        return np.array([r[i] for r in rows], dtype=float)
+    return Problem(space_name, device, np.asarray(loss, dtype=float), allowed, stack, column(1), column(2),
+                   column(3), tuple(bounds), linear, peak, fixed_bad)
