@@ -7,6 +7,7 @@ from typing import Iterator, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich import box
 from rich.table import Table
 
 from cli.common import console, err_console, fail, handle_errors, print_json
@@ -99,7 +100,9 @@ def render_validation(report: dict, profile_path: Path) -> None:
                   f"Kendall τ: {report['kendall_tau']:.3f}")
     raw = report["uncalibrated"]
     console.print(f"  uncalibrated: within ±10% {100 * raw['within_10pct']:.0f}%, MAPE {100 * raw['mape']:.1f}%")
-    if "calibration" in report:
+    if "calibration" in report and "error" in report["calibration"]:
+        console.print(f"  calibration not fitted: {report['calibration']['error']}")
+    elif "calibration" in report:
         c = report["calibration"]
         verdict = f"kept, written to {profile_path}" if report["calibration_kept"] else "not kept (no better on held-out networks)"
         console.print(f"  calibration scale {c['scale']:.3f}, offset {c['offset_ms']:.3f} ms: {verdict}")
@@ -153,12 +156,17 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     if as_json:
         print_json(rows)
         return
-    table = Table("name", "kind", "runtime", "precision", "space", "date", "description", title="devices")
+    wide = console.width >= 120  # the description only fits on wide terminals; --json has it all
+    table = Table(title="devices", box=box.SIMPLE_HEAD)
+    for column in ("name", "kind", "runtime", "space", "date") + (("description",) if wide else ()):
+        table.add_column(column, no_wrap=column != "description", overflow="fold")
     for row in rows:
         kind = f"[yellow]{row['kind']}[/]" if row["kind"] == "estimated" else f"[green]{row['kind']}[/]"
-        table.add_row(row["name"], kind, row["runtime"], row["precision"] or "", row["space"] or "", row["date"] or "",
-                      row["description"])
+        cells = [row["name"], kind, f"{row['runtime']} {row['precision'] or ''}", row["space"] or "", (row["date"] or "")[:10]]
+        table.add_row(*cells, *([row["description"]] if wide else []))
     console.print(table)
+    aliases = ", ".join(f"{alias} = {row['name']}" for row in rows for alias in row["aliases"])
+    console.print(f"aliases: {aliases}")
     console.print("estimated = roofline from datasheet figures (ranks, absolute values are rough); measured = timed.")
 
 

@@ -110,9 +110,13 @@ def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfi
         archs = [space.parse_arch(e["arch"]) for e in networks]
         raw = [uncalibrated_ms(profile, a) for a in archs]
         times = [timings[e["key"]].median_ms for e in networks]
-        calibration = fit_calibration(raw, times)
-        calibration["leave_one_out"] = {"mape": loo_mape(raw, times), "uncalibrated_mape": agreement(raw, times)["mape"]}
         profile.measurement["calibration_networks"] = len(networks)
+        try:
+            calibration = fit_calibration(raw, times)
+            calibration["leave_one_out"] = {"mape": loo_mape(raw, times), "uncalibrated_mape": agreement(raw, times)["mape"]}
+        except SpecializeError as exc:  # e.g. a non-positive scale from too few or too noisy networks
+            profile.measurement["calibration_skipped"] = str(exc)
+            return profile
         if calibration["leave_one_out"]["mape"] < calibration["leave_one_out"]["uncalibrated_mape"]:
             profile.calibration = calibration
     return profile

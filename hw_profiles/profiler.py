@@ -39,10 +39,11 @@ def measure_workload(runtime, space: SearchSpace, workload: Workload, protocol: 
     return best
 
 
-def noisy_entries(timings: dict[str, Timing], protocol: Protocol, worst: int = 8) -> list[dict]:
+def noisy_entries(timings: dict[str, Timing], protocol: Protocol) -> list[dict]:
+    """Entries noisier than the protocol allows, worst first."""
     noisy = [(key, t) for key, t in timings.items() if t.rel_iqr > protocol.rel_iqr_max and key != "dispatch"]
     noisy.sort(key=lambda item: -item[1].rel_iqr)
-    return [{"entry": key, "median_ms": round(t.median_ms, 4), "rel_iqr": round(t.rel_iqr, 3)} for key, t in noisy[:worst]]
+    return [{"entry": key, "median_ms": round(t.median_ms, 4), "rel_iqr": round(t.rel_iqr, 3)} for key, t in noisy]
 
 
 def assemble_profile(space: SearchSpace, timings: dict[str, Timing], batch: int) -> tuple:
@@ -86,7 +87,7 @@ def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntim
         provenance=provenance(name=name, batch=batch, **described),
     )
     if noisy and not force:
-        listed = ", ".join(f"{e['entry']} (IQR {100 * e['rel_iqr']:.0f}% of {e['median_ms']} ms)" for e in noisy)
+        listed = ", ".join(f"{e['entry']} (IQR {100 * e['rel_iqr']:.0f}% of {e['median_ms']} ms)" for e in noisy[:8])
         raise NoisyProfileError(
             f"{len(noisy)} entries stayed noisier than {100 * protocol.rel_iqr_max:.0f}% relative IQR after "
             f"{protocol.retries} re-measurements; worst: {listed}. Is something else using the CPU/GPU? "

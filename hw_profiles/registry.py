@@ -74,12 +74,11 @@ def list_devices() -> list[dict]:
     """Every registered device (estimated, any space) and every shipped measured profile."""
     rows = []
     for device in device_registry.devices().values():
-        alias = f" (aliases: {', '.join(device.aliases)})" if device.aliases else ""
         rows.append({"name": device.name, "kind": "estimated", "runtime": "roofline", "date": device.date,
-                     "space": "any", "precision": device.default_precision,
-                     "description": device.description + alias})
+                     "space": "any", "precision": device.default_precision, "aliases": list(device.aliases),
+                     "description": device.description})
     for header in shipped_profiles():
         rows.append({"name": header["name"], "kind": header["kind"], "runtime": header["runtime"],
-                     "date": header["date"], "space": header["space"], "precision": header["precision"],
+                     "date": header["date"], "space": header["space"], "precision": header["precision"], "aliases": [],
                      "description": f"shipped profile {header['path'].name} (fingerprint {header['fingerprint']})"})
     return rows

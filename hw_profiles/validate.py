@@ -83,14 +83,18 @@ def validate_profile(profile: DeviceProfile, samples: int = 30, seed: int = 0, c
     if calibrate:
         fit_archs = sample_archs(profile.space, fit_samples or samples, seed + 10_000)
         fit_measured = measure_networks(profile, fit_archs, runtime_name, threads, progress=progress)
-        calibration = fit_calibration([uncalibrated_ms(profile, a) for a in fit_archs], fit_measured)
-        calibrated = replace(profile, calibration=calibration)
-        held = agreement([calibrated.predict_ms(a) for a in held_out], measured)
-        calibration["held_out"] = {"networks": samples, **held, "uncalibrated_mape": report["uncalibrated"]["mape"]}
-        kept = held["mape"] < report["uncalibrated"]["mape"]
-        report["calibration"], report["calibration_kept"] = calibration, kept
-        if kept:
-            profile = calibrated
+        try:
+            calibration = fit_calibration([uncalibrated_ms(profile, a) for a in fit_archs], fit_measured)
+        except SpecializeError as exc:
+            report["calibration"], report["calibration_kept"] = {"error": str(exc)}, False
+        else:
+            calibrated = replace(profile, calibration=calibration)
+            held = agreement([calibrated.predict_ms(a) for a in held_out], measured)
+            calibration["held_out"] = {"networks": samples, **held, "uncalibrated_mape": report["uncalibrated"]["mape"]}
+            kept = held["mape"] < report["uncalibrated"]["mape"]
+            report["calibration"], report["calibration_kept"] = calibration, kept
+            if kept:
+                profile = calibrated
     predicted = [profile.predict_ms(a) for a in held_out]
     report.update(agreement(predicted, measured))
     report["samples"] = [{"arch": str(a), "predicted_ms": round(p, 4), "measured_ms": round(m, 4)}

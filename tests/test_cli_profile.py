@@ -1,0 +1,96 @@
+"""`specialize profile ...` and `specialize devices` through typer's CliRunner, on a tiny space."""
+import json
+from dataclasses import replace
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from hw_profiles import load_profile
+from hw_profiles.devices import devices
+from specialize import space as space_module
+from specialize.space import LayerSpec, get_space
+
+runner = CliRunner()
+
+
+def tiny_space():
+    return replace(get_space("cifar10"), name="tiny", resolution=16, stem_channels=8, first_block_channels=8,
+                   layers=(LayerSpec(8, 8, 1), LayerSpec(8, 16, 2)), head_channels=32, kernels=(3, 5), expansions=(3,))
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    monkeypatch.setitem(space_module.SPACES, "tiny", tiny_space)
+    return tiny_space()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_profile_then_validate(tmp_path, tiny):
+    out = tmp_path / "p.json"
+    result = invoke("profile", "--name", "this-cpu", "--space", "tiny", "--threads", 1, "--repeats", 3, "--force", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert load_profile(out, tiny).kind == "measured"
+    result = invoke("profile", "validate", "--profile", out, "--samples", 3, "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert {"mape", "within_10pct", "kendall_tau", "samples"} <= set(report) and len(report["samples"]) == 3
+    result = invoke("profile", "validate", "--profile", out, "--samples", 3)
+    assert result.exit_code == 0 and "Kendall" in result.output
+
+
+def test_profile_needs_name_space_and_output(tmp_path):
+    result = invoke("profile", "--space", "cifar10")
+    assert result.exit_code == 2 and "--name" in result.output
+
+
+@pytest.mark.parametrize("runtime,needle", [("torch-cuda", "CUDA"), ("tensorrt", "TensorRT")])
+def test_missing_gpu_runtimes_exit_2_with_a_clear_message(tmp_path, runtime, needle):
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    out = tmp_path / "p.json"
+    result = invoke("profile", "--name", "gpu", "--space", "cifar10", "--runtime", runtime, "-o", out)
+    assert result.exit_code == 2 and needle in result.output and not out.exists()
+
+
+def test_noisy_profile_is_refused_without_force(tmp_path, tiny, monkeypatch):
+    from hw_profiles import profiler
+    from hw_profiles.measure import Timing
+    monkeypatch.setattr(profiler, "time_runs", lambda run, clock, protocol: Timing(1.0, 0.4, 5, 1))
+    out = tmp_path / "p.json"
+    result = invoke("profile", "--name", "x", "--space", "tiny", "--threads", 1, "-o", out)
+    assert result.exit_code == 2 and "noisier" in result.output and "L00/k3e3" in result.output and not out.exists()
+    result = invoke("profile", "--name", "x", "--space", "tiny", "--threads", 1, "--force", "-o", out)
+    assert result.exit_code == 0 and load_profile(out).measurement["forced"]
+
+
+def test_bundle_and_import_via_cli(tmp_path, tiny):
+    import subprocess
+    import sys
+    bundle = tmp_path / "bundle"
+    result = invoke("profile", "bundle", "--space", "tiny", "-o", bundle, "--networks", 4)
+    assert result.exit_code == 0, result.output
+    subprocess.run([sys.executable, bundle / "run_bundle.py", "--runner", "onnxruntime", "--repeats", "3", "--budget-s", "0.005",
+                    "--threads", "1"], check=True, capture_output=True, timeout=120)
+    result = invoke("profile", "import", bundle, "--name", "board", "-o", tmp_path / "p.json")
+    assert result.exit_code == 0, result.output
+    assert load_profile(tmp_path / "p.json", tiny).name == "board"
+
+
+def test_devices_lists_every_device_with_its_kind():
+    result = invoke("devices", "--json")
+    assert result.exit_code == 0
+    rows = json.loads(result.stdout)
+    assert set(devices()) <= {r["name"] for r in rows}
+    assert all(r["kind"] in ("measured", "estimated") for r in rows)
+    result = invoke("devices")
+    assert result.exit_code == 0 and "estimated" in result.output and "jetson-orin-nano" in result.output
+
+
+def test_validate_of_a_missing_or_corrupt_profile_exits_2(tmp_path):
+    result = invoke("profile", "validate", "--profile", tmp_path / "none.json")
+    assert result.exit_code == 2 and "does not exist" in result.output

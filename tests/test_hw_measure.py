@@ -1,0 +1,136 @@
+"""Measuring on onnxruntime with a tiny space and tiny repeat counts; runtimes that cannot run here."""
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from hw_profiles import load_profile
+from hw_profiles import profiler as profiler_module
+from hw_profiles.bundle import import_bundle, write_bundle
+from hw_profiles.measure import Protocol, RuntimeUnavailable, Timing, get_runtime
+from hw_profiles.profiler import NoisyProfileError, profile_space
+from hw_profiles.validate import agreement, fit_calibration, validate_profile
+from hw_profiles.workloads import sample_archs, space_workloads
+from specialize.cost import arch_cost
+from specialize.errors import SpecializeError
+from specialize.space import LayerSpec, get_space
+
+QUICK = Protocol(warmup_s=0.0, sample_s=0.0005, repeats=3, budget_s=0.005, rel_iqr_max=10.0, retries=0)
+
+
+def tiny_space():
+    """Two searchable layers, four candidates, 16x16 input: every entry exports and times in milliseconds."""
+    return replace(get_space("cifar10"), name="tiny", resolution=16, stem_channels=8, first_block_channels=8,
+                   layers=(LayerSpec(8, 8, 1), LayerSpec(8, 16, 2)), head_channels=32, kernels=(3, 5), expansions=(3,))
+
+
+def test_profile_tiny_space_writes_a_valid_file(tmp_path):
+    space = tiny_space()
+    seen = []
+    profile = profile_space(space, "this-cpu", threads=1, protocol=QUICK, progress=seen.append)
+    assert seen == [w.key for w in space_workloads(space)]
+    profile.save(tmp_path / "p.json")
+    loaded = load_profile(tmp_path / "p.json", space)
+    assert loaded.kind == "measured" and loaded.runtime == "onnxruntime" and loaded.name == "this-cpu"
+    assert loaded.latency_ms.shape == (2, 4) and (loaded.latency_ms >= 0).all() and loaded.spread_ms.shape == (2, 4)
+    assert set(loaded.fixed_ms) == {"stem", "head", "dispatch"}
+    prov = json.loads((tmp_path / "p.json").read_text())["provenance"]
+    assert prov["settings"]["runtime_version"] and prov["settings"]["device_name"] and prov["settings"]["threads"] == 1
+    assert prov["date"] and loaded.measurement["protocol"]["repeats"] == 3
+
+
+def fake_timing(median, iqr):
+    return lambda run, clock, protocol: Timing(median, iqr, 5, 1)
+
+
+def test_noisy_entries_refuse_unless_forced(monkeypatch):
+    monkeypatch.setattr(profiler_module, "time_runs", fake_timing(1.0, 0.5))
+    noisy = replace(QUICK, rel_iqr_max=0.1, retries=2)
+    with pytest.raises(NoisyProfileError) as info:
+        profile_space(tiny_space(), "x", threads=1, protocol=noisy)
+    assert "L00/k3e3" in str(info.value) and "--force" in str(info.value) and "50%" in str(info.value)
+    forced = profile_space(tiny_space(), "x", threads=1, protocol=noisy, force=True)
+    assert forced.measurement["forced"] and forced.measurement["noisy"]
+
+
+def test_runtimes_without_cuda_or_tensorrt_say_why():
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA; the absence path is not reachable")
+    with pytest.raises(RuntimeUnavailable, match="CUDA GPU"):
+        get_runtime("torch-cuda")
+    with pytest.raises(RuntimeUnavailable, match="TensorRT|CUDA GPU"):
+        get_runtime("tensorrt", "fp16")
+    with pytest.raises(SpecializeError, match="fp32 only"):
+        get_runtime("onnxruntime", "fp16")
+    with pytest.raises(SpecializeError, match="known runtimes"):
+        get_runtime("coreml")
+
+
+def test_sampled_archs_spread_over_the_macs_range():
+    space = get_space("ponas-imagenet")
+    macs = np.array([arch_cost(a)["macs"] for a in sample_archs(space, 30, seed=0)])
+    smallest, largest = arch_cost(space.smallest_arch())["macs"], arch_cost(space.largest_arch())["macs"]
+    span = largest - smallest
+    assert macs.min() < smallest + 0.25 * span and macs.max() > largest - 0.25 * span
+
+
+def test_agreement_and_calibration_figures():
+    measured = [1.0, 2.0, 3.0, 4.0]
+    assert agreement([1.05, 2.0, 3.5, 4.0], measured)["within_10pct"] == 0.75
+    fit = fit_calibration([x / 2 - 0.1 for x in measured], measured)
+    assert fit["scale"] == pytest.approx(2.0) and fit["offset_ms"] == pytest.approx(0.2)
+    with pytest.raises(SpecializeError):
+        fit_calibration([1.0, 1.0, 1.0], measured[:3])
+
+
+def test_validate_reports_figures_and_keeps_calibration_only_if_it_helps():
+    space = tiny_space()
+    profile = profile_space(space, "this-cpu", threads=1, protocol=QUICK)
+    report, updated = validate_profile(profile, samples=4, calibrate=True, fit_samples=4)
+    assert {"mape", "within_10pct", "kendall_tau", "samples", "uncalibrated", "calibration"} <= set(report)
+    assert len(report["samples"]) == 4 and {"arch", "predicted_ms", "measured_ms"} <= set(report["samples"][0])
+    assert (updated.calibration is not None) == report["calibration_kept"]
+
+
+def test_validate_estimated_profile_needs_a_runtime():
+    from hw_profiles import resolve_profile
+    with pytest.raises(SpecializeError, match="--runtime"):
+        validate_profile(resolve_profile("jetson", tiny_space()), samples=2)
+
+
+def test_bundle_runner_import_round_trip(tmp_path):
+    space = tiny_space()
+    manifest = write_bundle(space, tmp_path / "b", networks=4)
+    assert (tmp_path / "b" / "run_bundle.py").is_file() and len(manifest["entries"]) == len(space_workloads(space)) + 4
+    done = subprocess.run([sys.executable, str(tmp_path / "b" / "run_bundle.py"), "--runner", "onnxruntime", "--repeats", "3",
+                           "--budget-s", "0.005", "--warmup-s", "0", "--threads", "1", "--name", "lab-board"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert results["runner"] == "onnxruntime" and "nvpmodel" in results and "jetson_clocks" in results
+    profile = import_bundle(tmp_path / "b")
+    assert profile.name == "lab-board" and profile.kind == "measured" and profile.runtime == "onnxruntime"
+    assert profile.latency_ms.shape == (2, 4) and profile.measurement["calibration_networks"] == 4
+    profile.save(tmp_path / "p.json")
+    assert load_profile(tmp_path / "p.json", space).predict_ms(space.largest_arch()) > 0
+
+
+def test_bundle_refuses_a_non_empty_directory_and_import_needs_results(tmp_path):
+    (tmp_path / "x").write_text("")
+    with pytest.raises(SpecializeError, match="not empty"):
+        write_bundle(tiny_space(), tmp_path, networks=0)
+    write_bundle(tiny_space(), tmp_path / "b", networks=0)
+    with pytest.raises(SpecializeError, match="run_bundle.py"):
+        import_bundle(tmp_path / "b")
+
+
+@pytest.mark.slow
+def test_profile_cifar10_with_tiny_repeat_counts(tmp_path):
+    space = get_space("cifar10")
+    profile = profile_space(space, "this-cpu", threads=1, protocol=QUICK)
+    profile.save(tmp_path / "p.json")
+    assert load_profile(tmp_path / "p.json", space).latency_ms.shape == (12, 12)
