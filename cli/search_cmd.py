@@ -182,3 +182,52 @@ def _solver_line(result) -> str:
     return (f"answer: {result.solver} (penalty {result.penalty}, seed {result.seed}); GA {ga}, optimum "
             f"{100 * result.optimum_value:+.3f}%, GA gap {gap}; searched in {result.search_seconds:.3f} s "
             f"(GA {result.ga_seconds:.3f} s, exact {result.exact_seconds:.3f} s)")
+
+
+def render_front(front, output: Path | None, plot: Path | None) -> None:
+    from rich.table import Table
+
+    from cli.common import console
+
+    where = f"{front.device} ({front.device_kind})" if front.device else "no device"
+    table = Table(title=f"Pareto front: accuracy loss vs {front.objective}, space {front.space}, {where}",
+                  title_justify="left", show_edge=False)
+    for name in ("", front.objective, "predicted accuracy", "loss", "optimum at this cost", "arch"):
+        table.add_column(name)
+    for p in front.points:
+        optimum = "" if p.optimum_loss is None else f"{100 * p.optimum_loss:+.2f}%"
+        table.add_row(p.label or "", _fmt(front.cost_key, p.cost), f"{100 * p.predicted_accuracy:.2f}%",
+                      f"{100 * p.accuracy_loss:+.2f}%", optimum, p.arch)
+    console.print(table)
+    console.print(f"{len(front.points)} points in {front.search_seconds:.2f} s"
+                  + (f"; front written to {output}" if output else "") + (f"; plot written to {plot}" if plot else ""))
+
+
+def plot_front(front, path: Path) -> None:
+    """PNG of the front with the labelled points named (matplotlib, Agg backend, imported here only)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from specialize.fileio import atomic_write_bytes
+
+    scale, unit = (1.0, "ms") if front.cost_key == "latency_ms" else (1e-6, "M MACs")
+    x = [p.cost * scale for p in front.points]
+    y = [100 * p.predicted_accuracy for p in front.points]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    ax.plot(x, y, "o-", markersize=3, label="NSGA-II front")
+    for p, xi, yi in zip(front.points, x, y):
+        if p.label:
+            ax.annotate(f"{p.label}\n{p.arch}", (xi, yi), fontsize=5, xytext=(4, -14), textcoords="offset points")
+            ax.plot([xi], [yi], "r*", markersize=8)
+    ax.set_xlabel(f"{front.objective} ({unit})")
+    ax.set_ylabel("predicted accuracy (%)")
+    ax.set_title(f"{front.space}" + (f" on {front.device}" if front.device else ""))
+    ax.grid(alpha=0.3)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())

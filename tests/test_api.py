@@ -1,0 +1,94 @@
+"""The Python API: `specialize(...)` and `pareto(...)` return data; the online path imports no torch or onnx."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hw_profiles.profile import DeviceProfile
+from specialize import SpecializeResult, pareto, specialize
+from specialize.cost import arch_cost, cost_arrays
+from specialize.errors import InfeasibleError, SpecializeError
+from specialize.space import get_space
+from specialize.table import AccuracyTable
+
+JSON_KEYS = {"arch", "space", "device", "macs", "params", "latency_ms", "intensity", "predicted_accuracy",
+             "optimality_gap", "search_seconds"}
+
+
+def random_table(seed: int = 0) -> AccuracyTable:
+    """Random accuracies (the API's plumbing does not depend on what the numbers are)."""
+    space = get_space("cifar10")
+    acc = np.random.default_rng(seed).uniform(0.6, 0.9, (space.num_layers, space.num_candidates))
+    return AccuracyTable(space=space, accuracy=acc, best_arch=str(space.largest_arch()))
+
+
+def roofline_profile(space) -> DeviceProfile:
+    c = cost_arrays(space)
+    block = np.maximum(2 * c.macs / 1e11, c.bytes / 2e10) * 1e3
+    fixed = float(max(2 * c.fixed_macs / 1e11, c.fixed_bytes / 2e10) * 1e3)
+    return DeviceProfile("roofline-test", "estimated", "roofline", space, block, {"stem_head": fixed})
+
+
+def test_specialize_returns_a_result_within_bounds():
+    table = random_table()
+    profile = roofline_profile(table.space)
+    result = specialize(table=table, profile=profile, max_flops="45M", max_latency=profile.offset_ms() + 0.6, seed=1)
+    assert isinstance(result, SpecializeResult)
+    arch = table.space.parse_arch(result.arch)
+    assert result.macs == arch_cost(arch)["macs"] <= 45e6
+    assert result.latency_ms == pytest.approx(profile.predict_ms(arch))
+    assert all(b["ok"] for b in result.bounds) and len(result.blocks) == table.space.num_layers
+    assert result.predicted_accuracy == pytest.approx(table.accuracy[-1].max() + table.loss[np.arange(12), arch.indices].sum())
+    assert 0 <= result.optimality_gap == result.optimum_value - result.ga_value
+    data = json.loads(json.dumps(result.to_dict()))
+    assert JSON_KEYS <= set(data) and data["device"] == "roofline-test" and data["device_kind"] == "estimated"
+
+
+def test_exact_solver_answer_is_the_optimum():
+    result = specialize(table=random_table(1), solver="exact", max_params="1.5M")
+    assert result.optimality_gap == 0 and result.accuracy_loss == result.optimum_value
+
+
+def test_no_device_means_no_latency():
+    result = specialize(table=random_table(2), max_flops="40M")
+    assert result.latency_ms is None and result.device is None
+
+
+def test_infeasible_and_bad_input_raise():
+    with pytest.raises(InfeasibleError, match="--max-flops 10M is infeasible: the smallest MACs in space cifar10 is 32.77M"):
+        specialize(table=random_table(), max_flops="10M")
+    with pytest.raises(SpecializeError, match="unknown solver"):
+        specialize(table=random_table(), solver="annealing")
+    with pytest.raises(SpecializeError, match="malformed"):
+        specialize(table=random_table(), max_params="lots")
+
+
+def test_pareto_front_points_carry_costs_and_labels():
+    table = random_table(3)
+    front = pareto("latency", table=table, profile=roofline_profile(table.space), generations=30, population=20)
+    labels = [p.label for p in front.points if p.label]
+    assert "most accurate" in labels and "cheapest" in labels
+    costs = [p.cost for p in front.points]
+    assert costs == sorted(costs) and all(p.latency_ms == p.cost for p in front.points)
+    json.dumps(front.to_dict())
+
+
+ISOLATION = """
+import sys, numpy as np
+import specialize.api, cli.main
+from specialize import specialize
+from specialize.space import get_space
+from specialize.table import AccuracyTable
+space = get_space("cifar10")
+acc = np.random.default_rng(0).uniform(0.6, 0.9, (space.num_layers, space.num_candidates))
+specialize(table=AccuracyTable(space=space, accuracy=acc, best_arch="-"), device="jetson", max_flops="40M", generations=50)
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "onnx", "onnxruntime", "tensorrt", "matplotlib"))
+assert not heavy, heavy
+"""
+
+
+def test_online_path_imports_neither_torch_nor_onnx():
+    done = subprocess.run([sys.executable, "-c", ISOLATION], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
