@@ -13,7 +13,8 @@ from rich.table import Table
 from cli.common import console, err_console, fail, handle_errors, print_json
 from specialize.fileio import check_writable
 
-profile_app = typer.Typer(help="Measure a device profile (latency of every block) or work with one.",
+profile_app = typer.Typer(help="Measure a device profile: without a subcommand, time every (layer, candidate) block, the stem and "
+                                "the head on --runtime and write -o PROFILE.json. Subcommands work with profiles.",
                           no_args_is_help=False)
 
 

@@ -30,7 +30,7 @@ def tiny_space():
 def test_profile_tiny_space_writes_a_valid_file(tmp_path):
     space = tiny_space()
     seen = []
-    profile = profile_space(space, "this-cpu", threads=1, protocol=QUICK, progress=seen.append)
+    profile = profile_space(space, "this-cpu", threads=1, protocol=QUICK, force=True, progress=seen.append)
     assert seen == [w.key for w in space_workloads(space)]
     profile.save(tmp_path / "p.json")
     loaded = load_profile(tmp_path / "p.json", space)
@@ -89,7 +89,7 @@ def test_agreement_and_calibration_figures():
 
 def test_validate_reports_figures_and_keeps_calibration_only_if_it_helps():
     space = tiny_space()
-    profile = profile_space(space, "this-cpu", threads=1, protocol=QUICK)
+    profile = profile_space(space, "this-cpu", threads=1, protocol=QUICK, force=True)
     report, updated = validate_profile(profile, samples=4, calibrate=True, fit_samples=4)
     assert {"mape", "within_10pct", "kendall_tau", "samples", "uncalibrated", "calibration"} <= set(report)
     assert len(report["samples"]) == 4 and {"arch", "predicted_ms", "measured_ms"} <= set(report["samples"][0])
@@ -131,6 +131,6 @@ def test_bundle_refuses_a_non_empty_directory_and_import_needs_results(tmp_path)
 @pytest.mark.slow
 def test_profile_cifar10_with_tiny_repeat_counts(tmp_path):
     space = get_space("cifar10")
-    profile = profile_space(space, "this-cpu", threads=1, protocol=QUICK)
+    profile = profile_space(space, "this-cpu", threads=1, protocol=QUICK, force=True)
     profile.save(tmp_path / "p.json")
     assert load_profile(tmp_path / "p.json", space).latency_ms.shape == (12, 12)
