@@ -127,8 +127,8 @@ def cost_agreement(space: SearchSpace, n: int, seed: int = 0) -> tuple[int, int]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads for training steps")
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per comparison")
-    parser.add_argument("--steps", type=int, default=5, help="training steps per round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per comparison")
+    parser.add_argument("--steps", type=int, default=3, help="training steps per round")
     parser.add_argument("--runs", type=int, default=30, help="onnxruntime runs per round")
     parser.add_argument("--archs", type=int, default=50, help="architectures per preset for the cost check")
     parser.add_argument("--ponas", action="store_true", help="also time ponas-imagenet (batch 8 training, 224x224 latency)")

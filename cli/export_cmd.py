@@ -51,9 +51,9 @@ def _to_json(result) -> dict:
 
 def _render(result) -> None:
     table = Table(title=f"exported {result.output}", box=None, pad_edge=False, padding=(0, 1), show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    rows = [("space", f"{result.space} (network fingerprint {result.fingerprint})"), ("architecture", result.arch),
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    rows = [("space", result.space), ("network", f"{result.network_space} (fingerprint {result.fingerprint})"), ("architecture", result.arch),
             ("weights", f"{result.weights} ({'trained' if result.trained else 'UNTRAINED'})"),
             ("batch norm", result.bn_statistics),
             ("MACs", f"{result.macs / 1e6:.1f} M (what MobileNet papers call FLOPs)"), ("params", f"{result.params / 1e6:.3f} M"),

@@ -361,6 +361,7 @@ class ExportResult:
     fmt: str
     precision: str
     space: str                       # the requested space
+    network_space: str               # the exported network's space: the requested one, or its proxy
     fingerprint: str                 # fingerprint of the exported network's space
     arch: str
     trained: bool
@@ -438,7 +439,7 @@ def export_subnet(space_name: str, arch_string: str, output: str | os.PathLike, 
     cost = arch_cost(exported)
     result = ExportResult(
         output=onnx_path, onnx_path=onnx_path, fmt=fmt, precision=precision, space=space.name,
-        fingerprint=exported.space.fingerprint, arch=str(arch), trained=loaded.trained, weights=loaded.source,
+        network_space=exported.space.name, fingerprint=exported.space.fingerprint, arch=str(arch), trained=loaded.trained, weights=loaded.source,
         width_multiplier=exported.space.width_multiplier, macs=cost["macs"], full_macs=arch_cost(arch)["macs"],
         params=cost["params"], max_abs_diff=diff, ops=ops, recalibrated_images=images, bn_statistics=bn_source,
         notes=list(loaded.notes))
