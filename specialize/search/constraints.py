@@ -26,6 +26,9 @@ from specialize.units import (format_bytes, format_count, format_ratio, format_t
                               parse_ratio, parse_time_ms)
 
 
+TOLERANCE = 1e-9   # relative slack on every bound, far below any meaningful difference
+
+
 @dataclass(frozen=True)
 class Metric:
     key: str                                   # field of a result: "macs"
@@ -58,8 +61,8 @@ class Bound:
         out = [f"--min-{stem} {m.format(self.lower)}"] if self.lower is not None else []
         return out + ([f"--max-{stem} {m.format(self.upper)}"] if self.upper is not None else [])
 
-    def holds(self, value: float) -> bool:
-        return (self.lower is None or value >= self.lower) and (self.upper is None or value <= self.upper)
+    def holds(self, value: float, rel: float = TOLERANCE) -> bool:
+        return (self.lower is None or value >= self.lower * (1 - rel)) and (self.upper is None or value <= self.upper * (1 + rel))
 
 
 def bounds_from_options(**options: str | float | None) -> tuple[Bound, ...]:
@@ -130,11 +133,13 @@ class Problem:
 
     @cached_property
     def one_sided(self) -> tuple[np.ndarray, np.ndarray]:
-        """Rows as Σ A'[l, g_l] <= b' (a two-sided row becomes two), for a 4-operation feasibility test."""
+        """Rows as Σ A'[l, g_l] <= b' (a two-sided row becomes two), for a 4-operation feasibility test.
+        A row may miss its limit by TOLERANCE of its range (float sums of latencies are not exact)."""
         lower, upper = np.isfinite(self.row_lo), np.isfinite(self.row_hi)
         rows = np.concatenate([self.rows[upper], -self.rows[lower]])
         limits = np.concatenate([self.row_hi[upper] - self.row_fixed[upper], self.row_fixed[lower] - self.row_lo[lower]])
-        return rows, limits[:, None]
+        slack = TOLERANCE * np.concatenate([self.row_scale[upper], self.row_scale[lower]])
+        return rows, (limits + slack)[:, None]
 
     def feasible(self, pop: np.ndarray) -> np.ndarray:
         """[N] bool: every gene allowed and every row inside its limits."""

@@ -15,7 +15,7 @@ import numpy as np
 from specialize.errors import SpecializeError
 from specialize.search.constraints import Problem
 
-MARGINS = (0.0, 1e-9, 1e-7)   # rows are tightened by this share of their range if HiGHS rounds past a limit
+MARGINS = (0.0, 1e-7, 1e-6)   # rows are tightened by this share of their range if HiGHS rounds past a limit
 
 
 @dataclass(frozen=True)
