@@ -241,6 +241,8 @@ def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, penalty: st
     pop, seeded = toolbox.population(POPULATION)
     fitness = toolbox.evaluate(pop)
     best = _Best(problem) if penalty == "soft" else None
+    if best is not None:
+        best.update(pop)
     failed, history = 0, []
     for gen in range(generations):
         draws = toolbox.draw(min(block, generations - gen)) if gen % block == 0 else draws
