@@ -3,8 +3,12 @@
 A chromosome is one candidate index per layer; its fitness is Σ_l T_d[l, g_l] (maximize: least
 accuracy loss). 20 feasible chromosomes start; each generation the top 10 are shuffled into 5 pairs,
 each pair makes two children by one-point crossover, each gene then mutates with probability 0.1;
-a child that breaks a bound is made again (up to `tries x rounds` times, then its parent stays).
-Parents and children form the next 20. The best chromosome ever seen wins.
+a child that breaks a bound is made again (up to `tries x rounds` times; then it is repaired by greedy
+descent on the bound violation, and if that fails its parent stays). Two additions to the paper keep
+the 20 chromosomes from collapsing into copies: a child equal to a parent is made again too, and the
+first population comes from random chromosomes repaired the same way (an ILP feasibility answer
+seeds it if none is found). Parents and children form the next 20; since parents survive, the best
+chromosome ever seen is in the final population and wins.
 
 The operators are registered on a DEAP `Toolbox` but work on whole populations as [N, L] int arrays
 (DEAP's per-individual objects would cost more than the whole 0.3 s budget at 1,000 generations).
@@ -101,16 +105,22 @@ def build_toolbox(problem: Problem, rng: np.random.Generator, penalty: str = "ha
     genome = Genome.from_mask(np.ones_like(problem.allowed) if soft else problem.allowed, rng)
     toolbox = base.Toolbox()
     toolbox.register("population", init_population, problem, genome, rng, soft=soft)
-    toolbox.register("evaluate", soft_reward, problem, best_accuracy) if soft else \
+    if soft:
+        toolbox.register("evaluate", soft_reward, problem, best_accuracy)
+    else:
         toolbox.register("evaluate", problem.scores)
     toolbox.register("select", select_best)
     toolbox.register("draw", draw, genome, rng, parents, tries, MUTATION)
     toolbox.register("mate", one_point_crossover)
     toolbox.register("mutate", mutate, genome)
-    toolbox.register("accept", (lambda pop: np.ones(len(pop), dtype=bool)) if soft else problem.feasible)
-    toolbox.register("repair", (lambda pop: pop) if soft else repair, *(() if soft else (problem, rng)))
+    toolbox.register("accept", accept_all if soft else problem.feasible)
+    toolbox.register("repair", (lambda pop: pop) if soft else lambda pop: repair(problem, rng, pop))
     toolbox.register("breed", breed, toolbox, genome, rounds)
     return toolbox
+
+
+def accept_all(pop: np.ndarray) -> np.ndarray:
+    return np.ones(len(pop), dtype=bool)
 
 
 def select_best(fitness: np.ndarray, k: int) -> np.ndarray:
