@@ -105,6 +105,44 @@ def show(
     console.print(accuracy_heatmap(t))
 
 
+@table_app.command("validate")
+@handle_errors
+def validate(
+    data: Path = typer.Option(..., help="Image folder or .tar.gz with the test split to measure on."),
+    table: str = typer.Option("default", help="Accuracy table file, or `default`."),
+    samples: int = typer.Option(20, help="Architectures to sample across the MACs range."),
+    seed: int = typer.Option(0),
+    plot: Optional[Path] = typer.Option(None, help="Scatter plot PNG (predicted score vs measured accuracy)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON (keys kendall_tau, spearman_rho, samples)."),
+) -> None:
+    """Rank correlation between the table's predicted scores and measured sub-network accuracy."""
+    from specialize.fileio import check_writable
+    from specialize.table import load_table
+    from supernet.data import load_dataset
+    from supernet.validate import scatter_plot, validate_table
+
+    t = load_table(table)
+    if plot:
+        check_writable(plot)
+    dataset = load_dataset(data)
+    with console.status("measuring sub-networks") as status:
+        fidelity = validate_table(t, dataset, samples, seed, progress=lambda i, n: status.update(f"measured {i}/{n} sub-networks"))
+    if plot:
+        scatter_plot(fidelity, plot, f"accuracy table fidelity: {t.space.name}, {len(fidelity.samples)} sub-networks")
+    if as_json:
+        print_json(fidelity.to_dict())
+        return
+    from rich.table import Table
+
+    grid = Table(title=f"table fidelity on {data}")
+    for column in ("arch", "MACs", "predicted", "test accuracy"):
+        grid.add_column(column)
+    for sample in fidelity.samples:
+        grid.add_row(sample["arch"], f"{sample['macs'] / 1e6:.1f}M", f"{sample['predicted']:.4f}", f"{100 * sample['accuracy']:.2f}%")
+    console.print(grid)
+    console.print(f"Kendall tau {fidelity.kendall_tau:.3f}, Spearman rho {fidelity.spearman_rho:.3f} over {len(fidelity.samples)} sub-networks")
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.add_typer(table_app, name="table")

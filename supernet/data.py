@@ -20,7 +20,11 @@ import torch.nn.functional as F
 from specialize.errors import SpecializeError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-CACHE_DIR = Path(os.environ.get("SPECIALIZE_CACHE", Path.home() / ".cache" / "specialize"))
+
+
+def cache_root() -> Path:
+    """Where decoded arrays are cached: $SPECIALIZE_CACHE, else ~/.cache/specialize."""
+    return Path(os.environ.get("SPECIALIZE_CACHE", Path.home() / ".cache" / "specialize"))
 
 
 @dataclass
@@ -127,7 +131,7 @@ def load_dataset(path: str | os.PathLike, image_size: int | None = None, cache: 
         raise SpecializeError(f"data path {path} does not exist")
     if path.is_dir() and not any(path.iterdir()):
         raise SpecializeError(f"data folder {path} is empty")
-    cache_dir = CACHE_DIR / "datasets" / _cache_key(path, image_size)
+    cache_dir = cache_root() / "datasets" / _cache_key(path, image_size)
     meta_file = cache_dir / "meta.json"
     if cache and meta_file.is_file():
         meta = json.loads(meta_file.read_text())

@@ -1,0 +1,188 @@
+"""Offline layer: data reader errors, the accuracy table a training run writes, resume after kill -9, torchrun."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cli.main import app
+from conftest import TINY_TRAIN_ARGS
+from specialize.errors import SpecializeError
+from specialize.fileio import sha256_file
+from specialize.table import load_table
+from supernet.data import balanced_split, load_dataset, make_synthetic_folder
+
+SPECIALIZE = [sys.executable, "-m", "cli.main"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# -- data ------------------------------------------------------------------------------------
+def test_reads_folder_and_tar_alike(tmp_path: Path) -> None:
+    root = make_synthetic_folder(tmp_path / "ds", classes=3, train_per_class=4, test_per_class=2, size=8)
+    archive = tmp_path / "ds.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(root, arcname="ds")
+    a, b = load_dataset(root), load_dataset(archive)
+    assert a.classes == b.classes == ("class0", "class1", "class2")
+    assert a.train_images.shape == (12, 8, 8, 3) and a.test_images.shape == (6, 8, 8, 3)
+    np.testing.assert_array_equal(a.train_images, b.train_images)
+    np.testing.assert_array_equal(a.test_labels, b.test_labels)
+    np.testing.assert_array_equal(load_dataset(root).train_images, a.train_images)  # second read: from the cache
+
+
+@pytest.mark.parametrize("breakage, message", [
+    ("empty", "is empty"),
+    ("empty_class", "holds no images"),
+    ("unreadable", "unreadable image"),
+    ("mismatch", "class sets differ"),
+])
+def test_bad_folders_are_clear_errors(tmp_path: Path, breakage: str, message: str) -> None:
+    root = tmp_path / "ds"
+    if breakage == "empty":
+        root.mkdir()
+    else:
+        make_synthetic_folder(root, classes=2, train_per_class=2, test_per_class=1, size=8)
+    if breakage == "empty_class":
+        (root / "train" / "class2").mkdir()
+        (root / "test" / "class2").mkdir()
+    if breakage == "unreadable":
+        (root / "train" / "class0" / "broken.jpg").write_bytes(b"not an image")
+    if breakage == "mismatch":
+        shutil.rmtree(root / "test" / "class1")
+    with pytest.raises(SpecializeError, match=message) as info:
+        load_dataset(root, cache=False)
+    if breakage == "unreadable":
+        assert "broken.jpg" in str(info.value)
+
+
+def test_balanced_split_is_seeded_and_balanced() -> None:
+    labels = np.repeat(np.arange(4), 10)
+    rest, held = balanced_split(labels, 3, seed=5)
+    assert np.bincount(labels[held]).tolist() == [3, 3, 3, 3]
+    assert len(np.intersect1d(rest, held)) == 0 and len(rest) + len(held) == 40
+    np.testing.assert_array_equal(held, balanced_split(labels, 3, seed=5)[1])
+
+
+# -- the table a run writes --------------------------------------------------------------------
+def test_training_writes_a_complete_table(tiny_run: Path) -> None:
+    table = load_table(tiny_run / "table.json")
+    space = table.space
+    assert table.accuracy.shape == (space.num_layers, space.num_candidates)
+    assert np.allclose(table.loss.max(axis=1), 0) and (table.loss <= 0).all()
+    assert table.best_arch == ",".join(space.candidate_names[int(i)] for i in table.accuracy.argmax(axis=1))
+    assert table.trained_space.width_multiplier == 0.25 and table.trained_space.base_space == "cifar10"
+    assert table.proxy["width"] == 0.25 and table.proxy["resolution"] == 16
+    assert sha256_file(table.weights_path()) == table.weights["sha256"]
+    payload = torch.load(table.weights_path(), weights_only=True)
+    assert payload["fingerprint"] == table.trained_space.fingerprint
+    prov = table.provenance
+    assert prov["settings"]["data_counts"]["validation"] == 20
+    assert {"command", "machine", "versions", "date"} <= set(prov)
+    assert {"meta", "finetune"} == set(table.results["wall_seconds"])
+    events = [json.loads(line)["event"] for line in (tiny_run / "log.jsonl").read_text().splitlines()]
+    assert events.count("layer") == space.num_layers and events[-1] == "done"
+
+
+def test_table_show_json(tiny_table: Path) -> None:
+    result = CliRunner().invoke(app, ["table", "show", "--table", str(tiny_table), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert {"space", "fingerprint", "accuracy", "loss"} <= set(data)
+    assert len(data["accuracy"]) == 12 and len(data["loss"][0]) == 12
+    shown = CliRunner().invoke(app, ["table", "show", "--table", str(tiny_table)])
+    assert shown.exit_code == 0 and "best architecture" in shown.output
+
+
+def test_table_validate_json(tiny_table: Path, synthetic_data: Path, tmp_path: Path) -> None:
+    plot = tmp_path / "scatter.png"
+    result = CliRunner().invoke(app, ["table", "validate", "--table", str(tiny_table), "--data", str(synthetic_data),
+                                      "--samples", "4", "--json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output[result.output.index("{"):])
+    assert {"kendall_tau", "spearman_rho", "samples"} <= set(data) and len(data["samples"]) == 4
+    assert {"arch", "predicted", "accuracy"} <= set(data["samples"][0])
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_corrupt_table_names_file_and_field(tmp_path: Path, tiny_table: Path) -> None:
+    data = json.loads(tiny_table.read_text())
+    data["accuracy"] = data["accuracy"][:-1]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(data))
+    result = CliRunner().invoke(app, ["table", "show", "--table", str(bad)])
+    assert result.exit_code == 2 and "bad.json" in result.output and "'accuracy'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_train_bad_input_exits_2(tmp_path: Path, synthetic_data: Path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(app, ["train", "--space", "cifar10", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "r")])
+    assert missing.exit_code == 2 and "does not exist" in missing.output
+    unknown = runner.invoke(app, ["train", "--space", "nope", "--data", str(synthetic_data), "-o", str(tmp_path / "r")])
+    assert unknown.exit_code == 2 and "cifar10" in unknown.output
+    proxy = runner.invoke(app, ["train", "--space", "cifar10", "--data", str(synthetic_data), "-o", str(tmp_path / "r"), "--width", "2"])
+    assert proxy.exit_code == 2 and "--width" in proxy.output
+
+
+# -- long runs lose nothing ------------------------------------------------------------------------
+def _train_command(data: Path, out: Path, *extra: str) -> list[str]:
+    return SPECIALIZE + ["train", "--data", str(data), "-o", str(out), *TINY_TRAIN_ARGS, *extra]
+
+
+def _env() -> dict:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path, synthetic_data: Path, tiny_run: Path) -> None:
+    out = tmp_path / "run"
+    proc = subprocess.Popen(_train_command(synthetic_data, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "log.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:  # kill -9 in the middle of fine-tuning
+        if log.is_file() and log.read_text().count('"event": "layer"') >= 2:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "table.json").exists()
+    resumed = subprocess.run(_train_command(synthetic_data, out, "--resume"), env=_env(), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout
+    a, b = load_table(out / "table.json"), load_table(tiny_run / "table.json")
+    np.testing.assert_array_equal(a.accuracy, b.accuracy)
+    assert a.best_arch == b.best_arch
+
+
+def test_existing_run_without_resume_is_refused(tmp_path: Path, tiny_run: Path, synthetic_data: Path) -> None:
+    result = CliRunner().invoke(app, ["train", "--data", str(synthetic_data), "-o", str(tiny_run), *TINY_TRAIN_ARGS])
+    assert result.exit_code == 2 and "--resume" in result.output
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_torchrun_two_processes_on_cpu(tmp_path: Path, synthetic_data: Path) -> None:
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
+               "-m", "cli.main", "train", "--data", str(synthetic_data), "-o", str(out), *TINY_TRAIN_ARGS, "--threads", "1"]
+    result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = load_table(out / "table.json")
+    assert table.provenance["settings"]["world_size"] == 2
+    assert table.accuracy.shape == (12, 12)
