@@ -8,7 +8,9 @@ descent on the bound violation, and if that fails its parent stays). Two additio
 the 20 chromosomes from collapsing into copies: a child equal to a parent is made again too, and the
 first population comes from random chromosomes repaired the same way (an ILP feasibility answer
 seeds it if none is found). Parents and children form the next 20; since parents survive, the best
-chromosome ever seen is in the final population and wins.
+chromosome ever seen is in the final population and wins. That winner is then polished: the best
+feasible change of one or two genes is taken until none helps (`GAResult.value_before_polish` keeps
+the GA's own value).
 
 The operators are registered on a DEAP `Toolbox` but work on whole populations as [N, L] int arrays
 (DEAP's per-individual objects would cost more than the whole 0.3 s budget at 1,000 generations).
@@ -39,6 +41,7 @@ class GAResult:
     evaluations: int
     failed_children: int              # children whose regeneration cap ran out (the parent stayed)
     seeded_by_solver: bool            # random sampling + repair found too few feasible starts
+    value_before_polish: float | None = None   # the GA's own best, before the 2-exchange polish
     history: list[dict] = field(default_factory=list, repr=False)  # best value every 10 generations
 
 
@@ -266,8 +269,38 @@ def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, penalty: st
         if gen % 10 == 9:
             history.append({"generation": gen + 1, "best": float(fitness.max())})
     genes, value = (best.genes, best.value) if best is not None else _fittest(problem, pop, fitness)
-    return GAResult(genes, value, time.perf_counter() - start, generations,
-                    POPULATION + generations * (len(pop) - PARENTS), failed, seeded, history)
+    polished = polish(problem, genes) if genes is not None else None
+    return GAResult(polished, None if genes is None else float(problem.scores(polished[None])[0]),
+                    time.perf_counter() - start, generations, POPULATION + generations * (len(pop) - PARENTS),
+                    failed, seeded, value_before_polish=value, history=history)
+
+
+def polish(problem: Problem, genes: np.ndarray, steps: int = 50) -> np.ndarray:
+    """Local search on the winner: take the best feasible change of one or two genes until none helps.
+    Changes are scored as deltas over [L, C] (one gene) and [L, C, L, C] (two genes), all at once."""
+    genes, layers = genes.copy(), np.arange(problem.num_layers)
+    rows, limits = problem.one_sided
+    cands = problem.score.shape[1]
+    for _ in range(steps):
+        d_score = problem.score - problem.score[layers, genes][:, None]            # [L, C]
+        d_rows = rows - rows[:, layers, genes][:, :, None]                          # [K, L, C]
+        base = problem.gather(rows, genes[None]).sum(axis=-1)[:, 0]                 # [K]
+        pair_rows = d_rows[:, :, :, None, None] + d_rows[:, None, None]             # [K, L, C, L, C]
+        ok = (base[:, None, None, None, None] + pair_rows <= limits[:, :, None, None, None]).all(axis=0)
+        ok &= problem.allowed[:, :, None, None] & problem.allowed[None, None]
+        same = layers[:, None, None, None] == layers[None, None, :, None]
+        gain = np.where(ok & ~same, d_score[:, :, None, None] + d_score[None, None], -np.inf)
+        single = np.where(ok[layers, :, layers, genes], d_score, -np.inf)           # [L, C]: second move is a no-op
+        best_pair, best_single = gain.max(), single.max()
+        if max(best_pair, best_single) <= 1e-15:
+            break
+        if best_single >= best_pair:
+            l, c = np.unravel_index(single.argmax(), single.shape)
+            genes[l] = c
+        else:
+            l1, c1, l2, c2 = np.unravel_index(gain.argmax(), gain.shape)
+            genes[l1], genes[l2] = c1, c2
+    return genes
 
 
 def _fittest(problem: Problem, pop: np.ndarray, fitness: np.ndarray) -> tuple[np.ndarray, float]:
