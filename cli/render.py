@@ -1,6 +1,7 @@
 """Rich renderings shared by commands (library code returns data; only the CLI draws)."""
 from __future__ import annotations
 
+from rich import box
 from rich.table import Table
 
 
@@ -16,10 +17,10 @@ def accuracy_heatmap(table) -> Table:
     acc = table.accuracy
     title = (f"accuracy table · space {table.space.name} ({table.fingerprint}) · proxy "
              + ", ".join(f"{k}={v}" for k, v in table.proxy.items() if v is not None))
-    grid = Table(title=title, show_lines=False, header_style="bold")
-    grid.add_column("layer", justify="right")
+    grid = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, header_style="bold")
+    grid.add_column("layer", justify="right", min_width=2, no_wrap=True)
     for name in table.space.candidate_names:
-        grid.add_column(name, justify="right")
+        grid.add_column(name.replace("se", "\nse") if name.endswith("se") else name, justify="right", min_width=4, no_wrap=True)
     lo, hi = float(acc.min()), float(acc.max())
     for l, row in enumerate(acc):
         best = int(row.argmax())
