@@ -141,7 +141,7 @@ def main() -> None:
     for name, batch in cases:
         t = train_throughput(get_space(name), batch, args.steps, args.rounds)
         print(f"train-step throughput supernet/static: {t['supernet'] / t['static']:.2f} "
-              f"(supernet {t['supernet']:.0f} img/s, static {t['static']:.0f} img/s; {name}, batch {batch}, largest arch)")
+              f"(supernet {t['supernet']:.1f} img/s, static {t['static']:.1f} img/s; {name}, batch {batch}, largest arch)")
 
     for name in ["cifar10"] + (["ponas-imagenet"] if args.ponas else []):
         space = get_space(name)

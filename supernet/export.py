@@ -410,8 +410,9 @@ def build_metadata(space: SearchSpace, exported: Architecture, loaded: LoadedWei
         "weights_trained": "true" if loaded.trained else "false", "weights": loaded.source,
         "provenance": json.dumps(provenance(**settings), sort_keys=True),
     }
-    if space.class_names:
-        meta["class_names"] = json.dumps(list(space.class_names))
+    class_names = net_space.class_names or space.class_names  # the weights' own names win (custom datasets)
+    if class_names:
+        meta["class_names"] = json.dumps(list(class_names))
     return {META + k: v for k, v in meta.items()}
 
 
