@@ -22,7 +22,7 @@ def export(
     arch: str = typer.Option(..., "--arch", "-a", help="Comma-separated candidate per layer (see `specialize spaces`)."),
     output: Path = typer.Option(..., "--output", "-o", help="Output file, e.g. model.onnx (model.engine with --format tensorrt)."),
     space: str = typer.Option("cifar10", "--space", "-s", help="Search-space preset the architecture belongs to."),
-    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Supernet weights file, or 'default' for the shipped ones. Omitted: UNTRAINED random weights."),
+    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Supernet weights file, an accuracy table (.json: its weights), or 'default' for the shipped ones. Omitted: UNTRAINED random weights."),
     data: Optional[Path] = typer.Option(None, "--data", help="Training images to recalibrate batch norm on (about 500 images)."),
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or tensorrt."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 or fp16 (fp16 with --format tensorrt)."),

@@ -203,17 +203,18 @@ class LoadedWeights:
 
 
 def resolve_weights_path(weights: str | os.PathLike) -> Path:
-    """A weights path, or the word `default`: the embedded default table's weights."""
-    if str(weights) != "default":
+    """A weights path; an accuracy table (.json), meaning its weights; or `default`, the embedded table's weights."""
+    if str(weights) != "default" and not str(weights).endswith(".json"):
         return Path(weights)
     from specialize.table import load_table
 
+    what = "--weights default" if str(weights) == "default" else f"accuracy table {weights}"
     try:
-        path = load_table("default").weights_path()
+        path = load_table(weights).weights_path()
     except SpecializeError as exc:
-        raise SpecializeError(f"--weights default: no default weights available ({exc})") from None
+        raise SpecializeError(f"{what}: no weights available ({exc})") from None
     if path is None or not path.is_file():
-        raise SpecializeError(f"--weights default: the default table names no weights file, or {path} is missing; give --weights PATH")
+        raise SpecializeError(f"{what}: names no weights file, or {path} is missing; give --weights PATH")
     return path
 
 

@@ -197,6 +197,19 @@ def test_default_weights_missing_is_clear(tmp_path, monkeypatch):
         export_subnet("cifar10", ARCH, tmp_path / "m.onnx", weights="default")
 
 
+def test_weights_from_an_accuracy_table(tmp_path, weights_file, monkeypatch):
+    import specialize.table as table
+
+    class FakeTable:
+        def weights_path(self):
+            return weights_file
+
+    monkeypatch.setattr(table, "load_table", lambda path: FakeTable())
+    assert export.resolve_weights_path(tmp_path / "t.json") == weights_file
+    assert export.resolve_weights_path("default") == weights_file
+    assert export.resolve_weights_path(weights_file) == weights_file
+
+
 def test_clean_graph_folds_constants_and_drops_identities():
     w = numpy_helper.from_array(np.full((2, 2), 2.0, dtype=np.float32), "w")
     nodes = [helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.array(6.0, dtype=np.float32))),
