@@ -53,7 +53,8 @@ class SpecializeResult:
     solver: str
     penalty: str
     seed: int
-    ga_value: float | None        # Σ T_d of the GA's answer
+    ga_value: float | None        # Σ T_d of the GA's answer (after its 1-2 gene polish)
+    ga_value_before_polish: float | None
     optimum_value: float          # Σ T_d of the exact optimum
     optimality_gap: float         # optimum - value of the returned architecture (accuracy points, >= 0)
     ga_gap: float | None          # optimum - GA value
@@ -148,7 +149,7 @@ def _result(tbl, prof, problem: Problem, genes: np.ndarray, exact, ga, solver, p
         peak_activation_bytes=int(values["peak_activation_bytes"]), latency_ms=values.get("latency_ms"),
         predicted_accuracy=best_accuracy(tbl) + value, accuracy_loss=value, best_accuracy=best_accuracy(tbl),
         best_arch=tbl.best_arch, bounds=bound_report(problem, values), solver=solver, penalty=penalty, seed=seed,
-        ga_value=ga.value, optimum_value=exact.value, optimality_gap=max(exact.value - value, 0.0),
+        ga_value=ga.value, ga_value_before_polish=ga.value_before_polish, optimum_value=exact.value, optimality_gap=max(exact.value - value, 0.0),
         ga_gap=None if ga.value is None else max(exact.value - ga.value, 0.0),
         loss_range=float(-problem.score.min(axis=1).sum()), search_seconds=seconds, ga_seconds=ga.seconds,
         exact_seconds=exact.seconds, ga_failed_children=ga.failed_children,
