@@ -90,3 +90,14 @@ def test_end_to_end_on_a_trained_table(real_table):
     assert done.exit_code == 0, done.output
     data = json.loads(done.stdout)
     assert data["space"] == "cifar10" and data["optimality_gap"] >= 0 and 0 <= data["predicted_accuracy"] <= 1
+
+
+def test_export_writes_the_chosen_subnetwork(request, tmp_path):
+    try:
+        table = str(request.getfixturevalue("tiny_table"))
+    except pytest.FixtureLookupError:
+        pytest.skip("no tiny_table fixture (a trained table with weights) yet")
+    out = tmp_path / "sub.onnx"
+    done = run("--table", table, "--max-flops", "40M", "--export", str(out))
+    assert done.exit_code == 0, done.output
+    assert out.stat().st_size > 0 and "exported" in done.stdout
