@@ -37,8 +37,8 @@ def profile(
     runtime: str = typer.Option("onnxruntime", "--runtime", help="onnxruntime | torch-cuda | tensorrt."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16."),
     batch: int = typer.Option(1, "--batch", min=1, help="Batch size of every timed entry."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Intra-op threads (onnxruntime); default all CPUs."),
-    repeats: int = typer.Option(15, "--repeats", min=3, help="Timed samples per entry."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Intra-op threads (onnxruntime); default 1, the steadiest timings."),
+    repeats: int = typer.Option(21, "--repeats", min=3, help="Timed samples per entry."),
     force: bool = typer.Option(False, "--force", help="Write the profile even if some entries stay noisy."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Profile JSON to write."),
 ) -> None:
@@ -55,10 +55,11 @@ def profile(
     check_writable(output)
     search_space = get_space(space)
     get_runtime(runtime, precision, threads)  # fail before any work when the runtime cannot run here
-    with progress_bar(f"profiling {search_space.name} on {runtime}", len(space_workloads(search_space, batch))) as step:
+    protocol = Protocol(repeats=repeats)
+    total = len(space_workloads(search_space, batch)) * protocol.passes
+    with progress_bar(f"profiling {search_space.name} on {runtime}", total) as step:
         try:
-            result = profile_space(search_space, name, runtime, precision, batch, threads, Protocol(repeats=repeats),
-                                   force, step)
+            result = profile_space(search_space, name, runtime, precision, batch, threads, protocol, force, step)
         except NoisyProfileError as exc:
             fail(f"{exc}; nothing written to {output}")
     result.save(output)
@@ -84,7 +85,9 @@ def validate(
     from hw_profiles.validate import validate_profile
 
     loaded = load_profile(profile_path)
-    total = samples + ((fit_samples or samples) if calibrate else 0)
+    from hw_profiles.validate import NETWORK_PROTOCOL
+
+    total = (samples + ((fit_samples or samples) if calibrate else 0)) * NETWORK_PROTOCOL.passes
     with progress_bar("measuring whole networks", total) as step:
         report, updated = validate_profile(loaded, samples, seed, calibrate, fit_samples, runtime, threads, step)
     if report.get("calibration_kept"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -28,14 +27,16 @@ class RuntimeUnavailable(SpecializeError):
 
 @dataclass(frozen=True)
 class Protocol:
-    """How each entry is timed. Samples are medians-of-nothing: each is the mean of `inner` runs."""
+    """How each entry is timed: each sample is the mean of `inner` runs; an entry's figure is the
+    median of its samples in its best pass (see `hw_profiles.profiler.measure_workloads`)."""
 
     warmup_s: float = 0.02        # warm-up time (at least 3 runs)
-    sample_s: float = 0.002       # aim for samples at least this long (runs per sample adapt)
-    repeats: int = 15             # samples per entry (at least 5 unless the budget runs out)
+    sample_s: float = 0.001       # aim for samples at least this long (runs per sample adapt)
+    repeats: int = 21             # samples per entry (at least 5 unless the budget runs out)
     budget_s: float = 0.12        # stop sampling an entry after this long
     rel_iqr_max: float = 0.10     # IQR / median above this marks an entry noisy
-    retries: int = 3              # re-measure a noisy entry this many times before giving up
+    passes: int = 3               # round-robin passes over all entries; each entry keeps its best pass
+    retries: int = 5              # re-measure a noisy entry this many times before giving up
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,11 @@ class OnnxRuntime:
         return lambda: session.run(None, feed)
 
 
+DEFAULT_THREADS = 1  # steadiest; on a 2-vCPU VM two intra-op threads gave 200% relative IQR on small blocks
+
+
 def default_threads() -> int:
-    """Physical cores are not portable to find; ONNX Runtime's own default is close to all CPUs."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return DEFAULT_THREADS
 
 
 def _require_cuda(runtime: str):

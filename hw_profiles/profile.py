@@ -27,12 +27,12 @@ class DeviceProfile:
     runtime: str                    # onnxruntime | torch-cuda | tensorrt | roofline
     space: SearchSpace
     latency_ms: np.ndarray          # [layers, candidates], median per block
-    fixed_ms: dict[str, float]      # {"stem": ..., "head": ...}
+    fixed_ms: dict[str, float]      # {"stem", "head"} (+ "dispatch": per-call runtime cost, measured)
     precision: str = "fp32"
     batch: int = 1
     spread_ms: np.ndarray | None = None   # [layers, candidates], e.g. interquartile range
     calibration: dict | None = None       # {"scale": a, "offset_ms": b, ...fit statistics}
-    hardware: dict = field(default_factory=dict)  # datasheet figures and their sources (estimated)
+    hardware: dict = field(default_factory=dict)  # datasheet figures + sources (estimated), CPU/GPU name (measured)
     provenance: dict = field(default_factory=dict)
     resolved_from: str | None = None      # the alias asked for, e.g. "jetson" for jetson-orin-nano
     fixed_spread_ms: dict[str, float] | None = None

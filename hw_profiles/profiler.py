@@ -1,6 +1,6 @@
 """Measure a device profile: time every block, the stem and the head on one runtime.
 
-Each entry is timed in its own session, so each carries the runtime's per-call cost; that cost is
+Each entry is timed in its own session, in several round-robin passes (see `measure_workloads`), so each carries the runtime's per-call cost; that cost is
 measured once on an empty graph ("dispatch"), taken off every entry and counted once in the fixed
 part, as one inference pays it once. Entries whose relative IQR exceeds the protocol's threshold are
 re-measured; if some stay noisy, `profile_space` refuses (NoisyProfileError) unless forced.
@@ -8,6 +8,7 @@ re-measured; if some stay noisy, `profile_space` refuses (NoisyProfileError) unl
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Callable
 
 import numpy as np
@@ -28,15 +29,36 @@ class NoisyProfileError(SpecializeError):
         self.profile = profile
 
 
-def measure_workload(runtime, space: SearchSpace, workload: Workload, protocol: Protocol) -> Timing:
-    """Time one workload; re-time it (keeping the steadiest) while it is noisier than allowed."""
-    run = runtime.prepare(build_module(space, workload), example_input(workload.input_shape))
-    best = time_runs(run, runtime.clock, protocol)
-    for _ in range(protocol.retries):
-        if best.rel_iqr <= protocol.rel_iqr_max:
-            break
-        best = min(best, time_runs(run, runtime.clock, protocol), key=lambda t: t.rel_iqr)
-    return best
+def pick(timings: list[Timing], protocol: Protocol) -> Timing:
+    """The lowest median among the steady timings (interference only ever adds time), else the steadiest."""
+    steady = [t for t in timings if t.rel_iqr <= protocol.rel_iqr_max]
+    return min(steady, key=lambda t: t.median_ms) if steady else min(timings, key=lambda t: t.rel_iqr)
+
+
+def measure_workloads(runtime, space: SearchSpace, workloads: list[Workload], protocol: Protocol,
+                      progress: Callable[[str], None] | None = None) -> dict[str, Timing]:
+    """Time every workload in `protocol.passes` round-robin passes and keep, per workload, `pick` of
+    its passes: a burst of interference from another process then spoils one pass, not the entry.
+    Entries still noisy are re-timed up to `protocol.retries` times. `progress(key)` after each timing."""
+    runs, passes = {}, {}
+    for workload in workloads:
+        runs[workload.key] = runtime.prepare(build_module(space, workload), example_input(workload.input_shape))
+        passes[workload.key] = [time_runs(runs[workload.key], runtime.clock, protocol)]
+        if progress:
+            progress(workload.key)
+    warm = replace(protocol, warmup_s=0.0)  # sessions are warm after the first pass
+    for _ in range(protocol.passes - 1):
+        for key, run in runs.items():
+            passes[key].append(time_runs(run, runtime.clock, warm))
+            if progress:
+                progress(key)
+    timings = {key: pick(found, protocol) for key, found in passes.items()}
+    for key, run in runs.items():
+        for _ in range(protocol.retries):
+            if timings[key].rel_iqr <= protocol.rel_iqr_max:
+                break
+            timings[key] = pick([timings[key], time_runs(run, runtime.clock, warm)], protocol)
+    return timings
 
 
 def noisy_entries(timings: dict[str, Timing], protocol: Protocol) -> list[dict]:
@@ -65,14 +87,11 @@ def assemble_profile(space: SearchSpace, timings: dict[str, Timing], batch: int)
 def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntime", precision: str = "fp32",
                   batch: int = 1, threads: int | None = None, protocol: Protocol = Protocol(), force: bool = False,
                   progress: Callable[[str], None] | None = None) -> DeviceProfile:
-    """A measured profile of `space`; `progress(key)` is called after each entry."""
+    """A measured profile of `space`; `progress(key)` is called after each timing (entries x passes)."""
     runtime = get_runtime(runtime_name, precision, threads)
-    start, timings = time.perf_counter(), {}
+    start = time.perf_counter()
     with torch_threads(1):  # tracing for export is single-threaded work; more threads only contend
-        for workload in space_workloads(space, batch):
-            timings[workload.key] = measure_workload(runtime, space, workload, protocol)
-            if progress:
-                progress(workload.key)
+        timings = measure_workloads(runtime, space, space_workloads(space, batch), protocol, progress)
     latency, spread, fixed, fixed_spread = assemble_profile(space, timings, batch)
     described = runtime.describe()
     noisy = noisy_entries(timings, protocol)

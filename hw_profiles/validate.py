@@ -14,13 +14,14 @@ from typing import Callable
 import numpy as np
 from scipy.stats import kendalltau
 
-from hw_profiles.measure import Protocol, get_runtime, time_runs, torch_threads
+from hw_profiles.measure import Protocol, get_runtime, torch_threads
+from hw_profiles.profiler import measure_workloads
 from hw_profiles.profile import DeviceProfile
-from hw_profiles.workloads import build_module, example_input, network_workload, sample_archs
+from hw_profiles.workloads import network_workload, sample_archs
 from specialize.errors import SpecializeError
 from specialize.space import Architecture
 
-NETWORK_PROTOCOL = Protocol(warmup_s=0.05, sample_s=0.005, repeats=15, budget_s=0.4)
+NETWORK_PROTOCOL = Protocol(warmup_s=0.05, sample_s=0.004, repeats=21, budget_s=0.4, rel_iqr_max=0.05)
 
 
 def uncalibrated_ms(profile: DeviceProfile, arch: Architecture) -> float:
@@ -37,15 +38,10 @@ def measure_networks(profile: DeviceProfile, archs: list[Architecture], runtime_
         raise SpecializeError(f"profile {profile.path or profile.name} is estimated (roofline), so there is no runtime "
                               f"to measure it on; give --runtime (e.g. onnxruntime) to compare it with this machine")
     runtime = get_runtime(runtime_name, profile.precision, threads or profile.measurement.get("threads"))
-    measured = []
+    workloads = [network_workload(profile.space, arch, profile.batch) for arch in archs]
     with torch_threads(1):
-        for arch in archs:
-            workload = network_workload(profile.space, arch, profile.batch)
-            run = runtime.prepare(build_module(profile.space, workload), example_input(workload.input_shape))
-            measured.append(time_runs(run, runtime.clock, protocol).median_ms)
-            if progress:
-                progress(str(arch))
-    return measured
+        timings = measure_workloads(runtime, profile.space, workloads, protocol, progress)
+    return [timings[w.key].median_ms for w in workloads]
 
 
 def agreement(predicted: list[float], measured: list[float]) -> dict:

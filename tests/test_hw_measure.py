@@ -18,7 +18,7 @@ from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
 from specialize.space import LayerSpec, get_space
 
-QUICK = Protocol(warmup_s=0.0, sample_s=0.0005, repeats=3, budget_s=0.005, rel_iqr_max=10.0, retries=0)
+QUICK = Protocol(warmup_s=0.0, sample_s=0.0005, repeats=3, budget_s=0.005, rel_iqr_max=10.0, retries=0, passes=2)
 
 
 def tiny_space():
@@ -31,7 +31,7 @@ def test_profile_tiny_space_writes_a_valid_file(tmp_path):
     space = tiny_space()
     seen = []
     profile = profile_space(space, "this-cpu", threads=1, protocol=QUICK, force=True, progress=seen.append)
-    assert seen == [w.key for w in space_workloads(space)]
+    assert seen == [w.key for w in space_workloads(space)] * 2
     profile.save(tmp_path / "p.json")
     loaded = load_profile(tmp_path / "p.json", space)
     assert loaded.kind == "measured" and loaded.runtime == "onnxruntime" and loaded.name == "this-cpu"
