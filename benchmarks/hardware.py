@@ -52,7 +52,7 @@ def run_profile(space: str, out: Path, threads: int | None, force: bool) -> floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=50, help="held-out networks per preset")
-    parser.add_argument("--fit-samples", type=int, default=20, help="networks for the calibration fit")
+    parser.add_argument("--fit-samples", type=int, default=30, help="networks for the calibration fit")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default 1)")
     parser.add_argument("--spaces", nargs="+", default=list(PRESETS))
     parser.add_argument("--force", action="store_true", help="profile even when entries are noisy")

@@ -163,7 +163,7 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     wide = console.width >= 120  # the description only fits on wide terminals; --json has it all
     table = Table(title="devices", box=box.SIMPLE_HEAD)
     for column in ("name", "kind", "runtime", "space", "date") + (("description",) if wide else ()):
-        table.add_column(column, no_wrap=column != "description", overflow="fold")
+        table.add_column(column, no_wrap=column != "description", overflow="fold", min_width=10 if column == "date" else None)
     for row in rows:
         kind = f"[yellow]{row['kind']}[/]" if row["kind"] == "estimated" else f"[green]{row['kind']}[/]"
         cells = [row["name"], kind, f"{row['runtime']} {row['precision'] or ''}", row["space"] or "", (row["date"] or "")[:10]]

@@ -21,7 +21,7 @@ from hw_profiles.workloads import network_workload, sample_archs
 from specialize.errors import SpecializeError
 from specialize.space import Architecture
 
-NETWORK_PROTOCOL = Protocol(warmup_s=0.05, sample_s=0.004, repeats=21, budget_s=0.4, rel_iqr_max=0.05)
+NETWORK_PROTOCOL = Protocol(warmup_s=0.05, sample_s=0.004, repeats=21, budget_s=0.25, rel_iqr_max=0.05, passes=5)
 
 
 def uncalibrated_ms(profile: DeviceProfile, arch: Architecture) -> float:
