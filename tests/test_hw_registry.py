@@ -1,7 +1,6 @@
 """Device registry, roofline estimates and profile resolution (no measuring)."""
 import json
 
-import numpy as np
 import pytest
 from scipy.stats import kendalltau
 
