@@ -347,3 +347,5 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
     finally:
         if log:
             log.close()
+        if dist_info.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# One thread per process: on 2 cores, oversubscribed torch threads run 10-100x slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 # Tiny settings: the whole two-stage run takes seconds on 2 cores.
 TINY_TRAIN_ARGS = ["--space", "cifar10", "--width", "0.25", "--resolution", "16", "--epochs", "2", "--val-per-class", "2",
                    "--finetune-epochs", "0.5", "--batch-size", "16", "--calib-images", "20", "--seed", "0"]
