@@ -19,7 +19,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -30,11 +30,11 @@ import torch.nn.functional as F
 
 from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_bytes, provenance, sha256_file
-from specialize.space import Candidate, SearchSpace, get_space
+from specialize.space import Candidate, get_space
 from specialize.table import AccuracyTable
 from supernet.bn import recalibrate_bn
 from supernet.checkpoint import save_supernet_weights
-from supernet.data import ImageDataset, augment, balanced_split, calibration_batches, load_dataset, to_tensor
+from supernet.data import augment, balanced_split, calibration_batches, load_dataset, to_tensor
 from supernet.elastic import Supernet
 
 CHECKPOINT_FILE = "checkpoint.pt"

@@ -17,16 +17,6 @@ runner = CliRunner()
 CIFAR_ARCH = ",".join(["k3e3"] * 11 + ["k7e6se"])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def invoke(*args: str):
     return runner.invoke(app, list(args))
 

@@ -16,14 +16,6 @@ from supernet.elastic import Supernet
 PONAS_A = "k5e6,k5e3,k7e3se,k5e3se,k5e3,k7e3,k7e6se,k5e3se,k5e3se,k5e3se,k5e3,k7e3,k7e3,k7e3se,k7e6se,k7e3se,k5e3,k7e3se,k5e6se"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @lru_cache(maxsize=None)
 def supernet(name: str) -> Supernet:
     return Supernet(get_space(name)).eval()

@@ -23,14 +23,6 @@ SPACE = get_space("cifar10")
 ARCH = "k3e3,k5e6se,k3e3,k7e3,k3e6se,k5e3,k3e3,k7e6,k3e3se,k5e3,k3e6,k7e3se"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @torch.no_grad()
 def trained_like(space) -> Supernet:
     """A supernet with realistic BN statistics (one momentum-1 batch), standing in for trained weights."""

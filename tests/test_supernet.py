@@ -17,14 +17,6 @@ from supernet.elastic import Supernet
 from supernet.static import build_static
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def random_arch(space: SearchSpace, rng: random.Random) -> Architecture:
     return space.arch_from_indices([rng.randrange(space.num_candidates) for _ in range(space.num_layers)])
 
