@@ -147,7 +147,7 @@ def render_result(result, export: Path | None = None) -> None:
     for name in ("layer", "in -> out", "stride", "block", "T_d loss", "MACs") + (("latency",) if result.latency_ms is not None else ()):
         blocks.add_column(name, justify="right" if name not in ("block",) else "left")
     for b in result.blocks:
-        row = [str(b.layer), f"{b.in_channels} -> {b.out_channels}", str(b.stride), b.block,
+        row = [str(b.layer + 1), f"{b.in_channels} -> {b.out_channels}", str(b.stride), b.block,
                f"{100 * b.accuracy_loss:+.2f}%", _fmt("macs", b.macs)]
         blocks.add_row(*row + ([_fmt("latency_ms", b.latency_ms)] if result.latency_ms is not None else []))
     console.print(blocks)
