@@ -12,7 +12,7 @@ from torch import nn
 
 from specialize.cost import cost_arrays
 from specialize.space import Architecture, SearchSpace
-from supernet.static import MBConv, StaticNet, build_static
+from supernet.static import MBConv, StaticNet, build_static, classify_features
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,7 @@ class Head(nn.Module):
         self.head, self.dropout, self.classifier = net.head, net.dropout, net.classifier
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = torch.flatten(self.head(x).mean((2, 3), keepdim=True), 1)
-        return self.classifier(self.dropout(x))
+        return classify_features(self, x)
 
 
 def build_module(space: SearchSpace, workload: Workload) -> nn.Module:

@@ -16,7 +16,7 @@ from torch import nn
 
 from specialize.cost import se_channels
 from specialize.space import Architecture, Candidate, LayerSpec, SearchSpace
-from supernet.static import MBConv, Normalize, StaticNet, build_static, conv_bn
+from supernet.static import MBConv, Normalize, StaticNet, build_static, classify_features, conv_bn
 
 
 def _batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d, channels: int) -> torch.Tensor:
@@ -109,8 +109,7 @@ class Supernet(nn.Module):
         return h
 
     def classify(self, h: torch.Tensor) -> torch.Tensor:
-        h = torch.flatten(self.head(h).mean((2, 3), keepdim=True), 1)
-        return self.classifier(self.dropout(h))
+        return classify_features(self, h)
 
     def forward(self, x: torch.Tensor, arch: Architecture | Sequence[Candidate]) -> torch.Tensor:
         return self.classify(self.run_blocks(self.features_in(x), self._candidates(arch)))

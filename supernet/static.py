@@ -59,6 +59,12 @@ class MBConv(nn.Module):
         return x + y if self.residual else y
 
 
+def classify_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The fixed head of every network: `net.head` conv, global average pool, `net.dropout`, `net.classifier`."""
+    x = torch.flatten(net.head(x).mean((2, 3), keepdim=True), 1)
+    return net.classifier(net.dropout(x))
+
+
 class StaticNet(nn.Module):
     def __init__(self, space: SearchSpace, arch: Architecture):
         super().__init__()
@@ -77,9 +83,7 @@ class StaticNet(nn.Module):
         self.classifier = nn.Linear(space.head_channels, space.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.head(self.blocks(self.stem(self.normalize(x))))
-        x = torch.flatten(x.mean((2, 3), keepdim=True), 1)
-        return self.classifier(self.dropout(x))
+        return classify_features(self, self.blocks(self.stem(self.normalize(x))))
 
 
 def build_static(space: SearchSpace, arch: Architecture) -> StaticNet:

@@ -85,11 +85,12 @@ def validate_table(table: AccuracyTable, dataset: ImageDataset, samples: int, se
     calib = calibration_batches(dataset, res)
     test_x = to_tensor(dataset.test_images, res)
     rows = np.arange(table.space.num_layers)
+    arrays = cost_arrays(table.space)
     results = []
     for i, arch in enumerate(spread_architectures(table.space, samples, seed)):
         predicted = float(table.loss[rows, np.asarray(arch.indices)].sum())
         accuracy = subnet_accuracy(net, arch, dataset, calib, test_x)
-        macs = int(cost_arrays(table.space).macs[rows, np.asarray(arch.indices)].sum() + cost_arrays(table.space).fixed_macs)
+        macs = int(arrays.macs[rows, np.asarray(arch.indices)].sum() + arrays.fixed_macs)
         results.append({"arch": str(arch), "predicted": predicted, "accuracy": accuracy, "macs": macs})
         progress(i + 1, samples)
     predicted = [r["predicted"] for r in results]
