@@ -61,6 +61,8 @@ def train(
     calib_images: int = typer.Option(300, help="Images for batch-norm recalibration."),
     seed: int = typer.Option(0),
     threads: Optional[int] = typer.Option(None, help="torch intra-op threads."),
+    candidates_per_pass: Optional[int] = typer.Option(
+        None, help="Strict fairness: candidates per forward pass (default all; fewer saves memory, recomputes the prefix)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output after an interruption."),
 ) -> None:
     """PONAS two-stage training of the supernet; writes an accuracy table."""
@@ -74,9 +76,12 @@ def train(
     if not 0 < width <= 1 or not 0 < sample_ratio <= 1 or epochs < 0 or schedule not in ("cosine", "step"):
         raise SpecializeError("proxy settings out of range: need 0 < --width <= 1, 0 < --sample-ratio <= 1, --epochs >= 0, "
                               "--schedule cosine|step")
+    if candidates_per_pass is not None and candidates_per_pass < 1:
+        raise SpecializeError(f"--candidates-per-pass must be 1 or more, got {candidates_per_pass}")
     cfg = TrainConfig(space=space, data=str(data), width=width, resolution=resolution, sample_ratio=sample_ratio, epochs=epochs,
                       finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, finetune_lr=finetune_lr, schedule=schedule,
-                      val_per_class=val_per_class, calib_images=calib_images, seed=seed, threads=threads)
+                      val_per_class=val_per_class, calib_images=calib_images, seed=seed, threads=threads,
+                      candidates_per_pass=candidates_per_pass)
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=True) as progress:

@@ -10,10 +10,14 @@ is fixed at l.
 EcoNAS proxies (width c, resolution r, sample ratio s, epochs e) are first-class settings.
 Checkpoints are written atomically after every meta epoch and every fine-tuned layer; every epoch
 draws its randomness from (seed, stage, index), so a resumed run equals an uninterrupted one.
-Under torchrun each rank trains on its own shard and gradients are all-reduced; only rank 0 writes.
+Every training step is one forward of `FairnessPass`: the prefix once, then each candidate at the layer
+on it (the meta stage is the case of one candidate, the largest, at layer 0), so under torchrun the
+pass is wrapped in DistributedDataParallel and gradients are all-reduced by its backward. Each rank
+trains on its own shard; only rank 0 writes.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
@@ -27,6 +31,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_bytes, provenance, sha256_file
@@ -60,6 +66,7 @@ class TrainConfig:
     seed: int = 0
     weights_dtype: str = "float16"
     threads: int | None = None
+    candidates_per_pass: int | None = None   # strict fairness: candidates per forward (None: all; fewer saves memory)
 
     def proxy(self) -> dict:
         return {"width": self.width, "resolution": self.resolution, "sample_ratio": self.sample_ratio,
@@ -77,6 +84,22 @@ class Dist:
 
 
 Reporter = Callable[[dict], None]
+
+
+class FairnessPass(nn.Module):
+    """One forward of a training step: the chosen blocks before `layer` run once, then every given
+    candidate at `layer` followed by `suffix` runs on that shared prefix. Returns logits
+    [candidates, batch, classes]; the prefix's gradient sums over the candidates in one backward."""
+
+    def __init__(self, net: Supernet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, chosen: list[Candidate], cands: list[Candidate],
+                suffix: list[Candidate]) -> torch.Tensor:
+        prefix = self.net.run_blocks(self.net.features_in(x), chosen)
+        return torch.stack([self.net.classify(self.net.run_blocks(prefix, [c] + suffix, start=len(chosen)))
+                            for c in cands])
 
 
 def _seeded(seed: int, *parts: int) -> int:
@@ -108,6 +131,9 @@ class Trainer:
         self.calib = calibration_batches(self.data, self.res, cfg.calib_images, 100, cfg.seed)
         torch.manual_seed(_seeded(cfg.seed, 0))
         self.net = Supernet(self.trained_space)
+        self.model = FairnessPass(self.net)
+        if dist_info.world > 1:   # SE weights of unchosen candidates get no gradient in some passes
+            self.model = DistributedDataParallel(self.model, find_unused_parameters=True)
         self.largest = self.space.largest
         self.state = {"stage": "meta", "epoch": 0, "layer": 0, "chosen": [], "accuracy": [], "wall": {"meta": 0.0, "finetune": 0.0},
                       "history": []}
@@ -128,17 +154,11 @@ class Trainer:
         return max(1, len(self.train_idx) // self.cfg.batch_size)
 
     # -- distributed helpers ----------------------------------------------------------------
-    def _all_reduce_grads(self) -> None:
-        if self.dist.world == 1:
-            return
-        grads = [p.grad for p in self.net.parameters() if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat /= self.dist.world
-        offset = 0
-        for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
-            offset += g.numel()
+    def data_parallel(self) -> str | None:
+        """How ranks were kept in step, for provenance: 'DistributedDataParallel (gloo)' or None."""
+        if isinstance(self.model, DistributedDataParallel):
+            return f"DistributedDataParallel ({dist.get_backend()})"
+        return None
 
     def _sync_buffers(self) -> None:
         if self.dist.world > 1:
@@ -158,11 +178,10 @@ class Trainer:
         for step, (x, y) in enumerate(self.batches(10, epoch)):
             for group in opt.param_groups:
                 group["lr"] = _lr_at(self.cfg, self.cfg.lr, epoch * per_epoch + step, total)
-            logits = self.net(x, arch)
+            logits = self.model(x, [], arch[:1], arch[1:])[0]
             loss = F.cross_entropy(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            self._all_reduce_grads()
             opt.step()
             losses.append(loss.item())
             correct += (logits.argmax(1) == y).sum().item()
@@ -184,22 +203,32 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = _lr_at(self.cfg, self.cfg.finetune_lr, step, steps)
             opt.zero_grad(set_to_none=True)
-            prefix = self.net.run_blocks(self.net.features_in(x), chosen)
-            shared = prefix.detach().requires_grad_(True)
-            step_loss = 0.0
-            for cand in cands:  # strict fairness: every candidate, same batch, one optimizer step
-                out = self.net.classify(self.net.run_blocks(shared, [cand] + suffix, start=layer))
-                loss = F.cross_entropy(out, y) / len(cands)
-                loss.backward()
-                step_loss += loss.item()
-            prefix.backward(shared.grad)
-            self._all_reduce_grads()
+            step_loss = self.fairness_step(x, y, chosen, suffix)
             opt.step()
             losses.append(step_loss)
             self.report({"event": "step", "stage": "finetune", "layer": layer, "step": step + 1, "steps": steps,
                          "loss": float(np.mean(losses[-20:]))})
         self._sync_buffers()
         return float(np.mean(losses))
+
+    def fairness_step(self, x: torch.Tensor, y: torch.Tensor, chosen: list[Candidate], suffix: list[Candidate]) -> float:
+        """Strict fairness: every candidate at the layer, same batch, gradients summed (mean loss).
+        Candidates go `candidates_per_pass` at a time (each group recomputes the prefix). Under DDP
+        only the last group's backward all-reduces; the largest candidate goes last, so every
+        parameter an earlier group touched is used there too."""
+        cands = [c for c in self.space.candidates if c != self.largest] + [self.largest]
+        size = self.cfg.candidates_per_pass or len(cands)
+        groups = [cands[i:i + size] for i in range(0, len(cands), size)]
+        total = 0.0
+        for i, group in enumerate(groups):
+            quiet = self.model.no_sync() if isinstance(self.model, DistributedDataParallel) and i < len(groups) - 1 \
+                else contextlib.nullcontext()
+            with quiet:
+                logits = self.model(x, chosen, group, suffix)
+                loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(group))) * len(group) / len(cands)
+                loss.backward()
+            total += loss.item()
+        return total
 
     @torch.no_grad()
     def evaluate(self, arch_cands: list[Candidate], x: torch.Tensor, y: torch.Tensor) -> float:
@@ -300,7 +329,8 @@ class Trainer:
                      "wall_seconds": s["wall"], "history": s["history"]},
             provenance=provenance(**asdict(self.cfg), data_counts={**self.data.counts(), "train_used": len(self.train_idx),
                                                                      "validation": len(self.val_idx)},
-                                  world_size=self.dist.world, torch_threads=torch.get_num_threads()),
+                                  world_size=self.dist.world, data_parallel=self.data_parallel(),
+                                  torch_threads=torch.get_num_threads()),
         )
         if self.dist.main:
             weights = self.out / "weights.pt"

@@ -18,7 +18,7 @@ import torch
 from typer.testing import CliRunner
 
 from cli.main import app
-from conftest import TINY_TRAIN_ARGS
+from conftest import TINY_TRAIN_ARGS, tiny_config
 from specialize.errors import SpecializeError
 from specialize.fileio import sha256_file
 from specialize.table import load_table
@@ -185,4 +185,24 @@ def test_torchrun_two_processes_on_cpu(tmp_path: Path, synthetic_data: Path) -> 
     assert result.returncode == 0, result.stderr[-2000:]
     table = load_table(out / "table.json")
     assert table.provenance["settings"]["world_size"] == 2
+    assert table.provenance["settings"]["data_parallel"] == "DistributedDataParallel (gloo)"
     assert table.accuracy.shape == (12, 12)
+
+
+def test_candidates_per_pass_gives_the_same_gradient(synthetic_data: Path) -> None:
+    """Fewer candidates per forward (less memory) recomputes the prefix but sums the same gradient."""
+    from supernet.train import Trainer
+
+    trainer = Trainer(tiny_config(synthetic_data), synthetic_data.parent / "unused-run")
+    space, layer = trainer.space, 4
+    chosen, suffix = [space.largest] * layer, [space.largest] * (space.num_layers - layer - 1)
+    x, y = next(trainer.batches(20, 0))
+    grads = []
+    for per_pass in (None, 5, 1):
+        trainer.cfg.candidates_per_pass = per_pass
+        trainer.net.zero_grad(set_to_none=True)
+        torch.manual_seed(0)
+        trainer.fairness_step(x, y, chosen, suffix)
+        grads.append(torch.cat([p.grad.flatten() for p in trainer.net.parameters() if p.grad is not None]))
+    for other in grads[1:]:
+        torch.testing.assert_close(other, grads[0], rtol=1e-3, atol=1e-5)
