@@ -107,8 +107,14 @@ class Problem:
         return self.score.shape[0]
 
     def gather(self, table: np.ndarray, pop: np.ndarray) -> np.ndarray:
-        """table[..., l, pop[n, l]] for every chromosome: [..., N, L]."""
-        return table[..., np.arange(self.num_layers), pop]
+        """table[..., l, pop[n, l]] for every chromosome: [..., N, L] (one `take` over flattened [L*C])."""
+        layers, cands = table.shape[-2:]
+        return np.take(table.reshape(*table.shape[:-2], layers * cands), pop + self.offsets, axis=-1)
+
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """[L] where each layer's candidates start in a flattened [L*C] table."""
+        return np.arange(self.num_layers) * self.score.shape[1]
 
     def scores(self, pop: np.ndarray) -> np.ndarray:
         return self.gather(self.score, pop).sum(axis=-1)

@@ -3,16 +3,22 @@
 A chromosome is one candidate index per layer; its fitness is Σ_l T_d[l, g_l] (maximize: least
 accuracy loss). 20 feasible chromosomes start; each generation the top 10 are shuffled into 5 pairs,
 each pair makes two children by one-point crossover, each gene then mutates with probability 0.1;
-a child that breaks a bound is made again (up to `tries x rounds` times; then it is repaired by greedy
-descent on the bound violation, and if that fails its parent stays). Two additions to the paper keep
-the 20 chromosomes from collapsing into copies: a child equal to a parent is made again too, and the
-first population comes from random chromosomes repaired the same way (an ILP feasibility answer
-seeds it if none is found). Parents and children form the next 20; since parents survive, the best
-chromosome ever seen is in the final population and wins. That winner is then polished: the best
-feasible change of one or two genes is taken until none helps (`GAResult.value_before_polish` keeps
-the GA's own value).
+a child that breaks a bound is made again (FIRST_TRIES tries at once, then ROUNDS rounds of `tries`
+more; then it is repaired by greedy descent on the bound violation, and if that fails its parent
+stays). Parents and children form the next 20; since parents survive, the best chromosome ever seen
+is in the final population. 1,000 generations.
 
-The operators are registered on a DEAP `Toolbox` but work on whole populations as [N, L] int arrays
+Additions to the paper, each measured by `benchmarks/online.py`:
+- ISLANDS independent populations (an island model without migration; ring migration did not help)
+  run side by side in the same numpy calls; the best island wins. One 20-chromosome population
+  converges early: its 95th-percentile gap to the optimum was about 1% of the loss range.
+- Against collapse into copies: a child equal to one of its island's parents is made again, and one
+  equal to its own parents first gets one more mutated gene; the first population comes from random
+  chromosomes repaired the same way (an ILP feasibility answer seeds it if none is found).
+- Polish: each island's winner takes the best feasible change of one or two genes until none helps
+  (`GAResult.value_before_polish` keeps the GA's own value).
+
+The operators are registered on a DEAP `Toolbox` but work on whole populations as [I, N, L] int arrays
 (DEAP's per-individual objects would cost more than the whole 0.3 s budget at 1,000 generations).
 With `penalty="soft"` (EPNAS Eq. 2-3) no child is rejected: fitness is the predicted accuracy times
 Π_i p^max(0, U_i/C_u,i - 1, C_l,i/U_i - 1) with p = 0.9, and the winner is the best feasible one seen.
@@ -30,6 +36,9 @@ from specialize.search.exact import find_feasible
 from specialize.search.reach import explain_infeasible
 
 POPULATION, PARENTS, MUTATION, SOFT_BASE = 20, 10, 0.1, 0.9
+ISLANDS = 6          # independent populations
+FIRST_TRIES = 4      # tries per pair made at once each generation
+ROUNDS = 1           # further rounds of `tries` for pairs whose children were all rejected
 
 
 @dataclass(frozen=True)
@@ -72,23 +81,45 @@ class Genome:
 
 @dataclass(frozen=True)
 class Draws:
-    """The random numbers of `n` generations, drawn in one call each (not a handful per generation)."""
+    """The random numbers of one generation for every island (pairings, cuts, mutations), T tries per pair."""
 
-    order: np.ndarray                 # [n, parents] how parents are paired
-    head: np.ndarray                  # [n, P, T, 1, L] True: the child keeps its first parent's gene
-    hit: np.ndarray                   # [n, P, T, 2, L] True: the gene mutates
-    step: np.ndarray                  # [n, P, T, 2, L] how far along its layer's allowed list it moves
-
-    def __getitem__(self, i: int) -> "Draws":
-        return Draws(self.order[i], self.head[i], self.hit[i], self.step[i])
+    order: np.ndarray                 # [I, parents] how each island's parents are paired (empty on a retry)
+    head: np.ndarray                  # [I*P, T, 1, L] True: the child keeps its first parent's gene
+    hit: np.ndarray                   # [I*P, T, 2, L] True: the gene mutates
+    step: np.ndarray                  # [I*P, T, 2, L] how far along its layer's allowed list it moves
+    nudge: np.ndarray                 # [I*P, T, 2, L] one gene per child, mutated too if the child copies a parent
 
 
-def draw(genome: Genome, rng: np.random.Generator, parents: int, tries: int, rate: float, n: int) -> Draws:
-    layers = len(genome.count)
-    shape = (n, parents // 2, tries, 2, layers)
-    cut = rng.integers(1, max(layers, 2), size=(n, parents // 2, tries, 1, 1))
-    step = 1 + (rng.random(shape) * np.maximum(genome.count - 1, 1)).astype(np.int64)
-    return Draws(rng.random((n, parents)).argsort(axis=1), np.arange(layers) < cut, rng.random(shape) < rate, step)
+class DrawPool:
+    """Random numbers drawn `block` generations at a time (one numpy call each, not a handful per
+    generation): `next()` hands out one generation's worth, one try per pair; `retry(pairs)` draws
+    `tries` more for the pairs whose children were rejected."""
+
+    def __init__(self, genome: Genome, rng: np.random.Generator, islands: int, parents: int, tries: int,
+                 rate: float, block: int = 50):
+        self.genome, self.rng, self.block, self.rate = genome, rng, block, rate
+        self.islands, self.parents, self.tries = islands, parents, tries
+        self.used, self.stock = block, ()
+
+    def next(self) -> Draws:
+        if self.used == self.block:
+            order = self.rng.random((self.block, self.islands, self.parents)).argsort(axis=-1)
+            self.stock, self.used = (order, *self._cross_and_mutate((self.block, self.islands * (self.parents // 2), FIRST_TRIES))), 0
+        draws = Draws(*(a[self.used] for a in self.stock))
+        self.used += 1
+        return draws
+
+    def retry(self, pairs: np.ndarray) -> Draws:
+        return Draws(np.empty(0), *self._cross_and_mutate((len(pairs), self.tries)))
+
+    def _cross_and_mutate(self, lead: tuple[int, ...]) -> tuple[np.ndarray, ...]:
+        """head [*lead, 1, L] (one-point crossover cut); hit, step and nudge [*lead, 2, L] (mutations)."""
+        layers, count = len(self.genome.count), self.genome.count
+        shape = (*lead, 2, layers)
+        cut = self.rng.integers(1, max(layers, 2), size=(*lead, 1, 1))
+        step = 1 + (self.rng.random(shape) * np.maximum(count - 1, 1)).astype(np.int64)
+        nudge = np.arange(layers) == self.rng.integers(0, layers, size=(*lead, 2, 1))
+        return np.arange(layers) < cut, self.rng.random(shape) < self.rate, step, nudge
 
 
 def create_classes() -> None:
@@ -101,7 +132,7 @@ def create_classes() -> None:
 
 
 def build_toolbox(problem: Problem, rng: np.random.Generator, penalty: str = "hard", best_accuracy: float = 1.0,
-                  parents: int = PARENTS, tries: int = 8, rounds: int = 4) -> base.Toolbox:
+                  parents: int = PARENTS, islands: int = 1, tries: int = 8, rounds: int | None = None) -> base.Toolbox:
     """The one place search operators are declared (the Pareto search adds NSGA-II selection on top)."""
     create_classes()
     soft = penalty == "soft"
@@ -113,12 +144,14 @@ def build_toolbox(problem: Problem, rng: np.random.Generator, penalty: str = "ha
     else:
         toolbox.register("evaluate", problem.scores)
     toolbox.register("select", select_best)
-    toolbox.register("draw", draw, genome, rng, parents, tries, MUTATION)
+    pool = DrawPool(genome, rng, islands, parents, tries, MUTATION)
+    toolbox.register("draw", pool.next)
+    toolbox.register("redraw", pool.retry)
     toolbox.register("mate", one_point_crossover)
     toolbox.register("mutate", mutate, genome)
     toolbox.register("accept", accept_all if soft else problem.feasible)
     toolbox.register("repair", (lambda pop: pop) if soft else lambda pop: repair(problem, rng, pop))
-    toolbox.register("breed", breed, toolbox, genome, rounds)
+    toolbox.register("breed", breed, toolbox, genome, ROUNDS if rounds is None else rounds)
     return toolbox
 
 
@@ -127,8 +160,8 @@ def accept_all(pop: np.ndarray) -> np.ndarray:
 
 
 def select_best(fitness: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k fittest, best first (stable: ties keep population order)."""
-    return np.argsort(-fitness, kind="stable")[:k]
+    """Per island, indices of the k fittest, best first (stable: ties keep population order)."""
+    return np.argsort(-fitness, axis=-1, kind="stable")[..., :k]
 
 
 def one_point_crossover(pairs: np.ndarray, head: np.ndarray) -> np.ndarray:
@@ -139,34 +172,45 @@ def one_point_crossover(pairs: np.ndarray, head: np.ndarray) -> np.ndarray:
 
 def mutate(genome: Genome, pop: np.ndarray, hit: np.ndarray, step: np.ndarray) -> np.ndarray:
     """Where `hit`, a gene moves `step` places along its layer's allowed list (to another candidate)."""
-    return np.where(hit, genome.moves[genome.layers, pop, step], pop)
+    cands = genome.moves.shape[1]
+    return np.where(hit, np.take(genome.moves, (genome.layers * cands + pop) * cands + step), pop)
 
 
 def breed(toolbox: base.Toolbox, genome: Genome, rounds: int, parents: np.ndarray, draws: Draws) -> tuple[np.ndarray, int]:
-    """Two children per pair; a child that breaks a bound or copies a parent is made again (`rounds` x
-    tries times at most), then its parent stays. Returns the children and how many fell back."""
-    pairs = parents[draws.order].reshape(-1, 2, parents.shape[-1])     # [P, 2, L]
+    """parents [I, n, L] -> children [I, n, L]: two per pair, pairs within an island. A child that breaks
+    a bound or copies one of its island's parents is made again (a copy of its own parents first gets
+    one more mutated gene) (`rounds` more rounds of `tries` each,
+    for the pairs still missing a child), then repaired; failing that its parent stays. Returns the
+    children and how many fell back."""
+    islands, n, layers = parents.shape
+    pairs = parents[np.arange(islands)[:, None], draws.order].reshape(-1, 2, layers)   # [I*P, 2, L]
+    known = np.repeat(parents @ genome.weights, n // 2, axis=0)                                # [I*P, n]
+    own = pairs @ genome.weights                                                                # [I*P, 2]
     children, done = pairs.copy(), np.zeros(pairs.shape[:2], dtype=bool)
-    known = parents @ genome.weights
-    for attempt in range(rounds):
-        d = draws if attempt == 0 else toolbox.draw(1)[0]
-        kids = toolbox.mutate(toolbox.mate(pairs, d.head), d.hit, d.step)          # [P, T, 2, L]
-        flat = kids.reshape(-1, kids.shape[-1])
-        new = ~(flat @ genome.weights == known[:, None]).any(axis=0)
-        ok = (toolbox.accept(flat) & new).reshape(kids.shape[:3])
-        found = ok.any(axis=1) & ~done
-        picked = kids[np.arange(len(kids))[:, None], ok.argmax(axis=1), np.arange(2)]
-        children[found] = picked[found]
-        done |= found
-        if done.all():
+    todo, d = np.arange(len(pairs)), draws
+    for attempt in range(rounds + 1):
+        kids = toolbox.mutate(toolbox.mate(pairs[todo], d.head), d.hit, d.step)                 # [t, T, 2, L]
+        copies = ((kids @ genome.weights)[..., None] == own[todo, None, None]).any(axis=-1)
+        kids = toolbox.mutate(kids, copies[..., None] & d.nudge, d.step)
+        new = ~((kids @ genome.weights)[..., None] == known[todo, None, None]).any(axis=-1)
+        ok = toolbox.accept(kids.reshape(-1, layers)).reshape(kids.shape[:3]) & new & ~done[todo, None]
+        found = ok.any(axis=1)
+        picked = kids[np.arange(len(todo))[:, None], ok.argmax(axis=1), np.arange(2)]
+        children[todo[:, None], np.arange(2)] = np.where(found[..., None], picked, children[todo])
+        done[todo] |= found
+        left = ~done[todo].all(axis=1)
+        if not left.any():
             break
+        todo, last = todo[left], kids[left]
+        if attempt < rounds:
+            d = toolbox.redraw(todo)
     if not done.all():                          # the cap ran out: try repairing the last children
-        fixed = toolbox.repair(kids[:, 0][~done])
-        good = toolbox.accept(fixed) & ~(fixed @ genome.weights == known[:, None]).any(axis=0)
-        idx = np.argwhere(~done)[good]
-        children[idx[:, 0], idx[:, 1]] = fixed[good]
-        done[idx[:, 0], idx[:, 1]] = True
-    return children.reshape(-1, parents.shape[-1]), int((~done).sum())
+        idx = np.argwhere(~done)
+        fixed = toolbox.repair(last[np.searchsorted(todo, idx[:, 0]), 0, idx[:, 1]])
+        good = toolbox.accept(fixed) & ~((fixed @ genome.weights)[:, None] == known[idx[:, 0]]).any(axis=1)
+        children[idx[good, 0], idx[good, 1]] = fixed[good]
+        done[idx[good, 0], idx[good, 1]] = True
+    return children.reshape(islands, n, layers), int((~done).sum())
 
 
 def soft_reward(problem: Problem, best_accuracy: float, pop: np.ndarray) -> np.ndarray:
@@ -177,7 +221,7 @@ def soft_reward(problem: Problem, best_accuracy: float, pop: np.ndarray) -> np.n
 
 def soft_violation(problem: Problem, pop: np.ndarray) -> np.ndarray:
     """EPNAS Eq. 2 exponent summed over bounds: Σ_i max(0, U_i/C_u,i - 1, C_l,i/U_i - 1)."""
-    values, total = problem.measure(pop), np.zeros(len(pop))
+    values, total = problem.measure(pop), np.zeros(pop.shape[:-1])
     with np.errstate(divide="ignore", invalid="ignore"):
         for b in problem.bounds:
             u = values[b.metric]
@@ -229,7 +273,7 @@ def repair(problem: Problem, rng: np.random.Generator, pop: np.ndarray, steps: i
     pop, layers = pop.copy(), np.arange(problem.num_layers)
     rows = problem.rows                                                   # [K, L, C]
     blocked = np.where(problem.allowed, 0.0, np.inf)
-    for _ in range(steps or 2 * problem.num_layers):
+    for _ in range(steps or problem.num_layers):
         values = problem.row_values(pop)                                  # [K, N]
         bad = problem.row_violation(values).sum(axis=0) > 0
         if not bad.any():
@@ -245,33 +289,39 @@ def repair(problem: Problem, rng: np.random.Generator, pop: np.ndarray, steps: i
 
 
 def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, penalty: str = "hard",
-           best_accuracy: float = 1.0, block: int = 50) -> GAResult:
-    """Run the PONAS GA; deterministic for a given seed. Elitism (parents survive) keeps the best
-    chromosome ever seen in the population, so with hard bounds it is the final population's best."""
+           best_accuracy: float = 1.0, islands: int = ISLANDS) -> GAResult:
+    """Run the PONAS GA on `islands` independent populations at once; deterministic for a given seed.
+    Elitism (parents survive) keeps the best chromosome each island has seen in its population, so with
+    hard bounds the winner is the best of the final populations."""
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
-    toolbox = build_toolbox(problem, rng, penalty, best_accuracy)
-    pop, seeded = toolbox.population(POPULATION)
+    toolbox = build_toolbox(problem, rng, penalty, best_accuracy, islands=islands)
+    pop, seeded = toolbox.population(islands * POPULATION)
+    pop = pop.reshape(islands, POPULATION, -1)
     fitness = toolbox.evaluate(pop)
     best = _Best(problem) if penalty == "soft" else None
     if best is not None:
         best.update(pop)
-    failed, history = 0, []
+    failed, history, rows = 0, [], np.arange(islands)[:, None]
     for gen in range(generations):
-        draws = toolbox.draw(min(block, generations - gen)) if gen % block == 0 else draws
         order = toolbox.select(fitness, PARENTS)
-        children, lost = toolbox.breed(pop[order], draws[gen % block])
-        pop = np.concatenate([pop[order], children])
-        fitness = np.concatenate([fitness[order], toolbox.evaluate(children)])
+        parents = pop[rows, order]
+        children, lost = toolbox.breed(parents, toolbox.draw())
+        pop = np.concatenate([parents, children], axis=1)
+        fitness = np.concatenate([fitness[rows, order], toolbox.evaluate(children)], axis=1)
         failed += lost
         if best is not None:
             best.update(pop)
         if gen % 10 == 9:
             history.append({"generation": gen + 1, "best": float(fitness.max())})
-    genes, value = (best.genes, best.value) if best is not None else _fittest(problem, pop, fitness)
-    polished = polish(problem, genes) if genes is not None else None
+    if best is not None:
+        genes, value, polished = best.genes, best.value, None if best.genes is None else polish(problem, best.genes)
+    else:
+        winners = pop[rows[:, 0], fitness.argmax(axis=1)]   # [I, L]
+        genes, value = _fittest(problem, winners, problem.scores(winners))
+        polished = _fittest(problem, *_scored(problem, np.stack([polish(problem, g) for g in winners])))[0]
     return GAResult(polished, None if genes is None else float(problem.scores(polished[None])[0]),
-                    time.perf_counter() - start, generations, POPULATION + generations * (len(pop) - PARENTS),
+                    time.perf_counter() - start, generations, islands * (POPULATION + generations * (POPULATION - PARENTS)),
                     failed, seeded, value_before_polish=value, history=history)
 
 
@@ -303,6 +353,10 @@ def polish(problem: Problem, genes: np.ndarray, steps: int = 50) -> np.ndarray:
     return genes
 
 
+def _scored(problem: Problem, pop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return pop, problem.scores(pop)
+
+
 def _fittest(problem: Problem, pop: np.ndarray, fitness: np.ndarray) -> tuple[np.ndarray, float]:
     i = int(np.argmax(fitness))
     return pop[i].copy(), float(problem.scores(pop[i:i + 1])[0])
@@ -317,6 +371,7 @@ class _Best:
         self.value: float | None = None
 
     def update(self, pop: np.ndarray) -> None:
+        pop = pop.reshape(-1, pop.shape[-1])
         scores = np.where(self.problem.feasible(pop), self.problem.scores(pop), -np.inf)
         i = int(np.argmax(scores))
         if np.isfinite(scores[i]) and (self.value is None or scores[i] > self.value):

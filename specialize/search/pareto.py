@@ -42,7 +42,8 @@ def nsga2(problem: Problem, metric: str, seed: int = 0, population: int = 48, ge
     pop, _ = toolbox.population(population)
     archive = pop
     for gen in range(generations):
-        children, _ = toolbox.breed(pop, toolbox.draw(1)[0])
+        children, _ = toolbox.breed(pop[None], toolbox.draw())
+        children = children[0]
         both = np.concatenate([pop, children])
         pop = both[toolbox.select(evaluate(both), population)]
         archive = _nondominated(np.concatenate([archive, children]), evaluate)
