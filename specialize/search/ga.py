@@ -319,7 +319,8 @@ def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, penalty: st
     else:
         winners = pop[rows[:, 0], fitness.argmax(axis=1)]   # [I, L]
         genes, value = _fittest(problem, winners, problem.scores(winners))
-        polished = _fittest(problem, *_scored(problem, np.stack([polish(problem, g) for g in winners])))[0]
+        candidates = np.stack([polish(problem, g) for g in winners])
+        polished = _fittest(problem, candidates, problem.scores(candidates))[0]
     return GAResult(polished, None if genes is None else float(problem.scores(polished[None])[0]),
                     time.perf_counter() - start, generations, islands * (POPULATION + generations * (POPULATION - PARENTS)),
                     failed, seeded, value_before_polish=value, history=history)
@@ -351,10 +352,6 @@ def polish(problem: Problem, genes: np.ndarray, steps: int = 50) -> np.ndarray:
             l1, c1, l2, c2 = np.unravel_index(gain.argmax(), gain.shape)
             genes[l1], genes[l2] = c1, c2
     return genes
-
-
-def _scored(problem: Problem, pop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    return pop, problem.scores(pop)
 
 
 def _fittest(problem: Problem, pop: np.ndarray, fitness: np.ndarray) -> tuple[np.ndarray, float]:
