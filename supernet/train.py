@@ -87,8 +87,8 @@ Reporter = Callable[[dict], None]
 
 
 class FairnessPass(nn.Module):
-    """One forward of a training step: the chosen blocks before `layer` run once, then every given
-    candidate at `layer` followed by `suffix` runs on that shared prefix. Returns logits
+    """One forward of a training step: the `chosen` blocks run once, then each of `cands` (at the next
+    layer) followed by `suffix` runs on that shared prefix. Returns logits
     [candidates, batch, classes]; the prefix's gradient sums over the candidates in one backward."""
 
     def __init__(self, net: Supernet):

@@ -92,25 +92,25 @@ class Draws:
 
 class DrawPool:
     """Random numbers drawn `block` generations at a time (one numpy call each, not a handful per
-    generation): `next()` hands out one generation's worth, one try per pair; `retry(pairs)` draws
-    `tries` more for the pairs whose children were rejected."""
+    generation): `next()` hands out one generation's worth, `first` tries per pair; `retry(count)`
+    draws `tries` more for each of `count` pairs whose children were rejected."""
 
-    def __init__(self, genome: Genome, rng: np.random.Generator, islands: int, parents: int, tries: int,
-                 rate: float, block: int = 50):
+    def __init__(self, genome: Genome, rng: np.random.Generator, islands: int, parents: int, first: int,
+                 tries: int, rate: float, block: int = 50):
         self.genome, self.rng, self.block, self.rate = genome, rng, block, rate
-        self.islands, self.parents, self.tries = islands, parents, tries
+        self.islands, self.parents, self.first, self.tries = islands, parents, first, tries
         self.used, self.stock = block, ()
 
     def next(self) -> Draws:
         if self.used == self.block:
             order = self.rng.random((self.block, self.islands, self.parents)).argsort(axis=-1)
-            self.stock, self.used = (order, *self._cross_and_mutate((self.block, self.islands * (self.parents // 2), FIRST_TRIES))), 0
+            self.stock, self.used = (order, *self._cross_and_mutate((self.block, self.islands * (self.parents // 2), self.first))), 0
         draws = Draws(*(a[self.used] for a in self.stock))
         self.used += 1
         return draws
 
-    def retry(self, pairs: np.ndarray) -> Draws:
-        return Draws(np.empty(0), *self._cross_and_mutate((len(pairs), self.tries)))
+    def retry(self, count: int) -> Draws:
+        return Draws(np.empty(0), *self._cross_and_mutate((count, self.tries)))
 
     def _cross_and_mutate(self, lead: tuple[int, ...]) -> tuple[np.ndarray, ...]:
         """head [*lead, 1, L] (one-point crossover cut); hit, step and nudge [*lead, 2, L] (mutations)."""
@@ -132,7 +132,7 @@ def create_classes() -> None:
 
 
 def build_toolbox(problem: Problem, rng: np.random.Generator, penalty: str = "hard", best_accuracy: float = 1.0,
-                  parents: int = PARENTS, islands: int = 1, tries: int = 8, rounds: int | None = None) -> base.Toolbox:
+                  parents: int = PARENTS, islands: int = 1, tries: int = 8, rounds: int = ROUNDS) -> base.Toolbox:
     """The one place search operators are declared (the Pareto search adds NSGA-II selection on top)."""
     create_classes()
     soft = penalty == "soft"
@@ -144,14 +144,14 @@ def build_toolbox(problem: Problem, rng: np.random.Generator, penalty: str = "ha
     else:
         toolbox.register("evaluate", problem.scores)
     toolbox.register("select", select_best)
-    pool = DrawPool(genome, rng, islands, parents, tries, MUTATION)
+    pool = DrawPool(genome, rng, islands, parents, FIRST_TRIES, tries, MUTATION)
     toolbox.register("draw", pool.next)
     toolbox.register("redraw", pool.retry)
     toolbox.register("mate", one_point_crossover)
     toolbox.register("mutate", mutate, genome)
     toolbox.register("accept", accept_all if soft else problem.feasible)
     toolbox.register("repair", (lambda pop: pop) if soft else lambda pop: repair(problem, rng, pop))
-    toolbox.register("breed", breed, toolbox, genome, ROUNDS if rounds is None else rounds)
+    toolbox.register("breed", breed, toolbox, genome, rounds)
     return toolbox
 
 
@@ -178,10 +178,9 @@ def mutate(genome: Genome, pop: np.ndarray, hit: np.ndarray, step: np.ndarray) -
 
 def breed(toolbox: base.Toolbox, genome: Genome, rounds: int, parents: np.ndarray, draws: Draws) -> tuple[np.ndarray, int]:
     """parents [I, n, L] -> children [I, n, L]: two per pair, pairs within an island. A child that breaks
-    a bound or copies one of its island's parents is made again (a copy of its own parents first gets
-    one more mutated gene) (`rounds` more rounds of `tries` each,
-    for the pairs still missing a child), then repaired; failing that its parent stays. Returns the
-    children and how many fell back."""
+    a bound or copies one of its island's parents is made again: `rounds` more rounds of `tries` each
+    for the pairs still missing a child, then a repair; failing that its parent stays. A child that
+    copies its own parents first gets one more mutated gene. Returns the children and how many fell back."""
     islands, n, layers = parents.shape
     pairs = parents[np.arange(islands)[:, None], draws.order].reshape(-1, 2, layers)   # [I*P, 2, L]
     known = np.repeat(parents @ genome.weights, n // 2, axis=0)                                # [I*P, n]
@@ -203,7 +202,7 @@ def breed(toolbox: base.Toolbox, genome: Genome, rounds: int, parents: np.ndarra
             break
         todo, last = todo[left], kids[left]
         if attempt < rounds:
-            d = toolbox.redraw(todo)
+            d = toolbox.redraw(len(todo))
     if not done.all():                          # the cap ran out: try repairing the last children
         idx = np.argwhere(~done)
         fixed = toolbox.repair(last[np.searchsorted(todo, idx[:, 0]), 0, idx[:, 1]])
