@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from cli.common import console, handle_errors, print_json
+from supernet.train_config import TrainConfig
 
 table_app = typer.Typer(help="Inspect and validate accuracy tables.", no_args_is_help=True)
 
@@ -31,16 +32,22 @@ class ProgressReporter:
             self.progress.update(self.task, completed=event["step"], info=info)
         elif kind == "epoch":
             self.progress.console.print(f"meta epoch {event['epoch']}/{event['epochs']}: loss {event['loss']:.3f}, "
-                                        f"train accuracy {event['train_accuracy']:.3f}")
+                                        f"train accuracy {100 * event['train_accuracy']:.2f}%")
         elif kind == "meta_done":
-            self.progress.console.print(f"meta network test accuracy {event['test_accuracy']:.4f}")
+            self.progress.console.print(f"meta network test accuracy {100 * event['test_accuracy']:.2f}%")
         elif kind == "layer":
             self.progress.console.print(f"layer {event['layer']}/{event['layers']}: best {event['best']} "
-                                        f"(validation accuracy {event['accuracy']:.4f})")
+                                        f"(validation accuracy {100 * event['accuracy']:.2f}%)")
+        elif kind == "eval" and event["stage"] == "spread":
+            self.progress.console.print(f"accuracy fit: sub-network {event['index']}/{event['count']} "
+                                        f"validation accuracy {100 * event['accuracy']:.2f}%", highlight=False)
+        elif kind == "note":
+            self.progress.console.print(f"note: {event['text']}", highlight=False, markup=False)
         elif kind == "resume":
             self.progress.console.print(f"resuming at stage {event['stage']}, epoch {event['epoch']}, layer {event['layer']}")
         elif kind == "done":
-            self.progress.console.print(f"best {event['best_arch']}: test accuracy {event['best_test_accuracy']:.4f}")
+            self.progress.console.print(f"best {event['best_arch']}: test accuracy {100 * event['best_test_accuracy']:.2f}%",
+                                        highlight=False, soft_wrap=True)
 
 
 @handle_errors
@@ -57,8 +64,12 @@ def train(
     lr: float = typer.Option(0.1, help="Meta-training learning rate."),
     finetune_lr: float = typer.Option(0.02, help="Fine-tuning learning rate."),
     schedule: str = typer.Option("cosine", help="cosine or step."),
-    val_per_class: int = typer.Option(50, help="Validation images held out per class."),
-    calib_images: int = typer.Option(300, help="Images for batch-norm recalibration."),
+    weight_decay: float = typer.Option(TrainConfig.weight_decay, help="SGD weight decay."),
+    label_smoothing: float = typer.Option(TrainConfig.label_smoothing, help="Label smoothing of the cross-entropy loss."),
+    val_per_class: Optional[int] = typer.Option(
+        None, help="Validation images held out per class (default: 2,500 in all, at most a fifth of the smallest class)."),
+    calib_images: int = typer.Option(300, help="Images for batch-norm recalibration (shipped beside the weights)."),
+    spread_samples: int = typer.Option(30, help="Sub-networks measured after training to fit table score to accuracy."),
     seed: int = typer.Option(0),
     threads: Optional[int] = typer.Option(None, help="torch intra-op threads."),
     candidates_per_pass: Optional[int] = typer.Option(
@@ -81,14 +92,18 @@ def train(
     cfg = TrainConfig(space=space, data=str(data), width=width, resolution=resolution, sample_ratio=sample_ratio, epochs=epochs,
                       finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, finetune_lr=finetune_lr, schedule=schedule,
                       val_per_class=val_per_class, calib_images=calib_images, seed=seed, threads=threads,
-                      candidates_per_pass=candidates_per_pass)
+                      candidates_per_pass=candidates_per_pass, weight_decay=weight_decay, label_smoothing=label_smoothing,
+                      spread_samples=spread_samples)
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
         table = run_training(cfg, output, resume=resume, report=ProgressReporter(progress))
     console.print(f"wrote {output / 'table.json'} and {output / 'weights.pt'}")
-    console.print(f"meta network test accuracy {table.results['meta_test_accuracy']:.4f}; best sub-network "
-                  f"{table.best_arch}: test accuracy {table.results['best_test_accuracy']:.4f}")
+    fit = table.accuracy_fit
+    console.print(f"meta network test accuracy {100 * table.results['meta_test_accuracy']:.2f}%; best sub-network "
+                  f"{table.best_arch}: test accuracy {100 * table.results['best_test_accuracy']:.2f}%", highlight=False, soft_wrap=True)
+    console.print(f"accuracy fit over {fit['samples']} sub-networks: residual spread ±{100 * fit['band']:.2f} points "
+                  f"(validation split, {fit['images']} images)", highlight=False)
 
 
 @table_app.command("show")

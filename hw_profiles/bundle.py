@@ -17,7 +17,8 @@ from hw_profiles.measure import Timing, torch_threads
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.profiler import assemble_profile
 from hw_profiles.validate import agreement, fit_calibration, uncalibrated_ms
-from hw_profiles.workloads import build_module, example_input, network_workload, sample_archs, space_workloads
+from hw_profiles.workloads import build_module, example_input, network_workload, space_workloads
+from specialize.sampling import spread_architectures
 from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_bytes, atomic_write_json, provenance, read_json, require
 from specialize.space import SearchSpace
@@ -39,7 +40,7 @@ def write_bundle(space: SearchSpace, out_dir: str | Path, batch: int = 1, networ
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise SpecializeError(f"bundle directory {out_dir} exists and is not empty; choose a new one")
     (out_dir / "onnx").mkdir(parents=True, exist_ok=True)
-    workloads = space_workloads(space, batch) + [network_workload(space, a, batch) for a in sample_archs(space, networks, seed)]
+    workloads = space_workloads(space, batch) + [network_workload(space, a, batch) for a in spread_architectures(space, networks, seed)]
     entries = []
     with torch_threads(1):
         for i, workload in enumerate(workloads):

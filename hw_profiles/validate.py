@@ -17,7 +17,8 @@ from scipy.stats import kendalltau
 from hw_profiles.measure import Protocol, get_runtime, torch_threads
 from hw_profiles.profiler import measure_workloads
 from hw_profiles.profile import DeviceProfile
-from hw_profiles.workloads import network_workload, sample_archs
+from hw_profiles.workloads import network_workload
+from specialize.sampling import spread_architectures
 from specialize.errors import SpecializeError
 from specialize.space import Architecture
 
@@ -71,13 +72,13 @@ def validate_profile(profile: DeviceProfile, samples: int = 30, seed: int = 0, c
     """Figures on `samples` held-out networks, and the profile (with a new calibration when kept)."""
     if samples < 2:
         raise SpecializeError(f"--samples must be at least 2, got {samples}")
-    held_out = sample_archs(profile.space, samples, seed)
+    held_out = spread_architectures(profile.space, samples, seed)
     measured = measure_networks(profile, held_out, runtime_name, threads, progress=progress)
     raw = [uncalibrated_ms(profile, a) for a in held_out]
     report = {"profile": str(profile.path or profile.name), "label": profile.label, "runtime": runtime_name or profile.runtime}
     report["uncalibrated"] = agreement(raw, measured)
     if calibrate:
-        fit_archs = sample_archs(profile.space, fit_samples or samples, seed + 10_000)
+        fit_archs = spread_architectures(profile.space, fit_samples or samples, seed + 10_000)
         fit_measured = measure_networks(profile, fit_archs, runtime_name, threads, progress=progress)
         try:
             calibration = fit_calibration([uncalibrated_ms(profile, a) for a in fit_archs], fit_measured)

@@ -10,7 +10,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from specialize.cost import cost_arrays
 from specialize.space import Architecture, SearchSpace
 from supernet.static import MBConv, StaticNet, build_static, classify_features
 
@@ -70,17 +69,3 @@ def build_module(space: SearchSpace, workload: Workload) -> nn.Module:
 
 def example_input(shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
     return torch.from_numpy(np.random.default_rng(seed).random(shape, dtype=np.float32))
-
-
-def sample_archs(space: SearchSpace, n: int, seed: int = 0) -> list[Architecture]:
-    """`n` architectures spread over the MACs range: each draws a size level u ~ U(0, 1) and picks,
-    per layer, the candidate near rank u among that layer's candidates sorted by MACs."""
-    rng = np.random.default_rng(seed)
-    order = np.argsort(cost_arrays(space).macs, axis=1, kind="stable")
-    top = space.num_candidates - 1
-    archs = []
-    for level in (np.arange(n) + rng.random(n)) / max(n, 1):  # stratified levels
-        ranks = np.clip(np.rint(level * top + rng.normal(0, 0.25 * top, space.num_layers)), 0, top).astype(int)
-        archs.append(space.arch_from_indices(order[np.arange(space.num_layers), ranks]))
-    rng.shuffle(archs)
-    return archs

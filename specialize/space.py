@@ -155,6 +155,15 @@ class SearchSpace:
             width_multiplier=width, base_space=self.base_space or self.name,
         )
 
+    def with_classes(self, class_names: tuple[str, ...]) -> "SearchSpace":
+        """This space sized for a dataset's classes. Another class count is another network (the classifier
+        changes, and with it the fingerprint), so it gets its own name: `cifar10-2class`."""
+        class_names = tuple(class_names)
+        if len(class_names) == self.num_classes:
+            return replace(self, class_names=class_names)
+        base = self.base_space or self.name
+        return replace(self, name=f"{base}-{len(class_names)}class", num_classes=len(class_names), class_names=class_names)
+
     # -- architectures ----------------------------------------------------------------------
     def parse_arch(self, text: str) -> "Architecture":
         names = [part.strip() for part in text.split(",")] if text.strip() else []

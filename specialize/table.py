@@ -28,6 +28,7 @@ class AccuracyTable:
     trained_space: SearchSpace | None = None  # the proxy space the supernet was trained at
     proxy: dict = field(default_factory=dict)
     weights: dict | None = None        # {"file": relative path, "sha256": ..., "dtype": ...}
+    calibration: dict | None = None    # {"file": relative path, "sha256": ..., "images": n}: BN recalibration images
     results: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     path: Path | None = None
@@ -42,10 +43,29 @@ class AccuracyTable:
         return self.space.fingerprint
 
     def weights_path(self) -> Path | None:
-        if not self.weights:
+        return self._beside(self.weights)
+
+    def calibration_path(self) -> Path | None:
+        return self._beside(self.calibration)
+
+    def _beside(self, entry: dict | None) -> Path | None:
+        if not entry:
             return None
         base = self.path.parent if self.path else Path(".")
-        return base / self.weights["file"]
+        return base / entry["file"]
+
+    @property
+    def accuracy_fit(self) -> dict | None:
+        """Map from table score (sum of T_d) to validation accuracy, fitted on measured sub-networks."""
+        return self.results.get("accuracy_fit")
+
+    def predict(self, score: float) -> tuple[float, float | None]:
+        """(predicted accuracy, half-width of its band) for a table score. Without a fit: PONAS's
+        best-network accuracy plus the score, and no band."""
+        fit = self.accuracy_fit
+        if not fit:
+            return float(self.accuracy[-1].max()) + score, None
+        return fit["intercept"] + fit["slope"] * score, fit["band"]
 
     def check_space(self, space: SearchSpace) -> None:
         if space.fingerprint != self.fingerprint:
@@ -62,7 +82,7 @@ class AccuracyTable:
             "trained_fingerprint": self.trained_space.fingerprint if self.trained_space else None,
             "proxy": self.proxy, "candidates": list(self.space.candidate_names),
             "accuracy": self.accuracy.round(6).tolist(), "loss": self.loss.round(6).tolist(),
-            "best_arch": self.best_arch, "weights": self.weights, "results": self.results,
+            "best_arch": self.best_arch, "weights": self.weights, "calibration": self.calibration, "results": self.results,
             "provenance": self.provenance,
         }
 
@@ -96,12 +116,28 @@ def load_table(path: str | Path | None = None, space: SearchSpace | None = None)
     table = AccuracyTable(
         space=table_space, accuracy=accuracy, best_arch=require(data, "best_arch", path, KIND),
         trained_space=_space_field(data, "trained_space", path) if data.get("trained_space") else None,
-        proxy=data.get("proxy") or {}, weights=data.get("weights"), results=data.get("results") or {},
+        proxy=data.get("proxy") or {}, weights=data.get("weights"), calibration=data.get("calibration"),
+        results=data.get("results") or {},
         provenance=data.get("provenance") or {}, path=path,
     )
     if space is not None:
         table.check_space(space)
     return table
+
+
+def fit_accuracy(samples: list[dict], images: int) -> dict:
+    """Least-squares line accuracy = intercept + slope * score over measured sub-networks, with the residual
+    spread: `band` is twice the residual standard deviation (about 95% of sub-networks inside)."""
+    score = np.asarray([s["score"] for s in samples], dtype=float)
+    accuracy = np.asarray([s["accuracy"] for s in samples], dtype=float)
+    if len(samples) >= 2 and np.ptp(score) > 0:
+        slope, intercept = np.polyfit(score, accuracy, 1)
+    else:
+        slope, intercept = 1.0, float(accuracy.mean() - score.mean()) if len(samples) else 0.0
+    residual = accuracy - (intercept + slope * score)
+    std = float(np.sqrt((residual ** 2).sum() / max(len(samples) - 2, 1)))
+    return {"intercept": float(intercept), "slope": float(slope), "residual_std": std, "band": 2 * std,
+            "samples": len(samples), "split": "validation", "images": int(images)}
 
 
 def resolve_table_path(path: str | Path | None) -> Path:

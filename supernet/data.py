@@ -10,6 +10,7 @@ import io
 import json
 import os
 import tarfile
+from zlib import error as zlib_error
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,21 +36,34 @@ class ImageDataset:
     test_images: np.ndarray
     test_labels: np.ndarray
     source: str
+    notes: tuple[str, ...] = ()      # what the reader changed: grayscale converted, images resized
 
     def counts(self) -> dict:
         return {"train": int(len(self.train_labels)), "test": int(len(self.test_labels)), "classes": len(self.classes)}
 
 
-def _decode(data: bytes, name: str, size: int | None) -> np.ndarray:
+def _decode(data: bytes, name: str, size: int | None, notes: dict) -> np.ndarray:
+    """RGB uint8 [H, W, 3]; other modes are converted and other sizes resized to `size` (counted in `notes`)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        image = Image.open(io.BytesIO(data)).convert("RGB")
-    except (UnidentifiedImageError, OSError) as exc:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise SpecializeError(f"unreadable image {name}: {exc}") from None
+    if image.mode != "RGB":
+        notes.setdefault(f"converted from {image.mode} to RGB", 0)
+        notes[f"converted from {image.mode} to RGB"] += 1
+        image = image.convert("RGB")
     if size is not None and image.size != (size, size):
+        key = f"resized to {size}x{size}"
+        notes[key] = notes.get(key, 0) + 1
         image = image.resize((size, size), Image.BILINEAR)
     return np.asarray(image, dtype=np.uint8)
+
+
+def _notes_text(notes: dict, source: str) -> list[str]:
+    return [f"{count} images of {source} {what}" for what, count in sorted(notes.items())]
 
 
 def _split_members(names: list[str]) -> dict[str, dict[str, list[str]]]:
@@ -80,9 +94,10 @@ def _read_folder(root: Path, size: int | None) -> tuple[dict, dict]:
     class_dirs = {s: {d.name for d in p.iterdir() if d.is_dir()} for p in root.rglob("*") if p.is_dir() and (s := p.name) in ("train", "test")}
     layout = _split_members(names)
     classes = _check_layout(layout, str(root), class_dirs)
-    arrays = {split: [( _decode(Path(n).read_bytes(), n, size), c) for c, cls in enumerate(classes) for n in sorted(layout[split][cls])]
+    notes: dict = {}
+    arrays = {split: [(_decode(Path(n).read_bytes(), n, size, notes), c) for c, cls in enumerate(classes) for n in sorted(layout[split][cls])]
               for split in ("train", "test")}
-    return _stack(arrays, size), {"classes": classes}
+    return _stack(arrays, size), {"classes": classes, "notes": _notes_text(notes, str(root))}
 
 
 def _read_tar(path: Path, size: int | None) -> tuple[dict, dict]:
@@ -96,12 +111,13 @@ def _read_tar(path: Path, size: int | None) -> tuple[dict, dict]:
                     class_dirs.setdefault(parts[-2], set()).add(parts[-1])
             layout = _split_members(list(members))
             classes = _check_layout(layout, str(path), class_dirs)
-            arrays = {split: [(_decode(tar.extractfile(members[n]).read(), f"{path}:{n}", size), c)
+            notes: dict = {}
+            arrays = {split: [(_decode(tar.extractfile(members[n]).read(), f"{path}:{n}", size, notes), c)
                               for c, cls in enumerate(classes) for n in sorted(layout[split][cls])]
                       for split in ("train", "test")}
-    except (tarfile.TarError, EOFError, OSError) as exc:
+    except (tarfile.TarError, EOFError, OSError, zlib_error) as exc:
         raise SpecializeError(f"cannot read archive {path}: {exc}") from None
-    return _stack(arrays, size), {"classes": classes}
+    return _stack(arrays, size), {"classes": classes, "notes": _notes_text(notes, str(path))}
 
 
 def _stack(arrays: dict, size: int | None) -> dict:
@@ -142,8 +158,11 @@ def load_dataset(path: str | os.PathLike, image_size: int | None = None, cache: 
             cache_dir.mkdir(parents=True, exist_ok=True)
             for key, value in arrays.items():
                 np.save(cache_dir / f"{key}.npy", value)
-            meta_file.write_text(json.dumps({"classes": list(meta["classes"])}))
-    return ImageDataset(classes=tuple(meta["classes"]), source=str(path), **arrays)
+            meta_file.write_text(json.dumps({"classes": list(meta["classes"]), "notes": meta["notes"]}))
+    if len(meta["classes"]) < 2:
+        raise SpecializeError(f"{path} has {len(meta['classes'])} class folder ({', '.join(meta['classes'])}); "
+                              "a classifier needs at least 2 classes under train/ and test/")
+    return ImageDataset(classes=tuple(meta["classes"]), source=str(path), notes=tuple(meta.get("notes", ())), **arrays)
 
 
 def balanced_split(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -182,11 +201,20 @@ def augment(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> to
     return out
 
 
+def calibration_indices(pool: np.ndarray, n_images: int, seed: int = 0) -> np.ndarray:
+    """A fixed, sorted sample of `n_images` indices from `pool` for batch-norm recalibration."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(pool, min(n_images, len(pool)), replace=False))
+
+
+def image_batches(images: np.ndarray, resolution: int, batch_size: int = 100) -> list[torch.Tensor]:
+    return [to_tensor(images[i:i + batch_size], resolution) for i in range(0, len(images), batch_size)]
+
+
 def calibration_batches(dataset: ImageDataset, resolution: int, n_images: int = 500, batch_size: int = 100, seed: int = 0) -> list[torch.Tensor]:
     """A fixed sample of training images for batch-norm recalibration."""
-    rng = np.random.default_rng(seed)
-    idx = np.sort(rng.choice(len(dataset.train_labels), min(n_images, len(dataset.train_labels)), replace=False))
-    return [to_tensor(dataset.train_images[idx[i:i + batch_size]], resolution) for i in range(0, len(idx), batch_size)]
+    idx = calibration_indices(np.arange(len(dataset.train_labels)), n_images, seed)
+    return image_batches(dataset.train_images[idx], resolution, batch_size)
 
 
 def make_synthetic_folder(root: str | os.PathLike, classes: int = 3, train_per_class: int = 20, test_per_class: int = 6,

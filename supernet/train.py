@@ -36,41 +36,31 @@ from torch.nn.parallel import DistributedDataParallel
 
 from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_bytes, provenance, sha256_file
+from specialize.cost import cost_arrays
+from specialize.sampling import spread_architectures
 from specialize.space import Candidate, get_space
-from specialize.table import AccuracyTable
-from supernet.bn import recalibrate_bn
+from specialize.table import AccuracyTable, fit_accuracy
 from supernet.checkpoint import save_supernet_weights
-from supernet.data import augment, balanced_split, calibration_batches, load_dataset, to_tensor
+from supernet.data import augment, balanced_split, calibration_indices, image_batches, load_dataset, to_tensor
 from supernet.elastic import Supernet
+from supernet.evaluate import subnet_accuracy
+from supernet.train_config import RESUMABLE_CHANGES, VALIDATION_IMAGES, TrainConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
+CALIBRATION_FILE = "calibration.npz"
 
 
-@dataclass
-class TrainConfig:
-    space: str
-    data: str
-    width: float = 1.0              # EcoNAS c: channel multiplier
-    resolution: int | None = None   # EcoNAS r: input resolution (None: the space's)
-    sample_ratio: float = 1.0       # EcoNAS s: share of the training images used
-    epochs: int = 10                # EcoNAS e: meta-training epochs
-    finetune_epochs: float = 0.2    # passes over the sampled data per fine-tuned layer
-    batch_size: int = 128
-    lr: float = 0.1
-    finetune_lr: float = 0.02
-    momentum: float = 0.9
-    weight_decay: float = 4e-5
-    schedule: str = "cosine"        # cosine | step
-    val_per_class: int = 50         # PONAS holds out 50 images per class
-    calib_images: int = 300         # batch-norm recalibration sample
-    seed: int = 0
-    weights_dtype: str = "float16"
-    threads: int | None = None
-    candidates_per_pass: int | None = None   # strict fairness: candidates per forward (None: all; fewer saves memory)
+def validation_per_class(labels: np.ndarray, requested: int | None) -> int:
+    """Images held out per class: as asked, else VALIDATION_IMAGES in all, at most a fifth of the smallest class."""
+    if requested is not None:
+        return requested
+    classes, counts = np.unique(labels, return_counts=True)
+    return max(1, min(-(-VALIDATION_IMAGES // len(classes)), int(counts.min()) // 5))
 
-    def proxy(self) -> dict:
-        return {"width": self.width, "resolution": self.resolution, "sample_ratio": self.sample_ratio,
-                "epochs": self.epochs, "finetune_epochs": self.finetune_epochs}
+
+def pick_best(row: list[float], macs: np.ndarray) -> int:
+    """The most accurate candidate; among exact ties, the one with the fewest MACs."""
+    return min(range(len(row)), key=lambda i: (-row[i], int(macs[i]), i))
 
 
 @dataclass
@@ -115,22 +105,26 @@ def _lr_at(cfg: TrainConfig, base: float, step: int, total: int) -> float:
 class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, report: Reporter = lambda e: None, dist_info: Dist = Dist()):
         self.cfg, self.out, self.report, self.dist = cfg, Path(out_dir), report, dist_info
-        self.space = get_space(cfg.space)
+        self.checkpoint_seconds = 600.0   # inside a meta epoch; every epoch and fine-tuned layer also checkpoints
+        preset = get_space(cfg.space)
+        self.data = load_dataset(cfg.data, image_size=(cfg.resolution or preset.resolution))
+        for note in self.data.notes:
+            report({"event": "note", "text": note})
+        self.space = preset.with_classes(self.data.classes)   # the classifier is sized to the data's classes
         self.trained_space = self.space.scaled(cfg.width, cfg.resolution)
-        self.data = load_dataset(cfg.data)
-        if len(self.data.classes) != self.space.num_classes:
-            raise SpecializeError(f"space {self.space.name!r} has {self.space.num_classes} classes but {cfg.data} has "
-                                  f"{len(self.data.classes)}: {', '.join(self.data.classes)}")
-        rest, val = balanced_split(self.data.train_labels, cfg.val_per_class, cfg.seed)
+        self.val_per_class = validation_per_class(self.data.train_labels, cfg.val_per_class)
+        rest, val = balanced_split(self.data.train_labels, self.val_per_class, cfg.seed)
         rng = np.random.default_rng(_seeded(cfg.seed, 1))
         self.train_idx = np.sort(rng.choice(rest, max(1, int(round(len(rest) * cfg.sample_ratio))), replace=False))
         self.val_idx = val
         self.res = self.trained_space.resolution
         self.val_x = to_tensor(self.data.train_images[val], self.res)
         self.val_y = torch.from_numpy(self.data.train_labels[val])
-        self.calib = calibration_batches(self.data, self.res, cfg.calib_images, 100, cfg.seed)
+        self.calib_idx = calibration_indices(rest, cfg.calib_images, cfg.seed)   # never validation images
+        self.calib = image_batches(self.data.train_images[self.calib_idx], self.res)
+        self.macs = cost_arrays(self.space).macs
         torch.manual_seed(_seeded(cfg.seed, 0))
-        self.net = Supernet(self.trained_space)
+        self.net = Supernet(self.trained_space).to(memory_format=torch.channels_last)  # 1.7x faster convs on CPU
         self.model = FairnessPass(self.net)
         if dist_info.world > 1:   # SE weights of unchosen candidates get no gradient in some passes
             self.model = DistributedDataParallel(self.model, find_unused_parameters=True)
@@ -139,15 +133,20 @@ class Trainer:
                       "history": []}
 
     # -- batches --------------------------------------------------------------------------
-    def batches(self, stage: int, index: int):
-        """Shuffled, augmented batches of this rank's shard; randomness fixed by (seed, stage, index)."""
+    def batches(self, stage: int, index: int, start: int = 0):
+        """Shuffled, augmented batches of this rank's shard from batch `start` on. The order is fixed by
+        (seed, stage, index) and each batch's augmentation by (seed, stage, index, batch), so a run resumed
+        in the middle of an epoch sees exactly the batches an uninterrupted one would."""
         g = torch.Generator().manual_seed(_seeded(self.cfg.seed, stage, index))
         order = self.train_idx[torch.randperm(len(self.train_idx), generator=g).numpy()]
         per_rank = self.cfg.batch_size // self.dist.world
         usable = len(order) // self.cfg.batch_size * self.cfg.batch_size or len(order)
-        for start in range(0, usable, self.cfg.batch_size):
-            idx = order[start:start + self.cfg.batch_size][self.dist.rank * per_rank:(self.dist.rank + 1) * per_rank]
-            x = augment(to_tensor(self.data.train_images[idx], self.res), g)
+        for step, first in enumerate(range(0, usable, self.cfg.batch_size)):
+            if step < start:
+                continue
+            idx = order[first:first + self.cfg.batch_size][self.dist.rank * per_rank:(self.dist.rank + 1) * per_rank]
+            gb = torch.Generator().manual_seed(_seeded(self.cfg.seed, stage, index, step))
+            x = augment(to_tensor(self.data.train_images[idx], self.res), gb).contiguous(memory_format=torch.channels_last)
             yield x, torch.from_numpy(self.data.train_labels[idx])
 
     def steps_per_epoch(self) -> int:
@@ -170,36 +169,51 @@ class Trainer:
         return torch.optim.SGD(self.net.parameters(), lr=lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay, nesterov=True)
 
     def meta_epoch(self, opt: torch.optim.Optimizer, epoch: int) -> dict:
+        """One meta epoch from the step the state records; checkpoints every `checkpoint_seconds` inside it."""
         self.net.train()
-        torch.manual_seed(_seeded(self.cfg.seed, 10, epoch))
         arch = [self.largest] * self.space.num_layers
         total, per_epoch = self.cfg.epochs * self.steps_per_epoch(), self.steps_per_epoch()
-        losses, correct, seen = [], 0, 0
-        for step, (x, y) in enumerate(self.batches(10, epoch)):
+        run = self.state.setdefault("meta_partial", {"step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "recent": []})
+        last_save = time.time()
+        for step, (x, y) in enumerate(self.batches(10, epoch, run["step"]), start=run["step"]):
+            torch.manual_seed(_seeded(self.cfg.seed, 10, epoch, step))   # dropout
             for group in opt.param_groups:
                 group["lr"] = _lr_at(self.cfg, self.cfg.lr, epoch * per_epoch + step, total)
             logits = self.model(x, [], arch[:1], arch[1:])[0]
-            loss = F.cross_entropy(logits, y)
+            loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            losses.append(loss.item())
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(y)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise SpecializeError(f"training diverged: loss {value} at meta epoch {epoch + 1}, step {step + 1}; "
+                                      f"lower --lr (now {self.cfg.lr:g})")
+            run["loss_sum"] += value
+            run["recent"] = (run["recent"] + [value])[-20:]
+            run["correct"] += int((logits.argmax(1) == y).sum())
+            run["seen"] += len(y)
+            run["step"] = step + 1
             self.report({"event": "step", "stage": "meta", "epoch": epoch, "step": step + 1, "steps": per_epoch,
-                         "loss": float(np.mean(losses[-20:])), "train_accuracy": correct / max(seen, 1)})
+                         "loss": float(np.mean(run["recent"])), "train_accuracy": run["correct"] / max(run["seen"], 1)})
+            if time.time() - last_save > self.checkpoint_seconds and run["step"] < per_epoch:
+                self.state["wall"]["meta"] += time.time() - last_save
+                self.save_checkpoint(opt)
+                last_save = time.time()
+        self.state["wall"]["meta"] += time.time() - last_save
         self._sync_buffers()
-        return {"loss": float(np.mean(losses)), "train_accuracy": correct / max(seen, 1)}
+        del self.state["meta_partial"]
+        return {"loss": run["loss_sum"] / max(run["step"], 1), "train_accuracy": run["correct"] / max(run["seen"], 1)}
 
     def finetune_layer(self, opt: torch.optim.Optimizer, layer: int, chosen: list[Candidate]) -> float:
         self.net.train()
         torch.manual_seed(_seeded(self.cfg.seed, 20, layer))
         cands = self.space.candidates
         suffix = [self.largest] * (self.space.num_layers - layer - 1)
-        batches = list(self.batches(20, layer))
-        steps = max(1, int(round(len(batches) * self.cfg.finetune_epochs)))
+        per_epoch = self.steps_per_epoch()
+        steps = max(1, int(round(per_epoch * self.cfg.finetune_epochs)))
         losses = []
-        for step, (x, y) in enumerate(batches[:steps] if steps <= len(batches) else (batches * math.ceil(steps / len(batches)))[:steps]):
+        for step in range(steps):
+            x, y = next(self.batches(20, layer * 1000 + step // per_epoch, step % per_epoch))
             for group in opt.param_groups:
                 group["lr"] = _lr_at(self.cfg, self.cfg.finetune_lr, step, steps)
             opt.zero_grad(set_to_none=True)
@@ -225,19 +239,16 @@ class Trainer:
                 else contextlib.nullcontext()
             with quiet:
                 logits = self.model(x, chosen, group, suffix)
-                loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(group))) * len(group) / len(cands)
+                loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(group)),
+                                       label_smoothing=self.cfg.label_smoothing) * len(group) / len(cands)
                 loss.backward()
             total += loss.item()
         return total
 
-    @torch.no_grad()
     def evaluate(self, arch_cands: list[Candidate], x: torch.Tensor, y: torch.Tensor) -> float:
         """Accuracy of the extracted sub-network after batch-norm recalibration."""
         arch = self.trained_space.arch_from_indices([self.space.candidates.index(c) for c in arch_cands])
-        net = self.net.extract(arch)
-        recalibrate_bn(net, self.calib)
-        correct = sum((net(x[i:i + 500]).argmax(1) == y[i:i + 500]).sum().item() for i in range(0, len(y), 500))
-        return correct / len(y)
+        return subnet_accuracy(self.net, arch, x, y, self.calib)
 
     def evaluate_layer(self, layer: int, chosen: list[Candidate]) -> list[float]:
         suffix = [self.largest] * (self.space.num_layers - layer - 1)
@@ -263,11 +274,7 @@ class Trainer:
         if not path.is_file():
             return None
         payload = torch.load(path, map_location="cpu", weights_only=True)
-        saved = payload["config"]
-        for key in ("space", "width", "resolution", "sample_ratio", "epochs", "seed", "batch_size", "finetune_epochs"):
-            if saved.get(key) != getattr(self.cfg, key):
-                raise SpecializeError(f"--resume: checkpoint {path} was made with {key}={saved.get(key)!r}, "
-                                      f"this run asks {key}={getattr(self.cfg, key)!r}")
+        check_resumable(payload, self.cfg, path)
         self.net.load_state_dict(payload["net"])
         state = json.loads(payload["state_json"])
         state["chosen"] = [Candidate.parse(n) for n in state["chosen"]]
@@ -284,10 +291,8 @@ class Trainer:
         opt = opt or self.optimizer(self.cfg.lr)
         s = self.state
         while s["stage"] == "meta" and s["epoch"] < self.cfg.epochs:
-            start = time.time()
             stats = self.meta_epoch(opt, s["epoch"])
             s["epoch"] += 1
-            s["wall"]["meta"] += time.time() - start
             s["history"].append({"stage": "meta", "epoch": s["epoch"], **stats})
             self.report({"event": "epoch", "stage": "meta", "epoch": s["epoch"], "epochs": self.cfg.epochs, **stats})
             self.save_checkpoint(opt)
@@ -302,7 +307,7 @@ class Trainer:
             opt = self.optimizer(self.cfg.finetune_lr)  # a fresh optimizer per layer
             loss = self.finetune_layer(opt, layer, s["chosen"])
             row = self.evaluate_layer(layer, s["chosen"])
-            best = int(np.argmax(row))
+            best = pick_best(row, self.macs[layer])
             s["chosen"].append(self.space.candidates[best])
             s["accuracy"].append(row)
             s["layer"] += 1
@@ -312,7 +317,30 @@ class Trainer:
             self.report({"event": "layer", "stage": "finetune", "layer": layer + 1, "layers": self.space.num_layers,
                          "best": self.space.candidates[best].name, "accuracy": row[best], "loss": loss})
             self.save_checkpoint(opt)
+        if s["stage"] != "spread":
+            s["stage"] = "spread"
+            self.save_checkpoint(opt)
+        if "spread" not in s:
+            s["spread"] = self.measure_spread()
+            self.save_checkpoint(opt)
         return self.finish()
+
+    def measure_spread(self) -> list[dict]:
+        """Validation accuracy of `spread_samples` sub-networks spread over the MACs range (and the best one),
+        each after batch-norm recalibration: the data the table's score -> accuracy fit is made from."""
+        best = self.space.arch_from_indices([self.space.candidates.index(c) for c in self.state["chosen"]])
+        archs = spread_architectures(self.space, self.cfg.spread_samples, _seeded(self.cfg.seed, 30))
+        archs = archs + ([best] if best not in archs else [])
+        loss = np.asarray(self.state["accuracy"]) - np.max(self.state["accuracy"], axis=1, keepdims=True)
+        rows, out = np.arange(self.space.num_layers), []
+        for i, arch in enumerate(archs):
+            genes = np.asarray(arch.indices)
+            accuracy = self.evaluate(list(arch.candidates), self.val_x, self.val_y)
+            out.append({"arch": str(arch), "score": float(loss[rows, genes].sum()), "accuracy": accuracy,
+                        "macs": int(self.macs[rows, genes].sum())})
+            self.report({"event": "eval", "stage": "spread", "index": i + 1, "count": len(archs), "arch": str(arch),
+                         "accuracy": accuracy})
+        return out
 
     def test_accuracy(self, cands: list[Candidate]) -> float:
         x = to_tensor(self.data.test_images, self.res)
@@ -322,13 +350,16 @@ class Trainer:
         s = self.state
         best_arch = ",".join(c.name for c in s["chosen"])
         best_test = self.test_accuracy(s["chosen"])
+        n_val = len(self.val_idx)
         table = AccuracyTable(
             space=self.space, accuracy=np.asarray(s["accuracy"]), best_arch=best_arch, trained_space=self.trained_space,
             proxy=self.cfg.proxy(),
             results={"meta_test_accuracy": s["meta_test_accuracy"], "best_test_accuracy": best_test,
-                     "wall_seconds": s["wall"], "history": s["history"]},
+                     "validation_images": n_val, "wall_seconds": s["wall"], "history": s["history"],
+                     "spread": s["spread"], "accuracy_fit": fit_accuracy(s["spread"], n_val)},
             provenance=provenance(**asdict(self.cfg), data_counts={**self.data.counts(), "train_used": len(self.train_idx),
-                                                                     "validation": len(self.val_idx)},
+                                                                     "validation": n_val, "validation_per_class": self.val_per_class},
+                                  class_names=list(self.space.class_names or ()), data_notes=list(self.data.notes),
                                   world_size=self.dist.world, data_parallel=self.data_parallel(),
                                   torch_threads=torch.get_num_threads()),
         )
@@ -337,10 +368,35 @@ class Trainer:
             save_supernet_weights(weights, self.net, getattr(torch, self.cfg.weights_dtype),
                                   extra={"best_arch": best_arch, "table": "table.json"})
             table.weights = {"file": weights.name, "sha256": sha256_file(weights), "dtype": self.cfg.weights_dtype}
+            table.calibration = self.save_calibration()
             table.save(self.out / "table.json")
         self.report({"event": "done", "best_arch": best_arch, "best_test_accuracy": best_test,
                      "meta_test_accuracy": s["meta_test_accuracy"]})
         return table
+
+    def save_calibration(self) -> dict:
+        """The batch-norm recalibration images (uint8, from the training split) beside the weights, so exports
+        of this table recalibrate without the dataset."""
+        path = self.out / CALIBRATION_FILE
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, images=self.data.train_images[self.calib_idx],
+                            labels=self.data.train_labels[self.calib_idx])
+        atomic_write_bytes(path, buffer.getvalue())
+        return {"file": path.name, "sha256": sha256_file(path), "images": int(len(self.calib_idx)),
+                "source": f"training split of {self.cfg.data}", "resolution": self.res}
+
+
+def check_resumable(payload: dict, cfg: TrainConfig, path: Path) -> None:
+    """A resumed run must match the settings it was started with (RESUMABLE_CHANGES aside): mixing two
+    configurations in one table is refused, naming the first difference. Settings newer than the checkpoint
+    take their defaults."""
+    saved = payload.get("config")
+    if not isinstance(saved, dict):
+        raise SpecializeError(f"--resume: checkpoint {path}: field 'config' is missing")
+    for key, value in asdict(cfg).items():
+        if key in saved and key not in RESUMABLE_CHANGES and saved[key] != value:
+            raise SpecializeError(f"--resume: checkpoint {path} was made with {key}={saved[key]!r}, "
+                                  f"this run asks {key}={value!r}; resume with the same settings or pick another -o")
 
 
 def init_distributed() -> Dist:

@@ -13,7 +13,8 @@ from hw_profiles.bundle import import_bundle, write_bundle
 from hw_profiles.measure import Protocol, RuntimeUnavailable, Timing, get_runtime
 from hw_profiles.profiler import NoisyProfileError, profile_space
 from hw_profiles.validate import agreement, fit_calibration, validate_profile
-from hw_profiles.workloads import sample_archs, space_workloads
+from hw_profiles.workloads import space_workloads
+from specialize.sampling import spread_architectures
 from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
 from specialize.space import LayerSpec, get_space
@@ -72,7 +73,7 @@ def test_runtimes_without_cuda_or_tensorrt_say_why():
 
 def test_sampled_archs_spread_over_the_macs_range():
     space = get_space("ponas-imagenet")
-    macs = np.array([arch_cost(a)["macs"] for a in sample_archs(space, 30, seed=0)])
+    macs = np.array([arch_cost(a)["macs"] for a in spread_architectures(space, 30, seed=0)])
     smallest, largest = arch_cost(space.smallest_arch())["macs"], arch_cost(space.largest_arch())["macs"]
     span = largest - smallest
     assert macs.min() < smallest + 0.25 * span and macs.max() > largest - 0.25 * span

@@ -1,0 +1,31 @@
+"""Architectures spread over a space's MACs range: the one sampler used by training (the accuracy fit),
+table validation, benchmarks and the profiler's whole-network workloads. Numpy only."""
+from __future__ import annotations
+
+import numpy as np
+
+from specialize.cost import cost_arrays
+from specialize.space import Architecture, SearchSpace
+
+
+def spread_architectures(space: SearchSpace, n: int, seed: int = 0) -> list[Architecture]:
+    """`n` distinct architectures spread from the cheapest to the largest end of the space.
+
+    Each draws a stratified size level u in [0, 1) and picks, per layer, the candidate near rank u of that
+    layer's candidates sorted by MACs (Gaussian jitter of a quarter of the ranks), so the sample is random
+    within each stratum and covers the whole MACs range. Duplicates are redrawn."""
+    rng = np.random.default_rng(seed)
+    order = np.argsort(cost_arrays(space).macs, axis=1, kind="stable")
+    top, layers = space.num_candidates - 1, np.arange(space.num_layers)
+    archs: list[Architecture] = []
+    seen: set[tuple[int, ...]] = set()
+    for i in range(n):
+        for _ in range(100):
+            level = (i + rng.random()) / max(n, 1)
+            ranks = np.clip(np.rint(level * top + rng.normal(0, 0.25 * top, space.num_layers)), 0, top).astype(int)
+            indices = tuple(int(g) for g in order[layers, ranks])
+            if indices not in seen:
+                break
+        seen.add(indices)
+        archs.append(space.arch_from_indices(indices))
+    return archs
