@@ -47,7 +47,12 @@ def root(
     solver: str = typer.Option("ga", "--solver", help="which answer to return: ga (PONAS GA) or exact (ILP optimum)"),
     penalty: str = typer.Option("hard", "--penalty", help="hard: reject children that break a bound; soft: EPNAS penalty"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
-    export: Optional[Path] = typer.Option(None, "--export", help="write the chosen sub-network as ONNX here"),
+    export: Optional[Path] = typer.Option(None, "--export", help="write the chosen sub-network as ONNX here (batch norm "
+                                          "recalibrated, accuracy and latency measured where possible)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="with --export: image folder or .tar.gz to recalibrate "
+                                        "batch norm on (train split) and measure accuracy on (test split)"),
+    no_recalibrate: bool = typer.Option(False, "--no-recalibrate", help="with --export: keep the supernet's batch-norm "
+                                        "statistics (recorded in the ONNX metadata)"),
 ) -> None:
     """Specialize the supernet for a device: pick one block per layer under the bounds, in under a second."""
     if ctx.invoked_subcommand is not None:
@@ -60,15 +65,22 @@ def root(
         return
     from specialize.api import export_result, specialize
 
+    if export is not None:
+        from specialize.fileio import check_writable
+
+        check_writable(export)
     result = specialize(device, table=table, profile=profile, seed=seed, solver=solver, penalty=penalty, **bounds)
     if export is not None:
-        export_result(result, export)
+        from cli.common import err_console
+
+        with err_console.status("exporting: batch-norm recalibration, ONNX, checks, measurement"):
+            result = export_result(result, export, data=data, recalibrate=not no_recalibrate, profile=profile)
     if as_json:
         from cli.common import print_json
 
         print_json(result.to_dict())
     else:
-        render_result(result, export)
+        render_result(result)
 
 
 @handle_errors
@@ -138,35 +150,66 @@ def _bound_text(bound: dict | None) -> str:
     return f"{', '.join(parts)}  {mark}"
 
 
-def render_result(result, export: Path | None = None) -> None:
+def render_result(result) -> None:
     from rich.table import Table
 
     from cli.common import console
 
-    blocks = Table(title=f"{result.arch}", title_justify="left", show_edge=False)
+    blocks = Table(show_edge=False)
     for name in ("layer", "in -> out", "stride", "block", "T_d loss", "MACs") + (("latency",) if result.latency_ms is not None else ()):
         blocks.add_column(name, justify="right" if name not in ("block",) else "left")
     for b in result.blocks:
-        row = [str(b.layer + 1), f"{b.in_channels} -> {b.out_channels}", str(b.stride), b.block,
+        row = [str(b.layer), f"{b.in_channels} -> {b.out_channels}", str(b.stride), b.block,
                f"{100 * b.accuracy_loss:+.2f}%", _fmt("macs", b.macs)]
         blocks.add_row(*row + ([_fmt("latency_ms", b.latency_ms)] if result.latency_ms is not None else []))
     console.print(blocks)
     console.print(_summary(result))
-    console.print(_solver_line(result), highlight=False)
-    if export is not None:
-        console.print(f"exported the sub-network to {export}")
+    for bound in result.bounds:
+        if bound.get("note"):
+            console.print(f"{_flag_text(bound)}: {bound['note']}", highlight=False, markup=False)
+    console.print(_solver_line(result), highlight=False, markup=False)
+    console.print("architecture (copy-paste):", highlight=False)
+    console.print(result.arch, highlight=False, markup=False, soft_wrap=True)
+    if result.export is not None:
+        _render_export(result.export)
+
+
+def _flag_text(bound: dict) -> str:
+    from specialize.search.constraints import Bound
+
+    return " ".join(Bound(bound["metric"], bound["lower"], bound["upper"]).flags())
+
+
+def _render_export(export: dict) -> None:
+    from cli.common import console, err_console
+
+    for warning in export["warnings"]:
+        err_console.print(f"WARNING: {warning}", highlight=False, markup=False, soft_wrap=True)
+    band = "" if export["predicted_accuracy_band"] is None else f" ± {100 * export['predicted_accuracy_band']:.1f}"
+    measured = ("not measured" if export["measured_accuracy"] is None else f"{100 * export['measured_accuracy']:.2f}%")
+    lines = [f"exported {export['file']}: {_fmt('macs', export['macs'])} MACs, {_fmt('params', export['params'])} parameters "
+             f"(the figures above); batch norm {export['bn_statistics']}",
+             f"accuracy: predicted {100 * export['predicted_accuracy']:.2f}%{band}, measured {measured} "
+             f"({export['measured_on']})"]
+    if export["predicted_latency_ms"] is not None:
+        got = "not measured" if export["measured_latency_ms"] is None else _fmt("latency_ms", export["measured_latency_ms"])
+        lines.append(f"latency: predicted {_fmt('latency_ms', export['predicted_latency_ms'])}, measured {got} "
+                     f"({export['latency_note']})")
+    for line in lines + [f"note: {n}" for n in export["notes"]]:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def _summary(result):
+    from rich.markup import escape
     from rich.table import Table
 
     bounds = {b["metric"]: b for b in result.bounds}
     where = f"{result.device} ({result.device_kind})" if result.device else "no device given"
-    table = Table(title=f"space {result.space}, {where}", title_justify="left", show_edge=False)
+    table = Table(title=escape(f"space {result.space}, {where}"), title_justify="left", show_edge=False)
     for name in ("", "value", "bound"):
         table.add_column(name)
-    table.add_row("predicted accuracy", f"{100 * result.predicted_accuracy:.2f}%",
-                  f"{100 * result.accuracy_loss:+.2f}% against the best network ({100 * result.best_accuracy:.2f}%)")
+    band = "" if result.predicted_accuracy_band is None else f" (±{100 * result.predicted_accuracy_band:.1f})"
+    table.add_row("predicted accuracy", f"{100 * result.predicted_accuracy:.2f}%{band}", escape(result.accuracy_basis))
     rows = [("latency", "latency_ms"), ("MACs", "macs"), ("params", "params"), ("intensity (FLOPs/byte)", "intensity"),
             ("peak activation", "peak_activation_bytes")]
     for label, key in rows:

@@ -20,9 +20,12 @@ from specialize.search.constraints import METRICS, Bound, Problem, bounds_from_o
 from specialize.table import AccuracyTable, load_table
 
 
+LAYERS_NUMBERED_FROM = 1   # layers in results, JSON and tables count from 1
+
+
 @dataclass(frozen=True)
 class BlockChoice:
-    layer: int
+    layer: int                    # 1-based
     block: str
     in_channels: int
     out_channels: int
@@ -45,7 +48,9 @@ class SpecializeResult:
     intensity: float              # FLOPs (2 x MACs) per byte
     peak_activation_bytes: int
     latency_ms: float | None
-    predicted_accuracy: float
+    predicted_accuracy: float     # from the table's measured score -> accuracy fit (or PONAS's sum without one)
+    predicted_accuracy_band: float | None   # ± this (twice the fit's residual spread); None: no fit, no band
+    accuracy_basis: str           # what the prediction rests on: "validation split, 2500 images, fit over 31 ..."
     accuracy_loss: float          # Σ T_d, predicted loss against the best network (<= 0)
     best_accuracy: float
     best_arch: str
@@ -64,6 +69,8 @@ class SpecializeResult:
     exact_seconds: float
     ga_failed_children: int
     table: str | None = field(default=None)
+    layers_numbered_from: int = LAYERS_NUMBERED_FROM
+    export: dict | None = None    # what --export wrote: the file's own figures, measured beside predicted
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -141,13 +148,15 @@ def _result(tbl, prof, problem: Problem, genes: np.ndarray, exact, ga, solver, p
     space, pop = tbl.space, genes[None]
     values = {k: float(v[0]) for k, v in problem.measure(pop).items()}
     value = float(problem.scores(pop)[0])
+    predicted, band = tbl.predict(value)
     return SpecializeResult(
         arch=str(space.arch_from_indices(genes)), space=space.name,
         device=prof.name if prof else None, device_kind=prof.kind if prof else None,
         blocks=_blocks(tbl, prof, genes), macs=int(values["macs"]), params=int(values["params"]),
         bytes=int(values["bytes"]), intensity=values["intensity"],
         peak_activation_bytes=int(values["peak_activation_bytes"]), latency_ms=values.get("latency_ms"),
-        predicted_accuracy=best_accuracy(tbl) + value, accuracy_loss=value, best_accuracy=best_accuracy(tbl),
+        predicted_accuracy=predicted, predicted_accuracy_band=band, accuracy_basis=accuracy_basis(tbl),
+        accuracy_loss=value, best_accuracy=best_accuracy(tbl),
         best_arch=tbl.best_arch, bounds=bound_report(problem, values), solver=solver, penalty=penalty, seed=seed,
         ga_value=ga.value, ga_value_before_polish=ga.value_before_polish, optimum_value=exact.value, optimality_gap=max(exact.value - value, 0.0),
         ga_gap=None if ga.value is None else max(exact.value - ga.value, 0.0),
@@ -160,30 +169,104 @@ def _result(tbl, prof, problem: Problem, genes: np.ndarray, exact, ga, solver, p
 def _blocks(tbl: AccuracyTable, prof, genes: np.ndarray) -> list[BlockChoice]:
     space, costs = tbl.space, cost_arrays(tbl.space)
     latency = prof.block_latency_ms() if prof is not None else None
-    return [BlockChoice(l, space.candidate_names[g], spec.in_channels, spec.out_channels, spec.stride,
+    return [BlockChoice(l + LAYERS_NUMBERED_FROM, space.candidate_names[g], spec.in_channels, spec.out_channels, spec.stride,
                         float(tbl.loss[l, g]), int(costs.macs[l, g]), None if latency is None else float(latency[l, g]))
             for l, (g, spec) in enumerate(zip(genes, space.layers))]
 
 
+def accuracy_basis(table: AccuracyTable) -> str:
+    fit = table.accuracy_fit
+    if not fit:
+        return "PONAS table sum (this table has no measured fit: no error band)"
+    return f"{fit['split']} split, {fit['images']} images, fit over {fit['samples']} measured sub-networks"
+
+
 def bound_report(problem: Problem, values: dict[str, float]) -> list[dict]:
-    return [{"metric": b.metric, "label": METRICS[b.metric].label, "lower": b.lower, "upper": b.upper,
-             "value": values[b.metric], "ok": b.holds(values[b.metric])} for b in problem.bounds]
+    """Each bound with the answer's value; `binding` false (with a `note`) when the whole space meets it."""
+    from specialize.search.reach import reachable
+
+    report = []
+    for b in problem.bounds:
+        low, high = reachable(problem, b.metric)
+        m = METRICS[b.metric]
+        notes = []
+        if b.upper is not None and high <= b.upper:
+            notes.append(f"not binding: the largest network in {problem.space_name} has {m.label} {m.format(high, 4)}")
+        if b.lower is not None and low >= b.lower:
+            notes.append(f"not binding: the smallest network in {problem.space_name} has {m.label} {m.format(low, 4)}")
+        report.append({"metric": b.metric, "label": m.label, "lower": b.lower, "upper": b.upper,
+                       "value": values[b.metric], "ok": b.holds(values[b.metric]),
+                       "binding": len(notes) < (b.lower is not None) + (b.upper is not None), "note": "; ".join(notes)})
+    return report
 
 
-def export_result(result: SpecializeResult, output: str | Path, fmt: str = "onnx"):
-    """Write the chosen sub-network with weights inherited from the supernet (imports torch lazily)."""
-    from specialize.fileio import check_writable
-
-    check_writable(output)
+def export_result(result: SpecializeResult, output: str | Path, *, data: str | Path | None = None,
+                  recalibrate: bool = True, fmt: str = "onnx", profile=None) -> SpecializeResult:
+    """Write the chosen sub-network through the one deploy path (supernet.export.export_subnet: extract,
+    recalibrate batch norm, ONNX, check, measure) and return the result with `export` filled in: the file's
+    own MACs, parameters, bytes and peak memory (equal to the reported ones, or this raises), its measured
+    accuracy, and its latency timed as deployed when the device profile was measured on this machine."""
     tbl = load_table(result.table)
-    weights = tbl.weights_path()
-    if weights is None:
-        raise SpecializeError(f"accuracy table {tbl.path} names no supernet weights, so nothing can be exported")
+    refuse_proxy_export(tbl)
     try:
         from supernet.export import export_subnet
     except ImportError as exc:
-        raise SpecializeError(f"exporting needs supernet.export.export_subnet, which this install lacks ({exc})") from None
-    return export_subnet(result.space, result.arch, weights=weights, data=None, output=output, fmt=fmt)
+        raise SpecializeError(f"exporting needs torch and onnx (supernet.export), which this install lacks ({exc})") from None
+    extra = {"specialize.predicted_accuracy": f"{result.predicted_accuracy:.6f}",
+             "specialize.predicted_accuracy_band": "" if result.predicted_accuracy_band is None else f"{result.predicted_accuracy_band:.6f}",
+             "specialize.accuracy_basis": result.accuracy_basis, "specialize.device": result.device or "",
+             "specialize.predicted_latency_ms": "" if result.latency_ms is None else f"{result.latency_ms:.6g}",
+             "specialize.bounds": " ".join(_bound_flags(result))}
+    done = export_subnet(tbl.space.name, result.arch, output, weights=str(tbl.path), data=data, fmt=fmt,
+                         recalibrate_bn=recalibrate, extra_metadata=extra)
+    reported = {k: getattr(result, k) for k in ("macs", "params", "bytes", "peak_activation_bytes")}
+    written = {k: getattr(done, k) for k in reported}
+    if written != reported:
+        raise SpecializeError(f"internal error: the exported network's figures {written} differ from the reported {reported}")
+    prof = resolve_device(result.device, tbl.space, profile) if (result.device or profile) else None
+    latency, latency_note = _deployed_latency(done.onnx_path, prof)
+    export = {"file": str(done.output), "onnx": str(done.onnx_path), **written, "intensity": done.intensity,
+              "architecture": done.arch, "bn_statistics": done.bn_statistics,
+              "predicted_accuracy": result.predicted_accuracy, "predicted_accuracy_band": result.predicted_accuracy_band,
+              "measured_accuracy": done.measured_accuracy, "measured_on": done.measured_on,
+              "predicted_latency_ms": result.latency_ms, "measured_latency_ms": latency, "latency_note": latency_note,
+              "max_abs_diff": done.max_abs_diff, "build_script": str(done.build_script) if done.build_script else None,
+              "warnings": done.warnings, "notes": done.notes}
+    from dataclasses import replace
+
+    return replace(result, export=export)
+
+
+def refuse_proxy_export(tbl: AccuracyTable) -> None:
+    """A table trained at a width or resolution proxy has weights for a different network than the one the
+    search reported; exporting it would ship other MACs, parameters and latency. Refuse, and say what to do."""
+    trained = tbl.trained_space
+    if trained is None or (trained.width_multiplier == 1 and trained.resolution == tbl.space.resolution):
+        return
+    raise SpecializeError(
+        f"accuracy table {tbl.path} was trained at an EcoNAS proxy (width {trained.width_multiplier:g}, resolution "
+        f"{trained.resolution}), so its weights are not the network this search reported; train full-width weights "
+        f"with `specialize train --space {tbl.space.name} --width 1 ...` and pass --table RUN/table.json, or export the "
+        f"proxy knowingly with `specialize export --arch ... --weights {tbl.path}`")
+
+
+def _bound_flags(result: SpecializeResult) -> list[str]:
+    from specialize.search.constraints import Bound
+
+    return [f for b in result.bounds for f in Bound(b["metric"], b["lower"], b["upper"]).flags()]
+
+
+def _deployed_latency(onnx_path: Path, prof) -> tuple[float | None, str]:
+    """Latency of the written file timed as a deployment would, when the profile was measured on this machine
+    with the same runtime; otherwise None and why not."""
+    if prof is None:
+        return None, "not measured: no device given"
+    from hw_profiles.deployed import deployed_latency_ms, not_measured_here
+
+    why_not = not_measured_here(prof)
+    if why_not:
+        return None, f"not measured: {why_not}"
+    return deployed_latency_ms(onnx_path, prof)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ from specialize.space import Architecture, SearchSpace, get_space
 if TYPE_CHECKING:
     import onnx
 
+    from specialize.table import AccuracyTable
+
     from supernet.elastic import Supernet
 
 OPSET = 17
@@ -200,6 +202,7 @@ class LoadedWeights:
     trained: bool
     source: str                      # weights path, or "random-init"
     notes: list[str] = field(default_factory=list)
+    table: "AccuracyTable | None" = None   # the accuracy table these weights came with, when known
 
 
 def resolve_weights_path(weights: str | os.PathLike) -> Path:
@@ -231,12 +234,32 @@ def load_weights(space: SearchSpace, weights: str | os.PathLike | None, seed: in
 
     path = resolve_weights_path(weights)
     net = load_supernet(path)
-    return LoadedWeights(net, True, str(path), check_weights_space(space, net.space, path))
+    return LoadedWeights(net, True, str(path), check_weights_space(space, net.space, path), companion_table(weights, path))
+
+
+def companion_table(weights: str | os.PathLike, path: Path) -> "AccuracyTable | None":
+    """The accuracy table that names these weights: the one given (`default`, a .json), or table.json beside
+    a weights file whose sha256 it records."""
+    from specialize.fileio import sha256_file
+    from specialize.table import load_table
+
+    if str(weights) == "default" or str(weights).endswith(".json"):
+        return load_table(weights)
+    beside = path.parent / "table.json"
+    if not beside.is_file():
+        return None
+    try:
+        table = load_table(beside)
+    except SpecializeError:
+        return None
+    return table if (table.weights or {}).get("sha256") == sha256_file(path) else None
 
 
 def check_weights_space(space: SearchSpace, trained: SearchSpace, path: Path) -> list[str]:
     """Accept the requested space or an EcoNAS proxy of it (notes say how it differs); refuse anything else."""
     if trained.fingerprint == space.fingerprint:
+        return []
+    if trained.with_classes(space.class_names or ()).fingerprint == space.fingerprint if space.class_names else False:
         return []
     is_proxy = trained.base_space == space.name and \
         space.scaled(trained.width_multiplier, trained.resolution).fingerprint == trained.fingerprint
@@ -288,7 +311,7 @@ def calibration_batches_from(data: str | os.PathLike, resolution: int, n_images:
         from supernet.data import calibration_batches, load_dataset
     except ImportError as exc:
         raise SpecializeError(f"--data needs the dataset reader supernet.data, which cannot be imported: {exc}") from None
-    return calibration_batches(load_dataset(data), resolution, n_images=n_images, batch_size=100, seed=0)
+    return calibration_batches(load_dataset(data, image_size=resolution), resolution, n_images=n_images, batch_size=100, seed=0)
 
 
 # -- TensorRT -----------------------------------------------------------------------------------
@@ -371,10 +394,15 @@ class ExportResult:
     macs: int                        # MACs of the exported network (what MobileNet papers call FLOPs)
     full_macs: int                   # MACs of the arch at full width in the requested space
     params: int
+    bytes: int
+    intensity: float
+    peak_activation_bytes: int
     max_abs_diff: float              # max |onnxruntime - torch| at batch sizes VERIFY_BATCHES
     ops: list[str]
     recalibrated_images: int = 0
     bn_statistics: str = "inherited from the supernet"
+    measured_accuracy: float | None = None   # top-1 of the written graph in onnxruntime on held-out images
+    measured_on: str = ""
     engine_path: Path | None = None
     build_script: Path | None = None
     warnings: list[str] = field(default_factory=list)   # say these loudly
@@ -417,15 +445,39 @@ def build_metadata(space: SearchSpace, exported: Architecture, loaded: LoadedWei
     return {META + k: v for k, v in meta.items()}
 
 
+def resolve_space(space_name: str, weights: str | os.PathLike | None) -> SearchSpace:
+    """A preset by name, or the space of the given weights when it carries that name (a space trained on a
+    dataset of its own, e.g. `cifar10-2class`, exists only in its table and weights)."""
+    from specialize.space import SPACES
+
+    if space_name in SPACES or weights is None:
+        return get_space(space_name)
+    from supernet.checkpoint import load_supernet
+
+    path = resolve_weights_path(weights)
+    table = companion_table(weights, path)
+    if table is not None and table.space.name == space_name:
+        return table.space
+    trained = load_supernet(path).space
+    if trained.name == space_name and trained.width_multiplier == 1:
+        return trained
+    return get_space(space_name)
+
+
 def export_subnet(space_name: str, arch_string: str, output: str | os.PathLike, weights: str | os.PathLike | None = None,
                   data: str | os.PathLike | None = None, fmt: str = "onnx", precision: str = "fp32",
-                  calibration: Sequence[torch.Tensor] | None = None) -> ExportResult:
-    """Extract `arch_string` from the supernet (trained `weights` or random init) and write it deployable.
+                  calibration: Sequence[torch.Tensor] | None = None, recalibrate_bn: bool = True,
+                  extra_metadata: dict[str, str] | None = None) -> ExportResult:
+    """The one deploy path: extract `arch_string` from the supernet (trained `weights` or random init),
+    recalibrate batch norm, write ONNX (or an engine or its build script), check it against torch, and
+    measure the written graph's accuracy on held-out images when there are any.
 
-    `data` (a dataset path) or `calibration` (ready batches, float [0, 1] NCHW) recalibrates batch norm first.
-    """
+    Batch norm is recalibrated on, in order: `calibration` batches, `data`, the data the table was trained
+    on (when that path exists here), or the calibration images shipped beside the weights. With none of
+    these it refuses, unless `recalibrate_bn=False` (recorded in the ONNX metadata). Accuracy is measured
+    on the test split of `data`, else of the table's training data when it exists here."""
     check_options(fmt, precision)
-    space = get_space(space_name)
+    space = resolve_space(space_name, weights)
     arch = space.parse_arch(arch_string)
     onnx_path, engine_path = output_paths(output, fmt)
     for path in filter(None, (onnx_path, engine_path)):
@@ -433,35 +485,117 @@ def export_subnet(space_name: str, arch_string: str, output: str | os.PathLike, 
     loaded = load_weights(space, weights)
     exported = deploy_space(loaded.net.space, space).arch_from_indices(arch.indices)
     module = loaded.net.extract(loaded.net.space.arch_from_indices(arch.indices)).eval()
-    bn_source, images = calibrate(module, loaded.trained, space.resolution, data, calibration)
+    eval_data = data if data is not None else (training_data(loaded.table) if loaded.trained else None)
+    bn_source, images = calibrate(module, loaded, space.resolution, data, calibration, recalibrate_bn, eval_data)
+    cost = arch_cost(exported)
     settings = {"space": space.name, "arch": str(arch), "weights": loaded.source, "data": str(data) if data else None,
                 "format": fmt, "precision": precision, "bn_statistics": bn_source}
-    onnx_bytes, diff, ops = subnet_to_onnx(module, space.resolution, build_metadata(space, exported, loaded, settings))
+    metadata = build_metadata(space, exported, loaded, settings)
+    metadata.update({META + k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in cost.items()})
+    metadata.update({META + "bn_recalibrated": "true" if images else "false", **(extra_metadata or {})})
+    onnx_bytes, diff, ops = subnet_to_onnx(module, space.resolution, metadata)
+    measured, measured_on = measure_onnx_accuracy(onnx_bytes, eval_data, space.resolution) if loaded.trained \
+        else (None, "not measured: untrained weights")
+    if measured is not None:
+        onnx_bytes = with_metadata(onnx_bytes, {META + "measured_accuracy": f"{measured:.6f}", META + "measured_on": measured_on})
     atomic_write_bytes(onnx_path, onnx_bytes)
-    cost = arch_cost(exported)
     result = ExportResult(
         output=onnx_path, onnx_path=onnx_path, fmt=fmt, precision=precision, space=space.name,
-        network_space=exported.space.name, fingerprint=exported.space.fingerprint, arch=str(arch), trained=loaded.trained, weights=loaded.source,
-        width_multiplier=exported.space.width_multiplier, macs=cost["macs"], full_macs=arch_cost(arch)["macs"],
-        params=cost["params"], max_abs_diff=diff, ops=ops, recalibrated_images=images, bn_statistics=bn_source,
-        notes=list(loaded.notes))
+        network_space=exported.space.name, fingerprint=exported.space.fingerprint, arch=str(arch), trained=loaded.trained,
+        weights=loaded.source, width_multiplier=exported.space.width_multiplier, macs=cost["macs"],
+        full_macs=arch_cost(arch)["macs"], params=cost["params"], bytes=cost["bytes"], intensity=cost["intensity"],
+        peak_activation_bytes=cost["peak_activation_bytes"], max_abs_diff=diff, ops=ops, recalibrated_images=images,
+        bn_statistics=bn_source, measured_accuracy=measured, measured_on=measured_on, notes=list(loaded.notes))
     _collect_warnings(result, loaded, arch, exported)
     if fmt == "tensorrt":
         _tensorrt_output(result, onnx_bytes, engine_path, space.resolution)
     return result
 
 
-def calibrate(module: nn.Module, trained: bool, resolution: int, data: str | os.PathLike | None,
-              calibration: Sequence[torch.Tensor] | None) -> tuple[str, int]:
+def with_metadata(onnx_bytes: bytes, metadata: dict[str, str]) -> bytes:
+    import onnx
+
+    model = onnx.load_from_string(onnx_bytes)
+    set_metadata(model, metadata)
+    return model.SerializeToString()
+
+
+def training_data(table: "AccuracyTable | None") -> str | None:
+    """The dataset a table was trained on, when that path exists on this machine (relative paths are taken
+    from the current directory, as `specialize train` was given them)."""
+    data = ((table.provenance or {}).get("settings") or {}).get("data") if table is not None else None
+    return str(data) if data and Path(data).exists() else None
+
+
+def measure_onnx_accuracy(onnx_bytes: bytes, data: str | os.PathLike | None, resolution: int) -> tuple[float | None, str]:
+    """Top-1 accuracy of the serialized graph in onnxruntime on `data`'s test split; (None, why) without data."""
+    if data is None:
+        return None, "not measured: no held-out images (give --data with a test split)"
+    import numpy as np
+
+    from supernet.data import load_dataset, to_tensor
+
+    dataset = load_dataset(data, image_size=resolution)
+    session = ort_session(onnx_bytes, threads=torch.get_num_threads())
+    correct = 0
+    for i in range(0, len(dataset.test_labels), 500):
+        logits = session.run(None, {"input": to_tensor(dataset.test_images[i:i + 500], resolution).numpy()})[0]
+        if not np.isfinite(logits).all():
+            raise SpecializeError("the exported graph outputs NaN or infinity on real images: the weights are corrupt; nothing written")
+        correct += int((logits.argmax(1) == dataset.test_labels[i:i + 500]).sum())
+    n = len(dataset.test_labels)
+    return correct / n, f"test split of {data} ({n} images, onnxruntime)"
+
+
+def calibrate(module: nn.Module, loaded: LoadedWeights, resolution: int, data: str | os.PathLike | None,
+              calibration: Sequence[torch.Tensor] | None, recalibrate_bn: bool = True,
+              table_data: str | None = None) -> tuple[str, int]:
     """Set the sub-network's BN statistics; returns (where they came from, images used)."""
+    if not loaded.trained:
+        return "uniform noise (untrained weights)", recalibrate(module, noise_batches(resolution))
+    if not recalibrate_bn:
+        return "inherited from the supernet, NOT recalibrated (--no-recalibrate)", 0
     if calibration is not None:
         return "recalibrated on given batches", recalibrate(module, calibration)
-    if data is not None:
-        images = recalibrate(module, calibration_batches_from(data, resolution))
-        return f"recalibrated on {images} images of {data}", images
-    if not trained:
-        return "uniform noise (untrained weights)", recalibrate(module, noise_batches(resolution))
-    return "inherited from the supernet", 0
+    source = data if data is not None else table_data
+    if source is not None:
+        images = recalibrate(module, calibration_batches_from(source, resolution))
+        return f"recalibrated on {images} training images of {source}", images
+    shipped = shipped_calibration(loaded.table)
+    if shipped is not None:
+        images = recalibrate(module, calibration_file_batches(shipped, resolution))
+        return f"recalibrated on {images} training images shipped in {shipped.name}", images
+    raise SpecializeError(
+        f"cannot recalibrate batch norm for weights {loaded.source}: give --data with the training images, or keep "
+        f"the table's {'calibration file' if loaded.table else 'table.json and calibration.npz'} beside the weights; "
+        f"--no-recalibrate exports with the supernet's statistics (much less accurate for smaller sub-networks)")
+
+
+def shipped_calibration(table: "AccuracyTable | None") -> Path | None:
+    """The calibration images the table ships beside its weights, checked against their recorded sha256."""
+    from specialize.fileio import sha256_file
+
+    path = table.calibration_path() if table is not None else None
+    if path is None or not path.is_file():
+        return None
+    if sha256_file(path) != table.calibration.get("sha256"):
+        raise SpecializeError(f"calibration file {path} does not match the sha256 recorded in accuracy table {table.path}")
+    return path
+
+
+def calibration_file_batches(path: Path, resolution: int) -> list[torch.Tensor]:
+    import numpy as np
+
+    from supernet.data import image_batches
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            images = archive["images"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise SpecializeError(f"calibration file {path}: field 'images' cannot be read: {exc}") from None
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
+        raise SpecializeError(f"calibration file {path}: field 'images' is not uint8 [N, H, W, 3]")
+    return image_batches(images, resolution)
 
 
 def _collect_warnings(result: ExportResult, loaded: LoadedWeights, arch: Architecture, exported: Architecture) -> None:

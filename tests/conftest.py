@@ -17,6 +17,36 @@ TINY_TRAIN_ARGS = ["--space", "cifar10", "--width", "0.25", "--resolution", "16"
                    "--finetune-epochs", "0.5", "--batch-size", "16", "--calib-images", "20", "--seed", "0"]
 
 
+def _tiny_space():
+    """A full-width space small enough to train in seconds: what the deploy-path tests export."""
+    from specialize.space import SearchSpace, _plan
+
+    return SearchSpace(name="test-tiny", resolution=16, num_classes=10, stem_channels=8, stem_stride=1,
+                       first_block_channels=8, layers=_plan(8, [(16, 1, 2), (16, 1, 1), (24, 1, 2)]),
+                       head_channels=64, dropout=0.0)
+
+
+def _register_tiny_space() -> None:
+    from specialize.space import register_space
+
+    register_space(_tiny_space)
+
+
+_register_tiny_space()
+
+
+@pytest.fixture(scope="session")
+def deploy_run(tmp_path_factory: pytest.TempPathFactory, synthetic_data: Path) -> Path:
+    """A full-width (not proxy) training run of space test-tiny on synthetic data: table, weights, calibration."""
+    from supernet.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("deploy-run")
+    cfg = TrainConfig(space="test-tiny", data=str(synthetic_data), epochs=3, val_per_class=2, finetune_epochs=0.5,
+                      batch_size=16, calib_images=20, spread_samples=10, seed=0)
+    train(cfg, out)
+    return out
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ["SPECIALIZE_CACHE"] = str(tmp_path_factory.mktemp("cache"))

@@ -48,7 +48,7 @@ def weights_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, weights_file):
     out = tmp_path_factory.mktemp("export") / "model.onnx"
-    return export_subnet("cifar10", ARCH, out, weights=weights_file)
+    return export_subnet("cifar10", ARCH, out, weights=weights_file, recalibrate_bn=False)
 
 
 def test_checker_opset_and_ops(exported):
@@ -110,7 +110,7 @@ def test_proxy_width_export_warns_with_macs(tmp_path):
     proxy = SPACE.scaled(0.5)
     path = tmp_path / "proxy.pt"
     save_supernet_weights(path, trained_like(proxy))
-    result = export_subnet("cifar10", ARCH, tmp_path / "m.onnx", weights=path)
+    result = export_subnet("cifar10", ARCH, tmp_path / "m.onnx", weights=path, recalibrate_bn=False)
     assert result.width_multiplier == 0.5 and result.macs < result.full_macs
     [warning] = result.warnings
     assert "0.5" in warning and f"{result.macs / 1e6:.1f}M" in warning and f"{result.full_macs / 1e6:.1f}M" in warning

@@ -1,0 +1,115 @@
+"""The one deploy path (issue 9): what `--export` writes is the network the search reported, batch norm
+recalibrated, its accuracy measured, and refusals where it cannot be."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper, shape_inference
+from typer.testing import CliRunner
+
+from cli.main import app
+from specialize.api import export_result, specialize
+from specialize.errors import SpecializeError
+from specialize.table import load_table
+from supernet.export import read_metadata
+
+runner = CliRunner()
+
+
+def graph_macs(model: onnx.ModelProto) -> int:
+    """MACs counted from the ONNX graph itself (Conv and Gemm), independent of specialize.cost."""
+    model = shape_inference.infer_shapes(model)
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in
+              list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)}
+    weights = {t.name: numpy_helper.to_array(t).shape for t in model.graph.initializer}
+    total = 0
+    for node in model.graph.node:
+        if node.op_type == "Conv":
+            w, out = weights[node.input[1]], shapes[node.output[0]]
+            total += int(np.prod(out[1:])) * int(np.prod(w[1:]))
+        elif node.op_type == "Gemm":
+            total += int(np.prod(weights[node.input[1]]))
+    return total
+
+
+def test_export_is_the_reported_network(deploy_run, tmp_path):
+    table = str(deploy_run / "table.json")
+    result = export_result(specialize(table=table, max_flops="1G"), tmp_path / "m.onnx")
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    meta = read_metadata(model)
+    assert graph_macs(model) == result.macs == result.export["macs"] == int(meta["specialize.macs"])
+    assert result.params == result.export["params"] == int(meta["specialize.params"])
+    assert meta["specialize.bn_recalibrated"] == "true" and meta["specialize.architecture"] == result.arch
+    assert float(meta["specialize.predicted_accuracy"]) == pytest.approx(result.predicted_accuracy, abs=1e-6)
+
+
+def test_export_recalibrates_on_training_data_and_measures_accuracy(deploy_run, tmp_path):
+    result = export_result(specialize(table=str(deploy_run / "table.json"), max_flops="1G"), tmp_path / "m.onnx")
+    assert "training images of" in result.export["bn_statistics"]
+    assert 0 <= result.export["measured_accuracy"] <= 1 and "test split" in result.export["measured_on"]
+
+
+def _moved_run(deploy_run, tmp_path, keep_calibration: bool):
+    """A copy of the run whose table names training data that does not exist here."""
+    run = tmp_path / "run"
+    shutil.copytree(deploy_run, run)
+    data = json.loads((run / "table.json").read_text())
+    data["provenance"]["settings"]["data"] = str(tmp_path / "gone")
+    (run / "table.json").write_text(json.dumps(data))
+    if not keep_calibration:
+        (run / "calibration.npz").unlink()
+    return run
+
+
+def test_export_falls_back_to_shipped_calibration_images(deploy_run, tmp_path):
+    run = _moved_run(deploy_run, tmp_path, keep_calibration=True)
+    result = export_result(specialize(table=str(run / "table.json")), tmp_path / "m.onnx")
+    assert "calibration.npz" in result.export["bn_statistics"]
+    assert result.export["measured_accuracy"] is None and "not measured" in result.export["measured_on"]
+
+
+def test_export_without_any_calibration_refuses_unless_told(deploy_run, tmp_path):
+    run = _moved_run(deploy_run, tmp_path, keep_calibration=False)
+    with pytest.raises(SpecializeError, match="cannot recalibrate batch norm"):
+        export_result(specialize(table=str(run / "table.json")), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()
+    result = export_result(specialize(table=str(run / "table.json")), tmp_path / "m.onnx", recalibrate=False)
+    assert read_metadata(onnx.load(str(tmp_path / "m.onnx")))["specialize.bn_recalibrated"] == "false"
+    assert "NOT recalibrated" in result.export["bn_statistics"]
+
+
+def test_proxy_table_export_is_refused(tiny_table, tmp_path):
+    with pytest.raises(SpecializeError, match="proxy"):
+        export_result(specialize(table=str(tiny_table)), tmp_path / "m.onnx")
+
+
+def test_cli_json_export_has_export_key_and_band(deploy_run, tmp_path):
+    out = tmp_path / "m.onnx"
+    done = runner.invoke(app, ["--table", str(deploy_run / "table.json"), "--max-flops", "1G", "--json", "--export", str(out)])
+    assert done.exit_code == 0, done.output
+    data = json.loads(done.stdout)
+    assert data["export"]["file"] == str(out) and data["export"]["macs"] == data["macs"]
+    assert data["predicted_accuracy_band"] > 0 and "validation split" in data["accuracy_basis"]
+    assert data["layers_numbered_from"] == 1 and data["blocks"][0]["layer"] == 1
+
+
+def test_table_carries_fit_over_spread_subnetworks(deploy_run):
+    table = load_table(deploy_run / "table.json")
+    fit, spread = table.accuracy_fit, table.results["spread"]
+    assert fit["samples"] == len(spread) >= 10 and fit["images"] == table.results["validation_images"]
+    score = np.array([s["score"] for s in spread])
+    acc = np.array([s["accuracy"] for s in spread])
+    residual = acc - (fit["intercept"] + fit["slope"] * score)
+    assert (residual ** 2).sum() <= ((acc - acc.mean()) ** 2).sum() + 1e-12   # a least-squares line beats a constant
+
+
+def test_not_binding_bound_says_the_reachable_range(deploy_run):
+    result = specialize(table=str(deploy_run / "table.json"), max_flops="10G")
+    bound = result.bounds[0]
+    assert not bound["binding"] and "largest network" in bound["note"]
+    tight = specialize(table=str(deploy_run / "table.json"), max_flops=result.macs * 0.95)
+    assert tight.bounds[0]["binding"] and tight.bounds[0]["note"] == ""
