@@ -1,13 +1,15 @@
 """What every command shares: consoles, the one-line error contract (exit code 2), option parsing."""
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from specialize.errors import SpecializeError
 
@@ -32,6 +34,17 @@ def handle_errors(fn: Callable) -> Callable:
             err_console.print("interrupted")
             raise typer.Exit(130)
     return wrapper
+
+
+@contextlib.contextmanager
+def progress_status(text: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with updatable text on a terminal; off a terminal (logs, CI) one plain line per update."""
+    if err_console.is_terminal:
+        with err_console.status(escape(text)) as status:
+            yield lambda update: status.update(escape(update))
+        return
+    err_console.print(text, markup=False, highlight=False)
+    yield lambda update: err_console.print(update, markup=False, highlight=False)
 
 
 def print_json(data: Any) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import export_cmd, profile_cmd, search_cmd, space_cmd, train_cmd
+from cli import cache_cmd, export_cmd, profile_cmd, search_cmd, space_cmd, train_cmd
 
 app = typer.Typer(
     help="Train once, specialize in seconds, deploy anywhere.",
@@ -15,6 +15,7 @@ space_cmd.register(app)
 export_cmd.register(app)
 train_cmd.register(app)
 profile_cmd.register(app)
+cache_cmd.register(app)
 
 
 def main() -> None:

@@ -78,12 +78,20 @@ def validate(
     fit_samples: Optional[int] = typer.Option(None, "--fit-samples", min=3, help="Networks for the calibration fit (default --samples)."),
     runtime: Optional[str] = typer.Option(None, "--runtime", help="Measure on this runtime instead of the profile's."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Default: the profile's."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --calibrate: write the calibrated profile here "
+                                          "(the input is never rewritten)."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures and samples as JSON."),
 ) -> None:
     """Measure random whole networks and compare with the profile's predictions."""
     from hw_profiles.profile import load_profile
     from hw_profiles.validate import validate_profile
+    from specialize.errors import SpecializeError
+    from specialize.fileio import check_writable
 
+    if calibrate and output is None:
+        raise SpecializeError("--calibrate writes the calibrated profile to a new file: give -o PROFILE.json")
+    if output is not None:
+        check_writable(output)
     loaded = load_profile(profile_path)
     from hw_profiles.validate import NETWORK_PROTOCOL
 
@@ -91,11 +99,11 @@ def validate(
     with progress_bar("measuring whole networks", total) as step:
         report, updated = validate_profile(loaded, samples, seed, calibrate, fit_samples, runtime, threads, step)
     if report.get("calibration_kept"):
-        updated.save(profile_path)
+        updated.save(output)
     if as_json:
         print_json(report)
         return
-    render_validation(report, profile_path)
+    render_validation(report, output)
 
 
 def render_validation(report: dict, profile_path: Path) -> None:

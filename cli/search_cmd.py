@@ -71,9 +71,9 @@ def root(
         check_writable(export)
     result = specialize(device, table=table, profile=profile, seed=seed, solver=solver, penalty=penalty, **bounds)
     if export is not None:
-        from cli.common import err_console
+        from cli.common import progress_status
 
-        with err_console.status("exporting: batch-norm recalibration, ONNX, checks, measurement"):
+        with progress_status("exporting: batch-norm recalibration, ONNX, checks, measurement"):
             result = export_result(result, export, data=data, recalibrate=not no_recalibrate, profile=profile)
     if as_json:
         from cli.common import print_json

@@ -75,6 +75,7 @@ def cost(
         raise SpecializeError("give exactly one of --arch A (totals for one architecture) or --per-candidate (all candidates)")
     if per_candidate:
         data = {"space": search_space.name, "candidates": list(search_space.candidate_names),
+                "layers": list(range(1, search_space.num_layers + 1)), "layers_numbered_from": 1,
                 **cost_arrays(search_space, dtype_bytes, batch).to_dict(), "note": MACS_NOTE}
         return print_json(data) if as_json else _render_per_candidate(data)
     parsed = search_space.parse_arch(arch)
@@ -120,7 +121,7 @@ def _render_per_candidate(data: dict) -> None:
     for name in data["candidates"]:
         table.add_column(name.replace("se", "\nse"), justify="right")
     for layer, row in enumerate(data["macs"]):
-        table.add_row(str(layer), *(f"{v / 1e6:.1f}" for v in row))
+        table.add_row(str(layer + 1), *(f"{v / 1e6:.1f}" for v in row))
     console.print(table)
     fixed = data["fixed"]
     console.print(f"fixed stem + head: {fixed['macs'] / 1e6:.2f} M MACs, {fixed['params'] / 1e6:.3f} M params "

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from cli.common import console, handle_errors, print_json
+from cli.common import console, handle_errors, print_json, progress_status
 from supernet.train_config import TrainConfig
 
 table_app = typer.Typer(help="Inspect and validate accuracy tables.", no_args_is_help=True)
@@ -22,7 +22,11 @@ class ProgressReporter:
 
     def __call__(self, event: dict) -> None:
         kind = event["event"]
-        if kind == "step":
+        if kind == "step" and not self.progress.console.is_terminal:
+            if event["step"] % 50 == 0 or event["step"] == event["steps"]:   # log lines instead of a bar
+                self.progress.console.print(f"{event['stage']} {'epoch ' + str(event['epoch'] + 1) if 'epoch' in event else 'layer ' + str(event['layer'] + 1)}: "
+                                            f"step {event['step']}/{event['steps']}, loss {event['loss']:.3f}", highlight=False)
+        elif kind == "step":
             label = (f"meta epoch {event['epoch'] + 1}" if event["stage"] == "meta" else f"fine-tune layer {event['layer'] + 1}")
             info = f"loss {event['loss']:.3f}" + (f" acc {event['train_accuracy']:.3f}" if "train_accuracy" in event else "")
             if label != self.label:
@@ -145,8 +149,8 @@ def validate(
     if plot:
         check_writable(plot)
     dataset = load_dataset(data)
-    with console.status("measuring sub-networks") as status:
-        fidelity = validate_table(t, dataset, samples, seed, progress=lambda i, n: status.update(f"measured {i}/{n} sub-networks"))
+    with progress_status("measuring sub-networks") as update:
+        fidelity = validate_table(t, dataset, samples, seed, progress=lambda i, n: update(f"measured {i}/{n} sub-networks"))
     if plot:
         scatter_plot(fidelity, plot, f"accuracy table fidelity: {t.space.name}, {len(fidelity.samples)} sub-networks")
     if as_json:

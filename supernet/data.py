@@ -23,6 +23,20 @@ from specialize.errors import SpecializeError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
+def directory_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else 0
+
+
+def clear_cache() -> int:
+    """Remove every cached decoded dataset; returns the bytes freed."""
+    import shutil
+
+    root = cache_root() / "datasets"
+    freed = directory_bytes(root)
+    shutil.rmtree(root, ignore_errors=True)
+    return freed
+
+
 def cache_root() -> Path:
     """Where decoded arrays are cached: $SPECIALIZE_CACHE, else ~/.cache/specialize."""
     return Path(os.environ.get("SPECIALIZE_CACHE", Path.home() / ".cache" / "specialize"))
@@ -159,6 +173,9 @@ def load_dataset(path: str | os.PathLike, image_size: int | None = None, cache: 
             for key, value in arrays.items():
                 np.save(cache_dir / f"{key}.npy", value)
             meta_file.write_text(json.dumps({"classes": list(meta["classes"]), "notes": meta["notes"]}))
+            meta = dict(meta, notes=list(meta["notes"]) + [
+                f"decoded images cached in {cache_dir} ({directory_bytes(cache_dir) / 1e6:.0f} MB; the cache holds "
+                f"{directory_bytes(cache_root()) / 1e6:.0f} MB in all; `specialize cache --clear` empties it)"])
     if len(meta["classes"]) < 2:
         raise SpecializeError(f"{path} has {len(meta['classes'])} class folder ({', '.join(meta['classes'])}); "
                               "a classifier needs at least 2 classes under train/ and test/")

@@ -364,8 +364,9 @@ def trtexec_command(onnx_path: Path, engine_path: Path, resolution: int, precisi
 
 
 def write_build_script(onnx_path: Path, engine_path: Path, resolution: int, precision: str) -> Path:
-    """An executable build_engine.sh beside the ONNX file that runs trtexec on the target device."""
-    script = onnx_path.parent / "build_engine.sh"
+    """An executable build_<model>_engine.sh beside the ONNX file that runs trtexec on the target device
+    (named after the model, so the next export beside it does not overwrite it)."""
+    script = onnx_path.parent / f"build_{onnx_path.stem}_engine.sh"
     text = ("#!/bin/sh\n"
             "# Build the TensorRT engine on the device that will run it: engines are specific to the GPU and\n"
             "# the TensorRT version (on Jetson, run this on the Jetson itself).\n"

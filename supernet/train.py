@@ -207,7 +207,6 @@ class Trainer:
     def finetune_layer(self, opt: torch.optim.Optimizer, layer: int, chosen: list[Candidate]) -> float:
         self.net.train()
         torch.manual_seed(_seeded(self.cfg.seed, 20, layer))
-        cands = self.space.candidates
         suffix = [self.largest] * (self.space.num_layers - layer - 1)
         per_epoch = self.steps_per_epoch()
         steps = max(1, int(round(per_epoch * self.cfg.finetune_epochs)))

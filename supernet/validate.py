@@ -15,12 +15,12 @@ import torch
 from specialize.cost import cost_arrays
 from specialize.errors import SpecializeError
 from specialize.fileio import sha256_file
-from specialize.space import Architecture, SearchSpace
 from specialize.table import AccuracyTable
-from supernet.bn import recalibrate_bn
+from specialize.sampling import spread_architectures
 from supernet.checkpoint import load_supernet
 from supernet.data import ImageDataset, calibration_batches, to_tensor
 from supernet.elastic import Supernet
+from supernet.evaluate import subnet_accuracy
 
 
 @dataclass
@@ -31,22 +31,6 @@ class Fidelity:
 
     def to_dict(self) -> dict:
         return {"kendall_tau": self.kendall_tau, "spearman_rho": self.spearman_rho, "samples": self.samples}
-
-
-def spread_architectures(space: SearchSpace, n: int, seed: int = 0, noise: float = 2.0) -> list[Architecture]:
-    """n distinct architectures whose MACs spread from the smallest to the largest end of the space."""
-    rng = np.random.default_rng(seed)
-    order = np.argsort(cost_arrays(space).macs, axis=1)  # candidates of each layer, cheapest first
-    top = space.num_candidates - 1
-    archs, seen = [], set()
-    for level in np.linspace(0, 1, n * 4):
-        ranks = np.clip(np.rint(level * top + rng.normal(0, noise, space.num_layers)), 0, top).astype(int)
-        indices = tuple(int(order[l, r]) for l, r in enumerate(ranks))
-        if indices not in seen:
-            seen.add(indices)
-            archs.append(space.arch_from_indices(indices))
-    picks = np.linspace(0, len(archs) - 1, min(n, len(archs))).round().astype(int)
-    return [archs[i] for i in picks]
 
 
 def load_table_weights(table: AccuracyTable) -> Supernet:
@@ -65,16 +49,6 @@ def load_table_weights(table: AccuracyTable) -> Supernet:
     return net
 
 
-@torch.no_grad()
-def subnet_accuracy(net: Supernet, arch: Architecture, dataset: ImageDataset, calib: list[torch.Tensor],
-                    test_x: torch.Tensor) -> float:
-    sub = net.extract(net.space.arch_from_indices(arch.indices))
-    recalibrate_bn(sub, calib)
-    labels = torch.from_numpy(dataset.test_labels)
-    correct = sum((sub(test_x[i:i + 500]).argmax(1) == labels[i:i + 500]).sum().item() for i in range(0, len(labels), 500))
-    return correct / len(labels)
-
-
 def validate_table(table: AccuracyTable, dataset: ImageDataset, samples: int, seed: int = 0, progress=lambda i, n: None) -> Fidelity:
     from scipy.stats import kendalltau, spearmanr
 
@@ -84,12 +58,13 @@ def validate_table(table: AccuracyTable, dataset: ImageDataset, samples: int, se
     res = net.space.resolution
     calib = calibration_batches(dataset, res)
     test_x = to_tensor(dataset.test_images, res)
+    test_y = torch.from_numpy(dataset.test_labels)
     rows = np.arange(table.space.num_layers)
     arrays = cost_arrays(table.space)
     results = []
     for i, arch in enumerate(spread_architectures(table.space, samples, seed)):
         predicted = float(table.loss[rows, np.asarray(arch.indices)].sum())
-        accuracy = subnet_accuracy(net, arch, dataset, calib, test_x)
+        accuracy = subnet_accuracy(net, arch, test_x, test_y, calib)
         macs = int(arrays.macs[rows, np.asarray(arch.indices)].sum() + arrays.fixed_macs)
         results.append({"arch": str(arch), "predicted": predicted, "accuracy": accuracy, "macs": macs})
         progress(i + 1, samples)

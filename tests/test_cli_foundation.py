@@ -130,8 +130,8 @@ def test_export_untrained_tensorrt_fallback(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "UNTRAINED" in result.stderr and "tensorrt Python package" in result.stderr
     data = json.loads(result.stdout)
-    assert data["max_abs_diff"] <= 1e-4 and data["build_script"] == str(tmp_path / "build_engine.sh")
-    assert out.is_file() and (tmp_path / "build_engine.sh").is_file()
+    assert data["max_abs_diff"] <= 1e-4 and data["build_script"] == str(tmp_path / "build_m_engine.sh")
+    assert out.is_file() and (tmp_path / "build_m_engine.sh").is_file()
 
 
 def test_cli_fast_path_does_not_import_torch():

@@ -141,14 +141,14 @@ def test_recalibration_on_given_batches(tmp_path, weights_file):
 def test_tensorrt_fallback_writes_build_script(tmp_path, monkeypatch):
     monkeypatch.setattr(export, "tensorrt_unavailable_reason", lambda: "no CUDA GPU is available")
     result = export_subnet("cifar10", ARCH, tmp_path / "model.onnx", fmt="tensorrt", precision="fp16")
-    script = tmp_path / "build_engine.sh"
+    script = tmp_path / "build_model_engine.sh"
     assert result.build_script == script and result.engine_path is None
     assert script.stat().st_mode & stat.S_IXUSR
     text = script.read_text()
     assert "trtexec --onnx=model.onnx --saveEngine=model.engine" in text and "--fp16" in text
     assert "--minShapes=input:1x3x32x32" in text and "--maxShapes=input:32x3x32x32" in text
     assert any("no CUDA GPU" in w and "specific" in w for w in result.warnings)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["build_engine.sh", "model.onnx"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["build_model_engine.sh", "model.onnx"]
 
 
 def test_engine_output_name_puts_onnx_beside_it():
