@@ -38,12 +38,12 @@ def handle_errors(fn: Callable) -> Callable:
 
 @contextlib.contextmanager
 def progress_status(text: str) -> Iterator[Callable[[str], None]]:
-    """A spinner with updatable text on a terminal; off a terminal (logs, CI) one plain line per update."""
+    """A spinner with updatable text on a terminal; off a terminal (logs, CI) one plain line per update
+    (and none for the opening text, so an error stays the only line)."""
     if err_console.is_terminal:
         with err_console.status(escape(text)) as status:
             yield lambda update: status.update(escape(update))
         return
-    err_console.print(text, markup=False, highlight=False)
     yield lambda update: err_console.print(update, markup=False, highlight=False)
 
 
