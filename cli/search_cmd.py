@@ -54,7 +54,12 @@ def root(
     no_recalibrate: bool = typer.Option(False, "--no-recalibrate", help="with --export: keep the supernet's batch-norm "
                                         "statistics (recorded in the ONNX metadata)"),
 ) -> None:
-    """Specialize the supernet for a device: pick one block per layer under the bounds, in under a second."""
+    """Specialize the supernet for a device: pick one block per layer under the bounds, in under a second.
+
+    Example that binds on the embedded default (space cifar10 spans 33.6M-69.7M MACs):
+    specialize --device jetson --max-flops 45M --export model.onnx. A bound the whole space meets is
+    reported as not binding, with the space's reachable value.
+    """
     if ctx.invoked_subcommand is not None:
         return
     bounds = dict(max_latency=max_latency, min_latency=min_latency, max_flops=max_flops, min_flops=min_flops,

@@ -19,6 +19,13 @@ def publish(run_dir: str | Path, name: str = "cifar10") -> Path:
     target = DEFAULTS_DIR / f"{name}.weights.pt"
     shutil.copyfile(weights, target)
     table.weights = dict(table.weights, file=target.name)
+    calibration = table.calibration_path()
+    if calibration is not None:   # the BN recalibration images travel with the weights (at most ~2 MB)
+        assert sha256_file(calibration) == table.calibration["sha256"], "calibration images do not match the table"
+        assert calibration.stat().st_size <= 2_200_000, f"{calibration} is over ~2 MB: lower --calib-images"
+        shipped = DEFAULTS_DIR / f"{name}.calibration.npz"
+        shutil.copyfile(calibration, shipped)
+        table.calibration = dict(table.calibration, file=shipped.name)
     table.provenance["published_from"] = str(run_dir)
     out = DEFAULTS_DIR / f"{name}.table.json"
     table.save(out)
