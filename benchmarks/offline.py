@@ -15,18 +15,6 @@ from pathlib import Path
 import numpy as np
 
 
-def onnx_accuracy(path: Path, images: np.ndarray, labels: np.ndarray) -> float:
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    correct = 0
-    for i in range(0, len(labels), 500):
-        x = images[i:i + 500].transpose(0, 3, 1, 2).astype(np.float32) / 255
-        correct += int((session.run(None, {name: x})[0].argmax(1) == labels[i:i + 500]).sum())
-    return correct / len(labels)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", required=True)
@@ -41,7 +29,7 @@ def main() -> None:
     from supernet.validate import validate_table
 
     table = load_table(args.table)
-    dataset = load_dataset(args.data)
+    dataset = load_dataset(args.data, image_size=table.space.resolution)
     fidelity = validate_table(table, dataset, args.samples)
     print(f"table fidelity over {len(fidelity.samples)} sub-networks: Kendall tau {fidelity.kendall_tau:.3f}, "
           f"Spearman rho {fidelity.spearman_rho:.3f} (PONAS: tau 0.733 on 6 models; target tau >= 0.6)")
@@ -52,8 +40,7 @@ def main() -> None:
         for i in picks:
             sample = fidelity.samples[i]
             out = Path(tmp) / f"subnet{i}.onnx"
-            export_subnet(table.space.name, sample["arch"], weights=args.table, data=args.data, output=out)
-            ort_acc = onnx_accuracy(out, dataset.test_images, dataset.test_labels)
+            ort_acc = export_subnet(table.space.name, sample["arch"], weights=args.table, data=args.data, output=out).measured_accuracy
             print(f"export accuracy onnxruntime/torch: {100 * ort_acc:.2f}% vs {100 * sample['accuracy']:.2f}% "
                   f"(difference {100 * (ort_acc - sample['accuracy']):+.2f} points; target within 1) {sample['arch']}")
 
