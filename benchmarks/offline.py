@@ -16,9 +16,9 @@ import numpy as np
 
 
 def onnx_accuracy(path: Path, images: np.ndarray, labels: np.ndarray) -> float:
-    import onnxruntime as ort
+    from hw_profiles.runtime import all_cores, ort_session
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort_session(path, threads=all_cores())
     name = session.get_inputs()[0].name
     correct = 0
     for i in range(0, len(labels), 500):

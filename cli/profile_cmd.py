@@ -47,7 +47,7 @@ def profile(
         return
     if name is None or space is None or output is None:
         fail("`specialize profile` needs --name, --space and -o PROFILE.json (or a subcommand: bundle, import, validate)")
-    from hw_profiles.measure import Protocol, get_runtime
+    from hw_profiles.runtime import Protocol, get_runtime
     from hw_profiles.profiler import NoisyProfileError, profile_space
     from hw_profiles.workloads import space_workloads
     from specialize.space import get_space

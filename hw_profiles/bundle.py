@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from hw_profiles.measure import Timing, torch_threads
+from hw_profiles.runtime import Timing, torch_threads
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.profiler import assemble_profile
 from hw_profiles.validate import agreement, fit_calibration, uncalibrated_ms
@@ -102,7 +102,8 @@ def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfi
         space=space, latency_ms=latency, fixed_ms=fixed, precision=results.get("precision", "fp32"), batch=batch,
         spread_ms=spread, fixed_spread_ms=fixed_spread,
         hardware={k: results.get(k) for k in ("device_name", "host", "nvpmodel", "jetson_clocks")},
-        measurement={"threads": results.get("threads"), "runner": results.get("runner"), "repeats": results.get("repeats"),
+        measurement={"threads": results.get("threads"), "graph_optimization_level": results.get("graph_optimization_level"),
+                     "runner": results.get("runner"), "repeats": results.get("repeats"),
                      "bundle": str(directory), "runner_date": results.get("date")},
         provenance=provenance(bundle=str(directory), runtime=runtime, runtime_version=results.get("runtime_version")),
     )

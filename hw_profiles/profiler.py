@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from hw_profiles.measure import Protocol, Timing, cpu_name, get_runtime, time_runs, torch_threads
+from hw_profiles.runtime import Protocol, Timing, cpu_name, get_runtime, pick_timing, time_runs, torch_threads
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.workloads import Workload, build_module, example_input, space_workloads
 from specialize.errors import SpecializeError
@@ -27,12 +27,6 @@ class NoisyProfileError(SpecializeError):
     def __init__(self, message: str, profile: DeviceProfile):
         super().__init__(message)
         self.profile = profile
-
-
-def pick(timings: list[Timing], protocol: Protocol) -> Timing:
-    """The lowest median among the steady timings (interference only ever adds time), else the steadiest."""
-    steady = [t for t in timings if t.rel_iqr <= protocol.rel_iqr_max]
-    return min(steady, key=lambda t: t.median_ms) if steady else min(timings, key=lambda t: t.rel_iqr)
 
 
 def measure_workloads(runtime, space: SearchSpace, workloads: list[Workload], protocol: Protocol,
@@ -52,12 +46,12 @@ def measure_workloads(runtime, space: SearchSpace, workloads: list[Workload], pr
             passes[key].append(time_runs(run, runtime.clock, warm))
             if progress:
                 progress(key)
-    timings = {key: pick(found, protocol) for key, found in passes.items()}
+    timings = {key: pick_timing(found, protocol.rel_iqr_max) for key, found in passes.items()}
     for key, run in runs.items():
         for _ in range(protocol.retries):
             if timings[key].rel_iqr <= protocol.rel_iqr_max:
                 break
-            timings[key] = pick([timings[key], time_runs(run, runtime.clock, warm)], protocol)
+            timings[key] = pick_timing([timings[key], time_runs(run, runtime.clock, warm)], protocol.rel_iqr_max)
     return timings
 
 

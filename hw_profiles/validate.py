@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 from scipy.stats import kendalltau
 
-from hw_profiles.measure import Protocol, get_runtime, torch_threads
+from hw_profiles.runtime import Protocol, get_runtime, torch_threads
 from hw_profiles.profiler import measure_workloads
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.workloads import network_workload

@@ -153,12 +153,10 @@ def read_metadata(model: "onnx.ModelProto") -> dict[str, str]:
 
 # -- verification -------------------------------------------------------------------------------
 def ort_session(model_bytes: bytes, threads: int = 1):
-    import onnxruntime as ort
+    """The project's one onnxruntime session (hw_profiles.runtime), as a deployment makes it."""
+    from hw_profiles.runtime import ort_session as runtime_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    return runtime_session(model_bytes, threads)
 
 
 def max_abs_diff(model_bytes: bytes, module: nn.Module, resolution: int, batches: Sequence[int] = VERIFY_BATCHES) -> float:

@@ -10,7 +10,7 @@ import pytest
 from hw_profiles import load_profile
 from hw_profiles import profiler as profiler_module
 from hw_profiles.bundle import import_bundle, write_bundle
-from hw_profiles.measure import Protocol, RuntimeUnavailable, Timing, get_runtime
+from hw_profiles.runtime import Protocol, RuntimeUnavailable, Timing, get_runtime
 from hw_profiles.profiler import NoisyProfileError, profile_space
 from hw_profiles.validate import agreement, fit_calibration, validate_profile
 from hw_profiles.workloads import space_workloads
