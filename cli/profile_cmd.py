@@ -37,7 +37,9 @@ def profile(
     runtime: str = typer.Option("onnxruntime", "--runtime", help="onnxruntime | torch-cuda | tensorrt."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16."),
     batch: int = typer.Option(1, "--batch", min=1, help="Batch size of every timed entry."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Intra-op threads (onnxruntime); default 1, the steadiest timings."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Intra-op threads (onnxruntime), recorded in the profile; deploy with the same. Default 1, the steadiest timings."),
+    graph_optimization: str = typer.Option("all", "--graph-optimization", help="onnxruntime graph optimization level, recorded: disabled | basic | extended | all."),
+    calibration_networks: int = typer.Option(8, "--calibration-networks", min=0, help="Whole networks exported and timed as deployed to fit the profile's correction and expected error (0: none)."),
     repeats: int = typer.Option(21, "--repeats", min=3, help="Timed samples per entry."),
     force: bool = typer.Option(False, "--force", help="Write the profile even if some entries stay noisy."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Profile JSON to write."),
@@ -54,18 +56,28 @@ def profile(
 
     check_writable(output)
     search_space = get_space(space)
-    get_runtime(runtime, precision, threads)  # fail before any work when the runtime cannot run here
+    get_runtime(runtime, precision, threads, graph_optimization)  # fail before any work when the runtime cannot run here
     protocol = Protocol(repeats=repeats)
-    total = len(space_workloads(search_space, batch)) * protocol.passes
+    total = len(space_workloads(search_space, batch)) * protocol.passes + 2 * calibration_networks
     with progress_bar(f"profiling {search_space.name} on {runtime}", total) as step:
         try:
-            result = profile_space(search_space, name, runtime, precision, batch, threads, protocol, force, step)
+            result = profile_space(search_space, name, runtime, precision, batch, threads, protocol, force, step,
+                                   graph_optimization, calibration_networks)
         except NoisyProfileError as exc:
             fail(f"{exc}; nothing written to {output}")
     result.save(output)
     noisy = result.measurement["noisy"]
     note = f", {len(noisy)} noisy entries kept (--force)" if noisy else ""
-    console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}")
+    console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}; {expected_error_text(result)}")
+
+
+def expected_error_text(profile) -> str:
+    """How far off a whole-network prediction is expected to be, wherever a profile is shown."""
+    band = profile.expected_error
+    what = "estimated" if profile.kind == "estimated" else "measured"
+    if band is None:
+        return f"{what}, expected error unknown (no whole-network check)"
+    return f"{what} ±{100 * band:.0f}%"
 
 
 @profile_app.command("validate")
@@ -78,18 +90,17 @@ def validate(
     fit_samples: Optional[int] = typer.Option(None, "--fit-samples", min=3, help="Networks for the calibration fit (default --samples)."),
     runtime: Optional[str] = typer.Option(None, "--runtime", help="Measure on this runtime instead of the profile's."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Default: the profile's."),
+    runs: int = typer.Option(30, "--runs", min=3, help="Single runs per network after warm-up; the figure is their median."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures and samples as JSON."),
 ) -> None:
-    """Measure random whole networks and compare with the profile's predictions."""
+    """Export random whole networks, time them as deployed, and compare with the profile's predictions."""
     from hw_profiles.profile import load_profile
     from hw_profiles.validate import validate_profile
 
     loaded = load_profile(profile_path)
-    from hw_profiles.validate import NETWORK_PROTOCOL
-
-    total = (samples + ((fit_samples or samples) if calibrate else 0)) * NETWORK_PROTOCOL.passes
-    with progress_bar("measuring whole networks", total) as step:
-        report, updated = validate_profile(loaded, samples, seed, calibrate, fit_samples, runtime, threads, step)
+    total = 2 * (samples + ((fit_samples or samples) if calibrate else 0))
+    with progress_bar("exporting and timing whole networks", total) as step:
+        report, updated = validate_profile(loaded, samples, seed, calibrate, fit_samples, runtime, threads, runs, step)
     if report.get("calibration_kept"):
         updated.save(profile_path)
     if as_json:
@@ -99,7 +110,8 @@ def validate(
 
 
 def render_validation(report: dict, profile_path: Path) -> None:
-    console.print(f"{report['label']}: {len(report['samples'])} networks on {report['runtime']}")
+    console.print(f"{report['label']}: {len(report['samples'])} networks on {report['runtime']}, "
+                  f"{report['threads']} thread(s); {report['protocol']}")
     console.print(f"  within ±10%: {100 * report['within_10pct']:.0f}%   MAPE: {100 * report['mape']:.1f}%   "
                   f"Kendall τ: {report['kendall_tau']:.3f}")
     raw = report["uncalibrated"]

@@ -299,11 +299,16 @@ class TensorRT:
         return {"runtime": self.name, "runtime_version": self.trt.__version__,
                 "device_name": self.torch.cuda.get_device_name(), "precision": self.precision}
 
-    def session(self, onnx_bytes: bytes):
-        """An execution context with its own input and output buffers, and a zero-argument run."""
+    def session(self, onnx_bytes: bytes, input_shape: tuple[int, ...] | None = None):
+        """An execution context with its own input and output buffers, and a zero-argument run;
+        `input_shape` fixes a dynamic batch (the exported sub-networks have one)."""
         trt, torch = self.trt, self.torch
-        engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(tensorrt_engine(onnx_bytes, self.precision))
+        shapes = None if input_shape is None else (input_shape,) * 3
+        engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
+            tensorrt_engine(onnx_bytes, self.precision, shapes))
         context = engine.create_execution_context()
+        if input_shape is not None:
+            context.set_input_shape("input", input_shape)
         buffers = []
         for i in range(engine.num_io_tensors):
             name = engine.get_tensor_name(i)
@@ -315,6 +320,11 @@ class TensorRT:
             context.execute_async_v3(stream)
         run.buffers = buffers  # keep the device memory alive as long as the run
         return run
+
+    def load(self, model: bytes | str | os.PathLike, input_shape: tuple[int, ...]) -> Callable[[], None]:
+        """A zero-argument run of the ONNX model (bytes or path) as a TensorRT engine."""
+        data = model if isinstance(model, bytes) else open(model, "rb").read()
+        return self.session(data, input_shape)
 
     def prepare(self, module, example) -> Callable[[], None]:
         from supernet.export import module_to_onnx_bytes
