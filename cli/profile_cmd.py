@@ -174,16 +174,34 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
         return
     wide = console.width >= 120  # the description only fits on wide terminals; --json has it all
     table = Table(title="devices", box=box.SIMPLE_HEAD)
-    for column in ("name", "kind", "runtime", "space", "date") + (("description",) if wide else ()):
-        table.add_column(column, no_wrap=column != "description", overflow="fold", min_width=10 if column == "date" else None)
+    columns = ("name", "kind", "runtime", "space", "anchor") + (("date", "description") if wide else ())
+    for column in columns:  # narrow terminals: date and description are in --json
+        table.add_column(column, no_wrap=column in ("name", "kind"), overflow="fold")
     for row in rows:
-        kind = f"[yellow]{row['kind']}[/]" if row["kind"] == "estimated" else f"[green]{row['kind']}[/]"
-        cells = [row["name"], kind, f"{row['runtime']} {row['precision'] or ''}", row["space"] or "", (row["date"] or "")[:10]]
-        table.add_row(*cells, *([row["description"]] if wide else []))
+        cells = [row["name"], kind_cell(row), f"{row['runtime']} {row['precision'] or ''}", row["space"] or "", anchor_cell(row)]
+        table.add_row(*cells, *([(row["date"] or "")[:10], row["description"]] if wide else []))
     console.print(table)
     aliases = ", ".join(f"{alias} = {row['name']}" for row in rows for alias in row["aliases"])
     console.print(f"aliases: {aliases}")
-    console.print("estimated = roofline from datasheet figures (ranks, absolute values are rough); measured = timed.")
+    console.print("estimated = op-type roofline on datasheet figures, scaled to a published latency (anchor: network, "
+                  "published ms, estimate's residual on the check network); ±X% = expected error, ±? = no anchor to "
+                  "tell; measured = timed here.")
+
+
+def kind_cell(row: dict) -> str:
+    band = row.get("expected_error")
+    if row["kind"] == "estimated":
+        return f"[yellow]estimated {'±%.0f%%' % (100 * band) if band is not None else '±?'}[/]"
+    return f"[green]measured{' ±%.0f%%' % (100 * band) if band is not None else ''}[/]"
+
+
+def anchor_cell(row: dict) -> str:
+    anchors = row.get("anchors") or []
+    fit = next((a for a in anchors if a["role"] == "fit"), None)
+    if fit is None:
+        return "none" if row["kind"] == "estimated" else ""
+    checks = " ".join(f"{a['network'].split('_')[1]}{100 * a['residual']:+.0f}%" for a in anchors if a["role"] == "check")
+    return f"{fit['network'].split('_')[1]}={fit['latency_ms']:g}ms" + (f" {checks}" if checks else "")
 
 
 def register(app: typer.Typer) -> None:
