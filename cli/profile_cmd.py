@@ -124,6 +124,43 @@ def render_validation(report: dict, profile_path: Path) -> None:
         console.print(f"  calibration scale {c['scale']:.3f}, offset {c['offset_ms']:.3f} ms: {verdict}")
 
 
+@profile_app.command("calibrate")
+@handle_errors
+def calibrate(
+    profile: str = typer.Option(..., "--profile", "-p", help="Profile JSON, or a registered device name (its estimate)."),
+    timings: Path = typer.Option(..., "--timings", "-t", help="JSON of 5-20 whole-network timings on the device."),
+    space: Optional[str] = typer.Option(None, "--space", "-s", help="Space of the estimate when --profile is a device name."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Profile JSON to write (default: --profile's file)."),
+) -> None:
+    """Fit a profile to a few whole-network timings; report its leave-one-out error."""
+    from hw_profiles.fewshot import calibrate_profile_with_timings
+
+    loaded = profile_or_estimate(profile, space)
+    target = output or loaded.path
+    if target is None:
+        fail("--profile names a device, so give -o PROFILE.json to write the calibrated profile")
+    check_writable(target)
+    result = calibrate_profile_with_timings(loaded, timings)
+    result.save(target)
+    few_shot = result.hardware.get("few_shot")
+    detail = (f"estimate's error before {100 * few_shot['estimate_mape']:.1f}%, terms {few_shot['multipliers']}"
+              if few_shot else f"calibration {'kept' if result.calibration else 'not kept (no better)'}")
+    console.print(f"wrote {target}: {result.label}; leave-one-out {expected_error_text(result)}; {detail}")
+
+
+def profile_or_estimate(profile: str, space: Optional[str]):
+    """A profile file, or the estimate of a registered device for --space."""
+    from hw_profiles import load_profile, resolve_profile
+    from hw_profiles.devices import canonical_name, devices
+    from specialize.space import get_space
+
+    if canonical_name(profile) in devices() and not Path(profile).is_file():
+        if space is None:
+            fail(f"--profile {profile} is a device name: give --space for its estimate")
+        return resolve_profile(profile, get_space(space))
+    return load_profile(profile)
+
+
 @profile_app.command("bundle")
 @handle_errors
 def bundle(

@@ -51,9 +51,11 @@ class DeviceProfile:
     @property
     def expected_error(self) -> float | None:
         """Expected relative error of a whole-network prediction (0.1 = ±10%), or None when unknown:
-        the leave-one-out error on whole networks (measured), or the device's anchor band (estimated)."""
+        the leave-one-out error on whole networks (measured, or estimated after `profile calibrate`),
+        else the device's anchor band (estimated)."""
         if self.kind == "estimated":
-            band = (self.hardware.get("anchor") or {}).get("expected_error")
+            few_shot = self.hardware.get("few_shot") or {}
+            band = few_shot.get("loo_mape", (self.hardware.get("anchor") or {}).get("expected_error"))
             return None if band is None else float(band)
         whole = self.measurement.get("whole_network") or {}
         value = whole.get("calibrated_loo_mape") if self.calibration else whole.get("uncalibrated_mape")

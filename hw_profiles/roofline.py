@@ -25,13 +25,18 @@ from specialize.space import SearchSpace
 DTYPE_BYTES = {"fp32": 4, "fp16": 2}
 
 
-def datasheet_ms(ops: list[Op], device: Device, precision: str, batch: int = 1) -> float:
-    """The op-type model on the device's datasheet figures, before anchoring (ms)."""
+def term_ms(ops: list[Op], device: Device, precision: str, batch: int = 1) -> np.ndarray:
+    """[compute, memory, per-kernel] ms of `ops` under the op-type model on the datasheet figures."""
     model, n = op_model(), len(OP_TYPES)
     row = features(ops, DTYPE_BYTES[precision], batch)
     compute = sum(model["compute_weight"][t] * row[i] for i, t in enumerate(OP_TYPES)) / device.peak_flops(precision)
     kernels = sum(model["kernels"][t] * row[n + i] for i, t in enumerate(OP_TYPES)) * device.figure("kernel_overhead_s")
-    return 1e3 * (compute + row[-1] / device.figure("memory_bandwidth") + kernels)
+    return 1e3 * np.array([compute, row[-1] / device.figure("memory_bandwidth"), kernels])
+
+
+def datasheet_ms(ops: list[Op], device: Device, precision: str, batch: int = 1) -> float:
+    """The op-type model on the device's datasheet figures, before anchoring (ms)."""
+    return float(term_ms(ops, device, precision, batch).sum())
 
 
 def anchoring(device: Device, precision: str) -> dict:

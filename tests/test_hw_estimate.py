@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import numpy as np
 from scipy.stats import kendalltau
 
 from hw_profiles import load_profile, resolve_profile
@@ -89,3 +90,37 @@ def test_bad_anchor_names_the_file(tmp_path, change, needle):
     with pytest.raises(SpecializeError, match=needle) as info:
         _load_device(path)
     assert str(path) in str(info.value)
+
+
+def write_timings(path, profile, archs, truth):
+    path.write_text(json.dumps({"timings": [{"arch": str(a), "latency_ms": truth(a)} for a in archs]}))
+
+
+def test_few_shot_calibration_fits_the_device_terms_and_reports_leave_one_out(tmp_path):
+    from hw_profiles.fewshot import calibrate_profile_with_timings
+
+    space = get_space("cifar10")
+    estimate, measured = resolve_profile("raspberry-pi-4", space), this_cpu("cifar10")
+    fit_archs = spread_architectures(space, 12, seed=5)
+    write_timings(tmp_path / "t.json", estimate, fit_archs, measured.predict_ms)
+    calibrated = calibrate_profile_with_timings(estimate, tmp_path / "t.json")
+    few_shot = calibrated.hardware["few_shot"]
+    assert calibrated.kind == "estimated" and few_shot["networks"] == 12
+    assert calibrated.expected_error == few_shot["loo_mape"] < few_shot["estimate_mape"]
+    held = spread_architectures(space, 30, seed=6)
+    error = np.mean([abs(calibrated.predict_ms(a) / measured.predict_ms(a) - 1) for a in held])
+    before = np.mean([abs(estimate.predict_ms(a) / measured.predict_ms(a) - 1) for a in held])
+    assert error < before
+
+
+def test_few_shot_needs_5_to_20_timings_of_the_profiles_space(tmp_path):
+    from hw_profiles.fewshot import calibrate_profile_with_timings
+
+    space = get_space("cifar10")
+    estimate = resolve_profile("raspberry-pi-4", space)
+    write_timings(tmp_path / "few.json", estimate, spread_architectures(space, 3), lambda a: 1.0)
+    with pytest.raises(SpecializeError, match="5 to 20"):
+        calibrate_profile_with_timings(estimate, tmp_path / "few.json")
+    (tmp_path / "bad.json").write_text(json.dumps({"timings": [{"arch": "k9e9", "latency_ms": 1}] * 6}))
+    with pytest.raises(SpecializeError, match="entry 0"):
+        calibrate_profile_with_timings(estimate, tmp_path / "bad.json")
