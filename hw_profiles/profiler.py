@@ -108,7 +108,10 @@ def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntim
             f"{len(noisy)} entries stayed noisier than {100 * protocol.rel_iqr_max:.0f}% relative IQR after "
             f"{protocol.retries} re-measurements; worst: {listed}. Is something else using the CPU/GPU? "
             f"Re-run when the machine is idle, or pass --force to write it anyway", profile)
-    if calibration_networks:
+    if calibration_networks and not hasattr(runtime, "load"):
+        profile.measurement["whole_network"] = {"skipped": f"runtime {runtime_name} times torch modules, not exported "
+                                                           f"ONNX files, so no whole-network correction was fitted"}
+    elif calibration_networks:
         from hw_profiles.validate import calibrate_profile
         profile = calibrate_profile(profile, calibration_networks, progress=progress)
     return profile
