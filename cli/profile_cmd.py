@@ -37,7 +37,9 @@ def profile(
     runtime: str = typer.Option("onnxruntime", "--runtime", help="onnxruntime | torch-cuda | tensorrt."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16."),
     batch: int = typer.Option(1, "--batch", min=1, help="Batch size of every timed entry."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Intra-op threads (onnxruntime); default 1, the steadiest timings."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Intra-op threads (onnxruntime), recorded in the profile; deploy with the same. Default 1, the steadiest timings."),
+    graph_optimization: str = typer.Option("all", "--graph-optimization", help="onnxruntime graph optimization level, recorded: disabled | basic | extended | all."),
+    calibration_networks: int = typer.Option(8, "--calibration-networks", min=0, help="Whole networks exported and timed as deployed to fit the profile's correction and expected error (0: none)."),
     repeats: int = typer.Option(21, "--repeats", min=3, help="Timed samples per entry."),
     force: bool = typer.Option(False, "--force", help="Write the profile even if some entries stay noisy."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Profile JSON to write."),
@@ -47,25 +49,35 @@ def profile(
         return
     if name is None or space is None or output is None:
         fail("`specialize profile` needs --name, --space and -o PROFILE.json (or a subcommand: bundle, import, validate)")
-    from hw_profiles.measure import Protocol, get_runtime
+    from hw_profiles.runtime import Protocol, get_runtime
     from hw_profiles.profiler import NoisyProfileError, profile_space
     from hw_profiles.workloads import space_workloads
     from specialize.space import get_space
 
     check_writable(output)
     search_space = get_space(space)
-    get_runtime(runtime, precision, threads)  # fail before any work when the runtime cannot run here
+    get_runtime(runtime, precision, threads, graph_optimization)  # fail before any work when the runtime cannot run here
     protocol = Protocol(repeats=repeats)
-    total = len(space_workloads(search_space, batch)) * protocol.passes
+    total = len(space_workloads(search_space, batch)) * protocol.passes + 2 * calibration_networks
     with progress_bar(f"profiling {search_space.name} on {runtime}", total) as step:
         try:
-            result = profile_space(search_space, name, runtime, precision, batch, threads, protocol, force, step)
+            result = profile_space(search_space, name, runtime, precision, batch, threads, protocol, force, step,
+                                   graph_optimization, calibration_networks)
         except NoisyProfileError as exc:
             fail(f"{exc}; nothing written to {output}")
     result.save(output)
     noisy = result.measurement["noisy"]
     note = f", {len(noisy)} noisy entries kept (--force)" if noisy else ""
-    console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}")
+    console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}; {expected_error_text(result)}")
+
+
+def expected_error_text(profile) -> str:
+    """How far off a whole-network prediction is expected to be, wherever a profile is shown."""
+    band = profile.expected_error
+    what = "estimated" if profile.kind == "estimated" else "measured"
+    if band is None:
+        return f"{what}, expected error unknown (no whole-network check)"
+    return f"{what} ±{100 * band:.0f}%"
 
 
 @profile_app.command("validate")
@@ -80,9 +92,10 @@ def validate(
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Default: the profile's."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --calibrate: write the calibrated profile here "
                                           "(the input is never rewritten)."),
+    runs: int = typer.Option(30, "--runs", min=3, help="Single runs per network after warm-up; the figure is their median."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures and samples as JSON."),
 ) -> None:
-    """Measure random whole networks and compare with the profile's predictions."""
+    """Export random whole networks, time them as deployed, and compare with the profile's predictions."""
     from hw_profiles.profile import load_profile
     from hw_profiles.validate import validate_profile
     from specialize.errors import SpecializeError
@@ -93,11 +106,9 @@ def validate(
     if output is not None:
         check_writable(output)
     loaded = load_profile(profile_path)
-    from hw_profiles.validate import NETWORK_PROTOCOL
-
-    total = (samples + ((fit_samples or samples) if calibrate else 0)) * NETWORK_PROTOCOL.passes
-    with progress_bar("measuring whole networks", total) as step:
-        report, updated = validate_profile(loaded, samples, seed, calibrate, fit_samples, runtime, threads, step)
+    total = 2 * (samples + ((fit_samples or samples) if calibrate else 0))
+    with progress_bar("exporting and timing whole networks", total) as step:
+        report, updated = validate_profile(loaded, samples, seed, calibrate, fit_samples, runtime, threads, runs, step)
     if report.get("calibration_kept"):
         updated.save(output)
     if as_json:
@@ -107,7 +118,8 @@ def validate(
 
 
 def render_validation(report: dict, profile_path: Path) -> None:
-    console.print(f"{report['label']}: {len(report['samples'])} networks on {report['runtime']}")
+    console.print(f"{report['label']}: {len(report['samples'])} networks on {report['runtime']}, "
+                  f"{report['threads']} thread(s); {report['protocol']}")
     console.print(f"  within ±10%: {100 * report['within_10pct']:.0f}%   MAPE: {100 * report['mape']:.1f}%   "
                   f"Kendall τ: {report['kendall_tau']:.3f}")
     raw = report["uncalibrated"]
@@ -118,6 +130,43 @@ def render_validation(report: dict, profile_path: Path) -> None:
         c = report["calibration"]
         verdict = f"kept, written to {profile_path}" if report["calibration_kept"] else "not kept (no better on held-out networks)"
         console.print(f"  calibration scale {c['scale']:.3f}, offset {c['offset_ms']:.3f} ms: {verdict}")
+
+
+@profile_app.command("calibrate")
+@handle_errors
+def calibrate(
+    profile: str = typer.Option(..., "--profile", "-p", help="Profile JSON, or a registered device name (its estimate)."),
+    timings: Path = typer.Option(..., "--timings", "-t", help="JSON of 5-20 whole-network timings on the device."),
+    space: Optional[str] = typer.Option(None, "--space", "-s", help="Space of the estimate when --profile is a device name."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Profile JSON to write (default: --profile's file)."),
+) -> None:
+    """Fit a profile to a few whole-network timings; report its leave-one-out error."""
+    from hw_profiles.fewshot import calibrate_profile_with_timings
+
+    loaded = profile_or_estimate(profile, space)
+    target = output or loaded.path
+    if target is None:
+        fail("--profile names a device, so give -o PROFILE.json to write the calibrated profile")
+    check_writable(target)
+    result = calibrate_profile_with_timings(loaded, timings)
+    result.save(target)
+    few_shot = result.hardware.get("few_shot")
+    detail = (f"estimate's error before {100 * few_shot['estimate_mape']:.1f}%, terms {few_shot['multipliers']}"
+              if few_shot else f"calibration {'kept' if result.calibration else 'not kept (no better)'}")
+    console.print(f"wrote {target}: {result.label}; leave-one-out {expected_error_text(result)}; {detail}")
+
+
+def profile_or_estimate(profile: str, space: Optional[str]):
+    """A profile file, or the estimate of a registered device for --space."""
+    from hw_profiles import load_profile, resolve_profile
+    from hw_profiles.devices import canonical_name, devices
+    from specialize.space import get_space
+
+    if canonical_name(profile) in devices() and not Path(profile).is_file():
+        if space is None:
+            fail(f"--profile {profile} is a device name: give --space for its estimate")
+        return resolve_profile(profile, get_space(space))
+    return load_profile(profile)
 
 
 @profile_app.command("bundle")
@@ -170,16 +219,34 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
         return
     wide = console.width >= 120  # the description only fits on wide terminals; --json has it all
     table = Table(title="devices", box=box.SIMPLE_HEAD)
-    for column in ("name", "kind", "runtime", "space", "date") + (("description",) if wide else ()):
-        table.add_column(column, no_wrap=column != "description", overflow="fold", min_width=10 if column == "date" else None)
+    columns = ("name", "kind", "runtime", "space", "anchor") + (("date", "description") if wide else ())
+    for column in columns:  # narrow terminals: date and description are in --json
+        table.add_column(column, no_wrap=column in ("name", "kind"), overflow="fold")
     for row in rows:
-        kind = f"[yellow]{row['kind']}[/]" if row["kind"] == "estimated" else f"[green]{row['kind']}[/]"
-        cells = [row["name"], kind, f"{row['runtime']} {row['precision'] or ''}", row["space"] or "", (row["date"] or "")[:10]]
-        table.add_row(*cells, *([row["description"]] if wide else []))
+        cells = [row["name"], kind_cell(row), f"{row['runtime']} {row['precision'] or ''}", row["space"] or "", anchor_cell(row)]
+        table.add_row(*cells, *([(row["date"] or "")[:10], row["description"]] if wide else []))
     console.print(table)
     aliases = ", ".join(f"{alias} = {row['name']}" for row in rows for alias in row["aliases"])
     console.print(f"aliases: {aliases}")
-    console.print("estimated = roofline from datasheet figures (ranks, absolute values are rough); measured = timed.")
+    console.print("estimated = op-type roofline on datasheet figures, scaled to a published latency (anchor: network, "
+                  "published ms, estimate's residual on the check network); ±X% = expected error, ±? = no anchor to "
+                  "tell; measured = timed here.")
+
+
+def kind_cell(row: dict) -> str:
+    band = row.get("expected_error")
+    if row["kind"] == "estimated":
+        return f"[yellow]estimated {'±%.0f%%' % (100 * band) if band is not None else '±?'}[/]"
+    return f"[green]measured{' ±%.0f%%' % (100 * band) if band is not None else ''}[/]"
+
+
+def anchor_cell(row: dict) -> str:
+    anchors = row.get("anchors") or []
+    fit = next((a for a in anchors if a["role"] == "fit"), None)
+    if fit is None:
+        return "none" if row["kind"] == "estimated" else ""
+    checks = " ".join(f"{a['network'].split('_')[1]}{100 * a['residual']:+.0f}%" for a in anchors if a["role"] == "check")
+    return f"{fit['network'].split('_')[1]}={fit['latency_ms']:g}ms" + (f" {checks}" if checks else "")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,6 @@
 """Hardware: device profiles (measured or roofline-estimated) and the one factory that resolves them.
 
-Pure numpy on import; measuring (torch, onnxruntime, TensorRT) lives in `hw_profiles.measure` and
+Pure numpy on import; measuring (torch, onnxruntime, TensorRT) lives in `hw_profiles.runtime` and
 the modules that use it, imported only when a command needs them.
 """
 from hw_profiles.profile import DeviceProfile, load_profile

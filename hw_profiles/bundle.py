@@ -11,12 +11,10 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-
-from hw_profiles.measure import Timing, torch_threads
+from hw_profiles.runtime import Timing, torch_threads
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.profiler import assemble_profile
-from hw_profiles.validate import agreement, fit_calibration, uncalibrated_ms
+from hw_profiles.validate import apply_whole_network_fit
 from hw_profiles.workloads import build_module, example_input, network_workload, space_workloads
 from specialize.sampling import spread_architectures
 from specialize.errors import SpecializeError
@@ -67,16 +65,6 @@ def _timing(entry: dict, key: str, path: Path) -> Timing:
         raise SpecializeError(f"bundle results file {path}: field 'results.{key}' needs median_ms, iqr_ms and samples") from None
 
 
-def loo_mape(predicted: list[float], measured: list[float]) -> float:
-    """Leave-one-out mean absolute percentage error of the linear calibration."""
-    errors = []
-    for i in range(len(predicted)):
-        rest = [j for j in range(len(predicted)) if j != i]
-        fit = fit_calibration([predicted[j] for j in rest], [measured[j] for j in rest])
-        errors.append(abs(fit["scale"] * predicted[i] + fit["offset_ms"] - measured[i]) / measured[i])
-    return float(np.mean(errors))
-
-
 def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfile:
     directory = Path(directory)
     manifest_path, results_path = directory / MANIFEST, directory / RESULTS
@@ -100,24 +88,18 @@ def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfi
     profile = DeviceProfile(
         name=name or require(results, "name", results_path, "bundle results"), kind="measured", runtime=runtime,
         space=space, latency_ms=latency, fixed_ms=fixed, precision=results.get("precision", "fp32"), batch=batch,
-        spread_ms=spread, fixed_spread_ms=fixed_spread,
+        spread_ms=spread, fixed_spread_ms=fixed_spread, threads=int(results.get("threads") or 1),
+        graph_optimization_level=results.get("graph_optimization_level"),
         hardware={k: results.get(k) for k in ("device_name", "host", "nvpmodel", "jetson_clocks")},
-        measurement={"threads": results.get("threads"), "runner": results.get("runner"), "repeats": results.get("repeats"),
+        measurement={"threads": results.get("threads"), "graph_optimization_level": results.get("graph_optimization_level"),
+                     "runner": results.get("runner"), "repeats": results.get("repeats"),
                      "bundle": str(directory), "runner_date": results.get("date")},
         provenance=provenance(bundle=str(directory), runtime=runtime, runtime_version=results.get("runtime_version")),
     )
     networks = [e for e in manifest["entries"] if e.get("arch")]
-    if len(networks) >= 4:
-        archs = [space.parse_arch(e["arch"]) for e in networks]
-        raw = [uncalibrated_ms(profile, a) for a in archs]
-        times = [timings[e["key"]].median_ms for e in networks]
-        profile.measurement["calibration_networks"] = len(networks)
-        try:
-            calibration = fit_calibration(raw, times)
-            calibration["leave_one_out"] = {"mape": loo_mape(raw, times), "uncalibrated_mape": agreement(raw, times)["mape"]}
-        except SpecializeError as exc:  # e.g. a non-positive scale from too few or too noisy networks
-            profile.measurement["calibration_skipped"] = str(exc)
-            return profile
-        if calibration["leave_one_out"]["mape"] < calibration["leave_one_out"]["uncalibrated_mape"]:
-            profile.calibration = calibration
-    return profile
+    if len(networks) < 4:
+        return profile
+    archs = [space.parse_arch(e["arch"]) for e in networks]
+    times = [timings[e["key"]].median_ms for e in networks]
+    profile.measurement["calibration_networks"] = len(networks)
+    return apply_whole_network_fit(profile, archs, times, f"{len(networks)} bundle networks timed by run_bundle.py")

@@ -1,23 +1,13 @@
-"""Latency of an exported file timed as a deployment would run it: a plain onnxruntime session from the
-file, at the profile's thread count and default graph optimizations, warm-up, then the median of timed runs.
-Only a profile measured on this machine with the same runtime can be checked this way."""
+"""Latency of an exported file timed as a deployment would run it (hw_profiles.validate.time_deployed: the
+one runtime session and timing protocol, at the profile's threads and graph optimization level). Only a
+profile measured on this machine with the same runtime can be checked this way."""
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
-import numpy as np
-
-from hw_profiles.measure import cpu_name
 from hw_profiles.profile import DeviceProfile
-
-WARMUP_RUNS = 10
-TIMED_RUNS = 30
-
-
-def profile_threads(profile: DeviceProfile) -> int:
-    return int((profile.measurement or {}).get("threads") or 1)
+from hw_profiles.runtime import cpu_name
+from hw_profiles.validate import DEPLOYED_RUNS, time_deployed
 
 
 def not_measured_here(profile: DeviceProfile) -> str | None:
@@ -33,22 +23,11 @@ def not_measured_here(profile: DeviceProfile) -> str | None:
 
 
 def deployed_latency_ms(onnx_path: str | Path, profile: DeviceProfile) -> tuple[float, str]:
-    """(median latency in ms, how it was timed) of the ONNX file at the profile's batch and threads."""
-    import onnxruntime
-
-    threads = profile_threads(profile)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = threads
-    session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    shape = [profile.batch if not isinstance(d, int) else d for d in session.get_inputs()[0].shape]
-    feed = {session.get_inputs()[0].name: np.random.default_rng(0).random(shape, dtype=np.float32)}
-    for _ in range(WARMUP_RUNS):
-        session.run(None, feed)
-    times = []
-    for _ in range(TIMED_RUNS):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append(1e3 * (time.perf_counter() - start))
-    how = (f"plain onnxruntime session of {Path(onnx_path).name}, {threads} thread(s), batch {profile.batch}, "
-           f"{WARMUP_RUNS} warm-up runs, median of {TIMED_RUNS}")
-    return statistics.median(times), how
+    """(median latency in ms, how it was timed) of the ONNX file at the profile's batch, threads and level."""
+    path = Path(onnx_path)
+    level = profile.graph_optimization_level or "all"
+    [median] = time_deployed([path], (profile.batch, 3, profile.space.resolution, profile.space.resolution),
+                             "onnxruntime", "fp32", profile.threads, level)
+    how = (f"onnxruntime session of {path.name}, {profile.threads} thread(s), graph optimization {level}, "
+           f"batch {profile.batch}, warm-up then median of {DEPLOYED_RUNS} runs")
+    return median, how

@@ -22,6 +22,10 @@ FIGURE_KINDS = ("datasheet", "derived", "assumption")
 
 @dataclass(frozen=True)
 class Device:
+    """A registered device. `anchors`: published end-to-end latencies of reference networks
+    (hw_profiles.reference_networks) on the device, each {network, runtime, precision, latency_ms,
+    statistic, source, role}; role "fit" sets the estimate's scale, "check" measures its error."""
+
     name: str
     aliases: tuple[str, ...]
     description: str
@@ -29,6 +33,7 @@ class Device:
     default_precision: str  # fp32 | fp16
     date: str               # date of the figures (datasheet revision)
     figures: dict           # name -> {"value", "kind", "source"}
+    anchors: tuple = ()     # published latencies that anchor the estimate (see the class docstring)
 
     def figure(self, name: str) -> float:
         return float(self.figures[name]["value"])
@@ -54,8 +59,31 @@ def _load_device(path: Path) -> Device:
             raise SpecializeError(f"{where}: field 'figures.{figure}' needs value, kind and source")
         if entry["kind"] not in FIGURE_KINDS or not float(entry["value"]) > 0:
             raise SpecializeError(f"{where}: field 'figures.{figure}' needs a positive value and kind in {FIGURE_KINDS}")
+    anchors = tuple(_check_anchor(anchor, where) for anchor in data.get("anchors", ()))
     return Device(data["name"], tuple(data.get("aliases", ())), data["description"], data["processor"],
-                  data["default_precision"], data["date"], data["figures"])
+                  data["default_precision"], data["date"], data["figures"], anchors)
+
+
+ANCHOR_FIELDS = ("network", "runtime", "precision", "latency_ms", "statistic", "source", "role")
+ANCHOR_ROLES = ("fit", "check")
+
+
+def _check_anchor(anchor, where: str) -> dict:
+    from hw_profiles.reference_networks import REFERENCE_NETWORKS
+
+    if not isinstance(anchor, dict) or not set(ANCHOR_FIELDS) <= anchor.keys():
+        raise SpecializeError(f"{where}: each entry of field 'anchors' needs {', '.join(ANCHOR_FIELDS)}")
+    if anchor["network"] not in REFERENCE_NETWORKS:
+        raise SpecializeError(f"{where}: anchor network {anchor['network']!r} is not one of {', '.join(REFERENCE_NETWORKS)}")
+    if anchor["role"] not in ANCHOR_ROLES or anchor["precision"] not in ("fp32", "fp16"):
+        raise SpecializeError(f"{where}: anchor role must be one of {ANCHOR_ROLES} and precision fp32 or fp16")
+    try:
+        latency = float(anchor["latency_ms"])
+    except (TypeError, ValueError):
+        latency = 0.0
+    if not latency > 0:
+        raise SpecializeError(f"{where}: anchor latency_ms must be a positive number, got {anchor['latency_ms']!r}")
+    return {**anchor, "latency_ms": latency}
 
 
 @lru_cache(maxsize=1)

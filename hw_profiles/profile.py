@@ -37,13 +37,29 @@ class DeviceProfile:
     resolved_from: str | None = None      # the alias asked for, e.g. "jetson" for jetson-orin-nano
     fixed_spread_ms: dict[str, float] | None = None
     measurement: dict = field(default_factory=dict)  # how it was timed: repeats, threshold, noisy entries
+    threads: int = 1                      # intra-op threads it was timed with (deploy with the same)
+    graph_optimization_level: str | None = None  # onnxruntime's level it was timed with (None: not onnxruntime)
     path: Path | None = None
 
     @property
     def label(self) -> str:
         """One line saying what this profile is, for every place a profile is shown."""
         alias = f" (resolved from {self.resolved_from!r})" if self.resolved_from else ""
-        return f"{self.name}{alias}, {self.kind} ({self.runtime}, {self.precision}, batch {self.batch}), space {self.space.name}"
+        threads = f", {self.threads} thread{'s' if self.threads > 1 else ''}" if self.kind == "measured" else ""
+        return f"{self.name}{alias}, {self.kind} ({self.runtime}, {self.precision}, batch {self.batch}{threads}), space {self.space.name}"
+
+    @property
+    def expected_error(self) -> float | None:
+        """Expected relative error of a whole-network prediction (0.1 = ±10%), or None when unknown:
+        the leave-one-out error on whole networks (measured, or estimated after `profile calibrate`),
+        else the device's anchor band (estimated)."""
+        if self.kind == "estimated":
+            few_shot = self.hardware.get("few_shot") or {}
+            band = few_shot.get("loo_mape", (self.hardware.get("anchor") or {}).get("expected_error"))
+            return None if band is None else float(band)
+        whole = self.measurement.get("whole_network") or {}
+        value = whole.get("calibrated_loo_mape") if self.calibration else whole.get("uncalibrated_mape")
+        return None if value is None else float(value)
 
     @property
     def scale(self) -> float:
@@ -79,7 +95,9 @@ class DeviceProfile:
             "spread_ms": None if self.spread_ms is None else self.spread_ms.round(6).tolist(),
             "fixed_ms": self.fixed_ms, "calibration": self.calibration, "hardware": self.hardware,
             "resolved_from": self.resolved_from, "fixed_spread_ms": self.fixed_spread_ms,
-            "measurement": self.measurement, "provenance": self.provenance,
+            "measurement": self.measurement, "threads": self.threads,
+            "graph_optimization_level": self.graph_optimization_level, "expected_error": self.expected_error,
+            "provenance": self.provenance,
         }
 
     def save(self, path: str | Path) -> None:
@@ -121,6 +139,19 @@ def _calibration(value, path: Path) -> dict | None:
     return dict(value)
 
 
+def _threads(value, path: Path) -> int:
+    """Intra-op threads; profiles made before the field existed were timed with 1."""
+    if value is None:
+        return 1
+    try:
+        threads = int(value)
+    except (TypeError, ValueError):
+        threads = 0
+    if threads < 1:
+        raise SpecializeError(f"{KIND} file {path}: field 'threads' must be a positive integer, got {value!r}")
+    return threads
+
+
 def load_profile(path: str | Path, space: SearchSpace | None = None) -> DeviceProfile:
     """Read and check a profile file; with `space`, also check that it was made for that space."""
     path = Path(path)
@@ -140,6 +171,7 @@ def load_profile(path: str | Path, space: SearchSpace | None = None) -> DevicePr
     except (TypeError, ValueError):
         raise SpecializeError(f"{KIND} file {path}: field 'batch' is not an integer") from None
     fixed_spread = data.get("fixed_spread_ms")
+    measurement = data.get("measurement") or {}
     profile = DeviceProfile(
         name=str(require(data, "name", path, KIND)), kind=kind, runtime=str(require(data, "runtime", path, KIND)),
         space=profile_space, latency_ms=_array(data, "latency_ms", shape, path),
@@ -149,7 +181,8 @@ def load_profile(path: str | Path, space: SearchSpace | None = None) -> DevicePr
         calibration=_calibration(data.get("calibration"), path), hardware=data.get("hardware") or {},
         provenance=data.get("provenance") or {}, resolved_from=data.get("resolved_from"),
         fixed_spread_ms=None if fixed_spread is None else _ms_dict(fixed_spread, "fixed_spread_ms", path),
-        measurement=data.get("measurement") or {}, path=path,
+        measurement=measurement, threads=_threads(data.get("threads", measurement.get("threads")), path),
+        graph_optimization_level=data.get("graph_optimization_level"), path=path,
     )
     if space is not None:
         profile.check_space(space)

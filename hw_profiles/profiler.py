@@ -13,7 +13,7 @@ from typing import Callable
 
 import numpy as np
 
-from hw_profiles.measure import Protocol, Timing, cpu_name, get_runtime, time_runs, torch_threads
+from hw_profiles.runtime import DEFAULT_GRAPH_OPTIMIZATION, Protocol, Timing, cpu_name, get_runtime, pick_timing, time_runs, torch_threads
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.workloads import Workload, build_module, example_input, space_workloads
 from specialize.errors import SpecializeError
@@ -27,12 +27,6 @@ class NoisyProfileError(SpecializeError):
     def __init__(self, message: str, profile: DeviceProfile):
         super().__init__(message)
         self.profile = profile
-
-
-def pick(timings: list[Timing], protocol: Protocol) -> Timing:
-    """The lowest median among the steady timings (interference only ever adds time), else the steadiest."""
-    steady = [t for t in timings if t.rel_iqr <= protocol.rel_iqr_max]
-    return min(steady, key=lambda t: t.median_ms) if steady else min(timings, key=lambda t: t.rel_iqr)
 
 
 def measure_workloads(runtime, space: SearchSpace, workloads: list[Workload], protocol: Protocol,
@@ -52,12 +46,12 @@ def measure_workloads(runtime, space: SearchSpace, workloads: list[Workload], pr
             passes[key].append(time_runs(run, runtime.clock, warm))
             if progress:
                 progress(key)
-    timings = {key: pick(found, protocol) for key, found in passes.items()}
+    timings = {key: pick_timing(found, protocol.rel_iqr_max) for key, found in passes.items()}
     for key, run in runs.items():
         for _ in range(protocol.retries):
             if timings[key].rel_iqr <= protocol.rel_iqr_max:
                 break
-            timings[key] = pick([timings[key], time_runs(run, runtime.clock, warm)], protocol)
+            timings[key] = pick_timing([timings[key], time_runs(run, runtime.clock, warm)], protocol.rel_iqr_max)
     return timings
 
 
@@ -86,9 +80,11 @@ def assemble_profile(space: SearchSpace, timings: dict[str, Timing], batch: int)
 
 def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntime", precision: str = "fp32",
                   batch: int = 1, threads: int | None = None, protocol: Protocol = Protocol(), force: bool = False,
-                  progress: Callable[[str], None] | None = None) -> DeviceProfile:
-    """A measured profile of `space`; `progress(key)` is called after each timing (entries x passes)."""
-    runtime = get_runtime(runtime_name, precision, threads)
+                  progress: Callable[[str], None] | None = None, graph_optimization_level: str = DEFAULT_GRAPH_OPTIMIZATION,
+                  calibration_networks: int = 0) -> DeviceProfile:
+    """A measured profile of `space`; `progress(key)` is called after each timing (entries x passes),
+    then twice per whole network when `calibration_networks` > 0 (see `hw_profiles.validate.calibrate_profile`)."""
+    runtime = get_runtime(runtime_name, precision, threads, graph_optimization_level)
     start = time.perf_counter()
     with torch_threads(1):  # tracing for export is single-threaded work; more threads only contend
         timings = measure_workloads(runtime, space, space_workloads(space, batch), protocol, progress)
@@ -98,6 +94,7 @@ def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntim
     profile = DeviceProfile(
         name=name, kind="measured", runtime=runtime_name, space=space, latency_ms=latency, fixed_ms=fixed,
         precision=precision, batch=batch, spread_ms=spread, fixed_spread_ms=fixed_spread,
+        threads=runtime.threads or 1, graph_optimization_level=runtime.graph_optimization_level,
         hardware={"device_name": described["device_name"], "host_cpu": cpu_name()},
         measurement={"protocol": protocol.__dict__, "threads": described.get("threads"), "noisy": noisy,
                      "forced": bool(noisy) and force, "wall_s": round(time.perf_counter() - start, 2),
@@ -111,4 +108,10 @@ def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntim
             f"{len(noisy)} entries stayed noisier than {100 * protocol.rel_iqr_max:.0f}% relative IQR after "
             f"{protocol.retries} re-measurements; worst: {listed}. Is something else using the CPU/GPU? "
             f"Re-run when the machine is idle, or pass --force to write it anyway", profile)
+    if calibration_networks and not hasattr(runtime, "load"):
+        profile.measurement["whole_network"] = {"skipped": f"runtime {runtime_name} times torch modules, not exported "
+                                                           f"ONNX files, so no whole-network correction was fitted"}
+    elif calibration_networks:
+        from hw_profiles.validate import calibrate_profile
+        profile = calibrate_profile(profile, calibration_networks, progress=progress)
     return profile

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hw_profiles import devices as device_registry
 from hw_profiles.profile import DeviceProfile, load_profile
-from hw_profiles.roofline import estimate_profile
+from hw_profiles.roofline import anchoring, estimate_profile
 from specialize.errors import SpecializeError
 from specialize.space import SearchSpace
 
@@ -29,7 +29,8 @@ def shipped_profiles(data_dir: Path | None = None) -> list[dict]:
             raise SpecializeError(f"device profile file {path} is not valid JSON: {exc}") from None
         headers.append({"name": data.get("name"), "space": data.get("space_name"), "fingerprint": data.get("fingerprint"),
                         "kind": data.get("kind"), "runtime": data.get("runtime"), "precision": data.get("precision"),
-                        "date": (data.get("provenance") or {}).get("date", ""), "path": path})
+                        "date": (data.get("provenance") or {}).get("date", ""), "expected_error": data.get("expected_error"),
+                        "path": path})
     return headers
 
 
@@ -74,11 +75,14 @@ def list_devices() -> list[dict]:
     """Every registered device (estimated, any space) and every shipped measured profile."""
     rows = []
     for device in device_registry.devices().values():
+        anchor = anchoring(device, device.default_precision)
         rows.append({"name": device.name, "kind": "estimated", "runtime": "roofline", "date": device.date,
                      "space": "any", "precision": device.default_precision, "aliases": list(device.aliases),
-                     "description": device.description})
+                     "description": device.description, "expected_error": anchor["expected_error"],
+                     "anchors": anchor["anchors"], "anchor_note": anchor["note"]})
     for header in shipped_profiles():
         rows.append({"name": header["name"], "kind": header["kind"], "runtime": header["runtime"],
                      "date": header["date"], "space": header["space"], "precision": header["precision"], "aliases": [],
-                     "description": f"shipped profile {header['path'].name} (fingerprint {header['fingerprint']})"})
+                     "description": f"shipped profile {header['path'].name} (fingerprint {header['fingerprint']})",
+                     "expected_error": header["expected_error"]})
     return rows

@@ -56,62 +56,98 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
+# -- copied verbatim from hw_profiles/runtime.py (tests/test_hw_runtime.py fails if they differ) --
+WARMUP_S = 0.02
+SAMPLE_S = 0.001
+REPEATS = 21
+MIN_SAMPLES = 5
+BUDGET_S = 0.12
+REL_IQR_MAX = 0.1
+PASSES = 3
+GRAPH_OPTIMIZATION_LEVELS = ('disabled', 'basic', 'extended', 'all')
+DEFAULT_GRAPH_OPTIMIZATION = 'all'
+
+
+def ort_session(model, threads=1, graph_optimization_level="all"):
+    """An onnxruntime CPU session as a deployment makes one: `threads` intra-op threads, one inter-op
+    thread, sequential execution, the named graph optimization level. `model`: ONNX bytes or a path."""
+    import onnxruntime
+    levels = {"disabled": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = levels[graph_optimization_level]
+    options.log_severity_level = 3
+    source = model if isinstance(model, bytes) else str(model)
+    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def wall_clock(run, n):
+    """Seconds that `n` calls of `run` take, by the wall clock."""
+    start = time.perf_counter()
+    for _ in range(n):
+        run()
+    return time.perf_counter() - start
+
+
+def time_samples(run, clock, warmup_s, sample_s, repeats, budget_s, min_samples):
+    """The timing protocol: warm up for `warmup_s` (at least 3 runs); time one run to pick how many
+    runs make a sample at least `sample_s` long; take samples (ms per run) until `repeats`, or until
+    `budget_s` has passed once `min_samples` are in. Returns (samples, runs per sample)."""
+    start, warm = time.perf_counter(), 0
+    while warm < 3 or time.perf_counter() - start < warmup_s:
+        run()
+        warm += 1
+    once = clock(run, 1)
+    inner = max(1, math.ceil(sample_s / max(once, 1e-7))) if sample_s > 0 else 1
+    samples, begin = [], time.perf_counter()
+    while len(samples) < repeats:
+        samples.append(1e3 * clock(run, inner) / inner)
+        if len(samples) >= min_samples and time.perf_counter() - begin > budget_s:
+            break
+    return samples, inner
+
+
 def summarize(samples, runs_per_sample):
+    """Median and interquartile range of the samples (ms)."""
     import numpy as np
     q1, median, q3 = np.percentile(samples, [25, 50, 75])
     return {"median_ms": float(median), "iqr_ms": float(q3 - q1), "samples": len(samples), "runs_per_sample": runs_per_sample}
 
 
-def onnxruntime_session(path, args):
-    import onnxruntime
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = args.threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
-
-
-def time_session(session, shape, args, warmup_s):
-    """Median and IQR of samples, each the mean of enough runs to last --sample-s (as `specialize profile`)."""
-    import numpy as np
-    feed = {"input": np.random.default_rng(0).random(shape, dtype=np.float32)}
-    start, warm = time.perf_counter(), 0
-    while warm < 3 or time.perf_counter() - start < warmup_s:
-        session.run(None, feed)
-        warm += 1
-    begin = time.perf_counter()
-    session.run(None, feed)
-    inner = max(1, math.ceil(args.sample_s / max(time.perf_counter() - begin, 1e-7)))
-    samples, begin = [], time.perf_counter()
-    while len(samples) < args.repeats:
-        t = time.perf_counter()
-        for _ in range(inner):
-            session.run(None, feed)
-        samples.append(1e3 * (time.perf_counter() - t) / inner)
-        if len(samples) >= 3 and time.perf_counter() - begin > args.budget_s:
-            break
-    return summarize(samples, inner)
-
-
 def pick(timings, rel_iqr_max):
-    """Lowest median among steady passes (interference only adds time), else the steadiest pass."""
+    """Lowest median among steady timings (interference only adds time), else the steadiest one."""
     def rel(t):
         return t["iqr_ms"] / t["median_ms"] if t["median_ms"] > 0 else float("inf")
     steady = [t for t in timings if rel(t) <= rel_iqr_max]
     return min(steady, key=lambda t: t["median_ms"]) if steady else min(timings, key=rel)
 
 
+# -- end of the copy ------------------------------------------------------------------------------
+def time_file(session, shape, args, warmup_s):
+    """Median and IQR of samples, each the mean of enough runs to last --sample-s (as `specialize profile`)."""
+    import numpy as np
+    feed = {"input": np.random.default_rng(0).random(shape, dtype=np.float32)}
+    samples, inner = time_samples(lambda: session.run(None, feed), wall_clock, warmup_s, args.sample_s, args.repeats,
+                                  args.budget_s, MIN_SAMPLES)
+    return summarize(samples, inner)
+
+
 def time_all_onnxruntime(entries, args):
     """Round-robin passes over every file, keeping each file's best pass (as `specialize profile`)."""
     sessions, passes = {}, {}
     for i, entry in enumerate(entries):
-        sessions[entry["key"]] = onnxruntime_session(os.path.join(HERE, entry["file"]), args)
-        passes[entry["key"]] = [time_session(sessions[entry["key"]], tuple(entry["input_shape"]), args, args.warmup_s)]
+        sessions[entry["key"]] = ort_session(os.path.join(HERE, entry["file"]), args.threads, args.graph_optimization)
+        passes[entry["key"]] = [time_file(sessions[entry["key"]], tuple(entry["input_shape"]), args, args.warmup_s)]
         print("[%d/%d] %s %.4f ms" % (i + 1, len(entries), entry["key"], passes[entry["key"]][0]["median_ms"]), flush=True)
     for p in range(1, args.passes):
         print("pass %d/%d" % (p + 1, args.passes), flush=True)
         for entry in entries:
-            passes[entry["key"]].append(time_session(sessions[entry["key"]], tuple(entry["input_shape"]), args, 0.0))
+            passes[entry["key"]].append(time_file(sessions[entry["key"]], tuple(entry["input_shape"]), args, 0.0))
     return {key: pick(found, args.rel_iqr_max) for key, found in passes.items()}
 
 
@@ -143,13 +179,15 @@ def main():
     parser.add_argument("--runner", choices=["auto", "onnxruntime", "trtexec"], default="auto")
     parser.add_argument("--name", default=socket.gethostname(), help="device name stored in the results")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (1: steadiest)")
-    parser.add_argument("--passes", type=int, default=3, help="round-robin passes; each file keeps its best (onnxruntime)")
-    parser.add_argument("--rel-iqr-max", type=float, default=0.10, help="IQR/median above this marks a pass noisy")
+    parser.add_argument("--graph-optimization", choices=GRAPH_OPTIMIZATION_LEVELS, default=DEFAULT_GRAPH_OPTIMIZATION,
+                        help="onnxruntime graph optimization level (record it; deploy with the same)")
+    parser.add_argument("--passes", type=int, default=PASSES, help="round-robin passes; each file keeps its best (onnxruntime)")
+    parser.add_argument("--rel-iqr-max", type=float, default=REL_IQR_MAX, help="IQR/median above this marks a pass noisy")
     parser.add_argument("--fp16", action="store_true", help="trtexec --fp16 (onnxruntime runs fp32)")
-    parser.add_argument("--repeats", type=int, default=21, help="timed samples per file")
-    parser.add_argument("--warmup-s", type=float, default=0.02)
-    parser.add_argument("--sample-s", type=float, default=0.001)
-    parser.add_argument("--budget-s", type=float, default=0.15, help="per-file time cap for sampling (onnxruntime)")
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="timed samples per file")
+    parser.add_argument("--warmup-s", type=float, default=WARMUP_S)
+    parser.add_argument("--sample-s", type=float, default=SAMPLE_S)
+    parser.add_argument("--budget-s", type=float, default=BUDGET_S, help="per-file time cap for sampling (onnxruntime)")
     parser.add_argument("--out", default=os.path.join(HERE, "results.json"))
     args = parser.parse_args()
     runner = args.runner
@@ -177,6 +215,7 @@ def main():
             print("[%d/%d] %s %.4f ms" % (i + 1, len(entries), entry["key"], results[entry["key"]]["median_ms"]), flush=True)
     out = {"schema_version": 1, "kind_of_file": "bundle_results", "name": args.name, "runner": runner,
            "runtime_version": version, "device_name": device, "threads": args.threads if runner == "onnxruntime" else None,
+           "graph_optimization_level": args.graph_optimization if runner == "onnxruntime" else None,
            "precision": "fp16" if args.fp16 else "fp32", "repeats": args.repeats, "fingerprint": manifest["fingerprint"],
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "host": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpu": cpu_name()},

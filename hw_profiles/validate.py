@@ -1,28 +1,36 @@
-"""Check a profile against whole networks, and fit its optional linear calibration.
+"""Check a profile against whole networks timed as deployed, and fit its whole-network correction.
 
-Per-block sums miss what happens between blocks (layout changes, cache reuse, fusion across a
-block boundary). `validate_profile` exports random sub-networks end to end, measures them on the
-profile's runtime and compares with the prediction. `--calibrate` fits
-measured = scale * uncalibrated prediction + offset on a separate set of networks and keeps the fit
-only if it lowers the error on the held-out (validation) networks.
+Per-block sums miss what happens between blocks (cache reuse across a large network, layout
+changes, fusion across a block boundary). Whole networks are therefore measured the way a
+deployment runs them: each sub-network is exported with `specialize export`'s own function
+(`supernet.export.export_subnet`) to an .onnx file, loaded in a plain session with the options the
+profile records (threads, graph optimization level), warmed up, then the median of `runs` single
+runs is taken (`hw_profiles.runtime.deployment_protocol`).
+
+`calibrate_profile` fits measured = scale * block sum + offset on such networks and keeps it only
+if it lowers the leave-one-out error; either way the error is recorded, so the profile says how
+far off it is expected to be (`DeviceProfile.expected_error`). `validate_profile` measures
+held-out networks and compares them with the prediction.
 """
 from __future__ import annotations
 
+import tempfile
 from dataclasses import replace
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from scipy.stats import kendalltau
 
-from hw_profiles.measure import Protocol, get_runtime, torch_threads
-from hw_profiles.profiler import measure_workloads
 from hw_profiles.profile import DeviceProfile
-from hw_profiles.workloads import network_workload
-from specialize.sampling import spread_architectures
+from hw_profiles.runtime import deployment_protocol, get_runtime, time_runs, torch_threads
 from specialize.errors import SpecializeError
+from specialize.sampling import spread_architectures
 from specialize.space import Architecture
 
-NETWORK_PROTOCOL = Protocol(warmup_s=0.05, sample_s=0.004, repeats=21, budget_s=0.25, rel_iqr_max=0.05, passes=5)
+DEPLOYED_RUNS = 30          # single runs per network after warm-up; the figure is their median
+CALIBRATION_NETWORKS = 8    # whole networks `specialize profile` times to fit its correction
+CALIBRATION_SEED = 10_000   # networks for the fit are drawn apart from validation's (seed 0, 1, ...)
 
 
 def uncalibrated_ms(profile: DeviceProfile, arch: Architecture) -> float:
@@ -30,19 +38,48 @@ def uncalibrated_ms(profile: DeviceProfile, arch: Architecture) -> float:
     return float(profile.latency_ms[rows, np.asarray(arch.indices)].sum() + sum(profile.fixed_ms.values()))
 
 
+def export_networks(profile: DeviceProfile, archs: list[Architecture], out_dir: Path,
+                    progress: Callable[[str], None] | None = None) -> list[Path]:
+    """Each architecture exported by `specialize export`'s function (random weights) to out_dir."""
+    from supernet.export import export_subnet
+
+    paths = []
+    for i, arch in enumerate(archs):
+        paths.append(export_subnet(profile.space.name, str(arch), out_dir / f"net{i:03d}.onnx").onnx_path)
+        if progress:
+            progress(f"export {arch}")
+    return paths
+
+
+def time_deployed(paths: list[Path], input_shape: tuple[int, ...], runtime_name: str, precision: str, threads: int,
+                  graph_optimization_level: str | None, runs: int = DEPLOYED_RUNS,
+                  progress: Callable[[str], None] | None = None) -> list[float]:
+    """Median ms of `runs` single runs (after warm-up) of each ONNX file, as a deployment times it."""
+    runtime = get_runtime(runtime_name, precision, threads, graph_optimization_level or "all")
+    if not hasattr(runtime, "load"):
+        raise SpecializeError(f"runtime {runtime_name} runs torch modules, not exported ONNX files; validate on "
+                              f"--runtime onnxruntime or tensorrt")
+    medians = []
+    for path in paths:
+        medians.append(time_runs(runtime.load(path, input_shape), runtime.clock, deployment_protocol(runs)).median_ms)
+        if progress:
+            progress(f"time {path.name}")
+    return medians
+
+
 def measure_networks(profile: DeviceProfile, archs: list[Architecture], runtime_name: str | None = None,
-                     threads: int | None = None, protocol: Protocol = NETWORK_PROTOCOL,
+                     threads: int | None = None, runs: int = DEPLOYED_RUNS,
                      progress: Callable[[str], None] | None = None) -> list[float]:
-    """Median latency (ms) of each whole network on the profile's runtime (or `runtime_name`)."""
+    """Deployed latency (ms) of each whole network with the profile's runtime and recorded options."""
     runtime_name = runtime_name or profile.runtime
     if runtime_name == "roofline":
         raise SpecializeError(f"profile {profile.path or profile.name} is estimated (roofline), so there is no runtime "
                               f"to measure it on; give --runtime (e.g. onnxruntime) to compare it with this machine")
-    runtime = get_runtime(runtime_name, profile.precision, threads or profile.measurement.get("threads"))
-    workloads = [network_workload(profile.space, arch, profile.batch) for arch in archs]
-    with torch_threads(1):
-        timings = measure_workloads(runtime, profile.space, workloads, protocol, progress)
-    return [timings[w.key].median_ms for w in workloads]
+    shape = (profile.batch, 3, profile.space.resolution, profile.space.resolution)
+    with tempfile.TemporaryDirectory(prefix="specialize-validate-") as tmp, torch_threads(1):
+        paths = export_networks(profile, archs, Path(tmp), progress)
+        return time_deployed(paths, shape, runtime_name, profile.precision, threads or profile.threads,
+                             profile.graph_optimization_level, runs, progress)
 
 
 def agreement(predicted: list[float], measured: list[float]) -> dict:
@@ -66,34 +103,84 @@ def fit_calibration(predicted: list[float], measured: list[float]) -> dict:
             "fit": {"networks": len(p), "mape": fitted["mape"], "within_10pct": fitted["within_10pct"]}}
 
 
+def loo_mape(predicted: list[float], measured: list[float]) -> float:
+    """Leave-one-out mean absolute percentage error of the linear calibration."""
+    errors = []
+    for i in range(len(predicted)):
+        rest = [j for j in range(len(predicted)) if j != i]
+        fit = fit_calibration([predicted[j] for j in rest], [measured[j] for j in rest])
+        errors.append(abs(fit["scale"] * predicted[i] + fit["offset_ms"] - measured[i]) / measured[i])
+    return float(np.mean(errors))
+
+
+def apply_whole_network_fit(profile: DeviceProfile, archs: list[Architecture], measured: list[float],
+                            source: str) -> DeviceProfile:
+    """Record the block sums' error on these whole networks; keep the scale/offset correction only if
+    it lowers the leave-one-out error. `profile.expected_error` then reads what was kept."""
+    raw = [uncalibrated_ms(profile, a) for a in archs]
+    whole = {"networks": len(archs), "source": source, "uncalibrated_mape": agreement(raw, measured)["mape"]}
+    profile = replace(profile, calibration=None, measurement={**profile.measurement, "whole_network": whole})
+    try:
+        calibration = fit_calibration(raw, measured)
+        whole["calibrated_loo_mape"] = loo_mape(raw, measured) if len(archs) >= 4 else None
+    except SpecializeError as exc:  # too few networks, or a non-positive scale
+        whole["calibration_skipped"] = str(exc)
+        return profile
+    calibration["leave_one_out"] = {"mape": whole["calibrated_loo_mape"], "uncalibrated_mape": whole["uncalibrated_mape"]}
+    if whole["calibrated_loo_mape"] is not None and whole["calibrated_loo_mape"] < whole["uncalibrated_mape"]:
+        profile.calibration = calibration
+    return profile
+
+
+def calibrate_profile(profile: DeviceProfile, networks: int = CALIBRATION_NETWORKS, seed: int = CALIBRATION_SEED,
+                      runs: int = DEPLOYED_RUNS, progress: Callable[[str], None] | None = None) -> DeviceProfile:
+    """`profile` with its whole-network correction fitted on `networks` exported, deployed networks."""
+    archs = spread_architectures(profile.space, networks, seed)
+    measured = measure_networks(profile, archs, runs=runs, progress=progress)
+    return apply_whole_network_fit(profile, archs, measured, f"{networks} exported networks, seed {seed}, "
+                                                            f"median of {runs} deployed runs")
+
+
 def validate_profile(profile: DeviceProfile, samples: int = 30, seed: int = 0, calibrate: bool = False,
                      fit_samples: int | None = None, runtime_name: str | None = None, threads: int | None = None,
-                     progress: Callable[[str], None] | None = None) -> tuple[dict, DeviceProfile]:
+                     runs: int = DEPLOYED_RUNS, progress: Callable[[str], None] | None = None) -> tuple[dict, DeviceProfile]:
     """Figures on `samples` held-out networks, and the profile (with a new calibration when kept)."""
     if samples < 2:
         raise SpecializeError(f"--samples must be at least 2, got {samples}")
     held_out = spread_architectures(profile.space, samples, seed)
-    measured = measure_networks(profile, held_out, runtime_name, threads, progress=progress)
+    measured = measure_networks(profile, held_out, runtime_name, threads, runs, progress)
     raw = [uncalibrated_ms(profile, a) for a in held_out]
-    report = {"profile": str(profile.path or profile.name), "label": profile.label, "runtime": runtime_name or profile.runtime}
+    report = {"profile": str(profile.path or profile.name), "label": profile.label, "runtime": runtime_name or profile.runtime,
+              "threads": threads or profile.threads, "graph_optimization_level": profile.graph_optimization_level,
+              "protocol": f"exported .onnx, plain session, warm-up then median of {runs} runs"}
     report["uncalibrated"] = agreement(raw, measured)
     if calibrate:
-        fit_archs = spread_architectures(profile.space, fit_samples or samples, seed + 10_000)
-        fit_measured = measure_networks(profile, fit_archs, runtime_name, threads, progress=progress)
-        try:
-            calibration = fit_calibration([uncalibrated_ms(profile, a) for a in fit_archs], fit_measured)
-        except SpecializeError as exc:
-            report["calibration"], report["calibration_kept"] = {"error": str(exc)}, False
-        else:
-            calibrated = replace(profile, calibration=calibration)
-            held = agreement([calibrated.predict_ms(a) for a in held_out], measured)
-            calibration["held_out"] = {"networks": samples, **held, "uncalibrated_mape": report["uncalibrated"]["mape"]}
-            kept = held["mape"] < report["uncalibrated"]["mape"]
-            report["calibration"], report["calibration_kept"] = calibration, kept
-            if kept:
-                profile = calibrated
+        report["calibration"], report["calibration_kept"], profile = _recalibrate(
+            profile, fit_samples or samples, seed, runtime_name, threads, runs, held_out, measured, report, progress)
     predicted = [profile.predict_ms(a) for a in held_out]
     report.update(agreement(predicted, measured))
+    report["expected_error"] = profile.expected_error
     report["samples"] = [{"arch": str(a), "predicted_ms": round(p, 4), "measured_ms": round(m, 4)}
                          for a, p, m in zip(held_out, predicted, measured)]
     return report, profile
+
+
+def _recalibrate(profile: DeviceProfile, fit_samples: int, seed: int, runtime_name: str | None, threads: int | None,
+                 runs: int, held_out: list[Architecture], measured: list[float], report: dict,
+                 progress: Callable[[str], None] | None) -> tuple[dict, bool, DeviceProfile]:
+    """Fit scale/offset on separate networks; keep it if it lowers the error on the held-out ones."""
+    fit_archs = spread_architectures(profile.space, fit_samples, seed + CALIBRATION_SEED)
+    fit_measured = measure_networks(profile, fit_archs, runtime_name, threads, runs, progress)
+    try:
+        calibration = fit_calibration([uncalibrated_ms(profile, a) for a in fit_archs], fit_measured)
+    except SpecializeError as exc:
+        return {"error": str(exc)}, False, profile
+    calibrated = replace(profile, calibration=calibration)
+    held = agreement([calibrated.predict_ms(a) for a in held_out], measured)
+    calibration["held_out"] = {"networks": len(held_out), **held, "uncalibrated_mape": report["uncalibrated"]["mape"]}
+    kept = held["mape"] < report["uncalibrated"]["mape"]
+    if not kept:
+        return calibration, False, profile
+    whole = {"networks": len(held_out), "source": "held-out networks of `profile validate --calibrate`",
+             "uncalibrated_mape": report["uncalibrated"]["mape"], "calibrated_loo_mape": held["mape"]}
+    return calibration, True, replace(calibrated, measurement={**profile.measurement, "whole_network": whole})

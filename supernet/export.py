@@ -155,12 +155,10 @@ def read_metadata(model: "onnx.ModelProto") -> dict[str, str]:
 
 # -- verification -------------------------------------------------------------------------------
 def ort_session(model_bytes: bytes, threads: int = 1):
-    import onnxruntime as ort
+    """The project's one onnxruntime session (hw_profiles.runtime), as a deployment makes it."""
+    from hw_profiles.runtime import ort_session as runtime_session
 
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+    return runtime_session(model_bytes, threads)
 
 
 def max_abs_diff(model_bytes: bytes, module: nn.Module, resolution: int, batches: Sequence[int] = VERIFY_BATCHES) -> float:
@@ -331,27 +329,10 @@ def trt_shapes(resolution: int, max_batch: int = TRT_MAX_BATCH) -> tuple[tuple[i
 
 
 def build_tensorrt_engine(onnx_bytes: bytes, resolution: int, precision: str) -> bytes:
-    """A serialized TensorRT engine (batch 1..TRT_MAX_BATCH, optimized for 1) via builder + OnnxParser."""
-    import tensorrt as trt
+    """A serialized TensorRT engine (batch 1..TRT_MAX_BATCH, optimized for 1), built by the runtime layer."""
+    from hw_profiles.runtime import tensorrt_engine
 
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_bytes):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise SpecializeError(f"TensorRT's ONNX parser rejected the model: {errors}")
-    config = builder.create_builder_config()
-    profile = builder.create_optimization_profile()
-    profile.set_shape("input", *trt_shapes(resolution))
-    config.add_optimization_profile(profile)
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    engine = builder.build_serialized_network(network, config)
-    if engine is None:
-        raise SpecializeError("TensorRT failed to build an engine (see its log above)")
-    return bytes(engine)
+    return tensorrt_engine(onnx_bytes, precision, trt_shapes(resolution))
 
 
 def trtexec_command(onnx_path: Path, engine_path: Path, resolution: int, precision: str) -> str:

@@ -59,7 +59,7 @@ def test_missing_gpu_runtimes_exit_2_with_a_clear_message(tmp_path, runtime, nee
 
 def test_noisy_profile_is_refused_without_force(tmp_path, tiny, monkeypatch):
     from hw_profiles import profiler
-    from hw_profiles.measure import Timing
+    from hw_profiles.runtime import Timing
     monkeypatch.setattr(profiler, "time_runs", lambda run, clock, protocol: Timing(1.0, 0.4, 5, 1))
     out = tmp_path / "p.json"
     result = invoke("profile", "--name", "x", "--space", "tiny", "--threads", 1, "-o", out)

@@ -10,13 +10,14 @@ import pytest
 from hw_profiles import load_profile
 from hw_profiles import profiler as profiler_module
 from hw_profiles.bundle import import_bundle, write_bundle
-from hw_profiles.measure import Protocol, RuntimeUnavailable, Timing, get_runtime
+from hw_profiles.runtime import Protocol, RuntimeUnavailable, Timing, get_runtime
 from hw_profiles.profiler import NoisyProfileError, profile_space
 from hw_profiles.validate import agreement, fit_calibration, validate_profile
 from hw_profiles.workloads import space_workloads
 from specialize.sampling import spread_architectures
 from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
+from specialize import space as space_module
 from specialize.space import LayerSpec, get_space
 
 QUICK = Protocol(warmup_s=0.0, sample_s=0.0005, repeats=3, budget_s=0.005, rel_iqr_max=10.0, retries=0, passes=2)
@@ -26,6 +27,13 @@ def tiny_space():
     """Two searchable layers, four candidates, 16x16 input: every entry exports and times in milliseconds."""
     return replace(get_space("cifar10"), name="tiny", resolution=16, stem_channels=8, first_block_channels=8,
                    layers=(LayerSpec(8, 8, 1), LayerSpec(8, 16, 2)), head_channels=32, kernels=(3, 5), expansions=(3,))
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """The tiny space, registered so that `export_subnet` (which validation uses) finds it by name."""
+    monkeypatch.setitem(space_module.SPACES, "tiny", tiny_space)
+    return tiny_space()
 
 
 def test_profile_tiny_space_writes_a_valid_file(tmp_path):
@@ -88,13 +96,51 @@ def test_agreement_and_calibration_figures():
         fit_calibration([1.0, 1.0, 1.0], measured[:3])
 
 
-def test_validate_reports_figures_and_keeps_calibration_only_if_it_helps():
-    space = tiny_space()
-    profile = profile_space(space, "this-cpu", threads=1, protocol=QUICK, force=True)
-    report, updated = validate_profile(profile, samples=4, calibrate=True, fit_samples=4)
-    assert {"mape", "within_10pct", "kendall_tau", "samples", "uncalibrated", "calibration"} <= set(report)
+def test_validate_reports_figures_and_keeps_calibration_only_if_it_helps(tiny):
+    profile = profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True)
+    report, updated = validate_profile(profile, samples=4, calibrate=True, fit_samples=4, runs=3)
+    assert {"mape", "within_10pct", "kendall_tau", "samples", "uncalibrated", "calibration", "expected_error"} <= set(report)
     assert len(report["samples"]) == 4 and {"arch", "predicted_ms", "measured_ms"} <= set(report["samples"][0])
     assert (updated.calibration is not None) == report["calibration_kept"]
+    assert report["threads"] == 1 and "median of 3 runs" in report["protocol"]
+
+
+def test_validate_times_the_exported_onnx_files_in_a_plain_session(tiny, monkeypatch):
+    from hw_profiles import validate as validate_module
+    seen = {}
+
+    def fake_time_deployed(paths, shape, runtime, precision, threads, level, runs, progress):
+        seen.update(files=[p.suffix for p in paths], exist=all(p.is_file() for p in paths), threads=threads, level=level)
+        return [1.0 + i for i in range(len(paths))]
+    monkeypatch.setattr(validate_module, "time_deployed", fake_time_deployed)
+    profile = replace(profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True), threads=2,
+                      graph_optimization_level="basic")
+    validate_profile(profile, samples=3, runs=3)
+    assert seen == {"files": [".onnx"] * 3, "exist": True, "threads": 2, "level": "basic"}
+
+
+def test_profile_records_threads_and_fits_its_whole_network_correction(tiny, tmp_path):
+    profile = profile_space(tiny, "this-cpu", threads=2, protocol=QUICK, force=True, graph_optimization_level="extended",
+                            calibration_networks=4)
+    whole = profile.measurement["whole_network"]
+    assert whole["networks"] == 4 and whole["uncalibrated_mape"] >= 0
+    assert profile.expected_error == (whole["calibrated_loo_mape"] if profile.calibration else whole["uncalibrated_mape"])
+    profile.save(tmp_path / "p.json")
+    loaded = load_profile(tmp_path / "p.json", tiny)
+    assert loaded.threads == 2 and loaded.graph_optimization_level == "extended" and "2 threads" in loaded.label
+    assert json.loads((tmp_path / "p.json").read_text())["threads"] == 2
+
+
+def test_old_profiles_without_threads_load_as_one_thread(tmp_path):
+    data = profile_space(tiny_space(), "this-cpu", threads=1, protocol=QUICK, force=True).to_dict()
+    del data["threads"], data["graph_optimization_level"]
+    data["measurement"].pop("threads", None)
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert load_profile(tmp_path / "old.json").threads == 1
+    data["threads"] = 0
+    (tmp_path / "bad.json").write_text(json.dumps(data))
+    with pytest.raises(SpecializeError, match="threads"):
+        load_profile(tmp_path / "bad.json")
 
 
 def test_validate_estimated_profile_needs_a_runtime():

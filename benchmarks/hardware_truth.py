@@ -1,0 +1,85 @@
+"""Do latency predictions hold as deployed? Fresh profiles checked against an independent protocol.
+
+    .venv/bin/python benchmarks/hardware_truth.py [--samples 40] [--calibration-networks 8] [--runs 30]
+                                                  [--spaces cifar10 ponas-imagenet] [--threads 1 all]
+
+For each preset and each thread count (1 and all cores by default) it runs the project's own commands:
+`specialize profile --threads T` (a fresh profile: every block timed, then the whole-network correction
+fitted on its own exported networks), then `specialize profile validate --samples N --seed 1 --json`
+on N other networks. Validation exports each network with `specialize export`'s function and times the
+.onnx file as a deployment would: a plain onnxruntime session with the threads and graph optimization
+level the profile records, warm-up, then the median of --runs single runs. It prints the share of
+networks predicted within ±10%, Kendall τ, MAPE, and the error the profile itself expects.
+
+Run it on an idle machine: figures taken beside another busy process are distorted (it warns).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECIALIZE = str(ROOT / ".venv/bin/specialize")
+PRESETS = ("cifar10", "ponas-imagenet")
+
+
+def busy_warning() -> str | None:
+    found = subprocess.run(["pgrep", "-f", "specialize train"], capture_output=True, text=True).stdout.split()
+    return f"WARNING: `specialize train` is running (pids {' '.join(found)}): latency figures are distorted" if found else None
+
+
+def run(command: list[str]) -> str:
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+def thread_counts(values: list[str]) -> list[int]:
+    counts = [os.cpu_count() or 1 if v == "all" else int(v) for v in values]
+    return list(dict.fromkeys(counts))
+
+
+def check(space: str, threads: int, args: argparse.Namespace, out_dir: Path) -> dict:
+    path = out_dir / f"this-cpu.{space}.{threads}t.json"
+    profile = [SPECIALIZE, "profile", "--name", "this-cpu", "--space", space, "--threads", str(threads),
+               "--calibration-networks", str(args.calibration_networks), "--repeats", str(args.repeats), "-o", str(path)]
+    run(profile + (["--force"] if args.force else []))
+    report = json.loads(run([SPECIALIZE, "profile", "validate", "--profile", str(path), "--samples", str(args.samples),
+                             "--seed", "1", "--runs", str(args.runs), "--json"]))
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--samples", type=int, default=40, help="held-out networks per preset and thread count")
+    parser.add_argument("--calibration-networks", type=int, default=8, help="networks `specialize profile` fits its correction on")
+    parser.add_argument("--runs", type=int, default=30, help="single runs per network after warm-up (median taken)")
+    parser.add_argument("--repeats", type=int, default=21, help="timed samples per profile entry")
+    parser.add_argument("--spaces", nargs="+", default=list(PRESETS))
+    parser.add_argument("--threads", nargs="+", default=["1", "all"], help="thread counts; 'all' = every core")
+    parser.add_argument("--force", action="store_true", help="keep profiles with noisy entries (busy machine)")
+    args = parser.parse_args()
+    warning = busy_warning()
+    if warning:
+        print(warning)
+    with tempfile.TemporaryDirectory(prefix="hardware-truth-") as tmp:
+        for space in args.spaces:
+            for threads in thread_counts(args.threads):
+                r = check(space, threads, args, Path(tmp))
+                expected = "unknown" if r["expected_error"] is None else f"±{100 * r['expected_error']:.1f}%"
+                print(f"[{space}, {threads} thread(s)] {args.samples} networks as deployed: within_10pct={r['within_10pct']:.3f} "
+                      f"kendall_tau={r['kendall_tau']:.3f} mape={r['mape']:.3f} (block sums alone: within_10pct="
+                      f"{r['uncalibrated']['within_10pct']:.3f} mape={r['uncalibrated']['mape']:.3f}); profile expects {expected}",
+                      flush=True)
+    if warning:
+        print(warning)
+
+
+if __name__ == "__main__":
+    main()

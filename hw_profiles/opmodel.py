@@ -1,0 +1,118 @@
+"""The op-type cost model behind estimated profiles, fitted on what this machine measures.
+
+Each op of the analytic cost model has a type (dense conv, pointwise conv, depthwise conv,
+squeeze-excite, pooling + classifier). An op costs
+    compute_weight[type] * FLOPs / (peak FLOP/s * efficiency) + bytes / memory bandwidth
+    + kernels[type] * per-kernel overhead
+(compute, memory and per-kernel times add; no overlap is assumed). `compute_weight` (relative to a
+pointwise conv, 1) and `kernels` (per-kernel overhead relative to one dense conv kernel) are fitted
+by non-negative least squares on the shipped measured profiles of this CPU (hw_profiles/data/), and
+saved in hw_profiles/op_model.json with their fit error. Regenerate with
+    python -m hw_profiles.opmodel
+A device's `efficiency` then comes from its published anchor (hw_profiles.roofline). Pure numpy.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from specialize.cost import Op, candidate_ops, head_ops, stem_ops
+from specialize.errors import SpecializeError
+from specialize.fileio import atomic_write_json, provenance
+
+OP_TYPES = ("conv", "pointwise", "depthwise", "squeeze_excite", "pool_fc")
+MODEL_PATH = Path(__file__).with_name("op_model.json")
+
+
+def op_type(op: Op) -> str:
+    """The op's type. A conv is pointwise when its MACs per output element (in_channels x k x k)
+    equal its input channels at the output size, i.e. k = 1 and stride 1; the per-output spatial
+    size follows from params = MACs / hw_out + 2 x out_channels (weights plus batch-norm terms)."""
+    if op.kind in ("dwconv", "se", "fc"):
+        return {"dwconv": "depthwise", "se": "squeeze_excite", "fc": "pool_fc"}[op.kind]
+    hw_out = (op.macs + 2 * op.out_elems) / op.params
+    per_output = op.macs / op.out_elems
+    return "pointwise" if abs(op.in_elems / hw_out - per_output) <= 1e-6 * per_output else "conv"
+
+
+def features(ops: list[Op], dtype_bytes: int = 4, batch: int = 1) -> np.ndarray:
+    """[FLOPs per type..., kernels per type..., bytes] of a list of ops."""
+    row = np.zeros(2 * len(OP_TYPES) + 1)
+    for op in ops:
+        i = OP_TYPES.index(op_type(op))
+        row[i] += 2 * op.macs * batch
+        row[len(OP_TYPES) + i] += 1
+        row[-1] += op.bytes(dtype_bytes, batch)
+    return row
+
+
+def profile_rows(profile) -> tuple[list[np.ndarray], list[float]]:
+    """Features and measured ms of every block, the stem and the head of a measured profile."""
+    space, rows, times = profile.space, [], []
+    for layer in range(space.num_layers):
+        for c, cand in enumerate(space.candidates):
+            rows.append(features(candidate_ops(space, layer, cand), batch=profile.batch))
+            times.append(float(profile.latency_ms[layer, c]))
+    for part, ops in (("stem", stem_ops(space)), ("head", head_ops(space))):
+        rows.append(features(ops, batch=profile.batch))
+        times.append(float(profile.fixed_ms[part]))
+    return rows, times
+
+
+def fit_op_model(profiles: list) -> dict:
+    """Non-negative least squares of measured entry ms on the features of `profiles` (all entries)."""
+    from scipy.optimize import nnls
+    from scipy.stats import kendalltau
+
+    rows, times = [], []
+    for profile in profiles:
+        r, t = profile_rows(profile)
+        rows += r
+        times += t
+    x, y = np.array(rows), np.array(times)
+    norm = np.where(x.max(0) > 0, x.max(0), 1.0)
+    coef = nnls(x / norm, y)[0] / norm
+    n = len(OP_TYPES)
+    flop_ms, kernel_ms, byte_ms = coef[:n], coef[n:2 * n], coef[-1]
+    if flop_ms[1] <= 0 or kernel_ms[0] <= 0:
+        raise SpecializeError("op-model fit gave no cost to pointwise FLOPs or dense conv kernels; measure more entries")
+    predicted = x @ coef
+    return {
+        "compute_weight": dict(zip(OP_TYPES, (flop_ms / flop_ms[1]).round(4).tolist())),
+        "kernels": dict(zip(OP_TYPES, (kernel_ms / kernel_ms[0]).round(3).tolist())),
+        "this_cpu": {"pointwise_flops_per_s": float(1e3 / flop_ms[1]), "bytes_per_s": float(1e3 / byte_ms) if byte_ms > 0 else None,
+                     "conv_kernel_overhead_s": float(kernel_ms[0] / 1e3)},
+        "fit": {"entries": len(y), "mape": float(np.mean(np.abs(predicted - y) / y)),
+                "kendall_tau": float(kendalltau(predicted, y)[0]),
+                "kendall_tau_macs_alone": float(kendalltau(x[:, :n].sum(1), y)[0])},
+        "profiles": [f"{p.path.name if p.path else p.name} ({p.label})" for p in profiles],
+    }
+
+
+@lru_cache(maxsize=1)
+def op_model() -> dict:
+    """The fitted op model (hw_profiles/op_model.json)."""
+    try:
+        return json.loads(MODEL_PATH.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SpecializeError(f"op model file {MODEL_PATH} cannot be read ({exc}); regenerate it with "
+                              f"`python -m hw_profiles.opmodel`") from None
+
+
+def main() -> None:
+    from hw_profiles import load_profile
+    from hw_profiles.registry import shipped_profiles
+
+    profiles = [load_profile(h["path"]) for h in shipped_profiles() if h["name"] == "this-cpu" and h["kind"] == "measured"]
+    model = fit_op_model(profiles)
+    model["provenance"] = provenance(source="python -m hw_profiles.opmodel")
+    atomic_write_json(MODEL_PATH, model)
+    print(f"wrote {MODEL_PATH}: fit MAPE {100 * model['fit']['mape']:.1f}% over {model['fit']['entries']} entries, "
+          f"Kendall tau {model['fit']['kendall_tau']:.3f} (MACs alone {model['fit']['kendall_tau_macs_alone']:.3f})")
+
+
+if __name__ == "__main__":
+    main()

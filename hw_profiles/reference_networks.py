@@ -1,0 +1,52 @@
+"""Published networks that anchor the estimated devices, as ops of the analytic cost model.
+
+MobileNetV1-1.0 and MobileNetV2-1.0 at 224x224 (1000 classes) built from the same op constructors
+as the search space (`specialize.cost.mbconv_ops`): a V1 depthwise-separable block is an MBConv with
+expansion 1 and no squeeze-excite. Their MACs match the papers (569M and 300M; tests check).
+"""
+from __future__ import annotations
+
+from specialize.cost import Op, mbconv_ops
+from specialize.space import conv_out_size
+
+# (expansion, out_channels, repeats, first stride): MobileNetV2 (Sandler et al. 2018, Table 2)
+MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+# (out_channels, stride): MobileNetV1 (Howard et al. 2017, Table 1), after the 3x3 stem conv
+MOBILENET_V1 = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1),) * 5 + ((1024, 2), (1024, 1))
+
+
+def stem_conv(channels: int, size: int) -> tuple[Op, int]:
+    out = conv_out_size(size, 2)
+    return Op("conv", out * out * 3 * channels * 9, 27 * channels + 2 * channels, 3 * size * size, channels * out * out), out
+
+
+def classifier(channels: int, classes: int = 1000) -> Op:
+    return Op("fc", channels * classes, channels * classes + classes, channels, classes)
+
+
+def pointwise(in_c: int, out_c: int, size: int) -> Op:
+    hw = size * size
+    return Op("conv", hw * in_c * out_c, in_c * out_c + 2 * out_c, in_c * hw, out_c * hw)
+
+
+def mobilenet_v2_ops(resolution: int = 224) -> list[Op]:
+    conv, size = stem_conv(32, resolution)
+    ops, channels = [conv], 32
+    for expansion, out, repeats, stride in MOBILENET_V2:
+        for i in range(repeats):
+            s = stride if i == 0 else 1
+            ops += mbconv_ops(channels, out, size, s, 3, expansion, False)
+            channels, size = out, conv_out_size(size, s)
+    return ops + [pointwise(channels, 1280, size), classifier(1280)]
+
+
+def mobilenet_v1_ops(resolution: int = 224) -> list[Op]:
+    conv, size = stem_conv(32, resolution)
+    ops, channels = [conv], 32
+    for out, stride in MOBILENET_V1:
+        ops += mbconv_ops(channels, out, size, stride, 3, 1, False)
+        channels, size = out, conv_out_size(size, stride)
+    return ops + [classifier(channels)]
+
+
+REFERENCE_NETWORKS = {"mobilenet_v1_1.0_224": mobilenet_v1_ops, "mobilenet_v2_1.0_224": mobilenet_v2_ops}

@@ -1,0 +1,356 @@
+"""The one runtime layer: sessions and timing on onnxruntime (CPU), torch-cuda and TensorRT.
+
+Everything that creates an onnxruntime session or a TensorRT engine, or times one, comes through
+here: export's verification (`supernet.export.ort_session`), `specialize profile`, `profile
+validate` and the standalone bundle runner. One registry of runtimes (`RUNTIMES`, `get_runtime`)
+and one timing protocol (`time_samples`): warm up, choose how many runs make one sample so that a
+sample is long enough to time well, then take samples until the repeat count or the time budget is
+reached; a figure is the median of the samples. With `sample_s=0` each sample is one run, which is
+how a deployment measures ("warm-up, then the median of N runs").
+
+`hw_profiles/run_bundle.py` must run on a device without this package, so it carries verbatim
+copies of the functions named in `SHARED` and of the protocol constants; tests/test_hw_runtime.py
+fails when the copies drift. Heavy imports (torch, onnxruntime, tensorrt) happen inside functions.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from specialize.errors import SpecializeError
+
+# -- the timing protocol (run_bundle.py carries the same values) ---------------------------------
+WARMUP_S = 0.02          # warm-up time (at least 3 runs)
+SAMPLE_S = 0.001         # aim for samples at least this long (runs per sample adapt)
+REPEATS = 21             # samples per entry
+MIN_SAMPLES = 5          # samples taken even when the budget has run out
+BUDGET_S = 0.12          # stop sampling an entry after this long
+REL_IQR_MAX = 0.10       # IQR / median above this marks a timing noisy
+PASSES = 3               # round-robin passes over all entries; each entry keeps its best pass
+GRAPH_OPTIMIZATION_LEVELS = ("disabled", "basic", "extended", "all")
+DEFAULT_GRAPH_OPTIMIZATION = "all"   # onnxruntime's own default, so what a plain deployment gets
+PROTOCOL_CONSTANTS = ("WARMUP_S", "SAMPLE_S", "REPEATS", "MIN_SAMPLES", "BUDGET_S", "REL_IQR_MAX", "PASSES",
+                      "GRAPH_OPTIMIZATION_LEVELS", "DEFAULT_GRAPH_OPTIMIZATION")
+SHARED = ("ort_session", "wall_clock", "time_samples", "summarize", "pick")
+PRECISIONS = ("fp32", "fp16")
+
+
+class RuntimeUnavailable(SpecializeError):
+    """The runtime asked for cannot run here (no CUDA GPU, TensorRT not installed, ...)."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How each entry is timed: each sample is the mean of enough runs to last `sample_s`; an entry's
+    figure is the median of its samples in its best pass (see `hw_profiles.profiler.measure_workloads`)."""
+
+    warmup_s: float = WARMUP_S
+    sample_s: float = SAMPLE_S
+    repeats: int = REPEATS
+    budget_s: float = BUDGET_S
+    rel_iqr_max: float = REL_IQR_MAX
+    passes: int = PASSES
+    retries: int = 5              # re-measure a noisy entry this many times before giving up
+    min_samples: int = MIN_SAMPLES
+
+
+@dataclass(frozen=True)
+class Timing:
+    median_ms: float
+    iqr_ms: float
+    samples: int
+    runs_per_sample: int
+
+    @property
+    def rel_iqr(self) -> float:
+        return self.iqr_ms / self.median_ms if self.median_ms > 0 else math.inf
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# -- shared verbatim with run_bundle.py ----------------------------------------------------------
+def ort_session(model, threads=1, graph_optimization_level="all"):
+    """An onnxruntime CPU session as a deployment makes one: `threads` intra-op threads, one inter-op
+    thread, sequential execution, the named graph optimization level. `model`: ONNX bytes or a path."""
+    import onnxruntime
+    levels = {"disabled": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+              "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+              "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+              "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL}
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = levels[graph_optimization_level]
+    options.log_severity_level = 3
+    source = model if isinstance(model, bytes) else str(model)
+    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
+def wall_clock(run, n):
+    """Seconds that `n` calls of `run` take, by the wall clock."""
+    start = time.perf_counter()
+    for _ in range(n):
+        run()
+    return time.perf_counter() - start
+
+
+def time_samples(run, clock, warmup_s, sample_s, repeats, budget_s, min_samples):
+    """The timing protocol: warm up for `warmup_s` (at least 3 runs); time one run to pick how many
+    runs make a sample at least `sample_s` long; take samples (ms per run) until `repeats`, or until
+    `budget_s` has passed once `min_samples` are in. Returns (samples, runs per sample)."""
+    start, warm = time.perf_counter(), 0
+    while warm < 3 or time.perf_counter() - start < warmup_s:
+        run()
+        warm += 1
+    once = clock(run, 1)
+    inner = max(1, math.ceil(sample_s / max(once, 1e-7))) if sample_s > 0 else 1
+    samples, begin = [], time.perf_counter()
+    while len(samples) < repeats:
+        samples.append(1e3 * clock(run, inner) / inner)
+        if len(samples) >= min_samples and time.perf_counter() - begin > budget_s:
+            break
+    return samples, inner
+
+
+def summarize(samples, runs_per_sample):
+    """Median and interquartile range of the samples (ms)."""
+    import numpy as np
+    q1, median, q3 = np.percentile(samples, [25, 50, 75])
+    return {"median_ms": float(median), "iqr_ms": float(q3 - q1), "samples": len(samples), "runs_per_sample": runs_per_sample}
+
+
+def pick(timings, rel_iqr_max):
+    """Lowest median among steady timings (interference only adds time), else the steadiest one."""
+    def rel(t):
+        return t["iqr_ms"] / t["median_ms"] if t["median_ms"] > 0 else float("inf")
+    steady = [t for t in timings if rel(t) <= rel_iqr_max]
+    return min(steady, key=lambda t: t["median_ms"]) if steady else min(timings, key=rel)
+
+
+# -- the library's use of the protocol -----------------------------------------------------------
+def time_runs(run: Callable[[], None], clock: Callable[[Callable[[], None], int], float], protocol: Protocol) -> Timing:
+    """`time_samples` under `protocol`, summarized."""
+    samples, inner = time_samples(run, clock, protocol.warmup_s, protocol.sample_s, protocol.repeats,
+                                  protocol.budget_s, protocol.min_samples)
+    return Timing(**summarize(samples, inner))
+
+
+def pick_timing(timings: list[Timing], rel_iqr_max: float) -> Timing:
+    return Timing(**pick([t.to_dict() for t in timings], rel_iqr_max))
+
+
+def deployment_protocol(runs: int, warmup_s: float = 0.1) -> Protocol:
+    """How a deployment times a model: warm up, then the median of `runs` single runs (no budget cut)."""
+    return Protocol(warmup_s=warmup_s, sample_s=0.0, repeats=runs, budget_s=math.inf, min_samples=runs, passes=1, retries=0)
+
+
+def check_graph_optimization(level: str) -> str:
+    if level not in GRAPH_OPTIMIZATION_LEVELS:
+        raise SpecializeError(f"unknown graph optimization level {level!r}; valid: {', '.join(GRAPH_OPTIMIZATION_LEVELS)}")
+    return level
+
+
+def all_cores() -> int:
+    return os.cpu_count() or 1
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+# -- runtimes ------------------------------------------------------------------------------------
+DEFAULT_THREADS = 1  # steadiest; on a 2-vCPU VM two intra-op threads gave 200% relative IQR on small blocks
+
+
+class OnnxRuntime:
+    """ONNX Runtime, CPU execution provider, `threads` intra-op threads, sequential execution."""
+
+    name = "onnxruntime"
+    clock = staticmethod(wall_clock)
+
+    def __init__(self, precision: str = "fp32", threads: int | None = None, graph_optimization_level: str = DEFAULT_GRAPH_OPTIMIZATION):
+        if precision != "fp32":
+            raise SpecializeError("runtime onnxruntime (CPU) measures fp32 only; use --precision fp32, "
+                                  "or --runtime tensorrt / torch-cuda for fp16")
+        self.precision, self.threads = precision, threads or DEFAULT_THREADS
+        self.graph_optimization_level = check_graph_optimization(graph_optimization_level)
+
+    def describe(self) -> dict:
+        import onnxruntime
+        return {"runtime": self.name, "runtime_version": onnxruntime.__version__, "device_name": cpu_name(),
+                "threads": self.threads, "graph_optimization_level": self.graph_optimization_level, "precision": self.precision}
+
+    def session(self, model: bytes | str | os.PathLike):
+        return ort_session(model, self.threads, self.graph_optimization_level)
+
+    def load(self, model: bytes | str | os.PathLike, input_shape: tuple[int, ...]) -> Callable[[], None]:
+        """A zero-argument run of the ONNX model on a fixed random input."""
+        import numpy as np
+        session = self.session(model)
+        feed = {"input": np.random.default_rng(0).random(input_shape, dtype=np.float32)}
+        return lambda: session.run(None, feed)
+
+    def prepare(self, module, example) -> Callable[[], None]:
+        from supernet.export import module_to_onnx_bytes
+        return self.load(module_to_onnx_bytes(module, example, dynamic_batch=False), tuple(example.shape))
+
+
+def _require_cuda(runtime: str):
+    import torch
+    if not torch.cuda.is_available():
+        raise RuntimeUnavailable(f"runtime {runtime} needs a CUDA GPU, but torch {torch.__version__} sees none "
+                                 f"(torch.cuda.is_available() is False); use --runtime onnxruntime on this machine")
+    return torch
+
+
+def cuda_clock(run: Callable[[], None], n: int) -> float:
+    import torch
+    begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    begin.record()
+    for _ in range(n):
+        run()
+    end.record()
+    end.synchronize()
+    return begin.elapsed_time(end) / 1e3
+
+
+class TorchCuda:
+    """Eager PyTorch on the current CUDA device, timed with CUDA events; fp16 casts the module."""
+
+    name = "torch-cuda"
+    clock = staticmethod(cuda_clock)
+
+    def __init__(self, precision: str = "fp32", threads: int | None = None, graph_optimization_level: str | None = None):
+        self.torch = _require_cuda(self.name)
+        self.precision, self.threads, self.graph_optimization_level = precision, threads, None
+
+    def describe(self) -> dict:
+        return {"runtime": self.name, "runtime_version": f"torch {self.torch.__version__}, CUDA {self.torch.version.cuda}",
+                "device_name": self.torch.cuda.get_device_name(), "precision": self.precision}
+
+    def prepare(self, module, example) -> Callable[[], None]:
+        torch = self.torch
+        dtype = torch.float16 if self.precision == "fp16" else torch.float32
+        module = module.eval().to("cuda", dtype)
+        x = example.to("cuda", dtype)
+
+        def run() -> None:
+            with torch.inference_mode():
+                module(x)
+        return run
+
+
+def tensorrt_engine(onnx_bytes: bytes, precision: str, input_shapes: tuple | None = None):
+    """A serialized TensorRT engine built from ONNX with builder + OnnxParser (fp16 flag for fp16);
+    `input_shapes` (min, opt, max) adds an optimization profile for a dynamic batch."""
+    import tensorrt as trt
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    network = builder.create_network(flags)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_bytes):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise SpecializeError(f"TensorRT's ONNX parser rejected the model: {errors}")
+    config = builder.create_builder_config()
+    if input_shapes is not None:
+        profile = builder.create_optimization_profile()
+        profile.set_shape("input", *input_shapes)
+        config.add_optimization_profile(profile)
+    if precision == "fp16":
+        config.set_flag(trt.BuilderFlag.FP16)
+    engine = builder.build_serialized_network(network, config)
+    if engine is None:
+        raise SpecializeError("TensorRT failed to build an engine (see its log above)")
+    return bytes(engine)
+
+
+class TensorRT:
+    """TensorRT engine built from the module's ONNX (fp16 flag for fp16), timed with CUDA events."""
+
+    name = "tensorrt"
+    clock = staticmethod(cuda_clock)
+
+    def __init__(self, precision: str = "fp32", threads: int | None = None, graph_optimization_level: str | None = None):
+        try:
+            import tensorrt
+        except ImportError:
+            raise RuntimeUnavailable("runtime tensorrt needs the TensorRT Python package (pip install tensorrt) "
+                                     "and a CUDA GPU; `import tensorrt` failed here. Use --runtime onnxruntime, or "
+                                     "`specialize profile bundle` and run the bundle on the device") from None
+        self.trt, self.torch = tensorrt, _require_cuda(self.name)
+        self.precision, self.threads, self.graph_optimization_level = precision, threads, None
+
+    def describe(self) -> dict:
+        return {"runtime": self.name, "runtime_version": self.trt.__version__,
+                "device_name": self.torch.cuda.get_device_name(), "precision": self.precision}
+
+    def session(self, onnx_bytes: bytes, input_shape: tuple[int, ...] | None = None):
+        """An execution context with its own input and output buffers, and a zero-argument run;
+        `input_shape` fixes a dynamic batch (the exported sub-networks have one)."""
+        trt, torch = self.trt, self.torch
+        shapes = None if input_shape is None else (input_shape,) * 3
+        engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
+            tensorrt_engine(onnx_bytes, self.precision, shapes))
+        context = engine.create_execution_context()
+        if input_shape is not None:
+            context.set_input_shape("input", input_shape)
+        buffers = []
+        for i in range(engine.num_io_tensors):
+            name = engine.get_tensor_name(i)
+            buffers.append(torch.randn(tuple(context.get_tensor_shape(name)), device="cuda"))
+            context.set_tensor_address(name, buffers[-1].data_ptr())
+        stream = torch.cuda.current_stream().cuda_stream
+
+        def run() -> None:
+            context.execute_async_v3(stream)
+        run.buffers = buffers  # keep the device memory alive as long as the run
+        return run
+
+    def load(self, model: bytes | str | os.PathLike, input_shape: tuple[int, ...]) -> Callable[[], None]:
+        """A zero-argument run of the ONNX model (bytes or path) as a TensorRT engine."""
+        data = model if isinstance(model, bytes) else open(model, "rb").read()
+        return self.session(data, input_shape)
+
+    def prepare(self, module, example) -> Callable[[], None]:
+        from supernet.export import module_to_onnx_bytes
+        return self.session(module_to_onnx_bytes(module, example, dynamic_batch=False))
+
+
+RUNTIMES = {runtime.name: runtime for runtime in (OnnxRuntime, TorchCuda, TensorRT)}
+
+
+def get_runtime(name: str, precision: str = "fp32", threads: int | None = None,
+                graph_optimization_level: str = DEFAULT_GRAPH_OPTIMIZATION):
+    """The one factory for runtimes; raises RuntimeUnavailable when it cannot run here."""
+    if name not in RUNTIMES:
+        raise SpecializeError(f"unknown runtime {name!r}; known runtimes: {', '.join(RUNTIMES)}")
+    if precision not in PRECISIONS:
+        raise SpecializeError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+    return RUNTIMES[name](precision, threads, graph_optimization_level)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Run the body with torch using `n` intra-op threads, then restore the previous setting."""
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -1,0 +1,126 @@
+"""Estimated devices: op-type model fitted on this CPU, anchored to published latencies, with an error band."""
+import json
+
+import pytest
+import numpy as np
+from scipy.stats import kendalltau
+
+from hw_profiles import load_profile, resolve_profile
+from hw_profiles.devices import DEVICES_DIR, _load_device, devices
+from hw_profiles.opmodel import fit_op_model, op_model, op_type
+from hw_profiles.reference_networks import REFERENCE_NETWORKS, mobilenet_v2_ops
+from hw_profiles.registry import shipped_profiles
+from hw_profiles.roofline import anchoring
+from specialize.cost import arch_cost, head_ops, mbconv_ops, stem_ops
+from specialize.errors import SpecializeError
+from specialize.sampling import spread_architectures
+from specialize.space import get_space
+
+SPACES = ["cifar10", "ponas-imagenet"]
+
+
+def this_cpu(space_name):
+    return next(load_profile(h["path"]) for h in shipped_profiles() if h["name"] == "this-cpu" and h["space"] == space_name)
+
+
+@pytest.mark.parametrize("name,macs", [("mobilenet_v1_1.0_224", 569e6), ("mobilenet_v2_1.0_224", 300e6)])
+def test_reference_networks_have_the_papers_macs(name, macs):
+    assert sum(op.macs for op in REFERENCE_NETWORKS[name]()) == pytest.approx(macs, rel=0.005)
+
+
+def test_op_types():
+    space = get_space("ponas-imagenet")
+    assert [op_type(op) for op in stem_ops(space)] == ["conv", "depthwise", "pointwise"]
+    assert [op_type(op) for op in mbconv_ops(32, 64, 28, 2, 5, 6, True)] == ["pointwise", "depthwise", "squeeze_excite", "pointwise"]
+    assert [op_type(op) for op in head_ops(space)] == ["pointwise", "pool_fc"]
+    assert op_type(mobilenet_v2_ops()[0]) == "conv"
+
+
+def test_shipped_op_model_is_what_the_fit_gives_on_the_shipped_profiles():
+    refit = fit_op_model([this_cpu(s) for s in SPACES])
+    assert refit["compute_weight"] == pytest.approx(op_model()["compute_weight"], abs=1e-3)
+    assert refit["kernels"] == pytest.approx(op_model()["kernels"], abs=1e-2)
+
+
+@pytest.mark.parametrize("name", sorted(devices()))
+def test_anchored_devices_reproduce_their_fit_anchor_and_state_a_band(name):
+    device = devices()[name]
+    anchor = anchoring(device, device.default_precision)
+    profile = resolve_profile(name, get_space("cifar10"))
+    assert profile.expected_error == anchor["expected_error"] and profile.hardware["anchor"] == anchor
+    for row in anchor["anchors"]:
+        assert row["source"] and row["runtime"] and row["latency_ms"] > 0
+        if row["role"] == "fit" and row["precision"] == device.default_precision:
+            assert abs(row["residual"]) < 1e-3
+    has_check = any(r["role"] == "check" for r in anchor["anchors"])
+    assert (anchor["expected_error"] is not None) == has_check
+    if has_check:
+        worst = max(abs(r["residual"]) for r in anchor["anchors"] if r["role"] == "check")
+        assert anchor["expected_error"] >= worst
+
+
+def test_raspberry_pi_4_is_registered_and_anchored():
+    anchor = anchoring(devices()["raspberry-pi-4"], "fp32")
+    assert {r["network"] for r in anchor["anchors"]} == set(REFERENCE_NETWORKS)
+    assert resolve_profile("rpi4", get_space("cifar10")).name == "raspberry-pi-4"
+
+
+@pytest.mark.parametrize("space_name", SPACES)
+def test_estimate_ranks_this_cpus_networks_better_than_macs_alone(space_name):
+    """Truth: this CPU's shipped measured profile, validated against whole networks when it was made."""
+    space = get_space(space_name)
+    measured, estimated = this_cpu(space_name), resolve_profile("raspberry-pi-4", space)
+    archs = spread_architectures(space, 60, seed=3)
+    truth = [measured.predict_ms(a) for a in archs]
+    tau_estimate = kendalltau([estimated.predict_ms(a) for a in archs], truth)[0]
+    tau_macs = kendalltau([arch_cost(a)["macs"] for a in archs], truth)[0]
+    assert tau_estimate > tau_macs
+
+
+@pytest.mark.parametrize("change,needle", [
+    ({"network": "resnet50"}, "not one of"),
+    ({"latency_ms": -1}, "positive"),
+    ({"role": "guess"}, "role"),
+])
+def test_bad_anchor_names_the_file(tmp_path, change, needle):
+    data = json.loads((DEVICES_DIR / "raspberry-pi-4.json").read_text())
+    data["anchors"][0].update(change)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(SpecializeError, match=needle) as info:
+        _load_device(path)
+    assert str(path) in str(info.value)
+
+
+def write_timings(path, profile, archs, truth):
+    path.write_text(json.dumps({"timings": [{"arch": str(a), "latency_ms": truth(a)} for a in archs]}))
+
+
+def test_few_shot_calibration_fits_the_device_terms_and_reports_leave_one_out(tmp_path):
+    from hw_profiles.fewshot import calibrate_profile_with_timings
+
+    space = get_space("cifar10")
+    estimate, measured = resolve_profile("raspberry-pi-4", space), this_cpu("cifar10")
+    fit_archs = spread_architectures(space, 12, seed=5)
+    write_timings(tmp_path / "t.json", estimate, fit_archs, measured.predict_ms)
+    calibrated = calibrate_profile_with_timings(estimate, tmp_path / "t.json")
+    few_shot = calibrated.hardware["few_shot"]
+    assert calibrated.kind == "estimated" and few_shot["networks"] == 12
+    assert calibrated.expected_error == few_shot["loo_mape"] < few_shot["estimate_mape"]
+    held = spread_architectures(space, 30, seed=6)
+    error = np.mean([abs(calibrated.predict_ms(a) / measured.predict_ms(a) - 1) for a in held])
+    before = np.mean([abs(estimate.predict_ms(a) / measured.predict_ms(a) - 1) for a in held])
+    assert error < before
+
+
+def test_few_shot_needs_5_to_20_timings_of_the_profiles_space(tmp_path):
+    from hw_profiles.fewshot import calibrate_profile_with_timings
+
+    space = get_space("cifar10")
+    estimate = resolve_profile("raspberry-pi-4", space)
+    write_timings(tmp_path / "few.json", estimate, spread_architectures(space, 3), lambda a: 1.0)
+    with pytest.raises(SpecializeError, match="5 to 20"):
+        calibrate_profile_with_timings(estimate, tmp_path / "few.json")
+    (tmp_path / "bad.json").write_text(json.dumps({"timings": [{"arch": "k9e9", "latency_ms": 1}] * 6}))
+    with pytest.raises(SpecializeError, match="entry 0"):
+        calibrate_profile_with_timings(estimate, tmp_path / "bad.json")
