@@ -220,8 +220,17 @@ def _summary(result):
     for label, key in rows:
         value = getattr(result, key)
         if value is not None or key in bounds:
-            table.add_row(label, _fmt(key, value), _bound_text(bounds.get(key)))
+            table.add_row(label, _fmt(key, value) + (_latency_band(result) if key == "latency_ms" else ""),
+                          _bound_text(bounds.get(key)))
     return table
+
+
+def _latency_band(result) -> str:
+    """' (estimated ±8%)' for an estimated device, ' (estimated ±?)' where no anchor bounds its error."""
+    if result.latency_ms is None or result.device_kind is None:
+        return ""
+    band = "?" if result.latency_expected_error is None else f"{100 * result.latency_expected_error:.0f}%"
+    return f" ({result.device_kind} ±{band})"
 
 
 def _solver_line(result) -> str:

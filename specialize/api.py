@@ -41,6 +41,7 @@ class SpecializeResult:
     space: str
     device: str | None
     device_kind: str | None       # "measured" | "estimated" (from the profile)
+    latency_expected_error: float | None    # relative error band of the latency model (e.g. 0.08 = ±8%), if known
     blocks: list[BlockChoice]
     macs: int
     params: int
@@ -152,6 +153,7 @@ def _result(tbl, prof, problem: Problem, genes: np.ndarray, exact, ga, solver, p
     return SpecializeResult(
         arch=str(space.arch_from_indices(genes)), space=space.name,
         device=prof.name if prof else None, device_kind=prof.kind if prof else None,
+        latency_expected_error=getattr(prof, "expected_error", None) if prof else None,
         blocks=_blocks(tbl, prof, genes), macs=int(values["macs"]), params=int(values["params"]),
         bytes=int(values["bytes"]), intensity=values["intensity"],
         peak_activation_bytes=int(values["peak_activation_bytes"]), latency_ms=values.get("latency_ms"),
