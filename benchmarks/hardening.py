@@ -199,7 +199,7 @@ def cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
                                                  "--max-flops", "1k"], {"text": "evil[/bold]"}),
         ("refuse", "[red] in a path", ["--device", "jetson", "--table", "/tmp/[red]x.json"], {"text": "[red]x.json"}),
         ("refuse", "[layers][candidates] message", ["--profile", fx.profile("ll.json", _set(["latency_ms"], "x"))],
-         {"text": "[layers][candidates]"}),
+         {"text": "[12][12]"}),
         ("refuse", "table cell 'abc'", ["table", "show", "--table", fx.table_with("t1.json", _set(["accuracy", 0, 0], "abc"))], {}),
         ("refuse", "table cell {}", ["table", "show", "--table", fx.table_with("t2.json", _set(["accuracy", 0, 0], {}))], {}),
         ("refuse", "table ragged row", ["table", "show", "--table", fx.table_with("t3.json", lambda d: d["accuracy"][0].pop())], {}),

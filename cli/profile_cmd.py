@@ -8,6 +8,7 @@ from typing import Iterator, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console, err_console, fail, handle_errors, print_json
@@ -65,7 +66,7 @@ def profile(
     result.save(output)
     noisy = result.measurement["noisy"]
     note = f", {len(noisy)} noisy entries kept (--force)" if noisy else ""
-    console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}")
+    console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}", markup=False)
 
 
 @profile_app.command("validate")
@@ -99,17 +100,17 @@ def validate(
 
 
 def render_validation(report: dict, profile_path: Path) -> None:
-    console.print(f"{report['label']}: {len(report['samples'])} networks on {report['runtime']}")
+    console.print(f"{report['label']}: {len(report['samples'])} networks on {report['runtime']}", markup=False)
     console.print(f"  within ±10%: {100 * report['within_10pct']:.0f}%   MAPE: {100 * report['mape']:.1f}%   "
                   f"Kendall τ: {report['kendall_tau']:.3f}")
     raw = report["uncalibrated"]
     console.print(f"  uncalibrated: within ±10% {100 * raw['within_10pct']:.0f}%, MAPE {100 * raw['mape']:.1f}%")
     if "calibration" in report and "error" in report["calibration"]:
-        console.print(f"  calibration not fitted: {report['calibration']['error']}")
+        console.print(f"  calibration not fitted: {report['calibration']['error']}", markup=False)
     elif "calibration" in report:
         c = report["calibration"]
         verdict = f"kept, written to {profile_path}" if report["calibration_kept"] else "not kept (no better on held-out networks)"
-        console.print(f"  calibration scale {c['scale']:.3f}, offset {c['offset_ms']:.3f} ms: {verdict}")
+        console.print(f"  calibration scale {c['scale']:.3f}, offset {c['offset_ms']:.3f} ms: {verdict}", markup=False)
 
 
 @profile_app.command("bundle")
@@ -131,7 +132,7 @@ def bundle(
         manifest = write_bundle(search_space, output, batch, networks, seed, step)
     console.print(f"wrote {len(manifest['entries'])} ONNX files to {output}; on the device run:\n"
                   f"  python run_bundle.py            (needs onnxruntime and numpy, or trtexec)\n"
-                  f"then here: specialize profile import {output} --name DEVICE -o PROFILE.json")
+                  f"then here: specialize profile import {output} --name DEVICE -o PROFILE.json", markup=False)
 
 
 @profile_app.command("import")
@@ -148,7 +149,7 @@ def import_bundle_cmd(
     result = import_bundle(directory, name)
     result.save(output)
     fit = f", calibration scale {result.calibration['scale']:.3f}" if result.calibration else ""
-    console.print(f"wrote {output}: {result.label}{fit}")
+    console.print(f"wrote {output}: {result.label}{fit}", markup=False)
 
 
 @handle_errors
@@ -166,11 +167,11 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
         table.add_column(column, no_wrap=column != "description", overflow="fold", min_width=10 if column == "date" else None)
     for row in rows:
         kind = f"[yellow]{row['kind']}[/]" if row["kind"] == "estimated" else f"[green]{row['kind']}[/]"
-        cells = [row["name"], kind, f"{row['runtime']} {row['precision'] or ''}", row["space"] or "", (row["date"] or "")[:10]]
-        table.add_row(*cells, *([row["description"]] if wide else []))
+        cells = [escape(str(row["name"])), kind, f"{row['runtime']} {row['precision'] or ''}", row["space"] or "", (row["date"] or "")[:10]]
+        table.add_row(*cells, *([escape(str(row["description"]))] if wide else []))
     console.print(table)
     aliases = ", ".join(f"{alias} = {row['name']}" for row in rows for alias in row["aliases"])
-    console.print(f"aliases: {aliases}")
+    console.print(f"aliases: {aliases}", markup=False)
     console.print("estimated = roofline from datasheet figures (ranks, absolute values are rough); measured = timed.")
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from cli.common import handle_errors
 
@@ -60,6 +61,7 @@ def root(
         return
     from specialize.api import export_result, specialize
 
+    check_counts(seed=seed)
     result = specialize(device, table=table, profile=profile, seed=seed, solver=solver, penalty=penalty, **bounds)
     if export is not None:
         export_result(result, export)
@@ -93,6 +95,7 @@ def pareto(
     from specialize.api import pareto as pareto_front
     from specialize.fileio import atomic_write_json, check_writable
 
+    check_counts(seed=seed, generations=generations)
     for path in (output, plot):
         if path is not None:
             check_writable(path)
@@ -114,6 +117,16 @@ def pareto(
 
 def register(app: typer.Typer) -> None:
     app.command("pareto")(pareto)
+
+
+def check_counts(seed: int, generations: int = 1) -> None:
+    """--seed in 0..2^32-1 (what numpy seeds take) and --generations 1 or more, refused in one line otherwise."""
+    from specialize.errors import SpecializeError
+
+    if not 0 <= seed < 2**32:
+        raise SpecializeError(f"--seed {seed} is out of range: 0..{2**32 - 1}")
+    if not 1 <= generations <= 1_000_000:
+        raise SpecializeError(f"--generations {generations} is out of range: 1..1000000")
 
 
 def _nothing_given(ctx: typer.Context) -> bool:
@@ -143,7 +156,7 @@ def render_result(result, export: Path | None = None) -> None:
 
     from cli.common import console
 
-    blocks = Table(title=f"{result.arch}", title_justify="left", show_edge=False)
+    blocks = Table(title=escape(result.arch), title_justify="left", show_edge=False)
     for name in ("layer", "in -> out", "stride", "block", "T_d loss", "MACs") + (("latency",) if result.latency_ms is not None else ()):
         blocks.add_column(name, justify="right" if name not in ("block",) else "left")
     for b in result.blocks:
@@ -152,9 +165,9 @@ def render_result(result, export: Path | None = None) -> None:
         blocks.add_row(*row + ([_fmt("latency_ms", b.latency_ms)] if result.latency_ms is not None else []))
     console.print(blocks)
     console.print(_summary(result))
-    console.print(_solver_line(result), highlight=False)
+    console.print(_solver_line(result), highlight=False, markup=False)
     if export is not None:
-        console.print(f"exported the sub-network to {export}")
+        console.print(f"exported the sub-network to {export}", markup=False, highlight=False)
 
 
 def _summary(result):
@@ -162,7 +175,7 @@ def _summary(result):
 
     bounds = {b["metric"]: b for b in result.bounds}
     where = f"{result.device} ({result.device_kind})" if result.device else "no device given"
-    table = Table(title=f"space {result.space}, {where}", title_justify="left", show_edge=False)
+    table = Table(title=escape(f"space {result.space}, {where}"), title_justify="left", show_edge=False)
     for name in ("", "value", "bound"):
         table.add_column(name)
     table.add_row("predicted accuracy", f"{100 * result.predicted_accuracy:.2f}%",
@@ -190,17 +203,18 @@ def render_front(front, output: Path | None, plot: Path | None) -> None:
     from cli.common import console
 
     where = f"{front.device} ({front.device_kind})" if front.device else "no device"
-    table = Table(title=f"Pareto front: accuracy loss vs {front.objective}, space {front.space}, {where}",
+    table = Table(title=escape(f"Pareto front: accuracy loss vs {front.objective}, space {front.space}, {where}"),
                   title_justify="left", show_edge=False)
     for name in ("", front.objective, "predicted accuracy", "loss", "optimum at this cost", "arch"):
         table.add_column(name)
     for p in front.points:
         optimum = "" if p.optimum_loss is None else f"{100 * p.optimum_loss:+.2f}%"
         table.add_row(p.label or "", _fmt(front.cost_key, p.cost), f"{100 * p.predicted_accuracy:.2f}%",
-                      f"{100 * p.accuracy_loss:+.2f}%", optimum, p.arch)
+                      f"{100 * p.accuracy_loss:+.2f}%", optimum, escape(p.arch))
     console.print(table)
     console.print(f"{len(front.points)} points in {front.search_seconds:.2f} s"
-                  + (f"; front written to {output}" if output else "") + (f"; plot written to {plot}" if plot else ""))
+                  + (f"; front written to {output}" if output else "") + (f"; plot written to {plot}" if plot else ""),
+                  markup=False, highlight=False)
 
 
 def plot_front(front, path: Path) -> None:

@@ -40,7 +40,8 @@ from specialize.cost import cost_arrays
 from specialize.sampling import spread_architectures
 from specialize.space import Candidate, get_space
 from specialize.table import AccuracyTable, fit_accuracy
-from supernet.checkpoint import save_supernet_weights
+from supernet.checkpoint import first_line, read_checkpoint, save_supernet_weights
+from supernet.run_dir import clear_leftovers, lock_run_dir, make_run_dir, open_log, unlock
 from supernet.data import augment, balanced_split, calibration_indices, image_batches, load_dataset, to_tensor
 from supernet.elastic import Supernet
 from supernet.evaluate import subnet_accuracy
@@ -273,14 +274,16 @@ class Trainer:
         path = self.out / CHECKPOINT_FILE
         if not path.is_file():
             return None
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload, state = read_checkpoint(path)
         check_resumable(payload, self.cfg, path)
-        self.net.load_state_dict(payload["net"])
-        state = json.loads(payload["state_json"])
-        state["chosen"] = [Candidate.parse(n) for n in state["chosen"]]
+        try:
+            self.net.load_state_dict(payload["net"])
+            state["chosen"] = [Candidate.parse(str(n)) for n in state["chosen"]]
+            opt = opt_factory(self.cfg.lr if state["stage"] == "meta" else self.cfg.finetune_lr)
+            opt.load_state_dict(payload["optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise SpecializeError(f"--resume: checkpoint {path} does not fit this run: {first_line(exc)}") from None
         self.state = state
-        opt = opt_factory(self.cfg.lr if state["stage"] == "meta" else self.cfg.finetune_lr)
-        opt.load_state_dict(payload["optimizer"])
         return opt
 
     # -- the run ---------------------------------------------------------------------------
@@ -411,27 +414,35 @@ def init_distributed() -> Dist:
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: Reporter = lambda e: None) -> AccuracyTable:
     """Run (or resume) the two-stage training; writes table.json, weights.pt and log.jsonl into out_dir."""
+    cfg.check()
     dist_info = init_distributed()
     out = Path(out_dir)
+    lock = log = None
     if dist_info.main:
-        out.mkdir(parents=True, exist_ok=True)
-        if not resume and (out / CHECKPOINT_FILE).exists():
-            raise SpecializeError(f"{out} already holds a run; pass --resume to continue it or pick another -o")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    log = open(out / "log.jsonl", "a") if dist_info.main else None
-
-    def report_and_log(event: dict) -> None:
-        if log and event["event"] != "step":
-            log.write(json.dumps({"time": time.time(), **event}) + "\n")
-            log.flush()
-        if dist_info.main:
-            report(event)
-
+        make_run_dir(out)
+        lock = lock_run_dir(out)   # held for the whole run: a second run into -o is refused
     try:
+        if dist_info.main:
+            if not resume and (out / CHECKPOINT_FILE).exists():
+                raise SpecializeError(f"{out} already holds a run; pass --resume to continue it or pick another -o")
+            if resume:
+                clear_leftovers(out)
+            log = open_log(out)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+
+        def report_and_log(event: dict) -> None:
+            if log and event["event"] != "step":
+                log.write(json.dumps({"time": time.time(), **event}) + "\n")
+                log.flush()
+            if dist_info.main:
+                report(event)
+
         return Trainer(cfg, out, report_and_log, dist_info).run(resume)
     finally:
         if log:
             log.close()
+        if lock is not None:
+            unlock(lock)
         if dist_info.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
