@@ -116,11 +116,12 @@ def _ms_dict(value, key: str, path: Path) -> dict[str, float]:
 def _calibration(value, path: Path) -> dict | None:
     if value is None:
         return None
-    try:
-        scale, offset = float(value["scale"]), float(value["offset_ms"])
-    except (TypeError, KeyError, ValueError):
-        raise SpecializeError(f"{KIND} file {path}: field 'calibration' needs numbers 'scale' and 'offset_ms'") from None
-    if not (np.isfinite(scale) and 0 < scale <= 1e3 and abs(offset) <= MAX_MS):
+    numbers = isinstance(value, dict) and all(
+        isinstance(value.get(k), (int, float)) and not isinstance(value.get(k), bool) for k in ("scale", "offset_ms"))
+    if not numbers:
+        raise SpecializeError(f"{KIND} file {path}: field 'calibration' needs numbers 'scale' and 'offset_ms'")
+    scale, offset = value["scale"], value["offset_ms"]
+    if not (0 < scale <= 1e3 and -MAX_MS <= offset <= MAX_MS):   # NaN fails every comparison
         raise SpecializeError(f"{KIND} file {path}: field 'calibration' needs a 'scale' in (0, 1000] and a finite 'offset_ms'")
     return dict(value)
 

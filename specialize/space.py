@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
@@ -151,10 +150,14 @@ class SearchSpace:
         if not isinstance(self.name, str) or not 0 < len(self.layers) <= 1000 or not self.kernels or not self.expansions:
             raise ValueError("needs a name and 1..1000 layers, kernels and expansions")
         numbers = [self.dropout, self.width_multiplier, *self.mean, *self.std]
-        if not all(type(v) in (int, float) and math.isfinite(v) for v in numbers) or not 0 <= self.dropout < 1:
-            raise ValueError("dropout, width, mean and std must be finite numbers (dropout in [0, 1))")
+        if not all(type(v) in (int, float) and -1e6 <= v <= 1e6 for v in numbers) or not 0 <= self.dropout < 1:
+            raise ValueError("dropout, width, mean and std must be numbers in [-1e6, 1e6] (dropout in [0, 1))")
         if not all(type(v) is bool for v in self.se_options) or len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError("se_options must be booleans; mean and std three numbers each")
+        if not self.width_multiplier > 0 or not all(v > 0 for v in self.std):
+            raise ValueError("width_multiplier and std must be positive")
+        if self.class_names is not None and not all(isinstance(c, str) for c in self.class_names):
+            raise ValueError("class_names must be strings")
 
     @property
     def fingerprint(self) -> str:

@@ -5,6 +5,7 @@ settings it was trained at, the weights file and its sha256, and provenance. Pur
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,7 +100,8 @@ def _space_field(data: dict, key: str, path: Path) -> SearchSpace:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
+    """A plain JSON number: an int (not a bool) or a finite float; huge ints are numbers too (range checks refuse them)."""
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _accuracy_field(value, space: SearchSpace, path: Path) -> np.ndarray:
