@@ -10,6 +10,15 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from typer.core import TyperGroup
+
+from typer import Abort
+
+try:
+    from typer._click.exceptions import ClickException   # typer 0.2x vendors click
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click.exceptions import ClickException
+
 from specialize.errors import SpecializeError
 
 console = Console()
@@ -49,3 +58,28 @@ def print_json(data: Any) -> None:
     except ValueError:
         raise SpecializeError("the result holds a non-finite number (NaN or infinity), which JSON cannot carry") from None
     sys.stdout.write(text + "\n")
+
+
+class OneLineErrors(TyperGroup):
+    """Click's own usage errors (a missing option, `--batch abc`, a value below an option's `min`) follow the same
+    contract as SpecializeError: one line on stderr and exit code 2, instead of a usage block and a panel."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":   # a bare command group: its help, as click prints it
+                exc.show()
+                sys.exit(exc.exit_code)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            try:
+                fail(exc.format_message() + hint)
+            except typer.Exit as done:
+                sys.exit(done.exit_code)
+        except Abort:
+            err_console.print("Aborted.", markup=False, highlight=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)

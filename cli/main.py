@@ -4,10 +4,11 @@ from __future__ import annotations
 import typer
 
 from cli import export_cmd, profile_cmd, search_cmd, space_cmd, train_cmd
+from cli.common import OneLineErrors
 
 app = typer.Typer(
     help="Train once, specialize in seconds, deploy anywhere.",
-    no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False, cls=OneLineErrors,
 )
 app.callback(invoke_without_command=True)(search_cmd.root)
 search_cmd.register(app)

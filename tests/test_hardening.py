@@ -6,6 +6,7 @@ import importlib.util
 import io
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -17,8 +18,9 @@ from cli.main import app
 
 runner = CliRunner()
 ARCH = ",".join(["k3e3"] * 12)
-FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-FEW = settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SCALE = int(os.environ.get("FUZZ_SCALE", "1"))   # FUZZ_SCALE=20 for a long hunt; the default keeps the file ~30 s
+FAST = settings(max_examples=25 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FEW = settings(max_examples=8 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 BOUND_OPTIONS = [f"--{side}-{stem}" for stem in ("latency", "flops", "params", "intensity", "peak-memory") for side in ("min", "max")]
 MARKUP = st.sampled_from(["[/]", "[/bold]", "[red]", "[bold", "]", "[", "\\[x]", "[link=x]"])
 
@@ -505,3 +507,45 @@ def test_hardening_benchmark_all_clean(tmp_path, synthetic_data):
         argv = [a.replace("{data}", str(synthetic_data)) for a in argv]
         verdicts[name] = bench.classify(bench.run_case(runner, argv, options), kind, options)
     assert {n: v for n, v in verdicts.items() if v != "clean"} == {}
+
+
+# -- every option of every command ----------------------------------------------------------------------
+def _commands() -> dict[str, list[str]]:
+    """Every command's option flags, read from the CLI itself (a new option is fuzzed without editing this file)."""
+    import typer.main
+
+    root = typer.main.get_command(app)
+    out = {"": [o for p in root.params for o in p.opts if o.startswith("--")]}
+
+    def walk(group, prefix):
+        for name, cmd in getattr(group, "commands", {}).items():
+            path = f"{prefix} {name}".strip()
+            out[path] = [o for p in cmd.params for o in p.opts if o.startswith("--")]
+            walk(cmd, path)
+    walk(root, "")
+    return out
+
+
+# Base arguments that make each command fail fast after parsing (infeasible bounds, missing data, no output
+# directory), so every generated value is parsed and checked but no long job starts.
+CHEAP = {"": ["--max-flops", "1k"], "pareto": ["--max-flops", "1k"], "train": ["--data", "/nonexistent", "-o", "/nonexistent/r"],
+         "export": ["-o", "/nonexistent/m.onnx"], "profile": ["-o", "/nonexistent/p.json"],
+         "profile bundle": ["-o", "/proc/nonexistent"], "profile import": ["/nonexistent"], "profile validate": ["-p", "/nonexistent"],
+         "table validate": ["--data", "/nonexistent"]}
+any_value = st.one_of(numbers, st.builds(lambda n, m: n + m, numbers, MARKUP), st.text(max_size=8), MARKUP,
+                      st.sampled_from(["-1", "0", "nan", "inf", "1e999999999", "99999999999999999999", "default", ""]))
+
+
+@settings(max_examples=60 * SCALE, deadline=None)
+@given(data=st.data())
+def test_every_option_parses_or_refuses(data):
+    commands = _commands()
+    command = data.draw(st.sampled_from(sorted(c for c in commands if commands[c] and c not in ("devices", "spaces"))))
+    flag = data.draw(st.sampled_from(sorted(set(commands[command]) - {"--help", "--json", "--resume", "--force",
+                                                                      "--calibrate", "--per-candidate"})))
+    value = data.draw(any_value)
+    result = invoke(*command.split(), *CHEAP.get(command, []), flag, value)
+    assert result.exception is None or isinstance(result.exception, SystemExit), (command, flag, value, repr(result.exception))
+    assert "Traceback" not in result.output
+    if result.exit_code != 0:
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, (command, flag, value, result.output)
