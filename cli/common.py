@@ -9,10 +9,8 @@ from typing import Any, Callable
 import typer
 from rich.console import Console
 from rich.text import Text
-
-from typer.core import TyperGroup
-
 from typer import Abort
+from typer.core import TyperGroup
 
 try:
     from typer._click.exceptions import ClickException   # typer 0.2x vendors click

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -62,3 +63,30 @@ def open_log(out: Path) -> IO[str]:
     except OSError as exc:
         raise SpecializeError(f"cannot open {out / 'log.jsonl'} (a symlink is refused): {exc.strerror or exc}") from None
     return os.fdopen(fd, "a")
+
+
+@dataclass
+class RunDir:
+    """A claimed run directory: its lock and its open log, released by `close`."""
+
+    lock: int
+    log: IO[str]
+
+    def close(self) -> None:
+        self.log.close()
+        unlock(self.lock)
+
+
+def claim_run_dir(out: Path, resume: bool, checkpoint_name: str) -> RunDir:
+    """Make and lock `out`; refuse a finished or running run unless resuming; clear a killed run's leftovers."""
+    make_run_dir(out)
+    lock = lock_run_dir(out)
+    try:
+        if not resume and (out / checkpoint_name).exists():
+            raise SpecializeError(f"{out} already holds a run; pass --resume to continue it or pick another -o")
+        if resume:
+            clear_leftovers(out)
+        return RunDir(lock, open_log(out))
+    except BaseException:
+        unlock(lock)
+        raise

@@ -41,7 +41,7 @@ from specialize.sampling import spread_architectures
 from specialize.space import Candidate, get_space
 from specialize.table import AccuracyTable, fit_accuracy
 from supernet.checkpoint import first_line, read_checkpoint, save_supernet_weights
-from supernet.run_dir import clear_leftovers, lock_run_dir, make_run_dir, open_log, unlock
+from supernet.run_dir import claim_run_dir
 from supernet.data import augment, balanced_split, calibration_indices, image_batches, load_dataset, to_tensor
 from supernet.elastic import Supernet
 from supernet.evaluate import subnet_accuracy
@@ -417,32 +417,22 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
     cfg.check()
     dist_info = init_distributed()
     out = Path(out_dir)
-    lock = log = None
-    if dist_info.main:
-        make_run_dir(out)
-        lock = lock_run_dir(out)   # held for the whole run: a second run into -o is refused
-    try:
+    run_dir = claim_run_dir(out, resume, CHECKPOINT_FILE) if dist_info.main else None   # locked until the run ends
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    log = run_dir.log if run_dir else None
+
+    def report_and_log(event: dict) -> None:
+        if log and event["event"] != "step":
+            log.write(json.dumps({"time": time.time(), **event}) + "\n")
+            log.flush()
         if dist_info.main:
-            if not resume and (out / CHECKPOINT_FILE).exists():
-                raise SpecializeError(f"{out} already holds a run; pass --resume to continue it or pick another -o")
-            if resume:
-                clear_leftovers(out)
-            log = open_log(out)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+            report(event)
 
-        def report_and_log(event: dict) -> None:
-            if log and event["event"] != "step":
-                log.write(json.dumps({"time": time.time(), **event}) + "\n")
-                log.flush()
-            if dist_info.main:
-                report(event)
-
+    try:
         return Trainer(cfg, out, report_and_log, dist_info).run(resume)
     finally:
-        if log:
-            log.close()
-        if lock is not None:
-            unlock(lock)
+        if run_dir:
+            run_dir.close()
         if dist_info.world > 1 and dist.is_initialized():
             dist.destroy_process_group()
