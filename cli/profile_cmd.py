@@ -123,11 +123,12 @@ def bundle(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Write every block, the stem, the head and some whole networks as ONNX, with a standalone runner."""
-    from hw_profiles.bundle import write_bundle
+    from hw_profiles.bundle import make_bundle_dir, write_bundle
     from hw_profiles.workloads import space_workloads
     from specialize.space import get_space
 
     search_space = get_space(space)
+    make_bundle_dir(output)   # refused before the progress bar starts, so the error stays one line
     with progress_bar(f"exporting {search_space.name}", len(space_workloads(search_space, batch)) + networks) as step:
         manifest = write_bundle(search_space, output, batch, networks, seed, step)
     console.print(f"wrote {len(manifest['entries'])} ONNX files to {output}; on the device run:\n"

@@ -32,19 +32,27 @@ def _file_name(key: str) -> str:
     return "onnx/" + key.replace("/", "_").replace(",", "-") + ".onnx"
 
 
-def write_bundle(space: SearchSpace, out_dir: str | Path, batch: int = 1, networks: int = 8, seed: int = 0,
-                 progress: Callable[[str], None] | None = None) -> dict:
-    from supernet.export import module_to_onnx_bytes
-
+def make_bundle_dir(out_dir: str | Path) -> Path:
+    """Create the bundle directory (with onnx/); an existing file or non-empty directory is refused."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise SpecializeError(f"bundle directory {out_dir} exists and is not a directory; choose a new one")
+    if (out_dir / "onnx").is_dir() and not any((out_dir / "onnx").iterdir()) and len(list(out_dir.iterdir())) == 1:
+        return out_dir   # made by an earlier call, still empty
     if out_dir.is_dir() and any(out_dir.iterdir()):
         raise SpecializeError(f"bundle directory {out_dir} exists and is not empty; choose a new one")
     try:
         (out_dir / "onnx").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SpecializeError(f"cannot create bundle directory {out_dir}: {exc.strerror or exc}") from None
+    return out_dir
+
+
+def write_bundle(space: SearchSpace, out_dir: str | Path, batch: int = 1, networks: int = 8, seed: int = 0,
+                 progress: Callable[[str], None] | None = None) -> dict:
+    from supernet.export import module_to_onnx_bytes
+
+    out_dir = make_bundle_dir(out_dir)
     workloads = space_workloads(space, batch) + [network_workload(space, a, batch) for a in spread_architectures(space, networks, seed)]
     entries = []
     with torch_threads(1):
