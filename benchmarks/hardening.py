@@ -51,7 +51,7 @@ def train_args(out: str, **changes: str) -> list[str]:
 @contextlib.contextmanager
 def unreadable(*paths: str):
     """Simulate a file the user cannot read (the tests run as root): opening it raises PermissionError."""
-    real_open, real_io_open, real_os_open = builtins.open, io.open, os.open
+    real_open, real_os_open = builtins.open, os.open
     blocked = {str(Path(p).resolve()) for p in paths}
 
     def check(file) -> None:

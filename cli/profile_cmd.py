@@ -48,6 +48,8 @@ def profile(
         return
     if name is None or space is None or output is None:
         fail("`specialize profile` needs --name, --space and -o PROFILE.json (or a subcommand: bundle, import, validate)")
+    if not name.strip():
+        fail("--name is empty; give the device a name, e.g. this-cpu")
     from hw_profiles.measure import Protocol, get_runtime
     from hw_profiles.profiler import NoisyProfileError, profile_space
     from hw_profiles.workloads import space_workloads
@@ -146,6 +148,8 @@ def import_bundle_cmd(
     """Turn a bundle's measured results into a profile (calibrated from its whole networks)."""
     from hw_profiles.bundle import import_bundle
 
+    if name is not None and not name.strip():
+        fail("--name is empty; give the device a name or leave it out to use the one the runner recorded")
     check_writable(output)
     result = import_bundle(directory, name)
     result.save(output)
