@@ -132,6 +132,12 @@ class Fixtures:
         self.write(f"{name}/results.json", results)
         return self.path(name)
 
+    def linked_log(self, name: str) -> str:
+        run = self.root / name
+        run.mkdir()
+        (run / "log.jsonl").symlink_to(self.root / "victim.txt")
+        return str(run)
+
     def data(self) -> str:
         from supernet.data import make_synthetic_folder
 
@@ -252,6 +258,12 @@ def cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
         ("refuse", "profile bundle -o FILE", ["profile", "bundle", "--space", "cifar10", "-o", fx.write("bfile", "x")],
          {"text": "not a directory"}),
         ("refuse", "profile bundle -o unwritable", ["profile", "bundle", "--space", "cifar10", "-o", "/proc/self/bundle"], {}),
+        ("refuse", "train log.jsonl is a planted symlink", train_args(fx.linked_log("r-link")), {"text": "symlink"}),
+        ("refuse", "second train into a locked -o", train_args(fx.path("r-locked")), {"locked": fx.path("r-locked"),
+                                                                                   "text": "another"}),
+        ("refuse", "tensorrt export over an existing x.onnx", ["export", "--arch", ARCH, "--format", "tensorrt", "-o",
+                                                              fx.path("trt/x.engine")],
+         {"text": "overwrite", "setup": lambda: fx.write("trt/x.onnx", "mine")}),
         ("refuse", "fullwidth digit k３e3", ["cost", "--arch", ",".join(["k３e3"] + ["k3e3"] * 11)], {}),
         ("refuse", "leading zero k03e3", ["cost", "--arch", ",".join(["k03e3"] + ["k3e3"] * 11)], {}),
     ]
@@ -286,8 +298,26 @@ def classify(result, kind: str, options: dict) -> str:
 
 
 def run_case(runner: CliRunner, argv: list[str], options: dict):
-    with unreadable(*options.get("unreadable", [])):
+    if "setup" in options:
+        options["setup"]()
+    with unreadable(*options.get("unreadable", [])), locked(options.get("locked")):
         return runner.invoke(app, argv)
+
+
+@contextlib.contextmanager
+def locked(run_dir: str | None):
+    """Hold a run directory's lock as a concurrent `train` would."""
+    if run_dir is None:
+        yield
+        return
+    from supernet.run_dir import lock_run_dir, make_run_dir, unlock
+
+    make_run_dir(Path(run_dir))
+    fd = lock_run_dir(Path(run_dir))
+    try:
+        yield
+    finally:
+        unlock(fd)
 
 
 def main() -> None:
