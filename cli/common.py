@@ -10,6 +10,14 @@ from typing import Any, Callable, Iterator
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.text import Text
+from typer import Abort
+from typer.core import TyperGroup
+
+try:
+    from typer._click.exceptions import ClickException   # typer 0.2x vendors click
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click.exceptions import ClickException
 
 from specialize.errors import SpecializeError
 
@@ -18,7 +26,9 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """One line on stderr, exit 2. The message is plain text: brackets in paths or names are never markup."""
+    line = " ".join(str(message).split())   # one line, whatever the message held
+    err_console.print(Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -30,6 +40,11 @@ def handle_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except SpecializeError as exc:
             fail(str(exc))
+        except OSError as exc:  # a file the user cannot read or write: the readers name most of them
+            where = f" {exc.filename}" if exc.filename else ""
+            fail(f"cannot access{where}: {exc.strerror or exc}")
+        except RecursionError:
+            fail("input nested too deeply to read")
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(130)
@@ -48,4 +63,34 @@ def progress_status(text: str) -> Iterator[Callable[[str], None]]:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    """Strict JSON on stdout: a NaN or infinity is refused (exit 2), never printed as `Infinity`."""
+    try:
+        text = json.dumps(data, indent=2, allow_nan=False)
+    except ValueError:
+        raise SpecializeError("the result holds a non-finite number (NaN or infinity), which JSON cannot carry") from None
+    sys.stdout.write(text + "\n")
+
+
+class OneLineErrors(TyperGroup):
+    """Click's own usage errors (a missing option, `--batch abc`, a value below an option's `min`) follow the same
+    contract as SpecializeError: one line on stderr and exit code 2, instead of a usage block and a panel."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":   # a bare command group: its help, as click prints it
+                exc.show()
+                sys.exit(exc.exit_code)
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            try:
+                fail(exc.format_message() + hint)
+            except typer.Exit as done:
+                sys.exit(done.exit_code)
+        except Abort:
+            err_console.print("Aborted.", markup=False, highlight=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)

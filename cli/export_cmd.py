@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from cli.common import console, err_console, handle_errors, print_json, progress_status
 
@@ -39,6 +40,7 @@ def export(
     check_writable(output)
     from supernet.export import export_subnet
 
+    check_companions(output, fmt)
     with progress_status("exporting: batch-norm recalibration, ONNX, checks, measurement"):
         result = export_subnet(space, arch, output, weights=weights, data=data, fmt=fmt, precision=precision,
                                recalibrate_bn=not no_recalibrate)
@@ -49,6 +51,20 @@ def export(
     _render(result)
 
 
+def check_companions(output: Path, fmt: str) -> None:
+    """`--format tensorrt -o d/x.engine` also writes d/x.onnx and d/build_engine.sh: refuse to replace them silently."""
+    from specialize.errors import SpecializeError
+    from supernet.export import output_paths
+
+    if fmt != "tensorrt":
+        return
+    onnx_path, engine_path = output_paths(output, fmt)
+    companions = [p for p in (onnx_path, engine_path, onnx_path.parent / "build_engine.sh") if p != Path(output)]
+    existing = [str(p) for p in companions if p.exists() or p.is_symlink()]
+    if existing:
+        raise SpecializeError(f"--format tensorrt would overwrite {', '.join(existing)}; move them or pick another -o")
+
+
 def _to_json(result) -> dict:
     from dataclasses import asdict
 
@@ -56,7 +72,7 @@ def _to_json(result) -> dict:
 
 
 def _render(result) -> None:
-    table = Table(title=f"exported {result.output}", box=None, pad_edge=False, padding=(0, 1), show_header=False)
+    table = Table(title=escape(f"exported {result.output}"), box=None, pad_edge=False, padding=(0, 1), show_header=False)
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
     rows = [("space", result.space), ("network", f"{result.network_space} (fingerprint {result.fingerprint})"), ("architecture", result.arch),
@@ -74,7 +90,7 @@ def _render(result) -> None:
     if result.build_script:
         rows.append(("build script", f"{result.build_script} (run it on the target device)"))
     for key, value in rows:
-        table.add_row(key, escape(value))
+        table.add_row(key, Text(str(value)))
     console.print(table, highlight=False)
     for note in result.notes:
         console.print(f"note: {note}", highlight=False, markup=False)

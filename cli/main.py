@@ -4,12 +4,13 @@ from __future__ import annotations
 import typer
 
 from cli import cache_cmd, export_cmd, profile_cmd, search_cmd, space_cmd, train_cmd
+from cli.common import OneLineErrors
 
 app = typer.Typer(
     help="Train once, specialize in seconds, deploy anywhere.\n\n"
          "Example that binds on the embedded default (space cifar10 spans 33.6M to 69.7M MACs): "
          "specialize --device jetson --max-flops 45M --export model.onnx",
-    no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False,
+    no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False, cls=OneLineErrors,
 )
 app.callback(invoke_without_command=True)(search_cmd.root)
 search_cmd.register(app)

@@ -8,6 +8,7 @@ from typing import Iterator, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console, err_console, fail, handle_errors, print_json
@@ -49,6 +50,8 @@ def profile(
         return
     if name is None or space is None or output is None:
         fail("`specialize profile` needs --name, --space and -o PROFILE.json (or a subcommand: bundle, import, validate)")
+    if not name.strip():
+        fail("--name is empty; give the device a name, e.g. this-cpu")
     from hw_profiles.runtime import Protocol, get_runtime
     from hw_profiles.profiler import NoisyProfileError, profile_space
     from hw_profiles.workloads import space_workloads
@@ -68,7 +71,7 @@ def profile(
     result.save(output)
     noisy = result.measurement["noisy"]
     note = f", {len(noisy)} noisy entries kept (--force)" if noisy else ""
-    console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}; {expected_error_text(result)}")
+    console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}; {expected_error_text(result)}", markup=False)
 
 
 def expected_error_text(profile) -> str:
@@ -119,17 +122,17 @@ def validate(
 
 def render_validation(report: dict, profile_path: Path) -> None:
     console.print(f"{report['label']}: {len(report['samples'])} networks on {report['runtime']}, "
-                  f"{report['threads']} thread(s); {report['protocol']}")
+                  f"{report['threads']} thread(s); {report['protocol']}", markup=False)
     console.print(f"  within ±10%: {100 * report['within_10pct']:.0f}%   MAPE: {100 * report['mape']:.1f}%   "
                   f"Kendall τ: {report['kendall_tau']:.3f}")
     raw = report["uncalibrated"]
     console.print(f"  uncalibrated: within ±10% {100 * raw['within_10pct']:.0f}%, MAPE {100 * raw['mape']:.1f}%")
     if "calibration" in report and "error" in report["calibration"]:
-        console.print(f"  calibration not fitted: {report['calibration']['error']}")
+        console.print(f"  calibration not fitted: {report['calibration']['error']}", markup=False)
     elif "calibration" in report:
         c = report["calibration"]
         verdict = f"kept, written to {profile_path}" if report["calibration_kept"] else "not kept (no better on held-out networks)"
-        console.print(f"  calibration scale {c['scale']:.3f}, offset {c['offset_ms']:.3f} ms: {verdict}")
+        console.print(f"  calibration scale {c['scale']:.3f}, offset {c['offset_ms']:.3f} ms: {verdict}", markup=False)
 
 
 @profile_app.command("calibrate")
@@ -179,16 +182,17 @@ def bundle(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Write every block, the stem, the head and some whole networks as ONNX, with a standalone runner."""
-    from hw_profiles.bundle import write_bundle
+    from hw_profiles.bundle import make_bundle_dir, write_bundle
     from hw_profiles.workloads import space_workloads
     from specialize.space import get_space
 
     search_space = get_space(space)
+    make_bundle_dir(output)   # refused before the progress bar starts, so the error stays one line
     with progress_bar(f"exporting {search_space.name}", len(space_workloads(search_space, batch)) + networks) as step:
         manifest = write_bundle(search_space, output, batch, networks, seed, step)
     console.print(f"wrote {len(manifest['entries'])} ONNX files to {output}; on the device run:\n"
                   f"  python run_bundle.py            (needs onnxruntime and numpy, or trtexec)\n"
-                  f"then here: specialize profile import {output} --name DEVICE -o PROFILE.json")
+                  f"then here: specialize profile import {output} --name DEVICE -o PROFILE.json", markup=False)
 
 
 @profile_app.command("import")
@@ -201,11 +205,13 @@ def import_bundle_cmd(
     """Turn a bundle's measured results into a profile (calibrated from its whole networks)."""
     from hw_profiles.bundle import import_bundle
 
+    if name is not None and not name.strip():
+        fail("--name is empty; give the device a name or leave it out to use the one the runner recorded")
     check_writable(output)
     result = import_bundle(directory, name)
     result.save(output)
     fit = f", calibration scale {result.calibration['scale']:.3f}" if result.calibration else ""
-    console.print(f"wrote {output}: {result.label}{fit}")
+    console.print(f"wrote {output}: {result.label}{fit}", markup=False)
 
 
 @handle_errors
@@ -223,11 +229,11 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     for column in columns:  # narrow terminals: date and description are in --json
         table.add_column(column, no_wrap=column in ("name", "kind"), overflow="fold")
     for row in rows:
-        cells = [row["name"], kind_cell(row), f"{row['runtime']} {row['precision'] or ''}", row["space"] or "", anchor_cell(row)]
-        table.add_row(*cells, *([(row["date"] or "")[:10], row["description"]] if wide else []))
+        cells = [escape(str(row["name"])), kind_cell(row), f"{row['runtime']} {row['precision'] or ''}", row["space"] or "", anchor_cell(row)]
+        table.add_row(*cells, *([(row["date"] or "")[:10], escape(str(row["description"]))] if wide else []))
     console.print(table)
     aliases = ", ".join(f"{alias} = {row['name']}" for row in rows for alias in row["aliases"])
-    console.print(f"aliases: {aliases}")
+    console.print(f"aliases: {aliases}", markup=False)
     console.print("estimated = op-type roofline on datasheet figures, scaled to a published latency (anchor: network, "
                   "published ms, estimate's residual on the check network); ±X% = expected error, ±? = no anchor to "
                   "tell; measured = timed here.")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -15,8 +16,8 @@ def _heat(value: float, lo: float, hi: float) -> str:
 def accuracy_heatmap(table) -> Table:
     """Validation accuracy per layer (rows) and candidate (columns); the best per layer in bold."""
     acc = table.accuracy
-    title = (f"accuracy table · space {table.space.name} ({table.fingerprint}) · proxy "
-             + ", ".join(f"{k}={v}" for k, v in table.proxy.items() if v is not None))
+    title = escape(f"accuracy table · space {table.space.name} ({table.fingerprint}) · proxy "
+                   + ", ".join(f"{k}={v}" for k, v in table.proxy.items() if v is not None))
     grid = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, header_style="bold")
     grid.add_column("layer", justify="right", min_width=2, no_wrap=True)
     for name in table.space.candidate_names:
@@ -26,5 +27,5 @@ def accuracy_heatmap(table) -> Table:
         best = int(row.argmax())
         cells = [f"[{'bold ' if i == best else ''}{_heat(v, lo, hi)}]{100 * v:.1f}[/]" for i, v in enumerate(row)]
         grid.add_row(str(l + 1), *cells)
-    grid.caption = f"best architecture: {table.best_arch}"
+    grid.caption = escape(f"best architecture: {table.best_arch}")
     return grid

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from cli.common import handle_errors
 
@@ -70,6 +71,7 @@ def root(
         return
     from specialize.api import export_result, specialize
 
+    check_counts(seed=seed)
     if export is not None:
         from specialize.fileio import check_writable
 
@@ -110,6 +112,7 @@ def pareto(
     from specialize.api import pareto as pareto_front
     from specialize.fileio import atomic_write_json, check_writable
 
+    check_counts(seed=seed, generations=generations)
     for path in (output, plot):
         if path is not None:
             check_writable(path)
@@ -131,6 +134,16 @@ def pareto(
 
 def register(app: typer.Typer) -> None:
     app.command("pareto")(pareto)
+
+
+def check_counts(seed: int, generations: int = 1) -> None:
+    """--seed in 0..2^32-1 (what numpy seeds take) and --generations 1 or more, refused in one line otherwise."""
+    from specialize.errors import SpecializeError
+
+    if not 0 <= seed < 2**32:
+        raise SpecializeError(f"--seed {seed} is out of range: 0..{2**32 - 1}")
+    if not 1 <= generations <= 1_000_000:
+        raise SpecializeError(f"--generations {generations} is out of range: 1..1000000")
 
 
 def _nothing_given(ctx: typer.Context) -> bool:
@@ -247,17 +260,18 @@ def render_front(front, output: Path | None, plot: Path | None) -> None:
     from cli.common import console
 
     where = f"{front.device} ({front.device_kind})" if front.device else "no device"
-    table = Table(title=f"Pareto front: accuracy loss vs {front.objective}, space {front.space}, {where}",
+    table = Table(title=escape(f"Pareto front: accuracy loss vs {front.objective}, space {front.space}, {where}"),
                   title_justify="left", show_edge=False)
     for name in ("", front.objective, "predicted accuracy", "loss", "optimum at this cost", "arch"):
         table.add_column(name)
     for p in front.points:
         optimum = "" if p.optimum_loss is None else f"{100 * p.optimum_loss:+.2f}%"
         table.add_row(p.label or "", _fmt(front.cost_key, p.cost), f"{100 * p.predicted_accuracy:.2f}%",
-                      f"{100 * p.accuracy_loss:+.2f}%", optimum, p.arch)
+                      f"{100 * p.accuracy_loss:+.2f}%", optimum, escape(p.arch))
     console.print(table)
     console.print(f"{len(front.points)} points in {front.search_seconds:.2f} s"
-                  + (f"; front written to {output}" if output else "") + (f"; plot written to {plot}" if plot else ""))
+                  + (f"; front written to {output}" if output else "") + (f"; plot written to {plot}" if plot else ""),
+                  markup=False, highlight=False)
 
 
 def plot_front(front, path: Path) -> None:

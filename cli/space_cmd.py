@@ -9,6 +9,7 @@ from typing import Optional
 
 import typer
 from rich.table import Table
+from rich.markup import escape
 
 from cli.common import console, handle_errors, print_json
 from specialize.errors import SpecializeError
@@ -100,7 +101,7 @@ def predict_latency_ms(profile: str, space, arch) -> float:
 
 
 def _render_totals(totals: dict, space: str, arch: str) -> None:
-    console.print(f"[bold]{space}[/] {arch}", highlight=False)
+    console.print(f"[bold]{escape(space)}[/] {escape(arch)}", highlight=False)
     table = Table()
     table.add_column("quantity")
     table.add_column("value", justify="right")

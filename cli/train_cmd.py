@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 
 from cli.common import console, handle_errors, print_json, progress_status
 from supernet.train_config import TrainConfig
@@ -83,29 +84,25 @@ def train(
     """PONAS two-stage training of the supernet; writes an accuracy table."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from specialize.errors import SpecializeError
     from specialize.space import get_space
     from supernet.train import TrainConfig, train as run_training
 
     get_space(space)
-    if not 0 < width <= 1 or not 0 < sample_ratio <= 1 or epochs < 0 or schedule not in ("cosine", "step"):
-        raise SpecializeError("proxy settings out of range: need 0 < --width <= 1, 0 < --sample-ratio <= 1, --epochs >= 0, "
-                              "--schedule cosine|step")
-    if candidates_per_pass is not None and candidates_per_pass < 1:
-        raise SpecializeError(f"--candidates-per-pass must be 1 or more, got {candidates_per_pass}")
     cfg = TrainConfig(space=space, data=str(data), width=width, resolution=resolution, sample_ratio=sample_ratio, epochs=epochs,
                       finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, finetune_lr=finetune_lr, schedule=schedule,
                       val_per_class=val_per_class, calib_images=calib_images, seed=seed, threads=threads,
                       candidates_per_pass=candidates_per_pass, weight_decay=weight_decay, label_smoothing=label_smoothing,
                       spread_samples=spread_samples)
+    cfg.check()   # every option in range before any directory is made or data read
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
         table = run_training(cfg, output, resume=resume, report=ProgressReporter(progress))
-    console.print(f"wrote {output / 'table.json'} and {output / 'weights.pt'}")
+    console.print(f"wrote {output / 'table.json'} and {output / 'weights.pt'}", markup=False)
     fit = table.accuracy_fit
     console.print(f"meta network test accuracy {100 * table.results['meta_test_accuracy']:.2f}%; best sub-network "
-                  f"{table.best_arch}: test accuracy {100 * table.results['best_test_accuracy']:.2f}%", highlight=False, soft_wrap=True)
+                  f"{table.best_arch}: test accuracy {100 * table.results['best_test_accuracy']:.2f}%", highlight=False, soft_wrap=True,
+                  markup=False)
     console.print(f"accuracy fit over {fit['samples']} sub-networks: residual spread ±{100 * fit['band']:.2f} points "
                   f"(validation split, {fit['images']} images)", highlight=False)
 
@@ -158,7 +155,7 @@ def validate(
         return
     from rich.table import Table
 
-    grid = Table(title=f"table fidelity on {data}")
+    grid = Table(title=escape(f"table fidelity on {data}"))
     for column in ("arch", "MACs", "predicted", "test accuracy"):
         grid.add_column(column)
     for sample in fidelity.samples:

@@ -30,14 +30,27 @@ def _file_name(key: str) -> str:
     return "onnx/" + key.replace("/", "_").replace(",", "-") + ".onnx"
 
 
+def make_bundle_dir(out_dir: str | Path) -> Path:
+    """Create the bundle directory (with onnx/); an existing file or non-empty directory is refused."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SpecializeError(f"bundle directory {out_dir} exists and is not a directory; choose a new one")
+    if (out_dir / "onnx").is_dir() and not any((out_dir / "onnx").iterdir()) and len(list(out_dir.iterdir())) == 1:
+        return out_dir   # made by an earlier call, still empty
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        raise SpecializeError(f"bundle directory {out_dir} exists and is not empty; choose a new one")
+    try:
+        (out_dir / "onnx").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpecializeError(f"cannot create bundle directory {out_dir}: {exc.strerror or exc}") from None
+    return out_dir
+
+
 def write_bundle(space: SearchSpace, out_dir: str | Path, batch: int = 1, networks: int = 8, seed: int = 0,
                  progress: Callable[[str], None] | None = None) -> dict:
     from supernet.export import module_to_onnx_bytes
 
-    out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise SpecializeError(f"bundle directory {out_dir} exists and is not empty; choose a new one")
-    (out_dir / "onnx").mkdir(parents=True, exist_ok=True)
+    out_dir = make_bundle_dir(out_dir)
     workloads = space_workloads(space, batch) + [network_workload(space, a, batch) for a in spread_architectures(space, networks, seed)]
     entries = []
     with torch_threads(1):
@@ -59,10 +72,30 @@ def write_bundle(space: SearchSpace, out_dir: str | Path, batch: int = 1, networ
 
 
 def _timing(entry: dict, key: str, path: Path) -> Timing:
-    try:
-        return Timing(float(entry["median_ms"]), float(entry["iqr_ms"]), int(entry["samples"]), int(entry.get("runs_per_sample", 1)))
-    except (TypeError, KeyError, ValueError):
-        raise SpecializeError(f"bundle results file {path}: field 'results.{key}' needs median_ms, iqr_ms and samples") from None
+    """A runner's timing: median_ms > 0 and iqr_ms >= 0 finite numbers, samples a positive integer."""
+    def number(v) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1e7
+    ok = isinstance(entry, dict) and number(entry.get("median_ms")) and entry["median_ms"] > 0 \
+        and number(entry.get("iqr_ms")) and type(entry.get("samples")) is int and entry["samples"] > 0 \
+        and type(entry.get("runs_per_sample", 1)) is int and entry.get("runs_per_sample", 1) > 0
+    if not ok:
+        raise SpecializeError(f"bundle results file {path}: field 'results.{key}' needs median_ms > 0, iqr_ms >= 0 "
+                              "(finite ms) and a positive integer samples")
+    return Timing(float(entry["median_ms"]), float(entry["iqr_ms"]), entry["samples"], entry.get("runs_per_sample", 1))
+
+
+def _manifest_entries(manifest: dict, path: Path) -> list[dict]:
+    """The manifest's entries: a list of objects, each with string 'key' and 'file' and an optional string 'arch'."""
+    entries = require(manifest, "entries", path, "bundle manifest")
+    valid = isinstance(entries, list) and all(
+        isinstance(e, dict) and isinstance(e.get("key"), str) and isinstance(e.get("file"), str)
+        and isinstance(e.get("arch") or "", str) for e in entries)
+    if not valid:
+        raise SpecializeError(f"bundle manifest file {path}: field 'entries' must be a list of objects with string 'key' and 'file'")
+    batch = manifest.get("batch", 1)
+    if type(batch) is not int or batch < 1:
+        raise SpecializeError(f"bundle manifest file {path}: field 'batch' is not a positive integer")
+    return entries
 
 
 def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfile:
@@ -74,15 +107,21 @@ def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfi
     results = read_json(results_path, "bundle results", BUNDLE_SCHEMA_VERSION)
     try:
         space = SearchSpace.from_dict(require(manifest, "space", manifest_path, "bundle manifest"))
-    except (TypeError, KeyError, ValueError) as exc:
+    except ValueError as exc:
         raise SpecializeError(f"bundle manifest file {manifest_path}: field 'space' is not a valid space: {exc}") from None
+    entries = _manifest_entries(manifest, manifest_path)
     measured = require(results, "results", results_path, "bundle results")
+    if not isinstance(measured, dict):
+        raise SpecializeError(f"bundle results file {results_path}: field 'results' is not an object")
     timings = {}
-    for entry in manifest["entries"]:
+    for entry in entries:
         if entry["key"] not in measured:
             raise SpecializeError(f"bundle results file {results_path}: no result for {entry['key']!r} ({entry['file']})")
         timings[entry["key"]] = _timing(measured[entry["key"]], entry["key"], results_path)
-    batch = int(manifest.get("batch", 1))
+    missing = [w.key for w in space_workloads(space, manifest.get("batch", 1)) if w.key not in timings]
+    if missing:
+        raise SpecializeError(f"bundle manifest file {manifest_path}: no entry for {missing[0]!r} ({len(missing)} missing)")
+    batch = manifest["batch"] if "batch" in manifest else 1
     latency, spread, fixed, fixed_spread = assemble_profile(space, timings, batch)
     runtime = "tensorrt" if results.get("runner") == "trtexec" else "onnxruntime"
     profile = DeviceProfile(
@@ -96,7 +135,7 @@ def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfi
                      "bundle": str(directory), "runner_date": results.get("date")},
         provenance=provenance(bundle=str(directory), runtime=runtime, runtime_version=results.get("runtime_version")),
     )
-    networks = [e for e in manifest["entries"] if e.get("arch")]
+    networks = [e for e in entries if e.get("arch")]
     if len(networks) < 4:
         return profile
     archs = [space.parse_arch(e["arch"]) for e in networks]

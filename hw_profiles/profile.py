@@ -101,41 +101,46 @@ class DeviceProfile:
         }
 
     def save(self, path: str | Path) -> None:
-        atomic_write_json(path, self.to_dict())
+        """Write the profile after the reader's own checks: nothing is written that load_profile would refuse."""
+        data = self.to_dict()
+        profile_from_dict(data, Path(path))
+        atomic_write_json(path, data)
         self.path = Path(path)
 
 
+MAX_MS = 1e7   # a block slower than ~3 hours is a unit mistake or corruption, and sums of larger values overflow
+
+
+def _ms(value) -> bool:
+    """A plain JSON number of milliseconds: finite, >= 0, at most MAX_MS (no strings or booleans)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= MAX_MS
+
+
 def _array(data: dict, key: str, shape: tuple[int, int], path: Path) -> np.ndarray:
-    try:
-        array = np.asarray(require(data, key, path, KIND), dtype=float)
-    except (TypeError, ValueError):
-        raise SpecializeError(f"{KIND} file {path}: field {key!r} is not a [layers][candidates] array of numbers") from None
-    if array.shape != shape:
-        raise SpecializeError(f"{KIND} file {path}: field {key!r} has shape {array.shape}, expected [{shape[0]}][{shape[1]}]")
-    if not np.isfinite(array).all() or (array < 0).any():
-        raise SpecializeError(f"{KIND} file {path}: field {key!r} holds negative or non-finite values")
-    return array
+    value = require(data, key, path, KIND)
+    if not (isinstance(value, list) and len(value) == shape[0] and all(isinstance(r, list) and len(r) == shape[1] for r in value)):
+        raise SpecializeError(f"{KIND} file {path}: field {key!r} is not a [{shape[0]}][{shape[1]}] array of numbers")
+    if not all(_ms(v) for row in value for v in row):
+        raise SpecializeError(f"{KIND} file {path}: field {key!r} holds a value that is not a number of ms in [0, {MAX_MS:g}]")
+    return np.asarray(value, dtype=float)
 
 
 def _ms_dict(value, key: str, path: Path) -> dict[str, float]:
-    try:
-        parts = {str(k): float(v) for k, v in dict(value).items()}
-    except (TypeError, ValueError):
-        raise SpecializeError(f"{KIND} file {path}: field {key!r} must map part names to milliseconds") from None
-    if not all(np.isfinite(v) and v >= 0 for v in parts.values()):
-        raise SpecializeError(f"{KIND} file {path}: field {key!r} holds negative or non-finite values")
-    return parts
+    if not isinstance(value, dict) or not all(_ms(v) for v in value.values()):
+        raise SpecializeError(f"{KIND} file {path}: field {key!r} must map part names to milliseconds in [0, {MAX_MS:g}]")
+    return {str(k): float(v) for k, v in value.items()}
 
 
 def _calibration(value, path: Path) -> dict | None:
     if value is None:
         return None
-    try:
-        scale, offset = float(value["scale"]), float(value["offset_ms"])
-    except (TypeError, KeyError, ValueError):
-        raise SpecializeError(f"{KIND} file {path}: field 'calibration' needs numbers 'scale' and 'offset_ms'") from None
-    if not (np.isfinite(scale) and scale > 0 and np.isfinite(offset)):
-        raise SpecializeError(f"{KIND} file {path}: field 'calibration' needs a positive 'scale' and a finite 'offset_ms'")
+    numbers = isinstance(value, dict) and all(
+        isinstance(value.get(k), (int, float)) and not isinstance(value.get(k), bool) for k in ("scale", "offset_ms"))
+    if not numbers:
+        raise SpecializeError(f"{KIND} file {path}: field 'calibration' needs numbers 'scale' and 'offset_ms'")
+    scale, offset = value["scale"], value["offset_ms"]
+    if not (0 < scale <= 1e3 and -MAX_MS <= offset <= MAX_MS):   # NaN fails every comparison
+        raise SpecializeError(f"{KIND} file {path}: field 'calibration' needs a 'scale' in (0, 1000] and a finite 'offset_ms'")
     return dict(value)
 
 
@@ -152,13 +157,28 @@ def _threads(value, path: Path) -> int:
     return threads
 
 
+def _check_predictions(profile: DeviceProfile, path: Path) -> None:
+    """Every architecture must get a positive latency: a calibration offset below the fastest one is refused."""
+    fastest = float(profile.block_latency_ms().min(axis=1).sum() + profile.offset_ms())
+    if not fastest > 0:
+        raise SpecializeError(f"{KIND} file {path}: the fastest architecture would take {fastest:.3f} ms; "
+                              "latencies must be positive (check field 'calibration')")
+
+
 def load_profile(path: str | Path, space: SearchSpace | None = None) -> DeviceProfile:
     """Read and check a profile file; with `space`, also check that it was made for that space."""
     path = Path(path)
-    data = read_json(path, KIND, PROFILE_SCHEMA_VERSION)
+    profile = profile_from_dict(read_json(path, KIND, PROFILE_SCHEMA_VERSION), path)
+    if space is not None:
+        profile.check_space(space)
+    return profile
+
+
+def profile_from_dict(data: dict, path: Path) -> DeviceProfile:
+    """The one validation of a profile's contents, for reading and before writing: types, shapes, ranges."""
     try:
         profile_space = SearchSpace.from_dict(require(data, "space", path, KIND))
-    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+    except (TypeError, KeyError, ValueError) as exc:
         raise SpecializeError(f"{KIND} file {path}: field 'space' is not a valid space: {exc}") from None
     if data.get("fingerprint") != profile_space.fingerprint:
         raise SpecializeError(f"{KIND} file {path}: field 'fingerprint' does not match its 'space'")
@@ -166,10 +186,12 @@ def load_profile(path: str | Path, space: SearchSpace | None = None) -> DevicePr
     kind = require(data, "kind", path, KIND)
     if kind not in PROFILE_KINDS:
         raise SpecializeError(f"{KIND} file {path}: field 'kind' is {kind!r}, expected one of {', '.join(PROFILE_KINDS)}")
-    try:
-        batch = int(data.get("batch", 1))
-    except (TypeError, ValueError):
-        raise SpecializeError(f"{KIND} file {path}: field 'batch' is not an integer") from None
+    batch = data.get("batch", 1)
+    if type(batch) is not int or batch < 1:
+        raise SpecializeError(f"{KIND} file {path}: field 'batch' is not a positive integer")
+    for key in ("name", "runtime"):
+        if not isinstance(require(data, key, path, KIND), str) or not data[key].strip():
+            raise SpecializeError(f"{KIND} file {path}: field {key!r} is not a non-empty string")
     fixed_spread = data.get("fixed_spread_ms")
     measurement = data.get("measurement") or {}
     profile = DeviceProfile(
@@ -184,6 +206,5 @@ def load_profile(path: str | Path, space: SearchSpace | None = None) -> DevicePr
         measurement=measurement, threads=_threads(data.get("threads", measurement.get("threads")), path),
         graph_optimization_level=data.get("graph_optimization_level"), path=path,
     )
-    if space is not None:
-        profile.check_space(space)
+    _check_predictions(profile, path)
     return profile

@@ -47,6 +47,8 @@ def resolve_profile(device: str | None, space: SearchSpace, profile_path: str | 
     shipped measured profile for this space's fingerprint, or a registered device or alias, whose
     roofline estimate is made on the spot. Unknown names raise a SpecializeError listing the known ones.
     """
+    if device is not None and not device.strip():
+        raise SpecializeError("--device is empty; give a device name (see `specialize devices`) or leave it out")
     if profile_path is not None:
         return load_profile(profile_path, space)
     asked = device or DEFAULT_DEVICE

@@ -174,6 +174,19 @@ def time_trtexec(path, shape, args):
             return {"median_ms": float(match.group(1)), "iqr_ms": 0.0, "samples": 1, "runs_per_sample": max(args.repeats, 10)}
 
 
+def write_new(path, text):
+    """Write through a fresh temporary file beside `path`, then rename: a planted symlink is never followed."""
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + name + ".", suffix=".tmp", dir=directory)  # O_EXCL: never an existing file
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)   # replaces a link at `path` itself, never its target
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runner", choices=["auto", "onnxruntime", "trtexec"], default="auto")
@@ -220,10 +233,7 @@ def main():
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "host": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpu": cpu_name()},
            "nvpmodel": tool_output(["nvpmodel", "-q"]), "jetson_clocks": jetson_clocks_state(), "results": results}
-    tmp = args.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=1)
-    os.replace(tmp, args.out)
+    write_new(args.out, json.dumps(out, indent=1))
     print("wrote %s" % args.out)
 
 

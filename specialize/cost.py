@@ -13,11 +13,13 @@ MobileNet-family papers call MACs "FLOPs"; intensity is in FLOPs (2 x MACs) per 
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
+from specialize.errors import SpecializeError
 from specialize.space import Architecture, Candidate, SearchSpace, conv_out_size
 
 
@@ -122,7 +124,14 @@ def _cost_arrays(space: SearchSpace, dtype_bytes: int, batch: int) -> CostArrays
     return CostArrays(*arrays, *fixed, dtype_bytes=dtype_bytes, batch=batch)
 
 
+MAX_BATCH, MAX_DTYPE_BYTES = 1 << 20, 16   # int64 byte counts stay exact far beyond these
+
+
 def cost_arrays(space: SearchSpace, dtype_bytes: int = 4, batch: int = 1) -> CostArrays:
+    if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or not 1 <= batch <= MAX_BATCH:
+        raise SpecializeError(f"batch {batch!r} is out of range: 1..{MAX_BATCH}")
+    if isinstance(dtype_bytes, bool) or not isinstance(dtype_bytes, numbers.Integral) or not 1 <= dtype_bytes <= MAX_DTYPE_BYTES:
+        raise SpecializeError(f"dtype bytes {dtype_bytes!r} is out of range: 1..{MAX_DTYPE_BYTES}")
     return _cost_arrays(space, dtype_bytes, batch)
 
 

@@ -42,7 +42,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(data, indent=1) + "\n").encode())
+    """Strict JSON only: a NaN or infinity is refused rather than written as `NaN` for readers to choke on."""
+    try:
+        text = json.dumps(data, indent=1, allow_nan=False)
+    except ValueError:
+        raise SpecializeError(f"cannot write {path}: the data holds a non-finite number (NaN or infinity)") from None
+    atomic_write_bytes(path, (text + "\n").encode())
 
 
 def check_writable(path: str | os.PathLike) -> Path:
@@ -61,12 +66,18 @@ def check_writable(path: str | os.PathLike) -> Path:
 def read_json(path: str | os.PathLike, kind: str, schema_version: int | None = None) -> dict:
     """Read a JSON artifact of `kind` ('accuracy table', 'device profile', ...), naming file and field on error."""
     path = Path(path)
+    if path.is_dir():
+        raise SpecializeError(f"{kind} file {path} is a directory, not a file")
     if not path.is_file():
         raise SpecializeError(f"{kind} file {path} does not exist")
     try:
         data = json.loads(path.read_text())
+    except OSError as exc:
+        raise SpecializeError(f"{kind} file {path} cannot be read: {exc.strerror or exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise SpecializeError(f"{kind} file {path} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise SpecializeError(f"{kind} file {path} is nested too deeply to be a {kind}") from None
     if not isinstance(data, dict):
         raise SpecializeError(f"{kind} file {path}: expected a JSON object at top level")
     if schema_version is not None and data.get("schema_version") != schema_version:

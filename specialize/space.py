@@ -20,7 +20,7 @@ from typing import Callable
 from specialize.errors import SpecializeError
 
 SPACE_SCHEMA_VERSION = 1
-_CANDIDATE_RE = re.compile(r"^k(\d+)e(\d+)(se)?$")
+_CANDIDATE_RE = re.compile(r"^k([1-9][0-9]*)e([1-9][0-9]*)(se)?$", re.ASCII)   # ASCII digits, no leading zeros
 
 
 @dataclass(frozen=True, order=True)
@@ -125,13 +125,39 @@ class SearchSpace:
 
     @classmethod
     def from_dict(cls, data: dict) -> "SearchSpace":
-        data = dict(data)
-        data["layers"] = tuple(LayerSpec(**layer) for layer in data["layers"])
-        for key in ("kernels", "expansions", "se_options", "mean", "std"):
-            data[key] = tuple(data[key])
-        if data.get("class_names") is not None:
-            data["class_names"] = tuple(data["class_names"])
-        return cls(**data)
+        """The one reader of a space inside a file; anything malformed raises ValueError saying what."""
+        if not isinstance(data, dict):
+            raise ValueError(f"expected an object, got {type(data).__name__}")
+        try:
+            data = dict(data)
+            data["layers"] = tuple(LayerSpec(**layer) for layer in data["layers"])
+            for key in ("kernels", "expansions", "se_options", "mean", "std"):
+                data[key] = tuple(data[key])
+            if data.get("class_names") is not None:
+                data["class_names"] = tuple(data["class_names"])
+            space = cls(**data)
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"{type(exc).__name__}: {exc}") from None
+        space._check()
+        return space
+
+    def _check(self) -> None:
+        counts = [self.resolution, self.num_classes, self.stem_channels, self.stem_stride, self.first_block_channels,
+                  self.head_channels, *self.kernels, *self.expansions]
+        counts += [v for layer in self.layers for v in (layer.in_channels, layer.out_channels, layer.stride)]
+        if not all(type(v) is int and 0 < v <= 100_000 for v in counts):
+            raise ValueError("sizes, channels, strides, kernels and expansions must be integers in 1..100000")
+        if not isinstance(self.name, str) or not 0 < len(self.layers) <= 1000 or not self.kernels or not self.expansions:
+            raise ValueError("needs a name and 1..1000 layers, kernels and expansions")
+        numbers = [self.dropout, self.width_multiplier, *self.mean, *self.std]
+        if not all(type(v) in (int, float) and -1e6 <= v <= 1e6 for v in numbers) or not 0 <= self.dropout < 1:
+            raise ValueError("dropout, width, mean and std must be numbers in [-1e6, 1e6] (dropout in [0, 1))")
+        if not all(type(v) is bool for v in self.se_options) or len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError("se_options must be booleans; mean and std three numbers each")
+        if not self.width_multiplier > 0 or not all(v > 0 for v in self.std):
+            raise ValueError("width_multiplier and std must be positive")
+        if self.class_names is not None and not all(isinstance(c, str) for c in self.class_names):
+            raise ValueError("class_names must be strings")
 
     @property
     def fingerprint(self) -> str:

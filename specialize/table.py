@@ -5,6 +5,7 @@ settings it was trained at, the weights file and its sha256, and provenance. Pur
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,6 +99,45 @@ def _space_field(data: dict, key: str, path: Path) -> SearchSpace:
         raise SpecializeError(f"{KIND} file {path}: field {key!r} is not a valid space: {exc}") from None
 
 
+def _is_number(value) -> bool:
+    """A plain JSON number: an int (not a bool) or a finite float; huge ints are numbers too (range checks refuse them)."""
+    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _accuracy_field(value, space: SearchSpace, path: Path) -> np.ndarray:
+    """[layers][candidates] of plain JSON numbers in [0, 1]: no strings, booleans, NaN or percentages."""
+    shape = (space.num_layers, space.num_candidates)
+    rows_ok = isinstance(value, list) and len(value) == shape[0] and all(
+        isinstance(row, list) and len(row) == shape[1] for row in value)
+    if not rows_ok:
+        raise SpecializeError(f"{KIND} file {path}: field 'accuracy' is not a [{shape[0]}][{shape[1]}] array")
+    cells = [v for row in value for v in row]
+    if not all(_is_number(v) and 0 <= v <= 1 for v in cells):
+        bad = next(v for v in cells if not (_is_number(v) and 0 <= v <= 1))
+        raise SpecializeError(f"{KIND} file {path}: field 'accuracy' holds {bad!r}; every entry must be a number in [0, 1]")
+    return np.asarray(value, dtype=float)
+
+
+def _check_fields(data: dict, space: SearchSpace, path: Path) -> None:
+    """The fields other than 'accuracy' that commands read: types, and an accuracy fit of finite numbers."""
+    best = require(data, "best_arch", path, KIND)
+    if not isinstance(best, str):
+        raise SpecializeError(f"{KIND} file {path}: field 'best_arch' is not a string")
+    try:
+        space.parse_arch(best)
+    except SpecializeError as exc:
+        raise SpecializeError(f"{KIND} file {path}: field 'best_arch': {exc}") from None
+    for key in ("proxy", "results", "provenance", "weights", "calibration"):
+        if data.get(key) is not None and not isinstance(data[key], dict):
+            raise SpecializeError(f"{KIND} file {path}: field {key!r} is not an object")
+    for key in ("weights", "calibration"):
+        if data.get(key) and not isinstance(data[key].get("file"), str):
+            raise SpecializeError(f"{KIND} file {path}: field '{key}.file' is not a file name")
+    fit = (data.get("results") or {}).get("accuracy_fit")
+    if fit is not None and not (isinstance(fit, dict) and all(_is_number(fit.get(k)) for k in ("intercept", "slope", "band"))):
+        raise SpecializeError(f"{KIND} file {path}: field 'results.accuracy_fit' needs numbers intercept, slope and band")
+
+
 def load_table(path: str | Path | None = None, space: SearchSpace | None = None) -> AccuracyTable:
     """Load a table; None or 'default' means the embedded default. Checks shape and space."""
     path = resolve_table_path(path)
@@ -105,14 +145,8 @@ def load_table(path: str | Path | None = None, space: SearchSpace | None = None)
     table_space = _space_field(data, "space", path)
     if data.get("fingerprint") != table_space.fingerprint:
         raise SpecializeError(f"{KIND} file {path}: field 'fingerprint' does not match its 'space'")
-    accuracy = np.asarray(require(data, "accuracy", path, KIND), dtype=float)
-    if accuracy.shape != (table_space.num_layers, table_space.num_candidates):
-        raise SpecializeError(
-            f"{KIND} file {path}: field 'accuracy' has shape {accuracy.shape}, "
-            f"expected [{table_space.num_layers}][{table_space.num_candidates}]"
-        )
-    if not np.isfinite(accuracy).all():
-        raise SpecializeError(f"{KIND} file {path}: field 'accuracy' holds non-finite values")
+    accuracy = _accuracy_field(require(data, "accuracy", path, KIND), table_space, path)
+    _check_fields(data, table_space, path)
     table = AccuracyTable(
         space=table_space, accuracy=accuracy, best_arch=require(data, "best_arch", path, KIND),
         trained_space=_space_field(data, "trained_space", path) if data.get("trained_space") else None,

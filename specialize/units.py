@@ -25,7 +25,8 @@ BYTE_UNITS = {
     "": 1, "B": 1, "k": 10**3, "K": 10**3, "kB": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6,
     "G": 10**9, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30,
 }
-_QUANTITY_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-zµ]*)\s*$")
+_QUANTITY_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-zµ]*)\s*$", re.ASCII)
+MAX_EXPONENT = 30   # 1e30 of anything is beyond every space; larger numbers overflow Decimal and float
 
 
 def _split(text: str | float | int, what: str, example: str) -> tuple[Decimal, str]:
@@ -35,14 +36,21 @@ def _split(text: str | float | int, what: str, example: str) -> tuple[Decimal, s
     if isinstance(text, (int, float)):
         if not math.isfinite(text) or text < 0:
             raise SpecializeError(f"malformed {what} {text!r}: expected a finite non-negative number, e.g. {example}")
-        return Decimal(repr(text)) if isinstance(text, float) else Decimal(text), ""
+        return _in_range(Decimal(repr(text)) if isinstance(text, float) else Decimal(text), text, what), ""
     match = _QUANTITY_RE.match(str(text))
     if not match:
         raise SpecializeError(f"malformed {what} {text!r}: expected a non-negative number and unit, e.g. {example}")
     try:
-        return Decimal(match.group(1)), match.group(2)
+        number = Decimal(match.group(1))
     except InvalidOperation:
         raise SpecializeError(f"malformed {what} {text!r}: expected e.g. {example}") from None
+    return _in_range(number, text, what), match.group(2)
+
+
+def _in_range(number: Decimal, text: object, what: str) -> Decimal:
+    if number and number.adjusted() > MAX_EXPONENT:
+        raise SpecializeError(f"{what} {text!r} is too large: at most 1e{MAX_EXPONENT}")
+    return number
 
 
 def _unit(units: dict, unit: str, text: object, what: str, hint: str):

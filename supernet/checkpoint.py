@@ -5,6 +5,7 @@ Read with `torch.load(..., weights_only=True)`: no pickled code ever runs from a
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import torch
@@ -27,22 +28,71 @@ def save_supernet_weights(path: str | Path, net: Supernet, dtype: torch.dtype = 
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type when the message is empty."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def read_torch_file(path: str | Path, kind: str) -> object:
+    """torch.load(weights_only=True) of a user file: a missing, unreadable, truncated, text or code-carrying
+    file raises one SpecializeError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecializeError(f"{kind} file {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many kinds for corrupt or pickled-code files
+        raise SpecializeError(f"{kind} file {path} cannot be read as a weights-only checkpoint: {first_line(exc)}") from None
+
+
+def check_state_dict(state: object, path: Path, kind: str, field: str) -> dict:
+    """A dict of finite tensors: NaN or infinite weights would export a network that outputs NaN."""
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise SpecializeError(f"{kind} file {path}: field {field!r} is not a dict of named tensors")
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+    if bad is not None:
+        raise SpecializeError(f"{kind} file {path}: field {field!r} holds NaN or infinite values (tensor {bad!r})")
+    return state
+
+
 def load_supernet(path: str | Path) -> Supernet:
     """Rebuild a supernet from a weights file alone (its space travels inside it)."""
     path = Path(path)
-    if not path.is_file():
-        raise SpecializeError(f"weights file {path} does not exist")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many kinds for corrupt or pickled-code files
-        raise SpecializeError(f"weights file {path} cannot be read as a weights-only checkpoint: {str(exc).splitlines()[0]}") from None
+    payload = read_torch_file(path, "weights")
     if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
         raise SpecializeError(f"weights file {path}: field 'format' is not {WEIGHTS_FORMAT!r}")
     try:
-        space = SearchSpace.from_dict(payload["space"])
+        space = SearchSpace.from_dict(payload.get("space"))
+    except ValueError as exc:
+        raise SpecializeError(f"weights file {path}: field 'space' is not a valid space: {exc}") from None
+    state = check_state_dict(payload.get("state_dict"), path, "weights", "state_dict")
+    try:
         net = Supernet(space)
-        state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
-        net.load_state_dict(state)
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise SpecializeError(f"weights file {path}: field 'state_dict' does not fit field 'space': {str(exc).splitlines()[0]}") from None
+        net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    except (KeyError, TypeError, RuntimeError, ValueError) as exc:
+        raise SpecializeError(f"weights file {path}: field 'state_dict' does not fit field 'space': {first_line(exc)}") from None
     return net.eval()
+
+
+CHECKPOINT_STATE_KEYS = ("stage", "epoch", "layer", "chosen", "accuracy", "wall", "history")
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """A training checkpoint's payload and its decoded state, checked for shape: config, state, net, optimizer."""
+    path = Path(path)
+    payload = read_torch_file(path, "checkpoint")
+    if not isinstance(payload, dict):
+        raise SpecializeError(f"checkpoint file {path}: expected a dict of config, state_json, net and optimizer")
+    for key, kind in (("config", dict), ("state_json", str), ("optimizer", dict)):
+        if not isinstance(payload.get(key), kind):
+            raise SpecializeError(f"checkpoint file {path}: field {key!r} is missing or not a {kind.__name__}")
+    check_state_dict(payload.get("net"), path, "checkpoint", "net")
+    try:
+        state = json.loads(payload["state_json"])
+    except (ValueError, RecursionError):
+        state = None
+    if not isinstance(state, dict) or not all(k in state for k in CHECKPOINT_STATE_KEYS) \
+            or state["stage"] not in ("meta", "finetune", "spread") or not isinstance(state["chosen"], list):
+        raise SpecializeError(f"checkpoint file {path}: field 'state_json' is not a training state")
+    return payload, state

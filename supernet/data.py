@@ -1,7 +1,7 @@
 """Image-folder data without torchvision: ROOT/train/<class>/* and ROOT/test/<class>/*, or a .tar.gz of it.
 
 Images are decoded with Pillow into uint8 arrays [N, H, W, 3] and cached as .npy files under
-~/.cache/specialize (keyed by the path, its size and mtime), so a second run starts in seconds.
+~/.cache/specialize (keyed by a hash of the content), so a second run starts in seconds.
 """
 from __future__ import annotations
 
@@ -146,16 +146,23 @@ def _stack(arrays: dict, size: int | None) -> dict:
 
 
 def _cache_key(path: Path, size: int | None) -> str:
-    stat = path.stat()
-    newest = stat.st_mtime_ns
-    if path.is_dir():
-        newest = max([newest] + [p.stat().st_mtime_ns for p in path.rglob("*")])
-    raw = json.dumps([str(path.resolve()), stat.st_size, newest, size])
-    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+    """Hash of the content: the archive's bytes, or every file's relative path, size and bytes. Images replaced
+    with their mtimes preserved get a new key, so the cache never serves stale arrays."""
+    digest = hashlib.blake2b(json.dumps(["v2", size]).encode(), digest_size=16)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    try:
+        for file in files:
+            digest.update(json.dumps([str(file.relative_to(path)) if path.is_dir() else "", file.stat().st_size]).encode())
+            with open(file, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+    except OSError as exc:
+        raise SpecializeError(f"cannot read data {path}: {exc.strerror or exc} ({exc.filename})") from None
+    return digest.hexdigest()
 
 
 def load_dataset(path: str | os.PathLike, image_size: int | None = None, cache: bool = True) -> ImageDataset:
-    """Read an image folder or a .tar.gz of one; decoded arrays are cached by path, size and mtime."""
+    """Read an image folder or a .tar.gz of one; decoded arrays are cached by a hash of the content."""
     path = Path(path)
     if not path.exists():
         raise SpecializeError(f"data path {path} does not exist")

@@ -163,6 +163,7 @@ def ort_session(model_bytes: bytes, threads: int = 1):
 
 def max_abs_diff(model_bytes: bytes, module: nn.Module, resolution: int, batches: Sequence[int] = VERIFY_BATCHES) -> float:
     """Largest |onnxruntime - torch| over random inputs at each batch size (checks the dynamic batch too)."""
+    import numpy
     session = ort_session(model_bytes)
     generator = torch.Generator().manual_seed(0)
     worst = 0.0
@@ -174,6 +175,8 @@ def max_abs_diff(model_bytes: bytes, module: nn.Module, resolution: int, batches
         got = session.run(None, {"input": x.numpy()})[0]
         if got.shape != expected.shape:
             raise SpecializeError(f"onnxruntime output shape {got.shape} differs from torch {expected.shape} at batch {batch}")
+        if not (numpy.isfinite(got).all() and numpy.isfinite(expected).all()):
+            raise SpecializeError(f"the sub-network outputs NaN or infinity at batch {batch} (are the weights corrupt?); nothing written")
         worst = max(worst, float(abs(got - expected).max()))
     return worst
 

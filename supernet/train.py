@@ -40,7 +40,8 @@ from specialize.cost import cost_arrays
 from specialize.sampling import spread_architectures
 from specialize.space import Candidate, get_space
 from specialize.table import AccuracyTable, fit_accuracy
-from supernet.checkpoint import save_supernet_weights
+from supernet.checkpoint import first_line, read_checkpoint, save_supernet_weights
+from supernet.run_dir import claim_run_dir
 from supernet.data import augment, balanced_split, calibration_indices, image_batches, load_dataset, to_tensor
 from supernet.elastic import Supernet
 from supernet.evaluate import subnet_accuracy
@@ -272,14 +273,16 @@ class Trainer:
         path = self.out / CHECKPOINT_FILE
         if not path.is_file():
             return None
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload, state = read_checkpoint(path)
         check_resumable(payload, self.cfg, path)
-        self.net.load_state_dict(payload["net"])
-        state = json.loads(payload["state_json"])
-        state["chosen"] = [Candidate.parse(n) for n in state["chosen"]]
+        try:
+            self.net.load_state_dict(payload["net"])
+            state["chosen"] = [Candidate.parse(str(n)) for n in state["chosen"]]
+            opt = opt_factory(self.cfg.lr if state["stage"] == "meta" else self.cfg.finetune_lr)
+            opt.load_state_dict(payload["optimizer"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as exc:
+            raise SpecializeError(f"--resume: checkpoint {path} does not fit this run: {first_line(exc)}") from None
         self.state = state
-        opt = opt_factory(self.cfg.lr if state["stage"] == "meta" else self.cfg.finetune_lr)
-        opt.load_state_dict(payload["optimizer"])
         return opt
 
     # -- the run ---------------------------------------------------------------------------
@@ -410,15 +413,13 @@ def init_distributed() -> Dist:
 
 def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: Reporter = lambda e: None) -> AccuracyTable:
     """Run (or resume) the two-stage training; writes table.json, weights.pt and log.jsonl into out_dir."""
+    cfg.check()
     dist_info = init_distributed()
     out = Path(out_dir)
-    if dist_info.main:
-        out.mkdir(parents=True, exist_ok=True)
-        if not resume and (out / CHECKPOINT_FILE).exists():
-            raise SpecializeError(f"{out} already holds a run; pass --resume to continue it or pick another -o")
+    run_dir = claim_run_dir(out, resume, CHECKPOINT_FILE) if dist_info.main else None   # locked until the run ends
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    log = open(out / "log.jsonl", "a") if dist_info.main else None
+    log = run_dir.log if run_dir else None
 
     def report_and_log(event: dict) -> None:
         if log and event["event"] != "step":
@@ -428,9 +429,11 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
             report(event)
 
     try:
+        if resume and (out / CHECKPOINT_FILE).is_file():   # refuse a bad or foreign checkpoint before loading any data
+            check_resumable(read_checkpoint(out / CHECKPOINT_FILE)[0], cfg, out / CHECKPOINT_FILE)
         return Trainer(cfg, out, report_and_log, dist_info).run(resume)
     finally:
-        if log:
-            log.close()
+        if run_dir:
+            run_dir.close()
         if dist_info.world > 1 and dist.is_initialized():
             dist.destroy_process_group()

@@ -1,7 +1,10 @@
 """Training settings (no torch here, so the CLI can show their defaults without importing it)."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+
+from specialize.errors import SpecializeError
 
 VALIDATION_IMAGES = 2500   # table entries 0.04 points apart; 500 images gave 0.2-point steps and exact ties
 # Settings a resumed run may change: they do not alter what is trained or measured.
@@ -35,3 +38,39 @@ class TrainConfig:
     def proxy(self) -> dict:
         return {"width": self.width, "resolution": self.resolution, "sample_ratio": self.sample_ratio,
                 "epochs": self.epochs, "finetune_epochs": self.finetune_epochs}
+
+    def check(self) -> None:
+        """Refuse settings that would crash training or silently train something else, naming the option."""
+        for option, value, ok, valid in _rules(self):
+            if not ok:
+                raise SpecializeError(f"--{option} {value!r} is out of range: {valid}")
+
+
+def _finite(value, low: float, high: float = math.inf, low_open: bool = False) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+
+
+def _count(value, low: int, high: int = 2**31 - 1, optional: bool = False) -> bool:
+    return (optional and value is None) or (type(value) is int and low <= value <= high)
+
+
+def _rules(c: "TrainConfig") -> list[tuple]:
+    return [
+        ("width", c.width, _finite(c.width, 0, 1, low_open=True), "0 < width <= 1"),
+        ("sample-ratio", c.sample_ratio, _finite(c.sample_ratio, 0, 1, low_open=True), "0 < sample ratio <= 1"),
+        ("resolution", c.resolution, _count(c.resolution, 8, 4096, optional=True), "8..4096 pixels"),
+        ("epochs", c.epochs, _count(c.epochs, 0, 100_000), "0..100000"),
+        ("finetune-epochs", c.finetune_epochs, _finite(c.finetune_epochs, 0, 1000), "a number in [0, 1000]"),
+        ("batch-size", c.batch_size, _count(c.batch_size, 1, 65536), "1..65536"),
+        ("lr", c.lr, _finite(c.lr, 0, 100, low_open=True), "a number in (0, 100]"),
+        ("finetune-lr", c.finetune_lr, _finite(c.finetune_lr, 0, 100, low_open=True), "a number in (0, 100]"),
+        ("weight-decay", c.weight_decay, _finite(c.weight_decay, 0, 1), "a number in [0, 1]"),
+        ("label-smoothing", c.label_smoothing, _finite(c.label_smoothing, 0, 1) and c.label_smoothing < 1, "a number in [0, 1)"),
+        ("val-per-class", c.val_per_class, _count(c.val_per_class, 1, optional=True), "1 or more"),
+        ("calib-images", c.calib_images, _count(c.calib_images, 1, 1_000_000), "1..1000000"),
+        ("spread-samples", c.spread_samples, _count(c.spread_samples, 0, 100_000), "0..100000"),
+        ("seed", c.seed, _count(c.seed, 0, 2**32 - 1), "0..4294967295"),
+        ("threads", c.threads, _count(c.threads, 1, 4096, optional=True), "1..4096"),
+        ("candidates-per-pass", c.candidates_per_pass, _count(c.candidates_per_pass, 1, optional=True), "1 or more"),
+        ("schedule", c.schedule, c.schedule in ("cosine", "step"), "cosine or step"),
+    ]
