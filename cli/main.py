@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import cache_cmd, export_cmd, profile_cmd, search_cmd, space_cmd, train_cmd
+from cli import cache_cmd, export_cmd, offline_cmd, profile_cmd, search_cmd, space_cmd, train_cmd
 from cli.common import OneLineErrors
 
 app = typer.Typer(
@@ -19,6 +19,7 @@ export_cmd.register(app)
 train_cmd.register(app)
 profile_cmd.register(app)
 cache_cmd.register(app)
+offline_cmd.register(app)
 
 
 def main() -> None:

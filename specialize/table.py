@@ -159,9 +159,12 @@ def load_table(path: str | Path | None = None, space: SearchSpace | None = None)
     return table
 
 
-def fit_accuracy(samples: list[dict], images: int) -> dict:
+def fit_accuracy(samples: list[dict], images: int) -> dict | None:
     """Least-squares line accuracy = intercept + slope * score over measured sub-networks, with the residual
-    spread: `band` is twice the residual standard deviation (about 95% of sub-networks inside)."""
+    spread: `band` is twice the residual standard deviation (about 95% of sub-networks inside). None with
+    fewer than 3 samples (no spread to estimate)."""
+    if len(samples) < 3:
+        return None
     score = np.asarray([s["score"] for s in samples], dtype=float)
     accuracy = np.asarray([s["accuracy"] for s in samples], dtype=float)
     if len(samples) >= 2 and np.ptp(score) > 0:

@@ -1,0 +1,37 @@
+"""EcoNAS reduced settings: notation, Table 1's values, and a zoo ranked under each (issue 10)."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from specialize.errors import SpecializeError
+from specialize.space import get_space
+from supernet.data import load_dataset
+from supernet.proxy_check import Setting, proxy_check
+
+
+def test_resolutions_follow_econas_table_1():
+    assert [Setting(0, r, 0, 1).resolution(32) for r in range(5)] == [32, 24, 16, 12, 8]
+    assert Setting(2, 0, 0, 1).width() == pytest.approx(0.5) and Setting(0, 0, 3, 1).sample_ratio() == 0.125
+
+
+@given(st.integers(0, 4), st.integers(0, 4), st.integers(0, 4), st.integers(1, 999))
+def test_setting_names_round_trip(c, r, s, e):
+    setting = Setting(c, r, s, e)
+    assert Setting.parse(setting.name) == setting
+
+
+@pytest.mark.parametrize("text", ["c5r0s0e1", "c0r0s0e0", "c0r0s0", "x", "c0r0s0e1 extra"])
+def test_malformed_settings_are_refused(text):
+    with pytest.raises(SpecializeError, match="EcoNAS notation"):
+        Setting.parse(text)
+
+
+def test_reduced_settings_cost_less_and_are_ranked(synthetic_data):
+    data = load_dataset(synthetic_data, image_size=16)
+    space = get_space("cifar10").scaled(0.25, 16)
+    results = proxy_check(space, data, 3, Setting.parse("c0r0s0e1"), [Setting.parse("c2r2s1e1")], val_per_class=2)
+    reference, reduced = results
+    assert reference.cost_ratio == 1 and reference.spearman_rho is None and len(reference.accuracies) == 3
+    assert reduced.cost_ratio < 0.25 and reduced.resolution == 8
