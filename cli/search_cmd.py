@@ -3,7 +3,7 @@
 Parses, calls `specialize.api`, renders. Bounds take units: latency 20ms / 500us / 0.02s (a bare
 number is milliseconds), counts 300M / 4.2M / 1.5G (MACs = what MobileNet papers call FLOPs),
 memory 2M / 2MB (decimal) or 2MiB (binary) bytes, intensity a plain number of FLOPs per byte.
-numpy, scipy and deap load only when a search runs; matplotlib only for --plot.
+numpy loads with the bound options; deap and highspy only when a search runs; matplotlib only for --plot.
 """
 from __future__ import annotations
 
@@ -25,6 +25,15 @@ DEVICE_HELP = "device name (e.g. jetson) or profile id; sets the latency model"
 TABLE_HELP = "accuracy table file, or 'default' for the embedded one"
 
 
+def _strategy_help() -> str:
+    from specialize.search.registry import get_strategy, strategy_names
+
+    return "search strategy: " + "; ".join(f"{name} ({get_strategy(name).summary})" for name in strategy_names())
+
+
+STRATEGY_HELP = _strategy_help()
+
+
 def _bound(side: str, stem: str) -> typer.models.OptionInfo:
     flag = f"--{side}-{stem.replace('_', '-')}"
     return typer.Option(None, flag, help=f"{'upper' if side == 'max' else 'lower'} bound on {BOUND_HELP[stem]}",
@@ -44,7 +53,8 @@ def root(
     table: str = typer.Option("default", "--table", help=TABLE_HELP),
     profile: Optional[Path] = typer.Option(None, "--profile", help="device profile file (instead of or refining --device)"),
     seed: int = typer.Option(0, "--seed", help="GA random seed (same seed, same answer)"),
-    solver: str = typer.Option("ga", "--solver", help="which answer to return: ga (PONAS GA) or exact (ILP optimum)"),
+    strategy: str = typer.Option("ga", "--strategy", help=STRATEGY_HELP),
+    solver: Optional[str] = typer.Option(None, "--solver", hidden=True, help="older name of --strategy"),
     penalty: str = typer.Option("hard", "--penalty", help="hard: reject children that break a bound; soft: EPNAS penalty"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     export: Optional[Path] = typer.Option(None, "--export", help="write the chosen sub-network as ONNX here"),
@@ -60,7 +70,8 @@ def root(
         return
     from specialize.api import export_result, specialize
 
-    result = specialize(device, table=table, profile=profile, seed=seed, solver=solver, penalty=penalty, **bounds)
+    result = specialize(device, table=table, profile=profile, seed=seed, strategy=solver or strategy, penalty=penalty,
+                        **bounds)
     if export is not None:
         export_result(result, export)
     if as_json:
@@ -177,11 +188,14 @@ def _summary(result):
 
 
 def _solver_line(result) -> str:
-    ga = "-" if result.ga_value is None else f"{100 * result.ga_value:+.3f}%"
-    gap = "-" if result.ga_gap is None else f"{100 * result.ga_gap:.3f} points"
-    return (f"answer: {result.solver} (penalty {result.penalty}, seed {result.seed}); GA {ga}, optimum "
-            f"{100 * result.optimum_value:+.3f}%, GA gap {gap}; searched in {result.search_seconds:.3f} s "
-            f"(GA {result.ga_seconds:.3f} s, exact {result.exact_seconds:.3f} s)")
+    value = "-" if result.strategy_value is None else f"{100 * result.strategy_value:+.3f}%"
+    gap = "-" if result.strategy_gap is None else f"{100 * result.strategy_gap:.3f} points"
+    optimum = f"optimum {100 * result.optimum_value:+.3f}%" if result.optimum_status == "optimal" else \
+        f"best known {100 * result.optimum_value:+.3f}% (not proven; bound {100 * result.optimum_bound:+.3f}%)"
+    source = "" if result.answer_from == result.strategy else f", answer from {result.answer_from}"
+    return (f"answer: {result.strategy} ({result.status}{source}; penalty {result.penalty}, seed {result.seed}); "
+            f"{result.strategy} {value}, {optimum}, gap {gap}; searched in {result.search_seconds:.3f} s "
+            f"({result.strategy} {result.strategy_seconds:.3f} s, exact {result.exact_seconds:.3f} s)")
 
 
 def render_front(front, output: Path | None, plot: Path | None) -> None:

@@ -1,9 +1,10 @@
 """Python API of the online path: `specialize(device="jetson", max_flops="300M")` and `pareto(...)`.
 
-Numpy, scipy and deap only (no torch, no onnx). Predicted accuracy follows PONAS's accuracy-loss
+Numpy, highspy and deap only (no torch, no onnx). Predicted accuracy follows PONAS's accuracy-loss
 domain: the best network's validation accuracy (the largest entry of the table's last row: by then
 every earlier layer holds its best block) plus Σ_l T_d[l, g_l] of the chosen blocks.
-Both solvers always run: `solver` picks which answer is returned; the other gives the gap.
+`strategy` picks a search from the registry (`specialize.search.registry`); the exact ILP always runs
+as the reference, so every answer carries the optimum (or HiGHS's proven bound) and its gap.
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import numpy as np
 
 from specialize.cost import cost_arrays
 from specialize.errors import SpecializeError
-from specialize.search import PENALTIES, SOLVERS
 from specialize.search.constraints import METRICS, Bound, Problem, bounds_from_options, build_problem
+from specialize.search.registry import Budget, SearchResult, Strategy
 from specialize.table import AccuracyTable, load_table
 
 
@@ -50,19 +51,23 @@ class SpecializeResult:
     best_accuracy: float
     best_arch: str
     bounds: list[dict]            # {metric, lower, upper, value, ok}
-    solver: str
+    strategy: str                 # the search strategy asked for (a name in the strategy registry)
+    answer_from: str              # whose architecture is returned: the strategy, or "exact" if it found none
+    status: str                   # of the returned answer: "optimal" | "not proven" | "heuristic"
     penalty: str
     seed: int
-    ga_value: float | None        # Σ T_d of the GA's answer (after its 1-2 gene polish)
-    ga_value_before_polish: float | None
-    optimum_value: float          # Σ T_d of the exact optimum
-    optimality_gap: float         # optimum - value of the returned architecture (accuracy points, >= 0)
-    ga_gap: float | None          # optimum - GA value
+    strategy_value: float | None  # Σ T_d of the strategy's answer (None: it found none meeting every bound)
+    optimum_value: float          # Σ T_d of the exact solver's answer: the optimum when optimum_status is "optimal"
+    optimum_status: str           # "optimal" | "not proven" (HiGHS reached its time limit first)
+    optimum_bound: float          # HiGHS's proven upper bound on the optimum Σ T_d
+    optimality_gap: float         # optimum_bound - value of the returned architecture (accuracy points, >= 0)
+    strategy_gap: float | None    # optimum_value - strategy_value
     loss_range: float             # optimum of the unconstrained space minus its worst: scales the gap
     search_seconds: float
-    ga_seconds: float
+    strategy_seconds: float
     exact_seconds: float
-    ga_failed_children: int
+    strategy_details: dict        # strategy-specific figures (GA: generations, failed children, value before polish)
+    history: list[dict]           # the strategy's best value as it ran ([{"generation", "best"}, ...])
     table: str | None = field(default=None)
 
     def to_dict(self) -> dict:
@@ -70,31 +75,47 @@ class SpecializeResult:
 
 
 def specialize(device: str | None = None, *, table: str | Path | AccuracyTable | None = None,
-               profile=None, seed: int = 0, solver: str = "ga", penalty: str = "hard", generations: int = 1000,
+               profile=None, seed: int = 0, strategy: str = "ga", penalty: str = "hard", generations: int = 1000,
+               solver: str | None = None,
                max_latency=None, min_latency=None, max_flops=None, min_flops=None, max_params=None,
                min_params=None, max_intensity=None, min_intensity=None, max_peak_memory=None,
                min_peak_memory=None) -> SpecializeResult:
     """Best sub-network for a device under bounds. Bounds take text with units ("20ms", "300M") or numbers
-    (latency in ms, counts, intensity in FLOPs/byte, memory in bytes). MACs are what MobileNet papers call FLOPs."""
-    _check_choice("solver", solver, SOLVERS)
-    _check_choice("penalty", penalty, PENALTIES)
+    (latency in ms, counts, intensity in FLOPs/byte, memory in bytes). MACs are what MobileNet papers call FLOPs.
+    `strategy` names a registered search ("ga", "exact", ...); `solver` is its older name."""
+    from specialize.search.penalty import get_penalty
+    from specialize.search.registry import get_strategy
+
+    chosen, evaluate_with = get_strategy(solver or strategy), get_penalty(penalty)
     bounds = bounds_from_options(
         max_latency=max_latency, min_latency=min_latency, max_flops=max_flops, min_flops=min_flops,
         max_params=max_params, min_params=min_params, max_intensity=max_intensity, min_intensity=min_intensity,
         max_peak_memory=max_peak_memory, min_peak_memory=min_peak_memory)
     tbl, prof, problem = prepare(table, device, profile, bounds)
-    from specialize.search.exact import solve_exact
-    from specialize.search.ga import run_ga
+    outcome = search(problem, chosen, evaluate_with(problem, best_accuracy(tbl)), Budget(generations=generations), seed)
+    return _result(tbl, prof, problem, outcome, penalty, seed)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    strategy: str
+    reference: SearchResult       # the exact solver's answer
+    answer: SearchResult          # the strategy's answer
+    seconds: float
+
+
+def search(problem: Problem, chosen: Strategy, evaluation, budget: Budget, seed: int) -> Outcome:
+    """The exact reference (raises when no architecture meets the bounds), then the chosen strategy
+    (the reference itself when the strategy is "exact")."""
+    from specialize.search.exact import exact_strategy
     from specialize.search.reach import explain_infeasible
 
     start = time.perf_counter()
-    exact = solve_exact(problem)
-    if exact.genes is None:
+    reference = exact_strategy(problem, evaluation, budget, seed)
+    if reference.genes is None:
         raise explain_infeasible(problem)
-    ga = run_ga(problem, seed=seed, generations=generations, penalty=penalty, best_accuracy=best_accuracy(tbl))
-    seconds = time.perf_counter() - start
-    genes = exact.genes if solver == "exact" or ga.genes is None else ga.genes
-    return _result(tbl, prof, problem, genes, exact, ga, solver, penalty, seed, seconds)
+    answer = reference if chosen.run is exact_strategy else chosen.run(problem, evaluation, budget, seed)
+    return Outcome(chosen.name, reference, answer, time.perf_counter() - start)
 
 
 def prepare(table, device: str | None, profile, bounds: tuple[Bound, ...]):
@@ -132,13 +153,16 @@ def best_accuracy(table: AccuracyTable) -> float:
     return float(table.accuracy[-1].max())
 
 
-def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
+def _check_choice(name: str, value: str, valid) -> None:
     if value not in valid:
         raise SpecializeError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
 
 
-def _result(tbl, prof, problem: Problem, genes: np.ndarray, exact, ga, solver, penalty, seed, seconds):
-    space, pop = tbl.space, genes[None]
+def _result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: int) -> SpecializeResult:
+    space, strategy, reference, answer = tbl.space, outcome.strategy, outcome.reference, outcome.answer
+    found = answer.genes is not None
+    genes = answer.genes if found else reference.genes
+    pop = genes[None]
     values = {k: float(v[0]) for k, v in problem.measure(pop).items()}
     value = float(problem.scores(pop)[0])
     return SpecializeResult(
@@ -148,12 +172,15 @@ def _result(tbl, prof, problem: Problem, genes: np.ndarray, exact, ga, solver, p
         bytes=int(values["bytes"]), intensity=values["intensity"],
         peak_activation_bytes=int(values["peak_activation_bytes"]), latency_ms=values.get("latency_ms"),
         predicted_accuracy=best_accuracy(tbl) + value, accuracy_loss=value, best_accuracy=best_accuracy(tbl),
-        best_arch=tbl.best_arch, bounds=bound_report(problem, values), solver=solver, penalty=penalty, seed=seed,
-        ga_value=ga.value, ga_value_before_polish=ga.value_before_polish, optimum_value=exact.value, optimality_gap=max(exact.value - value, 0.0),
-        ga_gap=None if ga.value is None else max(exact.value - ga.value, 0.0),
-        loss_range=float(-problem.score.min(axis=1).sum()), search_seconds=seconds, ga_seconds=ga.seconds,
-        exact_seconds=exact.seconds, ga_failed_children=ga.failed_children,
-        table=str(tbl.path) if tbl.path else None,
+        best_arch=tbl.best_arch, bounds=bound_report(problem, values), strategy=strategy,
+        answer_from=strategy if found else "exact", status=answer.status if found else reference.status,
+        penalty=penalty, seed=seed, strategy_value=answer.value, optimum_value=reference.value,
+        optimum_status=reference.status, optimum_bound=reference.bound,
+        optimality_gap=max(reference.bound - value, 0.0),
+        strategy_gap=None if answer.value is None else max(reference.value - answer.value, 0.0),
+        loss_range=float(-problem.score.min(axis=1).sum()), search_seconds=outcome.seconds,
+        strategy_seconds=answer.seconds, exact_seconds=reference.seconds, strategy_details=answer.details,
+        history=answer.history, table=str(tbl.path) if tbl.path else None,
     )
 
 

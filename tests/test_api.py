@@ -41,14 +41,16 @@ def test_specialize_returns_a_result_within_bounds():
     assert result.latency_ms == pytest.approx(profile.predict_ms(arch))
     assert all(b["ok"] for b in result.bounds) and len(result.blocks) == table.space.num_layers
     assert result.predicted_accuracy == pytest.approx(table.accuracy[-1].max() + table.loss[np.arange(12), arch.indices].sum())
-    assert 0 <= result.optimality_gap == result.optimum_value - result.ga_value
+    assert 0 <= result.optimality_gap == result.optimum_value - result.strategy_value
     data = json.loads(json.dumps(result.to_dict()))
     assert JSON_KEYS <= set(data) and data["device"] == "roofline-test" and data["device_kind"] == "estimated"
 
 
 def test_exact_solver_answer_is_the_optimum():
-    result = specialize(table=random_table(1), solver="exact", max_params="1.5M")
+    result = specialize(table=random_table(1), strategy="exact", max_params="1.5M")
     assert result.optimality_gap == 0 and result.accuracy_loss == result.optimum_value
+    assert result.status == result.optimum_status == "optimal" and result.strategy_details == {}
+    assert specialize(table=random_table(1), solver="exact", max_params="1.5M").strategy == "exact"
 
 
 def test_no_device_means_no_latency():
@@ -59,7 +61,9 @@ def test_no_device_means_no_latency():
 def test_infeasible_and_bad_input_raise():
     with pytest.raises(InfeasibleError, match="--max-flops 10M is infeasible: the smallest MACs in space cifar10 is 32.77M"):
         specialize(table=random_table(), max_flops="10M")
-    with pytest.raises(SpecializeError, match="unknown solver"):
+    with pytest.raises(SpecializeError, match="unknown strategy 'annealing'; known: exact, ga"):
+        specialize(table=random_table(), strategy="annealing")
+    with pytest.raises(SpecializeError, match="unknown strategy"):
         specialize(table=random_table(), solver="annealing")
     with pytest.raises(SpecializeError, match="malformed"):
         specialize(table=random_table(), max_params="lots")

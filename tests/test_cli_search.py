@@ -53,7 +53,7 @@ def test_json_output_has_the_documented_keys(random_table_file):
 def test_rich_output_shows_blocks_bounds_and_gap(random_table_file):
     done = run("--table", random_table_file, "--max-params", "1.5M", "--min-intensity", "6")
     assert done.exit_code == 0, done.output
-    for words in ("layer", "predicted accuracy", "MACs", "params", "intensity", "<= 1.5M", ">= 6", "GA gap"):
+    for words in ("layer", "predicted accuracy", "MACs", "params", "intensity", "<= 1.5M", ">= 6", "answer: ga (heuristic", "gap"):
         assert words in done.stdout
 
 
@@ -61,7 +61,8 @@ def test_rich_output_shows_blocks_bounds_and_gap(random_table_file):
     (("--max-flops", "10M"), "--max-flops 10M is infeasible: the smallest MACs in space cifar10 is 32.77M"),
     (("--max-flops", "30m"), "ambiguous"),
     (("--max-latency", "2ms"), "needs a device"),
-    (("--solver", "magic", "--max-flops", "40M"), "unknown solver"),
+    (("--strategy", "magic", "--max-flops", "40M"), "unknown strategy 'magic'; known: exact, ga"),
+    (("--solver", "magic", "--max-flops", "40M"), "unknown strategy 'magic'"),
     (("--device", "no-such-device"), "no-such-device"),
 ])
 def test_bad_input_is_one_line_and_exit_2(random_table_file, args, words):

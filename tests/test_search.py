@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from specialize.cost import cost_arrays
+from specialize.cost import arch_cost, cost_arrays
 from specialize.errors import InfeasibleError, SpecializeError
 from specialize.search.constraints import METRICS, Bound, bounds_from_options, build_problem
 from specialize.search.exact import solve_exact
 from specialize.search.ga import build_toolbox, run_ga
 from specialize.search.pareto import nsga2
+from specialize.search.penalty import hard_bounds, soft_penalty
 from specialize.search.reach import explain_infeasible, reachable
 from specialize.space import LayerSpec, SearchSpace, get_space
 
@@ -148,10 +149,37 @@ def test_intensity_bound_is_the_ratio_of_flops_to_bytes():
 
 def test_soft_penalty_answer_meets_every_bound():
     problem = problem_for(get_space("cifar10"), 4, bounds_from_options(max_flops="40M", min_intensity="7"))
-    ga = run_ga(problem, seed=1, generations=200, penalty="soft", best_accuracy=0.9)
-    if ga.genes is not None:
-        check_answer(problem, ga.genes)
-        assert ga.value <= solve_exact(problem).value + 1e-12
+    ga = run_ga(problem, seed=1, generations=200, evaluation=soft_penalty(problem, best_accuracy=0.9))
+    check_answer(problem, ga.genes)
+    assert ga.value <= solve_exact(problem).value + 1e-12
+
+
+def test_soft_penalty_is_epnas_eq_2_and_3_wrapped_around_the_accuracy():
+    """fitness = (best accuracy + Σ T_d) · Π_i 0.9^max(0, U_i/C_u,i - 1, C_l,i/U_i - 1), with MACs and
+    parameters counted independently by `arch_cost`; an architecture that meets every bound is not penalized."""
+    space = get_space("cifar10")
+    problem = problem_for(space, 4, bounds_from_options(max_flops="40M", min_params="2M"))
+    fitness = soft_penalty(problem, best_accuracy=5.0).fitness   # random tables lose up to 4.8: keep accuracy > 0
+    for arch in (space.largest_arch(), space.smallest_arch()):
+        genes = np.array(arch.indices)[None]
+        cost = arch_cost(arch)
+        exponent = max(0.0, cost["macs"] / 40e6 - 1) + max(0.0, 2e6 / cost["params"] - 1)
+        assert exponent > 0.05
+        assert fitness(genes)[0] == pytest.approx((5.0 + problem.scores(genes)[0]) * 0.9 ** exponent, rel=1e-12)
+    optimum = solve_exact(problem).genes[None]
+    assert fitness(optimum)[0] == pytest.approx(5.0 + problem.scores(optimum)[0], rel=1e-12)
+
+
+def test_soft_penalty_grows_with_the_violation():
+    """The same architecture (the largest, 70M MACs) scores lower the further it is over the MACs bound,
+    and below its unpenalized accuracy; the hard bounds simply reject it."""
+    space = get_space("cifar10")
+    caps = ("36M", "40M", "45M", "52M")
+    problems = [problem_for(space, 6, bounds_from_options(max_flops=cap)) for cap in caps]
+    largest = np.array(space.largest_arch().indices)[None]
+    scores = [soft_penalty(p, best_accuracy=5.0).fitness(largest)[0] for p in problems]
+    assert all(a < b for a, b in zip(scores, scores[1:])) and scores[-1] < 5.0 + problems[0].scores(largest)[0]
+    assert hard_bounds(problems[0]).accept(largest).tolist() == [False]
 
 
 def test_latency_bound_needs_a_device():
