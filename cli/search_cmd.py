@@ -12,15 +12,9 @@ from typing import Optional
 
 import typer
 
+from cli.bounds import bound_options
 from cli.common import handle_errors
 
-BOUND_HELP = {
-    "latency": "latency on the device: 20ms, 500us, 0.02s (bare number = ms)",
-    "flops": "MACs (what MobileNet papers call FLOPs): 300M, 1.2G",
-    "params": "parameters: 4.2M, 800k",
-    "intensity": "compute intensity, FLOPs (2 x MACs) per byte moved: 80",
-    "peak_memory": "peak activation memory in bytes: 2M, 2MB, 1.5MiB",
-}
 DEVICE_HELP = "device name (e.g. jetson) or profile id; sets the latency model"
 TABLE_HELP = "accuracy table file, or 'default' for the embedded one"
 
@@ -34,22 +28,12 @@ def _strategy_help() -> str:
 STRATEGY_HELP = _strategy_help()
 
 
-def _bound(side: str, stem: str) -> typer.models.OptionInfo:
-    flag = f"--{side}-{stem.replace('_', '-')}"
-    return typer.Option(None, flag, help=f"{'upper' if side == 'max' else 'lower'} bound on {BOUND_HELP[stem]}",
-                        rich_help_panel="Bounds", show_default=False)
-
-
 @handle_errors
+@bound_options
 def root(
     ctx: typer.Context,
     device: Optional[str] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
-    max_latency: Optional[str] = _bound("max", "latency"), min_latency: Optional[str] = _bound("min", "latency"),
-    max_flops: Optional[str] = _bound("max", "flops"), min_flops: Optional[str] = _bound("min", "flops"),
-    max_params: Optional[str] = _bound("max", "params"), min_params: Optional[str] = _bound("min", "params"),
-    max_intensity: Optional[str] = _bound("max", "intensity"), min_intensity: Optional[str] = _bound("min", "intensity"),
-    max_peak_memory: Optional[str] = _bound("max", "peak_memory"),
-    min_peak_memory: Optional[str] = _bound("min", "peak_memory"),
+    bounds: dict = None,
     table: str = typer.Option("default", "--table", help=TABLE_HELP),
     profile: Optional[Path] = typer.Option(None, "--profile", help="device profile file (instead of or refining --device)"),
     seed: int = typer.Option(0, "--seed", help="GA random seed (same seed, same answer)"),
@@ -62,9 +46,6 @@ def root(
     """Specialize the supernet for a device: pick one block per layer under the bounds, in under a second."""
     if ctx.invoked_subcommand is not None:
         return
-    bounds = dict(max_latency=max_latency, min_latency=min_latency, max_flops=max_flops, min_flops=min_flops,
-                  max_params=max_params, min_params=min_params, max_intensity=max_intensity,
-                  min_intensity=min_intensity, max_peak_memory=max_peak_memory, min_peak_memory=min_peak_memory)
     if _nothing_given(ctx):
         typer.echo(ctx.get_help())
         return
@@ -83,15 +64,11 @@ def root(
 
 
 @handle_errors
+@bound_options
 def pareto(
     objective: str = typer.Option("latency", "--objective", help="trade accuracy loss against: latency or macs"),
     device: Optional[str] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
-    max_latency: Optional[str] = _bound("max", "latency"), min_latency: Optional[str] = _bound("min", "latency"),
-    max_flops: Optional[str] = _bound("max", "flops"), min_flops: Optional[str] = _bound("min", "flops"),
-    max_params: Optional[str] = _bound("max", "params"), min_params: Optional[str] = _bound("min", "params"),
-    max_intensity: Optional[str] = _bound("max", "intensity"), min_intensity: Optional[str] = _bound("min", "intensity"),
-    max_peak_memory: Optional[str] = _bound("max", "peak_memory"),
-    min_peak_memory: Optional[str] = _bound("min", "peak_memory"),
+    bounds: dict = None,
     table: str = typer.Option("default", "--table", help=TABLE_HELP),
     profile: Optional[Path] = typer.Option(None, "--profile", help="device profile file"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
@@ -107,10 +84,7 @@ def pareto(
     for path in (output, plot):
         if path is not None:
             check_writable(path)
-    front = pareto_front(objective, device, table=table, profile=profile, seed=seed, generations=generations,
-                         max_latency=max_latency, min_latency=min_latency, max_flops=max_flops, min_flops=min_flops,
-                         max_params=max_params, min_params=min_params, max_intensity=max_intensity,
-                         min_intensity=min_intensity, max_peak_memory=max_peak_memory, min_peak_memory=min_peak_memory)
+    front = pareto_front(objective, device, table=table, profile=profile, seed=seed, generations=generations, **bounds)
     if output is not None:
         atomic_write_json(output, front.to_dict())
     if plot is not None:

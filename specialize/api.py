@@ -16,7 +16,7 @@ import numpy as np
 
 from specialize.cost import cost_arrays
 from specialize.errors import SpecializeError
-from specialize.search.constraints import METRICS, Bound, Problem, bounds_from_options, build_problem
+from specialize.search.constraints import METRICS, Bound, Problem, bounds_from_options, build_problem, takes_bounds
 from specialize.search.registry import Budget, SearchResult, Strategy
 from specialize.table import AccuracyTable, load_table
 
@@ -74,24 +74,19 @@ class SpecializeResult:
         return asdict(self)
 
 
+@takes_bounds
 def specialize(device: str | None = None, *, table: str | Path | AccuracyTable | None = None,
                profile=None, seed: int = 0, strategy: str = "ga", penalty: str = "hard", generations: int = 1000,
-               solver: str | None = None,
-               max_latency=None, min_latency=None, max_flops=None, min_flops=None, max_params=None,
-               min_params=None, max_intensity=None, min_intensity=None, max_peak_memory=None,
-               min_peak_memory=None) -> SpecializeResult:
-    """Best sub-network for a device under bounds. Bounds take text with units ("20ms", "300M") or numbers
+               solver: str | None = None, **bounds: str | float | None) -> SpecializeResult:
+    """Best sub-network for a device under bounds (max_latency=, min_flops=, ...: one pair per metric of
+    `specialize.search.constraints.METRICS`). Bounds take text with units ("20ms", "300M") or numbers
     (latency in ms, counts, intensity in FLOPs/byte, memory in bytes). MACs are what MobileNet papers call FLOPs.
     `strategy` names a registered search ("ga", "exact", ...); `solver` is its older name."""
     from specialize.search.penalty import get_penalty
     from specialize.search.registry import get_strategy
 
     chosen, evaluate_with = get_strategy(solver or strategy), get_penalty(penalty)
-    bounds = bounds_from_options(
-        max_latency=max_latency, min_latency=min_latency, max_flops=max_flops, min_flops=min_flops,
-        max_params=max_params, min_params=min_params, max_intensity=max_intensity, min_intensity=min_intensity,
-        max_peak_memory=max_peak_memory, min_peak_memory=min_peak_memory)
-    tbl, prof, problem = prepare(table, device, profile, bounds)
+    tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds))
     outcome = search(problem, chosen, evaluate_with(problem, best_accuracy(tbl)), Budget(generations=generations), seed)
     return _result(tbl, prof, problem, outcome, penalty, seed)
 
@@ -242,6 +237,7 @@ class ParetoFront:
         return asdict(self)
 
 
+@takes_bounds
 def pareto(objective: str = "latency", device: str | None = None, *, table=None, profile=None, seed: int = 0,
            population: int = 48, generations: int = 200, **bounds) -> ParetoFront:
     """The accuracy-loss versus `objective` front (NSGA-II); other bounds as in `specialize`."""

@@ -53,6 +53,17 @@ def test_exact_solver_answer_is_the_optimum():
     assert specialize(table=random_table(1), solver="exact", max_params="1.5M").strategy == "exact"
 
 
+def test_bound_keywords_come_from_the_metric_registry():
+    import inspect
+
+    from specialize.search.constraints import BOUND_OPTIONS
+
+    for fn in (specialize, pareto):
+        assert set(BOUND_OPTIONS) <= set(inspect.signature(fn).parameters)
+    with pytest.raises(SpecializeError, match="unknown bound 'max_speed'"):
+        specialize(table=random_table(), max_speed="3")
+
+
 def test_no_device_means_no_latency():
     result = specialize(table=random_table(2), max_flops="40M")
     assert result.latency_ms is None and result.device is None

@@ -102,3 +102,17 @@ def test_export_writes_the_chosen_subnetwork(request, tmp_path):
     done = run("--table", table, "--max-flops", "40M", "--export", str(out))
     assert done.exit_code == 0, done.output
     assert out.stat().st_size > 0 and "exported" in done.stdout
+
+
+@pytest.mark.parametrize("command", [(), ("pareto",)])
+def test_every_bound_option_is_generated_from_the_metric_registry(command, random_table_file):
+    from specialize.search.constraints import BOUND_OPTIONS
+
+    done = runner.invoke(app, [*command, "--help"], terminal_width=200)
+    assert all(f"--{name.replace('_', '-')}" in done.stdout for name in BOUND_OPTIONS)
+    args = ("--objective", "macs", "--generations", "5") if command else ()
+    done = run(*command, "--table", random_table_file, *args, "--min-flops", "40M", "--max-peak-memory", "2MiB",
+               "--json")
+    assert done.exit_code == 0, done.output
+    bounds = {b["metric"]: b for b in json.loads(done.stdout)["bounds"]}
+    assert bounds["macs"]["lower"] == 40e6 and bounds["peak_activation_bytes"]["upper"] == 2 * 2**20

@@ -14,9 +14,10 @@ chromosomes is one fancy-indexing gather and a sum.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -36,16 +37,35 @@ class Metric:
     label: str                                 # what it is called in messages: "MACs"
     parse: Callable[[str | float], float]
     format: Callable[..., str]
+    help: str                                  # what a bound on it takes, for --help
 
 
 METRICS: dict[str, Metric] = {m.key: m for m in (
-    Metric("latency_ms", "latency", "latency", parse_time_ms, format_time_ms),
-    Metric("macs", "flops", "MACs", parse_count, format_count),
-    Metric("params", "params", "parameters", parse_count, format_count),
-    Metric("intensity", "intensity", "compute intensity (FLOPs/byte)", parse_ratio, format_ratio),
-    Metric("peak_activation_bytes", "peak_memory", "peak activation memory", parse_bytes, format_bytes),
+    Metric("latency_ms", "latency", "latency", parse_time_ms, format_time_ms,
+           "latency on the device: 20ms, 500us, 0.02s (bare number = ms)"),
+    Metric("macs", "flops", "MACs", parse_count, format_count, "MACs (what MobileNet papers call FLOPs): 300M, 1.2G"),
+    Metric("params", "params", "parameters", parse_count, format_count, "parameters: 4.2M, 800k"),
+    Metric("intensity", "intensity", "compute intensity (FLOPs/byte)", parse_ratio, format_ratio,
+           "compute intensity, FLOPs (2 x MACs) per byte moved: 80"),
+    Metric("peak_activation_bytes", "peak_memory", "peak activation memory", parse_bytes, format_bytes,
+           "peak activation memory in bytes: 2M, 2MB, 1.5MiB"),
 )}
 OPTION_TO_METRIC = {m.option: m.key for m in METRICS.values()}
+SIDES = {"max": "upper", "min": "lower"}
+# Every bound option, declared here once: max_latency, min_latency, max_flops, ... (keyword -> (side, metric)).
+BOUND_OPTIONS: dict[str, tuple[str, Metric]] = {f"{side}_{m.option}": (side, m) for m in METRICS.values() for side in SIDES}
+F = TypeVar("F", bound=Callable)
+
+
+def takes_bounds(fn: F) -> F:
+    """Show the bound keywords (max_flops=..., one per BOUND_OPTIONS entry, default None) in place of
+    `fn`'s `**bounds`, so help() and IDEs list them; calls are unchanged (bounds_from_options checks names)."""
+    params = list(inspect.signature(fn).parameters.values())
+    keywords = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="str | float | None")
+                for name in BOUND_OPTIONS]
+    fn.__signature__ = inspect.signature(fn).replace(
+        parameters=[p for p in params if p.kind != p.VAR_KEYWORD] + keywords)
+    return fn
 
 
 @dataclass(frozen=True)
@@ -71,12 +91,10 @@ def bounds_from_options(**options: str | float | None) -> tuple[Bound, ...]:
     for name, text in options.items():
         if text is None:
             continue
-        side, _, stem = name.partition("_")
-        if side not in ("min", "max") or stem not in OPTION_TO_METRIC:
-            valid = ", ".join(f"{s}_{o}" for o in OPTION_TO_METRIC for s in ("min", "max"))
-            raise SpecializeError(f"unknown bound {name!r}; valid: {valid}")
-        metric = METRICS[OPTION_TO_METRIC[stem]]
-        limits.setdefault(metric.key, {})["lower" if side == "min" else "upper"] = metric.parse(text)
+        if name not in BOUND_OPTIONS:
+            raise SpecializeError(f"unknown bound {name!r}; valid: {', '.join(BOUND_OPTIONS)}")
+        side, metric = BOUND_OPTIONS[name]
+        limits.setdefault(metric.key, {})[SIDES[side]] = metric.parse(text)
     bounds = tuple(Bound(key, **sides) for key, sides in limits.items())
     for b in bounds:
         if b.lower is not None and b.upper is not None and b.lower > b.upper:
