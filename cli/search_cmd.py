@@ -40,6 +40,8 @@ def root(
     strategy: str = typer.Option("ga", "--strategy", help=STRATEGY_HELP),
     solver: Optional[str] = typer.Option(None, "--solver", hidden=True, help="older name of --strategy"),
     penalty: str = typer.Option("hard", "--penalty", help="hard: reject children that break a bound; soft: EPNAS penalty"),
+    time_limit: float = typer.Option(0.6, "--time-limit", help="seconds for the whole search; an exact answer "
+                                     "not proven by then is labelled so, with HiGHS's bound and gap"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     export: Optional[Path] = typer.Option(None, "--export", help="write the chosen sub-network as ONNX here"),
 ) -> None:
@@ -52,7 +54,7 @@ def root(
     from specialize.api import export_result, specialize
 
     result = specialize(device, table=table, profile=profile, seed=seed, strategy=solver or strategy, penalty=penalty,
-                        **bounds)
+                        time_limit=time_limit, **bounds)
     if export is not None:
         export_result(result, export)
     if as_json:
@@ -120,7 +122,8 @@ def _bound_text(bound: dict | None) -> str:
     parts = ([f">= {_fmt(bound['metric'], lo)}"] if lo is not None else []) + \
         ([f"<= {_fmt(bound['metric'], hi)}"] if hi is not None else [])
     mark = "[green]ok[/]" if bound["ok"] else "[red]broken[/]"
-    return f"{', '.join(parts)}  {mark}"
+    tolerance = f" (± {_fmt(bound['metric'], bound['tolerance'])} tolerance)" if bound.get("tolerance") else ""
+    return f"{', '.join(parts)}{tolerance}  {mark}"
 
 
 def render_result(result, export: Path | None = None) -> None:
@@ -162,13 +165,20 @@ def _summary(result):
 
 
 def _solver_line(result) -> str:
+    optimum = f"optimum {100 * result.optimum_value:+.3f}%" if result.optimum_status == "optimal" else \
+        (f"best known {100 * result.optimum_value:+.3f}%, not proven: HiGHS's bound {100 * result.optimum_bound:+.3f}%, "
+         f"gap {100 * result.optimality_gap:.3f} points")
+    timing = f"searched in {result.search_seconds:.3f} s"
+    if "skipped" in result.strategy_details:
+        return f"answer: optimal; {result.strategy_details['skipped']}, so {result.strategy} did not run; {timing}"
     value = "-" if result.strategy_value is None else f"{100 * result.strategy_value:+.3f}%"
     gap = "-" if result.strategy_gap is None else f"{100 * result.strategy_gap:.3f} points"
-    optimum = f"optimum {100 * result.optimum_value:+.3f}%" if result.optimum_status == "optimal" else \
-        f"best known {100 * result.optimum_value:+.3f}% (not proven; bound {100 * result.optimum_bound:+.3f}%)"
     source = "" if result.answer_from == result.strategy else f", answer from {result.answer_from}"
-    return (f"answer: {result.strategy} ({result.status}{source}; penalty {result.penalty}, seed {result.seed}); "
-            f"{result.strategy} {value}, {optimum}, gap {gap}; searched in {result.search_seconds:.3f} s "
+    generations = result.strategy_details.get("generations"), result.strategy_details.get("generations_asked")
+    stopped = f", stopped on time after {generations[0]} of {generations[1]} generations" \
+        if generations[0] is not None and generations[0] < generations[1] else ""
+    return (f"answer: {result.strategy} ({result.status}{source}{stopped}; penalty {result.penalty}, seed {result.seed}); "
+            f"{result.strategy} {value}, {optimum}, gap {gap}; {timing} "
             f"({result.strategy} {result.strategy_seconds:.3f} s, exact {result.exact_seconds:.3f} s)")
 
 

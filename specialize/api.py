@@ -9,7 +9,7 @@ as the reference, so every answer carries the optimum (or HiGHS's proven bound) 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +19,10 @@ from specialize.errors import SpecializeError
 from specialize.search.constraints import METRICS, Bound, Problem, bounds_from_options, build_problem, takes_bounds
 from specialize.search.registry import Budget, SearchResult, Strategy
 from specialize.table import AccuracyTable, load_table
+
+
+TIME_LIMIT = 0.6              # seconds for the whole online search (reference ILP, then the strategy)
+MIN_STRATEGY_SECONDS = 0.1    # the strategy's share when the reference used the whole limit
 
 
 @dataclass(frozen=True)
@@ -77,17 +81,19 @@ class SpecializeResult:
 @takes_bounds
 def specialize(device: str | None = None, *, table: str | Path | AccuracyTable | None = None,
                profile=None, seed: int = 0, strategy: str = "ga", penalty: str = "hard", generations: int = 1000,
-               solver: str | None = None, **bounds: str | float | None) -> SpecializeResult:
+               solver: str | None = None, time_limit: float = TIME_LIMIT, **bounds: str | float | None) -> SpecializeResult:
     """Best sub-network for a device under bounds (max_latency=, min_flops=, ...: one pair per metric of
     `specialize.search.constraints.METRICS`). Bounds take text with units ("20ms", "300M") or numbers
     (latency in ms, counts, intensity in FLOPs/byte, memory in bytes). MACs are what MobileNet papers call FLOPs.
-    `strategy` names a registered search ("ga", "exact", ...); `solver` is its older name."""
+    `strategy` names a registered search ("ga", "exact", ...); `solver` is its older name. `time_limit` caps
+    the whole search in seconds: HiGHS then answers "not proven" with its bound, the GA stops early and says so."""
     from specialize.search.penalty import get_penalty
     from specialize.search.registry import get_strategy
 
     chosen, evaluate_with = get_strategy(solver or strategy), get_penalty(penalty)
     tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds))
-    outcome = search(problem, chosen, evaluate_with(problem, best_accuracy(tbl)), Budget(generations=generations), seed)
+    budget = Budget(generations=generations, time_limit_s=time_limit)
+    outcome = search(problem, chosen, evaluate_with(problem, best_accuracy(tbl)), budget, seed)
     return _result(tbl, prof, problem, outcome, penalty, seed)
 
 
@@ -95,13 +101,15 @@ def specialize(device: str | None = None, *, table: str | Path | AccuracyTable |
 class Outcome:
     strategy: str
     reference: SearchResult       # the exact solver's answer
-    answer: SearchResult          # the strategy's answer
+    answer: SearchResult | None   # the strategy's answer; None when it did not run (`skipped` says why)
     seconds: float
+    skipped: str | None = None
 
 
 def search(problem: Problem, chosen: Strategy, evaluation, budget: Budget, seed: int) -> Outcome:
-    """The exact reference (raises when no architecture meets the bounds), then the chosen strategy
-    (the reference itself when the strategy is "exact")."""
+    """The exact reference (raises when no architecture meets the bounds), then the chosen strategy in
+    the time left. When no bound binds, every layer's best block meets them all: that is the proven
+    optimum and the strategy does not run."""
     from specialize.search.exact import exact_strategy
     from specialize.search.reach import explain_infeasible
 
@@ -109,18 +117,27 @@ def search(problem: Problem, chosen: Strategy, evaluation, budget: Budget, seed:
     reference = exact_strategy(problem, evaluation, budget, seed)
     if reference.genes is None:
         raise explain_infeasible(problem)
-    answer = reference if chosen.run is exact_strategy else chosen.run(problem, evaluation, budget, seed)
+    if chosen.run is exact_strategy:
+        return Outcome(chosen.name, reference, reference, time.perf_counter() - start)
+    if reference.details["method"] == "per-layer best":
+        return Outcome(chosen.name, reference, None, time.perf_counter() - start,
+                       "no bound binds: every layer's best block meets them all (the proven optimum)")
+    left = max(budget.time_limit_s - (time.perf_counter() - start), MIN_STRATEGY_SECONDS)
+    answer = chosen.run(problem, evaluation, replace(budget, time_limit_s=left), seed)
     return Outcome(chosen.name, reference, answer, time.perf_counter() - start)
 
 
 def prepare(table, device: str | None, profile, bounds: tuple[Bound, ...]):
     """Load the table, resolve the device profile and compile the bounds into a Problem."""
+    from specialize.search.reach import with_tolerance
+
     tbl = table if isinstance(table, AccuracyTable) else load_table(table)
     prof = resolve_device(device, tbl.space, profile)
     latency = (prof.block_latency_ms(), prof.offset_ms()) if prof is not None else None
-    problem = build_problem(tbl.loss, cost_arrays(tbl.space), bounds, tbl.space.name, latency=latency,
-                            device=prof.name if prof is not None else None)
-    return tbl, prof, problem
+    def build(bounds: tuple[Bound, ...]) -> Problem:
+        return build_problem(tbl.loss, cost_arrays(tbl.space), bounds, tbl.space.name, latency=latency,
+                             device=prof.name if prof is not None else None)
+    return tbl, prof, build(with_tolerance(build(()), bounds))
 
 
 def resolve_device(device: str | None, space, profile=None):
@@ -154,28 +171,29 @@ def _check_choice(name: str, value: str, valid) -> None:
 
 
 def _result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: int) -> SpecializeResult:
-    space, strategy, reference, answer = tbl.space, outcome.strategy, outcome.reference, outcome.answer
-    found = answer.genes is not None
-    genes = answer.genes if found else reference.genes
-    pop = genes[None]
+    space, reference, own = tbl.space, outcome.reference, outcome.answer
+    found = own is not None and own.genes is not None
+    answer = own if found else reference
+    pop = answer.genes[None]
     values = {k: float(v[0]) for k, v in problem.measure(pop).items()}
     value = float(problem.scores(pop)[0])
+    details = own.details if own is not None else {"skipped": outcome.skipped}
     return SpecializeResult(
-        arch=str(space.arch_from_indices(genes)), space=space.name,
+        arch=str(space.arch_from_indices(answer.genes)), space=space.name,
         device=prof.name if prof else None, device_kind=prof.kind if prof else None,
-        blocks=_blocks(tbl, prof, genes), macs=int(values["macs"]), params=int(values["params"]),
+        blocks=_blocks(tbl, prof, answer.genes), macs=int(values["macs"]), params=int(values["params"]),
         bytes=int(values["bytes"]), intensity=values["intensity"],
         peak_activation_bytes=int(values["peak_activation_bytes"]), latency_ms=values.get("latency_ms"),
         predicted_accuracy=best_accuracy(tbl) + value, accuracy_loss=value, best_accuracy=best_accuracy(tbl),
-        best_arch=tbl.best_arch, bounds=bound_report(problem, values), strategy=strategy,
-        answer_from=strategy if found else "exact", status=answer.status if found else reference.status,
-        penalty=penalty, seed=seed, strategy_value=answer.value, optimum_value=reference.value,
-        optimum_status=reference.status, optimum_bound=reference.bound,
-        optimality_gap=max(reference.bound - value, 0.0),
-        strategy_gap=None if answer.value is None else max(reference.value - answer.value, 0.0),
+        best_arch=tbl.best_arch, bounds=bound_report(problem, values), strategy=outcome.strategy,
+        answer_from=outcome.strategy if found else "exact", status=answer.status, penalty=penalty, seed=seed,
+        strategy_value=own.value if own is not None else None, optimum_value=reference.value,
+        optimum_status=reference.status, optimum_bound=reference.bound, optimality_gap=max(reference.bound - value, 0.0),
+        strategy_gap=None if own is None or own.value is None else max(reference.value - own.value, 0.0),
         loss_range=float(-problem.score.min(axis=1).sum()), search_seconds=outcome.seconds,
-        strategy_seconds=answer.seconds, exact_seconds=reference.seconds, strategy_details=answer.details,
-        history=answer.history, table=str(tbl.path) if tbl.path else None,
+        strategy_seconds=own.seconds if own is not None else 0.0, exact_seconds=reference.seconds,
+        strategy_details=details, history=own.history if own is not None else [],
+        table=str(tbl.path) if tbl.path else None,
     )
 
 
@@ -189,7 +207,7 @@ def _blocks(tbl: AccuracyTable, prof, genes: np.ndarray) -> list[BlockChoice]:
 
 def bound_report(problem: Problem, values: dict[str, float]) -> list[dict]:
     return [{"metric": b.metric, "label": METRICS[b.metric].label, "lower": b.lower, "upper": b.upper,
-             "value": values[b.metric], "ok": b.holds(values[b.metric])} for b in problem.bounds]
+             "tolerance": b.tolerance, "value": values[b.metric], "ok": b.holds(values[b.metric])} for b in problem.bounds]
 
 
 def export_result(result: SpecializeResult, output: str | Path, fmt: str = "onnx"):

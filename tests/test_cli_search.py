@@ -116,3 +116,17 @@ def test_every_bound_option_is_generated_from_the_metric_registry(command, rando
     assert done.exit_code == 0, done.output
     bounds = {b["metric"]: b for b in json.loads(done.stdout)["bounds"]}
     assert bounds["macs"]["lower"] == 40e6 and bounds["peak_activation_bytes"]["upper"] == 2 * 2**20
+
+
+@pytest.mark.parametrize("args", [("--max-flops", "40M", "--max-params", "1.8M"),
+                                  ("--min-flops", "46061312", "--max-flops", "46061312")])
+def test_json_stdout_is_only_json_even_when_highs_solves(random_table_file, args):
+    """A fresh process, so output written by HiGHS's C++ code to file descriptor 1 would be caught too."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "cli.main", "--table", random_table_file, "--device", "jetson",
+                           *args, "--json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["exact_seconds"] >= 0 and data["optimum_status"] in ("optimal", "not proven")

@@ -211,3 +211,27 @@ def test_pareto_front_is_nondominated_and_meets_other_bounds():
     assert set(front.labels.values()) >= {"most accurate", "cheapest"}
     for i, best in front.optimum.items():
         assert front.scores[i] <= best + 1e-12
+
+
+def narrow_ponas_problem():
+    """ponas-imagenet, MACs and parameters each within 0.1% of their range around a random architecture's:
+    HiGHS cannot prove this one optimal at its root node."""
+    space = get_space("ponas-imagenet")
+    base = problem_for(space, 0, ())
+    arch = np.random.default_rng(2).integers(0, space.num_candidates, space.num_layers)[None]
+    bounds = []
+    for metric in ("macs", "params"):
+        lo, hi = reachable(base, metric)
+        value, half = float(base.measure(arch)[metric][0]), 1e-3 * (hi - lo)
+        bounds.append(Bound(metric, value - half, value + half))
+    return problem_for(space, 0, bounds)
+
+
+def test_exact_stopped_early_is_not_proven_and_carries_the_highs_bound():
+    problem = narrow_ponas_problem()
+    stopped = solve_exact(problem, options={"mip_max_nodes": 1})
+    assert stopped.status == "not proven" and stopped.genes is not None
+    check_answer(problem, stopped.genes)
+    assert stopped.bound > stopped.value and stopped.gap == stopped.bound - stopped.value
+    full = solve_exact(problem)
+    assert full.status == "optimal" and stopped.value - 1e-12 <= full.value <= stopped.bound + 1e-12

@@ -73,6 +73,15 @@ class Bound:
     metric: str                  # a key of METRICS
     lower: float | None = None
     upper: float | None = None
+    tolerance: float = 0.0       # stated slack on both sides (set for near-zero-width intervals, reach.py)
+
+    @property
+    def low(self) -> float | None:
+        return None if self.lower is None else self.lower - self.tolerance
+
+    @property
+    def high(self) -> float | None:
+        return None if self.upper is None else self.upper + self.tolerance
 
     def flags(self) -> list[str]:
         """The options as a user would type them: ['--min-flops 100M', '--max-flops 300M']."""
@@ -82,7 +91,8 @@ class Bound:
         return out + ([f"--max-{stem} {m.format(self.upper)}"] if self.upper is not None else [])
 
     def holds(self, value: float, rel: float = TOLERANCE) -> bool:
-        return (self.lower is None or value >= self.lower * (1 - rel)) and (self.upper is None or value <= self.upper * (1 + rel))
+        low, high = self.low, self.high
+        return (low is None or value >= low * (1 - rel)) and (high is None or value <= high * (1 + rel))
 
 
 def bounds_from_options(**options: str | float | None) -> tuple[Bound, ...]:
@@ -206,7 +216,7 @@ def build_problem(loss: np.ndarray, costs: CostArrays, bounds: tuple[Bound, ...]
             raise SpecializeError(f"{' and '.join(b.flags())} needs a device: give --device or --profile")
         if b.metric in linear:
             arr, fixed = linear[b.metric]
-            rows.append((arr, fixed, -np.inf if b.lower is None else b.lower, np.inf if b.upper is None else b.upper))
+            rows.append((arr, fixed, -np.inf if b.low is None else b.low, np.inf if b.high is None else b.high))
         elif b.metric == "intensity":
             rows += _intensity_rows(linear, b)
         else:
@@ -220,10 +230,10 @@ def _intensity_rows(linear: dict, b: Bound) -> list[tuple[np.ndarray, float, flo
     """2·MACs − c·bytes >= 0 (lower c) and <= 0 (upper c)."""
     (macs, fm), (nbytes, fb) = linear["macs"], linear["bytes"]
     out = []
-    if b.lower is not None:
-        out.append((2 * macs - b.lower * nbytes, 2 * fm - b.lower * fb, 0.0, np.inf))
-    if b.upper is not None:
-        out.append((2 * macs - b.upper * nbytes, 2 * fm - b.upper * fb, -np.inf, 0.0))
+    if b.low is not None:
+        out.append((2 * macs - b.low * nbytes, 2 * fm - b.low * fb, 0.0, np.inf))
+    if b.high is not None:
+        out.append((2 * macs - b.high * nbytes, 2 * fm - b.high * fb, -np.inf, 0.0))
     return out
 
 

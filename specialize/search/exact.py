@@ -23,6 +23,8 @@ from specialize.search.registry import Budget, SearchResult, register_strategy
 MARGINS = (0.0, 1e-7, 1e-6)   # rows are tightened by this share of their range if HiGHS rounds past a limit
 TIME_LIMIT = 30.0
 FEASIBILITY = 1e-9            # HiGHS's row tolerance on rows scaled to their range: TOLERANCE in constraints.py
+HIGHS_OPTIONS = {"output_flag": False, "log_to_console": False, "mip_rel_gap": 0.0, "threads": 1,
+                 "mip_feasibility_tolerance": FEASIBILITY, "primal_feasibility_tolerance": FEASIBILITY}
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class ExactResult:
     seconds: float
     status: str                   # "optimal" | "not proven" | "infeasible"
     bound: float | None = None    # proven upper bound on the optimum Σ T_d (equals value when optimal)
+    method: str = "ILP"           # "ILP" | "per-layer best" (no bound binds: nothing to solve)
 
     @property
     def gap(self) -> float | None:
@@ -46,8 +49,10 @@ class _Solve:
     bound: float | None
 
 
-def solve_exact(problem: Problem, objective: np.ndarray | None = None, time_limit: float = TIME_LIMIT) -> ExactResult:
-    """Optimum of Σ objective (default: the score). Verified against the problem's own feasibility test."""
+def solve_exact(problem: Problem, objective: np.ndarray | None = None, time_limit: float = TIME_LIMIT,
+                options: dict | None = None) -> ExactResult:
+    """Optimum of Σ objective (default: the score). Verified against the problem's own feasibility test.
+    `options` go to HiGHS as they are (e.g. {"mip_max_nodes": 1}: any limit makes the answer "not proven")."""
     start = time.perf_counter()
     objective = problem.score if objective is None else objective
     if problem.fixed_infeasible:
@@ -55,9 +60,9 @@ def solve_exact(problem: Problem, objective: np.ndarray | None = None, time_limi
     best = np.where(problem.allowed, objective, -np.inf).argmax(axis=1)
     if problem.feasible(best[None])[0]:    # the per-layer best meets every bound: nothing to solve
         value = float(problem.scores(best[None])[0])
-        return ExactResult(best, value, time.perf_counter() - start, "optimal", value)
-    for margin in MARGINS:
-        solved = _milp(problem, objective, margin, time_limit)
+        return ExactResult(best, value, time.perf_counter() - start, "optimal", value, "per-layer best")
+    for margin in MARGINS:   # the retries share the time limit
+        solved = _milp(problem, objective, margin, max(time_limit - (time.perf_counter() - start), 0.01), options or {})
         if solved.genes is None or problem.feasible(solved.genes[None])[0]:
             break
     else:
@@ -70,13 +75,11 @@ def solve_exact(problem: Problem, objective: np.ndarray | None = None, time_limi
     return ExactResult(solved.genes, value, seconds, solved.status, bound)
 
 
-def _milp(problem: Problem, objective: np.ndarray, margin: float, time_limit: float) -> _Solve:
+def _milp(problem: Problem, objective: np.ndarray, margin: float, time_limit: float, options: dict) -> _Solve:
     import highspy
 
     highs = highspy._Highs()     # the core binding: the Python wrapper prints a banner on construction
-    for name, value in (("output_flag", False), ("log_to_console", False), ("mip_rel_gap", 0.0),
-                        ("time_limit", float(time_limit)), ("threads", 1), ("mip_feasibility_tolerance", FEASIBILITY),
-                        ("primal_feasibility_tolerance", FEASIBILITY)):
+    for name, value in {**HIGHS_OPTIONS, "time_limit": float(time_limit), **options}.items():
         highs.setOptionValue(name, value)
     highs.passModel(_model(highspy, problem, objective, margin))
     highs.run()
@@ -133,4 +136,4 @@ def find_feasible(problem: Problem, rng: np.random.Generator, time_limit: float 
 def exact_strategy(problem: Problem, evaluation, budget: Budget, seed: int) -> SearchResult:
     """The evaluation is not used: the ILP maximizes Σ T_d under the hard bounds themselves."""
     r = solve_exact(problem, time_limit=budget.time_limit_s)
-    return SearchResult(r.genes, r.value, r.seconds, r.status, bound=r.bound)
+    return SearchResult(r.genes, r.value, r.seconds, r.status, bound=r.bound, details={"method": r.method})

@@ -270,8 +270,9 @@ def repair(problem: Problem, rng: np.random.Generator, pop: np.ndarray, steps: i
 
 
 def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, evaluation: Evaluation | None = None,
-           islands: int = ISLANDS) -> GAResult:
-    """Run the PONAS GA on `islands` independent populations at once; deterministic for a given seed.
+           islands: int = ISLANDS, time_limit: float | None = None) -> GAResult:
+    """Run the PONAS GA on `islands` independent populations at once; deterministic for a given seed
+    unless `time_limit` (seconds) ends it early (GAResult.generations says how many ran).
     The answer is the best chromosome seen that meets every bound; each island's best is polished too."""
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -281,7 +282,11 @@ def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, evaluation:
     fitness, best = toolbox.evaluate(pop), _Best(problem)
     best.update(pop)
     failed, history, rows = 0, [], np.arange(islands)[:, None]
+    done = 0
     for gen in range(generations):
+        if time_limit is not None and time.perf_counter() - start > time_limit:
+            break
+        done = gen + 1
         order = toolbox.select(fitness, PARENTS)
         parents = pop[rows, order]
         children, lost = toolbox.breed(parents, toolbox.draw())
@@ -293,14 +298,15 @@ def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, evaluation:
             history.append({"generation": gen + 1, "best": best.value})
     genes = _polished_best(problem, [*_island_bests(problem, pop), best.genes])
     return GAResult(genes, None if genes is None else float(problem.scores(genes[None])[0]),
-                    time.perf_counter() - start, generations, islands * (POPULATION + generations * (POPULATION - PARENTS)),
+                    time.perf_counter() - start, done, islands * (POPULATION + done * (POPULATION - PARENTS)),
                     failed, seeded, value_before_polish=best.value, history=history)
 
 
 @register_strategy("ga", summary="PONAS genetic algorithm: 6 islands of 20, 1,000 generations, winner polished")
 def ga_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, seed: int) -> SearchResult:
-    r = run_ga(problem, seed=seed, generations=budget.generations, evaluation=evaluation)
-    details = {"generations": r.generations, "evaluations": r.evaluations, "failed_children": r.failed_children,
+    r = run_ga(problem, seed=seed, generations=budget.generations, evaluation=evaluation, time_limit=budget.time_limit_s)
+    details = {"generations": r.generations, "generations_asked": budget.generations,
+               "evaluations": r.evaluations, "failed_children": r.failed_children,
                "seeded_by_solver": r.seeded_by_solver, "value_before_polish": r.value_before_polish}
     return SearchResult(r.genes, r.value, r.seconds, "heuristic", history=r.history, details=details)
 
