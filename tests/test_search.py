@@ -235,3 +235,22 @@ def test_exact_stopped_early_is_not_proven_and_carries_the_highs_bound():
     assert stopped.bound > stopped.value and stopped.gap == stopped.bound - stopped.value
     full = solve_exact(problem)
     assert full.status == "optimal" and stopped.value - 1e-12 <= full.value <= stopped.bound + 1e-12
+
+
+def test_pareto_front_reaches_the_exact_optimum_at_its_accurate_end():
+    space = get_space("cifar10")
+    for seed, bounds in ((7, dict(max_params="2.2M")), (8, dict(min_intensity="7")), (9, {})):
+        problem = problem_for(space, seed, bounds_from_options(**bounds))
+        front = nsga2(problem, "macs", seed=seed, population=16, generations=5)
+        assert front.scores.max() == pytest.approx(solve_exact(problem).value, abs=1e-12)
+        assert front.scores[-1] == front.scores.max() and problem.feasible(front.genes).all()
+
+
+def test_pareto_front_drops_points_better_only_by_float_noise():
+    """0.1 + 0.2 and 0.3 are one score: the costlier of the two goes; a real improvement stays."""
+    from specialize.search.pareto import nondominated
+
+    scores = np.array([0.3, 0.1 + 0.2, 0.3 + 1e-6, 0.25])
+    costs = np.array([10.0, 12.0, 15.0, 5.0])
+    assert nondominated(scores, costs).tolist() == [True, False, True, True]
+    assert nondominated(np.array([0.3, 0.1 + 0.2]), np.array([10.0, 10.0])).tolist() == [True, False]
