@@ -46,7 +46,7 @@ def main() -> None:
             archs.append(f"{name}: [red]{exc}[/]")
             continue
         table.add_row(r.device, r.device_kind, f"{bound:.3f} ms", f"{r.latency_ms:.3f} ms", f"{r.macs / 1e6:.1f}M",
-                      f"{r.params / 1e6:.2f}M", f"{100 * r.predicted_accuracy:.2f}%", f"{100 * r.strategy_gap:.3f}")
+                      f"{r.params / 1e6:.2f}M", f"{100 * r.predicted_accuracy:.2f}%", f"{100 * r.optimality_gap:.3f}")
         archs.append(f"{r.device}: {r.arch}")
     console = Console()
     console.print(table)
