@@ -144,3 +144,20 @@ def test_unknown_strategy_names_the_known_ones():
         get_strategy("annealing")
     with pytest.raises(SpecializeError, match=r"unknown penalty 'gentle'; known: hard, soft"):
         get_penalty("gentle")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), seed=st.integers(0, 10**6))
+def test_top_k_is_the_brute_force_top_k(data, seed):
+    """The candidates a reranker would take: the k best distinct feasible architectures, in order."""
+    from specialize.search.exact import top_k
+
+    problem = problem_for(TINY, seed, random_bounds(TINY, data))
+    archs = ARCHS["tiny"]
+    scores = np.sort(problem.scores(archs)[problem.feasible(archs)])[::-1][:5]
+    found = top_k(problem, 5)
+    assert len(found) == len(scores)
+    assert np.allclose([r.value for r in found], scores, atol=1e-12)
+    genes = np.stack([r.genes for r in found]) if found else np.zeros((0, TINY.num_layers), dtype=int)
+    assert len(np.unique(genes, axis=0)) == len(found) and problem.feasible(genes).all()
+    assert all(r.status == "optimal" for r in found)

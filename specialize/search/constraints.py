@@ -190,6 +190,13 @@ class Problem:
                        row_lo=np.append(self.row_lo, -np.inf), row_hi=np.append(self.row_hi, upper),
                        bounds=self.bounds + (Bound(metric, upper=upper),))
 
+    def excluding(self, genes: np.ndarray) -> "Problem":
+        """This problem without one architecture: the no-good cut Σ_l x[l, g_l] <= L - 1."""
+        cut = np.zeros(self.score.shape)
+        cut[np.arange(self.num_layers), genes] = 1.0
+        return replace(self, rows=np.concatenate([self.rows, cut[None]]), row_fixed=np.append(self.row_fixed, 0.0),
+                       row_lo=np.append(self.row_lo, -np.inf), row_hi=np.append(self.row_hi, self.num_layers - 1))
+
     def measure(self, pop: np.ndarray) -> dict[str, np.ndarray]:
         """[N] value of every metric (latency only with a device profile)."""
         out = {key: self.gather(arr, pop).sum(axis=-1) + fixed for key, (arr, fixed) in self.linear.items()}

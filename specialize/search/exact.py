@@ -127,6 +127,20 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return np.clip(values, -1e30, 1e30)
 
 
+def top_k(problem: Problem, k: int, time_limit: float = TIME_LIMIT) -> list[ExactResult]:
+    """The k best distinct architectures that meet every bound, best first (fewer if fewer exist):
+    each is the optimum once the ones before it are cut off. The candidates a reranker (measured
+    accuracy instead of the table's) would choose from."""
+    found: list[ExactResult] = []
+    for _ in range(k):
+        result = solve_exact(problem, time_limit=time_limit)
+        if result.genes is None:
+            break
+        found.append(result)
+        problem = problem.excluding(result.genes)
+    return found
+
+
 def find_feasible(problem: Problem, rng: np.random.Generator, time_limit: float = TIME_LIMIT) -> np.ndarray | None:
     """Any feasible chromosome (a random objective spreads the answers), or None if there is none."""
     return solve_exact(problem, objective=rng.random(problem.score.shape), time_limit=time_limit).genes
