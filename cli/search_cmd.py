@@ -40,7 +40,7 @@ def root(
     strategy: str = typer.Option("ga", "--strategy", help=STRATEGY_HELP),
     solver: Optional[str] = typer.Option(None, "--solver", hidden=True, help="older name of --strategy"),
     penalty: str = typer.Option("hard", "--penalty", help="hard: reject children that break a bound; soft: EPNAS penalty"),
-    time_limit: float = typer.Option(0.6, "--time-limit", help="seconds for the whole search; an exact answer "
+    time_limit: float = typer.Option(2.0, "--time-limit", help="seconds for the whole search; an exact answer "
                                      "not proven by then is labelled so, with HiGHS's bound and gap"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     export: Optional[Path] = typer.Option(None, "--export", help="write the chosen sub-network as ONNX here"),
@@ -174,9 +174,9 @@ def _solver_line(result) -> str:
     value = "-" if result.strategy_value is None else f"{100 * result.strategy_value:+.3f}%"
     gap = "-" if result.strategy_gap is None else f"{100 * result.strategy_gap:.3f} points"
     source = "" if result.answer_from == result.strategy else f", answer from {result.answer_from}"
-    generations = result.strategy_details.get("generations"), result.strategy_details.get("generations_asked")
-    stopped = f", stopped on time after {generations[0]} of {generations[1]} generations" \
-        if generations[0] is not None and generations[0] < generations[1] else ""
+    details = result.strategy_details
+    stopped = f", stopped after {details['generations']} of {details['generations_asked']} generations: " \
+        f"{details['stopped']}" if details.get("stopped") else ""
     return (f"answer: {result.strategy} ({result.status}{source}{stopped}; penalty {result.penalty}, seed {result.seed}); "
             f"{result.strategy} {value}, {optimum}, gap {gap}; {timing} "
             f"({result.strategy} {result.strategy_seconds:.3f} s, exact {result.exact_seconds:.3f} s)")

@@ -254,3 +254,17 @@ def test_pareto_front_drops_points_better_only_by_float_noise():
     costs = np.array([10.0, 12.0, 15.0, 5.0])
     assert nondominated(scores, costs).tolist() == [True, False, True, True]
     assert nondominated(np.array([0.3, 0.1 + 0.2]), np.array([10.0, 10.0])).tolist() == [True, False]
+
+
+def test_ga_stops_deterministically_at_its_failed_children_cap():
+    """A band 0.1% wide: nearly every child breaks it. The cap, not the clock, ends the run, so the
+    same seed gives the same answer; the result says why it stopped."""
+    space = get_space("cifar10")
+    base = problem_for(space, 0, ())
+    lo, hi = reachable(base, "macs")
+    middle = (lo + hi) / 2
+    problem = problem_for(space, 0, [Bound("macs", middle, middle + 1e-3 * (hi - lo))])
+    first, again = (run_ga(problem, seed=3, max_failed=2000) for _ in range(2))
+    assert first.stopped and "failed children" in first.stopped and first.generations < 1000
+    assert first.failed_children >= 2000 and (first.genes == again.genes).all() and first.generations == again.generations
+    check_answer(problem, first.genes)

@@ -42,6 +42,7 @@ POPULATION, PARENTS, MUTATION = 20, 10, 0.1
 ISLANDS = 6          # independent populations
 FIRST_TRIES = 4      # tries per pair made at once each generation
 ROUNDS = 1           # further rounds of `tries` for pairs whose children were all rejected
+FAILED_PER_GENERATION = 10   # the "ga" strategy stops at 10 x generations failed children (about 1 in 6 made)
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class GAResult:
     failed_children: int              # children whose regeneration cap ran out (the parent stayed)
     seeded_by_solver: bool            # random sampling + repair found too few feasible starts
     value_before_polish: float | None = None   # the GA's own best, before the 2-exchange polish
+    stopped: str | None = None        # why it ran fewer generations than asked ("time limit", "failed children")
     history: list[dict] = field(default_factory=list, repr=False)  # best feasible Σ T_d every 10 generations
 
 
@@ -270,9 +272,11 @@ def repair(problem: Problem, rng: np.random.Generator, pop: np.ndarray, steps: i
 
 
 def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, evaluation: Evaluation | None = None,
-           islands: int = ISLANDS, time_limit: float | None = None) -> GAResult:
-    """Run the PONAS GA on `islands` independent populations at once; deterministic for a given seed
-    unless `time_limit` (seconds) ends it early (GAResult.generations says how many ran).
+           islands: int = ISLANDS, time_limit: float | None = None, max_failed: int | None = None) -> GAResult:
+    """Run the PONAS GA on `islands` independent populations at once; deterministic for a given seed.
+    It stops early once `max_failed` children have failed (deterministic: where nearly every child
+    breaks a bound, each generation costs several times more) or after `time_limit` seconds (a safety
+    net; the seed then no longer fixes the answer); GAResult.generations and .stopped say so.
     The answer is the best chromosome seen that meets every bound; each island's best is polished too."""
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
@@ -281,10 +285,10 @@ def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, evaluation:
     pop = pop.reshape(islands, POPULATION, -1)
     fitness, best = toolbox.evaluate(pop), _Best(problem)
     best.update(pop)
-    failed, history, rows = 0, [], np.arange(islands)[:, None]
-    done = 0
+    failed, history, rows, done, stopped = 0, [], np.arange(islands)[:, None], 0, None
     for gen in range(generations):
-        if time_limit is not None and time.perf_counter() - start > time_limit:
+        stopped = _stop_reason(start, time_limit, failed, max_failed)
+        if stopped:
             break
         done = gen + 1
         order = toolbox.select(fitness, PARENTS)
@@ -299,13 +303,22 @@ def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, evaluation:
     genes = _polished_best(problem, [*_island_bests(problem, pop), best.genes])
     return GAResult(genes, None if genes is None else float(problem.scores(genes[None])[0]),
                     time.perf_counter() - start, done, islands * (POPULATION + done * (POPULATION - PARENTS)),
-                    failed, seeded, value_before_polish=best.value, history=history)
+                    failed, seeded, value_before_polish=best.value, stopped=stopped, history=history)
+
+
+def _stop_reason(start: float, time_limit: float | None, failed: int, max_failed: int | None) -> str | None:
+    if max_failed is not None and failed >= max_failed:
+        return f"{failed} failed children (cap {max_failed})"
+    if time_limit is not None and time.perf_counter() - start > time_limit:
+        return f"time limit {time_limit:.2f} s"
+    return None
 
 
 @register_strategy("ga", summary="PONAS genetic algorithm: 6 islands of 20, 1,000 generations, winner polished")
 def ga_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, seed: int) -> SearchResult:
-    r = run_ga(problem, seed=seed, generations=budget.generations, evaluation=evaluation, time_limit=budget.time_limit_s)
-    details = {"generations": r.generations, "generations_asked": budget.generations,
+    r = run_ga(problem, seed=seed, generations=budget.generations, evaluation=evaluation, time_limit=budget.time_limit_s,
+               max_failed=FAILED_PER_GENERATION * budget.generations)
+    details = {"generations": r.generations, "generations_asked": budget.generations, "stopped": r.stopped,
                "evaluations": r.evaluations, "failed_children": r.failed_children,
                "seeded_by_solver": r.seeded_by_solver, "value_before_polish": r.value_before_polish}
     return SearchResult(r.genes, r.value, r.seconds, "heuristic", history=r.history, details=details)
