@@ -54,7 +54,7 @@ class SpecializeResult:
     accuracy_loss: float          # Σ T_d, predicted loss against the best network (<= 0)
     best_accuracy: float
     best_arch: str
-    bounds: list[dict]            # {metric, lower, upper, value, ok}
+    bounds: list[dict]            # {metric, label, lower, upper, tolerance, value, ok}
     strategy: str                 # the search strategy asked for (a name in the strategy registry)
     answer_from: str              # whose architecture is returned: the strategy, or "exact" if it found none
     status: str                   # of the returned answer: "optimal" | "not proven" | "heuristic"
@@ -165,7 +165,7 @@ def best_accuracy(table: AccuracyTable) -> float:
     return float(table.accuracy[-1].max())
 
 
-def _check_choice(name: str, value: str, valid) -> None:
+def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
     if value not in valid:
         raise SpecializeError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
 
