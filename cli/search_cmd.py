@@ -3,7 +3,7 @@
 Parses, calls `specialize.api`, renders. Bounds take units: latency 20ms / 500us / 0.02s (a bare
 number is milliseconds), counts 300M / 4.2M / 1.5G (MACs = what MobileNet papers call FLOPs),
 memory 2M / 2MB (decimal) or 2MiB (binary) bytes, intensity a plain number of FLOPs per byte.
-numpy, scipy and deap load only when a search runs; matplotlib only for --plot.
+numpy loads with the bound options; deap and highspy only when a search runs; matplotlib only for --plot.
 """
 from __future__ import annotations
 
@@ -13,40 +13,36 @@ from typing import Optional
 import typer
 from rich.markup import escape
 
+from cli.bounds import bound_options
 from cli.common import handle_errors
 
-BOUND_HELP = {
-    "latency": "latency on the device: 20ms, 500us, 0.02s (bare number = ms)",
-    "flops": "MACs (what MobileNet papers call FLOPs): 300M, 1.2G",
-    "params": "parameters: 4.2M, 800k",
-    "intensity": "compute intensity, FLOPs (2 x MACs) per byte moved: 80",
-    "peak_memory": "peak activation memory in bytes: 2M, 2MB, 1.5MiB",
-}
 DEVICE_HELP = "device name (e.g. jetson) or profile id; sets the latency model"
 TABLE_HELP = "accuracy table file, or 'default' for the embedded one"
 
 
-def _bound(side: str, stem: str) -> typer.models.OptionInfo:
-    flag = f"--{side}-{stem.replace('_', '-')}"
-    return typer.Option(None, flag, help=f"{'upper' if side == 'max' else 'lower'} bound on {BOUND_HELP[stem]}",
-                        rich_help_panel="Bounds", show_default=False)
+def _strategy_help() -> str:
+    from specialize.search.registry import get_strategy, strategy_names
+
+    return "search strategy: " + "; ".join(f"{name} ({get_strategy(name).summary})" for name in strategy_names())
+
+
+STRATEGY_HELP = _strategy_help()
 
 
 @handle_errors
+@bound_options
 def root(
     ctx: typer.Context,
     device: Optional[str] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
-    max_latency: Optional[str] = _bound("max", "latency"), min_latency: Optional[str] = _bound("min", "latency"),
-    max_flops: Optional[str] = _bound("max", "flops"), min_flops: Optional[str] = _bound("min", "flops"),
-    max_params: Optional[str] = _bound("max", "params"), min_params: Optional[str] = _bound("min", "params"),
-    max_intensity: Optional[str] = _bound("max", "intensity"), min_intensity: Optional[str] = _bound("min", "intensity"),
-    max_peak_memory: Optional[str] = _bound("max", "peak_memory"),
-    min_peak_memory: Optional[str] = _bound("min", "peak_memory"),
+    bounds: dict = None,
     table: str = typer.Option("default", "--table", help=TABLE_HELP),
     profile: Optional[Path] = typer.Option(None, "--profile", help="device profile file (instead of or refining --device)"),
     seed: int = typer.Option(0, "--seed", help="GA random seed (same seed, same answer)"),
-    solver: str = typer.Option("ga", "--solver", help="which answer to return: ga (PONAS GA) or exact (ILP optimum)"),
+    strategy: str = typer.Option("ga", "--strategy", help=STRATEGY_HELP),
+    solver: Optional[str] = typer.Option(None, "--solver", hidden=True, help="older name of --strategy"),
     penalty: str = typer.Option("hard", "--penalty", help="hard: reject children that break a bound; soft: EPNAS penalty"),
+    time_limit: float = typer.Option(2.0, "--time-limit", help="seconds for the whole search; an exact answer "
+                                     "not proven by then is labelled so, with HiGHS's bound and gap"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     export: Optional[Path] = typer.Option(None, "--export", help="write the chosen sub-network as ONNX here (batch norm "
                                           "recalibrated, accuracy and latency measured where possible)"),
@@ -63,9 +59,6 @@ def root(
     """
     if ctx.invoked_subcommand is not None:
         return
-    bounds = dict(max_latency=max_latency, min_latency=min_latency, max_flops=max_flops, min_flops=min_flops,
-                  max_params=max_params, min_params=min_params, max_intensity=max_intensity,
-                  min_intensity=min_intensity, max_peak_memory=max_peak_memory, min_peak_memory=min_peak_memory)
     if _nothing_given(ctx):
         typer.echo(ctx.get_help())
         return
@@ -76,7 +69,8 @@ def root(
         from specialize.fileio import check_writable
 
         check_writable(export)
-    result = specialize(device, table=table, profile=profile, seed=seed, solver=solver, penalty=penalty, **bounds)
+    result = specialize(device, table=table, profile=profile, seed=seed, strategy=solver or strategy, penalty=penalty,
+                        time_limit=time_limit, **bounds)
     if export is not None:
         from cli.common import progress_status
 
@@ -91,15 +85,11 @@ def root(
 
 
 @handle_errors
+@bound_options
 def pareto(
     objective: str = typer.Option("latency", "--objective", help="trade accuracy loss against: latency or macs"),
     device: Optional[str] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
-    max_latency: Optional[str] = _bound("max", "latency"), min_latency: Optional[str] = _bound("min", "latency"),
-    max_flops: Optional[str] = _bound("max", "flops"), min_flops: Optional[str] = _bound("min", "flops"),
-    max_params: Optional[str] = _bound("max", "params"), min_params: Optional[str] = _bound("min", "params"),
-    max_intensity: Optional[str] = _bound("max", "intensity"), min_intensity: Optional[str] = _bound("min", "intensity"),
-    max_peak_memory: Optional[str] = _bound("max", "peak_memory"),
-    min_peak_memory: Optional[str] = _bound("min", "peak_memory"),
+    bounds: dict = None,
     table: str = typer.Option("default", "--table", help=TABLE_HELP),
     profile: Optional[Path] = typer.Option(None, "--profile", help="device profile file"),
     seed: int = typer.Option(0, "--seed", help="random seed"),
@@ -116,10 +106,7 @@ def pareto(
     for path in (output, plot):
         if path is not None:
             check_writable(path)
-    front = pareto_front(objective, device, table=table, profile=profile, seed=seed, generations=generations,
-                         max_latency=max_latency, min_latency=min_latency, max_flops=max_flops, min_flops=min_flops,
-                         max_params=max_params, min_params=min_params, max_intensity=max_intensity,
-                         min_intensity=min_intensity, max_peak_memory=max_peak_memory, min_peak_memory=min_peak_memory)
+    front = pareto_front(objective, device, table=table, profile=profile, seed=seed, generations=generations, **bounds)
     if output is not None:
         atomic_write_json(output, front.to_dict())
     if plot is not None:
@@ -165,7 +152,8 @@ def _bound_text(bound: dict | None) -> str:
     parts = ([f">= {_fmt(bound['metric'], lo)}"] if lo is not None else []) + \
         ([f"<= {_fmt(bound['metric'], hi)}"] if hi is not None else [])
     mark = "[green]ok[/]" if bound["ok"] else "[red]broken[/]"
-    return f"{', '.join(parts)}  {mark}"
+    tolerance = f" (± {_fmt(bound['metric'], bound['tolerance'])} tolerance)" if bound.get("tolerance") else ""
+    return f"{', '.join(parts)}{tolerance}  {mark}"
 
 
 def render_result(result) -> None:
@@ -247,11 +235,21 @@ def _latency_band(result) -> str:
 
 
 def _solver_line(result) -> str:
-    ga = "-" if result.ga_value is None else f"{100 * result.ga_value:+.3f}%"
-    gap = "-" if result.ga_gap is None else f"{100 * result.ga_gap:.3f} points"
-    return (f"answer: {result.solver} (penalty {result.penalty}, seed {result.seed}); GA {ga}, optimum "
-            f"{100 * result.optimum_value:+.3f}%, GA gap {gap}; searched in {result.search_seconds:.3f} s "
-            f"(GA {result.ga_seconds:.3f} s, exact {result.exact_seconds:.3f} s)")
+    optimum = f"optimum {100 * result.optimum_value:+.3f}%" if result.optimum_status == "optimal" else \
+        (f"best known {100 * result.optimum_value:+.3f}%, not proven: HiGHS's bound {100 * result.optimum_bound:+.3f}%, "
+         f"gap {100 * result.optimality_gap:.3f} points")
+    timing = f"searched in {result.search_seconds:.3f} s"
+    if "skipped" in result.strategy_details:
+        return f"answer: optimal; {result.strategy_details['skipped']}, so {result.strategy} did not run; {timing}"
+    value = "-" if result.strategy_value is None else f"{100 * result.strategy_value:+.3f}%"
+    gap = "-" if result.strategy_gap is None else f"{100 * result.strategy_gap:.3f} points"
+    source = "" if result.answer_from == result.strategy else f", answer from {result.answer_from}"
+    details = result.strategy_details
+    stopped = f", stopped after {details['generations']} of {details['generations_asked']} generations: " \
+        f"{details['stopped']}" if details.get("stopped") else ""
+    return (f"answer: {result.strategy} ({result.status}{source}{stopped}; penalty {result.penalty}, seed {result.seed}); "
+            f"{result.strategy} {value}, {optimum}, gap {gap}; {timing} "
+            f"({result.strategy} {result.strategy_seconds:.3f} s, exact {result.exact_seconds:.3f} s)")
 
 
 def render_front(front, output: Path | None, plot: Path | None) -> None:

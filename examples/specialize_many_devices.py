@@ -36,7 +36,7 @@ def main() -> None:
     args = parser.parse_args()
     table = Table(title=f"one supernet, many devices (MACs <= {args.max_flops}, latency bound "
                         f"{args.latency_share:.0%} of the way from the fastest to the best network)")
-    for column in ("device", "kind", "latency bound", "latency", "MACs", "params", "predicted acc.", "GA gap"):
+    for column in ("device", "kind", "latency bound", "latency", "MACs", "params", "predicted acc.", "gap"):
         table.add_column(column)
     archs = []
     for name in device_names():
@@ -46,7 +46,7 @@ def main() -> None:
             archs.append(f"{name}: [red]{exc}[/]")
             continue
         table.add_row(r.device, r.device_kind, f"{bound:.3f} ms", f"{r.latency_ms:.3f} ms", f"{r.macs / 1e6:.1f}M",
-                      f"{r.params / 1e6:.2f}M", f"{100 * r.predicted_accuracy:.2f}%", f"{100 * r.ga_gap:.3f}")
+                      f"{r.params / 1e6:.2f}M", f"{100 * r.predicted_accuracy:.2f}%", f"{100 * r.optimality_gap:.3f}")
         archs.append(f"{r.device}: {r.arch}")
     console = Console()
     console.print(table)

@@ -1,26 +1,29 @@
 """Python API of the online path: `specialize(device="jetson", max_flops="300M")` and `pareto(...)`.
 
-Numpy, scipy and deap only (no torch, no onnx). Predicted accuracy follows PONAS's accuracy-loss
+Numpy, highspy and deap only (no torch, no onnx). Predicted accuracy follows PONAS's accuracy-loss
 domain: the best network's validation accuracy (the largest entry of the table's last row: by then
 every earlier layer holds its best block) plus Σ_l T_d[l, g_l] of the chosen blocks.
-Both solvers always run: `solver` picks which answer is returned; the other gives the gap.
+`strategy` picks a search from the registry (`specialize.search.registry`); the exact ILP always runs
+as the reference, so every answer carries the optimum (or HiGHS's proven bound) and its gap.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from specialize.cost import cost_arrays
 from specialize.errors import SpecializeError
-from specialize.search import PENALTIES, SOLVERS
-from specialize.search.constraints import METRICS, Bound, Problem, bounds_from_options, build_problem
+from specialize.search.constraints import METRICS, Bound, Problem, bounds_from_options, build_problem, takes_bounds
+from specialize.search.registry import Budget, SearchResult, Strategy
 from specialize.table import AccuracyTable, load_table
 
 
 LAYERS_NUMBERED_FROM = 1   # layers in results, JSON and tables count from 1
+TIME_LIMIT = 2.0              # seconds for the whole online search (reference ILP, then the strategy): a safety net
+MIN_STRATEGY_SECONDS = 0.1    # the strategy's share when the reference used the whole limit
 
 
 @dataclass(frozen=True)
@@ -55,20 +58,24 @@ class SpecializeResult:
     accuracy_loss: float          # Σ T_d, predicted loss against the best network (<= 0)
     best_accuracy: float
     best_arch: str
-    bounds: list[dict]            # {metric, lower, upper, value, ok}
-    solver: str
+    bounds: list[dict]            # {metric, label, lower, upper, tolerance, value, ok}
+    strategy: str                 # the search strategy asked for (a name in the strategy registry)
+    answer_from: str              # whose architecture is returned: the strategy, or "exact" if it found none
+    status: str                   # of the returned answer: "optimal" | "not proven" | "heuristic"
     penalty: str
     seed: int
-    ga_value: float | None        # Σ T_d of the GA's answer (after its 1-2 gene polish)
-    ga_value_before_polish: float | None
-    optimum_value: float          # Σ T_d of the exact optimum
-    optimality_gap: float         # optimum - value of the returned architecture (accuracy points, >= 0)
-    ga_gap: float | None          # optimum - GA value
+    strategy_value: float | None  # Σ T_d of the strategy's answer (None: it found none meeting every bound)
+    optimum_value: float          # Σ T_d of the exact solver's answer: the optimum when optimum_status is "optimal"
+    optimum_status: str           # "optimal" | "not proven" (HiGHS reached its time limit first)
+    optimum_bound: float          # HiGHS's proven upper bound on the optimum Σ T_d
+    optimality_gap: float         # optimum_bound - value of the returned architecture (accuracy points, >= 0)
+    strategy_gap: float | None    # optimum_value - strategy_value
     loss_range: float             # optimum of the unconstrained space minus its worst: scales the gap
     search_seconds: float
-    ga_seconds: float
+    strategy_seconds: float
     exact_seconds: float
-    ga_failed_children: int
+    strategy_details: dict        # strategy-specific figures (GA: generations, failed children, value before polish)
+    history: list[dict]           # the strategy's best value as it ran ([{"generation", "best"}, ...])
     table: str | None = field(default=None)
     layers_numbered_from: int = LAYERS_NUMBERED_FROM
     export: dict | None = None    # what --export wrote: the file's own figures, measured beside predicted
@@ -77,42 +84,66 @@ class SpecializeResult:
         return asdict(self)
 
 
+@takes_bounds
 def specialize(device: str | None = None, *, table: str | Path | AccuracyTable | None = None,
-               profile=None, seed: int = 0, solver: str = "ga", penalty: str = "hard", generations: int = 1000,
-               max_latency=None, min_latency=None, max_flops=None, min_flops=None, max_params=None,
-               min_params=None, max_intensity=None, min_intensity=None, max_peak_memory=None,
-               min_peak_memory=None) -> SpecializeResult:
-    """Best sub-network for a device under bounds. Bounds take text with units ("20ms", "300M") or numbers
-    (latency in ms, counts, intensity in FLOPs/byte, memory in bytes). MACs are what MobileNet papers call FLOPs."""
-    _check_choice("solver", solver, SOLVERS)
-    _check_choice("penalty", penalty, PENALTIES)
-    bounds = bounds_from_options(
-        max_latency=max_latency, min_latency=min_latency, max_flops=max_flops, min_flops=min_flops,
-        max_params=max_params, min_params=min_params, max_intensity=max_intensity, min_intensity=min_intensity,
-        max_peak_memory=max_peak_memory, min_peak_memory=min_peak_memory)
-    tbl, prof, problem = prepare(table, device, profile, bounds)
-    from specialize.search.exact import solve_exact
-    from specialize.search.ga import run_ga
+               profile=None, seed: int = 0, strategy: str = "ga", penalty: str = "hard", generations: int = 1000,
+               solver: str | None = None, time_limit: float = TIME_LIMIT, **bounds: str | float | None) -> SpecializeResult:
+    """Best sub-network for a device under bounds (max_latency=, min_flops=, ...: one pair per metric of
+    `specialize.search.constraints.METRICS`). Bounds take text with units ("20ms", "300M") or numbers
+    (latency in ms, counts, intensity in FLOPs/byte, memory in bytes). MACs are what MobileNet papers call FLOPs.
+    `strategy` names a registered search ("ga", "exact", ...); `solver` is its older name. `time_limit` caps
+    the whole search in seconds: HiGHS then answers "not proven" with its bound, the GA stops early and says so."""
+    from specialize.search.penalty import get_penalty
+    from specialize.search.registry import get_strategy
+
+    chosen, evaluate_with = get_strategy(solver or strategy), get_penalty(penalty)
+    tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds))
+    budget = Budget(generations=generations, time_limit_s=time_limit)
+    outcome = search(problem, chosen, evaluate_with(problem, best_accuracy(tbl)), budget, seed)
+    return _result(tbl, prof, problem, outcome, penalty, seed)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    strategy: str
+    reference: SearchResult       # the exact solver's answer
+    answer: SearchResult | None   # the strategy's answer; None when it did not run (`skipped` says why)
+    seconds: float
+    skipped: str | None = None
+
+
+def search(problem: Problem, chosen: Strategy, evaluation, budget: Budget, seed: int) -> Outcome:
+    """The exact reference (raises when no architecture meets the bounds), then the chosen strategy in
+    the time left. When no bound binds, every layer's best block meets them all: that is the proven
+    optimum and the strategy does not run."""
+    from specialize.search.exact import exact_strategy
     from specialize.search.reach import explain_infeasible
 
     start = time.perf_counter()
-    exact = solve_exact(problem)
-    if exact.genes is None:
+    reference = exact_strategy(problem, evaluation, budget, seed)
+    if reference.genes is None:
         raise explain_infeasible(problem)
-    ga = run_ga(problem, seed=seed, generations=generations, penalty=penalty, best_accuracy=best_accuracy(tbl))
-    seconds = time.perf_counter() - start
-    genes = exact.genes if solver == "exact" or ga.genes is None else ga.genes
-    return _result(tbl, prof, problem, genes, exact, ga, solver, penalty, seed, seconds)
+    if chosen.run is exact_strategy:
+        return Outcome(chosen.name, reference, reference, time.perf_counter() - start)
+    if reference.details["method"] == "per-layer best":
+        return Outcome(chosen.name, reference, None, time.perf_counter() - start,
+                       "no bound binds: every layer's best block meets them all (the proven optimum)")
+    left = max(budget.time_limit_s - (time.perf_counter() - start), MIN_STRATEGY_SECONDS)
+    answer = chosen.run(problem, evaluation, replace(budget, time_limit_s=left), seed)
+    return Outcome(chosen.name, reference, answer, time.perf_counter() - start)
 
 
 def prepare(table, device: str | None, profile, bounds: tuple[Bound, ...]):
     """Load the table, resolve the device profile and compile the bounds into a Problem."""
+    from specialize.search.reach import with_tolerance
+
     tbl = table if isinstance(table, AccuracyTable) else load_table(table)
     prof = resolve_device(device, tbl.space, profile)
     latency = (prof.block_latency_ms(), prof.offset_ms()) if prof is not None else None
-    problem = build_problem(tbl.loss, cost_arrays(tbl.space), bounds, tbl.space.name, latency=latency,
-                            device=prof.name if prof is not None else None)
-    return tbl, prof, problem
+    def build(bounds: tuple[Bound, ...]) -> Problem:
+        return build_problem(tbl.loss, cost_arrays(tbl.space), bounds, tbl.space.name, latency=latency,
+                             device=prof.name if prof is not None else None)
+    return tbl, prof, build(with_tolerance(build(()), bounds))
 
 
 def resolve_device(device: str | None, space, profile=None):
@@ -145,25 +176,32 @@ def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
         raise SpecializeError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
 
 
-def _result(tbl, prof, problem: Problem, genes: np.ndarray, exact, ga, solver, penalty, seed, seconds):
-    space, pop = tbl.space, genes[None]
+def _result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: int) -> SpecializeResult:
+    space, reference, own = tbl.space, outcome.reference, outcome.answer
+    found = own is not None and own.genes is not None
+    answer = own if found else reference
+    pop = answer.genes[None]
     values = {k: float(v[0]) for k, v in problem.measure(pop).items()}
     value = float(problem.scores(pop)[0])
     predicted, band = tbl.predict(value)
+    details = own.details if own is not None else {"skipped": outcome.skipped}
     return SpecializeResult(
-        arch=str(space.arch_from_indices(genes)), space=space.name,
+        arch=str(space.arch_from_indices(answer.genes)), space=space.name,
         device=prof.name if prof else None, device_kind=prof.kind if prof else None,
         latency_expected_error=getattr(prof, "expected_error", None) if prof else None,
-        blocks=_blocks(tbl, prof, genes), macs=int(values["macs"]), params=int(values["params"]),
+        blocks=_blocks(tbl, prof, answer.genes), macs=int(values["macs"]), params=int(values["params"]),
         bytes=int(values["bytes"]), intensity=values["intensity"],
         peak_activation_bytes=int(values["peak_activation_bytes"]), latency_ms=values.get("latency_ms"),
         predicted_accuracy=predicted, predicted_accuracy_band=band, accuracy_basis=accuracy_basis(tbl),
         accuracy_loss=value, best_accuracy=best_accuracy(tbl),
-        best_arch=tbl.best_arch, bounds=bound_report(problem, values), solver=solver, penalty=penalty, seed=seed,
-        ga_value=ga.value, ga_value_before_polish=ga.value_before_polish, optimum_value=exact.value, optimality_gap=max(exact.value - value, 0.0),
-        ga_gap=None if ga.value is None else max(exact.value - ga.value, 0.0),
-        loss_range=float(-problem.score.min(axis=1).sum()), search_seconds=seconds, ga_seconds=ga.seconds,
-        exact_seconds=exact.seconds, ga_failed_children=ga.failed_children,
+        best_arch=tbl.best_arch, bounds=bound_report(problem, values), strategy=outcome.strategy,
+        answer_from=outcome.strategy if found else "exact", status=answer.status, penalty=penalty, seed=seed,
+        strategy_value=own.value if own is not None else None, optimum_value=reference.value,
+        optimum_status=reference.status, optimum_bound=reference.bound, optimality_gap=max(reference.bound - value, 0.0),
+        strategy_gap=None if own is None or own.value is None else max(reference.value - own.value, 0.0),
+        loss_range=float(-problem.score.min(axis=1).sum()), search_seconds=outcome.seconds,
+        strategy_seconds=own.seconds if own is not None else 0.0, exact_seconds=reference.seconds,
+        strategy_details=details, history=own.history if own is not None else [],
         table=str(tbl.path) if tbl.path else None,
     )
 
@@ -197,7 +235,7 @@ def bound_report(problem: Problem, values: dict[str, float]) -> list[dict]:
         if b.lower is not None and low >= b.lower:
             notes.append(f"not binding: the smallest network in {problem.space_name} has {m.label} {m.format(low, 4)}")
         report.append({"metric": b.metric, "label": m.label, "lower": b.lower, "upper": b.upper,
-                       "value": values[b.metric], "ok": b.holds(values[b.metric]),
+                       "tolerance": b.tolerance, "value": values[b.metric], "ok": b.holds(values[b.metric]),
                        "binding": len(notes) < (b.lower is not None) + (b.upper is not None), "note": "; ".join(notes)})
     return report
 
@@ -300,6 +338,7 @@ class ParetoFront:
         return asdict(self)
 
 
+@takes_bounds
 def pareto(objective: str = "latency", device: str | None = None, *, table=None, profile=None, seed: int = 0,
            population: int = 48, generations: int = 200, **bounds) -> ParetoFront:
     """The accuracy-loss versus `objective` front (NSGA-II); other bounds as in `specialize`."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from specialize.errors import SpecializeError
 
-TRACKED_PACKAGES = ("specialize", "torch", "onnx", "onnxruntime", "numpy", "deap", "scipy", "tensorrt")
+TRACKED_PACKAGES = ("specialize", "torch", "onnx", "onnxruntime", "numpy", "deap", "highspy", "scipy", "tensorrt")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

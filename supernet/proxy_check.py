@@ -122,7 +122,8 @@ def proxy_check(space: SearchSpace, data: ImageDataset, zoo: int, reference: Set
         for i, arch in enumerate(archs):
             accuracies.append(train_and_score(space, arch, setting, data, rest, val, seed + i))
             progress(f"{setting.name}: trained {i + 1}/{len(archs)} ({100 * accuracies[-1]:.1f}%)")
-        rho = None if not results else float(spearmanr(results[0].accuracies, accuracies)[0])
+        ranked = results and len(set(accuracies)) > 1 and len(set(results[0].accuracies)) > 1
+        rho = float(spearmanr(results[0].accuracies, accuracies)[0]) if ranked else None   # ties everywhere: no ranking
         results.append(SettingResult(setting.name, setting.width(), setting.resolution(space.resolution),
                                      setting.sample_ratio(), setting.e, cost_of(space, archs, setting, len(rest)) / reference_cost,
                                      None if rho is None or math.isnan(rho) else rho, accuracies))

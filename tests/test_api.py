@@ -41,14 +41,27 @@ def test_specialize_returns_a_result_within_bounds():
     assert result.latency_ms == pytest.approx(profile.predict_ms(arch))
     assert all(b["ok"] for b in result.bounds) and len(result.blocks) == table.space.num_layers
     assert result.predicted_accuracy == pytest.approx(table.accuracy[-1].max() + table.loss[np.arange(12), arch.indices].sum())
-    assert 0 <= result.optimality_gap == result.optimum_value - result.ga_value
+    assert 0 <= result.optimality_gap == result.optimum_value - result.strategy_value
     data = json.loads(json.dumps(result.to_dict()))
     assert JSON_KEYS <= set(data) and data["device"] == "roofline-test" and data["device_kind"] == "estimated"
 
 
 def test_exact_solver_answer_is_the_optimum():
-    result = specialize(table=random_table(1), solver="exact", max_params="1.5M")
+    result = specialize(table=random_table(1), strategy="exact", max_params="1.5M")
     assert result.optimality_gap == 0 and result.accuracy_loss == result.optimum_value
+    assert result.status == result.optimum_status == "optimal" and result.answer_from == "exact"
+    assert specialize(table=random_table(1), solver="exact", max_params="1.5M").strategy == "exact"
+
+
+def test_bound_keywords_come_from_the_metric_registry():
+    import inspect
+
+    from specialize.search.constraints import BOUND_OPTIONS
+
+    for fn in (specialize, pareto):
+        assert set(BOUND_OPTIONS) <= set(inspect.signature(fn).parameters)
+    with pytest.raises(SpecializeError, match="unknown bound 'max_speed'"):
+        specialize(table=random_table(), max_speed="3")
 
 
 def test_no_device_means_no_latency():
@@ -59,7 +72,9 @@ def test_no_device_means_no_latency():
 def test_infeasible_and_bad_input_raise():
     with pytest.raises(InfeasibleError, match="--max-flops 10M is infeasible: the smallest MACs in space cifar10 is 32.77M"):
         specialize(table=random_table(), max_flops="10M")
-    with pytest.raises(SpecializeError, match="unknown solver"):
+    with pytest.raises(SpecializeError, match="unknown strategy 'annealing'; known: exact, ga"):
+        specialize(table=random_table(), strategy="annealing")
+    with pytest.raises(SpecializeError, match="unknown strategy"):
         specialize(table=random_table(), solver="annealing")
     with pytest.raises(SpecializeError, match="malformed"):
         specialize(table=random_table(), max_params="lots")
@@ -92,3 +107,42 @@ assert not heavy, heavy
 def test_online_path_imports_neither_torch_nor_onnx():
     done = subprocess.run([sys.executable, "-c", ISOLATION], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("metric", ["flops", "latency", "intensity", "params"])
+def test_zero_width_interval_answers_in_under_a_second_with_a_stated_tolerance(metric):
+    """min == max, equal to a real architecture's value: widened to 0.1% of the reachable range, stated."""
+    table = random_table(4)
+    profile = roofline_profile(table.space)
+    arch = table.space.arch_from_indices(np.random.default_rng(5).integers(0, 12, 12))
+    cost = arch_cost(arch)
+    value = {"flops": cost["macs"], "latency": profile.predict_ms(arch), "intensity": cost["intensity"],
+             "params": cost["params"]}[metric]
+    result = specialize(table=table, profile=profile, **{f"min_{metric}": value, f"max_{metric}": value})
+    [bound] = result.bounds
+    assert bound["lower"] == bound["upper"] == value and bound["tolerance"] > 0 and bound["ok"]
+    assert abs(bound["value"] - value) <= bound["tolerance"] * (1 + 1e-9)
+    assert result.search_seconds < 1.0
+
+
+def test_an_exact_answer_stopped_early_is_labelled_not_proven(monkeypatch):
+    """HiGHS stopped after its root node (as at a time limit): never "optimal", and its bound is reported."""
+    from specialize.search import exact
+
+    monkeypatch.setitem(exact.HIGHS_OPTIONS, "mip_max_nodes", 1)
+    space = get_space("ponas-imagenet")
+    acc = np.random.default_rng(0).uniform(0.5, 0.9, (space.num_layers, space.num_candidates))
+    table = AccuracyTable(space=space, accuracy=acc, best_arch="-")
+    arch = space.arch_from_indices(np.random.default_rng(2).integers(0, 12, space.num_layers))
+    from specialize.api import prepare
+    from specialize.search.reach import reachable
+
+    cost, bounds, unbounded = arch_cost(arch), {}, prepare(table, None, None, ())[2]
+    for option, key in (("flops", "macs"), ("params", "params")):
+        lo, hi = reachable(unbounded, key)
+        bounds |= {f"min_{option}": cost[key] - 1e-3 * (hi - lo), f"max_{option}": cost[key] + 1e-3 * (hi - lo)}
+    result = specialize(table=table, strategy="exact", **bounds)
+    assert result.status == result.optimum_status == "not proven"
+    assert result.optimum_bound > result.optimum_value and result.optimality_gap == pytest.approx(
+        result.optimum_bound - result.accuracy_loss)
+    assert all(b["ok"] for b in result.bounds)

@@ -53,7 +53,7 @@ def test_json_output_has_the_documented_keys(random_table_file):
 def test_rich_output_shows_blocks_bounds_and_gap(random_table_file):
     done = run("--table", random_table_file, "--max-params", "1.5M", "--min-intensity", "6")
     assert done.exit_code == 0, done.output
-    for words in ("layer", "predicted accuracy", "MACs", "params", "intensity", "<= 1.5M", ">= 6", "GA gap"):
+    for words in ("layer", "predicted accuracy", "MACs", "params", "intensity", "<= 1.5M", ">= 6", "answer: ga (heuristic", "gap"):
         assert words in done.stdout
 
 
@@ -61,7 +61,8 @@ def test_rich_output_shows_blocks_bounds_and_gap(random_table_file):
     (("--max-flops", "10M"), "--max-flops 10M is infeasible: the smallest MACs in space cifar10 is 32.77M"),
     (("--max-flops", "30m"), "ambiguous"),
     (("--max-latency", "2ms"), "needs a device"),
-    (("--solver", "magic", "--max-flops", "40M"), "unknown solver"),
+    (("--strategy", "magic", "--max-flops", "40M"), "unknown strategy 'magic'; known: exact, ga"),
+    (("--solver", "magic", "--max-flops", "40M"), "unknown strategy 'magic'"),
     (("--device", "no-such-device"), "no-such-device"),
 ])
 def test_bad_input_is_one_line_and_exit_2(random_table_file, args, words):
@@ -97,3 +98,31 @@ def test_export_writes_the_chosen_subnetwork(deploy_run, tmp_path):
     done = run("--table", str(deploy_run / "table.json"), "--max-flops", "1G", "--export", str(out))
     assert done.exit_code == 0, done.output
     assert out.stat().st_size > 0 and "exported" in done.stdout and "measured" in done.stdout
+
+
+@pytest.mark.parametrize("command", [(), ("pareto",)])
+def test_every_bound_option_is_generated_from_the_metric_registry(command, random_table_file):
+    from specialize.search.constraints import BOUND_OPTIONS
+
+    done = runner.invoke(app, [*command, "--help"], terminal_width=200)
+    assert all(f"--{name.replace('_', '-')}" in done.stdout for name in BOUND_OPTIONS)
+    args = ("--objective", "macs", "--generations", "5") if command else ()
+    done = run(*command, "--table", random_table_file, *args, "--min-flops", "40M", "--max-peak-memory", "2MiB",
+               "--json")
+    assert done.exit_code == 0, done.output
+    bounds = {b["metric"]: b for b in json.loads(done.stdout)["bounds"]}
+    assert bounds["macs"]["lower"] == 40e6 and bounds["peak_activation_bytes"]["upper"] == 2 * 2**20
+
+
+@pytest.mark.parametrize("args", [("--max-flops", "40M", "--max-params", "1.8M"),
+                                  ("--min-flops", "46061312", "--max-flops", "46061312")])
+def test_json_stdout_is_only_json_even_when_highs_solves(random_table_file, args):
+    """A fresh process, so output written by HiGHS's C++ code to file descriptor 1 would be caught too."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "cli.main", "--table", random_table_file, "--device", "jetson",
+                           *args, "--json"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["exact_seconds"] >= 0 and data["optimum_status"] in ("optimal", "not proven")

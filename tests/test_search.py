@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from specialize.cost import cost_arrays
+from specialize.cost import arch_cost, cost_arrays
 from specialize.errors import InfeasibleError, SpecializeError
 from specialize.search.constraints import METRICS, Bound, bounds_from_options, build_problem
 from specialize.search.exact import solve_exact
 from specialize.search.ga import build_toolbox, run_ga
 from specialize.search.pareto import nsga2
+from specialize.search.penalty import hard_bounds, soft_penalty
 from specialize.search.reach import explain_infeasible, reachable
 from specialize.space import LayerSpec, SearchSpace, get_space
 
@@ -148,10 +149,37 @@ def test_intensity_bound_is_the_ratio_of_flops_to_bytes():
 
 def test_soft_penalty_answer_meets_every_bound():
     problem = problem_for(get_space("cifar10"), 4, bounds_from_options(max_flops="40M", min_intensity="7"))
-    ga = run_ga(problem, seed=1, generations=200, penalty="soft", best_accuracy=0.9)
-    if ga.genes is not None:
-        check_answer(problem, ga.genes)
-        assert ga.value <= solve_exact(problem).value + 1e-12
+    ga = run_ga(problem, seed=1, generations=200, evaluation=soft_penalty(problem, best_accuracy=0.9))
+    check_answer(problem, ga.genes)
+    assert ga.value <= solve_exact(problem).value + 1e-12
+
+
+def test_soft_penalty_is_epnas_eq_2_and_3_wrapped_around_the_accuracy():
+    """fitness = (best accuracy + Σ T_d) · Π_i 0.9^max(0, U_i/C_u,i - 1, C_l,i/U_i - 1), with MACs and
+    parameters counted independently by `arch_cost`; an architecture that meets every bound is not penalized."""
+    space = get_space("cifar10")
+    problem = problem_for(space, 4, bounds_from_options(max_flops="40M", min_params="2M"))
+    fitness = soft_penalty(problem, best_accuracy=5.0).fitness   # random tables lose up to 4.8: keep accuracy > 0
+    for arch in (space.largest_arch(), space.smallest_arch()):
+        genes = np.array(arch.indices)[None]
+        cost = arch_cost(arch)
+        exponent = max(0.0, cost["macs"] / 40e6 - 1) + max(0.0, 2e6 / cost["params"] - 1)
+        assert exponent > 0.05
+        assert fitness(genes)[0] == pytest.approx((5.0 + problem.scores(genes)[0]) * 0.9 ** exponent, rel=1e-12)
+    optimum = solve_exact(problem).genes[None]
+    assert fitness(optimum)[0] == pytest.approx(5.0 + problem.scores(optimum)[0], rel=1e-12)
+
+
+def test_soft_penalty_grows_with_the_violation():
+    """The same architecture (the largest, 70M MACs) scores lower the further it is over the MACs bound,
+    and below its unpenalized accuracy; the hard bounds simply reject it."""
+    space = get_space("cifar10")
+    caps = ("36M", "40M", "45M", "52M")
+    problems = [problem_for(space, 6, bounds_from_options(max_flops=cap)) for cap in caps]
+    largest = np.array(space.largest_arch().indices)[None]
+    scores = [soft_penalty(p, best_accuracy=5.0).fitness(largest)[0] for p in problems]
+    assert all(a < b for a, b in zip(scores, scores[1:])) and scores[-1] < 5.0 + problems[0].scores(largest)[0]
+    assert hard_bounds(problems[0]).accept(largest).tolist() == [False]
 
 
 def test_latency_bound_needs_a_device():
@@ -183,3 +211,60 @@ def test_pareto_front_is_nondominated_and_meets_other_bounds():
     assert set(front.labels.values()) >= {"most accurate", "cheapest"}
     for i, best in front.optimum.items():
         assert front.scores[i] <= best + 1e-12
+
+
+def narrow_ponas_problem():
+    """ponas-imagenet, MACs and parameters each within 0.1% of their range around a random architecture's:
+    HiGHS cannot prove this one optimal at its root node."""
+    space = get_space("ponas-imagenet")
+    base = problem_for(space, 0, ())
+    arch = np.random.default_rng(2).integers(0, space.num_candidates, space.num_layers)[None]
+    bounds = []
+    for metric in ("macs", "params"):
+        lo, hi = reachable(base, metric)
+        value, half = float(base.measure(arch)[metric][0]), 1e-3 * (hi - lo)
+        bounds.append(Bound(metric, value - half, value + half))
+    return problem_for(space, 0, bounds)
+
+
+def test_exact_stopped_early_is_not_proven_and_carries_the_highs_bound():
+    problem = narrow_ponas_problem()
+    stopped = solve_exact(problem, options={"mip_max_nodes": 1})
+    assert stopped.status == "not proven" and stopped.genes is not None
+    check_answer(problem, stopped.genes)
+    assert stopped.bound > stopped.value and stopped.gap == stopped.bound - stopped.value
+    full = solve_exact(problem)
+    assert full.status == "optimal" and stopped.value - 1e-12 <= full.value <= stopped.bound + 1e-12
+
+
+def test_pareto_front_reaches_the_exact_optimum_at_its_accurate_end():
+    space = get_space("cifar10")
+    for seed, bounds in ((7, dict(max_params="2.2M")), (8, dict(min_intensity="7")), (9, {})):
+        problem = problem_for(space, seed, bounds_from_options(**bounds))
+        front = nsga2(problem, "macs", seed=seed, population=16, generations=5)
+        assert front.scores.max() == pytest.approx(solve_exact(problem).value, abs=1e-12)
+        assert front.scores[-1] == front.scores.max() and problem.feasible(front.genes).all()
+
+
+def test_pareto_front_drops_points_better_only_by_float_noise():
+    """0.1 + 0.2 and 0.3 are one score: the costlier of the two goes; a real improvement stays."""
+    from specialize.search.pareto import nondominated
+
+    scores = np.array([0.3, 0.1 + 0.2, 0.3 + 1e-6, 0.25])
+    costs = np.array([10.0, 12.0, 15.0, 5.0])
+    assert nondominated(scores, costs).tolist() == [True, False, True, True]
+    assert nondominated(np.array([0.3, 0.1 + 0.2]), np.array([10.0, 10.0])).tolist() == [True, False]
+
+
+def test_ga_stops_deterministically_at_its_failed_children_cap():
+    """A band 0.1% wide: nearly every child breaks it. The cap, not the clock, ends the run, so the
+    same seed gives the same answer; the result says why it stopped."""
+    space = get_space("cifar10")
+    base = problem_for(space, 0, ())
+    lo, hi = reachable(base, "macs")
+    middle = (lo + hi) / 2
+    problem = problem_for(space, 0, [Bound("macs", middle, middle + 1e-3 * (hi - lo))])
+    first, again = (run_ga(problem, seed=3, max_failed=2000) for _ in range(2))
+    assert first.stopped and "failed children" in first.stopped and first.generations < 1000
+    assert first.failed_children >= 2000 and (first.genes == again.genes).all() and first.generations == again.generations
+    check_answer(problem, first.genes)

@@ -1,9 +1,5 @@
-"""Online search: bounds compiled to arrays, the PONAS GA, the exact ILP, and NSGA-II fronts.
-
-`SOLVERS` is the registry of strategies that pick the answer; both always run, so every answer
-carries the GA value, the optimum and the gap. Modules import deap and scipy only when used.
+"""Online search: bounds compiled to arrays (constraints.py), how chromosomes are scored (penalty.py),
+and one registry of strategies (registry.py: the PONAS GA in ga.py, the exact ILP in exact.py), plus
+NSGA-II fronts (pareto.py). Modules import deap and highspy only when used.
 """
 from __future__ import annotations
-
-SOLVERS = ("ga", "exact")
-PENALTIES = ("hard", "soft")

@@ -14,9 +14,10 @@ chromosomes is one fancy-indexing gather and a sum.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Callable
+from typing import Callable, TypeVar
 
 import numpy as np
 
@@ -36,16 +37,35 @@ class Metric:
     label: str                                 # what it is called in messages: "MACs"
     parse: Callable[[str | float], float]
     format: Callable[..., str]
+    help: str                                  # what a bound on it takes, for --help
 
 
 METRICS: dict[str, Metric] = {m.key: m for m in (
-    Metric("latency_ms", "latency", "latency", parse_time_ms, format_time_ms),
-    Metric("macs", "flops", "MACs", parse_count, format_count),
-    Metric("params", "params", "parameters", parse_count, format_count),
-    Metric("intensity", "intensity", "compute intensity (FLOPs/byte)", parse_ratio, format_ratio),
-    Metric("peak_activation_bytes", "peak_memory", "peak activation memory", parse_bytes, format_bytes),
+    Metric("latency_ms", "latency", "latency", parse_time_ms, format_time_ms,
+           "latency on the device: 20ms, 500us, 0.02s (bare number = ms)"),
+    Metric("macs", "flops", "MACs", parse_count, format_count, "MACs (what MobileNet papers call FLOPs): 300M, 1.2G"),
+    Metric("params", "params", "parameters", parse_count, format_count, "parameters: 4.2M, 800k"),
+    Metric("intensity", "intensity", "compute intensity (FLOPs/byte)", parse_ratio, format_ratio,
+           "compute intensity, FLOPs (2 x MACs) per byte moved: 80"),
+    Metric("peak_activation_bytes", "peak_memory", "peak activation memory", parse_bytes, format_bytes,
+           "peak activation memory in bytes: 2M, 2MB, 1.5MiB"),
 )}
 OPTION_TO_METRIC = {m.option: m.key for m in METRICS.values()}
+SIDES = {"max": "upper", "min": "lower"}
+# Every bound option, declared here once: max_latency, min_latency, max_flops, ... (keyword -> (side, metric)).
+BOUND_OPTIONS: dict[str, tuple[str, Metric]] = {f"{side}_{m.option}": (side, m) for m in METRICS.values() for side in SIDES}
+F = TypeVar("F", bound=Callable)
+
+
+def takes_bounds(fn: F) -> F:
+    """Show the bound keywords (max_flops=..., one per BOUND_OPTIONS entry, default None) in place of
+    `fn`'s `**bounds`, so help() and IDEs list them; calls are unchanged (bounds_from_options checks names)."""
+    params = list(inspect.signature(fn).parameters.values())
+    keywords = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="str | float | None")
+                for name in BOUND_OPTIONS]
+    fn.__signature__ = inspect.signature(fn).replace(
+        parameters=[p for p in params if p.kind != p.VAR_KEYWORD] + keywords)
+    return fn
 
 
 @dataclass(frozen=True)
@@ -53,6 +73,15 @@ class Bound:
     metric: str                  # a key of METRICS
     lower: float | None = None
     upper: float | None = None
+    tolerance: float = 0.0       # stated slack on both sides (set for near-zero-width intervals, reach.py)
+
+    @property
+    def low(self) -> float | None:
+        return None if self.lower is None else self.lower - self.tolerance
+
+    @property
+    def high(self) -> float | None:
+        return None if self.upper is None else self.upper + self.tolerance
 
     def flags(self) -> list[str]:
         """The options as a user would type them: ['--min-flops 100M', '--max-flops 300M']."""
@@ -62,7 +91,8 @@ class Bound:
         return out + ([f"--max-{stem} {m.format(self.upper)}"] if self.upper is not None else [])
 
     def holds(self, value: float, rel: float = TOLERANCE) -> bool:
-        return (self.lower is None or value >= self.lower * (1 - rel)) and (self.upper is None or value <= self.upper * (1 + rel))
+        low, high = self.low, self.high
+        return (low is None or value >= low * (1 - rel)) and (high is None or value <= high * (1 + rel))
 
 
 def bounds_from_options(**options: str | float | None) -> tuple[Bound, ...]:
@@ -71,12 +101,10 @@ def bounds_from_options(**options: str | float | None) -> tuple[Bound, ...]:
     for name, text in options.items():
         if text is None:
             continue
-        side, _, stem = name.partition("_")
-        if side not in ("min", "max") or stem not in OPTION_TO_METRIC:
-            valid = ", ".join(f"{s}_{o}" for o in OPTION_TO_METRIC for s in ("min", "max"))
-            raise SpecializeError(f"unknown bound {name!r}; valid: {valid}")
-        metric = METRICS[OPTION_TO_METRIC[stem]]
-        limits.setdefault(metric.key, {})["lower" if side == "min" else "upper"] = metric.parse(text)
+        if name not in BOUND_OPTIONS:
+            raise SpecializeError(f"unknown bound {name!r}; valid: {', '.join(BOUND_OPTIONS)}")
+        side, metric = BOUND_OPTIONS[name]
+        limits.setdefault(metric.key, {})[SIDES[side]] = metric.parse(text)
     bounds = tuple(Bound(key, **sides) for key, sides in limits.items())
     for b in bounds:
         if b.lower is not None and b.upper is not None and b.lower > b.upper:
@@ -162,6 +190,13 @@ class Problem:
                        row_lo=np.append(self.row_lo, -np.inf), row_hi=np.append(self.row_hi, upper),
                        bounds=self.bounds + (Bound(metric, upper=upper),))
 
+    def excluding(self, genes: np.ndarray) -> "Problem":
+        """This problem without one architecture: the no-good cut Σ_l x[l, g_l] <= L - 1."""
+        cut = np.zeros(self.score.shape)
+        cut[np.arange(self.num_layers), genes] = 1.0
+        return replace(self, rows=np.concatenate([self.rows, cut[None]]), row_fixed=np.append(self.row_fixed, 0.0),
+                       row_lo=np.append(self.row_lo, -np.inf), row_hi=np.append(self.row_hi, self.num_layers - 1))
+
     def measure(self, pop: np.ndarray) -> dict[str, np.ndarray]:
         """[N] value of every metric (latency only with a device profile)."""
         out = {key: self.gather(arr, pop).sum(axis=-1) + fixed for key, (arr, fixed) in self.linear.items()}
@@ -188,7 +223,7 @@ def build_problem(loss: np.ndarray, costs: CostArrays, bounds: tuple[Bound, ...]
             raise SpecializeError(f"{' and '.join(b.flags())} needs a device: give --device or --profile")
         if b.metric in linear:
             arr, fixed = linear[b.metric]
-            rows.append((arr, fixed, -np.inf if b.lower is None else b.lower, np.inf if b.upper is None else b.upper))
+            rows.append((arr, fixed, -np.inf if b.low is None else b.low, np.inf if b.high is None else b.high))
         elif b.metric == "intensity":
             rows += _intensity_rows(linear, b)
         else:
@@ -202,10 +237,10 @@ def _intensity_rows(linear: dict, b: Bound) -> list[tuple[np.ndarray, float, flo
     """2·MACs − c·bytes >= 0 (lower c) and <= 0 (upper c)."""
     (macs, fm), (nbytes, fb) = linear["macs"], linear["bytes"]
     out = []
-    if b.lower is not None:
-        out.append((2 * macs - b.lower * nbytes, 2 * fm - b.lower * fb, 0.0, np.inf))
-    if b.upper is not None:
-        out.append((2 * macs - b.upper * nbytes, 2 * fm - b.upper * fb, -np.inf, 0.0))
+    if b.low is not None:
+        out.append((2 * macs - b.low * nbytes, 2 * fm - b.low * fb, 0.0, np.inf))
+    if b.high is not None:
+        out.append((2 * macs - b.high * nbytes, 2 * fm - b.high * fb, -np.inf, 0.0))
     return out
 
 

@@ -20,8 +20,10 @@ Additions to the paper, each measured by `benchmarks/online.py`:
 
 The operators are registered on a DEAP `Toolbox` but work on whole populations as [I, N, L] int arrays
 (DEAP's per-individual objects would cost more than the whole 0.3 s budget at 1,000 generations).
-With `penalty="soft"` (EPNAS Eq. 2-3) no child is rejected: fitness is the predicted accuracy times
-Π_i p^max(0, U_i/C_u,i - 1, C_l,i/U_i - 1) with p = 0.9, and the winner is the best feasible one seen.
+How chromosomes are scored and which children are kept comes from an `Evaluation` (penalty.py): the
+hard bounds (PONAS), or EPNAS's soft penalty wrapped around the evaluation, under which no child is
+rejected. The GA itself has no branch for either; its answer is the best chromosome seen that meets
+every bound, polished. Registered as the strategy "ga".
 """
 from __future__ import annotations
 
@@ -32,18 +34,20 @@ import numpy as np
 from deap import base, creator
 
 from specialize.search.constraints import Problem
-from specialize.search.exact import find_feasible
+from specialize.search.penalty import Evaluation, hard_bounds
 from specialize.search.reach import explain_infeasible
+from specialize.search.registry import Budget, SearchResult, register_strategy
 
-POPULATION, PARENTS, MUTATION, SOFT_BASE = 20, 10, 0.1, 0.9
+POPULATION, PARENTS, MUTATION = 20, 10, 0.1
 ISLANDS = 6          # independent populations
 FIRST_TRIES = 4      # tries per pair made at once each generation
 ROUNDS = 1           # further rounds of `tries` for pairs whose children were all rejected
+FAILED_PER_GENERATION = 10   # the "ga" strategy stops at 10 x generations failed children (about 1 in 6 made)
 
 
 @dataclass(frozen=True)
 class GAResult:
-    genes: np.ndarray | None          # [L] best chromosome (None: soft search never met every bound)
+    genes: np.ndarray | None          # [L] best chromosome (None: no chromosome seen met every bound)
     value: float | None               # its Σ T_d
     seconds: float
     generations: int
@@ -51,7 +55,8 @@ class GAResult:
     failed_children: int              # children whose regeneration cap ran out (the parent stayed)
     seeded_by_solver: bool            # random sampling + repair found too few feasible starts
     value_before_polish: float | None = None   # the GA's own best, before the 2-exchange polish
-    history: list[dict] = field(default_factory=list, repr=False)  # best value every 10 generations
+    stopped: str | None = None        # why it ran fewer generations than asked ("time limit", "failed children")
+    history: list[dict] = field(default_factory=list, repr=False)  # best feasible Σ T_d every 10 generations
 
 
 @dataclass(frozen=True)
@@ -131,32 +136,26 @@ def create_classes() -> None:
         creator.create("FrontChromosome", list, fitness=creator.FitnessFront)
 
 
-def build_toolbox(problem: Problem, rng: np.random.Generator, penalty: str = "hard", best_accuracy: float = 1.0,
+def build_toolbox(problem: Problem, rng: np.random.Generator, evaluation: Evaluation | None = None,
                   parents: int = PARENTS, islands: int = 1, tries: int = 8, rounds: int = ROUNDS) -> base.Toolbox:
-    """The one place search operators are declared (the Pareto search adds NSGA-II selection on top)."""
+    """The one place search operators are declared (the Pareto search adds NSGA-II selection on top).
+    `evaluation` (default: the hard bounds) gives fitness, which children are kept, and the genes allowed."""
     create_classes()
-    soft = penalty == "soft"
-    genome = Genome.from_mask(np.ones_like(problem.allowed) if soft else problem.allowed, rng)
+    evaluation = evaluation or hard_bounds(problem)
+    genome = Genome.from_mask(evaluation.allowed, rng)
     toolbox = base.Toolbox()
-    toolbox.register("population", init_population, problem, genome, rng, soft=soft)
-    if soft:
-        toolbox.register("evaluate", soft_reward, problem, best_accuracy)
-    else:
-        toolbox.register("evaluate", problem.scores)
+    toolbox.register("evaluate", evaluation.fitness)
+    toolbox.register("accept", evaluation.accept)
+    toolbox.register("repair", lambda pop: repair(problem, rng, pop))
+    toolbox.register("population", init_population, problem, genome, rng, toolbox)
     toolbox.register("select", select_best)
     pool = DrawPool(genome, rng, islands, parents, FIRST_TRIES, tries, MUTATION)
     toolbox.register("draw", pool.next)
     toolbox.register("redraw", pool.retry)
     toolbox.register("mate", one_point_crossover)
     toolbox.register("mutate", mutate, genome)
-    toolbox.register("accept", accept_all if soft else problem.feasible)
-    toolbox.register("repair", (lambda pop: pop) if soft else lambda pop: repair(problem, rng, pop))
     toolbox.register("breed", breed, toolbox, genome, rounds)
     return toolbox
-
-
-def accept_all(pop: np.ndarray) -> np.ndarray:
-    return np.ones(len(pop), dtype=bool)
 
 
 def select_best(fitness: np.ndarray, k: int) -> np.ndarray:
@@ -212,36 +211,21 @@ def breed(toolbox: base.Toolbox, genome: Genome, rounds: int, parents: np.ndarra
     return children.reshape(islands, n, layers), int((~done).sum())
 
 
-def soft_reward(problem: Problem, best_accuracy: float, pop: np.ndarray) -> np.ndarray:
-    """EPNAS Eq. 3: predicted accuracy (made positive) times Π_i 0.9^violation_i."""
-    accuracy = np.maximum(best_accuracy + problem.scores(pop), 1e-6)
-    return accuracy * SOFT_BASE ** soft_violation(problem, pop)
-
-
-def soft_violation(problem: Problem, pop: np.ndarray) -> np.ndarray:
-    """EPNAS Eq. 2 exponent summed over bounds: Σ_i max(0, U_i/C_u,i - 1, C_l,i/U_i - 1)."""
-    values, total = problem.measure(pop), np.zeros(pop.shape[:-1])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        for b in problem.bounds:
-            u = values[b.metric]
-            over = u / b.upper - 1 if b.upper is not None else np.zeros_like(u)
-            under = b.lower / u - 1 if b.lower is not None else np.zeros_like(u)
-            total += np.nan_to_num(np.maximum(0, np.maximum(over, under)), nan=0.0, posinf=1e6)
-    return total
-
-
-def init_population(problem: Problem, genome: Genome, rng: np.random.Generator, n: int, soft: bool = False,
+def init_population(problem: Problem, genome: Genome, rng: np.random.Generator, toolbox: base.Toolbox, n: int,
                     batches: int = 8, batch: int = 64) -> tuple[np.ndarray, bool]:
-    """n feasible chromosomes: random + repair (capped); else walk out from a solver-found feasible one."""
-    if soft:
-        return genome.sample(rng, n), False
+    """n accepted chromosomes: random ones, those rejected repaired (capped); else walk out from a
+    solver-found feasible one. Returns them and whether the solver had to seed them."""
     found = np.zeros((0, problem.num_layers), dtype=np.int64)
     for _ in range(batches):
-        pop = repair(problem, rng, genome.sample(rng, batch))
-        found = np.concatenate([found, pop[problem.feasible(pop)]])
+        pop = genome.sample(rng, batch)
+        rejected = ~toolbox.accept(pop)
+        pop[rejected] = toolbox.repair(pop[rejected])
+        found = np.concatenate([found, pop[toolbox.accept(pop)]])
         if len(found) >= n:
             return found[:n], False
     if not len(found):
+        from specialize.search.exact import find_feasible
+
         start = find_feasible(problem, rng)
         if start is None:
             raise explain_infeasible(problem)
@@ -287,42 +271,72 @@ def repair(problem: Problem, rng: np.random.Generator, pop: np.ndarray, steps: i
     return pop
 
 
-def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, penalty: str = "hard",
-           best_accuracy: float = 1.0, islands: int = ISLANDS) -> GAResult:
+def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, evaluation: Evaluation | None = None,
+           islands: int = ISLANDS, time_limit: float | None = None, max_failed: int | None = None) -> GAResult:
     """Run the PONAS GA on `islands` independent populations at once; deterministic for a given seed.
-    Elitism (parents survive) keeps the best chromosome each island has seen in its population, so with
-    hard bounds the winner is the best of the final populations."""
+    It stops early once `max_failed` children have failed (deterministic: where nearly every child
+    breaks a bound, each generation costs several times more) or after `time_limit` seconds (a safety
+    net; the seed then no longer fixes the answer); GAResult.generations and .stopped say so.
+    The answer is the best chromosome seen that meets every bound; each island's best is polished too."""
     start = time.perf_counter()
     rng = np.random.default_rng(seed)
-    toolbox = build_toolbox(problem, rng, penalty, best_accuracy, islands=islands)
+    toolbox = build_toolbox(problem, rng, evaluation, islands=islands)
     pop, seeded = toolbox.population(islands * POPULATION)
     pop = pop.reshape(islands, POPULATION, -1)
-    fitness = toolbox.evaluate(pop)
-    best = _Best(problem) if penalty == "soft" else None
-    if best is not None:
-        best.update(pop)
-    failed, history, rows = 0, [], np.arange(islands)[:, None]
+    fitness, best = toolbox.evaluate(pop), _Best(problem)
+    best.update(pop)
+    failed, history, rows, done, stopped = 0, [], np.arange(islands)[:, None], 0, None
     for gen in range(generations):
+        stopped = _stop_reason(start, time_limit, failed, max_failed)
+        if stopped:
+            break
+        done = gen + 1
         order = toolbox.select(fitness, PARENTS)
         parents = pop[rows, order]
         children, lost = toolbox.breed(parents, toolbox.draw())
         pop = np.concatenate([parents, children], axis=1)
         fitness = np.concatenate([fitness[rows, order], toolbox.evaluate(children)], axis=1)
+        best.update(children)
         failed += lost
-        if best is not None:
-            best.update(pop)
         if gen % 10 == 9:
-            history.append({"generation": gen + 1, "best": float(fitness.max())})
-    if best is not None:
-        genes, value, polished = best.genes, best.value, None if best.genes is None else polish(problem, best.genes)
-    else:
-        winners = pop[rows[:, 0], fitness.argmax(axis=1)]   # [I, L]
-        genes, value = _fittest(problem, winners, problem.scores(winners))
-        candidates = np.stack([polish(problem, g) for g in winners])
-        polished = _fittest(problem, candidates, problem.scores(candidates))[0]
-    return GAResult(polished, None if genes is None else float(problem.scores(polished[None])[0]),
-                    time.perf_counter() - start, generations, islands * (POPULATION + generations * (POPULATION - PARENTS)),
-                    failed, seeded, value_before_polish=value, history=history)
+            history.append({"generation": gen + 1, "best": best.value})
+    genes = _polished_best(problem, [*_island_bests(problem, pop), best.genes])
+    return GAResult(genes, None if genes is None else float(problem.scores(genes[None])[0]),
+                    time.perf_counter() - start, done, islands * (POPULATION + done * (POPULATION - PARENTS)),
+                    failed, seeded, value_before_polish=best.value, stopped=stopped, history=history)
+
+
+def _stop_reason(start: float, time_limit: float | None, failed: int, max_failed: int | None) -> str | None:
+    if max_failed is not None and failed >= max_failed:
+        return f"{failed} failed children (cap {max_failed})"
+    if time_limit is not None and time.perf_counter() - start > time_limit:
+        return f"time limit {time_limit:.2f} s"
+    return None
+
+
+@register_strategy("ga", summary="PONAS genetic algorithm: 6 islands of 20, 1,000 generations, winner polished")
+def ga_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, seed: int) -> SearchResult:
+    r = run_ga(problem, seed=seed, generations=budget.generations, evaluation=evaluation, time_limit=budget.time_limit_s,
+               max_failed=FAILED_PER_GENERATION * budget.generations)
+    details = {"generations": r.generations, "generations_asked": budget.generations, "stopped": r.stopped,
+               "evaluations": r.evaluations, "failed_children": r.failed_children,
+               "seeded_by_solver": r.seeded_by_solver, "value_before_polish": r.value_before_polish}
+    return SearchResult(r.genes, r.value, r.seconds, "heuristic", history=r.history, details=details)
+
+
+def _island_bests(problem: Problem, pop: np.ndarray) -> list[np.ndarray]:
+    """Each island's best chromosome that meets every bound (islands with none give nothing)."""
+    flat = pop.reshape(-1, pop.shape[-1])
+    scores = np.where(problem.feasible(flat), problem.scores(flat), -np.inf).reshape(pop.shape[:2])
+    return [pop[i, scores[i].argmax()] for i in range(len(pop)) if np.isfinite(scores[i].max())]
+
+
+def _polished_best(problem: Problem, candidates: list[np.ndarray | None]) -> np.ndarray | None:
+    polished = [polish(problem, g) for g in candidates if g is not None]
+    if not polished:
+        return None
+    stack = np.stack(polished)
+    return stack[int(np.argmax(problem.scores(stack)))]
 
 
 def polish(problem: Problem, genes: np.ndarray, steps: int = 50) -> np.ndarray:
@@ -330,7 +344,6 @@ def polish(problem: Problem, genes: np.ndarray, steps: int = 50) -> np.ndarray:
     Changes are scored as deltas over [L, C] (one gene) and [L, C, L, C] (two genes), all at once."""
     genes, layers = genes.copy(), np.arange(problem.num_layers)
     rows, limits = problem.one_sided
-    cands = problem.score.shape[1]
     for _ in range(steps):
         d_score = problem.score - problem.score[layers, genes][:, None]            # [L, C]
         d_rows = rows - rows[:, layers, genes][:, :, None]                          # [K, L, C]
@@ -353,13 +366,8 @@ def polish(problem: Problem, genes: np.ndarray, steps: int = 50) -> np.ndarray:
     return genes
 
 
-def _fittest(problem: Problem, pop: np.ndarray, fitness: np.ndarray) -> tuple[np.ndarray, float]:
-    i = int(np.argmax(fitness))
-    return pop[i].copy(), float(problem.scores(pop[i:i + 1])[0])
-
-
 class _Best:
-    """Soft search: the best chromosome seen that meets every bound (rewards there equal accuracy)."""
+    """The best chromosome seen that meets every bound, by Σ T_d (under a soft penalty the fittest may not)."""
 
     def __init__(self, problem: Problem):
         self.problem = problem

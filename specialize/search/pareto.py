@@ -3,7 +3,10 @@
 Children come from the GA toolbox (pairs, one-point crossover, 0.1 mutation, infeasible children made
 again), so every point meets the other bounds. Parents and children are ranked by `selNSGA2`
 (maximize Σ T_d, minimize the objective); every non-dominated chromosome seen goes to an archive,
-which is the front returned. Labelled points (most accurate, knee, cheapest) are checked against
+which is the front returned. The exact optimum under the other bounds is in the first population,
+so the front's accurate end is the optimum. Scores within NOISE of each other count as equal (sums
+of the same numbers in another order differ in the last bits), so a costlier point that is better
+only by float noise is dropped. Labelled points (most accurate, knee, cheapest) are checked against
 the exact solver at their own cost.
 """
 from __future__ import annotations
@@ -19,6 +22,7 @@ from specialize.search.exact import solve_exact
 from specialize.search.ga import build_toolbox
 
 OBJECTIVES = {"latency": "latency_ms", "macs": "macs"}
+NOISE = 1e-12      # Σ T_d closer than this is one value; costs closer than NOISE of their largest are one value
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,8 @@ def nsga2(problem: Problem, metric: str, seed: int = 0, population: int = 48, ge
     def evaluate(pop: np.ndarray) -> np.ndarray:
         return np.stack([problem.scores(pop), problem.gather(cost_table, pop).sum(axis=-1) + fixed], axis=1)
     pop, _ = toolbox.population(population)
-    archive = pop
+    pop[0] = solve_exact(problem).genes      # the accurate end of the front: the optimum under the other bounds
+    archive = _nondominated(pop, evaluate)
     for gen in range(generations):
         children, _ = toolbox.breed(pop[None], toolbox.draw())
         children = children[0]
@@ -68,9 +73,19 @@ def _select_nsga2(values: np.ndarray, k: int) -> np.ndarray:
 def _nondominated(pop: np.ndarray, evaluate) -> np.ndarray:
     pop = np.unique(pop, axis=0)
     v = evaluate(pop)
-    s, c = v[:, 0], v[:, 1]
-    dominated = ((s[None] >= s[:, None]) & (c[None] <= c[:, None]) & ((s[None] > s[:, None]) | (c[None] < c[:, None]))).any(axis=1)
-    return pop[~dominated]
+    return pop[nondominated(v[:, 0], v[:, 1])]
+
+
+def nondominated(scores: np.ndarray, costs: np.ndarray, noise: float = NOISE) -> np.ndarray:
+    """[N] mask of the points no other point dominates (higher score, lower cost), where scores within
+    `noise` and costs within `noise` of the largest cost are equal; of equal points the first stays."""
+    cost_noise = noise * max(float(np.abs(costs).max()), 1e-300)
+    ds, dc = scores[None, :] - scores[:, None], costs[None, :] - costs[:, None]     # [i, j]: j against i
+    no_worse = (ds >= -noise) & (dc <= cost_noise)
+    better = (ds > noise) | (dc < -cost_noise)
+    order = np.arange(len(scores))
+    equal_before = no_worse & ~better & (order[None, :] < order[:, None])
+    return ~((no_worse & better) | equal_before).any(axis=1)
 
 
 def _labels(values: np.ndarray) -> dict[int, str]:

@@ -1,10 +1,31 @@
 """What the space can reach on each metric, and the message for bounds that no architecture meets."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from specialize.errors import InfeasibleError
 from specialize.search.constraints import METRICS, Bound, Problem
+
+
+NARROW = 1e-3    # intervals narrower than this share of their metric's reachable range are widened to it
+
+
+def with_tolerance(problem: Problem, bounds: tuple[Bound, ...]) -> tuple[Bound, ...]:
+    """Give an interval narrower than NARROW of its metric's reachable range (min == max included) a
+    stated tolerance that makes it that wide. An exact-sum knapsack row can keep HiGHS busy for minutes;
+    at this width it answers in a fraction of a second. Peak memory is a max, not a sum: left as is."""
+    out = []
+    for b in bounds:
+        known = b.metric in problem.linear or b.metric == "intensity"
+        if b.lower is None or b.upper is None or not known:
+            out.append(b)
+            continue
+        low, high = reachable(problem, b.metric)
+        width = NARROW * (high - low)
+        out.append(replace(b, tolerance=(width - (b.upper - b.lower)) / 2) if b.upper - b.lower < width else b)
+    return tuple(out)
 
 
 def reachable(problem: Problem, metric: str) -> tuple[float, float]:

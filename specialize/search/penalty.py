@@ -1,0 +1,76 @@
+"""How a search scores chromosomes: hard bounds, or EPNAS's soft penalty wrapped around the evaluation.
+
+An `Evaluation` is what a strategy reads: `fitness` (higher is better), `accept` (children a
+search keeps; the others are made again) and `allowed` (the candidates a gene may take).
+
+- "hard" (PONAS): fitness is Σ T_d; a child is kept only if it meets every bound.
+- "soft" (EPNAS Eq. 2-3): every child is kept; `SoftPenalty` wraps the evaluation, as DEAP's
+  `tools.DeltaPenalty` decorates an evaluation function, multiplying predicted accuracy by
+  V(U_i) = p^max(0, U_i/C_u,i - 1, C_l,i/U_i - 1) for every bound i, with p = 0.9.
+
+Either way a strategy's answer is the best chromosome it saw that meets every bound.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from specialize.errors import SpecializeError
+from specialize.search.constraints import Problem
+
+SOFT_BASE = 0.9          # EPNAS's p_i, the same for every bound
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    penalty: str                                   # a key of PENALTIES
+    fitness: Callable[[np.ndarray], np.ndarray]    # [..., L] chromosomes -> [...], higher is better
+    accept: Callable[[np.ndarray], np.ndarray]     # [N, L] -> [N] bool: children a search keeps
+    allowed: np.ndarray                            # [L, C] bool: candidates a gene may take
+
+
+class SoftPenalty:
+    """Wraps an evaluation function: fitness(pop) · Π_i base^violation_i (EPNAS Eq. 3).
+    `evaluate` must be positive (predicted accuracy), so a violation always lowers it."""
+
+    def __init__(self, evaluate: Callable[[np.ndarray], np.ndarray], problem: Problem, base: float = SOFT_BASE):
+        self.evaluate, self.problem, self.base = evaluate, problem, base
+
+    def __call__(self, pop: np.ndarray) -> np.ndarray:
+        return self.evaluate(pop) * self.base ** soft_violation(self.problem, pop)
+
+
+def soft_violation(problem: Problem, pop: np.ndarray) -> np.ndarray:
+    """EPNAS Eq. 2 exponent summed over bounds: Σ_i max(0, U_i/C_u,i - 1, C_l,i/U_i - 1)."""
+    values, total = problem.measure(pop), np.zeros(pop.shape[:-1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for b in problem.bounds:
+            u = values[b.metric]
+            over = u / b.upper - 1 if b.upper is not None else np.zeros_like(u)
+            under = b.lower / u - 1 if b.lower is not None else np.zeros_like(u)
+            total += np.nan_to_num(np.maximum(0, np.maximum(over, under)), nan=0.0, posinf=1e6)
+    return total
+
+
+def hard_bounds(problem: Problem, best_accuracy: float = 1.0) -> Evaluation:
+    return Evaluation("hard", problem.scores, problem.feasible, problem.allowed)
+
+
+def soft_penalty(problem: Problem, best_accuracy: float = 1.0, base: float = SOFT_BASE) -> Evaluation:
+    def accuracy(pop: np.ndarray) -> np.ndarray:
+        """Predicted accuracy, kept positive: the best network's plus Σ T_d."""
+        return np.maximum(best_accuracy + problem.scores(pop), 1e-6)
+    def accept_all(pop: np.ndarray) -> np.ndarray:
+        return np.ones(len(pop), dtype=bool)
+    return Evaluation("soft", SoftPenalty(accuracy, problem, base), accept_all, np.ones_like(problem.allowed))
+
+
+PENALTIES: dict[str, Callable[..., Evaluation]] = {"hard": hard_bounds, "soft": soft_penalty}
+
+
+def get_penalty(name: str) -> Callable[..., Evaluation]:
+    if name not in PENALTIES:
+        raise SpecializeError(f"unknown penalty {name!r}; known: {', '.join(PENALTIES)}")
+    return PENALTIES[name]

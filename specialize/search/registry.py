@@ -1,0 +1,89 @@
+"""One registry of search strategies and one factory (`get_strategy`), as timm does for models.
+
+A strategy is a function `(problem, evaluation, budget, seed) -> SearchResult`: it picks one
+candidate per layer of a compiled `Problem`, scoring chromosomes through `evaluation` (the hard
+bounds or a penalty wrapped around the score, see `penalty.py`), within `budget`, deterministic for
+a seed, and returns data: the answer, its status and its history. Register one with
+
+    @register_strategy("name", exact=False, summary="one line for --help")
+    def my_strategy(problem, evaluation, budget, seed) -> SearchResult: ...
+
+Every registered strategy is tested for free (tests/test_strategies.py): feasibility on random
+bounds and quality against brute force on a tiny space. The built-in strategies live in the modules
+named in BUILTIN and register themselves when imported (`load_builtins`).
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
+
+from specialize.errors import SpecializeError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from specialize.search.constraints import Problem
+    from specialize.search.penalty import Evaluation
+
+BUILTIN = ("specialize.search.ga", "specialize.search.exact")
+STATUSES = ("optimal", "not proven", "heuristic", "infeasible")
+
+
+@dataclass(frozen=True)
+class Budget:
+    generations: int = 1000         # for population searches
+    time_limit_s: float = 30.0      # for solvers that stop on time (HiGHS)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    genes: np.ndarray | None        # [L] candidate per layer; None: no architecture meets every bound
+    value: float | None             # Σ T_d of the answer
+    seconds: float
+    status: str                     # one of STATUSES: "optimal" only when proven
+    bound: float | None = None      # proven upper bound on the optimum Σ T_d (exact strategies)
+    history: list[dict] = field(default_factory=list, repr=False)   # [{"generation", "best"}, ...]
+    details: dict = field(default_factory=dict)                       # strategy-specific figures
+
+
+StrategyFn = Callable[["Problem", "Evaluation", Budget, int], SearchResult]
+
+
+@dataclass(frozen=True)
+class Strategy:
+    name: str
+    run: StrategyFn
+    exact: bool                     # proves its answer optimal (status "optimal") unless it runs out of time
+    summary: str
+
+
+STRATEGIES: dict[str, Strategy] = {}
+
+
+def register_strategy(name: str, *, exact: bool = False, summary: str = "") -> Callable[[StrategyFn], StrategyFn]:
+    def add(fn: StrategyFn) -> StrategyFn:
+        if name in STRATEGIES and STRATEGIES[name].run is not fn:
+            raise ValueError(f"strategy {name!r} is registered twice")
+        STRATEGIES[name] = Strategy(name, fn, exact, summary or (fn.__doc__ or "").strip().splitlines()[0])
+        return fn
+    return add
+
+
+def load_builtins() -> dict[str, Strategy]:
+    for module in BUILTIN:
+        importlib.import_module(module)
+    return STRATEGIES
+
+
+def strategy_names() -> list[str]:
+    """Registered names in alphabetical order (registration order depends on import order)."""
+    return sorted(load_builtins())
+
+
+def get_strategy(name: str) -> Strategy:
+    """The registered strategy called `name`; an unknown name raises a one-line error listing the known ones."""
+    strategies = load_builtins()
+    if name not in strategies:
+        raise SpecializeError(f"unknown strategy {name!r}; known: {', '.join(strategy_names())}")
+    return strategies[name]

@@ -1,0 +1,163 @@
+"""Every registered search strategy, tested for free: answers meet every bound, infeasible bound sets
+are reported, and the answers are good (gap against brute force over a space small enough to enumerate).
+
+A new strategy registered with `register_strategy` is picked up by these loops without a line here.
+"""
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from specialize.errors import InfeasibleError, SpecializeError
+from specialize.search.constraints import Bound
+from specialize.search.penalty import PENALTIES, get_penalty
+from specialize.search.reach import reachable
+from specialize.search.registry import STATUSES, Budget, SearchResult, get_strategy, register_strategy, strategy_names
+from specialize.space import LayerSpec, SearchSpace
+from test_search import METRIC_KEYS, TINY, check_answer, problem_for, random_bounds
+
+# 6 layers x 8 candidates = 262,144 architectures: enumerable, and too many for luck.
+SMALL = SearchSpace(name="small", resolution=16, num_classes=10, stem_channels=8, stem_stride=1, first_block_channels=8,
+                    layers=(LayerSpec(8, 16, 2), LayerSpec(16, 16, 1), LayerSpec(16, 24, 2), LayerSpec(24, 24, 1),
+                            LayerSpec(24, 32, 2), LayerSpec(32, 32, 1)),
+                    head_channels=32, dropout=0.0, kernels=(3, 5), expansions=(3, 6), se_options=(False, True))
+BUDGET = Budget(generations=200, time_limit_s=30.0)
+CASES = [(s, p) for s in strategy_names() for p in (PENALTIES if not get_strategy(s).exact else ["hard"])]
+QUALITY_SETS = 24
+
+
+def enumerate_archs(space: SearchSpace) -> np.ndarray:
+    return np.array(list(itertools.product(range(space.num_candidates), repeat=space.num_layers)))
+
+
+ARCHS = {space.name: enumerate_archs(space) for space in (TINY, SMALL)}
+
+
+def brute_force(problem) -> float | None:
+    archs = ARCHS[problem.space_name]
+    feasible = problem.feasible(archs)
+    return float(problem.scores(archs)[feasible].max()) if feasible.any() else None
+
+
+def run(name: str, penalty: str, problem, seed: int, budget: Budget = BUDGET) -> SearchResult | None:
+    """The strategy's answer; None when it reports the bounds infeasible (by status or InfeasibleError)."""
+    try:
+        result = get_strategy(name).run(problem, get_penalty(penalty)(problem, 0.9), budget, seed)
+    except InfeasibleError:
+        return None
+    assert result.status in STATUSES
+    return None if result.status == "infeasible" else result
+
+
+@pytest.mark.parametrize("name, penalty", CASES)
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), seed=st.integers(0, 10**6))
+def test_answers_meet_every_bound_and_infeasible_sets_are_reported(name, penalty, data, seed):
+    problem = problem_for(TINY, seed, random_bounds(TINY, data))
+    optimum = brute_force(problem)
+    result = run(name, penalty, problem, seed, Budget(generations=60))
+    if optimum is None:
+        assert result is None or result.genes is None
+        return
+    if penalty == "soft" and (result is None or result.genes is None):
+        return   # a soft penalty does not guarantee a feasible point (EPNAS); the API answers from the reference
+    assert result is not None and result.genes is not None, "a feasible bound set went unanswered"
+    check_answer(problem, result.genes)
+    assert result.value == pytest.approx(problem.scores(result.genes[None])[0], abs=1e-12)
+    assert result.value <= optimum + 1e-12
+    if result.status == "optimal":
+        assert result.value == pytest.approx(optimum, abs=1e-12)
+
+
+def seeded_bounds(rng: np.random.Generator) -> list[Bound]:
+    """1-3 metrics, each an upper bound, a lower bound or both, drawn across the reachable range."""
+    base, bounds = problem_for(SMALL, 0, ()), []
+    for metric in rng.choice(METRIC_KEYS, size=rng.integers(1, 4), replace=False):
+        lo, hi = reachable(base, str(metric))
+        a, b = np.sort(rng.uniform(0, 1, size=2))
+        side = rng.integers(3)
+        bounds.append(Bound(str(metric), lo + a * (hi - lo) if side else None, lo + b * (hi - lo) if side != 1 else None))
+    return bounds
+
+
+def quality_sets(count: int = QUALITY_SETS) -> list:
+    """Feasible bound sets on SMALL whose unconstrained best breaks a bound (so there is something to search)."""
+    rng, out = np.random.default_rng(2026), []
+    while len(out) < count:
+        seed = int(rng.integers(10**6))
+        problem = problem_for(SMALL, seed, seeded_bounds(rng))
+        optimum = brute_force(problem)
+        if optimum is not None and not problem.feasible(problem.score.argmax(axis=1)[None])[0]:
+            out.append((seed, problem, optimum))
+    return out
+
+
+QUALITY = quality_sets()
+
+
+def gaps(name: str, penalty: str, budget: Budget = BUDGET) -> np.ndarray:
+    """Gap of each answer to the brute-force optimum, as a share of the table's loss range."""
+    out = []
+    for seed, problem, optimum in QUALITY:
+        result = run(name, penalty, problem, seed, budget)
+        value = -np.inf if result is None or result.genes is None else result.value
+        out.append((optimum - value) / -problem.score.min(axis=1).sum())
+    return np.array(out)
+
+
+def assert_good(name: str, penalty: str, budget: Budget = BUDGET) -> None:
+    """Exact strategies: every answer the optimum. Heuristics: optimal on 80% of the sets, never more
+    than 2% of the loss range away."""
+    g = gaps(name, penalty, budget)
+    if get_strategy(name).exact:
+        assert (g <= 1e-12).all(), g
+    else:
+        assert np.mean(g <= 1e-12) >= 0.8 and g.max() <= 0.02, np.round(g, 4)
+
+
+@pytest.mark.parametrize("name, penalty", CASES)
+def test_answers_are_close_to_the_brute_force_optimum(name, penalty):
+    assert_good(name, penalty)
+
+
+def test_the_quality_check_fails_a_weak_strategy():
+    """The quality test can fail: best of 200 random feasible architectures does not pass it."""
+    @register_strategy("random-200-test", summary="best of 200 random architectures (a test strawman)")
+    def random_search(problem, evaluation, budget, seed):
+        pop = np.random.default_rng(seed).integers(0, problem.score.shape[1], size=(200, problem.num_layers))
+        scores = np.where(problem.feasible(pop), problem.scores(pop), -np.inf)
+        i = int(scores.argmax())
+        ok = np.isfinite(scores[i])
+        return SearchResult(pop[i] if ok else None, float(scores[i]) if ok else None, 0.0, "heuristic")
+    try:
+        with pytest.raises(AssertionError):
+            assert_good("random-200-test", "hard")
+    finally:
+        from specialize.search.registry import STRATEGIES
+
+        del STRATEGIES["random-200-test"]
+
+
+def test_unknown_strategy_names_the_known_ones():
+    with pytest.raises(SpecializeError, match=r"unknown strategy 'annealing'; known: exact, ga"):
+        get_strategy("annealing")
+    with pytest.raises(SpecializeError, match=r"unknown penalty 'gentle'; known: hard, soft"):
+        get_penalty("gentle")
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), seed=st.integers(0, 10**6))
+def test_top_k_is_the_brute_force_top_k(data, seed):
+    """The candidates a reranker would take: the k best distinct feasible architectures, in order."""
+    from specialize.search.exact import top_k
+
+    problem = problem_for(TINY, seed, random_bounds(TINY, data))
+    archs = ARCHS["tiny"]
+    scores = np.sort(problem.scores(archs)[problem.feasible(archs)])[::-1][:5]
+    found = top_k(problem, 5)
+    assert len(found) == len(scores)
+    assert np.allclose([r.value for r in found], scores, atol=1e-12)
+    genes = np.stack([r.genes for r in found]) if found else np.zeros((0, TINY.num_layers), dtype=int)
+    assert len(np.unique(genes, axis=0)) == len(found) and problem.feasible(genes).all()
+    assert all(r.status == "optimal" for r in found)
