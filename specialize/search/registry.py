@@ -11,6 +11,12 @@ a seed, and returns data: the answer, its status and its history. Register one w
 Every registered strategy is tested for free (tests/test_strategies.py): feasibility on random
 bounds and quality against brute force on a tiny space. The built-in strategies live in the modules
 named in BUILTIN and register themselves when imported (`load_builtins`).
+
+Offline strategies (`offline=True`: EPNAS, PNAS, EcoNAS, random search) score architectures with an
+expensive evaluator, supernet accuracy after batch-norm recalibration, so their budget is a number of
+distinct architectures scored (`Budget.evaluations`), spent through `specialize.search.offline.Evaluations`.
+Given the table's score as their evaluation instead, they run (and are tested) like any other strategy.
+Those that need torch (EPNAS's policy) live in `supernet/strategies/` and register when it is imported.
 """
 from __future__ import annotations
 
@@ -27,13 +33,14 @@ if TYPE_CHECKING:
     from specialize.search.penalty import Evaluation
 
 BUILTIN = ("specialize.search.ga", "specialize.search.exact")
-STATUSES = ("optimal", "not proven", "heuristic", "infeasible")
+STATUSES = ("optimal", "not proven", "heuristic", "infeasible", "not found")   # not found: budget spent, no answer met every bound
 
 
 @dataclass(frozen=True)
 class Budget:
     generations: int = 1000         # for population searches
     time_limit_s: float = 30.0      # for solvers that stop on time (HiGHS)
+    evaluations: int = 300          # for offline strategies: distinct architectures they may score
 
 
 @dataclass(frozen=True)
@@ -56,16 +63,18 @@ class Strategy:
     run: StrategyFn
     exact: bool                     # proves its answer optimal (status "optimal") unless it runs out of time
     summary: str
+    offline: bool = False           # spends `Budget.evaluations` of an expensive evaluator; the online command refuses it
 
 
 STRATEGIES: dict[str, Strategy] = {}
 
 
-def register_strategy(name: str, *, exact: bool = False, summary: str = "") -> Callable[[StrategyFn], StrategyFn]:
+def register_strategy(name: str, *, exact: bool = False, offline: bool = False,
+                      summary: str = "") -> Callable[[StrategyFn], StrategyFn]:
     def add(fn: StrategyFn) -> StrategyFn:
         if name in STRATEGIES and STRATEGIES[name].run is not fn:
             raise ValueError(f"strategy {name!r} is registered twice")
-        STRATEGIES[name] = Strategy(name, fn, exact, summary or (fn.__doc__ or "").strip().splitlines()[0])
+        STRATEGIES[name] = Strategy(name, fn, exact, summary or (fn.__doc__ or "").strip().splitlines()[0], offline)
         return fn
     return add
 
