@@ -229,7 +229,7 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     for column in columns:  # narrow terminals: date and description are in --json
         table.add_column(column, no_wrap=column in ("name", "kind"), overflow="fold")
     for row in rows:
-        cells = [escape(str(row["name"])), kind_cell(row), f"{row['runtime']} {row['precision'] or ''}", row["space"] or "", anchor_cell(row)]
+        cells = [escape(str(row["name"])), kind_cell(row), runtime_cell(row), row["space"] or "", anchor_cell(row)]
         table.add_row(*cells, *([(row["date"] or "")[:10], escape(str(row["description"]))] if wide else []))
     console.print(table)
     aliases = ", ".join(f"{alias} = {row['name']}" for row in rows for alias in row["aliases"])
@@ -237,6 +237,13 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     console.print("estimated = op-type roofline on datasheet figures, scaled to a published latency (anchor: network, "
                   "published ms, estimate's residual on the check network); ±X% = expected error, ±? = no anchor to "
                   "tell; measured = timed here.")
+
+
+def runtime_cell(row: dict) -> str:
+    """'onnxruntime fp32, batch 1, 1 thread' (measured) or 'roofline fp16, any batch' (estimated)."""
+    batch = "any batch" if row["batch"] == "any" else f"batch {row['batch']}"
+    threads = "" if row["threads"] is None else f", {row['threads']} thread{'s' if row['threads'] > 1 else ''}"
+    return f"{row['runtime']} {row['precision'] or ''}, {batch}{threads}"
 
 
 def kind_cell(row: dict) -> str:
