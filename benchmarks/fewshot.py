@@ -19,7 +19,6 @@ Smoke run: --spaces cifar10 --held-out 6 --k 0,2 --runs 3.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from scipy.stats import kendalltau
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.hardware_truth import busy_warning  # noqa: E402
 from hw_profiles.devices import devices  # noqa: E402
 from hw_profiles.fewshot import calibrate_estimate  # noqa: E402
 from hw_profiles.profile import DeviceProfile  # noqa: E402
@@ -38,11 +38,6 @@ from specialize.sampling import spread_architectures  # noqa: E402
 from specialize.space import Architecture, get_space  # noqa: E402
 
 PRESETS = ("cifar10", "ponas-imagenet")
-
-
-def busy_warning() -> str | None:
-    found = subprocess.run(["pgrep", "-f", "specialize train"], capture_output=True, text=True).stdout.split()
-    return f"WARNING: `specialize train` is running (pids {' '.join(found)}): latency figures are distorted" if found else None
 
 
 def nested_subset(archs: list[Architecture], k: int) -> list[Architecture]:
