@@ -141,12 +141,13 @@ def calibrate(
     profile: str = typer.Option(..., "--profile", "-p", help="Profile JSON, or a registered device name (its estimate)."),
     timings: Path = typer.Option(..., "--timings", "-t", help="JSON of 5-20 whole-network timings on the device."),
     space: Optional[str] = typer.Option(None, "--space", "-s", help="Space of the estimate when --profile is a device name."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Batch of the estimate when --profile is a device name (default 1); the timings' batch."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Profile JSON to write (default: --profile's file)."),
 ) -> None:
     """Fit a profile to a few whole-network timings; report its leave-one-out error."""
     from hw_profiles.fewshot import calibrate_profile_with_timings
 
-    loaded = profile_or_estimate(profile, space)
+    loaded = profile_or_estimate(profile, space, batch)
     target = output or loaded.path
     if target is None:
         fail("--profile names a device, so give -o PROFILE.json to write the calibrated profile")
@@ -159,17 +160,18 @@ def calibrate(
     console.print(f"wrote {target}: {result.label}; leave-one-out {expected_error_text(result)}; {detail}")
 
 
-def profile_or_estimate(profile: str, space: Optional[str]):
-    """A profile file, or the estimate of a registered device for --space."""
+def profile_or_estimate(profile: str, space: Optional[str], batch: Optional[int] = None):
+    """A profile file (at --batch when given), or the estimate of a registered device for --space at --batch."""
     from hw_profiles import load_profile, resolve_profile
     from hw_profiles.devices import canonical_name, devices
+    from hw_profiles.registry import check_profile_settings
     from specialize.space import get_space
 
     if canonical_name(profile) in devices() and not Path(profile).is_file():
         if space is None:
             fail(f"--profile {profile} is a device name: give --space for its estimate")
-        return resolve_profile(profile, get_space(space))
-    return load_profile(profile)
+        return resolve_profile(profile, get_space(space), batch=batch)
+    return check_profile_settings(load_profile(profile), batch, None)
 
 
 @profile_app.command("bundle")

@@ -127,3 +127,20 @@ def test_cli_batch_json_and_the_one_line_refusal(tmp_path):
     done = runner.invoke(app, ["--table", str(table), "--device", "this-cpu", "--max-flops", "45M", "--batch", "32"])
     assert done.exit_code == 2 and "at batch 1 (1 thread), not at batch 32" in done.output
     assert len(done.output.strip().splitlines()) == 1
+
+
+def test_profile_calibrate_fits_the_estimate_at_the_batch(tmp_path):
+    from hw_profiles import load_profile
+    from specialize.sampling import spread_architectures
+
+    space = get_space(SPACE)
+    archs = spread_architectures(space, 6, seed=2)
+    timings = tmp_path / "t.json"
+    timings.write_text(json.dumps({"timings": [{"arch": str(a), "latency_ms": 5.0 + i} for i, a in enumerate(archs)]}))
+    out = tmp_path / "p.json"
+    done = runner.invoke(app, ["profile", "calibrate", "--profile", "raspberry-pi-4", "--space", SPACE, "--batch", "32",
+                               "--timings", str(timings), "-o", str(out)])
+    assert done.exit_code == 0, done.output
+    assert load_profile(out).batch == 32 and "batch 32" in done.output
+    done = runner.invoke(app, ["profile", "calibrate", "--profile", str(out), "--batch", "1", "--timings", str(timings)])
+    assert done.exit_code == 2 and "not --batch 1" in done.output
