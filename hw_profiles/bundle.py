@@ -24,6 +24,7 @@ from specialize.space import SearchSpace
 BUNDLE_SCHEMA_VERSION = 1
 RUNNER = Path(__file__).with_name("run_bundle.py")
 MANIFEST, RESULTS = "manifest.json", "results.json"
+BUNDLE_NETWORKS = 12   # whole networks spread over the space: the few-shot fit takes 5-20
 
 
 def _file_name(key: str) -> str:
@@ -46,7 +47,7 @@ def make_bundle_dir(out_dir: str | Path) -> Path:
     return out_dir
 
 
-def write_bundle(space: SearchSpace, out_dir: str | Path, batch: int = 1, networks: int = 8, seed: int = 0,
+def write_bundle(space: SearchSpace, out_dir: str | Path, batch: int = 1, networks: int = BUNDLE_NETWORKS, seed: int = 0,
                  progress: Callable[[str], None] | None = None) -> dict:
     from supernet.export import module_to_onnx_bytes
 
