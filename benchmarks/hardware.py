@@ -7,7 +7,8 @@ for ponas-imagenet), then `validate_profile` on random networks spread over the 
 (within +-10%, Kendall tau, MAPE; target >= 95% and tau >= 0.9), then Kendall tau between a
 roofline estimate and the measured latency of the same networks. Run it on an idle machine:
 latency measured beside another busy process is distorted. `--ship` writes the profiles to
-hw_profiles/data/this-cpu-onnxruntime.<space>.json (with the validation's calibration if kept).
+hw_profiles/data/ under `shipped_file_name` (with the validation's calibration if kept); the
+current shipping command is `benchmarks/hardware_truth.py --ship`.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hw_profiles import load_profile, resolve_profile  # noqa: E402
-from hw_profiles.registry import DATA_DIR  # noqa: E402
+from hw_profiles.registry import DATA_DIR, shipped_file_name  # noqa: E402
 from hw_profiles.validate import uncalibrated_ms, validate_profile  # noqa: E402
 from specialize.cost import arch_cost  # noqa: E402
 from specialize.space import get_space  # noqa: E402
@@ -64,7 +65,7 @@ def main() -> None:
     out_dir = DATA_DIR if args.ship else Path(tempfile.mkdtemp(prefix="hw-bench-"))
     for name in args.spaces:
         space = get_space(name)
-        path = out_dir / f"this-cpu-onnxruntime.{name}.json"
+        path = out_dir / shipped_file_name("this-cpu", "onnxruntime", name, 1, args.threads or 1)
         wall = run_profile(name, path, args.threads, args.force)
         print(f"[{name}] profile wall time: {wall:.1f} s ({space.num_layers}x{space.num_candidates} blocks)"
               + (" target <= 60 s" if name == "ponas-imagenet" else ""))

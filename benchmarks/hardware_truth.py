@@ -2,14 +2,22 @@
 
     .venv/bin/python benchmarks/hardware_truth.py [--samples 40] [--calibration-networks 8] [--runs 30]
                                                   [--spaces cifar10 ponas-imagenet] [--threads 1 all]
+                                                  [--batch 1 32] [--ship]
 
-For each preset and each thread count (1 and all cores by default) it runs the project's own commands:
-`specialize profile --threads T` (a fresh profile: every block timed, then the whole-network correction
+For each preset, thread count (1 and all cores by default) and batch size (1 by default) it runs the
+project's own commands: `specialize profile --threads T --batch B` (a fresh profile: every block timed,
+then the whole-network correction
 fitted on its own exported networks), then `specialize profile validate --samples N --seed 1 --json`
 on N other networks. Validation exports each network with `specialize export`'s function and times the
 .onnx file as a deployment would: a plain onnxruntime session with the threads and graph optimization
 level the profile records, warm-up, then the median of --runs single runs. It prints the share of
 networks predicted within ±10%, Kendall τ, MAPE, and the error the profile itself expects.
+
+`--ship` writes each profile into hw_profiles/data/ under `hw_profiles.registry.shipped_file_name`
+(`this-cpu-onnxruntime.cifar10.json` at batch 1 and 1 thread, `...cifar10.b32.t2.json` at batch 32 and
+2 threads), where `specialize --device this-cpu --batch B --threads T` finds it; it refuses to run beside
+`specialize train`. After re-shipping the batch-1, 1-thread profiles, refit the op model the estimates
+use: `python -m hw_profiles.opmodel`.
 
 Run it on an idle machine: figures taken beside another busy process are distorted (it warns).
 """
@@ -24,6 +32,10 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from hw_profiles.registry import DATA_DIR, shipped_file_name  # noqa: E402
+
 SPECIALIZE = str(ROOT / ".venv/bin/specialize")
 PRESETS = ("cifar10", "ponas-imagenet")
 
@@ -45,14 +57,19 @@ def thread_counts(values: list[str]) -> list[int]:
     return list(dict.fromkeys(counts))
 
 
-def check(space: str, threads: int, args: argparse.Namespace, out_dir: Path) -> dict:
-    path = out_dir / f"this-cpu.{space}.{threads}t.json"
+def check(space: str, threads: int, batch: int, args: argparse.Namespace, out_dir: Path) -> dict:
+    path = out_dir / shipped_file_name("this-cpu", "onnxruntime", space, batch, threads)
     profile = [SPECIALIZE, "profile", "--name", "this-cpu", "--space", space, "--threads", str(threads),
-               "--calibration-networks", str(args.calibration_networks), "--repeats", str(args.repeats), "-o", str(path)]
+               "--batch", str(batch), "--calibration-networks", str(args.calibration_networks), "--repeats", str(args.repeats), "-o", str(path)]
     run(profile + (["--force"] if args.force else []))
     report = json.loads(run([SPECIALIZE, "profile", "validate", "--profile", str(path), "--samples", str(args.samples),
                              "--seed", "1", "--runs", str(args.runs), "--json"]))
     return report
+
+
+def settings(args: argparse.Namespace) -> list[tuple[str, int, int]]:
+    """(space, threads, batch) for every combination asked."""
+    return [(space, threads, batch) for space in args.spaces for threads in thread_counts(args.threads) for batch in args.batch]
 
 
 def main() -> None:
@@ -63,20 +80,25 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=21, help="timed samples per profile entry")
     parser.add_argument("--spaces", nargs="+", default=list(PRESETS))
     parser.add_argument("--threads", nargs="+", default=["1", "all"], help="thread counts; 'all' = every core")
+    parser.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 32")
     parser.add_argument("--force", action="store_true", help="keep profiles with noisy entries (busy machine)")
+    parser.add_argument("--ship", action="store_true", help="write the profiles into hw_profiles/data/ (idle machine only)")
     args = parser.parse_args()
     warning = busy_warning()
+    if warning and args.ship:
+        raise SystemExit(f"{warning}; not shipping profiles measured beside it")
     if warning:
         print(warning)
     with tempfile.TemporaryDirectory(prefix="hardware-truth-") as tmp:
-        for space in args.spaces:
-            for threads in thread_counts(args.threads):
-                r = check(space, threads, args, Path(tmp))
-                expected = "unknown" if r["expected_error"] is None else f"±{100 * r['expected_error']:.1f}%"
-                print(f"[{space}, {threads} thread(s)] {args.samples} networks as deployed: within_10pct={r['within_10pct']:.3f} "
-                      f"kendall_tau={r['kendall_tau']:.3f} mape={r['mape']:.3f} (block sums alone: within_10pct="
-                      f"{r['uncalibrated']['within_10pct']:.3f} mape={r['uncalibrated']['mape']:.3f}); profile expects {expected}",
-                      flush=True)
+        out_dir = DATA_DIR if args.ship else Path(tmp)
+        for space, threads, batch in settings(args):
+            r = check(space, threads, batch, args, out_dir)
+            expected = "unknown" if r["expected_error"] is None else f"±{100 * r['expected_error']:.1f}%"
+            print(f"[{space}, {threads} thread(s), batch {batch}] {args.samples} networks as deployed: within_10pct={r['within_10pct']:.3f} "
+                  f"kendall_tau={r['kendall_tau']:.3f} mape={r['mape']:.3f} (block sums alone: within_10pct="
+                  f"{r['uncalibrated']['within_10pct']:.3f} mape={r['uncalibrated']['mape']:.3f}); profile expects {expected}"
+                  + (f"; shipped {shipped_file_name('this-cpu', 'onnxruntime', space, batch, threads)}" if args.ship else ""),
+                  flush=True)
     if warning:
         print(warning)
 

@@ -141,12 +141,13 @@ def calibrate(
     profile: str = typer.Option(..., "--profile", "-p", help="Profile JSON, or a registered device name (its estimate)."),
     timings: Path = typer.Option(..., "--timings", "-t", help="JSON of 5-20 whole-network timings on the device."),
     space: Optional[str] = typer.Option(None, "--space", "-s", help="Space of the estimate when --profile is a device name."),
+    batch: Optional[int] = typer.Option(None, "--batch", help="Batch of the estimate when --profile is a device name (default 1); the timings' batch."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Profile JSON to write (default: --profile's file)."),
 ) -> None:
     """Fit a profile to a few whole-network timings; report its leave-one-out error."""
     from hw_profiles.fewshot import calibrate_profile_with_timings
 
-    loaded = profile_or_estimate(profile, space)
+    loaded = profile_or_estimate(profile, space, batch)
     target = output or loaded.path
     if target is None:
         fail("--profile names a device, so give -o PROFILE.json to write the calibrated profile")
@@ -159,17 +160,18 @@ def calibrate(
     console.print(f"wrote {target}: {result.label}; leave-one-out {expected_error_text(result)}; {detail}")
 
 
-def profile_or_estimate(profile: str, space: Optional[str]):
-    """A profile file, or the estimate of a registered device for --space."""
+def profile_or_estimate(profile: str, space: Optional[str], batch: Optional[int] = None):
+    """A profile file (at --batch when given), or the estimate of a registered device for --space at --batch."""
     from hw_profiles import load_profile, resolve_profile
     from hw_profiles.devices import canonical_name, devices
+    from hw_profiles.registry import check_profile_settings
     from specialize.space import get_space
 
     if canonical_name(profile) in devices() and not Path(profile).is_file():
         if space is None:
             fail(f"--profile {profile} is a device name: give --space for its estimate")
-        return resolve_profile(profile, get_space(space))
-    return load_profile(profile)
+        return resolve_profile(profile, get_space(space), batch=batch)
+    return check_profile_settings(load_profile(profile), batch, None)
 
 
 @profile_app.command("bundle")
@@ -178,7 +180,7 @@ def bundle(
     space: str = typer.Option(..., "--space", "-s", help="Search space preset."),
     output: Path = typer.Option(..., "--output", "-o", help="Directory to write (created; must be empty if it exists)."),
     batch: int = typer.Option(1, "--batch", min=1),
-    networks: int = typer.Option(8, "--networks", min=0, help="Whole networks to include for calibration."),
+    networks: int = typer.Option(12, "--networks", min=0, help="Whole networks spread over the space, timed for the calibration (5-20 suit the few-shot fit)."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Write every block, the stem, the head and some whole networks as ONNX, with a standalone runner."""
@@ -229,7 +231,7 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     for column in columns:  # narrow terminals: date and description are in --json
         table.add_column(column, no_wrap=column in ("name", "kind"), overflow="fold")
     for row in rows:
-        cells = [escape(str(row["name"])), kind_cell(row), f"{row['runtime']} {row['precision'] or ''}", row["space"] or "", anchor_cell(row)]
+        cells = [escape(str(row["name"])), kind_cell(row), runtime_cell(row), row["space"] or "", anchor_cell(row)]
         table.add_row(*cells, *([(row["date"] or "")[:10], escape(str(row["description"]))] if wide else []))
     console.print(table)
     aliases = ", ".join(f"{alias} = {row['name']}" for row in rows for alias in row["aliases"])
@@ -237,6 +239,13 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     console.print("estimated = op-type roofline on datasheet figures, scaled to a published latency (anchor: network, "
                   "published ms, estimate's residual on the check network); ±X% = expected error, ±? = no anchor to "
                   "tell; measured = timed here.")
+
+
+def runtime_cell(row: dict) -> str:
+    """'onnxruntime fp32, batch 1, 1 thread' (measured) or 'roofline fp16, any batch' (estimated)."""
+    batch = "any batch" if row["batch"] == "any" else f"batch {row['batch']}"
+    threads = "" if row["threads"] is None else f", {row['threads']} thread{'s' if row['threads'] > 1 else ''}"
+    return f"{row['runtime']} {row['precision'] or ''}, {batch}{threads}"
 
 
 def kind_cell(row: dict) -> str:

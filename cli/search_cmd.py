@@ -18,6 +18,9 @@ from cli.common import handle_errors
 
 DEVICE_HELP = "device name (e.g. jetson) or profile id; sets the latency model"
 TABLE_HELP = "accuracy table file, or 'default' for the embedded one"
+BATCH_HELP = ("batch size the latency is for (default 1): the device's measured profile at that batch, or its "
+              "estimate built at that batch")
+THREADS_HELP = "intra-op threads of the device's measured profile to use (default: 1 thread where shipped)"
 
 
 def _strategy_help() -> str:
@@ -37,6 +40,8 @@ def root(
     bounds: dict = None,
     table: str = typer.Option("default", "--table", help=TABLE_HELP),
     profile: Optional[Path] = typer.Option(None, "--profile", help="device profile file (instead of or refining --device)"),
+    batch: Optional[int] = typer.Option(None, "--batch", help=BATCH_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     seed: int = typer.Option(0, "--seed", help="GA random seed (same seed, same answer)"),
     strategy: str = typer.Option("ga", "--strategy", help=STRATEGY_HELP),
     solver: Optional[str] = typer.Option(None, "--solver", hidden=True, help="older name of --strategy"),
@@ -70,7 +75,7 @@ def root(
 
         check_writable(export)
     result = specialize(device, table=table, profile=profile, seed=seed, strategy=solver or strategy, penalty=penalty,
-                        time_limit=time_limit, **bounds)
+                        time_limit=time_limit, batch=batch, threads=threads, **bounds)
     if export is not None:
         from cli.common import progress_status
 
@@ -92,6 +97,8 @@ def pareto(
     bounds: dict = None,
     table: str = typer.Option("default", "--table", help=TABLE_HELP),
     profile: Optional[Path] = typer.Option(None, "--profile", help="device profile file"),
+    batch: Optional[int] = typer.Option(None, "--batch", help=BATCH_HELP),
+    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     seed: int = typer.Option(0, "--seed", help="random seed"),
     generations: int = typer.Option(200, "--generations", help="NSGA-II generations"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the front as JSON here"),
@@ -106,7 +113,8 @@ def pareto(
     for path in (output, plot):
         if path is not None:
             check_writable(path)
-    front = pareto_front(objective, device, table=table, profile=profile, seed=seed, generations=generations, **bounds)
+    front = pareto_front(objective, device, table=table, profile=profile, seed=seed, generations=generations,
+                         batch=batch, threads=threads, **bounds)
     if output is not None:
         atomic_write_json(output, front.to_dict())
     if plot is not None:
@@ -210,7 +218,8 @@ def _summary(result):
     from rich.table import Table
 
     bounds = {b["metric"]: b for b in result.bounds}
-    where = f"{result.device} ({result.device_kind})" if result.device else "no device given"
+    where = f"{result.device} ({device_setting(result.device_kind, result.batch, result.threads)})" if result.device \
+        else "no device given"
     table = Table(title=escape(f"space {result.space}, {where}"), title_justify="left", show_edge=False)
     for name in ("", "value", "bound"):
         table.add_column(name)
@@ -224,6 +233,12 @@ def _summary(result):
             table.add_row(label, _fmt(key, value) + (_latency_band(result) if key == "latency_ms" else ""),
                           _bound_text(bounds.get(key)))
     return table
+
+
+def device_setting(kind: str | None, batch: int | None, threads: int | None) -> str:
+    """'estimated, batch 32' or 'measured, batch 1, 2 threads'."""
+    thread_text = "" if threads is None else f", {threads} thread{'s' if threads > 1 else ''}"
+    return f"{kind}, batch {batch}{thread_text}"
 
 
 def _latency_band(result) -> str:
@@ -257,7 +272,7 @@ def render_front(front, output: Path | None, plot: Path | None) -> None:
 
     from cli.common import console
 
-    where = f"{front.device} ({front.device_kind})" if front.device else "no device"
+    where = f"{front.device} ({device_setting(front.device_kind, front.batch, None)})" if front.device else "no device"
     table = Table(title=escape(f"Pareto front: accuracy loss vs {front.objective}, space {front.space}, {where}"),
                   title_justify="left", show_edge=False)
     for name in ("", front.objective, "predicted accuracy", "loss", "optimum at this cost", "arch"):

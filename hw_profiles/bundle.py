@@ -24,6 +24,7 @@ from specialize.space import SearchSpace
 BUNDLE_SCHEMA_VERSION = 1
 RUNNER = Path(__file__).with_name("run_bundle.py")
 MANIFEST, RESULTS = "manifest.json", "results.json"
+BUNDLE_NETWORKS = 12   # whole networks spread over the space: the few-shot fit takes 5-20
 
 
 def _file_name(key: str) -> str:
@@ -46,7 +47,7 @@ def make_bundle_dir(out_dir: str | Path) -> Path:
     return out_dir
 
 
-def write_bundle(space: SearchSpace, out_dir: str | Path, batch: int = 1, networks: int = 8, seed: int = 0,
+def write_bundle(space: SearchSpace, out_dir: str | Path, batch: int = 1, networks: int = BUNDLE_NETWORKS, seed: int = 0,
                  progress: Callable[[str], None] | None = None) -> dict:
     from supernet.export import module_to_onnx_bytes
 
@@ -57,7 +58,8 @@ def write_bundle(space: SearchSpace, out_dir: str | Path, batch: int = 1, networ
         for i, workload in enumerate(workloads):
             # networks get a short numbered name; their arch is in the manifest
             name = _file_name(workload.key) if workload.arch is None else f"onnx/net{i:03d}.onnx"
-            onnx = module_to_onnx_bytes(build_module(space, workload), example_input(workload.input_shape), dynamic_batch=False)
+            onnx = bundle_graph(module_to_onnx_bytes(build_module(space, workload), example_input(workload.input_shape),
+                                                     dynamic_batch=False), workload.key)
             atomic_write_bytes(out_dir / name, onnx)
             entries.append({"key": workload.key, "file": name, "input_shape": list(workload.input_shape),
                             "layer": workload.layer, "candidate": workload.candidate, "arch": workload.arch})
@@ -69,6 +71,19 @@ def write_bundle(space: SearchSpace, out_dir: str | Path, batch: int = 1, networ
     atomic_write_json(out_dir / MANIFEST, manifest)
     shutil.copyfile(RUNNER, out_dir / RUNNER.name)
     return manifest
+
+
+def bundle_graph(onnx_bytes: bytes, key: str) -> bytes:
+    """A bundle may be timed with trtexec: its graphs are tidied as exports are (weights as initializers, no
+    Identity) and must pass TensorRT's ONNX parser support check."""
+    import onnx
+
+    from supernet.export import tidy_graph
+    from supernet.tensorrt_support import check_tensorrt_parser_support
+
+    model = tidy_graph(onnx.load_from_string(onnx_bytes))
+    check_tensorrt_parser_support(model, f"bundle graph {key}")
+    return model.SerializeToString()
 
 
 def _timing(entry: dict, key: str, path: Path) -> Timing:

@@ -6,7 +6,8 @@ squeeze-excite, pooling + classifier). An op costs
     + kernels[type] * per-kernel overhead
 (compute, memory and per-kernel times add; no overlap is assumed). `compute_weight` (relative to a
 pointwise conv, 1) and `kernels` (per-kernel overhead relative to one dense conv kernel) are fitted
-by non-negative least squares on the shipped measured profiles of this CPU (hw_profiles/data/), and
+by non-negative least squares on the shipped measured profiles of this CPU at batch 1 and 1 thread
+(hw_profiles/data/), and
 saved in hw_profiles/op_model.json with their fit error. Regenerate with
     python -m hw_profiles.opmodel
 A device's `efficiency` then comes from its published anchor (hw_profiles.roofline). Pure numpy.
@@ -106,7 +107,8 @@ def main() -> None:
     from hw_profiles import load_profile
     from hw_profiles.registry import shipped_profiles
 
-    profiles = [load_profile(h["path"]) for h in shipped_profiles() if h["name"] == "this-cpu" and h["kind"] == "measured"]
+    profiles = [load_profile(h["path"]) for h in shipped_profiles() if h["name"] == "this-cpu" and h["kind"] == "measured"
+                and h["batch"] == 1 and h["threads"] == 1]   # one setting: thread counts would mix other efficiencies
     model = fit_op_model(profiles)
     model["provenance"] = provenance(source="python -m hw_profiles.opmodel")
     atomic_write_json(MODEL_PATH, model)

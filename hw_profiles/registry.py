@@ -1,8 +1,12 @@
 """One factory for device profiles: a profile file, a shipped measured profile, or a roofline estimate.
 
-Shipped measured profiles live in hw_profiles/data/ (e.g. `this-cpu-onnxruntime.cifar10.json`) and
-are found by device name and space fingerprint. Registered devices (hw_profiles/devices/) without a
-measured profile for the space get a roofline estimate generated on demand.
+Shipped measured profiles live in hw_profiles/data/ and are found by what they hold (device name,
+space fingerprint, batch, threads), not by file name; `shipped_file_name` names the file a profile
+is shipped as (`this-cpu-onnxruntime.cifar10.json` at batch 1 and 1 thread, `...cifar10.b32.t2.json`
+at batch 32 and 2 threads). One device and space can therefore have several shipped profiles: the
+one picked is the asked batch (default 1) and threads (default: 1 thread when shipped, else the
+fewest). Registered devices (hw_profiles/devices/) without a measured profile for the space and batch
+get a roofline estimate at that batch, generated on demand.
 """
 from __future__ import annotations
 
@@ -17,21 +21,32 @@ from specialize.space import SearchSpace
 
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_DEVICE = "this-cpu"
+DEFAULT_BATCH = 1
+DEFAULT_THREADS = 1
+
+
+def shipped_file_name(name: str, runtime: str, space_name: str, batch: int = 1, threads: int = 1) -> str:
+    """The file a measured profile is shipped as in hw_profiles/data/ (batch and threads only when not 1)."""
+    suffix = (f".b{batch}" if batch != 1 else "") + (f".t{threads}" if threads != 1 else "")
+    return f"{name}-{runtime}.{space_name}{suffix}.json"
+
+
+def _header(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SpecializeError(f"device profile file {path} is not valid JSON: {exc}") from None
+    threads = data.get("threads") or (data.get("measurement") or {}).get("threads") or 1
+    return {"name": data.get("name"), "space": data.get("space_name"), "fingerprint": data.get("fingerprint"),
+            "kind": data.get("kind"), "runtime": data.get("runtime"), "precision": data.get("precision"),
+            "batch": data.get("batch", 1), "threads": threads,
+            "date": (data.get("provenance") or {}).get("date", ""), "expected_error": data.get("expected_error"),
+            "path": path}
 
 
 def shipped_profiles(data_dir: Path | None = None) -> list[dict]:
-    """Header of every shipped measured profile: name, space name, fingerprint, runtime, date, path."""
-    headers = []
-    for path in sorted((data_dir or DATA_DIR).glob("*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise SpecializeError(f"device profile file {path} is not valid JSON: {exc}") from None
-        headers.append({"name": data.get("name"), "space": data.get("space_name"), "fingerprint": data.get("fingerprint"),
-                        "kind": data.get("kind"), "runtime": data.get("runtime"), "precision": data.get("precision"),
-                        "date": (data.get("provenance") or {}).get("date", ""), "expected_error": data.get("expected_error"),
-                        "path": path})
-    return headers
+    """Header of every shipped measured profile: name, space, fingerprint, runtime, batch, threads, date, path."""
+    return [_header(path) for path in sorted((data_dir or DATA_DIR).glob("*.json"))]
 
 
 def known_devices() -> list[str]:
@@ -40,30 +55,58 @@ def known_devices() -> list[str]:
     return sorted(names)
 
 
-def resolve_profile(device: str | None, space: SearchSpace, profile_path: str | None = None) -> DeviceProfile:
+def pick_shipped(headers: list[dict], batch: int | None, threads: int | None) -> dict | None:
+    """The shipped profile at `batch` (default 1) and `threads` (default: 1 if shipped, else the fewest);
+    ties (another runtime or precision) go to fp32, then by runtime and file name. None when none fits."""
+    batch = DEFAULT_BATCH if batch is None else batch
+    fits = [h for h in headers if h["batch"] == batch and (threads is None or h["threads"] == threads)]
+    order = lambda h: (h["threads"] != DEFAULT_THREADS, h["threads"], h["precision"] != "fp32", h["runtime"], h["path"].name)
+    return min(fits, key=order, default=None)
+
+
+def _settings(headers: list[dict]) -> str:
+    """'batch 1 (1 thread, 2 threads), batch 32 (1 thread)': what a device's shipped profiles offer."""
+    batches = sorted({h["batch"] for h in headers})
+    def threads(b: int) -> str:
+        return ", ".join(f"{t} thread{'s' if t > 1 else ''}" for t in sorted({h["threads"] for h in headers if h["batch"] == b}))
+    return ", ".join(f"batch {b} ({threads(b)})" for b in batches)
+
+
+def resolve_profile(device: str | None, space: SearchSpace, profile_path: str | None = None, *,
+                    batch: int | None = None, threads: int | None = None) -> DeviceProfile:
     """The latency profile to use for `space`.
 
-    `profile_path` wins (checked against `space`). Otherwise `device` (default "this-cpu") names a
-    shipped measured profile for this space's fingerprint, or a registered device or alias, whose
-    roofline estimate is made on the spot. Unknown names raise a SpecializeError listing the known ones.
+    `profile_path` wins (checked against `space`, and `batch`/`threads` when given). Otherwise `device`
+    (default "this-cpu") names a shipped measured profile for this space's fingerprint at `batch`
+    (default 1) and `threads` (see `pick_shipped`), or a registered device or alias, whose roofline
+    estimate is made on the spot at `batch`. Unknown names, batches and thread counts raise a
+    SpecializeError listing what there is.
     """
+    check_setting("batch", batch)
+    check_setting("threads", threads)
     if device is not None and not device.strip():
         raise SpecializeError("--device is empty; give a device name (see `specialize devices`) or leave it out")
     if profile_path is not None:
-        return load_profile(profile_path, space)
+        return check_profile_settings(load_profile(profile_path, space), batch, threads)
     asked = device or DEFAULT_DEVICE
     name = device_registry.canonical_name(asked)
     resolved_from = asked if name != asked else None
     shipped = [h for h in shipped_profiles() if h["name"] == name]
-    for header in shipped:
-        if header["fingerprint"] == space.fingerprint:
-            profile = load_profile(header["path"], space)
-            profile.resolved_from = resolved_from
-            return profile
+    for_space = [h for h in shipped if h["fingerprint"] == space.fingerprint]
+    header = pick_shipped(for_space, batch, threads)
+    if header is not None:
+        profile = load_profile(header["path"], space)
+        profile.resolved_from = resolved_from
+        return profile
     if name in device_registry.devices():
-        return estimate_profile(device_registry.devices()[name], space, resolved_from=resolved_from)
+        if threads is not None:
+            raise SpecializeError(f"--threads applies to measured profiles; {name!r} has none for space {space.name!r} "
+                                  f"at batch {batch or DEFAULT_BATCH}, and its estimate has no thread count (leave --threads out)")
+        return estimate_profile(device_registry.devices()[name], space, batch=batch or DEFAULT_BATCH, resolved_from=resolved_from)
+    if for_space:
+        raise SpecializeError(_missing_setting(name, space, for_space, batch, threads))
     if shipped:
-        have = ", ".join(f"{h['space']} (fingerprint {h['fingerprint']})" for h in shipped)
+        have = ", ".join(sorted({f"{h['space']} (fingerprint {h['fingerprint']})" for h in shipped}))
         raise SpecializeError(
             f"device {name!r} has measured profiles for {have}, not for space {space.name!r} (fingerprint "
             f"{space.fingerprint}); measure one with `specialize profile --name {name} --space {space.name} -o PROFILE.json` "
@@ -73,18 +116,47 @@ def resolve_profile(device: str | None, space: SearchSpace, profile_path: str | 
                           f"(or pass --profile PROFILE.json)")
 
 
+def check_setting(option: str, value: int | None) -> None:
+    if value is not None and (type(value) is not int or not 1 <= value <= 65536):
+        raise SpecializeError(f"--{option} must be a whole number from 1 to 65536, got {value!r}")
+
+
+def _missing_setting(name: str, space: SearchSpace, headers: list[dict], batch: int | None, threads: int | None) -> str:
+    asked = f"batch {batch or DEFAULT_BATCH}" + (f", {threads} thread(s)" if threads is not None else "")
+    measure = (f"specialize profile --name {name} --space {space.name} --batch {batch or DEFAULT_BATCH}"
+               + (f" --threads {threads}" if threads is not None else "") + " -o PROFILE.json")
+    return (f"device {name!r} has measured profiles for space {space.name!r} at {_settings(headers)}, not at {asked}; "
+            f"pick one of those, or measure one with `{measure}` and pass --profile PROFILE.json")
+
+
+def check_profile_settings(profile: DeviceProfile, batch: int | None, threads: int | None) -> DeviceProfile:
+    """A given profile is used as it is: a --batch or --threads it was not made with is refused, not ignored."""
+    check_setting("batch", batch)
+    check_setting("threads", threads)
+    where = profile.path or profile.name
+    if batch is not None and batch != profile.batch:
+        raise SpecializeError(f"device profile {where} was measured at batch {profile.batch}, not --batch {batch}; "
+                              f"leave --batch out or give a profile made with `specialize profile --batch {batch}`")
+    if threads is not None and (profile.kind != "measured" or threads != profile.threads):
+        made = f"{profile.threads} thread(s)" if profile.kind == "measured" else "no thread count (estimated)"
+        raise SpecializeError(f"device profile {where} has {made}, not --threads {threads}; leave --threads out "
+                              f"or give a profile made with `specialize profile --threads {threads}`")
+    return profile
+
+
 def list_devices() -> list[dict]:
-    """Every registered device (estimated, any space) and every shipped measured profile."""
+    """Every registered device (estimated, any space and batch) and every shipped measured profile."""
     rows = []
     for device in device_registry.devices().values():
         anchor = anchoring(device, device.default_precision)
         rows.append({"name": device.name, "kind": "estimated", "runtime": "roofline", "date": device.date,
-                     "space": "any", "precision": device.default_precision, "aliases": list(device.aliases),
-                     "description": device.description, "expected_error": anchor["expected_error"],
-                     "anchors": anchor["anchors"], "anchor_note": anchor["note"]})
+                     "space": "any", "precision": device.default_precision, "batch": "any", "threads": None,
+                     "aliases": list(device.aliases), "description": device.description,
+                     "expected_error": anchor["expected_error"], "anchors": anchor["anchors"], "anchor_note": anchor["note"]})
     for header in shipped_profiles():
         rows.append({"name": header["name"], "kind": header["kind"], "runtime": header["runtime"],
-                     "date": header["date"], "space": header["space"], "precision": header["precision"], "aliases": [],
+                     "date": header["date"], "space": header["space"], "precision": header["precision"],
+                     "batch": header["batch"], "threads": header["threads"], "aliases": [],
                      "description": f"shipped profile {header['path'].name} (fingerprint {header['fingerprint']})",
                      "expected_error": header["expected_error"]})
     return rows

@@ -23,6 +23,7 @@ from specialize.fileio import provenance
 from specialize.space import SearchSpace
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2}
+ANCHOR_BATCH = 1   # published anchors are single-image latencies
 
 
 def term_ms(ops: list[Op], device: Device, precision: str, batch: int = 1) -> np.ndarray:
@@ -59,6 +60,16 @@ def anchoring(device: Device, precision: str) -> dict:
                     if checks else "no check anchor: the fit anchor is reproduced by construction, error unknown"}
 
 
+def at_batch(anchor: dict, batch: int) -> dict:
+    """The anchoring as it applies at `batch`: the scale carries over (the op model scales FLOPs and
+    activation bytes by the batch, kernel overheads are paid once), the error band does not."""
+    if batch == ANCHOR_BATCH or anchor["expected_error"] is None:
+        return anchor
+    return {**anchor, "expected_error": None,
+            "note": f"anchors are batch-{ANCHOR_BATCH} latencies; at batch {batch} the op model extrapolates "
+                    f"(FLOPs and activation bytes x {batch}, per-kernel overheads once), so the error is unknown"}
+
+
 def ops_ms(ops: list[Op], device: Device, precision: str, batch: int = 1, scale: float | None = None) -> float:
     """Estimated ms of `ops` on `device`: the datasheet model times the anchor scale."""
     scale = anchoring(device, precision)["scale"] if scale is None else scale
@@ -71,7 +82,7 @@ def estimate_profile(device: Device, space: SearchSpace, precision: str | None =
     precision = precision or device.default_precision
     if precision not in DTYPE_BYTES:
         raise SpecializeError(f"unknown precision {precision!r}; valid: {', '.join(DTYPE_BYTES)}")
-    anchor = anchoring(device, precision)
+    anchor = at_batch(anchoring(device, precision), batch)
     scale = anchor["scale"]
     latency = np.array([[ops_ms(candidate_ops(space, layer, cand), device, precision, batch, scale) for cand in space.candidates]
                         for layer in range(space.num_layers)])

@@ -45,6 +45,8 @@ class SpecializeResult:
     device: str | None
     device_kind: str | None       # "measured" | "estimated" (from the profile)
     latency_expected_error: float | None    # relative error band of the latency model (e.g. 0.08 = ±8%), if known
+    batch: int | None             # batch size the latency is for (the profile's); None without a device
+    threads: int | None           # intra-op threads of a measured profile (None: estimated, or no device)
     blocks: list[BlockChoice]
     macs: int
     params: int
@@ -87,17 +89,20 @@ class SpecializeResult:
 @takes_bounds
 def specialize(device: str | None = None, *, table: str | Path | AccuracyTable | None = None,
                profile=None, seed: int = 0, strategy: str = "ga", penalty: str = "hard", generations: int = 1000,
-               solver: str | None = None, time_limit: float = TIME_LIMIT, **bounds: str | float | None) -> SpecializeResult:
+               solver: str | None = None, time_limit: float = TIME_LIMIT, batch: int | None = None,
+               threads: int | None = None, **bounds: str | float | None) -> SpecializeResult:
     """Best sub-network for a device under bounds (max_latency=, min_flops=, ...: one pair per metric of
     `specialize.search.constraints.METRICS`). Bounds take text with units ("20ms", "300M") or numbers
     (latency in ms, counts, intensity in FLOPs/byte, memory in bytes). MACs are what MobileNet papers call FLOPs.
     `strategy` names a registered search ("ga", "exact", ...); `solver` is its older name. `time_limit` caps
-    the whole search in seconds: HiGHS then answers "not proven" with its bound, the GA stops early and says so."""
+    the whole search in seconds: HiGHS then answers "not proven" with its bound, the GA stops early and says so.
+    `batch` picks the device's latency profile at that batch size (default 1): a shipped measured profile at that
+    batch, or the device's estimate built at that batch; `threads` picks among a device's measured profiles."""
     from specialize.search.penalty import get_penalty
     from specialize.search.registry import get_strategy
 
     chosen, evaluate_with = get_strategy(solver or strategy), get_penalty(penalty)
-    tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds))
+    tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds), batch, threads)
     budget = Budget(generations=generations, time_limit_s=time_limit)
     outcome = search(problem, chosen, evaluate_with(problem, best_accuracy(tbl)), budget, seed)
     return _result(tbl, prof, problem, outcome, penalty, seed)
@@ -133,12 +138,13 @@ def search(problem: Problem, chosen: Strategy, evaluation, budget: Budget, seed:
     return Outcome(chosen.name, reference, answer, time.perf_counter() - start)
 
 
-def prepare(table, device: str | None, profile, bounds: tuple[Bound, ...]):
+def prepare(table, device: str | None, profile, bounds: tuple[Bound, ...], batch: int | None = None,
+            threads: int | None = None):
     """Load the table, resolve the device profile and compile the bounds into a Problem."""
     from specialize.search.reach import with_tolerance
 
     tbl = table if isinstance(table, AccuracyTable) else load_table(table)
-    prof = resolve_device(device, tbl.space, profile)
+    prof = resolve_device(device, tbl.space, profile, batch, threads)
     latency = (prof.block_latency_ms(), prof.offset_ms()) if prof is not None else None
     def build(bounds: tuple[Bound, ...]) -> Problem:
         return build_problem(tbl.loss, cost_arrays(tbl.space), bounds, tbl.space.name, latency=latency,
@@ -146,20 +152,25 @@ def prepare(table, device: str | None, profile, bounds: tuple[Bound, ...]):
     return tbl, prof, build(with_tolerance(build(()), bounds))
 
 
-def resolve_device(device: str | None, space, profile=None):
-    """A DeviceProfile for `device` (a name) or `profile` (a file or a DeviceProfile); None when neither."""
+def resolve_device(device: str | None, space, profile=None, batch: int | None = None, threads: int | None = None):
+    """A DeviceProfile for `device` (a name) or `profile` (a file or a DeviceProfile), at `batch` and
+    `threads` when given; None when neither device nor profile is given."""
     from hw_profiles.profile import DeviceProfile, load_profile
 
-    if isinstance(profile, DeviceProfile):
-        profile.check_space(space)
-        return profile
     if device is None and profile is None:
+        if batch is not None or threads is not None:
+            raise SpecializeError("--batch and --threads choose a device's latency profile: give --device or --profile too")
         return None
     import hw_profiles
 
+    if isinstance(profile, DeviceProfile):
+        from hw_profiles.registry import check_profile_settings
+
+        profile.check_space(space)
+        return check_profile_settings(profile, batch, threads)
     resolve = getattr(hw_profiles, "resolve_profile", None)
     if resolve is not None:
-        return resolve(device, space, None if profile is None else str(profile))
+        return resolve(device, space, None if profile is None else str(profile), batch=batch, threads=threads)
     if profile is not None:
         return load_profile(profile, space)
     raise SpecializeError(f"cannot resolve device {device!r}: this install has no device registry "
@@ -189,6 +200,7 @@ def _result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: i
         arch=str(space.arch_from_indices(answer.genes)), space=space.name,
         device=prof.name if prof else None, device_kind=prof.kind if prof else None,
         latency_expected_error=getattr(prof, "expected_error", None) if prof else None,
+        batch=prof.batch if prof else None, threads=prof.threads if prof and prof.kind == "measured" else None,
         blocks=_blocks(tbl, prof, answer.genes), macs=int(values["macs"]), params=int(values["params"]),
         bytes=int(values["bytes"]), intensity=values["intensity"],
         peak_activation_bytes=int(values["peak_activation_bytes"]), latency_ms=values.get("latency_ms"),
@@ -263,7 +275,7 @@ def export_result(result: SpecializeResult, output: str | Path, *, data: str | P
     written = {k: getattr(done, k) for k in reported}
     if written != reported:
         raise SpecializeError(f"internal error: the exported network's figures {written} differ from the reported {reported}")
-    prof = resolve_device(result.device, tbl.space, profile) if (result.device or profile) else None
+    prof = resolve_device(result.device, tbl.space, profile, result.batch, result.threads) if (result.device or profile) else None
     latency, latency_note = _deployed_latency(done.onnx_path, prof)
     export = {"file": str(done.output), "onnx": str(done.onnx_path), **written, "intensity": done.intensity,
               "architecture": done.arch, "bn_statistics": done.bn_statistics,
@@ -327,6 +339,7 @@ class ParetoFront:
     space: str
     device: str | None
     device_kind: str | None
+    batch: int | None             # batch size the latencies are for (the profile's)
     objective: str                # "latency" | "macs"
     cost_key: str                 # "latency_ms" | "macs"
     points: list[FrontPoint]
@@ -340,12 +353,13 @@ class ParetoFront:
 
 @takes_bounds
 def pareto(objective: str = "latency", device: str | None = None, *, table=None, profile=None, seed: int = 0,
-           population: int = 48, generations: int = 200, **bounds) -> ParetoFront:
-    """The accuracy-loss versus `objective` front (NSGA-II); other bounds as in `specialize`."""
+           population: int = 48, generations: int = 200, batch: int | None = None, threads: int | None = None,
+           **bounds) -> ParetoFront:
+    """The accuracy-loss versus `objective` front (NSGA-II); other bounds, `batch` and `threads` as in `specialize`."""
     from specialize.search.pareto import OBJECTIVES, nsga2
 
     _check_choice("objective", objective, tuple(OBJECTIVES))
-    tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds))
+    tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds), batch, threads)
     if objective == "latency" and prof is None:
         raise SpecializeError("--objective latency needs a device: give --device or --profile (or use --objective macs)")
     from specialize.search.exact import solve_exact
@@ -359,5 +373,6 @@ def pareto(objective: str = "latency", device: str | None = None, *, table=None,
                          best_accuracy(tbl) + float(raw.scores[i]), float(raw.costs[i]), int(values["macs"][i]),
                          int(values["params"][i]), float(values["latency_ms"][i]) if prof is not None else None,
                          raw.labels.get(i), raw.optimum.get(i)) for i, g in enumerate(raw.genes)]
-    return ParetoFront(tbl.space.name, prof.name if prof else None, prof.kind if prof else None, objective,
+    return ParetoFront(tbl.space.name, prof.name if prof else None, prof.kind if prof else None,
+                       prof.batch if prof else None, objective,
                        OBJECTIVES[objective], points, [asdict(b) for b in problem.bounds], seed, raw.seconds)

@@ -24,6 +24,7 @@ from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_bytes, check_writable, provenance
 from specialize.space import Architecture, SearchSpace, get_space
+from supernet.tensorrt_support import check_tensorrt_parser_support
 
 if TYPE_CHECKING:
     import onnx
@@ -35,7 +36,8 @@ if TYPE_CHECKING:
 OPSET = 17
 FORMATS = ("onnx", "tensorrt")
 PRECISIONS = ("fp32", "fp16")
-# What the exported graph may contain: ops TensorRT's ONNX parser supports (and nothing else).
+# What the exported graph may contain: a few ops, all in TensorRT's ONNX parser support (supernet.tensorrt_support,
+# which every exported graph is also checked against: opset, op types, weights as initializers, tensor types).
 ALLOWED_OPS = frozenset({"Conv", "Relu", "Clip", "Sigmoid", "Mul", "Add", "Sub", "Div", "GlobalAveragePool",
                          "ReduceMean", "Flatten", "Reshape", "Gemm"})
 MAX_ABS_DIFF = 1e-4
@@ -95,12 +97,14 @@ def _constant_tensor(node) -> "onnx.TensorProto":
 def remove_identities(model: "onnx.ModelProto") -> "onnx.ModelProto":
     """Drop Identity nodes, pointing their consumers (or the graph output) at the Identity's input (in place)."""
     graph = model.graph
-    outputs = {o.name for o in graph.output}
+    outputs, inputs = {o.name for o in graph.output}, {i.name for i in graph.input}
     rename: dict[str, str] = {}
     kept = []
     for node in graph.node:
         if node.op_type == "Identity" and node.output[0] not in outputs:
             rename[node.output[0]] = node.input[0]
+        elif node.op_type == "Identity" and node.input[0] in inputs:   # input straight to output: nothing to drop
+            kept.append(node)
         elif node.op_type == "Identity":
             _retarget_producer(graph, node.input[0], node.output[0])
         else:
@@ -133,9 +137,15 @@ def onnx_ops(model: "onnx.ModelProto") -> set[str]:
     return {node.op_type for node in model.graph.node}
 
 
+def tidy_graph(model: "onnx.ModelProto") -> "onnx.ModelProto":
+    """Fold Constants into initializers and remove Identities (in place): weights then feed their ops
+    directly as initializers, as TensorRT's parser wants them (supernet.tensorrt_support)."""
+    return remove_identities(fold_constants(model))
+
+
 def clean_graph(model: "onnx.ModelProto") -> "onnx.ModelProto":
-    """Fold Constants into initializers and remove Identities, then insist the op set is allowed."""
-    remove_identities(fold_constants(model))
+    """`tidy_graph`, then insist the op set is allowed."""
+    tidy_graph(model)
     extra = onnx_ops(model) - ALLOWED_OPS
     if extra:
         raise SpecializeError(f"exported graph has ops outside the TensorRT-safe set: {', '.join(sorted(extra))}; "
@@ -187,6 +197,7 @@ def subnet_to_onnx(module: nn.Module, resolution: int, metadata: dict[str, str])
 
     raw = module_to_onnx_bytes(module, torch.rand(1, 3, resolution, resolution))
     model = clean_graph(onnx.load_from_string(raw))
+    check_tensorrt_parser_support(model)
     set_metadata(model, metadata)
     onnx.checker.check_model(model, full_check=True)
     data = model.SerializeToString()

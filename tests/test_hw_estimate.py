@@ -5,11 +5,10 @@ import pytest
 import numpy as np
 from scipy.stats import kendalltau
 
-from hw_profiles import load_profile, resolve_profile
+from hw_profiles import resolve_profile
 from hw_profiles.devices import DEVICES_DIR, _load_device, devices
 from hw_profiles.opmodel import fit_op_model, op_model, op_type
 from hw_profiles.reference_networks import REFERENCE_NETWORKS, mobilenet_v2_ops
-from hw_profiles.registry import shipped_profiles
 from hw_profiles.roofline import anchoring
 from specialize.cost import arch_cost, head_ops, mbconv_ops, stem_ops
 from specialize.errors import SpecializeError
@@ -20,7 +19,8 @@ SPACES = ["cifar10", "ponas-imagenet"]
 
 
 def this_cpu(space_name):
-    return next(load_profile(h["path"]) for h in shipped_profiles() if h["name"] == "this-cpu" and h["space"] == space_name)
+    """This CPU's shipped measured profile at batch 1 and 1 thread (the one the op model is fitted on)."""
+    return resolve_profile("this-cpu", get_space(space_name), batch=1, threads=1)
 
 
 @pytest.mark.parametrize("name,macs", [("mobilenet_v1_1.0_224", 569e6), ("mobilenet_v2_1.0_224", 300e6)])
