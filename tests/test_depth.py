@@ -308,6 +308,9 @@ def test_tiny_depth_training_writes_skip_entries(tmp_path, synthetic_data, monke
     assert not disallowed_skips(space, space.parse_arch(loaded.best_arch).indices)
     result = specialize(table=str(tmp_path / "run" / "table.json"), max_flops=str(arch_cost(space.smallest_arch())["macs"]))
     assert result.arch == str(space.smallest_arch())
+    shown = runner.invoke(app, ["table", "show", "--table", str(tmp_path / "run" / "table.json")], env={"COLUMNS": "200"})
+    rows = [line.split() for line in shown.output.splitlines() if line.split()[:1] in (["1"], ["2"], ["3"], ["4"])]
+    assert shown.exit_code == 0 and [row[-1] == "-" for row in rows] == [True, False, False, True]
 
 
 def test_pick_best_never_fixes_a_disallowed_skip():
