@@ -24,6 +24,7 @@ from specialize.search.reach import reachable
 from specialize.search.registry import Budget, get_strategy, strategy_names
 from specialize.space import SKIP, LayerSpec, SearchSpace, get_space
 from specialize.table import AccuracyTable, load_table
+from test_export import trained_like
 
 runner = CliRunner()
 PRESET_FINGERPRINTS = {"cifar10": "63db43cae937205a", "ponas-imagenet": "e80e9d05e64dac25",
@@ -202,20 +203,6 @@ def test_table_loss_ignores_disallowed_cells(tmp_path):
 
 
 # -- supernet and export ---------------------------------------------------------------------
-@torch.no_grad()
-def trained_like(space: SearchSpace):
-    """A supernet with realistic BN statistics (one momentum-1 batch of the largest network)."""
-    from supernet.elastic import Supernet
-
-    torch.manual_seed(0)
-    net = Supernet(space)
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = 1.0
-    net.train()(torch.rand(16, 3, space.resolution, space.resolution), space.largest_arch())
-    return net.eval()
-
-
 def test_supernet_skip_is_the_identity_and_extract_matches():
     net = trained_like(DEPTH)
     arch = DEPTH.parse_arch(WITH_SKIPS)
