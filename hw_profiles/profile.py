@@ -1,9 +1,9 @@
 """Device profiles: latency [layers][candidates] of every block on one device, plus fixed parts.
 
-A `skip` entry (elastic depth) is 0 ms: the identity runs nothing and nothing times it.
 Predicted latency of an architecture = scale * (sum of its blocks + fixed parts) + offset, where
 scale and offset come from an optional linear calibration fitted against whole networks. It stays
-additive over layers, so the exact solver can use it. Pure numpy.
+additive over layers, so the exact solver can use it. A `skip` entry (elastic depth) is 0 ms: the
+identity runs nothing and nothing times it. Pure numpy.
 """
 from __future__ import annotations
 
