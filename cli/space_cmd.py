@@ -33,7 +33,8 @@ def spaces(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
         ranges = space_ranges(space)
         rows.append({"name": name, "layers": space.num_layers, "candidates": list(space.candidate_names),
                      "resolution": space.resolution, "num_classes": space.num_classes, "fingerprint": space.fingerprint,
-                     "macs_range": list(ranges["macs"]), "params_range": list(ranges["params"])})
+                     "macs_range": list(ranges["macs"]), "params_range": list(ranges["params"]),
+                     **({"skip_layers": [l + 1 for l in space.skippable_layers()]} if space.skip else {})})
     if as_json:
         print_json({"spaces": rows, "note": MACS_NOTE})
         return
@@ -41,6 +42,10 @@ def spaces(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
     for names in sorted({tuple(r["candidates"]) for r in rows}):
         users = ", ".join(r["name"] for r in rows if tuple(r["candidates"]) == names)
         console.print(f"candidates ({users}): {' '.join(names)}", highlight=False)
+    for r in rows:
+        if "skip_layers" in r:
+            console.print(f"elastic depth ({r['name']}): skip allowed on layers {' '.join(map(str, r['skip_layers']))} "
+                          f"(stride 1, equal channels; from 1)", highlight=False)
     console.print(MACS_NOTE, style="dim")
 
 

@@ -51,10 +51,13 @@ def features(ops: list[Op], dtype_bytes: int = 4, batch: int = 1) -> np.ndarray:
 
 
 def profile_rows(profile) -> tuple[list[np.ndarray], list[float]]:
-    """Features and measured ms of every block, the stem and the head of a measured profile."""
+    """Features and measured ms of every block, the stem and the head of a measured profile (not `skip`:
+    it has no ops and is not timed)."""
     space, rows, times = profile.space, [], []
     for layer in range(space.num_layers):
         for c, cand in enumerate(space.candidates):
+            if cand.is_skip:
+                continue
             rows.append(features(candidate_ops(space, layer, cand), batch=profile.batch))
             times.append(float(profile.latency_ms[layer, c]))
     for part, ops in (("stem", stem_ops(space)), ("head", head_ops(space))):

@@ -2,7 +2,8 @@
 
 Predicted latency of an architecture = scale * (sum of its blocks + fixed parts) + offset, where
 scale and offset come from an optional linear calibration fitted against whole networks. It stays
-additive over layers, so the exact solver can use it. Pure numpy.
+additive over layers, so the exact solver can use it. A `skip` entry (elastic depth) is 0 ms: the
+identity runs nothing and nothing times it. Pure numpy.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from specialize.cost import masked_extremes
 from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_json, read_json, require
 from specialize.space import Architecture, SearchSpace
@@ -159,7 +161,8 @@ def _threads(value, path: Path) -> int:
 
 def _check_predictions(profile: DeviceProfile, path: Path) -> None:
     """Every architecture must get a positive latency: a calibration offset below the fastest one is refused."""
-    fastest = float(profile.block_latency_ms().min(axis=1).sum() + profile.offset_ms())
+    allowed = np.array(profile.space.allowed_mask(), dtype=bool).reshape(profile.latency_ms.shape)
+    fastest = float(masked_extremes(profile.block_latency_ms(), allowed)[0].sum() + profile.offset_ms())
     if not fastest > 0:
         raise SpecializeError(f"{KIND} file {path}: the fastest architecture would take {fastest:.3f} ms; "
                               "latencies must be positive (check field 'calibration')")

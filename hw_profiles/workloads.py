@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from specialize.space import Architecture, SearchSpace
-from supernet.static import MBConv, StaticNet, build_static, classify_features
+from supernet.static import StaticNet, block_module, build_static, classify_features
 
 
 @dataclass(frozen=True)
@@ -28,12 +28,14 @@ def block_key(space: SearchSpace, layer: int, candidate: int) -> str:
 
 
 def space_workloads(space: SearchSpace, batch: int = 1) -> list[Workload]:
-    """The dispatch probe, the stem, every block and the head, in network order."""
+    """The dispatch probe, the stem, every block and the head, in network order. `skip` is the identity:
+    it runs nothing, so it has no workload and its latency is 0 (what `assemble_profile` leaves there)."""
     sizes = space.layer_in_sizes()
     items = [Workload("dispatch", (1, 1, 1, 1)), Workload("stem", (batch, 3, space.resolution, space.resolution))]
     for layer, spec in enumerate(space.layers):
         shape = (batch, spec.in_channels, sizes[layer], sizes[layer])
-        items += [Workload(block_key(space, layer, i), shape, layer, i) for i in range(space.num_candidates)]
+        items += [Workload(block_key(space, layer, i), shape, layer, i) for i in range(space.num_candidates)
+                  if not space.candidates[i].is_skip]
     last = space.layers[-1].out_channels
     items.append(Workload("head", (batch, last, space.final_size, space.final_size)))
     return items
@@ -61,8 +63,7 @@ def build_module(space: SearchSpace, workload: Workload) -> nn.Module:
     if workload.arch is not None:
         return build_static(space, space.parse_arch(workload.arch))
     if workload.layer is not None:
-        spec, cand = space.layers[workload.layer], space.candidates[workload.candidate]
-        return MBConv(spec.in_channels, spec.out_channels, spec.stride, cand.kernel, cand.expansion, cand.se)
+        return block_module(space.layers[workload.layer], space.candidates[workload.candidate])
     net = build_static(space, space.smallest_arch())
     return nn.Sequential(net.normalize, net.stem) if workload.key == "stem" else Head(net)
 

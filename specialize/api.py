@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specialize.cost import cost_arrays
+from specialize.cost import cost_arrays, masked_extremes
 from specialize.errors import SpecializeError
 from specialize.search.constraints import METRICS, Bound, Problem, bounds_from_options, build_problem, takes_bounds
 from specialize.search.registry import Budget, SearchResult, Strategy
@@ -211,7 +211,7 @@ def _result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: i
         strategy_value=own.value if own is not None else None, optimum_value=reference.value,
         optimum_status=reference.status, optimum_bound=reference.bound, optimality_gap=max(reference.bound - value, 0.0),
         strategy_gap=None if own is None or own.value is None else max(reference.value - own.value, 0.0),
-        loss_range=float(-problem.score.min(axis=1).sum()), search_seconds=outcome.seconds,
+        loss_range=float(-masked_extremes(problem.score, problem.structural)[0].sum()), search_seconds=outcome.seconds,
         strategy_seconds=own.seconds if own is not None else 0.0, exact_seconds=reference.seconds,
         strategy_details=details, history=own.history if own is not None else [],
         table=str(tbl.path) if tbl.path else None,

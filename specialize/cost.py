@@ -9,6 +9,8 @@ Pure Python and numpy (no torch). Every block is broken into its ops; an op's co
 - bytes moved: the op's weights plus its input and output activations, for a dtype and batch.
   Batch norm and activations are taken as fused into the op before them.
 - peak activation: the largest input + output (+ a residual held aside) of any op.
+The identity `skip` (elastic depth) has no ops: zero MACs, parameters and bytes, and it adds nothing to
+the peak (its tensor is already counted as the output of the op before it and the input of the next).
 MobileNet-family papers call MACs "FLOPs"; intensity is in FLOPs (2 x MACs) per byte, as in EPNAS.
 """
 from __future__ import annotations
@@ -60,6 +62,9 @@ def mbconv_ops(in_c: int, out_c: int, size: int, stride: int, kernel: int, expan
 
 
 def candidate_ops(space: SearchSpace, layer: int, cand: Candidate) -> list[Op]:
+    """The ops of `cand` at `layer`; none for `skip` (the identity runs nothing)."""
+    if cand.is_skip:
+        return []
     spec, size = space.layers[layer], space.layer_in_sizes()[layer]
     return mbconv_ops(spec.in_channels, spec.out_channels, size, spec.stride, cand.kernel, cand.expansion, cand.se)
 
@@ -81,7 +86,9 @@ def head_ops(space: SearchSpace) -> list[Op]:
 
 @dataclass(frozen=True)
 class CostArrays:
-    """Per (layer, candidate) costs shaped [layers, candidates], plus the fixed stem and head."""
+    """Per (layer, candidate) costs shaped [layers, candidates], plus the fixed stem and head. `allowed`
+    is the space's mask (`SearchSpace.allowed_mask`): a `skip` cell where the layer changes shape holds
+    zeros and must never be chosen; every extreme over candidates reads the mask (`masked_extremes`)."""
 
     macs: np.ndarray
     params: np.ndarray
@@ -93,6 +100,7 @@ class CostArrays:
     fixed_peak_activation_bytes: int
     dtype_bytes: int
     batch: int
+    allowed: np.ndarray
 
     def to_dict(self) -> dict:
         return {
@@ -101,13 +109,14 @@ class CostArrays:
             "fixed": {"macs": self.fixed_macs, "params": self.fixed_params, "bytes": self.fixed_bytes,
                       "peak_activation_bytes": self.fixed_peak_activation_bytes},
             "dtype_bytes": self.dtype_bytes, "batch": self.batch,
+            **({} if self.allowed.all() else {"allowed": self.allowed.tolist()}),
         }
 
 
 def _sum_ops(ops: list[Op], dtype_bytes: int, batch: int) -> tuple[int, int, int, int]:
     return (sum(o.macs for o in ops), sum(o.params for o in ops),
             sum(o.bytes(dtype_bytes, batch) for o in ops),
-            max(o.activation_bytes(dtype_bytes, batch) for o in ops))
+            max((o.activation_bytes(dtype_bytes, batch) for o in ops), default=0))
 
 
 @lru_cache(maxsize=32)
@@ -118,10 +127,11 @@ def _cost_arrays(space: SearchSpace, dtype_bytes: int, batch: int) -> CostArrays
         for i, cand in enumerate(space.candidates):
             for array, value in zip(arrays, _sum_ops(candidate_ops(space, l, cand), dtype_bytes, batch)):
                 array[l, i] = value
-    for array in arrays:
+    allowed = np.array(space.allowed_mask(), dtype=bool).reshape(shape)
+    for array in (*arrays, allowed):
         array.setflags(write=False)
     fixed = _sum_ops(stem_ops(space) + head_ops(space), dtype_bytes, batch)
-    return CostArrays(*arrays, *fixed, dtype_bytes=dtype_bytes, batch=batch)
+    return CostArrays(*arrays, *fixed, dtype_bytes=dtype_bytes, batch=batch, allowed=allowed)
 
 
 MAX_BATCH, MAX_DTYPE_BYTES = 1 << 20, 16   # int64 byte counts stay exact far beyond these
@@ -151,10 +161,16 @@ def arch_cost(arch: Architecture, dtype_bytes: int = 4, batch: int = 1) -> dict:
     }
 
 
+def masked_extremes(values: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[L] per-layer min and max of `values` [L, C] over the allowed candidates only."""
+    values = np.asarray(values, dtype=float)
+    return np.where(allowed, values, np.inf).min(axis=1), np.where(allowed, values, -np.inf).max(axis=1)
+
+
 def space_ranges(space: SearchSpace) -> dict:
-    """Smallest and largest MACs and params over the space (each is a per-layer min/max)."""
+    """Smallest and largest MACs and params over the space (each is a per-layer min/max over allowed cells)."""
     a = cost_arrays(space)
-    return {
-        "macs": (int(a.macs.min(1).sum()) + a.fixed_macs, int(a.macs.max(1).sum()) + a.fixed_macs),
-        "params": (int(a.params.min(1).sum()) + a.fixed_params, int(a.params.max(1).sum()) + a.fixed_params),
-    }
+    def span(values: np.ndarray, fixed: int) -> tuple[int, int]:
+        low, high = masked_extremes(values, a.allowed)
+        return int(low.sum()) + fixed, int(high.sum()) + fixed
+    return {"macs": span(a.macs, a.fixed_macs), "params": span(a.params, a.fixed_params)}

@@ -12,11 +12,13 @@ def spread_architectures(space: SearchSpace, n: int, seed: int = 0) -> list[Arch
     """`n` distinct architectures spread from the cheapest to the largest end of the space.
 
     Each draws a stratified size level u in [0, 1) and picks, per layer, the candidate near rank u of that
-    layer's candidates sorted by MACs (Gaussian jitter of a quarter of the ranks), so the sample is random
-    within each stratum and covers the whole MACs range. Duplicates are redrawn."""
+    layer's allowed candidates sorted by MACs (Gaussian jitter of a quarter of the ranks), so the sample is
+    random within each stratum and covers the whole MACs range. Duplicates are redrawn. A `skip` a layer
+    may not take sorts last and lies beyond that layer's top rank, so it is never drawn."""
     rng = np.random.default_rng(seed)
-    order = np.argsort(cost_arrays(space).macs, axis=1, kind="stable")
-    top, layers = space.num_candidates - 1, np.arange(space.num_layers)
+    costs = cost_arrays(space)
+    order = np.argsort(np.where(costs.allowed, costs.macs, np.iinfo(np.int64).max), axis=1, kind="stable")
+    top, layers = costs.allowed.sum(axis=1) - 1, np.arange(space.num_layers)
     archs: list[Architecture] = []
     seen: set[tuple[int, ...]] = set()
     for i in range(n):

@@ -8,11 +8,19 @@ an input resolution, a class count and a candidate set.
 Candidates are MBConv blocks named `k{kernel}e{expansion}` with `se` appended when
 squeeze-and-excite is on (`k3e3`, `k7e6se`). An architecture is one candidate per searchable layer;
 its canonical string joins the names with commas.
+
+Elastic depth (once-for-all): a space declared with `skip=True` has one more candidate, `skip`, the
+identity, placed last in the candidate list. It is allowed only on layers whose input and output
+shapes match (stride 1, equal channels); `allowed_mask()` says where, as [layers][candidates], and every
+reader (cost model, search problem, sampler, trainer, profiler) uses it. `k3e6,skip,k5e3se` is an
+architecture of such a space; `skip` on a layer that changes shape is refused. `skip` is covered by the
+fingerprint only when true, so spaces without it keep their fingerprints.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
@@ -23,22 +31,37 @@ SPACE_SCHEMA_VERSION = 1
 _CANDIDATE_RE = re.compile(r"^k([1-9][0-9]*)e([1-9][0-9]*)(se)?$", re.ASCII)   # ASCII digits, no leading zeros
 
 
+SKIP_NAME = "skip"
+
+
 @dataclass(frozen=True, order=True)
 class Candidate:
+    """An MBConv block (kernel, expansion, squeeze-excite), or the identity `SKIP` (kernel and expansion 0)."""
+
     kernel: int
     expansion: int
     se: bool
 
     @property
+    def is_skip(self) -> bool:
+        return self.kernel == 0
+
+    @property
     def name(self) -> str:
-        return f"k{self.kernel}e{self.expansion}{'se' if self.se else ''}"
+        return SKIP_NAME if self.is_skip else f"k{self.kernel}e{self.expansion}{'se' if self.se else ''}"
 
     @classmethod
     def parse(cls, name: str) -> "Candidate":
+        if name.strip() == SKIP_NAME:
+            return SKIP
         match = _CANDIDATE_RE.match(name.strip())
         if not match:
-            raise SpecializeError(f"malformed candidate name {name!r}: expected k<kernel>e<expansion>[se], e.g. k3e3 or k7e6se")
+            raise SpecializeError(f"malformed candidate name {name!r}: expected k<kernel>e<expansion>[se] or skip, "
+                                  f"e.g. k3e3 or k7e6se")
         return cls(int(match.group(1)), int(match.group(2)), match.group(3) is not None)
+
+
+SKIP = Candidate(0, 0, False)   # the identity block of elastic depth
 
 
 @dataclass(frozen=True)
@@ -48,6 +71,11 @@ class LayerSpec:
     in_channels: int
     out_channels: int
     stride: int
+
+    @property
+    def keeps_shape(self) -> bool:
+        """Input and output shapes match (stride 1, equal channels): the layer may be skipped."""
+        return self.stride == 1 and self.in_channels == self.out_channels
 
 
 @dataclass(frozen=True)
@@ -69,11 +97,13 @@ class SearchSpace:
     class_names: tuple[str, ...] | None = None
     width_multiplier: float = 1.0
     base_space: str | None = None  # name of the full-size space this proxy was derived from
+    skip: bool = False             # elastic depth: an identity candidate on layers that keep their shape
 
     # -- candidates ------------------------------------------------------------------------
     @property
     def candidates(self) -> tuple[Candidate, ...]:
-        return tuple(Candidate(k, e, s) for k in self.kernels for e in self.expansions for s in self.se_options)
+        blocks = tuple(Candidate(k, e, s) for k in self.kernels for e in self.expansions for s in self.se_options)
+        return blocks + ((SKIP,) if self.skip else ())
 
     @property
     def candidate_names(self) -> tuple[str, ...]:
@@ -99,6 +129,26 @@ class SearchSpace:
                 f"unknown candidate {name!r} in space {self.name!r}; valid: {', '.join(self.candidate_names)}"
             ) from None
 
+    @property
+    def skip_index(self) -> int | None:
+        """Index of the `skip` candidate, or None in a space without elastic depth."""
+        return self.num_candidates - 1 if self.skip else None
+
+    def allows(self, layer: int, candidate: int) -> bool:
+        """Whether `candidate` may sit at `layer`: every block may; `skip` only where the shape is kept."""
+        return candidate != self.skip_index or self.layers[layer].keeps_shape
+
+    def allowed_mask(self) -> tuple[tuple[bool, ...], ...]:
+        """[layers][candidates]: which candidate each layer may take (all True without elastic depth)."""
+        return tuple(tuple(self.allows(l, c) for c in range(self.num_candidates)) for l in range(self.num_layers))
+
+    def allowed_indices(self, layer: int) -> tuple[int, ...]:
+        return tuple(c for c in range(self.num_candidates) if self.allows(layer, c))
+
+    def skippable_layers(self) -> tuple[int, ...]:
+        """Layers (from 0) where `skip` is allowed; empty without elastic depth."""
+        return tuple(l for l in range(self.num_layers) if self.skip and self.layers[l].keeps_shape)
+
     # -- geometry ---------------------------------------------------------------------------
     @property
     def stem_out_size(self) -> int:
@@ -121,6 +171,8 @@ class SearchSpace:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["layers"] = [asdict(layer) for layer in self.layers]
+        if not self.skip:
+            data.pop("skip")   # spaces without elastic depth keep the files and fingerprints they always had
         return data
 
     @classmethod
@@ -154,6 +206,8 @@ class SearchSpace:
             raise ValueError("dropout, width, mean and std must be numbers in [-1e6, 1e6] (dropout in [0, 1))")
         if not all(type(v) is bool for v in self.se_options) or len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError("se_options must be booleans; mean and std three numbers each")
+        if type(self.skip) is not bool:
+            raise ValueError("skip must be a boolean")
         if not self.width_multiplier > 0 or not all(v > 0 for v in self.std):
             raise ValueError("width_multiplier and std must be positive")
         if self.class_names is not None and not all(isinstance(c, str) for c in self.class_names):
@@ -198,20 +252,38 @@ class SearchSpace:
                 f"architecture has {len(names)} blocks but space {self.name!r} has {self.num_layers} searchable layers; "
                 f"give one of {', '.join(self.candidate_names)} per layer, comma-separated"
             )
-        return Architecture(self, tuple(self.candidate_index(n) for n in names))
+        indices = tuple(self.candidate_index(n) for n in names)
+        self._check_allowed(indices)
+        return Architecture(self, indices)
 
     def arch_from_indices(self, indices) -> "Architecture":
         indices = tuple(int(i) for i in indices)
         if len(indices) != self.num_layers or not all(0 <= i < self.num_candidates for i in indices):
             raise SpecializeError(f"invalid candidate indices {indices} for space {self.name!r}")
+        self._check_allowed(indices)
         return Architecture(self, indices)
+
+    def _check_allowed(self, indices: tuple[int, ...]) -> None:
+        bad = next((l for l, i in enumerate(indices) if not self.allows(l, i)), None)
+        if bad is not None:
+            spec = self.layers[bad]
+            raise SpecializeError(
+                f"layer {bad + 1} of space {self.name!r} ({spec.in_channels} -> {spec.out_channels} channels, stride "
+                f"{spec.stride}) cannot be skipped: skip needs stride 1 and equal input and output channels")
+
+    def random_arch(self, rng: random.Random) -> "Architecture":
+        """An architecture drawn uniformly from each layer's allowed candidates."""
+        return self.arch_from_indices([rng.choice(self.allowed_indices(l)) for l in range(self.num_layers)])
 
     def largest_arch(self) -> "Architecture":
         return self.arch_from_indices([self.candidates.index(self.largest)] * self.num_layers)
 
     def smallest_arch(self) -> "Architecture":
-        smallest = Candidate(min(self.kernels), min(self.expansions), False if False in self.se_options else True)
-        return self.arch_from_indices([self.candidates.index(smallest)] * self.num_layers)
+        """The smallest block everywhere, `skip` where it is allowed."""
+        smallest = self.candidates.index(Candidate(min(self.kernels), min(self.expansions), False not in self.se_options))
+        skip = self.skip_index
+        return self.arch_from_indices([skip if skip is not None and self.allows(l, skip) else smallest
+                                       for l in range(self.num_layers)])
 
 
 @dataclass(frozen=True)
@@ -299,3 +371,9 @@ def cifar10() -> SearchSpace:
         head_channels=1280, dropout=0.2,
         mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), class_names=CIFAR10_CLASSES,
     )
+
+
+@register_space
+def cifar10_depth() -> SearchSpace:
+    """`cifar10` with elastic depth: `skip` on the 6 layers that keep their shape (2, 4, 5, 7, 8, 10, from 1)."""
+    return replace(cifar10(), name="cifar10-depth", skip=True)

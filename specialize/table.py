@@ -2,6 +2,11 @@
 
 The file is JSON, schema-versioned, with the space it applies to (and its fingerprint), the proxy
 settings it was trained at, the weights file and its sha256, and provenance. Pure numpy.
+
+Elastic depth: a space with `skip` has a `skip` column. Where a layer changes shape, skip is not a
+candidate; training stores 0.0 in that cell (a valid accuracy, so the reader's rules stay one: every
+entry a number in [0, 1]) and never evaluates it. Nothing reads such a cell: `loss` takes each row's
+best over the allowed cells only, and every solver masks it through `SearchSpace.allowed_mask`.
 """
 from __future__ import annotations
 
@@ -21,6 +26,11 @@ DEFAULTS_DIR = Path(__file__).parent / "defaults"
 DEFAULT_TABLE = DEFAULTS_DIR / "cifar10.table.json"
 
 
+def accuracy_loss(accuracy: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Accuracy-loss table T_d = T - max_i T[l, i], the max over allowed candidates (<= 0 wherever allowed)."""
+    return accuracy - np.where(allowed, accuracy, -np.inf).max(axis=1, keepdims=True)
+
+
 @dataclass
 class AccuracyTable:
     space: SearchSpace                 # the full-size space the table applies to
@@ -35,9 +45,13 @@ class AccuracyTable:
     path: Path | None = None
 
     @property
+    def allowed(self) -> np.ndarray:
+        """[layers, candidates] the space's mask: False only for `skip` where a layer changes shape."""
+        return np.array(self.space.allowed_mask(), dtype=bool).reshape(self.accuracy.shape)
+
+    @property
     def loss(self) -> np.ndarray:
-        """Accuracy-loss table T_d = T - max_i T[l, i] (every entry <= 0)."""
-        return self.accuracy - self.accuracy.max(axis=1, keepdims=True)
+        return accuracy_loss(self.accuracy, self.allowed)
 
     @property
     def fingerprint(self) -> str:

@@ -5,6 +5,8 @@ SE on). A smaller candidate uses the centre crop of the depthwise kernel and the
 the expansion; batch norm is sliced the same way. The architecture is given at call time, so one
 set of parameters runs forward and backward for any architecture without reallocation.
 `extract(arch)` copies the slices into a `StaticNet` made of standard torch modules.
+Elastic depth: the `skip` candidate is the identity (the input passes through; no weights are used),
+and an extracted network has an `nn.Identity` there.
 """
 from __future__ import annotations
 
@@ -47,7 +49,9 @@ class ElasticMBConv(nn.Module):
             nn.init.kaiming_normal_(weight, mode="fan_out")
 
     def sliced(self, cand: Candidate) -> dict[str, torch.Tensor]:
-        """The weight views that candidate `cand` uses, keyed like `MBConv`'s state dict."""
+        """The weight views that candidate `cand` uses, keyed like `MBConv`'s state dict (none for skip)."""
+        if cand.is_skip:
+            return {}
         mid = self.spec.in_channels * cand.expansion
         off = (self.max_kernel - cand.kernel) // 2
         views = {"expand.0.weight": self.expand_conv[:mid],
@@ -64,6 +68,8 @@ class ElasticMBConv(nn.Module):
         return views
 
     def forward(self, x: torch.Tensor, cand: Candidate) -> torch.Tensor:
+        if cand.is_skip:
+            return x
         mid = self.spec.in_channels * cand.expansion
         off = (self.max_kernel - cand.kernel) // 2
         h = F.relu6(_batch_norm(F.conv2d(x, self.expand_conv[:mid]), self.expand_bn, mid))

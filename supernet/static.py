@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from specialize.cost import se_channels
-from specialize.space import Architecture, SearchSpace
+from specialize.space import Architecture, Candidate, LayerSpec, SearchSpace
 
 
 class Normalize(nn.Module):
@@ -59,6 +59,13 @@ class MBConv(nn.Module):
         return x + y if self.residual else y
 
 
+def block_module(spec: LayerSpec, cand: Candidate) -> nn.Module:
+    """The static module of one searchable layer: its MBConv, or `nn.Identity` for `skip` (no ONNX node)."""
+    if cand.is_skip:
+        return nn.Identity()
+    return MBConv(spec.in_channels, spec.out_channels, spec.stride, cand.kernel, cand.expansion, cand.se)
+
+
 def classify_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The fixed head of every network: `net.head` conv, global average pool, `net.dropout`, `net.classifier`."""
     x = torch.flatten(net.head(x).mean((2, 3), keepdim=True), 1)
@@ -74,10 +81,7 @@ class StaticNet(nn.Module):
             conv_bn(3, space.stem_channels, 3, space.stem_stride),
             MBConv(space.stem_channels, space.first_block_channels, 1, 3, 1, False),
         )
-        self.blocks = nn.Sequential(*[
-            MBConv(spec.in_channels, spec.out_channels, spec.stride, c.kernel, c.expansion, c.se)
-            for spec, c in zip(space.layers, arch.candidates)
-        ])
+        self.blocks = nn.Sequential(*[block_module(spec, c) for spec, c in zip(space.layers, arch.candidates)])
         self.head = conv_bn(space.layers[-1].out_channels, space.head_channels, 1)
         self.dropout = nn.Dropout(space.dropout)
         self.classifier = nn.Linear(space.head_channels, space.num_classes)

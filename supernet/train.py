@@ -5,7 +5,9 @@ Stage 2 (progressive fine-tuning), for layer l = 1..L: the supernet has the chos
 all candidates at l and the largest block after l. Each step every candidate at l runs forward and
 backward on the same batch (strict fairness), gradients accumulate, one optimizer step. Then every
 candidate is evaluated on the validation split (after batch-norm recalibration): T[l, i]; the best
-is fixed at l.
+is fixed at l. With elastic depth, `skip` (the identity) is one more candidate wherever the layer keeps
+its shape; where it does not, skip is neither trained nor evaluated and T[l, skip] is stored as 0.0
+(see specialize.table). The meta stage is unchanged: the largest block everywhere.
 
 EcoNAS proxies (width c, resolution r, sample ratio s, epochs e) are first-class settings.
 Checkpoints are written atomically after every meta epoch and every fine-tuned layer; every epoch
@@ -39,7 +41,7 @@ from specialize.fileio import atomic_write_bytes, provenance, sha256_file
 from specialize.cost import cost_arrays
 from specialize.sampling import spread_architectures
 from specialize.space import Candidate, get_space
-from specialize.table import AccuracyTable, fit_accuracy
+from specialize.table import AccuracyTable, accuracy_loss, fit_accuracy
 from supernet.checkpoint import first_line, read_checkpoint, save_supernet_weights
 from supernet.run_dir import claim_run_dir
 from supernet.data import augment, balanced_split, calibration_indices, image_batches, load_dataset, to_tensor
@@ -59,9 +61,9 @@ def validation_per_class(labels: np.ndarray, requested: int | None) -> int:
     return max(1, min(-(-VALIDATION_IMAGES // len(classes)), int(counts.min()) // 5))
 
 
-def pick_best(row: list[float], macs: np.ndarray) -> int:
-    """The most accurate candidate; among exact ties, the one with the fewest MACs."""
-    return min(range(len(row)), key=lambda i: (-row[i], int(macs[i]), i))
+def pick_best(row: list[float], macs: np.ndarray, allowed: tuple[int, ...] | None = None) -> int:
+    """The most accurate of the `allowed` candidates (default all); among exact ties, the one with the fewest MACs."""
+    return min(range(len(row)) if allowed is None else allowed, key=lambda i: (-row[i], int(macs[i]), i))
 
 
 @dataclass
@@ -225,12 +227,16 @@ class Trainer:
         self._sync_buffers()
         return float(np.mean(losses))
 
+    def layer_candidates(self, layer: int) -> list[Candidate]:
+        """The candidates layer `layer` may take (`skip` only where it keeps its shape)."""
+        return [self.space.candidates[i] for i in self.space.allowed_indices(layer)]
+
     def fairness_step(self, x: torch.Tensor, y: torch.Tensor, chosen: list[Candidate], suffix: list[Candidate]) -> float:
-        """Strict fairness: every candidate at the layer, same batch, gradients summed (mean loss).
+        """Strict fairness: every allowed candidate at the layer, same batch, gradients summed (mean loss).
         Candidates go `candidates_per_pass` at a time (each group recomputes the prefix). Under DDP
         only the last group's backward all-reduces; the largest candidate goes last, so every
         parameter an earlier group touched is used there too."""
-        cands = [c for c in self.space.candidates if c != self.largest] + [self.largest]
+        cands = [c for c in self.layer_candidates(len(chosen)) if c != self.largest] + [self.largest]
         size = self.cfg.candidates_per_pass or len(cands)
         groups = [cands[i:i + size] for i in range(0, len(cands), size)]
         total = 0.0
@@ -251,12 +257,16 @@ class Trainer:
         return subnet_accuracy(self.net, arch, x, y, self.calib)
 
     def evaluate_layer(self, layer: int, chosen: list[Candidate]) -> list[float]:
+        """T[l, i] for every candidate; 0.0, not evaluated, where the layer may not take it (skip on a
+        layer that changes shape: the mask keeps every reader off that cell)."""
         suffix = [self.largest] * (self.space.num_layers - layer - 1)
-        row = []
-        for i, cand in enumerate(self.space.candidates):
-            row.append(self.evaluate(chosen + [cand] + suffix, self.val_x, self.val_y))
-            self.report({"event": "eval", "stage": "finetune", "layer": layer, "candidate": cand.name, "index": i + 1,
-                         "count": self.space.num_candidates, "accuracy": row[-1]})
+        allowed = self.space.allowed_indices(layer)
+        row = [0.0] * self.space.num_candidates
+        for n, i in enumerate(allowed):
+            cand = self.space.candidates[i]
+            row[i] = self.evaluate(chosen + [cand] + suffix, self.val_x, self.val_y)
+            self.report({"event": "eval", "stage": "finetune", "layer": layer, "candidate": cand.name, "index": n + 1,
+                         "count": len(allowed), "accuracy": row[i]})
         return row
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -309,7 +319,7 @@ class Trainer:
             opt = self.optimizer(self.cfg.finetune_lr)  # a fresh optimizer per layer
             loss = self.finetune_layer(opt, layer, s["chosen"])
             row = self.evaluate_layer(layer, s["chosen"])
-            best = pick_best(row, self.macs[layer])
+            best = pick_best(row, self.macs[layer], self.space.allowed_indices(layer))
             s["chosen"].append(self.space.candidates[best])
             s["accuracy"].append(row)
             s["layer"] += 1
@@ -333,7 +343,8 @@ class Trainer:
         best = self.space.arch_from_indices([self.space.candidates.index(c) for c in self.state["chosen"]])
         archs = spread_architectures(self.space, self.cfg.spread_samples, _seeded(self.cfg.seed, 30))
         archs = archs + ([best] if best not in archs else [])
-        loss = np.asarray(self.state["accuracy"]) - np.max(self.state["accuracy"], axis=1, keepdims=True)
+        allowed = np.array(self.space.allowed_mask(), dtype=bool)
+        loss = accuracy_loss(np.asarray(self.state["accuracy"]), allowed)
         rows, out = np.arange(self.space.num_layers), []
         for i, arch in enumerate(archs):
             genes = np.asarray(arch.indices)

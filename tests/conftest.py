@@ -26,10 +26,21 @@ def _tiny_space():
                        head_channels=64, dropout=0.0)
 
 
+def _tiny_depth_space():
+    """test-tiny's geometry with elastic depth: `skip` allowed on the two middle layers (16 -> 16, stride 1) only."""
+    from dataclasses import replace
+
+    from specialize.space import _plan
+
+    return replace(_tiny_space(), name="test-tiny-depth", layers=_plan(8, [(16, 1, 2), (16, 2, 1), (24, 1, 2)]),
+                   kernels=(3, 5), skip=True)
+
+
 def _register_tiny_space() -> None:
     from specialize.space import register_space
 
     register_space(_tiny_space)
+    register_space(_tiny_depth_space)
 
 
 _register_tiny_space()

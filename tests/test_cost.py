@@ -24,8 +24,7 @@ def supernet(name: str) -> Supernet:
 def random_archs(space: SearchSpace, n: int, seed: int = 0) -> list[Architecture]:
     rng = random.Random(seed)
     fixed = [space.largest_arch(), space.smallest_arch()]
-    return (fixed + [space.arch_from_indices([rng.randrange(space.num_candidates) for _ in range(space.num_layers)])
-                     for _ in range(n)])[:n]
+    return (fixed + [space.random_arch(rng) for _ in range(n)])[:n]
 
 
 def counted(net: Supernet, arch: Architecture) -> tuple[int, int]:
@@ -39,10 +38,10 @@ def counted(net: Supernet, arch: Architecture) -> tuple[int, int]:
     return flops // 2, sum(p.numel() for p in static.parameters())
 
 
-def assert_exact(name: str, n: int) -> None:
+def assert_exact(name: str, n: int, seed: int = 0) -> None:
     space, net = get_space(name), supernet(name)
     mismatches = []
-    for arch in random_archs(space, n):
+    for arch in random_archs(space, n, seed):
         cost = arch_cost(arch)
         macs, params = counted(net, arch)
         if (macs, params) != (cost["macs"], cost["params"]):
@@ -57,6 +56,15 @@ def test_cifar10_50_archs_exact():
 @pytest.mark.parametrize("name", ["ponas-imagenet", "ponas-table1"])
 def test_ponas_few_archs_exact(name):
     assert_exact(name, 10)
+
+
+def test_elastic_depth_archs_exact():
+    """Architectures with skips (the smallest has one on every skippable layer) cost what torch counts."""
+    space = get_space("cifar10-depth")
+    skip = space.skip_index
+    archs = random_archs(space, 30, seed=3)
+    assert sum(skip in a.indices for a in archs) >= 10 and skip in archs[1].indices
+    assert_exact("cifar10-depth", 30, seed=3)
 
 
 @pytest.mark.slow
@@ -87,7 +95,7 @@ def test_bytes_scale_with_dtype_and_batch():
     assert batched["macs"] == base["macs"] and batched["params"] == base["params"]
 
 
-@pytest.mark.parametrize("name", ["cifar10", "ponas-imagenet", "ponas-table1"])
+@pytest.mark.parametrize("name", ["cifar10", "cifar10-depth", "ponas-imagenet", "ponas-table1"])
 def test_arrays_shape_and_ranges(name):
     space = get_space(name)
     arrays = cost_arrays(space)

@@ -9,6 +9,10 @@ the accuracy-loss table T_d (PONAS §3.3). Bounds are EPNAS intervals [C_l, C_u]
 - peak_activation_bytes, a max over layers: an upper bound removes candidates per layer (`allowed`),
   a lower bound is the linear row "at least one chosen block reaches it".
 
+`allowed` starts from the space's own mask (`CostArrays.allowed`: `skip` only where a layer keeps its
+shape), kept apart as `space_allowed`, which no penalty relaxes. A disallowed cell's score and costs
+are ordinary numbers (the table stores 0 accuracy there); the mask alone keeps solvers off it.
+
 All rows are stacked in one [rows, layers, candidates] array, so evaluating a population [N, L] of
 chromosomes is one fancy-indexing gather and a sum.
 """
@@ -129,6 +133,12 @@ class Problem:
     linear: dict[str, tuple[np.ndarray, float]] = field(repr=False)   # metric -> ([L, C], fixed)
     peak: tuple[np.ndarray, float] = field(repr=False)                # ([L, C] peak bytes, fixed peak)
     fixed_infeasible: tuple[Bound, ...] = ()  # bounds the fixed stem/head alone already break
+    space_allowed: np.ndarray | None = None   # [L, C] bool: the space's own mask (skip only where shapes match)
+
+    @property
+    def structural(self) -> np.ndarray:
+        """[L, C] the space's mask: what even a soft penalty may not relax (all True when not given)."""
+        return np.ones(self.score.shape, dtype=bool) if self.space_allowed is None else self.space_allowed
 
     @property
     def num_layers(self) -> int:
@@ -162,8 +172,10 @@ class Problem:
 
     @cached_property
     def row_scale(self) -> np.ndarray:
-        spread = self.rows.max(axis=2).sum(axis=1) - self.rows.min(axis=2).sum(axis=1)
-        return np.maximum(spread, 1e-12)
+        mask = self.structural[None]
+        high = np.where(mask, self.rows, -np.inf).max(axis=2).sum(axis=1)
+        low = np.where(mask, self.rows, np.inf).min(axis=2).sum(axis=1)
+        return np.maximum(high - low, 1e-12)
 
     @cached_property
     def one_sided(self) -> tuple[np.ndarray, np.ndarray]:
@@ -215,7 +227,9 @@ def build_problem(loss: np.ndarray, costs: CostArrays, bounds: tuple[Bound, ...]
     if latency is not None:
         linear["latency_ms"] = (np.asarray(latency[0], dtype=float), float(latency[1]))
     peak = (costs.peak_activation_bytes.astype(float), float(costs.fixed_peak_activation_bytes))
-    allowed = np.ones(loss.shape, dtype=bool)
+    if costs.allowed.shape != np.shape(loss):
+        raise SpecializeError(f"accuracy table {np.shape(loss)} and cost arrays {costs.allowed.shape} differ in shape")
+    allowed = costs.allowed.copy()
     rows: list[tuple[np.ndarray, float, float, float]] = []
     fixed_bad: list[Bound] = []
     for b in bounds:
@@ -230,7 +244,8 @@ def build_problem(loss: np.ndarray, costs: CostArrays, bounds: tuple[Bound, ...]
             allowed, peak_rows, broken = _peak_filters(peak, b, allowed)
             rows += peak_rows
             fixed_bad += [b] if broken else []
-    return _assemble(loss, allowed, rows, bounds, linear, peak, space_name, device, tuple(fixed_bad))
+    problem = _assemble(loss, allowed, rows, bounds, linear, peak, space_name, device, tuple(fixed_bad))
+    return replace(problem, space_allowed=costs.allowed)
 
 
 def _intensity_rows(linear: dict, b: Bound) -> list[tuple[np.ndarray, float, float, float]]:

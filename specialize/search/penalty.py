@@ -64,7 +64,8 @@ def soft_penalty(problem: Problem, best_accuracy: float = 1.0, base: float = SOF
         return np.maximum(best_accuracy + problem.scores(pop), 1e-6)
     def accept_all(pop: np.ndarray) -> np.ndarray:
         return np.ones(len(pop), dtype=bool)
-    return Evaluation("soft", SoftPenalty(accuracy, problem, base), accept_all, np.ones_like(problem.allowed))
+    # Bounds become penalties, but the space's own mask (skip only where shapes match) stays hard.
+    return Evaluation("soft", SoftPenalty(accuracy, problem, base), accept_all, problem.structural.copy())
 
 
 PENALTIES: dict[str, Callable[..., Evaluation]] = {"hard": hard_bounds, "soft": soft_penalty}

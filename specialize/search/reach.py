@@ -5,6 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from specialize.cost import masked_extremes
 from specialize.errors import InfeasibleError
 from specialize.search.constraints import METRICS, Bound, Problem
 
@@ -34,19 +35,23 @@ def reachable(problem: Problem, metric: str) -> tuple[float, float]:
         return _ratio_extreme(problem, np.argmin), _ratio_extreme(problem, np.argmax)
     if metric == "peak_activation_bytes":
         arr, fixed = problem.peak
-        return max(float(arr.min(axis=1).max()), fixed), max(float(arr.max()), fixed)
+        low, high = masked_extremes(arr, problem.structural)
+        return max(float(low.max()), fixed), max(float(high.max()), fixed)
     arr, fixed = problem.linear[metric]
-    return float(arr.min(axis=1).sum()) + fixed, float(arr.max(axis=1).sum()) + fixed
+    low, high = masked_extremes(arr, problem.structural)
+    return float(low.sum()) + fixed, float(high.sum()) + fixed
 
 
 def _ratio_extreme(problem: Problem, pick) -> float:
     """Dinkelbach's method for the extreme of 2·MACs / bytes: per-layer picks, exact in a few steps."""
     (macs, fm), (nbytes, fb) = problem.linear["macs"], problem.linear["bytes"]
-    layers = np.arange(macs.shape[0])
-    genes = pick(macs, axis=1)
+    layers, blocked = np.arange(macs.shape[0]), np.inf if pick is np.argmin else -np.inf
+    def best(values: np.ndarray) -> np.ndarray:   # per-layer pick over the space's allowed candidates
+        return pick(np.where(problem.structural, values, blocked), axis=1)
+    genes = best(macs)
     ratio = 2 * (macs[layers, genes].sum() + fm) / (nbytes[layers, genes].sum() + fb)
     for _ in range(100):
-        genes = pick(2 * macs - ratio * nbytes, axis=1)
+        genes = best(2 * macs - ratio * nbytes)
         new = 2 * (macs[layers, genes].sum() + fm) / (nbytes[layers, genes].sum() + fb)
         if abs(new - ratio) <= 1e-12 * abs(ratio):
             break
