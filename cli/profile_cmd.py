@@ -203,16 +203,23 @@ def import_bundle_cmd(
     directory: Path = typer.Argument(..., help="Bundle directory holding the runner's results.json."),
     output: Path = typer.Option(..., "--output", "-o", help="Profile JSON to write."),
     name: Optional[str] = typer.Option(None, "--name", help="Device name (default: the one the runner recorded)."),
+    estimate: Optional[str] = typer.Option(
+        None, "--estimate", help="Few-shot: fit this registered device's estimate (compute, memory, kernel terms) to the "
+                                 "bundle's timed whole networks instead of assembling its per-block timings."),
 ) -> None:
     """Turn a bundle's measured results into a profile (calibrated from its whole networks)."""
-    from hw_profiles.bundle import import_bundle
+    from hw_profiles.bundle import import_bundle, import_bundle_few_shot
 
     if name is not None and not name.strip():
         fail("--name is empty; give the device a name or leave it out to use the one the runner recorded")
     check_writable(output)
-    result = import_bundle(directory, name)
+    result = import_bundle(directory, name) if estimate is None else import_bundle_few_shot(directory, estimate, name)
     result.save(output)
+    few_shot = result.hardware.get("few_shot") if result.hardware else None
     fit = f", calibration scale {result.calibration['scale']:.3f}" if result.calibration else ""
+    if few_shot:
+        fit = (f", few-shot fit of {few_shot['networks']} networks: leave-one-out error {100 * few_shot['loo_mape']:.1f}% "
+               f"(the uncalibrated estimate: {100 * few_shot['estimate_mape']:.1f}%)")
     console.print(f"wrote {output}: {result.label}{fit}", markup=False)
 
 

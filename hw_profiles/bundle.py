@@ -113,8 +113,8 @@ def _manifest_entries(manifest: dict, path: Path) -> list[dict]:
     return entries
 
 
-def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfile:
-    directory = Path(directory)
+def _read_bundle(directory: Path) -> tuple[dict, dict, Path, SearchSpace, list[dict], dict[str, Timing]]:
+    """The manifest, results (and their path), space, entries and per-entry timings of a run bundle, checked."""
     manifest_path, results_path = directory / MANIFEST, directory / RESULTS
     manifest = read_json(manifest_path, "bundle manifest", BUNDLE_SCHEMA_VERSION)
     if not results_path.is_file():
@@ -136,6 +136,13 @@ def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfi
     missing = [w.key for w in space_workloads(space, manifest.get("batch", 1)) if w.key not in timings]
     if missing:
         raise SpecializeError(f"bundle manifest file {manifest_path}: no entry for {missing[0]!r} ({len(missing)} missing)")
+    return manifest, results, results_path, space, entries, timings
+
+
+def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfile:
+    """A measured profile from a bundle's per-block timings, corrected by its whole networks where that helps."""
+    directory = Path(directory)
+    manifest, results, results_path, space, entries, timings = _read_bundle(directory)
     batch = manifest["batch"] if "batch" in manifest else 1
     latency, spread, fixed, fixed_spread = assemble_profile(space, timings, batch)
     runtime = "tensorrt" if results.get("runner") == "trtexec" else "onnxruntime"
@@ -157,3 +164,28 @@ def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfi
     times = [timings[e["key"]].median_ms for e in networks]
     profile.measurement["calibration_networks"] = len(networks)
     return apply_whole_network_fit(profile, archs, times, f"{len(networks)} bundle networks timed by run_bundle.py")
+
+
+def import_bundle_few_shot(directory: str | Path, device: str, name: str | None = None) -> DeviceProfile:
+    """Few-shot calibration from a bundle (HELP-style): the registered `device`'s anchored estimate with its
+    compute, memory and per-kernel terms fitted to the bundle's timed whole networks (`fewshot.calibrate_estimate`),
+    its leave-one-out error the profile's expected error. The per-block timings are not used."""
+    from hw_profiles.devices import canonical_name, devices
+    from hw_profiles.fewshot import MAX_TIMINGS, MIN_TIMINGS, calibrate_estimate
+    from hw_profiles.roofline import estimate_profile
+
+    directory = Path(directory)
+    manifest, results, _, space, entries, timings = _read_bundle(directory)
+    registered = devices()
+    if canonical_name(device) not in registered:
+        raise SpecializeError(f"--estimate {device!r} is not a registered device; known: {', '.join(sorted(registered))}")
+    pairs = [(space.parse_arch(e["arch"]), timings[e["key"]].median_ms) for e in entries if e.get("arch")][:MAX_TIMINGS]
+    if len(pairs) < MIN_TIMINGS:
+        raise SpecializeError(f"bundle {directory} timed {len(pairs)} whole networks; few-shot calibration takes at least "
+                              f"{MIN_TIMINGS} (make the bundle with `specialize profile bundle --networks 12`)")
+    estimate = estimate_profile(registered[canonical_name(device)], space, precision=results.get("precision", "fp32"),
+                                batch=manifest["batch"] if "batch" in manifest else 1)
+    profile = calibrate_estimate(estimate, pairs)
+    profile.name = name or require(results, "name", directory / RESULTS, "bundle results")
+    profile.provenance = provenance(bundle=str(directory), estimate_of=estimate.name, few_shot_networks=len(pairs))
+    return profile

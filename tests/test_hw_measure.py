@@ -9,7 +9,7 @@ import pytest
 
 from hw_profiles import load_profile
 from hw_profiles import profiler as profiler_module
-from hw_profiles.bundle import import_bundle, write_bundle
+from hw_profiles.bundle import import_bundle, import_bundle_few_shot, write_bundle
 from hw_profiles.runtime import Protocol, RuntimeUnavailable, Timing, get_runtime
 from hw_profiles.profiler import NoisyProfileError, profile_space
 from hw_profiles.validate import agreement, fit_calibration, validate_profile
@@ -164,6 +164,32 @@ def test_bundle_runner_import_round_trip(tmp_path):
     assert profile.latency_ms.shape == (2, 4) and profile.measurement["calibration_networks"] == 4
     profile.save(tmp_path / "p.json")
     assert load_profile(tmp_path / "p.json", space).predict_ms(space.largest_arch()) > 0
+
+
+def run_tiny_bundle(directory, networks: int) -> None:
+    write_bundle(tiny_space(), directory, networks=networks)
+    done = subprocess.run([sys.executable, str(directory / "run_bundle.py"), "--runner", "onnxruntime", "--repeats", "3",
+                           "--budget-s", "0.005", "--warmup-s", "0", "--threads", "1", "--name", "lab-board"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_bundle_import_few_shot_fits_the_estimate_to_the_timed_networks(tmp_path):
+    run_tiny_bundle(tmp_path / "b", networks=6)
+    profile = import_bundle_few_shot(tmp_path / "b", "raspberry-pi-4")
+    few_shot = profile.hardware["few_shot"]
+    assert profile.kind == "estimated" and profile.name == "lab-board" and few_shot["networks"] == 6
+    assert profile.expected_error == pytest.approx(few_shot["loo_mape"])
+    # a Pi 4's level is far from this CPU's: the fitted terms must bring the timed networks much closer
+    assert few_shot["loo_mape"] < few_shot["estimate_mape"] / 2
+    with pytest.raises(SpecializeError, match="not a registered device"):
+        import_bundle_few_shot(tmp_path / "b", "no-such-board")
+
+
+def test_bundle_import_few_shot_needs_five_networks(tmp_path):
+    run_tiny_bundle(tmp_path / "b", networks=4)
+    with pytest.raises(SpecializeError, match="at least 5"):
+        import_bundle_few_shot(tmp_path / "b", "raspberry-pi-4")
 
 
 def test_bundle_refuses_a_non_empty_directory_and_import_needs_results(tmp_path):
