@@ -101,7 +101,7 @@ def gaps(name: str, penalty: str, budget: Budget = BUDGET) -> np.ndarray:
     out = []
     for seed, problem, optimum in QUALITY:
         result = run(name, penalty, problem, seed, budget)
-        value = -np.inf if result is None or result.genes is None else result.value
+        value = -np.inf if result is None or result.genes is None else problem.scores(result.genes[None])[0]
         out.append((optimum - value) / -problem.score.min(axis=1).sum())
     return np.array(out)
 
