@@ -134,6 +134,7 @@ def create_classes() -> None:
         creator.create("Chromosome", list, fitness=creator.FitnessLoss)
         creator.create("FitnessFront", base.Fitness, weights=(1.0, -1.0))
         creator.create("FrontChromosome", list, fitness=creator.FitnessFront)
+        creator.create("AgedChromosome", list, fitness=creator.FitnessLoss, born=0, level=0)   # EcoNAS (econas.py)
 
 
 def build_toolbox(problem: Problem, rng: np.random.Generator, evaluation: Evaluation | None = None,

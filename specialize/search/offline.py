@@ -67,24 +67,25 @@ class Evaluations:
     def __call__(self, pop: np.ndarray, fidelity: float = FULL) -> np.ndarray:
         """Fitness of each chromosome of `pop` [N, L] at `fidelity`: cached ones free, new ones while the budget
         lasts (each costs `fidelity`); chromosomes past the budget get -inf (stop when `affordable` is 0)."""
-        fidelity = _check_fidelity(fidelity)
+        level = _check_fidelity(fidelity)
         pop = np.atleast_2d(np.asarray(pop, dtype=np.int64))
-        store, keys = self._store(fidelity), [_key(row, fidelity) for row in pop]
+        store, keys = self._store(level), [_key(row, level) for row in pop]   # rows of int64: tolist gives ints
         new = list(dict.fromkeys(k for k in keys if k not in store))[:self.affordable(fidelity)]
         if new:
-            self._score(np.array([_genes(k, fidelity) for k in new], dtype=np.int64), new, fidelity)
+            self._score(np.array([_genes(k, level) for k in new], dtype=np.int64), new, float(fidelity), level)
         return np.array([store.get(k, -np.inf) for k in keys])
 
-    def _score(self, genes: np.ndarray, keys: list, fidelity: float) -> None:
+    def _score(self, genes: np.ndarray, keys: list, fidelity: float, level: float) -> None:
+        """Score new chromosomes at `fidelity` (charged as given; `level` is its rounded cache key)."""
         scores = score_at(self.evaluation.fitness, genes, fidelity, self.takes_fidelity)
-        store = self._store(fidelity)
+        store = self._store(level)
         for row, key, score, ok in zip(genes, keys, scores, self.problem.feasible(genes)):
             store[key] = float(score)
             self.spent += fidelity
-            self.spent_by_fidelity[fidelity] = self.spent_by_fidelity.get(fidelity, 0.0) + fidelity
+            self.spent_by_fidelity[level] = self.spent_by_fidelity.get(level, 0.0) + fidelity
             if ok:
-                self._keep_best(row, float(score), fidelity)
-            self.history.append({"evaluations": self.spent, "fidelity": fidelity, "best": self.best_value})
+                self._keep_best(row, float(score), level)
+            self.history.append({"evaluations": self.spent, "fidelity": level, "best": self.best_value})
 
     def _keep_best(self, genes: np.ndarray, score: float, fidelity: float) -> None:
         if fidelity == FULL and (self.best_value is None or score > self.best_value):
@@ -97,10 +98,13 @@ class Evaluations:
         "not found" when none did (a heuristic cannot prove bounds infeasible). `details["best_scored"]` is then
         the fittest chromosome scored."""
         seconds = time.perf_counter() - self.start
-        info = {"evaluations": self.spent, "architectures": len(self.cache) + len({k for k, _ in self.partial}),
+        info = {"evaluations": self.spent, "architectures": len(set(self.cache) | {arch for arch, _ in self.partial}),
                 "evaluations_per_second": self.spent / max(seconds, 1e-9),
                 "evaluations_by_fidelity": {f"{f:.4g}": units for f, units in sorted(self.spent_by_fidelity.items())},
                 **(details or {})}
+        fittest = max(self.cache, key=self.cache.get, default=None)
+        if fittest is not None:
+            info.update(fittest=list(fittest), fittest_value=self.cache[fittest])   # at full fidelity, any bounds
         genes, value, fidelity = self.answer()
         if genes is None:
             scored = {**self.cache, **{k: v for (k, _), v in self.partial.items()}}
@@ -125,7 +129,7 @@ def _check_fidelity(fidelity: float) -> float:
 
 def _key(genes: np.ndarray, fidelity: float):
     """The cache key of a chromosome at a (checked) fidelity."""
-    arch = tuple(int(g) for g in genes)
+    arch = tuple(np.asarray(genes, dtype=np.int64).tolist())
     return arch if fidelity == FULL else (arch, fidelity)
 
 
