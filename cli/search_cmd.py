@@ -23,7 +23,8 @@ TABLE_HELP = "accuracy table file, or 'default' for the embedded one"
 def _strategy_help() -> str:
     from specialize.search.registry import get_strategy, strategy_names
 
-    return "search strategy: " + "; ".join(f"{name} ({get_strategy(name).summary})" for name in strategy_names())
+    online = [name for name in strategy_names() if not get_strategy(name).offline]
+    return "search strategy: " + "; ".join(f"{name} ({get_strategy(name).summary})" for name in online)
 
 
 STRATEGY_HELP = _strategy_help()

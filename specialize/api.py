@@ -103,6 +103,7 @@ def specialize(device: str | None = None, *, table: str | Path | AccuracyTable |
     from specialize.search.rerank import get_reranker
 
     chosen, evaluate_with = get_strategy(solver or strategy), get_penalty(penalty)
+    refuse_offline(chosen)
     reranker = None if rerank is None else get_reranker(rerank)
     tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds))
     measured = None if reranker is None else tbl.measured(MIN_MEASURED)
@@ -149,6 +150,16 @@ def _rerank_rows(tbl, candidates: np.ndarray, scores: list[float], ranked, answe
              "prediction_spread": float(ranked.spread[i]), "rerank_position": position[i] + 1,
              "was_answer": str(tbl.space.arch_from_indices(g)) == answer}
             for i, (g, score) in enumerate(zip(candidates, scores))]
+
+
+def refuse_offline(chosen: Strategy) -> None:
+    """Offline strategies spend a budget of supernet evaluations; the online command answers from the table."""
+    if chosen.offline:
+        from specialize.search.registry import STRATEGIES
+
+        online = ", ".join(sorted(name for name, s in STRATEGIES.items() if not s.offline))
+        raise SpecializeError(f"strategy {chosen.name!r} is offline (it spends a budget of supernet evaluations); "
+                              f"the main command takes: {online}")
 
 
 @dataclass(frozen=True)

@@ -118,3 +118,13 @@ def test_same_seed_same_answer(name, penalty):
     runs = [get_strategy(name).run(problem, penalty(problem), Budget(evaluations=60), 11) for _ in range(2)]
     assert np.array_equal(runs[0].genes, runs[1].genes) and runs[0].value == runs[1].value
     assert [h["best"] for h in runs[0].history] == [h["best"] for h in runs[1].history]
+
+
+@pytest.mark.parametrize("name", OFFLINE)
+def test_the_main_command_refuses_offline_strategies(name):
+    from specialize import specialize
+    from specialize.errors import SpecializeError
+    from test_api import random_table
+
+    with pytest.raises(SpecializeError, match=rf"strategy '{name}' is offline .* the main command takes: exact, ga"):
+        specialize(table=random_table(), strategy=name, max_flops="45M")
