@@ -73,19 +73,30 @@ class MLPStack:
 def fit_stack(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, rng: np.random.Generator, hidden: int = HIDDEN,
               steps: int = STEPS, learning_rate: float = LEARNING_RATE, loss: str = "l1") -> MLPStack:
     """Members fit from scratch with Adam (β 0.9, 0.999), full batch; member m sees the samples its
-    `sample_weight[m]` row weighs (rows sum to 1)."""
+    `sample_weight[m]` row weighs (rows sum to 1). Adam runs on one flat vector the weights are views of."""
     net = MLPStack.init(len(sample_weight), x.shape[1], hidden, rng)
-    params = net.params()
-    first, second = [np.zeros_like(p) for p in params], [np.zeros_like(p) for p in params]
+    flat = flatten(net)
+    first, second = np.zeros_like(flat), np.zeros_like(flat)
     for t in range(1, steps + 1):
-        rate = DTYPE(learning_rate * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t))
-        for p, g, m, v in zip(params, net.gradients(x, y, sample_weight, loss), first, second):
-            m *= 0.9
-            m += 0.1 * g
-            v *= 0.999
-            v += 0.001 * g * g
-            p -= rate * m / (np.sqrt(v) + 1e-8)
+        grad = np.concatenate([g.ravel() for g in net.gradients(x, y, sample_weight, loss)])
+        first *= 0.9
+        first += 0.1 * grad
+        second *= 0.999
+        second += 0.001 * grad * grad
+        flat -= DTYPE(learning_rate * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)) * first / (np.sqrt(second) + 1e-8)
     return net
+
+
+def flatten(net: MLPStack) -> np.ndarray:
+    """Copy the net's parameters into one vector and make its weights and biases views of it (in params() order)."""
+    params = net.params()
+    flat = np.concatenate([p.ravel() for p in params])
+    views, start = [], 0
+    for p in params:
+        views.append(flat[start:start + p.size].reshape(p.shape))
+        start += p.size
+    net.weights, net.biases = views[0::2], views[1::2]
+    return flat
 
 
 @dataclass
