@@ -50,12 +50,18 @@ class Evaluations:
         return self.spent
 
     @property
-    def remaining(self) -> float:
+    def left(self) -> float:
+        """Evaluation units not spent yet."""
         return self.limit - self.spent
+
+    @property
+    def remaining(self) -> int:
+        """Full-fidelity evaluations the budget still pays for (the distinct architectures left, without fidelity)."""
+        return self.affordable(FULL)
 
     def affordable(self, fidelity: float = FULL) -> int:
         """How many new scores at `fidelity` the budget still pays for."""
-        return max(int((self.remaining + SLACK) / fidelity), 0)
+        return max(int((self.left + SLACK) / fidelity), 0)
 
     def known(self, genes: np.ndarray, fidelity: float = FULL) -> bool:
         fidelity = _check_fidelity(fidelity)
