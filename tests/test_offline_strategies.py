@@ -128,3 +128,17 @@ def test_the_main_command_refuses_offline_strategies(name):
 
     with pytest.raises(SpecializeError, match=rf"strategy '{name}' is offline .* the main command takes: exact, ga"):
         specialize(table=random_table(), strategy=name, max_flops="45M")
+
+
+def test_the_soft_penalty_passes_a_fidelity_on_to_an_evaluator_that_takes_one():
+    from specialize.search.penalty import SoftPenalty
+
+    problem = problem_for(TINY, 0, [Bound("macs", upper=1.0)])      # every architecture breaks it
+    seen: list = []
+    def accuracy(pop, fidelity=1.0):
+        seen.append(fidelity)
+        return np.full(len(pop), 0.5)
+    pop = np.zeros((2, 4), dtype=int)
+    scores = SoftPenalty(accuracy, problem)(pop, fidelity=0.25)
+    assert seen == [0.25] and (scores < 0.5).all()
+    assert np.allclose(SoftPenalty(lambda p: np.full(len(p), 0.5), problem)(pop, fidelity=0.25), scores)
