@@ -26,7 +26,8 @@ THREADS_HELP = "intra-op threads of the device's measured profile to use (defaul
 def _strategy_help() -> str:
     from specialize.search.registry import get_strategy, strategy_names
 
-    return "search strategy: " + "; ".join(f"{name} ({get_strategy(name).summary})" for name in strategy_names())
+    online = [name for name in strategy_names() if not get_strategy(name).offline]
+    return "search strategy: " + "; ".join(f"{name} ({get_strategy(name).summary})" for name in online)
 
 
 STRATEGY_HELP = _strategy_help()
@@ -48,6 +49,9 @@ def root(
     penalty: str = typer.Option("hard", "--penalty", help="hard: reject children that break a bound; soft: EPNAS penalty"),
     time_limit: float = typer.Option(2.0, "--time-limit", help="seconds for the whole search; an exact answer "
                                      "not proven by then is labelled so, with HiGHS's bound and gap"),
+    rerank: Optional[str] = typer.Option(None, "--rerank", help="surrogate: re-rank the --rerank-k best architectures "
+                                         "by the table with PNAS's surrogate fit on the table's measured sub-networks"),
+    rerank_k: int = typer.Option(10, "--rerank-k", help="with --rerank: how many of the table's best to re-rank"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     export: Optional[Path] = typer.Option(None, "--export", help="write the chosen sub-network as ONNX here (batch norm "
                                           "recalibrated, accuracy and latency measured where possible)"),
@@ -70,12 +74,14 @@ def root(
     from specialize.api import export_result, specialize
 
     check_counts(seed=seed)
+    check_rerank_k(rerank_k)
     if export is not None:
         from specialize.fileio import check_writable
 
         check_writable(export)
     result = specialize(device, table=table, profile=profile, seed=seed, strategy=solver or strategy, penalty=penalty,
-                        time_limit=time_limit, batch=batch, threads=threads, **bounds)
+                        time_limit=time_limit, batch=batch, threads=threads, rerank=rerank, rerank_k=rerank_k,
+                        **bounds)
     if export is not None:
         from cli.common import progress_status
 
@@ -141,6 +147,13 @@ def check_counts(seed: int, generations: int = 1) -> None:
         raise SpecializeError(f"--generations {generations} is out of range: 1..1000000")
 
 
+def check_rerank_k(k: int) -> None:
+    from specialize.errors import SpecializeError
+
+    if not 2 <= k <= 100:
+        raise SpecializeError(f"--rerank-k {k} is out of range: 2..100")
+
+
 def _nothing_given(ctx: typer.Context) -> bool:
     """`specialize` alone prints help; any option runs the search."""
     return all(getattr(ctx.get_parameter_source(name), "name", "DEFAULT") == "DEFAULT" for name in ctx.params)
@@ -182,6 +195,8 @@ def render_result(result) -> None:
         if bound.get("note"):
             console.print(f"{_flag_text(bound)}: {bound['note']}", highlight=False, markup=False)
     console.print(_solver_line(result), highlight=False, markup=False)
+    if result.rerank is not None:
+        console.print(_rerank_line(result.rerank), highlight=False, markup=False, soft_wrap=True)
     console.print("architecture (copy-paste):", highlight=False)
     console.print(result.arch, highlight=False, markup=False, soft_wrap=True)
     if result.export is not None:
@@ -265,6 +280,21 @@ def _solver_line(result) -> str:
     return (f"answer: {result.strategy} ({result.status}{source}{stopped}; penalty {result.penalty}, seed {result.seed}); "
             f"{result.strategy} {value}, {optimum}, gap {gap}; {timing} "
             f"({result.strategy} {result.strategy_seconds:.3f} s, exact {result.exact_seconds:.3f} s)")
+
+
+def _rerank_line(rerank: dict) -> str:
+    """One line: whether re-ranking the table's k best changed the answer, and what the reranker rests on."""
+    rows = rerank["candidates"]
+    chosen = next(r for r in rows if r["rerank_position"] == 1)
+    error = "-" if rerank["cv_error"] is None else f"{100 * rerank['cv_error']:.1f} points"
+    basis = f"{rerank['method']} fit on {rerank['samples']} measured sub-networks, cross-validated error {error}"
+    if not rerank["changed"]:
+        return (f"rerank ({basis}): kept the answer; of the table's {rerank['k']} best it is also the "
+                f"{rerank['method']}'s ({100 * chosen['predicted_accuracy']:.2f}%)")
+    was = next((r for r in rows if r["was_answer"]), None)
+    before = "" if was is None else f" over {100 * was['predicted_accuracy']:.2f}% for the table's answer"
+    return (f"rerank ({basis}): changed the answer to #{rows.index(chosen) + 1} of the table's {rerank['k']} best "
+            f"({rerank['method']} {100 * chosen['predicted_accuracy']:.2f}%{before})")
 
 
 def render_front(front, output: Path | None, plot: Path | None) -> None:

@@ -18,6 +18,7 @@ from specialize.cost import cost_arrays, masked_extremes
 from specialize.errors import SpecializeError
 from specialize.search.constraints import METRICS, Bound, Problem, bounds_from_options, build_problem, takes_bounds
 from specialize.search.registry import Budget, SearchResult, Strategy
+from specialize.search.rerank import MIN_MEASURED
 from specialize.table import AccuracyTable, load_table
 
 
@@ -81,6 +82,7 @@ class SpecializeResult:
     table: str | None = field(default=None)
     layers_numbered_from: int = LAYERS_NUMBERED_FROM
     export: dict | None = None    # what --export wrote: the file's own figures, measured beside predicted
+    rerank: dict | None = None    # --rerank: the k candidates, their table score and reranked prediction, changed or not
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -90,22 +92,79 @@ class SpecializeResult:
 def specialize(device: str | None = None, *, table: str | Path | AccuracyTable | None = None,
                profile=None, seed: int = 0, strategy: str = "ga", penalty: str = "hard", generations: int = 1000,
                solver: str | None = None, time_limit: float = TIME_LIMIT, batch: int | None = None,
-               threads: int | None = None, **bounds: str | float | None) -> SpecializeResult:
+               threads: int | None = None, rerank: str | None = None, rerank_k: int = 10,
+               **bounds: str | float | None) -> SpecializeResult:
     """Best sub-network for a device under bounds (max_latency=, min_flops=, ...: one pair per metric of
     `specialize.search.constraints.METRICS`). Bounds take text with units ("20ms", "300M") or numbers
     (latency in ms, counts, intensity in FLOPs/byte, memory in bytes). MACs are what MobileNet papers call FLOPs.
     `strategy` names a registered search ("ga", "exact", ...); `solver` is its older name. `time_limit` caps
     the whole search in seconds: HiGHS then answers "not proven" with its bound, the GA stops early and says so.
     `batch` picks the device's latency profile at that batch size (default 1): a shipped measured profile at that
-    batch, or the device's estimate built at that batch; `threads` picks among a device's measured profiles."""
+    batch, or the device's estimate built at that batch; `threads` picks among a device's measured profiles.
+    `rerank="surrogate"` re-ranks the `rerank_k` best architectures by the table with PNAS's surrogate fit on
+    the table's measured sub-networks and returns its top one (`result.rerank` says whether that changed it)."""
     from specialize.search.penalty import get_penalty
     from specialize.search.registry import get_strategy
+    from specialize.search.rerank import get_reranker
 
     chosen, evaluate_with = get_strategy(solver or strategy), get_penalty(penalty)
+    refuse_offline(chosen)
+    reranker = None if rerank is None else get_reranker(rerank)
     tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds), batch, threads)
+    measured = None if reranker is None else tbl.measured(MIN_MEASURED)
     budget = Budget(generations=generations, time_limit_s=time_limit)
     outcome = search(problem, chosen, evaluate_with(problem, best_accuracy(tbl)), budget, seed)
-    return _result(tbl, prof, problem, outcome, penalty, seed)
+    if reranker is None:
+        return _result(tbl, prof, problem, outcome, penalty, seed)
+    return rerank_result(tbl, prof, problem, outcome, penalty, seed, (rerank, reranker, rerank_k, measured), time_limit)
+
+
+def rerank_result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: int, rerank: tuple,
+                  time_limit: float) -> SpecializeResult:
+    """The result with its architecture re-ranked: the k best by the table (exact.top_k), ordered by the
+    reranker's prediction of measured accuracy; the top one is returned, and `rerank` reports all k."""
+    from specialize.search.exact import top_k
+
+    name, reranker, k, (genes, accuracy) = rerank
+    start = time.perf_counter()
+    found = top_k(problem, k, time_limit=time_limit)
+    candidates = np.stack([r.genes for r in found])
+    ranked = reranker(candidates, genes, accuracy, tbl.space.num_candidates, seed=seed)
+    before = _result(tbl, prof, problem, outcome, penalty, seed)
+    chosen = candidates[ranked.order[0]]
+    after = str(tbl.space.arch_from_indices(chosen))
+    report = {"method": name, "k": len(found), "asked": k, "samples": len(accuracy), "cv_error": ranked.cv_error,
+              "changed": after != before.arch, "before": before.arch, "after": after,
+              "candidates": _rerank_rows(tbl, candidates, [r.value for r in found], ranked, before.arch),
+              "seconds": time.perf_counter() - start}
+    seconds = before.search_seconds + report["seconds"]
+    if not report["changed"]:
+        return replace(before, rerank=report, search_seconds=seconds)
+    value = float(problem.scores(chosen[None])[0])
+    moved = replace(outcome, answer=SearchResult(chosen, value, report["seconds"], "heuristic"))
+    return replace(_result(tbl, prof, problem, moved, penalty, seed), answer_from=f"rerank {name}", rerank=report,
+                   strategy_value=before.strategy_value, strategy_gap=before.strategy_gap, search_seconds=seconds,
+                   strategy_details=before.strategy_details, history=before.history)
+
+
+def _rerank_rows(tbl, candidates: np.ndarray, scores: list[float], ranked, answer: str) -> list[dict]:
+    """One row per candidate in the table's order (best Σ T_d first)."""
+    position = {int(i): p for p, i in enumerate(ranked.order)}
+    return [{"arch": str(tbl.space.arch_from_indices(g)), "table_score": float(score),
+             "table_predicted_accuracy": tbl.predict(float(score))[0], "predicted_accuracy": float(ranked.predicted[i]),
+             "prediction_spread": float(ranked.spread[i]), "rerank_position": position[i] + 1,
+             "was_answer": str(tbl.space.arch_from_indices(g)) == answer}
+            for i, (g, score) in enumerate(zip(candidates, scores))]
+
+
+def refuse_offline(chosen: Strategy) -> None:
+    """Offline strategies spend a budget of supernet evaluations; the online command answers from the table."""
+    if chosen.offline:
+        from specialize.search.registry import STRATEGIES
+
+        online = ", ".join(sorted(name for name, s in STRATEGIES.items() if not s.offline))
+        raise SpecializeError(f"strategy {chosen.name!r} is offline (it spends a budget of supernet evaluations); "
+                              f"the main command takes: {online}")
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,24 @@ class AccuracyTable:
             return float(self.accuracy[-1].max()) + score, None
         return fit["intercept"] + fit["slope"] * score, fit["band"]
 
+    def measured(self, at_least: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """The sub-networks training measured (`results.spread`): genes [n, L] and validation accuracy [n].
+        Fewer than `at_least`, or a malformed entry, raise a one-line error."""
+        spread = self.results.get("spread") or []
+        where = f"accuracy table {self.path or '(in memory)'}"
+        if not isinstance(spread, list) or len(spread) < at_least:
+            count = len(spread) if isinstance(spread, list) else 0
+            raise SpecializeError(f"{where} has {count} measured sub-networks (results.spread); this needs at least "
+                                  f"{at_least}: tables written by `specialize train` measure 30")
+        genes, accuracy = [], []
+        for i, entry in enumerate(spread):
+            ok = isinstance(entry, dict) and isinstance(entry.get("arch"), str) and _is_number(entry.get("accuracy"))
+            if not ok or not 0 <= entry["accuracy"] <= 1:
+                raise SpecializeError(f"{where}: results.spread[{i}] needs an 'arch' string and an 'accuracy' in [0, 1]")
+            genes.append(self.space.parse_arch(entry["arch"]).indices)
+            accuracy.append(float(entry["accuracy"]))
+        return np.asarray(genes, dtype=np.int64), np.asarray(accuracy)
+
     def check_space(self, space: SearchSpace) -> None:
         if space.fingerprint != self.fingerprint:
             raise SpecializeError(

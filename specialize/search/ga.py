@@ -134,6 +134,7 @@ def create_classes() -> None:
         creator.create("Chromosome", list, fitness=creator.FitnessLoss)
         creator.create("FitnessFront", base.Fitness, weights=(1.0, -1.0))
         creator.create("FrontChromosome", list, fitness=creator.FitnessFront)
+        creator.create("AgedChromosome", list, fitness=creator.FitnessLoss, born=0, level=0)   # EcoNAS (econas.py)
 
 
 def build_toolbox(problem: Problem, rng: np.random.Generator, evaluation: Evaluation | None = None,
@@ -249,13 +250,17 @@ def random_mutation(genome: Genome, rng: np.random.Generator, pop: np.ndarray, r
     return mutate(genome, pop, rng.random(pop.shape) < rate, step)
 
 
-def repair(problem: Problem, rng: np.random.Generator, pop: np.ndarray, steps: int | None = None) -> np.ndarray:
-    """Greedy descent on total bound violation: each step changes the one gene that helps most."""
-    if not len(problem.row_lo):
+def repair(problem: Problem, rng: np.random.Generator, pop: np.ndarray, steps: int | None = None,
+           frozen: np.ndarray | None = None) -> np.ndarray:
+    """Greedy descent on total bound violation: each step changes the one gene that helps most.
+    `frozen` [L] bool: layers that keep their gene (PNAS completes a fixed prefix)."""
+    if not len(problem.row_lo) or (frozen is not None and frozen.all()):
         return pop
     pop, layers = pop.copy(), np.arange(problem.num_layers)
     rows = problem.rows                                                   # [K, L, C]
     blocked = np.where(problem.allowed, 0.0, np.inf)
+    if frozen is not None:
+        blocked = blocked + np.where(frozen[:, None], np.inf, 0.0)
     for _ in range(steps or problem.num_layers):
         values = problem.row_values(pop)                                  # [K, N]
         bad = problem.row_violation(values).sum(axis=0) > 0

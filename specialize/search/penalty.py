@@ -12,6 +12,7 @@ Either way a strategy's answer is the best chromosome it saw that meets every bo
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Callable
 
@@ -33,13 +34,30 @@ class Evaluation:
 
 class SoftPenalty:
     """Wraps an evaluation function: fitness(pop) · Π_i base^violation_i (EPNAS Eq. 3).
-    `evaluate` must be positive (predicted accuracy), so a violation always lowers it."""
+    `evaluate` must be positive (predicted accuracy), so a violation always lowers it.
+    A `fidelity` (see offline.py) reaches `evaluate` when it takes one."""
 
     def __init__(self, evaluate: Callable[[np.ndarray], np.ndarray], problem: Problem, base: float = SOFT_BASE):
         self.evaluate, self.problem, self.base = evaluate, problem, base
+        self.takes_fidelity = accepts_fidelity(evaluate)
 
-    def __call__(self, pop: np.ndarray) -> np.ndarray:
-        return self.evaluate(pop) * self.base ** soft_violation(self.problem, pop)
+    def __call__(self, pop: np.ndarray, fidelity: float = 1.0) -> np.ndarray:
+        score = score_at(self.evaluate, pop, fidelity, self.takes_fidelity)
+        return score * self.base ** soft_violation(self.problem, pop)
+
+
+def accepts_fidelity(fitness: Callable) -> bool:
+    """Whether `fitness(pop, fidelity=...)` may be called: a parameter of that name, or **kwargs."""
+    try:
+        params = inspect.signature(fitness).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "fidelity" or p.kind == p.VAR_KEYWORD for p in params)
+
+
+def score_at(fitness: Callable, pop: np.ndarray, fidelity: float, takes_fidelity: bool) -> np.ndarray:
+    """fitness(pop, fidelity=...) where it takes a fidelity; plain fitness(pop) (every fidelity alike) where not."""
+    return fitness(pop, fidelity=fidelity) if takes_fidelity else fitness(pop)
 
 
 def soft_violation(problem: Problem, pop: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from specialize.search.constraints import Problem
     from specialize.search.penalty import Evaluation
 
-BUILTIN = ("specialize.search.ga", "specialize.search.exact")
+BUILTIN = ("specialize.search.ga", "specialize.search.exact", "specialize.search.pnas", "specialize.search.econas")
 STATUSES = ("optimal", "not proven", "heuristic", "infeasible", "not found")   # not found: budget spent, no answer met every bound
 
 
