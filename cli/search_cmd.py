@@ -21,9 +21,11 @@ TABLE_HELP = "accuracy table file, or 'default' for the embedded one"
 
 
 def _strategy_help() -> str:
-    from specialize.search.registry import get_strategy, strategy_names
+    from specialize.search.registry import get_strategy, is_offline, strategy_names
 
-    return "search strategy: " + "; ".join(f"{name} ({get_strategy(name).summary})" for name in strategy_names())
+    online = [name for name in strategy_names() if not is_offline(name)]
+    return ("search strategy: " + "; ".join(f"{name} ({get_strategy(name).summary})" for name in online)
+            + "; the offline ones (epnas, random, ...) run under `specialize search`")
 
 
 STRATEGY_HELP = _strategy_help()

@@ -129,6 +129,7 @@ class Problem:
     linear: dict[str, tuple[np.ndarray, float]] = field(repr=False)   # metric -> ([L, C], fixed)
     peak: tuple[np.ndarray, float] = field(repr=False)                # ([L, C] peak bytes, fixed peak)
     fixed_infeasible: tuple[Bound, ...] = ()  # bounds the fixed stem/head alone already break
+    candidates: tuple[str, ...] = ()          # candidate names ("k3e3", "skip", ...): what a policy's actions change
 
     @property
     def num_layers(self) -> int:
@@ -207,8 +208,10 @@ class Problem:
 
 
 def build_problem(loss: np.ndarray, costs: CostArrays, bounds: tuple[Bound, ...], space_name: str,
-                  latency: tuple[np.ndarray, float] | None = None, device: str | None = None) -> Problem:
-    """Compile bounds into rows and per-layer filters. `latency` is ([L, C] block ms, offset ms)."""
+                  latency: tuple[np.ndarray, float] | None = None, device: str | None = None,
+                  candidates: tuple[str, ...] = ()) -> Problem:
+    """Compile bounds into rows and per-layer filters. `latency` is ([L, C] block ms, offset ms);
+    `candidates` names the columns (the space's candidate names)."""
     linear = {"macs": (costs.macs.astype(float), float(costs.fixed_macs)),
               "params": (costs.params.astype(float), float(costs.fixed_params)),
               "bytes": (costs.bytes.astype(float), float(costs.fixed_bytes))}
@@ -230,7 +233,8 @@ def build_problem(loss: np.ndarray, costs: CostArrays, bounds: tuple[Bound, ...]
             allowed, peak_rows, broken = _peak_filters(peak, b, allowed)
             rows += peak_rows
             fixed_bad += [b] if broken else []
-    return _assemble(loss, allowed, rows, bounds, linear, peak, space_name, device, tuple(fixed_bad))
+    problem = _assemble(loss, allowed, rows, bounds, linear, peak, space_name, device, tuple(fixed_bad))
+    return replace(problem, candidates=tuple(candidates))
 
 
 def _intensity_rows(linear: dict, b: Bound) -> list[tuple[np.ndarray, float, float, float]]:

@@ -55,12 +55,15 @@ class Evaluations:
         return np.array([self.cache.get(k, -np.inf) for k in keys])
 
     def result(self, details: dict | None = None) -> SearchResult:
-        """The best chromosome scored that meets every bound, as a SearchResult; "not found" when none did
-        (a heuristic cannot prove bounds infeasible). `details["best_scored"]` is the fittest chromosome scored."""
+        """The best chromosome scored that meets every bound, as a SearchResult whose `value` is its Σ T_d (as
+        for every strategy) and `details["fitness"]` its score here; "not found" when none did (a heuristic
+        cannot prove bounds infeasible). `details["best_scored"]` is the fittest chromosome scored."""
         seconds = time.perf_counter() - self.start
         info = {"evaluations": self.used, "evaluations_per_second": self.used / max(seconds, 1e-9), **(details or {})}
         if self.best_genes is None:
             fittest = max(self.cache, key=self.cache.get, default=None)
             return SearchResult(None, None, seconds, "not found", history=self.history,
                                 details={**info, "best_scored": None if fittest is None else list(fittest)})
-        return SearchResult(self.best_genes, self.best_value, seconds, "heuristic", history=self.history, details=info)
+        value = float(self.problem.scores(self.best_genes[None])[0])
+        return SearchResult(self.best_genes, value, seconds, "heuristic", history=self.history,
+                            details={**info, "fitness": self.best_value})
