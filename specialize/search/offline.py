@@ -1,7 +1,7 @@
 """What an offline strategy spends: distinct architectures scored by an expensive evaluator.
 
 `Evaluations` wraps an `Evaluation` (see `penalty.py`) whose fitness may be the table's score (cheap,
-used by tests and the online layer) or supernet accuracy (see `supernet/evaluate.py`). It caches scores by
+used by tests and the online layer) or supernet accuracy (`supernet/fitness.py`). It caches scores by
 chromosome, counts distinct chromosomes scored against `Budget.evaluations`, keeps the best one that meets
 every bound, and records the history every strategy returns. Numpy only.
 """
