@@ -165,6 +165,17 @@ def test_epnas_beats_random_search_at_the_same_budget():
     assert np.median(epnas) < np.median(random), (np.median(epnas), np.median(random))
 
 
+@pytest.mark.slow
+def test_epnas_learning_helps(monkeypatch):
+    """A frozen policy (lr 0: restarts from each episode's best networks only) has a larger median gap."""
+    import supernet.strategies.epnas as epnas
+
+    learned = np.median(gaps("epnas", "soft", BUDGET))
+    monkeypatch.setattr(epnas, "LEARNING_RATE", 0.0)
+    frozen = np.median(gaps.__wrapped__("epnas", "soft", BUDGET))
+    assert learned < frozen, (learned, frozen)
+
+
 def test_offline_strategies_spend_at_most_their_budget_and_repeat_for_a_seed():
     seed, problem, _ = QUALITY[0]
     for name in (s for s in strategy_names() if get_strategy(s).offline):
