@@ -79,3 +79,12 @@ def test_without_skip_the_insert_lstm_does_nothing():
     genes = np.zeros((2, TINY.num_layers), dtype=np.int64)
     edited, logp = search.step(genes)
     assert edited.shape == genes.shape and logp.shape == (2,)
+
+
+def test_the_soft_penalty_keeps_skip_off_layers_whose_shapes_differ():
+    """Bounds become penalties under the soft setting; structure does not (every strategy reads `allowed`)."""
+    problem = skip_problem()
+    evaluation = get_penalty("soft")(problem, 0.9)
+    assert evaluation.allowed[:, :-1].all() and evaluation.allowed[:, -1].tolist() == [False, True, False, True]
+    nets = scored_networks(problem, penalty="soft")
+    assert not (nets[:, [0, 2]] == len(problem.candidates) - 1).any()

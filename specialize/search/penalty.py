@@ -76,7 +76,20 @@ def soft_penalty(problem: Problem, best_accuracy: float = 1.0, accuracy: Fitness
     def accept_all(pop: np.ndarray) -> np.ndarray:
         return np.ones(len(pop), dtype=bool)
     return Evaluation("soft", SoftPenalty(predicted_accuracy if accuracy is None else accuracy, problem, base), accept_all,
-                      np.ones_like(problem.allowed))
+                      structural_allowed(problem))
+
+
+STRUCTURAL = ("skip",)   # candidates whose per-layer filter is the network's structure (equal shapes), not a bound
+
+
+def structural_allowed(problem: Problem) -> np.ndarray:
+    """[L, C] what a soft penalty lets a gene take: every candidate, except a structural one where the
+    problem disallows it (the identity `skip` where input and output shapes differ)."""
+    allowed = np.ones_like(problem.allowed)
+    for i, name in enumerate(problem.candidates):
+        if name in STRUCTURAL:
+            allowed[:, i] = problem.allowed[:, i]
+    return allowed
 
 
 PENALTIES: dict[str, Callable[..., Evaluation]] = {"hard": hard_bounds, "soft": soft_penalty}
