@@ -1,4 +1,5 @@
-"""`specialize proxy-check`: EcoNAS rank consistency of reduced training settings (imports torch when run)."""
+"""The offline commands (each imports torch when run): `specialize search`, an offline strategy scoring
+sub-networks with the supernet, and `specialize proxy-check`, EcoNAS rank consistency of reduced settings."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,10 +7,13 @@ from typing import Optional
 
 import typer
 
+from cli.bounds import bound_options
 from cli.common import console, handle_errors, print_json, progress_status
 
 
 def register(app: typer.Typer) -> None:
+    app.command("search", help="Offline search: a strategy (epnas, random, ...) scores sub-networks of the table's "
+                               "supernet on its validation split, within --budget architectures.")(search)
     app.command("proxy-check", help="EcoNAS: train a zoo under reduced settings and a reference; Spearman rho of each "
                                     "against the reference, with its cost.")(proxy_check)
 
@@ -65,3 +69,58 @@ def proxy_check(
         table.add_row(r.setting, f"{r.width:.3f}", str(r.resolution), f"{r.sample_ratio:g}", str(r.epochs),
                       f"{r.cost_ratio:.3f}", rho, f"{100 * sum(r.accuracies) / len(r.accuracies):.1f}%")
     console.print(table)
+
+
+def _offline_strategy_help() -> str:
+    from specialize.search.registry import TORCH_STRATEGY_NAMES, is_offline, strategy_names
+
+    return "offline strategy: " + ", ".join(sorted({*TORCH_STRATEGY_NAMES, *(n for n in strategy_names() if is_offline(n))}))
+
+
+@handle_errors
+@bound_options
+def search(
+    strategy: str = typer.Option("epnas", "--strategy", help=_offline_strategy_help()),
+    table: str = typer.Option("default", "--table", help="accuracy table file, or 'default' for the embedded one"),
+    data: Optional[Path] = typer.Option(None, "--data", help="the image folder or .tar.gz the table was trained on "
+                                        "(its validation split is rebuilt; default: the path the table records)"),
+    bounds: dict = None,
+    budget: int = typer.Option(300, "--budget", help="distinct architectures the strategy may score with the supernet"),
+    device: Optional[str] = typer.Option(None, "--device", "-d", help="device name or profile id (for latency bounds)"),
+    profile: Optional[Path] = typer.Option(None, "--profile", help="device profile file"),
+    penalty: str = typer.Option("soft", "--penalty", help="soft: EPNAS's penalty on the reward; hard: rejected networks "
+                                "get the lowest reward"),
+    seed: int = typer.Option(0, "--seed", help="random seed (same seed, same answer)"),
+    val_images: Optional[int] = typer.Option(None, "--val-images", help="score on the first N validation images only"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Offline search under bounds, e.g. specialize search --strategy epnas --data cifar10-jpg.tar.gz --max-flops 45M."""
+    from cli.search_cmd import check_counts
+    from specialize.api import search_offline
+
+    check_counts(seed=seed)
+    with progress_status(f"{strategy}: scoring sub-networks"):
+        result = search_offline(table, data, strategy=strategy, penalty=penalty, budget=budget, seed=seed, device=device,
+                                profile=profile, val_images=val_images, **bounds)
+    if as_json:
+        return print_json(result.to_dict())
+    render_offline(result)
+
+
+def render_offline(result) -> None:
+    from cli.search_cmd import _bound_text, _fmt
+
+    accuracy = "-" if result.validation_accuracy is None else f"{100 * result.validation_accuracy:.2f}%"
+    verdict = "meets every bound" if result.meets_bounds else "NO architecture scored met every bound; the fittest scored"
+    lines = [f"{result.strategy} ({result.status}, penalty {result.penalty}, seed {result.seed}): {verdict}",
+             f"validation accuracy {accuracy} ({result.validation_images} validation images, batch norm recalibrated)",
+             f"MACs {_fmt('macs', result.macs)}, params {_fmt('params', result.params)}, intensity "
+             f"{_fmt('intensity', result.intensity)}" + ("" if result.latency_ms is None else
+                                                        f", latency {_fmt('latency_ms', result.latency_ms)} on {result.device}")]
+    lines += [f"{b['label']}: {_fmt(b['metric'], b['value'])}  {_bound_text(b)}" for b in result.bounds]
+    lines.append(f"{result.evaluations} of {result.budget} evaluations in {result.wall_seconds:.1f} s "
+                 f"({result.evaluations_per_second:.2f} evaluations/s)")
+    for line in lines:
+        console.print(line, highlight=False)
+    console.print("architecture (copy-paste):", highlight=False)
+    console.print(result.arch or "-", highlight=False, markup=False, soft_wrap=True)

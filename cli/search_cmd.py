@@ -24,10 +24,11 @@ THREADS_HELP = "intra-op threads of the device's measured profile to use (defaul
 
 
 def _strategy_help() -> str:
-    from specialize.search.registry import get_strategy, strategy_names
+    from specialize.search.registry import get_strategy, is_offline, strategy_names
 
-    online = [name for name in strategy_names() if not get_strategy(name).offline]
-    return "search strategy: " + "; ".join(f"{name} ({get_strategy(name).summary})" for name in online)
+    online = [name for name in strategy_names() if not is_offline(name)]
+    return ("search strategy: " + "; ".join(f"{name} ({get_strategy(name).summary})" for name in online)
+            + "; the offline ones (epnas, random, ...) run under `specialize search`")
 
 
 STRATEGY_HELP = _strategy_help()

@@ -1,6 +1,7 @@
 """Python API of the online path: `specialize(device="jetson", max_flops="300M")` and `pareto(...)`.
 
-Numpy, highspy and deap only (no torch, no onnx). Predicted accuracy follows PONAS's accuracy-loss
+Numpy, highspy and deap only (no torch, no onnx); `search_offline`, the offline strategies' entry, imports
+torch (supernet.fitness, supernet.strategies) when called. Predicted accuracy follows PONAS's accuracy-loss
 domain: the best network's validation accuracy (the largest entry of the table's last row: by then
 every earlier layer holds its best block) plus Σ_l T_d[l, g_l] of the chosen blocks.
 `strategy` picks a search from the registry (`specialize.search.registry`); the exact ILP always runs
@@ -107,8 +108,8 @@ def specialize(device: str | None = None, *, table: str | Path | AccuracyTable |
     from specialize.search.registry import get_strategy
     from specialize.search.rerank import get_reranker
 
+    refuse_offline(solver or strategy)
     chosen, evaluate_with = get_strategy(solver or strategy), get_penalty(penalty)
-    refuse_offline(chosen)
     reranker = None if rerank is None else get_reranker(rerank)
     tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds), batch, threads)
     measured = None if reranker is None else tbl.measured(MIN_MEASURED)
@@ -157,14 +158,122 @@ def _rerank_rows(tbl, candidates: np.ndarray, scores: list[float], ranked, answe
             for i, (g, score) in enumerate(zip(candidates, scores))]
 
 
-def refuse_offline(chosen: Strategy) -> None:
-    """Offline strategies spend a budget of supernet evaluations; the online command answers from the table."""
-    if chosen.offline:
-        from specialize.search.registry import STRATEGIES
+def refuse_offline(name: str) -> None:
+    """The online command searches the table; a strategy that scores sub-networks with the supernet is refused."""
+    from specialize.search.registry import is_offline
 
-        online = ", ".join(sorted(name for name, s in STRATEGIES.items() if not s.offline))
-        raise SpecializeError(f"strategy {chosen.name!r} is offline (it spends a budget of supernet evaluations); "
-                              f"the main command takes: {online}")
+    if is_offline(name):
+        raise SpecializeError(f"strategy {name!r} scores sub-networks with the supernet: run it with "
+                              f"`specialize search --strategy {name} --table T --data D [bounds] --budget N`")
+
+
+@dataclass(frozen=True)
+class OfflineResult:
+    """What an offline strategy returns: its pick, measured on the table's validation split, with its costs."""
+    arch: str | None              # the strategy's pick: the best scored meeting every bound, else the fittest scored
+    space: str
+    strategy: str
+    penalty: str
+    seed: int
+    status: str                   # "heuristic" (an answer meets every bound) | "not found"
+    meets_bounds: bool            # whether `arch` meets every bound
+    validation_accuracy: float | None   # top-1 on the table's validation split (all --val-images), BN recalibrated
+    validation_images: int
+    macs: int | None
+    params: int | None
+    bytes: int | None
+    intensity: float | None
+    peak_activation_bytes: int | None
+    latency_ms: float | None
+    device: str | None
+    bounds: list[dict]            # as in SpecializeResult (values those of `arch`)
+    budget: int                   # distinct architectures the strategy could score
+    evaluations: int              # distinct architectures it scored
+    evaluations_per_second: float  # over the whole search
+    evaluator_seconds: float      # of which measuring sub-networks
+    wall_seconds: float
+    history: list[dict]           # [{"evaluations", "best"}, ...]
+    details: dict                 # strategy-specific figures
+    table: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@takes_bounds
+def search_offline(table: str | Path | AccuracyTable | None = "default", data: str | Path | None = None, *,
+                   strategy: str = "epnas", penalty: str = "soft", budget: int = 300, seed: int = 0,
+                   device: str | None = None, profile=None, val_images: int | None = None, fitness=None,
+                   **bounds: str | float | None) -> OfflineResult:
+    """Run an offline strategy (`epnas`, `random`, ...) scoring sub-networks of the table's supernet on the
+    table's validation split of `data` (the dataset it was trained on; `val_images` caps the images used),
+    within `budget` distinct architectures. Bounds as in `specialize`. `fitness` reuses an evaluator built by
+    `supernet.fitness.supernet_fitness` (its cache then carries over between calls)."""
+    from specialize.search.penalty import get_penalty
+    from specialize.search.registry import get_strategy
+
+    if not 1 <= budget <= 10_000_000:
+        raise SpecializeError(f"--budget must be 1..10000000 architectures, got {budget}")
+    evaluate_with = get_penalty(penalty)
+    import supernet.strategies  # noqa: F401  (registers the offline strategies that need torch)
+    from supernet.fitness import supernet_fitness
+
+    chosen = get_strategy(strategy)
+    if not chosen.offline:
+        raise SpecializeError(f"strategy {strategy!r} searches the table, not the supernet: run `specialize --strategy {strategy} ...`")
+    tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds))
+    refuse_infeasible(problem)
+    fitness = supernet_fitness(tbl, _training_data(tbl, data), val_images) if fitness is None else fitness
+    spent = fitness.seconds
+    start = time.perf_counter()
+    answer = chosen.run(problem, evaluate_with(problem, best_accuracy(tbl), accuracy=fitness), Budget(evaluations=budget), seed)
+    return _offline_result(tbl, prof, problem, answer, fitness, strategy, penalty, seed, budget,
+                           time.perf_counter() - start, fitness.seconds - spent)
+
+
+def refuse_infeasible(problem: Problem) -> None:
+    """Before any supernet evaluation: bounds no architecture meets are reported (the exact solver, numpy)."""
+    from specialize.search.exact import solve_exact
+    from specialize.search.reach import explain_infeasible
+
+    if solve_exact(problem, time_limit=TIME_LIMIT).status == "infeasible":
+        raise explain_infeasible(problem)
+
+
+def _training_data(tbl: AccuracyTable, data: str | Path | None) -> str | Path:
+    if data is not None:
+        return data
+    recorded = ((tbl.provenance or {}).get("settings") or {}).get("data")
+    if recorded and Path(recorded).exists():
+        return recorded
+    raise SpecializeError(f"give --data: the dataset accuracy table {tbl.path} was trained on "
+                          f"({recorded or 'not recorded'}) is not on this machine")
+
+
+def measured_values(problem: Problem, genes: np.ndarray) -> dict[str, float]:
+    """Every metric of one architecture (latency only with a device profile)."""
+    return {k: float(v[0]) for k, v in problem.measure(genes[None]).items()}
+
+
+def _offline_result(tbl, prof, problem: Problem, answer: SearchResult, fitness, strategy: str, penalty: str,
+                    seed: int, budget: int, seconds: float, evaluator_seconds: float) -> OfflineResult:
+    found = answer.genes is not None
+    pick = answer.genes if found else answer.details.get("best_scored")
+    genes = None if pick is None else np.asarray(pick, dtype=np.int64)
+    values = {} if genes is None else measured_values(problem, genes)
+    def count(key: str) -> int | None:
+        return int(values[key]) if key in values else None
+    evaluations = int(answer.details.get("evaluations", 0))
+    return OfflineResult(
+        arch=None if genes is None else str(tbl.space.arch_from_indices(genes)), space=tbl.space.name, strategy=strategy,
+        penalty=penalty, seed=seed, status=answer.status, meets_bounds=found,
+        validation_accuracy=None if genes is None else float(fitness(genes[None])[0]), validation_images=fitness.images,
+        macs=count("macs"), params=count("params"), bytes=count("bytes"), intensity=values.get("intensity"),
+        peak_activation_bytes=count("peak_activation_bytes"), latency_ms=values.get("latency_ms"),
+        device=prof.name if prof else None, bounds=bound_report(problem, values) if values else [],
+        budget=budget, evaluations=evaluations, evaluations_per_second=evaluations / max(seconds, 1e-9),
+        evaluator_seconds=evaluator_seconds, wall_seconds=seconds, history=answer.history, details=answer.details,
+        table=str(tbl.path) if tbl.path else None)
 
 
 @dataclass(frozen=True)
@@ -207,7 +316,7 @@ def prepare(table, device: str | None, profile, bounds: tuple[Bound, ...], batch
     latency = (prof.block_latency_ms(), prof.offset_ms()) if prof is not None else None
     def build(bounds: tuple[Bound, ...]) -> Problem:
         return build_problem(tbl.loss, cost_arrays(tbl.space), bounds, tbl.space.name, latency=latency,
-                             device=prof.name if prof is not None else None)
+                             device=prof.name if prof is not None else None, candidates=tbl.space.candidate_names)
     return tbl, prof, build(with_tolerance(build(()), bounds))
 
 
@@ -250,9 +359,8 @@ def _result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: i
     space, reference, own = tbl.space, outcome.reference, outcome.answer
     found = own is not None and own.genes is not None
     answer = own if found else reference
-    pop = answer.genes[None]
-    values = {k: float(v[0]) for k, v in problem.measure(pop).items()}
-    value = float(problem.scores(pop)[0])
+    values = measured_values(problem, answer.genes)
+    value = float(problem.scores(answer.genes[None])[0])
     predicted, band = tbl.predict(value)
     details = own.details if own is not None else {"skipped": outcome.skipped}
     return SpecializeResult(

@@ -72,7 +72,7 @@ def test_no_device_means_no_latency():
 def test_infeasible_and_bad_input_raise():
     with pytest.raises(InfeasibleError, match="--max-flops 10M is infeasible: the smallest MACs in space cifar10 is 32.77M"):
         specialize(table=random_table(), max_flops="10M")
-    with pytest.raises(SpecializeError, match="unknown strategy 'annealing'; known: econas, exact, ga, pnas"):
+    with pytest.raises(SpecializeError, match="unknown strategy 'annealing'; known: econas, epnas, exact, ga, pnas, random"):
         specialize(table=random_table(), strategy="annealing")
     with pytest.raises(SpecializeError, match="unknown strategy"):
         specialize(table=random_table(), solver="annealing")

@@ -61,7 +61,7 @@ def test_rich_output_shows_blocks_bounds_and_gap(random_table_file):
     (("--max-flops", "10M"), "--max-flops 10M is infeasible: the smallest MACs in space cifar10 is 32.77M"),
     (("--max-flops", "30m"), "ambiguous"),
     (("--max-latency", "2ms"), "needs a device"),
-    (("--strategy", "magic", "--max-flops", "40M"), "unknown strategy 'magic'; known: econas, exact, ga, pnas"),
+    (("--strategy", "magic", "--max-flops", "40M"), "unknown strategy 'magic'; known: econas, epnas, exact, ga, pnas, random"),
     (("--solver", "magic", "--max-flops", "40M"), "unknown strategy 'magic'"),
     (("--device", "no-such-device"), "no-such-device"),
 ])

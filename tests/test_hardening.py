@@ -531,7 +531,7 @@ def _commands() -> dict[str, list[str]]:
 CHEAP = {"": ["--max-flops", "1k"], "pareto": ["--max-flops", "1k"], "train": ["--data", "/nonexistent", "-o", "/nonexistent/r"],
          "export": ["-o", "/nonexistent/m.onnx"], "profile": ["-o", "/nonexistent/p.json"],
          "profile bundle": ["-o", "/proc/nonexistent"], "profile import": ["/nonexistent"], "profile validate": ["-p", "/nonexistent"],
-         "table validate": ["--data", "/nonexistent"]}
+         "table validate": ["--data", "/nonexistent"], "search": ["--data", "/nonexistent", "--max-flops", "1k"]}
 any_value = st.one_of(numbers, st.builds(lambda n, m: n + m, numbers, MARKUP), st.text(max_size=8), MARKUP,
                       st.sampled_from(["-1", "0", "nan", "inf", "1e999999999", "99999999999999999999", "default", ""]))
 

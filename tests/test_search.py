@@ -40,7 +40,7 @@ def roofline_ms(space: SearchSpace) -> tuple[np.ndarray, float]:
 
 def problem_for(space, seed, bounds):
     return build_problem(random_loss(space, seed), cost_arrays(space), tuple(bounds), space.name,
-                         latency=roofline_ms(space), device="roofline")
+                         latency=roofline_ms(space), device="roofline", candidates=space.candidate_names)
 
 
 def random_bounds(space, data) -> list[Bound]:

@@ -1,8 +1,11 @@
 """Every registered search strategy, tested for free: answers meet every bound, infeasible bound sets
 are reported, and the answers are good (gap against brute force over a space small enough to enumerate).
 
-A new strategy registered with `register_strategy` is picked up by these loops without a line here.
+A new strategy registered with `register_strategy` is picked up by these loops without a line here,
+including the offline ones `supernet.strategies` registers (imported below), which get the table's
+score as their fitness and a budget of OFFLINE_EVALUATIONS distinct architectures.
 """
+import functools
 import itertools
 
 import numpy as np
@@ -17,12 +20,15 @@ from specialize.search.registry import STATUSES, Budget, SearchResult, get_strat
 from specialize.space import LayerSpec, SearchSpace
 from test_search import METRIC_KEYS, TINY, check_answer, problem_for, random_bounds
 
+import supernet.strategies  # noqa: F401  (registers the offline strategies that need torch: epnas)
+
 # 6 layers x 8 candidates = 262,144 architectures: enumerable, and too many for luck.
 SMALL = SearchSpace(name="small", resolution=16, num_classes=10, stem_channels=8, stem_stride=1, first_block_channels=8,
                     layers=(LayerSpec(8, 16, 2), LayerSpec(16, 16, 1), LayerSpec(16, 24, 2), LayerSpec(24, 24, 1),
                             LayerSpec(24, 32, 2), LayerSpec(32, 32, 1)),
                     head_channels=32, dropout=0.0, kernels=(3, 5), expansions=(3, 6), se_options=(False, True))
-BUDGET = Budget(generations=200, time_limit_s=30.0, evaluations=300)   # offline strategies: 300 architectures scored
+OFFLINE_EVALUATIONS = 300   # 0.1% of SMALL: random search's median gap is about 19% of the loss range
+BUDGET = Budget(generations=200, time_limit_s=30.0, evaluations=OFFLINE_EVALUATIONS)
 CASES = [(s, p) for s in strategy_names() for p in (PENALTIES if not get_strategy(s).exact else ["hard"])]
 # Offline strategies answer the best architecture they scored that meets every bound. Under EPNAS's soft
 # penalty (p = 0.9) an architecture breaking a bound by 20% loses 2% of its score, so on these random tables
@@ -61,17 +67,17 @@ def run(name: str, penalty: str, problem, seed: int, budget: Budget = BUDGET) ->
 def test_answers_meet_every_bound_and_infeasible_sets_are_reported(name, penalty, data, seed):
     problem = problem_for(TINY, seed, random_bounds(TINY, data))
     optimum = brute_force(problem)
-    evaluation = get_penalty(penalty)(problem, 0.9)
-    result = run(name, penalty, problem, seed, Budget(generations=60, evaluations=60))
+    result = run(name, penalty, problem, seed, Budget(generations=60, evaluations=100))
     if optimum is None:
         assert result is None or result.genes is None
         return
     if penalty == "soft" and (result is None or result.genes is None):
         return   # a soft penalty does not guarantee a feasible point (EPNAS); the API answers from the reference
+    if get_strategy(name).offline and result is not None and result.status == "not found":
+        return   # an offline budget may miss a feasible point (a bound near the edge of the space) and says so
     assert result is not None and result.genes is not None, "a feasible bound set went unanswered"
     check_answer(problem, result.genes)
-    scored = evaluation.fitness if get_strategy(name).offline else problem.scores   # offline: the evaluator's score
-    assert result.value == pytest.approx(scored(result.genes[None])[0], abs=1e-12)
+    assert result.value == pytest.approx(problem.scores(result.genes[None])[0], abs=1e-12)
     assert problem.scores(result.genes[None])[0] <= optimum + 1e-12
     if result.status == "optimal":
         assert result.value == pytest.approx(optimum, abs=1e-12)
@@ -103,6 +109,7 @@ def quality_sets(count: int = QUALITY_SETS) -> list:
 QUALITY = quality_sets()
 
 
+@functools.lru_cache(maxsize=None)
 def gaps(name: str, penalty: str, budget: Budget = BUDGET, sets: int = QUALITY_SETS) -> np.ndarray:
     """Gap of each answer to the brute-force optimum, as a share of the table's loss range."""
     out = []
@@ -115,10 +122,14 @@ def gaps(name: str, penalty: str, budget: Budget = BUDGET, sets: int = QUALITY_S
 
 def assert_good(name: str, penalty: str, budget: Budget = BUDGET, sets: int = QUALITY_SETS) -> None:
     """Exact strategies: every answer the optimum. Heuristics: optimal on 80% of the sets, never more
-    than 2% of the loss range away."""
+    than 2% of the loss range away. Offline strategies, with OFFLINE_EVALUATIONS of 262,144 architectures:
+    an answer on 90% of the sets, median gap within 22% of the loss range and 75th percentile within 30%
+    (random search with 300 evaluations: 19% and 23%; with 100: 26% and 34%, which fails)."""
     g = gaps(name, penalty, budget, sets)
     if get_strategy(name).exact:
         assert (g <= 1e-12).all(), g
+    elif get_strategy(name).offline:
+        assert np.mean(np.isfinite(g)) >= 0.9 and np.median(g) <= 0.22 and np.quantile(g, 0.75) <= 0.30, np.round(g, 3)
     else:
         assert np.mean(g <= 1e-12) >= 0.8 and g.max() <= 0.02, np.round(g, 4)
 
@@ -152,8 +163,48 @@ def test_the_quality_check_fails_a_weak_strategy():
         del STRATEGIES["random-200-test"]
 
 
+@pytest.mark.parametrize("penalty", PENALTIES)
+def test_the_offline_quality_check_fails_a_smaller_budget(penalty):
+    """The offline threshold can fail: random search with a third of the budget does not pass it."""
+    with pytest.raises(AssertionError):
+        assert_good("random", penalty, Budget(evaluations=OFFLINE_EVALUATIONS // 3))
+
+
+def test_epnas_beats_random_search_at_the_same_budget():
+    """EPNAS's claim, on the table score with its soft penalty: same sets, seeds and evaluations, smaller median gap."""
+    epnas, random = gaps("epnas", "soft", BUDGET), gaps("random", "soft", BUDGET)
+    assert np.median(epnas) < np.median(random), (np.median(epnas), np.median(random))
+
+
+@pytest.mark.slow
+def test_epnas_learning_helps(monkeypatch):
+    """A frozen policy (lr 0: restarts from each episode's best networks only) has a larger median gap."""
+    import supernet.strategies.epnas as epnas
+
+    learned = np.median(gaps("epnas", "soft", BUDGET))
+    monkeypatch.setattr(epnas, "LEARNING_RATE", 0.0)
+    frozen = np.median(gaps.__wrapped__("epnas", "soft", BUDGET))
+    assert learned < frozen, (learned, frozen)
+
+
+def test_offline_strategies_spend_at_most_their_budget_and_repeat_for_a_seed():
+    seed, problem, _ = QUALITY[0]
+    for name in (s for s in strategy_names() if get_strategy(s).offline):
+        first, again = (run(name, "soft", problem, seed, Budget(evaluations=40)) for _ in range(2))
+        assert first.details["evaluations"] <= 40
+        assert np.array_equal(first.genes, again.genes) and first.history == again.history
+
+
+def test_the_online_command_knows_the_torch_strategies_by_name():
+    """registry.TORCH_STRATEGY_NAMES (read without torch, to refuse them online) is what supernet.strategies registers."""
+    from specialize.search.registry import STRATEGIES, TORCH_STRATEGY_NAMES
+
+    registered = {s.name for s in STRATEGIES.values() if s.run.__module__.startswith("supernet.strategies")}
+    assert registered == set(TORCH_STRATEGY_NAMES) and all(STRATEGIES[n].offline for n in registered)
+
+
 def test_unknown_strategy_names_the_known_ones():
-    with pytest.raises(SpecializeError, match=r"unknown strategy 'annealing'; known: econas, exact, ga, pnas"):
+    with pytest.raises(SpecializeError, match=r"unknown strategy 'annealing'; known: econas, epnas, exact, ga, pnas, random"):
         get_strategy("annealing")
     with pytest.raises(SpecializeError, match=r"unknown penalty 'gentle'; known: hard, soft"):
         get_penalty("gentle")

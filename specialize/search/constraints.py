@@ -139,6 +139,7 @@ class Problem:
     def structural(self) -> np.ndarray:
         """[L, C] the space's mask: what even a soft penalty may not relax (all True when not given)."""
         return np.ones(self.score.shape, dtype=bool) if self.space_allowed is None else self.space_allowed
+    candidates: tuple[str, ...] = ()          # candidate names ("k3e3", "skip", ...): what a policy's actions change
 
     @property
     def num_layers(self) -> int:
@@ -219,8 +220,10 @@ class Problem:
 
 
 def build_problem(loss: np.ndarray, costs: CostArrays, bounds: tuple[Bound, ...], space_name: str,
-                  latency: tuple[np.ndarray, float] | None = None, device: str | None = None) -> Problem:
-    """Compile bounds into rows and per-layer filters. `latency` is ([L, C] block ms, offset ms)."""
+                  latency: tuple[np.ndarray, float] | None = None, device: str | None = None,
+                  candidates: tuple[str, ...] = ()) -> Problem:
+    """Compile bounds into rows and per-layer filters. `latency` is ([L, C] block ms, offset ms);
+    `candidates` names the columns (the space's candidate names)."""
     linear = {"macs": (costs.macs.astype(float), float(costs.fixed_macs)),
               "params": (costs.params.astype(float), float(costs.fixed_params)),
               "bytes": (costs.bytes.astype(float), float(costs.fixed_bytes))}
@@ -245,7 +248,7 @@ def build_problem(loss: np.ndarray, costs: CostArrays, bounds: tuple[Bound, ...]
             rows += peak_rows
             fixed_bad += [b] if broken else []
     problem = _assemble(loss, allowed, rows, bounds, linear, peak, space_name, device, tuple(fixed_bad))
-    return replace(problem, space_allowed=costs.allowed)
+    return replace(problem, space_allowed=costs.allowed, candidates=tuple(candidates))
 
 
 def _intensity_rows(linear: dict, b: Bound) -> list[tuple[np.ndarray, float, float, float]]:

@@ -1,7 +1,7 @@
 """What an offline strategy spends: evaluations of architectures by an expensive evaluator.
 
 `Evaluations` wraps an `Evaluation` (see `penalty.py`) whose fitness may be the table's score (cheap,
-used by tests and the online layer) or supernet accuracy (see `supernet/evaluate.py`). It caches scores by
+used by tests and the online layer) or supernet accuracy (`supernet/fitness.py`). It caches scores by
 chromosome, counts what it spent against `Budget.evaluations`, keeps the best one that meets every bound,
 and records the history every strategy returns. Numpy only.
 
@@ -100,9 +100,10 @@ class Evaluations:
             self.cheap_best = (genes.copy(), score, fidelity)     # the highest fidelity first, then the score
 
     def result(self, details: dict | None = None) -> SearchResult:
-        """The best chromosome scored that meets every bound (at full fidelity when any was), as a SearchResult;
-        "not found" when none did (a heuristic cannot prove bounds infeasible). `details["best_scored"]` is then
-        the fittest chromosome scored."""
+        """The best chromosome scored that meets every bound (at full fidelity when any was), as a SearchResult
+        whose `value` is its Σ T_d (as for every strategy) and `details["fitness"]` its score here; "not found"
+        when none did (a heuristic cannot prove bounds infeasible). `details["best_scored"]` is then the fittest
+        chromosome scored."""
         seconds = time.perf_counter() - self.start
         info = {"evaluations": self.spent, "architectures": len(set(self.cache) | {arch for arch, _ in self.partial}),
                 "evaluations_per_second": self.spent / max(seconds, 1e-9),
@@ -117,8 +118,9 @@ class Evaluations:
             fittest = max(scored, key=scored.get, default=None)
             return SearchResult(None, None, seconds, "not found", history=self.history,
                                 details={**info, "best_scored": None if fittest is None else list(fittest)})
-        return SearchResult(genes, value, seconds, "heuristic", history=self.history,
-                            details={**info, "answer_fidelity": fidelity})
+        table_value = float(self.problem.scores(np.asarray(genes)[None])[0])
+        return SearchResult(np.asarray(genes), table_value, seconds, "heuristic", history=self.history,
+                            details={**info, "fitness": value, "answer_fidelity": fidelity})
 
     def answer(self) -> tuple[np.ndarray | None, float | None, float | None]:
         """(genes, score, fidelity) of the answer: the best full-fidelity one meeting every bound, else the best cheaper one."""

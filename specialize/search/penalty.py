@@ -9,6 +9,10 @@ search keeps; the others are made again) and `allowed` (the candidates a gene ma
   V(U_i) = p^max(0, U_i/C_u,i - 1, C_l,i/U_i - 1) for every bound i, with p = 0.9.
 
 Either way a strategy's answer is the best chromosome it saw that meets every bound.
+
+Fitness is the table's score unless `accuracy` is given: an offline evaluator of measured accuracy
+(`supernet.fitness.SupernetFitness`), called as `accuracy(pop, fidelity=1.0)`. Every fitness takes that
+keyword (the share of validation images to use, for EcoNAS's cheaper evaluations); the table's ignores it.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ SOFT_BASE = 0.9          # EPNAS's p_i, the same for every bound
 @dataclass(frozen=True)
 class Evaluation:
     penalty: str                                   # a key of PENALTIES
-    fitness: Callable[[np.ndarray], np.ndarray]    # [..., L] chromosomes -> [...], higher is better
+    fitness: Callable[..., np.ndarray]             # ([..., L] chromosomes, fidelity=1.0) -> [...], higher is better
     accept: Callable[[np.ndarray], np.ndarray]     # [N, L] -> [N] bool: children a search keeps
     allowed: np.ndarray                            # [L, C] bool: candidates a gene may take
 
@@ -37,7 +41,7 @@ class SoftPenalty:
     `evaluate` must be positive (predicted accuracy), so a violation always lowers it.
     A `fidelity` (see offline.py) reaches `evaluate` when it takes one."""
 
-    def __init__(self, evaluate: Callable[[np.ndarray], np.ndarray], problem: Problem, base: float = SOFT_BASE):
+    def __init__(self, evaluate: Callable[..., np.ndarray], problem: Problem, base: float = SOFT_BASE):
         self.evaluate, self.problem, self.base = evaluate, problem, base
         self.takes_fidelity = accepts_fidelity(evaluate)
 
@@ -72,18 +76,26 @@ def soft_violation(problem: Problem, pop: np.ndarray) -> np.ndarray:
     return total
 
 
-def hard_bounds(problem: Problem, best_accuracy: float = 1.0) -> Evaluation:
-    return Evaluation("hard", problem.scores, problem.feasible, problem.allowed)
+Fitness = Callable[..., np.ndarray]   # (pop [..., L], fidelity: float = 1.0) -> [...]
 
 
-def soft_penalty(problem: Problem, best_accuracy: float = 1.0, base: float = SOFT_BASE) -> Evaluation:
-    def accuracy(pop: np.ndarray) -> np.ndarray:
-        """Predicted accuracy, kept positive: the best network's plus Σ T_d."""
+def hard_bounds(problem: Problem, best_accuracy: float = 1.0, accuracy: Fitness | None = None) -> Evaluation:
+    def table_score(pop: np.ndarray, fidelity: float = 1.0) -> np.ndarray:
+        """Σ T_d (the table has no cheaper evaluation: `fidelity` is ignored)."""
+        return problem.scores(pop)
+    return Evaluation("hard", table_score if accuracy is None else accuracy, problem.feasible, problem.allowed)
+
+
+def soft_penalty(problem: Problem, best_accuracy: float = 1.0, accuracy: Fitness | None = None,
+                 base: float = SOFT_BASE) -> Evaluation:
+    def predicted_accuracy(pop: np.ndarray, fidelity: float = 1.0) -> np.ndarray:
+        """Predicted accuracy, kept positive: the best network's plus Σ T_d (`fidelity` is ignored)."""
         return np.maximum(best_accuracy + problem.scores(pop), 1e-6)
     def accept_all(pop: np.ndarray) -> np.ndarray:
         return np.ones(len(pop), dtype=bool)
     # Bounds become penalties, but the space's own mask (skip only where shapes match) stays hard.
-    return Evaluation("soft", SoftPenalty(accuracy, problem, base), accept_all, problem.structural.copy())
+    return Evaluation("soft", SoftPenalty(predicted_accuracy if accuracy is None else accuracy, problem, base),
+                      accept_all, problem.structural.copy())
 
 
 PENALTIES: dict[str, Callable[..., Evaluation]] = {"hard": hard_bounds, "soft": soft_penalty}

@@ -32,7 +32,13 @@ if TYPE_CHECKING:
     from specialize.search.constraints import Problem
     from specialize.search.penalty import Evaluation
 
-BUILTIN = ("specialize.search.ga", "specialize.search.exact", "specialize.search.pnas", "specialize.search.econas")
+BUILTIN = ("specialize.search.ga", "specialize.search.exact", "specialize.search.random_search",
+           "specialize.search.pnas", "specialize.search.econas")
+# Offline strategies that need torch register when this package is imported (specialize.api.search_offline does);
+# their names are listed here so the online command can refuse them in one line without importing torch
+# (tests/test_strategies.py checks the list against what the package registers).
+TORCH_STRATEGIES = "supernet.strategies"
+TORCH_STRATEGY_NAMES = ("epnas",)
 STATUSES = ("optimal", "not proven", "heuristic", "infeasible", "not found")   # not found: budget spent, no answer met every bound
 
 
@@ -88,6 +94,12 @@ def load_builtins() -> dict[str, Strategy]:
 def strategy_names() -> list[str]:
     """Registered names in alphabetical order (registration order depends on import order)."""
     return sorted(load_builtins())
+
+
+def is_offline(name: str) -> bool:
+    """True for a strategy that spends an expensive evaluator's budget (without importing torch)."""
+    strategies = load_builtins()
+    return name in TORCH_STRATEGY_NAMES or (name in strategies and strategies[name].offline)
 
 
 def get_strategy(name: str) -> Strategy:
