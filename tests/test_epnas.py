@@ -12,13 +12,14 @@ NAMES = ("k3e3", "k3e6", "k5e3", "k5e6", "skip")
 
 
 def skip_problem(skip_layers: tuple[int, ...] = (1, 3)):
-    """TINY with its last candidate renamed `skip`, allowed only on `skip_layers` (as for equal shapes)."""
+    """TINY with its last candidate renamed `skip`, allowed only on `skip_layers` (as for equal shapes): the
+    space's own mask, as build_problem sets it from the cost arrays."""
     base = problem_for(TINY, 0, ())
     names = base.candidates[:-1] + ("skip",)
     allowed = base.allowed.copy()
     allowed[:, -1] = False
     allowed[list(skip_layers), -1] = True
-    return replace(base, candidates=names, allowed=allowed)
+    return replace(base, candidates=names, allowed=allowed, space_allowed=allowed)
 
 
 def small_actions() -> Actions:
