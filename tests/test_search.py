@@ -39,8 +39,14 @@ def roofline_ms(space: SearchSpace) -> tuple[np.ndarray, float]:
 
 
 def problem_for(space, seed, bounds):
-    return build_problem(random_loss(space, seed), cost_arrays(space), tuple(bounds), space.name,
-                         latency=roofline_ms(space), device="roofline", candidates=space.candidate_names)
+    """The problem the API would build: near-zero-width intervals get their stated tolerance (reach.py), as
+    `specialize.api.prepare` gives them; without it an exact-sum row can keep HiGHS busy past its limit."""
+    from specialize.search.reach import with_tolerance
+
+    def build(bounds: tuple) -> object:
+        return build_problem(random_loss(space, seed), cost_arrays(space), bounds, space.name,
+                             latency=roofline_ms(space), device="roofline", candidates=space.candidate_names)
+    return build(with_tolerance(build(()), tuple(bounds)))
 
 
 def random_bounds(space, data) -> list[Bound]:
