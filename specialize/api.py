@@ -241,13 +241,12 @@ def refuse_infeasible(problem: Problem) -> None:
 
 
 def _training_data(tbl: AccuracyTable, data: str | Path | None) -> str | Path:
-    if data is not None:
-        return data
-    recorded = ((tbl.provenance or {}).get("settings") or {}).get("data")
-    if recorded and Path(recorded).exists():
-        return recorded
-    raise SpecializeError(f"give --data: the dataset accuracy table {tbl.path} was trained on "
-                          f"({recorded or 'not recorded'}) is not on this machine")
+    found = data if data is not None else tbl.training_data()
+    if found is None:
+        recorded = ((tbl.provenance or {}).get("settings") or {}).get("data")
+        raise SpecializeError(f"give --data: the dataset accuracy table {tbl.path} was trained on "
+                              f"({recorded or 'not recorded'}) is not on this machine")
+    return found
 
 
 def measured_values(problem: Problem, genes: np.ndarray) -> dict[str, float]:

@@ -63,6 +63,12 @@ class AccuracyTable:
     def calibration_path(self) -> Path | None:
         return self._beside(self.calibration)
 
+    def training_data(self) -> str | None:
+        """The dataset this table was trained on, when that path exists on this machine (relative paths are
+        taken from the current directory, as `specialize train` was given them)."""
+        data = ((self.provenance or {}).get("settings") or {}).get("data")
+        return str(data) if data and Path(data).exists() else None
+
     def _beside(self, entry: dict | None) -> Path | None:
         if not entry:
             return None

@@ -481,7 +481,8 @@ def export_subnet(space_name: str, arch_string: str, output: str | os.PathLike, 
     loaded = load_weights(space, weights)
     exported = deploy_space(loaded.net.space, space).arch_from_indices(arch.indices)
     module = loaded.net.extract(loaded.net.space.arch_from_indices(arch.indices)).eval()
-    eval_data = data if data is not None else (training_data(loaded.table) if loaded.trained else None)
+    table_data = loaded.table.training_data() if loaded.trained and loaded.table is not None else None
+    eval_data = data if data is not None else table_data
     bn_source, images = calibrate(module, loaded, space.resolution, data, calibration, recalibrate_bn, eval_data)
     cost = arch_cost(exported)
     settings = {"space": space.name, "arch": str(arch), "weights": loaded.source, "data": str(data) if data else None,
@@ -514,13 +515,6 @@ def with_metadata(onnx_bytes: bytes, metadata: dict[str, str]) -> bytes:
     model = onnx.load_from_string(onnx_bytes)
     set_metadata(model, metadata)
     return model.SerializeToString()
-
-
-def training_data(table: "AccuracyTable | None") -> str | None:
-    """The dataset a table was trained on, when that path exists on this machine (relative paths are taken
-    from the current directory, as `specialize train` was given them)."""
-    data = ((table.provenance or {}).get("settings") or {}).get("data") if table is not None else None
-    return str(data) if data and Path(data).exists() else None
 
 
 def measure_onnx_accuracy(onnx_bytes: bytes, data: str | os.PathLike | None, resolution: int) -> tuple[float | None, str]:

@@ -25,10 +25,10 @@ import torch
 
 from specialize.errors import SpecializeError
 from specialize.table import AccuracyTable
-from supernet.data import ImageDataset, balanced_split, calibration_indices, image_batches, load_dataset, to_tensor
+from supernet.data import ImageDataset, image_batches, load_dataset, to_tensor
 from supernet.elastic import Supernet
 from supernet.evaluate import subnet_accuracy
-from supernet.train import _seeded, validation_per_class
+from supernet.train import _seeded, held_out_split
 from supernet.train_config import TrainConfig
 from supernet.validate import load_table_weights
 
@@ -69,9 +69,8 @@ def table_split(table: AccuracyTable, dataset: ImageDataset, resolution: int) ->
     """The validation split and calibration images of the table's training run, as `Trainer.__init__` made them."""
     cfg, labels = training_config(table), dataset.train_labels
     check_same_data(table, dataset)
-    rest, held_out = balanced_split(labels, validation_per_class(labels, cfg.val_per_class), cfg.seed)
+    _, held_out, calib = held_out_split(labels, cfg)
     order = held_out[np.random.default_rng(_seeded(cfg.seed, ORDER_STREAM)).permutation(len(held_out))]
-    calib = calibration_indices(rest, cfg.calib_images, cfg.seed)
     return ValidationSplit(to_tensor(dataset.train_images[order], resolution), torch.from_numpy(labels[order]), order,
                            image_batches(dataset.train_images[calib], resolution), calib)
 

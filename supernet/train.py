@@ -61,6 +61,14 @@ def validation_per_class(labels: np.ndarray, requested: int | None) -> int:
     return max(1, min(-(-VALIDATION_IMAGES // len(classes)), int(counts.min()) // 5))
 
 
+def held_out_split(labels: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(rest, validation, calibration) indices into the training images, fixed by the run's settings: the
+    one derivation both training and the offline evaluator (`supernet.fitness`) use. Calibration images
+    come from the rest, never from the validation split."""
+    rest, validation = balanced_split(labels, validation_per_class(labels, cfg.val_per_class), cfg.seed)
+    return rest, validation, calibration_indices(rest, cfg.calib_images, cfg.seed)
+
+
 def pick_best(row: list[float], macs: np.ndarray, allowed: tuple[int, ...] | None = None) -> int:
     """The most accurate of the `allowed` candidates (default all); among exact ties, the one with the fewest MACs."""
     return min(range(len(row)) if allowed is None else allowed, key=lambda i: (-row[i], int(macs[i]), i))
@@ -116,14 +124,13 @@ class Trainer:
         self.space = preset.with_classes(self.data.classes)   # the classifier is sized to the data's classes
         self.trained_space = self.space.scaled(cfg.width, cfg.resolution)
         self.val_per_class = validation_per_class(self.data.train_labels, cfg.val_per_class)
-        rest, val = balanced_split(self.data.train_labels, self.val_per_class, cfg.seed)
+        rest, val, self.calib_idx = held_out_split(self.data.train_labels, cfg)
         rng = np.random.default_rng(_seeded(cfg.seed, 1))
         self.train_idx = np.sort(rng.choice(rest, max(1, int(round(len(rest) * cfg.sample_ratio))), replace=False))
         self.val_idx = val
         self.res = self.trained_space.resolution
         self.val_x = to_tensor(self.data.train_images[val], self.res)
         self.val_y = torch.from_numpy(self.data.train_labels[val])
-        self.calib_idx = calibration_indices(rest, cfg.calib_images, cfg.seed)   # never validation images
         self.calib = image_batches(self.data.train_images[self.calib_idx], self.res)
         self.macs = cost_arrays(self.space).macs
         torch.manual_seed(_seeded(cfg.seed, 0))

@@ -11,8 +11,9 @@ search keeps; the others are made again) and `allowed` (the candidates a gene ma
 Either way a strategy's answer is the best chromosome it saw that meets every bound.
 
 Fitness is the table's score unless `accuracy` is given: an offline evaluator of measured accuracy
-(`supernet.fitness.SupernetFitness`), called as `accuracy(pop, fidelity=1.0)`. Every fitness takes that
-keyword (the share of validation images to use, for EcoNAS's cheaper evaluations); the table's ignores it.
+(`supernet.fitness.SupernetFitness`), called as `accuracy(pop, fidelity=1.0)`. The fitness functions made
+here take that keyword (the share of validation images to use, for EcoNAS's cheaper evaluations) and the
+table's ignores it; a plain `fitness(pop)` also works (`score_at` then calls it without one).
 """
 from __future__ import annotations
 
