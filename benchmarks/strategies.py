@@ -1,7 +1,7 @@
 """Offline strategies side by side: the same budget of supernet evaluations and the same constraint sets.
 
     .venv/bin/python benchmarks/strategies.py --data PATH/cifar10-jpg.tar.gz [--table default] \
-        [--budget 300] [--seeds 3] [--val-images N] [--out results.json]
+        [--budget 300] [--seeds 3] [--val-images N] [--out results.json [--resume]]
 
 Strategies: every offline strategy in the registry (random, epnas, and any added later), each given
 --budget distinct architectures scored by the one evaluator (`supernet.fitness`: validation top-1 on the
@@ -17,7 +17,13 @@ sub-networks measured per second of the search (table+GA measures one, after its
 
 Constraint sets are drawn from the space itself (quantiles of 2,000 uniform random architectures), so
 they bind and are feasible on any table: params <= 25th percentile; MACs <= 40th percentile with
-intensity >= the median of those; latency on the measured profile `this-cpu` <= 30th percentile.
+intensity >= the median of those; latency on the measured profile `this-cpu` <= 30th percentile; and
+"tight", EPNAS's two-sided case, params <= 15th percentile with MACs >= 75th percentile, which about 0.06%
+of uniform random architectures meet (the share is printed): the set where EPNAS claims random search fails.
+
+Runs go seed by seed (every set and strategy at seed 0, then seed 1, ...), so an interrupted run still has
+whole seeds. With --out, every finished run is written there atomically; --resume skips the runs already
+in it (same table, budget and validation images), so a killed run continues where it stopped.
 """
 from __future__ import annotations
 
@@ -33,10 +39,12 @@ from specialize.api import prepare, search_offline, specialize
 from specialize.search.constraints import METRICS
 from specialize.search.random_search import uniform_architectures
 from specialize.search.registry import is_offline, strategy_names
+from specialize.fileio import atomic_write_json
 from specialize.table import load_table
 
 DEVICE = "this-cpu"
 SAMPLES = 2000
+FEASIBLE_SAMPLES = 50_000
 
 
 @dataclass(frozen=True)
@@ -47,15 +55,31 @@ class Run:
     evaluations_per_second: float | None
 
 
-def constraint_sets(table) -> dict[str, dict[str, float]]:
-    """Bound keywords for each set, at quantiles of uniform random architectures of the table's space."""
+def constraint_sets(table) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Bound keywords for each set, at quantiles of uniform random architectures of the table's space, and
+    the share of uniform random architectures (a fresh draw of FEASIBLE_SAMPLES) that meets each set."""
     _, _, problem = prepare(table, DEVICE, None, ())
     values = problem.measure(uniform_architectures(problem.allowed, np.random.default_rng(0), SAMPLES))
     small = values["macs"] <= np.quantile(values["macs"], 0.4)
-    return {"params": {"max_params": float(np.quantile(values["params"], 0.25))},
+    sets = {"params": {"max_params": float(np.quantile(values["params"], 0.25))},
             "macs+intensity": {"max_flops": float(np.quantile(values["macs"], 0.4)),
                                "min_intensity": float(np.median(values["intensity"][small]))},
-            "latency": {"max_latency": float(np.quantile(values["latency_ms"], 0.3))}}
+            "latency": {"max_latency": float(np.quantile(values["latency_ms"], 0.3))},
+            "tight": {"max_params": float(np.quantile(values["params"], 0.15)),
+                      "min_flops": float(np.quantile(values["macs"], 0.75))}}
+    fresh = problem.measure(uniform_architectures(problem.allowed, np.random.default_rng(1), FEASIBLE_SAMPLES))
+    return sets, {name: feasible_share(fresh, bounds) for name, bounds in sets.items()}
+
+
+def feasible_share(values: dict[str, np.ndarray], bounds: dict[str, float]) -> float:
+    """Share of the measured architectures that meet every bound keyword in `bounds`."""
+    from specialize.search.constraints import BOUND_OPTIONS
+
+    ok = np.ones(len(values["macs"]), dtype=bool)
+    for name, limit in bounds.items():
+        side, metric = BOUND_OPTIONS[name]
+        ok &= values[metric.key] <= limit if side == "max" else values[metric.key] >= limit
+    return float(ok.mean())
 
 
 def describe(bounds: dict[str, float]) -> str:
@@ -99,8 +123,14 @@ def main() -> None:
     parser.add_argument("--val-images", type=int, default=None, help="score on the first N validation images")
     parser.add_argument("--budget", type=int, default=300, help="distinct architectures each offline strategy scores")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--out", default=None, help="also write every run as JSON here")
+    parser.add_argument("--out", default=None, help="write every finished run as JSON here (atomically)")
+    parser.add_argument("--resume", action="store_true", help="skip the runs already in --out")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     import supernet.strategies  # noqa: F401  (registers the offline strategies that need torch)
     from supernet.fitness import SupernetFitness, supernet_fitness
@@ -113,18 +143,39 @@ def main() -> None:
     strategies = [name for name in strategy_names() if is_offline(name)]
     print(f"table {args.table} (space {table.space.name}), {shared.images} validation images, budget {args.budget} "
           f"evaluations, seeds 0..{args.seeds - 1}, soft penalty; strategies: {', '.join(strategies)}, table+GA")
-    record = {}
-    for set_name, bounds in constraint_sets(table).items():
-        print(f"-- {set_name}: {describe(bounds)}")
+    sets, shares = constraint_sets(table)
+    for set_name, bounds in sets.items():
+        print(f"-- {set_name}: {describe(bounds)}; met by {100 * shares[set_name]:.3f}% of {FEASIBLE_SAMPLES} "
+              f"uniform random architectures")
+    key = {"table": str(table.path), "fingerprint": table.fingerprint, "budget": args.budget, "val_images": shared.images}
+    record = load_record(args.out, key) if args.resume else {}
+    for seed in range(args.seeds):
+        for set_name, bounds in sets.items():
+            for strategy in strategies + ["table+GA"]:
+                name = f"{set_name}/{strategy}/{seed}"
+                if name not in record:
+                    record[name] = (table_ga_run(table, fresh(), seed, bounds) if strategy == "table+GA" else
+                                    offline_run(table, args.data, fresh(), strategy, args.budget, seed, bounds)).__dict__
+                    if args.out:
+                        atomic_write_json(args.out, {"key": key, "args": vars(args), "runs": record})
+                print(f"seed {seed} " + summary_line(set_name, strategy, [Run(**record[name])]), flush=True)
+    print(f"== over seeds 0..{args.seeds - 1}")
+    for set_name in sets:
         for strategy in strategies + ["table+GA"]:
-            runs = [table_ga_run(table, fresh(), seed, bounds) if strategy == "table+GA" else
-                    offline_run(table, args.data, fresh(), strategy, args.budget, seed, bounds) for seed in range(args.seeds)]
-            print(summary_line(set_name, strategy, runs), flush=True)
-            record[f"{set_name}/{strategy}"] = [r.__dict__ for r in runs]
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump({"args": vars(args), "runs": record}, fh, indent=1)
+            print(summary_line(set_name, strategy, [Run(**record[f"{set_name}/{strategy}/{seed}"]) for seed in range(args.seeds)]))
 
+
+def load_record(path: str | None, key: dict) -> dict:
+    """The runs already written to `path` by a run with the same key (empty when there is no file)."""
+    import os
+
+    if not path or not os.path.exists(path):
+        return {}
+    with open(path) as fh:
+        saved = json.load(fh)
+    if saved.get("key") != key:
+        raise SystemExit(f"{path}: written for {saved.get('key')}, not {key}; use another --out")
+    return saved["runs"]
 
 if __name__ == "__main__":
     main()
