@@ -29,6 +29,8 @@ def proxy_check(
     seed: int = typer.Option(0, "--seed"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch intra-op threads."),
     plot: Optional[Path] = typer.Option(None, "--plot", help="PNG of rho per setting with its cost (EcoNAS Fig. 8 style)."),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="JSON written after every trained "
+                                              "architecture; rerunning with it resumes a killed run."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     from specialize.errors import SpecializeError
@@ -42,8 +44,9 @@ def proxy_check(
 
     ref = Setting.parse(reference)
     reduced = [Setting.parse(s) for s in settings.split(",") if s.strip()]
-    if plot is not None:
-        check_writable(plot)
+    for path in (plot, checkpoint):
+        if path is not None:
+            check_writable(path)
     import torch
 
     from supernet.data import load_dataset
@@ -54,7 +57,7 @@ def proxy_check(
     dataset = load_dataset(data, image_size=search_space.resolution)
     with progress_status("training the zoo") as update:
         results = run_check(search_space.with_classes(dataset.classes), dataset, zoo, ref, reduced, seed, val_per_class,
-                              progress=update)
+                              progress=update, checkpoint=checkpoint)
     if plot is not None:
         plot_proxy_check(results, plot, f"{space}: rank consistency over {zoo} architectures")
     if as_json:

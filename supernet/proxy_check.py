@@ -9,6 +9,7 @@ full-width space?" is `c2r0s0eE` against `c0r0s0eE`.
 """
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import asdict, dataclass, field
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 
 from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
+from specialize.fileio import atomic_write_json
 from specialize.sampling import spread_architectures
 from specialize.space import Architecture, SearchSpace
 from supernet.data import ImageDataset, augment, balanced_split, to_tensor
@@ -106,28 +108,56 @@ def cost_of(space: SearchSpace, archs: list[Architecture], setting: Setting, ima
 
 
 def proxy_check(space: SearchSpace, data: ImageDataset, zoo: int, reference: Setting, settings: list[Setting],
-                seed: int = 0, val_per_class: int = 50, progress=lambda text: None) -> list[SettingResult]:
+                seed: int = 0, val_per_class: int = 50, progress=lambda text: None,
+                checkpoint: str | Path | None = None) -> list[SettingResult]:
     """Rank consistency (Spearman rho) of each reduced setting against the reference over a zoo of `zoo`
-    architectures spread over the MACs range; the reference comes first in the result."""
+    architectures spread over the MACs range; the reference comes first in the result. With `checkpoint`,
+    every trained architecture's accuracy is written there atomically, and a run that finds the file (from
+    the same space, zoo, seed, split and settings) trains only what it lacks: a killed run resumes."""
     from scipy.stats import spearmanr
 
     if zoo < 3:
         raise SpecializeError(f"--zoo must be at least 3 to rank architectures, got {zoo}")
     rest, val = balanced_split(data.train_labels, val_per_class, seed)
     archs = spread_architectures(space, zoo, seed)
+    key = {"space": space.fingerprint, "seed": seed, "val_per_class": val_per_class,
+           "train_images": len(data.train_labels), "zoo": [str(a) for a in archs]}
+    done = load_checkpoint(checkpoint, key) if checkpoint else {}
     reference_cost = cost_of(space, archs, reference, len(rest))
     results = []
     for setting in [reference] + settings:
-        accuracies = []
-        for i, arch in enumerate(archs):
+        accuracies = done.setdefault(setting.name, [])
+        for i, arch in enumerate(archs[len(accuracies):], start=len(accuracies)):
             accuracies.append(train_and_score(space, arch, setting, data, rest, val, seed + i))
+            if checkpoint:
+                atomic_write_json(checkpoint, {"key": key, "accuracies": done})
             progress(f"{setting.name}: trained {i + 1}/{len(archs)} ({100 * accuracies[-1]:.1f}%)")
         ranked = results and len(set(accuracies)) > 1 and len(set(results[0].accuracies)) > 1
         rho = float(spearmanr(results[0].accuracies, accuracies)[0]) if ranked else None   # ties everywhere: no ranking
         results.append(SettingResult(setting.name, setting.width(), setting.resolution(space.resolution),
                                      setting.sample_ratio(), setting.e, cost_of(space, archs, setting, len(rest)) / reference_cost,
-                                     None if rho is None or math.isnan(rho) else rho, accuracies))
+                                     None if rho is None or math.isnan(rho) else rho, list(accuracies)))
     return results
+
+
+def load_checkpoint(path: str | Path, key: dict) -> dict[str, list[float]]:
+    """Accuracies already trained by a run with the same `key`; empty when `path` does not exist yet."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    try:
+        saved = json.loads(path.read_text())
+        accuracies = saved["accuracies"]
+        if not all(isinstance(v, list) and all(isinstance(a, float) for a in v) for v in accuracies.values()):
+            raise TypeError
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        raise SpecializeError(f"proxy-check checkpoint {path}: not a checkpoint written by proxy-check "
+                              f"(field 'accuracies' missing or malformed)") from None
+    for field_name, value in key.items():
+        if saved.get("key", {}).get(field_name) != value:
+            raise SpecializeError(f"proxy-check checkpoint {path} was written by a different run (field "
+                                  f"'{field_name}' differs); remove it or pass another --checkpoint")
+    return {name: list(values)[:len(key["zoo"])] for name, values in accuracies.items()}
 
 
 def plot_proxy_check(results: list[SettingResult], path: str | Path, title: str) -> None:

@@ -35,3 +35,40 @@ def test_reduced_settings_cost_less_and_are_ranked(synthetic_data):
     reference, reduced = results
     assert reference.cost_ratio == 1 and reference.spearman_rho is None and len(reference.accuracies) == 3
     assert reduced.cost_ratio < 0.25 and reduced.resolution == 8
+
+
+def test_a_killed_run_resumes_from_its_checkpoint(synthetic_data, tmp_path, monkeypatch):
+    """The resumed run trains only the architectures the killed one had not finished, and ends where an
+    uninterrupted run does."""
+    import supernet.proxy_check as pc
+
+    data = load_dataset(synthetic_data, image_size=16)
+    space = get_space("cifar10").scaled(0.25, 16)
+    ref, reduced = Setting.parse("c0r0s0e1"), [Setting.parse("c2r2s1e1")]
+    whole = proxy_check(space, data, 3, ref, reduced, val_per_class=2)
+    checkpoint, trained = tmp_path / "check.json", []
+
+    def kill_after_four(text):
+        trained.append(text)
+        if len(trained) == 4:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        proxy_check(space, data, 3, ref, reduced, val_per_class=2, progress=kill_after_four, checkpoint=checkpoint)
+    real_train, calls = pc.train_and_score, []
+    monkeypatch.setattr(pc, "train_and_score", lambda *a, **k: calls.append(a[1]) or real_train(*a, **k))
+    resumed = proxy_check(space, data, 3, ref, reduced, val_per_class=2, checkpoint=checkpoint)
+    assert len(calls) == 2
+    assert [r.accuracies for r in resumed] == [r.accuracies for r in whole]
+    assert [r.spearman_rho for r in resumed] == [r.spearman_rho for r in whole]
+
+
+def test_a_checkpoint_of_another_run_is_refused(synthetic_data, tmp_path):
+    data = load_dataset(synthetic_data, image_size=16)
+    space = get_space("cifar10").scaled(0.25, 16)
+    checkpoint = tmp_path / "check.json"
+    proxy_check(space, data, 3, Setting.parse("c0r0s0e1"), [], val_per_class=2, checkpoint=checkpoint)
+    with pytest.raises(SpecializeError, match=r"check.json was written by a different run \(field 'seed'"):
+        proxy_check(space, data, 3, Setting.parse("c0r0s0e1"), [], seed=1, val_per_class=2, checkpoint=checkpoint)
+    checkpoint.write_text('{"key": {}, "accuracies": {"c0r0s0e1": ["x"]}}')
+    with pytest.raises(SpecializeError, match="field 'accuracies' missing or malformed"):
+        proxy_check(space, data, 3, Setting.parse("c0r0s0e1"), [], val_per_class=2, checkpoint=checkpoint)
