@@ -15,8 +15,8 @@ networks predicted within ±10%, Kendall τ, MAPE, and the error the profile its
 
 `--ship` writes each profile into hw_profiles/data/ under `hw_profiles.registry.shipped_file_name`
 (`this-cpu-onnxruntime.cifar10.json` at batch 1 and 1 thread, `...cifar10.b32.t2.json` at batch 32 and
-2 threads), where `specialize --device this-cpu --batch B --threads T` finds it; it refuses to run beside
-`specialize train`. After re-shipping the batch-1, 1-thread profiles, refit the op model the estimates
+2 threads), where `specialize --device this-cpu --batch B --threads T` finds it; it refuses to ship when other
+processes use more than 15% of the CPU. After re-shipping the batch-1, 1-thread profiles, refit the op model the estimates
 use: `python -m hw_profiles.opmodel`.
 
 Run it on an idle machine: figures taken beside another busy process are distorted (it warns).
@@ -35,14 +35,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hw_profiles.registry import DATA_DIR, shipped_file_name  # noqa: E402
+from hw_profiles.runtime import cpu_busy_share  # noqa: E402
+
+BUSY_LIMIT = 0.15
 
 SPECIALIZE = str(ROOT / ".venv/bin/specialize")
 PRESETS = ("cifar10", "ponas-imagenet")
 
 
 def busy_warning() -> str | None:
-    found = subprocess.run(["pgrep", "-f", "specialize train"], capture_output=True, text=True).stdout.split()
-    return f"WARNING: `specialize train` is running (pids {' '.join(found)}): latency figures are distorted" if found else None
+    """A warning when other processes use more than BUSY_LIMIT of the CPU (over one second)."""
+    busy = cpu_busy_share(1.0)
+    if busy is not None and busy > BUSY_LIMIT:
+        return f"WARNING: other processes use {100 * busy:.0f}% of the CPU: latency figures are distorted"
+    return None
 
 
 def run(command: list[str]) -> str:
@@ -64,6 +70,7 @@ def check(space: str, threads: int, batch: int, args: argparse.Namespace, out_di
     run(profile + (["--force"] if args.force else []))
     report = json.loads(run([SPECIALIZE, "profile", "validate", "--profile", str(path), "--samples", str(args.samples),
                              "--seed", "1", "--runs", str(args.runs), "--json"]))
+    report["whole_network"] = json.loads(path.read_text())["measurement"]["whole_network"]
     return report
 
 
@@ -86,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     warning = busy_warning()
     if warning and args.ship:
-        raise SystemExit(f"{warning}; not shipping profiles measured beside it")
+        raise SystemExit(f"{warning}; not shipping profiles measured beside them")
     if warning:
         print(warning)
     with tempfile.TemporaryDirectory(prefix="hardware-truth-") as tmp:
@@ -94,6 +101,8 @@ def main() -> None:
         for space, threads, batch in settings(args):
             r = check(space, threads, batch, args, out_dir)
             expected = "unknown" if r["expected_error"] is None else f"±{100 * r['expected_error']:.1f}%"
+            drift = r["whole_network"].get("repeatability")
+            expected += "" if drift is None else f" (of which the machine's own drift over {r['whole_network']['rounds']} rounds ±{100 * drift:.1f}%)"
             print(f"[{space}, {threads} thread(s), batch {batch}] {args.samples} networks as deployed: within_10pct={r['within_10pct']:.3f} "
                   f"kendall_tau={r['kendall_tau']:.3f} mape={r['mape']:.3f} (block sums alone: within_10pct="
                   f"{r['uncalibrated']['within_10pct']:.3f} mape={r['uncalibrated']['mape']:.3f}); profile expects {expected}"

@@ -61,7 +61,7 @@ def profile(
     search_space = get_space(space)
     get_runtime(runtime, precision, threads, graph_optimization)  # fail before any work when the runtime cannot run here
     protocol = Protocol(repeats=repeats)
-    total = len(space_workloads(search_space, batch)) * protocol.passes + 2 * calibration_networks
+    total = len(space_workloads(search_space, batch)) * protocol.passes + calibration_networks * (protocol.passes + 2)
     with progress_bar(f"profiling {search_space.name} on {runtime}", total) as step:
         try:
             result = profile_space(search_space, name, runtime, precision, batch, threads, protocol, force, step,
@@ -71,6 +71,9 @@ def profile(
     result.save(output)
     noisy = result.measurement["noisy"]
     note = f", {len(noisy)} noisy entries kept (--force)" if noisy else ""
+    busy = result.measurement.get("busy_before")
+    if busy is not None and busy > 0.15:
+        note += f"; other processes used {100 * busy:.0f}% of the CPU as it began (timings are likely distorted)"
     console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}; {expected_error_text(result)}", markup=False)
 
 

@@ -54,14 +54,17 @@ class DeviceProfile:
     def expected_error(self) -> float | None:
         """Expected relative error of a whole-network prediction (0.1 = ±10%), or None when unknown:
         the leave-one-out error on whole networks (measured, or estimated after `profile calibrate`),
-        else the device's anchor band (estimated)."""
+        combined with how much the same network's timing moved between rounds (measured), else the
+        device's anchor band (estimated)."""
         if self.kind == "estimated":
             few_shot = self.hardware.get("few_shot") or {}
             band = few_shot.get("loo_mape", (self.hardware.get("anchor") or {}).get("expected_error"))
             return None if band is None else float(band)
         whole = self.measurement.get("whole_network") or {}
         value = whole.get("calibrated_loo_mape") if self.calibration else whole.get("uncalibrated_mape")
-        return None if value is None else float(value)
+        if value is None:
+            return None
+        return float(np.hypot(value, whole.get("repeatability") or 0.0))  # model error and the machine's own drift
 
     @property
     def scale(self) -> float:

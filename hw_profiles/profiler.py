@@ -7,13 +7,14 @@ re-measured; if some stay noisy, `profile_space` refuses (NoisyProfileError) unl
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
-from hw_profiles.runtime import DEFAULT_GRAPH_OPTIMIZATION, Protocol, Timing, cpu_name, get_runtime, pick_timing, time_runs, torch_threads
+from hw_profiles.runtime import DEFAULT_GRAPH_OPTIMIZATION, Protocol, Timing, cpu_busy_share, cpu_name, get_runtime, pick_timing, time_runs, torch_threads
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.workloads import Workload, build_module, example_input, space_workloads
 from specialize.errors import SpecializeError
@@ -30,22 +31,28 @@ class NoisyProfileError(SpecializeError):
 
 
 def measure_workloads(runtime, space: SearchSpace, workloads: list[Workload], protocol: Protocol,
-                      progress: Callable[[str], None] | None = None) -> dict[str, Timing]:
+                      progress: Callable[[str], None] | None = None,
+                      between_passes: Callable[[], None] | None = None) -> dict[str, Timing]:
     """Time every workload in `protocol.passes` round-robin passes and keep, per workload, `pick` of
     its passes: a burst of interference from another process then spoils one pass, not the entry.
-    Entries still noisy are re-timed up to `protocol.retries` times. `progress(key)` after each timing."""
+    Entries still noisy are re-timed up to `protocol.retries` times. `progress(key)` after each timing;
+    `between_passes()` before the first pass and after each (whole-network rounds interleave there)."""
+    tick = between_passes or (lambda: None)
+    tick()
     runs, passes = {}, {}
     for workload in workloads:
         runs[workload.key] = runtime.prepare(build_module(space, workload), example_input(workload.input_shape))
         passes[workload.key] = [time_runs(runs[workload.key], runtime.clock, protocol)]
         if progress:
             progress(workload.key)
+    tick()
     warm = replace(protocol, warmup_s=0.0)  # sessions are warm after the first pass
     for _ in range(protocol.passes - 1):
         for key, run in runs.items():
             passes[key].append(time_runs(run, runtime.clock, warm))
             if progress:
                 progress(key)
+        tick()
     timings = {key: pick_timing(found, protocol.rel_iqr_max) for key, found in passes.items()}
     for key, run in runs.items():
         for _ in range(protocol.retries):
@@ -83,11 +90,19 @@ def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntim
                   progress: Callable[[str], None] | None = None, graph_optimization_level: str = DEFAULT_GRAPH_OPTIMIZATION,
                   calibration_networks: int = 0) -> DeviceProfile:
     """A measured profile of `space`; `progress(key)` is called after each timing (entries x passes),
-    then twice per whole network when `calibration_networks` > 0 (see `hw_profiles.validate.calibrate_profile`)."""
+    and, when `calibration_networks` > 0, once per export and per whole-network timing: those networks are
+    timed in rounds between the block passes and fit the correction (`hw_profiles.validate.CalibrationRounds`)."""
     runtime = get_runtime(runtime_name, precision, threads, graph_optimization_level)
+    busy = cpu_busy_share(0.5)
     start = time.perf_counter()
-    with torch_threads(1):  # tracing for export is single-threaded work; more threads only contend
-        timings = measure_workloads(runtime, space, space_workloads(space, batch), protocol, progress)
+    whole = None
+    if calibration_networks and hasattr(runtime, "load"):
+        from hw_profiles.validate import CalibrationRounds
+        whole = CalibrationRounds(space, batch, runtime_name, precision, runtime.threads or 1, runtime.graph_optimization_level,
+                                  calibration_networks, progress=progress)
+    with whole or contextlib.nullcontext(), torch_threads(1):  # tracing for export is single-threaded work
+        timings = measure_workloads(runtime, space, space_workloads(space, batch), protocol, progress,
+                                    whole.time_round if whole else None)
     latency, spread, fixed, fixed_spread = assemble_profile(space, timings, batch)
     described = runtime.describe()
     noisy = noisy_entries(timings, protocol)
@@ -97,6 +112,7 @@ def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntim
         threads=runtime.threads or 1, graph_optimization_level=runtime.graph_optimization_level,
         hardware={"device_name": described["device_name"], "host_cpu": cpu_name()},
         measurement={"protocol": protocol.__dict__, "threads": described.get("threads"), "noisy": noisy,
+                     "busy_before": None if busy is None else round(busy, 3),
                      "forced": bool(noisy) and force, "wall_s": round(time.perf_counter() - start, 2),
                      "spread": "interquartile range of the samples, ms",
                      "dispatch": "per-call cost of an empty graph, taken off every entry and counted once in fixed_ms"},
@@ -108,10 +124,9 @@ def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntim
             f"{len(noisy)} entries stayed noisier than {100 * protocol.rel_iqr_max:.0f}% relative IQR after "
             f"{protocol.retries} re-measurements; worst: {listed}. Is something else using the CPU/GPU? "
             f"Re-run when the machine is idle, or pass --force to write it anyway", profile)
-    if calibration_networks and not hasattr(runtime, "load"):
+    if calibration_networks and whole is None:
         profile.measurement["whole_network"] = {"skipped": f"runtime {runtime_name} times torch modules, not exported "
                                                            f"ONNX files, so no whole-network correction was fitted"}
-    elif calibration_networks:
-        from hw_profiles.validate import calibrate_profile
-        profile = calibrate_profile(profile, calibration_networks, progress=progress)
+    elif whole is not None:
+        profile = whole.fit(profile)
     return profile

@@ -172,6 +172,22 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_busy_share(seconds: float = 1.0) -> float | None:
+    """Share of all CPU time used by other processes over the next `seconds` (this one sleeps), from
+    /proc/stat; None where there is no /proc/stat. Timings taken beside a busy share are distorted."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        return sum(values), values[3] + values[4]       # total, idle + iowait
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, 1 - (idle1 - idle0) / max(total1 - total0, 1))
+
+
 # -- runtimes ------------------------------------------------------------------------------------
 DEFAULT_THREADS = 1  # steadiest; on a 2-vCPU VM two intra-op threads gave 200% relative IQR on small blocks
 

@@ -7,10 +7,14 @@ deployment runs them: each sub-network is exported with `specialize export`'s ow
 profile records (threads, graph optimization level), warmed up, then the median of `runs` single
 runs is taken (`hw_profiles.runtime.deployment_protocol`).
 
-`calibrate_profile` fits measured = scale * block sum + offset on such networks and keeps it only
-if it lowers the leave-one-out error; either way the error is recorded, so the profile says how
-far off it is expected to be (`DeviceProfile.expected_error`). `validate_profile` measures
-held-out networks and compares them with the prediction.
+`CalibrationRounds` times the calibration networks in rounds spread over the profiling window (one
+before the block passes, one after each), so the correction sees the machine in the same states as the
+blocks rather than in one few-second window; their median per network is fitted by
+`apply_whole_network_fit`: measured = scale * block sum + offset, kept only if it lowers the leave-one-out
+error. How far a network's rounds stray from its median (`repeatability`) is the machine's own drift: no
+profile can be expected to agree with a later timing more closely than that. Both are recorded, so the
+profile says how far off it is expected to be (`DeviceProfile.expected_error`). `validate_profile`
+measures held-out networks and compares them with the prediction.
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from hw_profiles.profile import DeviceProfile
 from hw_profiles.runtime import deployment_protocol, get_runtime, time_runs, torch_threads
 from specialize.errors import SpecializeError
 from specialize.sampling import spread_architectures
-from specialize.space import Architecture
+from specialize.space import Architecture, SearchSpace
 
 DEPLOYED_RUNS = 30          # single runs per network after warm-up; the figure is their median
 CALIBRATION_NETWORKS = 8    # whole networks `specialize profile` times to fit its correction
@@ -38,14 +42,14 @@ def uncalibrated_ms(profile: DeviceProfile, arch: Architecture) -> float:
     return float(profile.latency_ms[rows, np.asarray(arch.indices)].sum() + sum(profile.fixed_ms.values()))
 
 
-def export_networks(profile: DeviceProfile, archs: list[Architecture], out_dir: Path,
+def export_networks(space: SearchSpace, archs: list[Architecture], out_dir: Path,
                     progress: Callable[[str], None] | None = None) -> list[Path]:
     """Each architecture exported by `specialize export`'s function (random weights) to out_dir."""
     from supernet.export import export_subnet
 
     paths = []
     for i, arch in enumerate(archs):
-        paths.append(export_subnet(profile.space.name, str(arch), out_dir / f"net{i:03d}.onnx").onnx_path)
+        paths.append(export_subnet(space.name, str(arch), out_dir / f"net{i:03d}.onnx").onnx_path)
         if progress:
             progress(f"export {arch}")
     return paths
@@ -77,7 +81,7 @@ def measure_networks(profile: DeviceProfile, archs: list[Architecture], runtime_
                               f"to measure it on; give --runtime (e.g. onnxruntime) to compare it with this machine")
     shape = (profile.batch, 3, profile.space.resolution, profile.space.resolution)
     with tempfile.TemporaryDirectory(prefix="specialize-validate-") as tmp, torch_threads(1):
-        paths = export_networks(profile, archs, Path(tmp), progress)
+        paths = export_networks(profile.space, archs, Path(tmp), progress)
         return time_deployed(paths, shape, runtime_name, profile.precision, threads or profile.threads,
                              profile.graph_optimization_level, runs, progress)
 
@@ -113,12 +117,25 @@ def loo_mape(predicted: list[float], measured: list[float]) -> float:
     return float(np.mean(errors))
 
 
-def apply_whole_network_fit(profile: DeviceProfile, archs: list[Architecture], measured: list[float],
+def repeatability(rounds: np.ndarray) -> float | None:
+    """Mean relative deviation of each round's timing from its network's median over rounds [R, N]
+    (None for a single round): how much the same file's deployed latency moves on this machine."""
+    if len(rounds) < 2:
+        return None
+    return float(np.mean(np.abs(rounds / np.median(rounds, axis=0) - 1)))
+
+
+def apply_whole_network_fit(profile: DeviceProfile, archs: list[Architecture], measured: list[float] | np.ndarray,
                             source: str) -> DeviceProfile:
     """Record the block sums' error on these whole networks; keep the scale/offset correction only if
-    it lowers the leave-one-out error. `profile.expected_error` then reads what was kept."""
+    it lowers the leave-one-out error. `measured` is one timing per network, or rounds of them [R, N]
+    (their median is fitted and their spread recorded as `repeatability`). `profile.expected_error`
+    then reads what was kept."""
+    rounds = np.atleast_2d(np.asarray(measured, dtype=float))
+    measured = list(np.median(rounds, axis=0))
     raw = [uncalibrated_ms(profile, a) for a in archs]
-    whole = {"networks": len(archs), "source": source, "uncalibrated_mape": agreement(raw, measured)["mape"]}
+    whole = {"networks": len(archs), "source": source, "rounds": len(rounds), "repeatability": repeatability(rounds),
+             "uncalibrated_mape": agreement(raw, measured)["mape"]}
     profile = replace(profile, calibration=None, measurement={**profile.measurement, "whole_network": whole})
     try:
         calibration = fit_calibration(raw, measured)
@@ -132,13 +149,35 @@ def apply_whole_network_fit(profile: DeviceProfile, archs: list[Architecture], m
     return profile
 
 
-def calibrate_profile(profile: DeviceProfile, networks: int = CALIBRATION_NETWORKS, seed: int = CALIBRATION_SEED,
-                      runs: int = DEPLOYED_RUNS, progress: Callable[[str], None] | None = None) -> DeviceProfile:
-    """`profile` with its whole-network correction fitted on `networks` exported, deployed networks."""
-    archs = spread_architectures(profile.space, networks, seed)
-    measured = measure_networks(profile, archs, runs=runs, progress=progress)
-    return apply_whole_network_fit(profile, archs, measured, f"{networks} exported networks, seed {seed}, "
-                                                            f"median of {runs} deployed runs")
+class CalibrationRounds:
+    """The calibration networks, exported once, then timed as deployed in rounds (`time_round`) that the
+    caller spreads over its measuring window; `fit` applies the whole-network correction to a profile."""
+
+    def __init__(self, space: SearchSpace, batch: int, runtime_name: str, precision: str, threads: int,
+                 graph_optimization_level: str | None, networks: int = CALIBRATION_NETWORKS, seed: int = CALIBRATION_SEED,
+                 runs: int = DEPLOYED_RUNS, progress: Callable[[str], None] | None = None):
+        self.archs = spread_architectures(space, networks, seed)
+        self.space, self.seed, self.runs, self.progress = space, seed, runs, progress
+        self.timing = (runtime_name, precision, threads, graph_optimization_level)
+        self.shape = (batch, 3, space.resolution, space.resolution)
+        self.rounds: list[list[float]] = []
+
+    def __enter__(self) -> "CalibrationRounds":
+        self._tmp = tempfile.TemporaryDirectory(prefix="specialize-calibrate-")
+        with torch_threads(1):
+            self.paths = export_networks(self.space, self.archs, Path(self._tmp.name), self.progress)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._tmp.cleanup()
+
+    def time_round(self) -> None:
+        self.rounds.append(time_deployed(self.paths, self.shape, *self.timing, self.runs, self.progress))
+
+    def fit(self, profile: DeviceProfile) -> DeviceProfile:
+        return apply_whole_network_fit(profile, self.archs, self.rounds,
+                                       f"{len(self.archs)} exported networks, seed {self.seed}, {len(self.rounds)} rounds "
+                                       f"spread over the profiling window, each the median of {self.runs} deployed runs")
 
 
 def validate_profile(profile: DeviceProfile, samples: int = 30, seed: int = 0, calibrate: bool = False,

@@ -123,8 +123,9 @@ def test_profile_records_threads_and_fits_its_whole_network_correction(tiny, tmp
     profile = profile_space(tiny, "this-cpu", threads=2, protocol=QUICK, force=True, graph_optimization_level="extended",
                             calibration_networks=4)
     whole = profile.measurement["whole_network"]
-    assert whole["networks"] == 4 and whole["uncalibrated_mape"] >= 0
-    assert profile.expected_error == (whole["calibrated_loo_mape"] if profile.calibration else whole["uncalibrated_mape"])
+    assert whole["networks"] == 4 and whole["uncalibrated_mape"] >= 0 and whole["rounds"] == QUICK.passes + 1
+    model_error = whole["calibrated_loo_mape"] if profile.calibration else whole["uncalibrated_mape"]
+    assert profile.expected_error == pytest.approx(np.hypot(model_error, whole["repeatability"]))
     profile.save(tmp_path / "p.json")
     loaded = load_profile(tmp_path / "p.json", tiny)
     assert loaded.threads == 2 and loaded.graph_optimization_level == "extended" and "2 threads" in loaded.label
@@ -207,3 +208,32 @@ def test_profile_cifar10_with_tiny_repeat_counts(tmp_path):
     profile = profile_space(space, "this-cpu", threads=1, protocol=QUICK, force=True)
     profile.save(tmp_path / "p.json")
     assert load_profile(tmp_path / "p.json", space).latency_ms.shape == (12, 12)
+
+
+def test_whole_network_rounds_interleave_with_the_block_passes(tiny, monkeypatch):
+    """One round of whole networks before the first block pass and one after each: the correction is
+    fitted on the machine in the same states as the blocks, not in one few-second window."""
+    from hw_profiles import validate as validate_module
+
+    events, real_runs, real_deployed = [], profiler_module.time_runs, validate_module.time_deployed
+    monkeypatch.setattr(profiler_module, "time_runs", lambda *a: events.append("block") or real_runs(*a))
+    monkeypatch.setattr(validate_module, "time_deployed", lambda *a: events.append("whole") or real_deployed(*a))
+    profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True, calibration_networks=4)
+    passes = "".join("w" if e == "whole" else "b" for e in events).strip("b").split("w")[1:-1]
+    assert events[0] == "whole" and events.count("whole") == QUICK.passes + 1
+    assert all(len(p) >= len(space_workloads(tiny, 1)) for p in passes) and len(passes) == QUICK.passes
+
+
+def test_repeatability_is_the_rounds_spread_and_widens_the_expected_error(tiny):
+    from hw_profiles.validate import apply_whole_network_fit, repeatability
+
+    assert repeatability(np.array([[1.0, 2.0]])) is None
+    assert repeatability(np.array([[1.0, 2.0], [1.1, 2.2], [0.9, 1.8]])) == pytest.approx(0.4 / 6)
+    profile = profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True)
+    archs = spread_architectures(tiny, 5, 3)
+    steady = [[profile.predict_ms(a) * 1.3 for a in archs]] * 3
+    drifting = steady + [[ms * 1.2 for ms in steady[0]]] * 2
+    assert apply_whole_network_fit(profile, archs, steady, "steady").expected_error == pytest.approx(0.0, abs=1e-9)
+    moved = apply_whole_network_fit(profile, archs, drifting, "drifting")
+    assert moved.measurement["whole_network"]["repeatability"] == pytest.approx(2 * 0.2 / 5)  # two rounds of five 20% off
+    assert moved.expected_error == pytest.approx(2 * 0.2 / 5, rel=1e-6)
