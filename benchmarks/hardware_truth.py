@@ -8,7 +8,8 @@ For each preset, thread count (1 and all cores by default) and batch size (1 by 
 project's own commands: `specialize profile --threads T --batch B` (a fresh profile: every block timed,
 then the whole-network correction
 fitted on its own exported networks), then `specialize profile validate --samples N --seed 1 --json`
-on N other networks. Validation exports each network with `specialize export`'s function and times the
+on N other networks (--retime: twice, to show how well one timing of the same files predicts the
+next, the ceiling this machine allows any profile). Validation exports each network with `specialize export`'s function and times the
 .onnx file as a deployment would: a plain onnxruntime session with the threads and graph optimization
 level the profile records, warm-up, then the median of --runs single runs. It prints the share of
 networks predicted within ±10%, Kendall τ, MAPE, and the error the profile itself expects.
@@ -68,10 +69,21 @@ def check(space: str, threads: int, batch: int, args: argparse.Namespace, out_di
     profile = [SPECIALIZE, "profile", "--name", "this-cpu", "--space", space, "--threads", str(threads),
                "--batch", str(batch), "--calibration-networks", str(args.calibration_networks), "--repeats", str(args.repeats), "-o", str(path)]
     run(profile + (["--force"] if args.force else []))
-    report = json.loads(run([SPECIALIZE, "profile", "validate", "--profile", str(path), "--samples", str(args.samples),
-                             "--seed", "1", "--runs", str(args.runs), "--json"]))
+    validate = [SPECIALIZE, "profile", "validate", "--profile", str(path), "--samples", str(args.samples),
+                "--seed", "1", "--runs", str(args.runs), "--json"]
+    report = json.loads(run(validate))
     report["whole_network"] = json.loads(path.read_text())["measurement"]["whole_network"]
+    if args.retime:
+        again = json.loads(run(validate))
+        report["retimed"] = retime_agreement(report["samples"], again["samples"])
     return report
+
+
+def retime_agreement(first: list[dict], second: list[dict]) -> dict:
+    """The same files timed twice: the second timing "predicted" by the first (the ceiling for any profile)."""
+    from hw_profiles.validate import agreement
+
+    return agreement([s["measured_ms"] for s in first], [s["measured_ms"] for s in second])
 
 
 def settings(args: argparse.Namespace) -> list[tuple[str, int, int]]:
@@ -89,6 +101,8 @@ def main() -> None:
     parser.add_argument("--threads", nargs="+", default=["1", "all"], help="thread counts; 'all' = every core")
     parser.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 32")
     parser.add_argument("--force", action="store_true", help="keep profiles with noisy entries (busy machine)")
+    parser.add_argument("--retime", action="store_true", help="validate twice and print how well the first timing "
+                        "of the same files predicts the second: the ceiling the machine allows")
     parser.add_argument("--ship", action="store_true", help="write the profiles into hw_profiles/data/ (idle machine only)")
     args = parser.parse_args()
     warning = busy_warning()
@@ -106,7 +120,9 @@ def main() -> None:
             print(f"[{space}, {threads} thread(s), batch {batch}] {args.samples} networks as deployed: within_10pct={r['within_10pct']:.3f} "
                   f"kendall_tau={r['kendall_tau']:.3f} mape={r['mape']:.3f} (block sums alone: within_10pct="
                   f"{r['uncalibrated']['within_10pct']:.3f} mape={r['uncalibrated']['mape']:.3f}); profile expects {expected}"
-                  + (f"; shipped {shipped_file_name('this-cpu', 'onnxruntime', space, batch, threads)}" if args.ship else ""),
+                  + (f"; shipped {shipped_file_name('this-cpu', 'onnxruntime', space, batch, threads)}" if args.ship else "")
+                  + (f"\n    the same {args.samples} files timed again: within_10pct={r['retimed']['within_10pct']:.3f} "
+                     f"kendall_tau={r['retimed']['kendall_tau']:.3f} mape={r['retimed']['mape']:.3f}" if "retimed" in r else ""),
                   flush=True)
     if warning:
         print(warning)

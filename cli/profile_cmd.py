@@ -96,8 +96,10 @@ def validate(
     fit_samples: Optional[int] = typer.Option(None, "--fit-samples", min=3, help="Networks for the calibration fit (default --samples)."),
     runtime: Optional[str] = typer.Option(None, "--runtime", help="Measure on this runtime instead of the profile's."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Default: the profile's."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --calibrate: write the calibrated profile here "
-                                          "(the input is never rewritten)."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --calibrate or --record: write the profile here "
+                                          "(the input is rewritten only if -o names it)."),
+    record: bool = typer.Option(False, "--record", help="Append this validation to the profile written to -o; a later "
+                                "validation that misses by more widens the profile's expected error."),
     runs: int = typer.Option(30, "--runs", min=3, help="Single runs per network after warm-up; the figure is their median."),
     as_json: bool = typer.Option(False, "--json", help="Print the figures and samples as JSON."),
 ) -> None:
@@ -107,20 +109,31 @@ def validate(
     from specialize.errors import SpecializeError
     from specialize.fileio import check_writable
 
-    if calibrate and output is None:
-        raise SpecializeError("--calibrate writes the calibrated profile to a new file: give -o PROFILE.json")
+    if (calibrate or record) and output is None:
+        raise SpecializeError(f"{'--calibrate' if calibrate else '--record'} writes the profile to a file: give -o PROFILE.json")
     if output is not None:
         check_writable(output)
     loaded = load_profile(profile_path)
+    if record:
+        from hw_profiles.validate import check_recordable
+
+        check_recordable(loaded, runtime, threads)
     total = 2 * (samples + ((fit_samples or samples) if calibrate else 0))
     with progress_bar("exporting and timing whole networks", total) as step:
         report, updated = validate_profile(loaded, samples, seed, calibrate, fit_samples, runtime, threads, runs, step)
-    if report.get("calibration_kept"):
+    if record:
+        from hw_profiles.validate import record_validation
+
+        updated = record_validation(updated, report)
+        report["expected_error"] = updated.expected_error
+    if report.get("calibration_kept") or record:
         updated.save(output)
     if as_json:
         print_json(report)
         return
     render_validation(report, output)
+    if record:
+        console.print(f"  recorded in {output}: the profile now expects ±{100 * updated.expected_error:.1f}%", markup=False)
 
 
 def render_validation(report: dict, profile_path: Path) -> None:

@@ -54,8 +54,9 @@ class DeviceProfile:
     def expected_error(self) -> float | None:
         """Expected relative error of a whole-network prediction (0.1 = ±10%), or None when unknown:
         the leave-one-out error on whole networks (measured, or estimated after `profile calibrate`),
-        combined with how much the same network's timing moved between rounds (measured), else the
-        device's anchor band (estimated)."""
+        combined with how much the same network's timing moved between rounds, or the error of a
+        later validation recorded with `profile validate --record` where that is larger (measured);
+        else the device's anchor band (estimated)."""
         if self.kind == "estimated":
             few_shot = self.hardware.get("few_shot") or {}
             band = few_shot.get("loo_mape", (self.hardware.get("anchor") or {}).get("expected_error"))
@@ -64,7 +65,9 @@ class DeviceProfile:
         value = whole.get("calibrated_loo_mape") if self.calibration else whole.get("uncalibrated_mape")
         if value is None:
             return None
-        return float(np.hypot(value, whole.get("repeatability") or 0.0))  # model error and the machine's own drift
+        band = float(np.hypot(value, whole.get("repeatability") or 0.0))  # model error and the machine's own drift
+        later = [v["mape"] for v in self.measurement.get("validations", [])]
+        return max([band, *later])  # a recorded later validation that missed by more widens the band
 
     @property
     def scale(self) -> float:
@@ -171,6 +174,14 @@ def _check_predictions(profile: DeviceProfile, path: Path) -> None:
                               "latencies must be positive (check field 'calibration')")
 
 
+def _check_validations(measurement: dict, path: Path) -> None:
+    validations = measurement.get("validations", []) if isinstance(measurement, dict) else None
+    if not isinstance(validations, list) or not all(
+            isinstance(v, dict) and _ms(v.get("mape")) for v in validations):
+        raise SpecializeError(f"{KIND} file {path}: field 'measurement.validations' must be a list of records with a "
+                              f"non-negative 'mape'")
+
+
 def load_profile(path: str | Path, space: SearchSpace | None = None) -> DeviceProfile:
     """Read and check a profile file; with `space`, also check that it was made for that space."""
     path = Path(path)
@@ -200,6 +211,7 @@ def profile_from_dict(data: dict, path: Path) -> DeviceProfile:
             raise SpecializeError(f"{KIND} file {path}: field {key!r} is not a non-empty string")
     fixed_spread = data.get("fixed_spread_ms")
     measurement = data.get("measurement") or {}
+    _check_validations(measurement, path)
     profile = DeviceProfile(
         name=str(require(data, "name", path, KIND)), kind=kind, runtime=str(require(data, "runtime", path, KIND)),
         space=profile_space, latency_ms=_array(data, "latency_ms", shape, path),

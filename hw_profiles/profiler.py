@@ -30,36 +30,73 @@ class NoisyProfileError(SpecializeError):
         self.profile = profile
 
 
+MIN_AVAILABLE_MEMORY = 0.3   # below this share of RAM available, sessions stop being held between passes
+
+
+def memory_low() -> bool:
+    """True when less than MIN_AVAILABLE_MEMORY of the machine's memory is available (/proc/meminfo)."""
+    try:
+        with open("/proc/meminfo") as f:
+            info = {line.split(":")[0]: int(line.split()[1]) for line in f if line.split()[1:]}
+        return info["MemAvailable"] < MIN_AVAILABLE_MEMORY * info["MemTotal"]
+    except (OSError, KeyError, ValueError, IndexError):
+        return False
+
+
+def prepare_workload(runtime, space: SearchSpace, workload: Workload) -> tuple[Callable[[], None], Callable | None]:
+    """(run, reopen): `reopen()` makes a fresh run of the same model from its ONNX bytes, on runtimes that
+    load ONNX files; None on runtimes that time torch modules."""
+    module, example = build_module(space, workload), example_input(workload.input_shape)
+    if not hasattr(runtime, "load"):
+        return runtime.prepare(module, example), None
+    from supernet.export import module_to_onnx_bytes
+
+    onnx = module_to_onnx_bytes(module, example, dynamic_batch=False)
+    def reopen() -> Callable[[], None]:
+        return runtime.load(onnx, tuple(example.shape))
+    return reopen(), reopen
+
+
 def measure_workloads(runtime, space: SearchSpace, workloads: list[Workload], protocol: Protocol,
                       progress: Callable[[str], None] | None = None,
-                      between_passes: Callable[[], None] | None = None) -> dict[str, Timing]:
+                      between_passes: Callable[[], None] | None = None) -> tuple[dict[str, Timing], bool]:
     """Time every workload in `protocol.passes` round-robin passes and keep, per workload, `pick` of
     its passes: a burst of interference from another process then spoils one pass, not the entry.
     Entries still noisy are re-timed up to `protocol.retries` times. `progress(key)` after each timing;
-    `between_passes()` before the first pass and after each (whole-network rounds interleave there)."""
+    `between_passes()` before the first pass and after each (whole-network rounds interleave there).
+    Sessions are held between passes while memory allows; once it runs low (ponas-imagenet at batch 32
+    held ~20 GB), each later timing opens a fresh session and warms it up. Returns (timings, held)."""
     tick = between_passes or (lambda: None)
     tick()
-    runs, passes = {}, {}
+    runs, reopen, passes, held = {}, {}, {}, True
     for workload in workloads:
-        runs[workload.key] = runtime.prepare(build_module(space, workload), example_input(workload.input_shape))
+        runs[workload.key], reopen[workload.key] = prepare_workload(runtime, space, workload)
         passes[workload.key] = [time_runs(runs[workload.key], runtime.clock, protocol)]
+        if held and memory_low():
+            held = False
+        if not held:
+            runs.update({key: None for key in runs if reopen[key] is not None})
         if progress:
             progress(workload.key)
     tick()
-    warm = replace(protocol, warmup_s=0.0)  # sessions are warm after the first pass
+    warm = replace(protocol, warmup_s=0.0)  # held sessions are warm after the first pass
+
+    def timed(key: str) -> Timing:
+        run = runs[key]
+        return time_runs(run, runtime.clock, warm) if run is not None else time_runs(reopen[key](), runtime.clock, protocol)
     for _ in range(protocol.passes - 1):
-        for key, run in runs.items():
-            passes[key].append(time_runs(run, runtime.clock, warm))
+        for key in runs:
+            passes[key].append(timed(key))
             if progress:
                 progress(key)
         tick()
     timings = {key: pick_timing(found, protocol.rel_iqr_max) for key, found in passes.items()}
-    for key, run in runs.items():
+    for key in runs:
         for _ in range(protocol.retries):
             if timings[key].rel_iqr <= protocol.rel_iqr_max:
                 break
-            timings[key] = pick_timing([timings[key], time_runs(run, runtime.clock, warm)], protocol.rel_iqr_max)
-    return timings
+            timings[key] = pick_timing([timings[key], timed(key)], protocol.rel_iqr_max)
+    return timings, held
 
 
 def noisy_entries(timings: dict[str, Timing], protocol: Protocol) -> list[dict]:
@@ -101,8 +138,8 @@ def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntim
         whole = CalibrationRounds(space, batch, runtime_name, precision, runtime.threads or 1, runtime.graph_optimization_level,
                                   calibration_networks, progress=progress)
     with whole or contextlib.nullcontext(), torch_threads(1):  # tracing for export is single-threaded work
-        timings = measure_workloads(runtime, space, space_workloads(space, batch), protocol, progress,
-                                    whole.time_round if whole else None)
+        timings, held = measure_workloads(runtime, space, space_workloads(space, batch), protocol, progress,
+                                          whole.time_round if whole else None)
     latency, spread, fixed, fixed_spread = assemble_profile(space, timings, batch)
     described = runtime.describe()
     noisy = noisy_entries(timings, protocol)
@@ -113,6 +150,7 @@ def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntim
         hardware={"device_name": described["device_name"], "host_cpu": cpu_name()},
         measurement={"protocol": protocol.__dict__, "threads": described.get("threads"), "noisy": noisy,
                      "busy_before": None if busy is None else round(busy, 3),
+                     "sessions": "held between passes" if held else "reopened (and warmed up) for each timing once memory ran low",
                      "forced": bool(noisy) and force, "wall_s": round(time.perf_counter() - start, 2),
                      "spread": "interquartile range of the samples, ms",
                      "dispatch": "per-call cost of an empty graph, taken off every entry and counted once in fixed_ms"},

@@ -19,6 +19,7 @@ measures held-out networks and compares them with the prediction.
 from __future__ import annotations
 
 import tempfile
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -202,6 +203,23 @@ def validate_profile(profile: DeviceProfile, samples: int = 30, seed: int = 0, c
     report["samples"] = [{"arch": str(a), "predicted_ms": round(p, 4), "measured_ms": round(m, 4)}
                          for a, p, m in zip(held_out, predicted, measured)]
     return report, profile
+
+
+def check_recordable(profile: DeviceProfile, runtime_name: str | None, threads: int | None) -> None:
+    if (runtime_name or profile.runtime) != profile.runtime or (threads or profile.threads) != profile.threads:
+        raise SpecializeError(f"--record keeps validations of the profile's own settings ({profile.runtime}, "
+                              f"{profile.threads} thread(s)), not of {runtime_name or profile.runtime}, "
+                              f"{threads or profile.threads} thread(s)")
+
+
+def record_validation(profile: DeviceProfile, report: dict) -> DeviceProfile:
+    """`profile` with this validation appended to measurement["validations"] (its expected error then
+    covers it). Only a validation on the profile's own runtime and threads says anything about it."""
+    check_recordable(profile, report["runtime"], report["threads"])
+    entry = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "networks": len(report["samples"]), "mape": report["mape"],
+             "within_10pct": report["within_10pct"], "kendall_tau": report["kendall_tau"], "protocol": report["protocol"]}
+    validations = [*profile.measurement.get("validations", []), entry]
+    return replace(profile, measurement={**profile.measurement, "validations": validations})
 
 
 def _recalibrate(profile: DeviceProfile, fit_samples: int, seed: int, runtime_name: str | None, threads: int | None,

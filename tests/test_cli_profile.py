@@ -94,3 +94,44 @@ def test_devices_lists_every_device_with_its_kind():
 def test_validate_of_a_missing_or_corrupt_profile_exits_2(tmp_path):
     result = invoke("profile", "validate", "--profile", tmp_path / "none.json")
     assert result.exit_code == 2 and "does not exist" in result.output
+
+
+def test_a_recorded_later_validation_widens_the_expected_error(tmp_path, tiny):
+    """`validate --record -o` keeps the validation in the profile; one that missed by more than the
+    profile expected becomes its band (a shipped 2-thread profile on a VM whose second core comes and goes)."""
+    out, recorded = tmp_path / "p.json", tmp_path / "recorded.json"
+    assert invoke("profile", "--name", "this-cpu", "--space", "tiny", "--repeats", 3, "--force",
+                  "--calibration-networks", 4, "-o", out).exit_code == 0
+    profile = load_profile(out, tiny)
+    data = profile.to_dict()
+    data["measurement"]["validations"] = [{"mape": 0.87}]
+    out.write_text(json.dumps(data))
+    assert load_profile(out, tiny).expected_error == 0.87
+    result = invoke("profile", "validate", "--profile", out, "--samples", 3, "--runs", 3, "--record", "-o", recorded, "--json")
+    assert result.exit_code == 0, result.output
+    validations = load_profile(recorded, tiny).measurement["validations"]
+    assert len(validations) == 2 and validations[1]["mape"] == json.loads(result.stdout)["mape"]
+    assert json.loads(result.stdout)["expected_error"] == max(0.87, validations[1]["mape"])
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("--record",), "--record writes the profile to a file: give -o"),
+    (("--record", "--threads", 2, "-o", "X"), "--record keeps validations of the profile's own settings"),
+])
+def test_record_refusals_exit_2_before_timing(tmp_path, tiny, args, needle):
+    out = tmp_path / "p.json"
+    assert invoke("profile", "--name", "this-cpu", "--space", "tiny", "--repeats", 3, "--force", "-o", out).exit_code == 0
+    result = invoke("profile", "validate", "--profile", out, "--samples", 3,
+                    *[tmp_path / "r.json" if a == "X" else a for a in args])
+    assert result.exit_code == 2 and needle in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_malformed_recorded_validations_name_the_field(tmp_path, tiny):
+    out = tmp_path / "p.json"
+    assert invoke("profile", "--name", "this-cpu", "--space", "tiny", "--repeats", 3, "--force", "-o", out).exit_code == 0
+    data = json.loads(out.read_text())
+    data["measurement"]["validations"] = [{"mape": "high"}]
+    out.write_text(json.dumps(data))
+    result = invoke("profile", "validate", "--profile", out, "--samples", 3)
+    assert result.exit_code == 2 and "field 'measurement.validations'" in result.output

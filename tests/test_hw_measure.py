@@ -237,3 +237,21 @@ def test_repeatability_is_the_rounds_spread_and_widens_the_expected_error(tiny):
     moved = apply_whole_network_fit(profile, archs, drifting, "drifting")
     assert moved.measurement["whole_network"]["repeatability"] == pytest.approx(2 * 0.2 / 5)  # two rounds of five 20% off
     assert moved.expected_error == pytest.approx(2 * 0.2 / 5, rel=1e-6)
+
+
+def test_sessions_are_reopened_once_memory_runs_low(tiny, monkeypatch):
+    """ponas-imagenet at batch 32 held ~20 GB of sessions: past the memory limit each timing opens its own
+    (and the profile says so); the timings are still taken for every entry and pass."""
+    opened = []
+    real_load = get_runtime("onnxruntime", "fp32", 1).__class__.load
+    monkeypatch.setattr(profiler_module, "memory_low", lambda: len(opened) >= 3)
+    monkeypatch.setattr(get_runtime("onnxruntime", "fp32", 1).__class__, "load",
+                        lambda self, *a: opened.append(1) or real_load(self, *a))
+    profile = profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True)
+    entries = len(space_workloads(tiny, 1))
+    assert len(opened) == entries * QUICK.passes
+    assert profile.measurement["sessions"].startswith("reopened")
+    monkeypatch.setattr(profiler_module, "memory_low", lambda: False)
+    opened.clear()
+    held = profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True)
+    assert len(opened) == entries and held.measurement["sessions"] == "held between passes"
