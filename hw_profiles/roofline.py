@@ -53,7 +53,7 @@ def anchoring(device: Device, precision: str) -> dict:
     rows = [{**a, "estimated_ms": round(float(scale * predicted[a["network"]]), 3),
              "residual": round(float(scale * predicted[a["network"]] / a["latency_ms"] - 1), 4)} for a in anchors]
     checks = [r["residual"] for r in rows if r["role"] == "check"]
-    fit_error = op_model()["fit"]["mape"]
+    fit_error = op_model()["fit"]["network_mape"]
     band = math.sqrt(max(abs(c) for c in checks) ** 2 + fit_error ** 2) if checks else None
     return {"scale": scale, "anchors": rows, "expected_error": None if band is None else round(float(band), 3),
             "note": "band = largest check-anchor residual and the op model's fit error on this CPU, in quadrature"

@@ -124,8 +124,8 @@ def test_cli_batch_json_and_the_one_line_refusal(tmp_path):
     done = runner.invoke(app, ["--table", str(table), "--device", "jetson", "--max-flops", "45M", "--batch", "32", "--json"])
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["batch"] == 32
-    done = runner.invoke(app, ["--table", str(table), "--device", "this-cpu", "--max-flops", "45M", "--batch", "32"])
-    assert done.exit_code == 2 and "at batch 1 (1 thread" in done.output and "not at batch 32" in done.output
+    done = runner.invoke(app, ["--table", str(table), "--device", "this-cpu", "--max-flops", "45M", "--batch", "8"])
+    assert done.exit_code == 2 and "at batch 1 (1 thread" in done.output and "not at batch 8" in done.output
     assert len(done.output.strip().splitlines()) == 1
 
 
