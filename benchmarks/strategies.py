@@ -12,7 +12,8 @@ accuracy table), measured afterwards with the same evaluator.
 A strategy's "returned" model is its own pick under the soft penalty: the best architecture it scored
 that meets every bound, or, when it scored none, the fittest one under the penalty (which breaks a bound).
 "meets" is the share of seeds whose returned model meets every bound; "best" and "mean" are the
-validation accuracy of the returned models that do. Wall time is per run; evaluations/s counts distinct
+validation accuracy of the returned models that do. Wall time is per run (a run paused with kill -STOP
+counts the pause; "cpu", this process's CPU time in the run, does not); evaluations/s counts distinct
 sub-networks measured per second of the search (table+GA measures one, after its search).
 
 Constraint sets are drawn from the space itself (quantiles of 2,000 uniform random architectures), so
@@ -53,6 +54,7 @@ class Run:
     accuracy: float | None
     seconds: float
     evaluations_per_second: float | None
+    cpu_seconds: float | None = None   # this process's CPU time: unlike wall time, not inflated by a pause
 
 
 def constraint_sets(table) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
@@ -91,10 +93,11 @@ def describe(bounds: dict[str, float]) -> str:
 
 def offline_run(table, data, fitness, strategy: str, budget: int, seed: int, bounds: dict) -> Run:
     device = DEVICE if "max_latency" in bounds else None
+    cpu = time.process_time()
     result = search_offline(table, data, strategy=strategy, penalty="soft", budget=budget, seed=seed, device=device,
                             fitness=fitness, **bounds)
     return Run(result.meets_bounds, result.validation_accuracy if result.meets_bounds else None,
-               result.wall_seconds, result.evaluations_per_second)
+               result.wall_seconds, result.evaluations_per_second, time.process_time() - cpu)
 
 
 def table_ga_run(table, fitness, seed: int, bounds: dict) -> Run:
@@ -112,8 +115,10 @@ def summary_line(set_name: str, strategy: str, runs: list[Run]) -> str:
     best = f"{100 * max(accuracies):.2f}%" if accuracies else "-"
     mean = f"{100 * statistics.mean(accuracies):.2f}%" if accuracies else "-"
     rate = f"{statistics.mean(rates):.2f}" if rates else "-"
+    cpus = [r.cpu_seconds for r in runs if r.cpu_seconds is not None]
+    cpu = f"{statistics.mean(cpus):7.1f} s" if cpus else "      - "
     return (f"{set_name:<15} {strategy:<10} meets {sum(r.meets for r in runs)}/{len(runs)}  best {best:>7}  "
-            f"mean {mean:>7}  wall {statistics.mean(r.seconds for r in runs):7.1f} s  evals/s {rate:>6}")
+            f"mean {mean:>7}  wall {statistics.mean(r.seconds for r in runs):7.1f} s  cpu {cpu}  evals/s {rate:>6}")
 
 
 def main() -> None:
