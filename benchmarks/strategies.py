@@ -63,12 +63,12 @@ def constraint_sets(table) -> tuple[dict[str, dict[str, float]], dict[str, float
     _, _, problem = prepare(table, DEVICE, None, ())
     values = problem.measure(uniform_architectures(problem.allowed, np.random.default_rng(0), SAMPLES))
     small = values["macs"] <= np.quantile(values["macs"], 0.4)
-    sets = {"params": {"max_params": float(np.quantile(values["params"], 0.25))},
+    sets = {"tight": {"max_params": float(np.quantile(values["params"], 0.15)),
+                      "min_flops": float(np.quantile(values["macs"], 0.75))},
+            "params": {"max_params": float(np.quantile(values["params"], 0.25))},
             "macs+intensity": {"max_flops": float(np.quantile(values["macs"], 0.4)),
                                "min_intensity": float(np.median(values["intensity"][small]))},
-            "latency": {"max_latency": float(np.quantile(values["latency_ms"], 0.3))},
-            "tight": {"max_params": float(np.quantile(values["params"], 0.15)),
-                      "min_flops": float(np.quantile(values["macs"], 0.75))}}
+            "latency": {"max_latency": float(np.quantile(values["latency_ms"], 0.3))}}
     fresh = problem.measure(uniform_architectures(problem.allowed, np.random.default_rng(1), FEASIBLE_SAMPLES))
     return sets, {name: feasible_share(fresh, bounds) for name, bounds in sets.items()}
 
