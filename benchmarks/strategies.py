@@ -11,6 +11,8 @@ accuracy table), measured afterwards with the same evaluator.
 
 A strategy's "returned" model is its own pick under the soft penalty: the best architecture it scored
 that meets every bound, or, when it scored none, the fittest one under the penalty (which breaks a bound).
+"held-out" is the returned model's accuracy on the rest of the validation split (the images after the
+first --val-images, which no search scores): the best of 300 scored on the same 300 images is flattered.
 "meets" is the share of seeds whose returned model meets every bound; "best" and "mean" are the
 validation accuracy of the returned models that do. Wall time is per run (a run paused with kill -STOP
 counts the pause; "cpu", this process's CPU time in the run, does not); evaluations/s counts distinct
@@ -55,6 +57,8 @@ class Run:
     seconds: float
     evaluations_per_second: float | None
     cpu_seconds: float | None = None   # this process's CPU time: unlike wall time, not inflated by a pause
+    arch: str | None = None            # the returned architecture
+    held_out: float | None = None      # its accuracy on the validation images the search never scored
 
 
 def constraint_sets(table) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
@@ -91,13 +95,27 @@ def describe(bounds: dict[str, float]) -> str:
                      for name, v in bounds.items())
 
 
+def held_out_accuracy(fitness, table, arch: str | None) -> float | None:
+    """Top-1 of `arch` on the validation images after the first `fitness.images` (the ones every search
+    scores): picking the best of 300 on the same images flatters it; these images have no part in the pick."""
+    from supernet.evaluate import subnet_accuracy
+
+    split = fitness.split
+    if arch is None or len(split.y) <= fitness.images:
+        return None
+    return subnet_accuracy(fitness.net, table.space.parse_arch(arch), split.x[fitness.images:], split.y[fitness.images:],
+                           split.calibration)
+
+
 def offline_run(table, data, fitness, strategy: str, budget: int, seed: int, bounds: dict) -> Run:
     device = DEVICE if "max_latency" in bounds else None
     cpu = time.process_time()
     result = search_offline(table, data, strategy=strategy, penalty="soft", budget=budget, seed=seed, device=device,
                             fitness=fitness, **bounds)
+    cpu = time.process_time() - cpu
     return Run(result.meets_bounds, result.validation_accuracy if result.meets_bounds else None,
-               result.wall_seconds, result.evaluations_per_second, time.process_time() - cpu)
+               result.wall_seconds, result.evaluations_per_second, cpu, result.arch,
+               held_out_accuracy(fitness, table, result.arch) if result.meets_bounds else None)
 
 
 def table_ga_run(table, fitness, seed: int, bounds: dict) -> Run:
@@ -106,7 +124,8 @@ def table_ga_run(table, fitness, seed: int, bounds: dict) -> Run:
     seconds = time.perf_counter() - start
     genes = np.array([table.space.parse_arch(result.arch).indices])
     meets = all(b["ok"] for b in result.bounds)
-    return Run(meets, float(fitness(genes)[0]) if meets else None, seconds, None)
+    return Run(meets, float(fitness(genes)[0]) if meets else None, seconds, None, None, result.arch,
+               held_out_accuracy(fitness, table, result.arch) if meets else None)
 
 
 def summary_line(set_name: str, strategy: str, runs: list[Run]) -> str:
@@ -115,10 +134,13 @@ def summary_line(set_name: str, strategy: str, runs: list[Run]) -> str:
     best = f"{100 * max(accuracies):.2f}%" if accuracies else "-"
     mean = f"{100 * statistics.mean(accuracies):.2f}%" if accuracies else "-"
     rate = f"{statistics.mean(rates):.2f}" if rates else "-"
+    held = [r.held_out for r in runs if r.held_out is not None]
+    held_text = f"{100 * statistics.mean(held):.2f}%" if held else "-"
     cpus = [r.cpu_seconds for r in runs if r.cpu_seconds is not None]
     cpu = f"{statistics.mean(cpus):7.1f} s" if cpus else "      - "
     return (f"{set_name:<15} {strategy:<10} meets {sum(r.meets for r in runs)}/{len(runs)}  best {best:>7}  "
-            f"mean {mean:>7}  wall {statistics.mean(r.seconds for r in runs):7.1f} s  cpu {cpu}  evals/s {rate:>6}")
+            f"mean {mean:>7}  held-out {held_text:>7}  wall {statistics.mean(r.seconds for r in runs):7.1f} s  cpu {cpu}  "
+            f"evals/s {rate:>6}")
 
 
 def main() -> None:
