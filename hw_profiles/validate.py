@@ -217,7 +217,9 @@ def record_validation(profile: DeviceProfile, report: dict) -> DeviceProfile:
     covers it). Only a validation on the profile's own runtime and threads says anything about it."""
     check_recordable(profile, report["runtime"], report["threads"])
     entry = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "networks": len(report["samples"]), "mape": report["mape"],
-             "within_10pct": report["within_10pct"], "kendall_tau": report["kendall_tau"], "protocol": report["protocol"]}
+             "within_10pct": report["within_10pct"],
+             "kendall_tau": None if np.isnan(report["kendall_tau"]) else report["kendall_tau"],   # ties: no ranking
+             "protocol": report["protocol"]}
     validations = [*profile.measurement.get("validations", []), entry]
     return replace(profile, measurement={**profile.measurement, "validations": validations})
 
