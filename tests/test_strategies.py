@@ -225,3 +225,12 @@ def test_top_k_is_the_brute_force_top_k(data, seed):
     genes = np.stack([r.genes for r in found]) if found else np.zeros((0, TINY.num_layers), dtype=int)
     assert len(np.unique(genes, axis=0)) == len(found) and problem.feasible(genes).all()
     assert all(r.status == "optimal" for r in found)
+
+
+@pytest.mark.parametrize("name, penalty", CASES)
+def test_a_bound_that_empties_a_layer_is_reported_not_crashed(name, penalty):
+    """A peak-activation cap below every candidate of a layer leaves that layer nothing to draw from
+    (random search once raised numpy's 'a cannot be empty' here)."""
+    problem = problem_for(TINY, 0, (Bound("peak_activation_bytes", upper=1.0),))
+    result = run(name, penalty, problem, 0, Budget(generations=20, evaluations=20))
+    assert result is None or result.genes is None or penalty == "soft"

@@ -18,6 +18,11 @@ BATCH = 32                    # architectures drawn (and scored) at a time
 DRAWS_PER_EVALUATION = 20     # cap on draws, so a space smaller than the budget ends
 
 
+def leaves_a_layer_empty(allowed: np.ndarray) -> bool:
+    """True when some layer has no allowed candidate (a per-layer cap below all of them): nothing to draw."""
+    return not np.asarray(allowed).any(axis=1).all()
+
+
 def uniform_architectures(allowed: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
     """[n, L] chromosomes, each gene uniform over its layer's allowed candidates."""
     choices = [np.flatnonzero(row) for row in allowed]
@@ -28,6 +33,8 @@ def uniform_architectures(allowed: np.ndarray, rng: np.random.Generator, n: int)
 def random_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, seed: int) -> SearchResult:
     rng = np.random.default_rng(seed)
     scores = Evaluations(problem, evaluation, budget.evaluations)
+    if leaves_a_layer_empty(evaluation.allowed):
+        return scores.result({"draws": 0})
     draws = 0
     while scores.remaining > 0 and draws < DRAWS_PER_EVALUATION * budget.evaluations:
         n = min(BATCH, scores.remaining)

@@ -45,7 +45,7 @@ from specialize.errors import SpecializeError
 from specialize.search.constraints import Problem
 from specialize.search.offline import Evaluations
 from specialize.search.penalty import Evaluation
-from specialize.search.random_search import uniform_architectures
+from specialize.search.random_search import leaves_a_layer_empty, uniform_architectures
 from specialize.search.registry import Budget, SearchResult, register_strategy
 from specialize.space import Candidate
 
@@ -268,6 +268,8 @@ class EpnasSearch:
 def epnas_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, seed: int,
                    branches: int = BRANCHES, steps: int = STEPS) -> SearchResult:
     scores = Evaluations(problem, evaluation, budget.evaluations)
+    if leaves_a_layer_empty(evaluation.allowed):
+        return scores.result({"episodes": 0, "stopped": "a bound leaves a layer no candidate"})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         search = EpnasSearch(problem, evaluation, scores, branches, steps)
