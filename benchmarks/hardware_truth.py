@@ -36,9 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hw_profiles.registry import DATA_DIR, shipped_file_name  # noqa: E402
-from hw_profiles.runtime import cpu_busy_share  # noqa: E402
-
-BUSY_LIMIT = 0.15
+from hw_profiles.runtime import BUSY_LIMIT, cpu_busy_share  # noqa: E402
 
 SPECIALIZE = str(ROOT / ".venv/bin/specialize")
 PRESETS = ("cifar10", "ponas-imagenet")

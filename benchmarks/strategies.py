@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from specialize.api import prepare, search_offline, specialize
-from specialize.search.constraints import METRICS
+from specialize.search.constraints import bounds_from_options
 from specialize.search.random_search import uniform_architectures
 from specialize.search.registry import is_offline, strategy_names
 from specialize.fileio import atomic_write_json
@@ -73,19 +73,9 @@ def constraint_sets(table) -> tuple[dict[str, dict[str, float]], dict[str, float
             "macs+intensity": {"max_flops": float(np.quantile(values["macs"], 0.4)),
                                "min_intensity": float(np.median(values["intensity"][small]))},
             "latency": {"max_latency": float(np.quantile(values["latency_ms"], 0.3))}}
-    fresh = problem.measure(uniform_architectures(problem.allowed, np.random.default_rng(1), FEASIBLE_SAMPLES))
-    return sets, {name: feasible_share(fresh, bounds) for name, bounds in sets.items()}
-
-
-def feasible_share(values: dict[str, np.ndarray], bounds: dict[str, float]) -> float:
-    """Share of the measured architectures that meet every bound keyword in `bounds`."""
-    from specialize.search.constraints import BOUND_OPTIONS
-
-    ok = np.ones(len(values["macs"]), dtype=bool)
-    for name, limit in bounds.items():
-        side, metric = BOUND_OPTIONS[name]
-        ok &= values[metric.key] <= limit if side == "max" else values[metric.key] >= limit
-    return float(ok.mean())
+    fresh = uniform_architectures(problem.allowed, np.random.default_rng(1), FEASIBLE_SAMPLES)
+    return sets, {name: float(prepare(table, DEVICE, None, bounds_from_options(**bounds))[2].feasible(fresh).mean())
+                  for name, bounds in sets.items()}
 
 
 def describe(bounds: dict[str, float]) -> str:

@@ -71,8 +71,10 @@ def profile(
     result.save(output)
     noisy = result.measurement["noisy"]
     note = f", {len(noisy)} noisy entries kept (--force)" if noisy else ""
+    from hw_profiles.runtime import BUSY_LIMIT
+
     busy = result.measurement.get("busy_before")
-    if busy is not None and busy > 0.15:
+    if busy is not None and busy > BUSY_LIMIT:
         note += f"; other processes used {100 * busy:.0f}% of the CPU as it began (timings are likely distorted)"
     console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}; {expected_error_text(result)}", markup=False)
 

@@ -19,7 +19,7 @@ from hw_profiles.devices import devices
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.roofline import anchoring, term_ms
 from hw_profiles.validate import agreement, apply_whole_network_fit
-from specialize.cost import candidate_ops, head_ops, stem_ops
+from specialize.cost import arch_ops, candidate_ops, head_ops, stem_ops
 from specialize.errors import SpecializeError
 from specialize.fileio import read_json
 from specialize.space import Architecture
@@ -52,11 +52,7 @@ def load_timings(path: str | Path, profile: DeviceProfile) -> list[tuple[Archite
 
 
 def arch_terms(profile: DeviceProfile, device, arch: Architecture) -> np.ndarray:
-    space = profile.space
-    ops = stem_ops(space) + head_ops(space)
-    for layer, cand in enumerate(arch.candidates):
-        ops += candidate_ops(space, layer, cand)
-    return term_ms(ops, device, profile.precision, profile.batch)
+    return term_ms(arch_ops(arch), device, profile.precision, profile.batch)
 
 
 def fit_terms(terms: np.ndarray, measured: np.ndarray, start: np.ndarray) -> np.ndarray:

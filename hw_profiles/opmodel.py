@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from specialize.cost import Op, candidate_ops, head_ops, stem_ops
+from specialize.cost import Op, arch_ops, candidate_ops, head_ops, stem_ops
 from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_json, provenance
 
@@ -115,10 +115,8 @@ def network_error(profiles: list, coef: np.ndarray) -> dict:
     per_space = {}
     for profile in profiles:
         space = profile.space
-        fixed = stem_ops(space) + head_ops(space)
         archs = spread_architectures(space, NETWORKS_PER_PROFILE, seed=0)
-        rows = np.array([features(fixed + [op for layer, cand in enumerate(a.candidates) if not cand.is_skip
-                                           for op in candidate_ops(space, layer, cand)], batch=profile.batch) for a in archs])
+        rows = np.array([features(arch_ops(a), batch=profile.batch) for a in archs])
         truth = np.array([profile.latency_ms[np.arange(space.num_layers), list(a.indices)].sum()
                           + profile.fixed_ms["stem"] + profile.fixed_ms["head"] for a in archs])
         predicted = rows @ coef

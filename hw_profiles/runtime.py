@@ -172,6 +172,9 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+BUSY_LIMIT = 0.15   # above this share of the CPU used by others, timings are flagged (and not shipped)
+
+
 def cpu_busy_share(seconds: float = 1.0) -> float | None:
     """Share of all CPU time used by other processes over the next `seconds` (this one sleeps), from
     /proc/stat; None where there is no /proc/stat. Timings taken beside a busy share are distorted."""

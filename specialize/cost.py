@@ -84,6 +84,13 @@ def head_ops(space: SearchSpace) -> list[Op]:
     return [conv, fc]
 
 
+def arch_ops(arch: Architecture) -> list[Op]:
+    """Every op of a whole architecture: stem, head and each layer's chosen block."""
+    space = arch.space
+    return stem_ops(space) + head_ops(space) + [op for layer, cand in enumerate(arch.candidates)
+                                                for op in candidate_ops(space, layer, cand)]
+
+
 @dataclass(frozen=True)
 class CostArrays:
     """Per (layer, candidate) costs shaped [layers, candidates], plus the fixed stem and head. `allowed`
