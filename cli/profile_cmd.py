@@ -286,7 +286,7 @@ def anchor_cell(row: dict) -> str:
     if fit is None:
         return "none" if row["kind"] == "estimated" else ""
     checks = " ".join(f"{a['network'].split('_')[1]}{100 * a['residual']:+.0f}%" for a in anchors if a["role"] == "check")
-    return f"{fit['network'].split('_')[1]}={fit['latency_ms']:g}ms" + (f" {checks}" if checks else "")
+    return f"{fit['network'].split('_')[1]}={fit['latency_ms']:.3g}ms" + (f" {checks}" if checks else "")
 
 
 def register(app: typer.Typer) -> None:

@@ -52,11 +52,18 @@ def test_anchored_devices_reproduce_their_fit_anchor_and_state_a_band(name):
         assert row["source"] and row["runtime"] and row["latency_ms"] > 0
         if row["role"] == "fit" and row["precision"] == device.default_precision:
             assert abs(row["residual"]) < 1e-3
-    has_check = any(r["role"] == "check" for r in anchor["anchors"])
-    assert (anchor["expected_error"] is not None) == has_check
-    if has_check:
-        worst = max(abs(r["residual"]) for r in anchor["anchors"] if r["role"] == "check")
-        assert anchor["expected_error"] >= worst
+    checks = [r for r in anchor["anchors"] if r["role"] == "check"]
+    assert checks, f"{name} ships without a check anchor at {device.default_precision}: its error band would be unknown"
+    assert anchor["expected_error"] >= max(abs(r["residual"]) for r in checks)
+
+
+def test_a_device_without_anchors_says_its_error_is_unknown(tmp_path):
+    data = json.loads((DEVICES_DIR / "raspberry-pi-4.json").read_text())
+    for kept, note in (([], "no published anchor"), (data["anchors"][:1], "no check anchor")):
+        path = tmp_path / "device.json"
+        path.write_text(json.dumps({**data, "anchors": kept}))
+        anchor = anchoring(_load_device(path), "fp32")
+        assert anchor["expected_error"] is None and note in anchor["note"]
 
 
 def test_raspberry_pi_4_is_registered_and_anchored():
