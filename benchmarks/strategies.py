@@ -27,6 +27,8 @@ of uniform random architectures meet (the share is printed): the set where EPNAS
 Runs go seed by seed (every set and strategy at seed 0, then seed 1, ...), so an interrupted run still has
 whole seeds. With --out, every finished run is written there atomically; --resume skips the runs already
 in it (same table, budget and validation images), so a killed run continues where it stopped.
+Seeds can run in parallel processes, one per core: `--only-seeds 2 --out runs-s2.json` runs seed 2 alone,
+and `--out runs.json --resume --merge runs-s2.json` then adds those runs (same key) before printing.
 """
 from __future__ import annotations
 
@@ -143,7 +145,11 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="write every finished run as JSON here (atomically)")
     parser.add_argument("--resume", action="store_true", help="skip the runs already in --out")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--only-seeds", type=int, nargs="+", default=None, help="run only these of seeds 0..--seeds-1")
+    parser.add_argument("--merge", nargs="+", default=[], help="add the runs of these --out files (same key)")
     args = parser.parse_args()
+    if args.only_seeds and not set(args.only_seeds) <= set(range(args.seeds)):
+        parser.error(f"--only-seeds must be among 0..{args.seeds - 1}")
     if args.threads:
         import torch
 
@@ -166,7 +172,9 @@ def main() -> None:
               f"uniform random architectures")
     key = {"table": str(table.path), "fingerprint": table.fingerprint, "budget": args.budget, "val_images": shared.images}
     record = load_record(args.out, key) if args.resume else {}
-    for seed in range(args.seeds):
+    for path in args.merge:
+        record.update(load_record(path, key))
+    for seed in args.only_seeds if args.only_seeds is not None else range(args.seeds):
         for set_name, bounds in sets.items():
             for strategy in strategies + ["table+GA"]:
                 name = f"{set_name}/{strategy}/{seed}"
@@ -176,6 +184,8 @@ def main() -> None:
                     if args.out:
                         atomic_write_json(args.out, {"key": key, "args": vars(args), "runs": record})
                 print(f"seed {seed} " + summary_line(set_name, strategy, [Run(**record[name])]), flush=True)
+    if any(f"{s}/{t}/{seed}" not in record for s in sets for t in strategies + ["table+GA"] for seed in range(args.seeds)):
+        return  # --only-seeds: the summary waits for the merge of every seed
     print(f"== over seeds 0..{args.seeds - 1}")
     for set_name in sets:
         for strategy in strategies + ["table+GA"]:
