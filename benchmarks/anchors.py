@@ -23,7 +23,8 @@ from hw_profiles.roofline import anchoring  # noqa: E402
 def device_lines(device: Device) -> list[str]:
     anchor = anchoring(device, device.default_precision)
     band = "±?" if anchor["expected_error"] is None else f"±{100 * anchor['expected_error']:.1f}%"
-    head = f"[{device.name}] {device.default_precision}: estimated {band} ({anchor['note']})"
+    head = (f"[{device.name}] {device.default_precision}: estimated {band} ({anchor['note']}); squeeze-excite kernel "
+            f"weight x{anchor['se_factor']:.3g} of this CPU's, {anchor['se_source']}")
     rows = [f"[{device.name}]   {a['role']:<5} {a['network']} {a['precision']} on {a['runtime']}: published "
             f"{a['latency_ms']:g} ms, estimated {a['estimated_ms']:g} ms, residual {100 * a['residual']:+.1f}%"
             for a in anchor["anchors"]]

@@ -51,8 +51,8 @@ def load_timings(path: str | Path, profile: DeviceProfile) -> list[tuple[Archite
     return pairs
 
 
-def arch_terms(profile: DeviceProfile, device, arch: Architecture) -> np.ndarray:
-    return term_ms(arch_ops(arch), device, profile.precision, profile.batch)
+def arch_terms(profile: DeviceProfile, device, arch: Architecture, se_factor: float = 1.0) -> np.ndarray:
+    return term_ms(arch_ops(arch), device, profile.precision, profile.batch, se_factor)
 
 
 def fit_terms(terms: np.ndarray, measured: np.ndarray, start: np.ndarray) -> np.ndarray:
@@ -78,14 +78,15 @@ def calibrate_estimate(profile: DeviceProfile, pairs: list[tuple[Architecture, f
     device = devices().get(profile.hardware.get("device", profile.name))
     if device is None:
         raise SpecializeError(f"profile {profile.path or profile.name} names no registered device; cannot refit its terms")
-    start = np.full(3, anchoring(device, profile.precision)["scale"])
-    terms = np.array([arch_terms(profile, device, a) for a, _ in pairs])
+    anchor = anchoring(device, profile.precision)
+    start, se = np.full(3, anchor["scale"]), anchor["se_factor"]
+    terms = np.array([arch_terms(profile, device, a, se) for a, _ in pairs])
     measured = np.array([ms for _, ms in pairs])
     multipliers = fit_terms(terms, measured, start)
     space = profile.space
-    latency = np.array([[term_ms(candidate_ops(space, l, c), device, profile.precision, profile.batch) @ multipliers
+    latency = np.array([[term_ms(candidate_ops(space, l, c), device, profile.precision, profile.batch, se) @ multipliers
                          for c in space.candidates] for l in range(space.num_layers)])
-    fixed = {part: float(term_ms(ops, device, profile.precision, profile.batch) @ multipliers)
+    fixed = {part: float(term_ms(ops, device, profile.precision, profile.batch, se) @ multipliers)
              for part, ops in (("stem", stem_ops(space)), ("head", head_ops(space)))}
     few_shot = {"multipliers": dict(zip(("compute", "memory", "kernel"), multipliers.round(4).tolist())),
                 "anchored_start": float(start[0]), "networks": len(pairs),

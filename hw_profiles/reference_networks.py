@@ -1,8 +1,10 @@
 """Published networks that anchor the estimated devices, as ops of the analytic cost model.
 
-MobileNetV1-1.0 and MobileNetV2-1.0 at 224x224 (1000 classes) built from the same op constructors
-as the search space (`specialize.cost.mbconv_ops`): a V1 depthwise-separable block is an MBConv with
-expansion 1 and no squeeze-excite. Their MACs match the papers (569M and 300M; tests check).
+MobileNetV1-1.0, MobileNetV2-1.0 and EfficientNet-B0 at 224x224 (1000 classes) built from the same op
+constructors as the search space (`specialize.cost.mbconv_ops`): a V1 depthwise-separable block is an
+MBConv with expansion 1 and no squeeze-excite; EfficientNet-B0 is MBConv with squeeze-excite in every
+block (squeezed to a quarter of the block's input channels), the one anchor network that has it. Their
+MACs match the papers (569M, 300M and 390M; tests check). Activations (ReLU6, swish) are not ops here.
 """
 from __future__ import annotations
 
@@ -11,6 +13,9 @@ from specialize.space import conv_out_size
 
 # (expansion, out_channels, repeats, first stride): MobileNetV2 (Sandler et al. 2018, Table 2)
 MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+# (expansion, kernel, out_channels, repeats, first stride): EfficientNet-B0 (Tan & Le 2019, Table 1)
+EFFICIENTNET_B0 = ((1, 3, 16, 1, 1), (6, 3, 24, 2, 2), (6, 5, 40, 2, 2), (6, 3, 80, 3, 2), (6, 5, 112, 3, 1),
+                   (6, 5, 192, 4, 2), (6, 3, 320, 1, 1))
 # (out_channels, stride): MobileNetV1 (Howard et al. 2017, Table 1), after the 3x3 stem conv
 MOBILENET_V1 = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1),) * 5 + ((1024, 2), (1024, 1))
 
@@ -49,4 +54,16 @@ def mobilenet_v1_ops(resolution: int = 224) -> list[Op]:
     return ops + [classifier(channels)]
 
 
-REFERENCE_NETWORKS = {"mobilenet_v1_1.0_224": mobilenet_v1_ops, "mobilenet_v2_1.0_224": mobilenet_v2_ops}
+def efficientnet_b0_ops(resolution: int = 224) -> list[Op]:
+    conv, size = stem_conv(32, resolution)
+    ops, channels = [conv], 32
+    for expansion, kernel, out, repeats, stride in EFFICIENTNET_B0:
+        for i in range(repeats):
+            s = stride if i == 0 else 1
+            ops += mbconv_ops(channels, out, size, s, kernel, expansion, True, se_reduced=max(1, channels // 4))
+            channels, size = out, conv_out_size(size, s)
+    return ops + [pointwise(channels, 1280, size), classifier(1280)]
+
+
+REFERENCE_NETWORKS = {"mobilenet_v1_1.0_224": mobilenet_v1_ops, "mobilenet_v2_1.0_224": mobilenet_v2_ops,
+                      "efficientnet_b0_224": efficientnet_b0_ops}

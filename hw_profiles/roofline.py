@@ -26,36 +26,101 @@ DTYPE_BYTES = {"fp32": 4, "fp16": 2}
 ANCHOR_BATCH = 1   # published anchors are single-image latencies
 
 
-def term_ms(ops: list[Op], device: Device, precision: str, batch: int = 1) -> np.ndarray:
-    """[compute, memory, per-kernel] ms of `ops` under the op-type model on the datasheet figures."""
+def term_ms(ops: list[Op], device: Device, precision: str, batch: int = 1, se_factor: float = 1.0) -> np.ndarray:
+    """[compute, memory, per-kernel] ms of `ops` under the op-type model on the datasheet figures;
+    `se_factor` scales squeeze-excite's per-kernel weight (see `anchoring`)."""
     model, n = op_model(), len(OP_TYPES)
     row = features(ops, DTYPE_BYTES[precision], batch)
+    weights = {**model["kernels"], "squeeze_excite": se_factor * model["kernels"]["squeeze_excite"]}
     compute = sum(model["compute_weight"][t] * row[i] for i, t in enumerate(OP_TYPES)) / device.peak_flops(precision)
-    kernels = sum(model["kernels"][t] * row[n + i] for i, t in enumerate(OP_TYPES)) * device.figure("kernel_overhead_s")
+    kernels = sum(weights[t] * row[n + i] for i, t in enumerate(OP_TYPES)) * device.figure("kernel_overhead_s")
     return 1e3 * np.array([compute, row[-1] / device.figure("memory_bandwidth"), kernels])
 
 
-def datasheet_ms(ops: list[Op], device: Device, precision: str, batch: int = 1) -> float:
+def datasheet_ms(ops: list[Op], device: Device, precision: str, batch: int = 1, se_factor: float = 1.0) -> float:
     """The op-type model on the device's datasheet figures, before anchoring (ms)."""
-    return float(term_ms(ops, device, precision, batch).sum())
+    return float(term_ms(ops, device, precision, batch, se_factor).sum())
+
+
+def has_squeeze_excite(network: str) -> bool:
+    return any(op.kind == "se" for op in REFERENCE_NETWORKS[network]())
+
+
+def device_anchors(device: Device, precision: str) -> list[dict]:
+    """The device's anchors at this precision (all of them when it has none at this one)."""
+    return [a for a in device.anchors if a["precision"] == precision] or list(device.anchors)
+
+
+def fitted_se_factor(device: Device, precision: str, scale: float) -> float | None:
+    """Squeeze-excite's per-kernel weight relative to this CPU's, solved from the device's fit anchors
+    that have squeeze-excite once `scale` is set by the ones that do not (None without such a pair)."""
+    anchors = device_anchors(device, precision)
+    se_fits = [a for a in anchors if a["role"] == "fit" and has_squeeze_excite(a["network"])]
+    if not se_fits or all(has_squeeze_excite(a["network"]) for a in anchors if a["role"] == "fit"):
+        return None
+    factors = []
+    for a in se_fits:
+        ops = REFERENCE_NETWORKS[a["network"]]()
+        without = datasheet_ms(ops, device, precision, se_factor=0.0)
+        per_unit = datasheet_ms(ops, device, precision, se_factor=1.0) - without
+        factors.append(max(0.0, (a["latency_ms"] / scale - without) / per_unit))
+    return float(np.mean(factors))
+
+
+def borrowed_se_factor(device: Device, precision: str) -> tuple[float, str]:
+    """(factor, where it comes from) for a device without its own squeeze-excite fit anchor: the mean
+    factor of the registered devices of the same processor class that have one, else 1 (this CPU's)."""
+    from hw_profiles.devices import devices
+
+    donors = {}
+    for other in devices().values():
+        if other.processor == device.processor and other.name != device.name:
+            scale = plain_scale(other, precision)
+            factor = None if scale is None else fitted_se_factor(other, precision, scale)
+            if factor is not None:
+                donors[other.name] = factor
+    if not donors:
+        return 1.0, "as fitted on this CPU (no squeeze-excite fit anchor on a device of this kind)"
+    return float(np.mean(list(donors.values()))), f"borrowed from {', '.join(donors)}'s EfficientNet-B0 fit anchor"
+
+
+def plain_scale(device: Device, precision: str) -> float | None:
+    """The anchor scale: geometric mean of published / datasheet ms over the fit anchors without
+    squeeze-excite (all fit anchors when every one has it); None without a fit anchor."""
+    fits = [a for a in device_anchors(device, precision) if a["role"] == "fit"]
+    plain = [a for a in fits if not has_squeeze_excite(a["network"])] or fits
+    if not plain:
+        return None
+    return float(np.exp(np.mean([math.log(a["latency_ms"] / datasheet_ms(REFERENCE_NETWORKS[a["network"]](), device, precision))
+                                 for a in plain])))
 
 
 def anchoring(device: Device, precision: str) -> dict:
-    """Scale, residuals and expected error band from the device's anchors at this precision (its
-    anchors of another precision when it has none at this one; each row says its precision)."""
-    anchors = [a for a in device.anchors if a["precision"] == precision] or list(device.anchors)
-    fits = [a for a in anchors if a["role"] == "fit"]
-    if not fits:
-        return {"scale": 1.0, "anchors": [], "expected_error": None,
-                "note": "no published anchor: datasheet figures only, error unknown"}
-    predicted = {a["network"]: datasheet_ms(REFERENCE_NETWORKS[a["network"]](), device, precision) for a in anchors}
-    scale = float(np.exp(np.mean([math.log(a["latency_ms"] / predicted[a["network"]]) for a in fits])))
+    """Scale, squeeze-excite factor, residuals and expected error band from the device's anchors at this
+    precision (its anchors of another precision when it has none at this one; each row says its precision).
+
+    One scale cannot carry squeeze-excite from this CPU to a GPU: EfficientNet-B0 on jetson-agx-orin came
+    out 4.4x too slow with it, because this CPU pays about 18 conv kernels' overhead per squeeze-excite and
+    a GPU far fewer. So where a device has a squeeze-excite fit anchor beside a plain one, the plain ones set
+    the scale and the squeeze-excite one sets squeeze-excite's kernel weight; devices of the same processor
+    class without one borrow that factor, and say so."""
+    anchors = device_anchors(device, precision)
+    scale = plain_scale(device, precision)
+    if scale is None:
+        return {"scale": 1.0, "se_factor": 1.0, "se_source": "as fitted on this CPU", "anchors": [],
+                "expected_error": None, "note": "no published anchor: datasheet figures only, error unknown"}
+    own = fitted_se_factor(device, precision, scale)
+    se_factor, se_source = (own, "fitted on this device's EfficientNet-B0 anchor") if own is not None else \
+        borrowed_se_factor(device, precision)
+    predicted = {a["network"]: datasheet_ms(REFERENCE_NETWORKS[a["network"]](), device, precision, se_factor=se_factor)
+                 for a in anchors}
     rows = [{**a, "estimated_ms": round(float(scale * predicted[a["network"]]), 3),
              "residual": round(float(scale * predicted[a["network"]] / a["latency_ms"] - 1), 4)} for a in anchors]
     checks = [r["residual"] for r in rows if r["role"] == "check"]
     fit_error = op_model()["fit"]["network_mape"]
     band = math.sqrt(max(abs(c) for c in checks) ** 2 + fit_error ** 2) if checks else None
-    return {"scale": scale, "anchors": rows, "expected_error": None if band is None else round(float(band), 3),
+    return {"scale": scale, "se_factor": round(se_factor, 4), "se_source": se_source, "anchors": rows,
+            "expected_error": None if band is None else round(float(band), 3),
             "note": "band = largest check-anchor residual and the op model's fit error on this CPU, in quadrature"
                     if checks else "no check anchor: the fit anchor is reproduced by construction, error unknown"}
 
@@ -70,10 +135,10 @@ def at_batch(anchor: dict, batch: int) -> dict:
                     f"(FLOPs and activation bytes x {batch}, per-kernel overheads once), so the error is unknown"}
 
 
-def ops_ms(ops: list[Op], device: Device, precision: str, batch: int = 1, scale: float | None = None) -> float:
-    """Estimated ms of `ops` on `device`: the datasheet model times the anchor scale."""
-    scale = anchoring(device, precision)["scale"] if scale is None else scale
-    return scale * datasheet_ms(ops, device, precision, batch)
+def ops_ms(ops: list[Op], device: Device, precision: str, batch: int = 1, anchor: dict | None = None) -> float:
+    """Estimated ms of `ops` on `device`: the datasheet model (squeeze-excite factor applied) times the anchor scale."""
+    anchor = anchoring(device, precision) if anchor is None else anchor
+    return anchor["scale"] * datasheet_ms(ops, device, precision, batch, anchor["se_factor"])
 
 
 def estimate_profile(device: Device, space: SearchSpace, precision: str | None = None, batch: int = 1,
@@ -83,14 +148,14 @@ def estimate_profile(device: Device, space: SearchSpace, precision: str | None =
     if precision not in DTYPE_BYTES:
         raise SpecializeError(f"unknown precision {precision!r}; valid: {', '.join(DTYPE_BYTES)}")
     anchor = at_batch(anchoring(device, precision), batch)
-    scale = anchor["scale"]
-    latency = np.array([[ops_ms(candidate_ops(space, layer, cand), device, precision, batch, scale) for cand in space.candidates]
+    latency = np.array([[ops_ms(candidate_ops(space, layer, cand), device, precision, batch, anchor) for cand in space.candidates]
                         for layer in range(space.num_layers)])
-    fixed = {part: ops_ms(ops, device, precision, batch, scale) for part, ops in (("stem", stem_ops(space)), ("head", head_ops(space)))}
+    fixed = {part: ops_ms(ops, device, precision, batch, anchor) for part, ops in (("stem", stem_ops(space)), ("head", head_ops(space)))}
     hardware = {"device": device.name, "description": device.description, "processor": device.processor,
                 "figures": device.figures, "figures_date": device.date, "anchor": anchor,
                 "model": "per op: compute_weight[type]*FLOPs/peak_flops + bytes/memory_bandwidth + kernels[type]*"
-                         "kernel_overhead_s (op-type terms fitted on this CPU, hw_profiles/op_model.json), x anchor scale"}
+                         "kernel_overhead_s (op-type terms fitted on this CPU, hw_profiles/op_model.json; squeeze-excite's kernel "
+                         "weight x anchor se_factor), x anchor scale"}
     return DeviceProfile(
         name=device.name, kind="estimated", runtime="roofline", space=space, latency_ms=latency, fixed_ms=fixed,
         precision=precision, batch=batch, hardware=hardware, resolved_from=resolved_from,

@@ -45,8 +45,10 @@ def se_channels(expanded: int) -> int:
     return max(expanded // 4, 8)
 
 
-def mbconv_ops(in_c: int, out_c: int, size: int, stride: int, kernel: int, expansion: int, se: bool) -> list[Op]:
-    """Ops of MBConv: [1x1 expand] -> kxk depthwise -> [SE] -> 1x1 project; residual if it fits."""
+def mbconv_ops(in_c: int, out_c: int, size: int, stride: int, kernel: int, expansion: int, se: bool,
+               se_reduced: int | None = None) -> list[Op]:
+    """Ops of MBConv: [1x1 expand] -> kxk depthwise -> [SE] -> 1x1 project; residual if it fits.
+    The SE squeezes to `se_reduced` channels (default: this project's `se_channels` of the expanded width)."""
     mid, out_size = in_c * expansion, conv_out_size(size, stride)
     hw_in, hw_out = size * size, out_size * out_size
     held = in_c * hw_in if stride == 1 and in_c == out_c else 0
@@ -55,7 +57,7 @@ def mbconv_ops(in_c: int, out_c: int, size: int, stride: int, kernel: int, expan
         ops.append(Op("conv", hw_in * in_c * mid, in_c * mid + 2 * mid, in_c * hw_in, mid * hw_in, held))
     ops.append(Op("dwconv", hw_out * mid * kernel * kernel, mid * kernel * kernel + 2 * mid, mid * hw_in, mid * hw_out, held))
     if se:
-        r = se_channels(mid)
+        r = se_channels(mid) if se_reduced is None else se_reduced
         ops.append(Op("se", 2 * mid * r, 2 * mid * r + r + mid, mid * hw_out, mid * hw_out, held))
     ops.append(Op("conv", hw_out * mid * out_c, mid * out_c + 2 * out_c, mid * hw_out, out_c * hw_out, held))
     return ops
