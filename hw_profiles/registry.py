@@ -152,7 +152,8 @@ def list_devices() -> list[dict]:
         rows.append({"name": device.name, "kind": "estimated", "runtime": "roofline", "date": device.date,
                      "space": "any", "precision": device.default_precision, "batch": "any", "threads": None,
                      "aliases": list(device.aliases), "description": device.description,
-                     "expected_error": anchor["expected_error"], "anchors": anchor["anchors"], "anchor_note": anchor["note"]})
+                     "expected_error": anchor["expected_error"], "anchors": anchor["anchors"], "anchor_note": anchor["note"],
+                     "se_factor": anchor["se_factor"], "se_source": anchor["se_source"]})
     for header in shipped_profiles():
         rows.append({"name": header["name"], "kind": header["kind"], "runtime": header["runtime"],
                      "date": header["date"], "space": header["space"], "precision": header["precision"],
