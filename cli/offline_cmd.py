@@ -65,13 +65,17 @@ def proxy_check(
     from rich.table import Table
 
     table = Table(title=f"rank consistency against {results[0].setting}, {zoo} architectures of {space}")
-    for column in ("setting", "width", "resolution", "sample ratio", "epochs", "cost ratio", "Spearman rho", "mean accuracy"):
+    for column in ("setting", "width", "resolution", "sample ratio", "epochs", "cost ratio", "Spearman rho",
+                   "rho 90% bootstrap", "mean accuracy"):
         table.add_column(column)
     for r in results:
         rho = "reference" if r is results[0] else ("-" if r.spearman_rho is None else f"{r.spearman_rho:.3f}")
+        interval = "" if r.rho_interval is None else f"{r.rho_interval[0]:.2f} to {r.rho_interval[1]:.2f}"
         table.add_row(r.setting, f"{r.width:.3f}", str(r.resolution), f"{r.sample_ratio:g}", str(r.epochs),
-                      f"{r.cost_ratio:.3f}", rho, f"{100 * sum(r.accuracies) / len(r.accuracies):.1f}%")
+                      f"{r.cost_ratio:.3f}", rho, interval, f"{100 * sum(r.accuracies) / len(r.accuracies):.1f}%")
     console.print(table)
+    console.print(f"rho 90% bootstrap: the 5th-95th percentile of rho over resamples of the {zoo} architectures, "
+                  "how far a zoo this size lets the figure move (the reference's own training noise is not in it)")
 
 
 def _offline_strategy_help() -> str:

@@ -71,6 +71,23 @@ class SettingResult:
     cost_ratio: float                  # MACs x images seen, relative to the reference
     spearman_rho: float | None         # against the reference (None for the reference itself)
     accuracies: list[float] = field(default_factory=list)
+    rho_interval: tuple[float, float] | None = None   # 90% bootstrap interval over the zoo (`rho_interval`)
+
+
+def rho_interval(reference: list[float], reduced: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float] | None:
+    """5th and 95th percentiles of Spearman's rho over `resamples` bootstrap resamples of the zoo's
+    architectures: how far a zoo this small lets the figure move (resamples without a ranking on either
+    side are skipped; None when none has one)."""
+    from scipy.stats import spearmanr
+
+    ref, red = np.asarray(reference), np.asarray(reduced)
+    rng, rhos = np.random.default_rng(seed), []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(ref), len(ref))
+        if np.ptp(ref[pick]) > 0 and np.ptp(red[pick]) > 0:
+            rhos.append(spearmanr(ref[pick], red[pick])[0])
+    rhos = [r for r in rhos if not math.isnan(r)]
+    return (float(np.percentile(rhos, 5)), float(np.percentile(rhos, 95))) if rhos else None
 
 
 def train_and_score(space: SearchSpace, arch: Architecture, setting: Setting, data: ImageDataset, train_idx: np.ndarray,
@@ -134,9 +151,11 @@ def proxy_check(space: SearchSpace, data: ImageDataset, zoo: int, reference: Set
             progress(f"{setting.name}: trained {i + 1}/{len(archs)} ({100 * accuracies[-1]:.1f}%)")
         ranked = results and len(set(accuracies)) > 1 and len(set(results[0].accuracies)) > 1
         rho = float(spearmanr(results[0].accuracies, accuracies)[0]) if ranked else None   # ties everywhere: no ranking
+        rho = None if rho is None or math.isnan(rho) else rho
         results.append(SettingResult(setting.name, setting.width(), setting.resolution(space.resolution),
                                      setting.sample_ratio(), setting.e, cost_of(space, archs, setting, len(rest)) / reference_cost,
-                                     None if rho is None or math.isnan(rho) else rho, list(accuracies)))
+                                     rho, list(accuracies),
+                                     None if rho is None else rho_interval(results[0].accuracies, accuracies, seed=seed)))
     return results
 
 

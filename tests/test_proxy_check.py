@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from specialize.errors import SpecializeError
 from specialize.space import get_space
 from supernet.data import load_dataset
-from supernet.proxy_check import Setting, proxy_check
+from supernet.proxy_check import Setting, proxy_check, rho_interval
 
 
 def test_resolutions_follow_econas_table_1():
@@ -26,6 +26,15 @@ def test_setting_names_round_trip(c, r, s, e):
 def test_malformed_settings_are_refused(text):
     with pytest.raises(SpecializeError, match="EcoNAS notation"):
         Setting.parse(text)
+
+
+def test_rho_interval_is_tight_for_a_clear_ranking_and_wide_for_a_small_noisy_one():
+    ranks = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    assert rho_interval(ranks, ranks) == pytest.approx((1.0, 1.0))
+    assert rho_interval(ranks, ranks[::-1]) == pytest.approx((-1.0, -1.0))
+    low, high = rho_interval(ranks, [0.3, 0.1, 0.4, 0.2, 0.7, 0.5, 0.8, 0.6])   # rho 0.76 over 8
+    assert low < 0.5 < 0.76 < high <= 1.0
+    assert rho_interval([0.5] * 8, ranks) is None
 
 
 def test_reduced_settings_cost_less_and_are_ranked(synthetic_data):
