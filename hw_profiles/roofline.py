@@ -7,6 +7,9 @@ that it reproduces the device's "fit" anchor: a published end-to-end latency of 
 on that device (`hw_profiles.reference_networks`). Anchors marked "check" are not used for the
 scale; their residuals, with the op model's own fit error on this CPU, give the expected error band
 (`DeviceProfile.expected_error`). A device without a check anchor has no band: say so, not ±0%.
+Squeeze-excite gets its own factor on its per-kernel weight where a device publishes a network that has
+it (EfficientNet-B0) beside one that does not; other devices of the same processor class borrow it
+(`anchoring`).
 """
 from __future__ import annotations
 
