@@ -216,15 +216,15 @@ def _render_export(export: dict) -> None:
     for warning in export["warnings"]:
         err_console.print(f"WARNING: {warning}", highlight=False, markup=False, soft_wrap=True)
     band = "" if export["predicted_accuracy_band"] is None else f" ± {100 * export['predicted_accuracy_band']:.1f}"
-    measured = ("not measured" if export["measured_accuracy"] is None else f"{100 * export['measured_accuracy']:.2f}%")
+    measured = (f"; {export['measured_on']}" if export["measured_accuracy"] is None
+                else f", measured {100 * export['measured_accuracy']:.2f}% ({export['measured_on']})")
     lines = [f"exported {export['file']}: {_fmt('macs', export['macs'])} MACs, {_fmt('params', export['params'])} parameters "
              f"(the figures above); batch norm {export['bn_statistics']}",
-             f"accuracy: predicted {100 * export['predicted_accuracy']:.2f}%{band}, measured {measured} "
-             f"({export['measured_on']})"]
+             f"accuracy: predicted {100 * export['predicted_accuracy']:.2f}%{band}{measured}"]
     if export["predicted_latency_ms"] is not None:
-        got = "not measured" if export["measured_latency_ms"] is None else _fmt("latency_ms", export["measured_latency_ms"])
-        lines.append(f"latency: predicted {_fmt('latency_ms', export['predicted_latency_ms'])}, measured {got} "
-                     f"({export['latency_note']})")
+        got = (f"; {export['latency_note']}" if export["measured_latency_ms"] is None
+               else f", measured {_fmt('latency_ms', export['measured_latency_ms'])} ({export['latency_note']})")
+        lines.append(f"latency: predicted {_fmt('latency_ms', export['predicted_latency_ms'])}{got}")
     for line in lines + [f"note: {n}" for n in export["notes"]]:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
