@@ -27,8 +27,9 @@ of uniform random architectures meet (the share is printed): the set where EPNAS
 Runs go seed by seed (every set and strategy at seed 0, then seed 1, ...), so an interrupted run still has
 whole seeds. With --out, every finished run is written there atomically; --resume skips the runs already
 in it (same table, budget and validation images), so a killed run continues where it stopped.
-Seeds can run in parallel processes, one per core: `--only-seeds 2 --out runs-s2.json` runs seed 2 alone,
-and `--out runs.json --resume --merge runs-s2.json` then adds those runs (same key) before printing.
+Seeds (or sets) can run in parallel processes, one per core: `--only-seeds 2 --out runs-s2.json` runs seed 2
+alone (`--only-sets latency` one set), and `--out runs.json --resume --merge runs-s2.json` then adds those
+runs (same key) before printing.
 """
 from __future__ import annotations
 
@@ -146,6 +147,7 @@ def main() -> None:
     parser.add_argument("--resume", action="store_true", help="skip the runs already in --out")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--only-seeds", type=int, nargs="+", default=None, help="run only these of seeds 0..--seeds-1")
+    parser.add_argument("--only-sets", nargs="+", default=None, help="run only these constraint sets")
     parser.add_argument("--merge", nargs="+", default=[], help="add the runs of these --out files (same key)")
     args = parser.parse_args()
     if args.only_seeds and not set(args.only_seeds) <= set(range(args.seeds)):
@@ -167,6 +169,8 @@ def main() -> None:
     print(f"table {args.table} (space {table.space.name}), {shared.images} validation images, budget {args.budget} "
           f"evaluations, seeds 0..{args.seeds - 1}, soft penalty; strategies: {', '.join(strategies)}, table+GA")
     sets, shares = constraint_sets(table)
+    if args.only_sets and not set(args.only_sets) <= set(sets):
+        parser.error(f"--only-sets must be among {', '.join(sets)}")
     for set_name, bounds in sets.items():
         print(f"-- {set_name}: {describe(bounds)}; met by {100 * shares[set_name]:.3f}% of {FEASIBLE_SAMPLES} "
               f"uniform random architectures")
@@ -176,6 +180,8 @@ def main() -> None:
         record.update(load_record(path, key))
     for seed in args.only_seeds if args.only_seeds is not None else range(args.seeds):
         for set_name, bounds in sets.items():
+            if args.only_sets is not None and set_name not in args.only_sets:
+                continue
             for strategy in strategies + ["table+GA"]:
                 name = f"{set_name}/{strategy}/{seed}"
                 if name not in record:
