@@ -46,14 +46,16 @@ def se_channels(expanded: int) -> int:
 
 
 def mbconv_ops(in_c: int, out_c: int, size: int, stride: int, kernel: int, expansion: int, se: bool,
-               se_reduced: int | None = None) -> list[Op]:
+               se_reduced: int | None = None, mid_channels: int | None = None) -> list[Op]:
     """Ops of MBConv: [1x1 expand] -> kxk depthwise -> [SE] -> 1x1 project; residual if it fits.
-    The SE squeezes to `se_reduced` channels (default: this project's `se_channels` of the expanded width)."""
-    mid, out_size = in_c * expansion, conv_out_size(size, stride)
+    The SE squeezes to `se_reduced` channels (default: this project's `se_channels` of the expanded width);
+    `mid_channels` sets the expanded width where it is not in_c x expansion (MobileNetV3's 200 or 184)."""
+    mid = in_c * expansion if mid_channels is None else mid_channels
+    out_size = conv_out_size(size, stride)
     hw_in, hw_out = size * size, out_size * out_size
     held = in_c * hw_in if stride == 1 and in_c == out_c else 0
     ops = []
-    if expansion != 1:
+    if mid != in_c:
         ops.append(Op("conv", hw_in * in_c * mid, in_c * mid + 2 * mid, in_c * hw_in, mid * hw_in, held))
     ops.append(Op("dwconv", hw_out * mid * kernel * kernel, mid * kernel * kernel + 2 * mid, mid * hw_in, mid * hw_out, held))
     if se:

@@ -8,8 +8,8 @@ from scipy.stats import kendalltau
 from hw_profiles import resolve_profile
 from hw_profiles.devices import DEVICES_DIR, _load_device, devices
 from hw_profiles.opmodel import fit_op_model, op_model, op_type
-from hw_profiles.reference_networks import REFERENCE_NETWORKS, mobilenet_v2_ops
-from hw_profiles.roofline import anchoring
+from hw_profiles.reference_networks import REFERENCE_NETWORKS, mobilenet_v2_ops, mobilenet_v3_large_ops
+from hw_profiles.roofline import anchoring, datasheet_ms
 from specialize.cost import arch_cost, head_ops, mbconv_ops, stem_ops
 from specialize.errors import SpecializeError
 from specialize.sampling import spread_architectures
@@ -24,16 +24,25 @@ def this_cpu(space_name):
 
 
 @pytest.mark.parametrize("name,macs", [("mobilenet_v1_1.0_224", 569e6), ("mobilenet_v2_1.0_224", 300e6),
-                                       ("efficientnet_b0_224", 390e6)])
+                                       ("efficientnet_b0_224", 390e6), ("mnasnet_1.0_224", 315e6),
+                                       ("mobilenet_v3_large_1.0_224", 219e6)])
 def test_reference_networks_have_the_papers_macs(name, macs):
     assert sum(op.macs for op in REFERENCE_NETWORKS[name]()) == pytest.approx(macs, rel=0.015)
 
 
-@pytest.mark.parametrize("name,params", [("mobilenet_v2_1.0_224", 3_504_872), ("efficientnet_b0_224", 5_288_548)])
+@pytest.mark.parametrize("name,params", [("mobilenet_v2_1.0_224", 3_504_872), ("efficientnet_b0_224", 5_288_548),
+                                         ("mnasnet_1.0_224", 4_383_312)])
 def test_reference_networks_have_torchvisions_parameter_count(name, params):
-    """torchvision's documented num_params of mobilenet_v2 and efficientnet_b0 (batch-norm scale and shift
-    counted, as here): an exact count catches a wrong width, repeat or squeeze-excite size."""
+    """torchvision's documented num_params of mobilenet_v2, efficientnet_b0 and mnasnet1_0 (batch-norm scale
+    and shift counted, as here): an exact count catches a wrong width, repeat or squeeze-excite size."""
     assert sum(op.params for op in REFERENCE_NETWORKS[name]()) == params
+
+
+def test_mobilenet_v3_has_torchvisions_parameter_count_with_its_squeeze_rounding():
+    """torchvision rounds V3's squeeze widths to multiples of 8 (72 -> 24); ncnn's timed network does not
+    (72 -> 18). The exact count checks the widths MobileNetV3 gives `mbconv_ops` as `mid_channels`."""
+    assert sum(op.params for op in mobilenet_v3_large_ops(se_divisor=8)) == 5_483_032
+    assert sum(op.params for op in mobilenet_v3_large_ops()) < 5_483_032
 
 
 def test_op_types():
@@ -81,6 +90,23 @@ def test_squeeze_excite_is_fitted_where_a_gpu_publishes_it_and_borrowed_by_the_o
         assert borrowed["se_factor"] == orin["se_factor"] and "jetson-agx-orin" in borrowed["se_source"]
     pi = anchoring(devices()["raspberry-pi-4"], "fp32")
     assert pi["se_factor"] == 1.0 and "this CPU" in pi["se_source"]
+
+
+def test_the_gpu_squeeze_excite_factor_holds_on_a_network_it_was_not_fitted_on():
+    """MobileNetV3-Large on jetson-agx-orin (same ncnn run, squeeze-excite in 8 of 15 blocks) is a check:
+    with this CPU's squeeze-excite weight it would come out about 3x too slow; with the factor fitted on
+    EfficientNet-B0 it lands inside the device's band. MNASNet-1.0, the search space's own blocks, checks
+    the plain scale on three devices."""
+    device = devices()["jetson-agx-orin"]
+    orin = anchoring(device, "fp16")
+    v3 = next(r for r in orin["anchors"] if r["network"] == "mobilenet_v3_large_1.0_224")
+    assert v3["role"] == "check" and abs(v3["residual"]) <= orin["expected_error"]
+    unfactored = orin["scale"] * datasheet_ms(REFERENCE_NETWORKS[v3["network"]](), device, "fp16", se_factor=1.0)
+    assert unfactored / v3["latency_ms"] > 2
+    for name in ("jetson-agx-orin", "nvidia-t4", "raspberry-pi-5"):
+        rows = anchoring(devices()[name], "fp16")["anchors"]
+        mnasnet = next(r for r in rows if r["network"] == "mnasnet_1.0_224")
+        assert mnasnet["role"] == "check" and abs(mnasnet["residual"]) < 0.25
 
 
 def test_a_device_without_anchors_says_its_error_is_unknown(tmp_path):
