@@ -1,6 +1,8 @@
 """`specialize profile` (measure, bundle, import, validate) and `specialize devices`."""
 from __future__ import annotations
 
+import re
+
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -261,8 +263,9 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     console.print(table)
     aliases = ", ".join(f"{alias} = {row['name']}" for row in rows for alias in row["aliases"])
     console.print(f"aliases: {aliases}", markup=False)
-    console.print("estimated = op-type roofline on datasheet figures, scaled to a published latency (anchor: network, "
-                  "published ms, estimate's residual on the check network); ±X% = expected error, ±? = no anchor to "
+    console.print("estimated = op-type roofline on datasheet figures, scaled to a published latency (anchor: each fit "
+                  "network with its published ms, each check network with the estimate's residual on it; v1, v2, v3_large "
+                  "= MobileNet, b0 = EfficientNet-B0, mnasnet = MNASNet-1.0); ±X% = expected error, ±? = no anchor to "
                   "tell; measured = timed here.")
 
 
@@ -280,13 +283,19 @@ def kind_cell(row: dict) -> str:
     return f"[green]measured{' ±%.0f%%' % (100 * band) if band is not None else ''}[/]"
 
 
+def network_label(name: str) -> str:
+    """A reference network's short name: mobilenet_v2_1.0_224 -> v2, efficientnet_b0_224 -> b0, mnasnet_1.0_224 -> mnasnet."""
+    return re.sub(r"^(mobilenet|efficientnet)_|(_1\.0)?_224$", "", name)
+
+
 def anchor_cell(row: dict) -> str:
+    """One line per anchor: fit anchors with their published ms, checks with their residual."""
     anchors = row.get("anchors") or []
-    fit = next((a for a in anchors if a["role"] == "fit"), None)
-    if fit is None:
+    if not any(a["role"] == "fit" for a in anchors):
         return "none" if row["kind"] == "estimated" else ""
-    checks = " ".join(f"{a['network'].split('_')[1]}{100 * a['residual']:+.0f}%" for a in anchors if a["role"] == "check")
-    return f"{fit['network'].split('_')[1]}={fit['latency_ms']:.3g}ms" + (f" {checks}" if checks else "")
+    fits = [f"{network_label(a['network'])} {a['latency_ms']:.3g}ms fit" for a in anchors if a["role"] == "fit"]
+    checks = [f"{network_label(a['network'])} {100 * a['residual']:+.0f}%" for a in anchors if a["role"] == "check"]
+    return "\n".join(fits + checks)
 
 
 def register(app: typer.Typer) -> None:

@@ -91,6 +91,19 @@ def test_devices_lists_every_device_with_its_kind():
     assert result.exit_code == 0 and "estimated" in result.output and "jetson-orin-nano" in result.output
 
 
+def test_devices_shows_every_anchor_under_a_distinct_short_name():
+    """Each fit anchor with its published ms and each check with its residual; the names were once cut at
+    their second '_', which showed MNASNet's check as '1.0-1%' and left out a second fit anchor."""
+    from cli.profile_cmd import anchor_cell, network_label
+    from hw_profiles.reference_networks import REFERENCE_NETWORKS
+
+    labels = {network_label(n) for n in REFERENCE_NETWORKS}
+    assert len(labels) == len(REFERENCE_NETWORKS) and {"v1", "v2", "b0", "mnasnet"} <= labels
+    rows = {r["name"]: r for r in json.loads(invoke("devices", "--json").stdout)}
+    cell = anchor_cell(rows["jetson-agx-orin"])
+    assert "v2 2.91ms fit" in cell and "b0 4.85ms fit" in cell and "mnasnet +2%" in cell.split("\n")
+
+
 def test_validate_of_a_missing_or_corrupt_profile_exits_2(tmp_path):
     result = invoke("profile", "validate", "--profile", tmp_path / "none.json")
     assert result.exit_code == 2 and "does not exist" in result.output
