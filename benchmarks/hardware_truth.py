@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/hardware_truth.py [--samples 40] [--calibration-networks 8] [--runs 30]
                                                   [--spaces cifar10 ponas-imagenet] [--threads 1 all]
-                                                  [--batch 1 32] [--ship]
+                                                  [--batch 1 32] [--from-one-thread] [--ship]
 
 For each preset, thread count (1 and all cores by default) and batch size (1 by default) it runs the
 project's own commands: `specialize profile --threads T --batch B` (a fresh profile: every block timed,
@@ -68,9 +68,14 @@ def thread_counts(values: list[str]) -> list[int]:
 def check(space: str, threads: int, batch: int, args: argparse.Namespace, out_dir: Path) -> dict:
     name = shipped_file_name("this-cpu", "onnxruntime", space, batch, threads)
     path = out_dir / f"fresh-{name}"
-    profile = [SPECIALIZE, "profile", "--name", "this-cpu", "--space", space, "--threads", str(threads),
-               "--batch", str(batch), "--calibration-networks", str(args.calibration_networks), "--repeats", str(args.repeats), "-o", str(path)]
-    run(profile + (["--force"] if args.force else []))
+    if args.from_one_thread and threads > 1:
+        base = DATA_DIR / shipped_file_name("this-cpu", "onnxruntime", space, batch, 1)
+        run([SPECIALIZE, "profile", "--from-one-thread", str(base), "--threads", str(threads),
+             "--calibration-networks", str(args.calibration_networks), "-o", str(path)])
+    else:
+        profile = [SPECIALIZE, "profile", "--name", "this-cpu", "--space", space, "--threads", str(threads), "--batch", str(batch),
+                   "--calibration-networks", str(args.calibration_networks), "--repeats", str(args.repeats), "-o", str(path)]
+        run(profile + (["--force"] if args.force else []))
     validate = [SPECIALIZE, "profile", "validate", "--profile", str(path), "--samples", str(args.samples),
                 "--seed", "1", "--runs", str(args.runs), "--json"]
     report = json.loads(run(validate))
@@ -135,6 +140,9 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="keep profiles with noisy entries (busy machine)")
     parser.add_argument("--retime", action="store_true", help="validate twice and print how well the first timing "
                         "of the same files predicts the second: the ceiling the machine allows")
+    parser.add_argument("--from-one-thread", action="store_true", help="make each multi-thread profile with `specialize "
+                        "profile --from-one-thread` from the shipped 1-thread profile (blocks scaled by a whole-network fit) "
+                        "instead of timing its blocks at that thread count")
     parser.add_argument("--ship", action="store_true", help="write the profiles into hw_profiles/data/ (idle machine only)")
     args = parser.parse_args()
     warning = busy_warning()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -46,10 +47,15 @@ def profile(
     repeats: int = typer.Option(21, "--repeats", min=3, help="Timed samples per entry."),
     force: bool = typer.Option(False, "--force", help="Write the profile even if some entries stay noisy."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Profile JSON to write."),
+    from_one_thread: Optional[Path] = typer.Option(None, "--from-one-thread", help="Instead of timing blocks at --threads, "
+                                                   "scale this 1-thread profile's blocks by a fit on --calibration-networks whole "
+                                                   "networks timed at --threads (steadier where cores come and go, e.g. a VM)."),
 ) -> None:
     """Time every (layer, candidate) block, the stem and the head; write a measured profile."""
     if ctx.invoked_subcommand is not None:
         return
+    if from_one_thread is not None:
+        return scaled_profile(from_one_thread, name, space, threads, calibration_networks, output)
     if name is None or space is None or output is None:
         fail("`specialize profile` needs --name, --space and -o PROFILE.json (or a subcommand: bundle, import, validate)")
     if not name.strip():
@@ -79,6 +85,27 @@ def profile(
     if busy is not None and busy > BUSY_LIMIT:
         note += f"; other processes used {100 * busy:.0f}% of the CPU as it began (timings are likely distorted)"
     console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}; {expected_error_text(result)}", markup=False)
+
+
+def scaled_profile(base_path: Path, name: Optional[str], space: Optional[str], threads: Optional[int],
+                   calibration_networks: int, output: Optional[Path]) -> None:
+    """`specialize profile --from-one-thread P1.json --threads T -o PT.json`."""
+    from hw_profiles.profile import load_profile
+    from hw_profiles.thread_scaling import SCALING_ROUNDS, scale_to_threads
+    from specialize.space import get_space
+
+    if output is None or threads is None:
+        fail("`specialize profile --from-one-thread P.json` needs --threads T (2 or more) and -o PROFILE.json")
+    check_writable(output)
+    base = load_profile(base_path, get_space(space) if space else None)
+    with progress_bar(f"timing {base.space.name} networks at {threads} threads", calibration_networks * (SCALING_ROUNDS + 1)) as step:
+        result = scale_to_threads(base, threads, calibration_networks, progress=step)
+    if name:
+        result = replace(result, name=name)
+    result.save(output)
+    coef = result.calibration["thread_scaling"]
+    console.print(f"wrote {output}: {result.label}; blocks from {base_path} x {coef['share_of_1_thread_ms']:.3f} "
+                  f"+ {1e3 * coef['ms_per_op']:.1f} µs per op; {expected_error_text(result)}", markup=False)
 
 
 def expected_error_text(profile) -> str:
