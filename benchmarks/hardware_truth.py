@@ -18,8 +18,9 @@ networks predicted within ±10%, Kendall τ, MAPE, and the error the profile its
 (`this-cpu-onnxruntime.cifar10.json` at batch 1 and 1 thread, `...cifar10.b32.t2.json` at batch 32 and
 2 threads), where `specialize --device this-cpu --batch B --threads T` finds it, unless the profile shipped
 now predicts the same validation timings better (share within ±10%, then Kendall τ): on a VM whose second
-core comes and goes, a fresh profile made in the other state is the worse one. It prints which it kept, and
-refuses to ship when other processes use more than 15% of the CPU. After re-shipping the batch-1, 1-thread profiles, refit the op model the estimates
+core comes and goes, a fresh profile made in the other state is the worse one. With --retime it ships
+nothing when fewer than 90% of the files time again within ±10% of their first timing. It prints which it
+kept, and refuses to ship when other processes use more than 15% of the CPU. After re-shipping the batch-1, 1-thread profiles, refit the op model the estimates
 use: `python -m hw_profiles.opmodel`.
 
 Run it on an idle machine: figures taken beside another busy process are distorted (it warns).
@@ -103,9 +104,17 @@ def shipped_agreement(report: dict, space_name: str, data_dir: Path = DATA_DIR) 
     return agreement(predicted, [s["measured_ms"] for s in report["samples"]])
 
 
+STEADY_RETIME = 0.9   # share of files whose second timing is within ±10% of the first, below which nothing ships
+
+
 def ship(report: dict, space_name: str, data_dir: Path = DATA_DIR) -> str:
     """Replace the shipped profile by the fresh one unless the shipped one predicts the same timings better
-    (share within ±10%, then Kendall τ); says which was kept."""
+    (share within ±10%, then Kendall τ), or (with --retime) the same files did not time alike twice, which
+    makes any comparison a coin toss; says which was kept."""
+    retimed = report.get("retimed")
+    if retimed is not None and retimed["within_10pct"] < STEADY_RETIME:
+        return (f"shipped nothing: only {100 * retimed['within_10pct']:.0f}% of the files timed again within ±10% "
+                f"of their first timing (the machine is not steady enough to compare profiles)")
     old = shipped_agreement(report, space_name, data_dir)
     fresh = (report["within_10pct"], report["kendall_tau"])
     if old is not None and (old["within_10pct"], old["kendall_tau"]) > fresh:

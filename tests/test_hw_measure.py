@@ -286,5 +286,7 @@ def test_hardware_truth_ships_a_fresh_profile_only_if_it_predicts_the_timings_at
     off = report(np.linspace(0.5, 3.0, len(archs))[::-1], 1.0, 1.0)   # the shipped one is far off on these
     assert bench.ship(off, "cifar10", tmp_path).startswith("shipped " + name)
     assert (tmp_path / name).read_text() == fresh.read_text()
+    unsteady = {**off, "retimed": {"within_10pct": 0.5, "kendall_tau": 0.7, "mape": 0.3}}
+    assert bench.ship(unsteady, "cifar10", tmp_path).startswith("shipped nothing")
     (tmp_path / name).unlink()
     assert bench.ship(exact, "cifar10", tmp_path) == f"shipped {name}"   # nothing shipped yet
