@@ -1,13 +1,14 @@
 """Multi-thread profiles: blocks timed at T threads, or 1-thread blocks scaled by a whole-network fit?
 
     .venv/bin/python benchmarks/thread_scaling.py [--spaces cifar10 ponas-imagenet] [--threads 2] [--samples 40]
-                                                  [--timings 4] [--runs 30]
+                                                  [--timings 4] [--runs 30] [--direct-cifar10 FILE]
 
 For each preset it makes a fresh scaled profile (`hw_profiles.thread_scaling.scale_to_threads`, what
 `specialize profile --from-one-thread` runs) from the shipped 1-thread profile, then times the same
 --samples held-out networks (seed 1, exported as `profile validate` does) --timings times at T threads,
 as a deployment would. For each timing it prints, side by side, how well each predictor matches it:
-the shipped T-thread profile (blocks timed at T threads), the fresh scaled one, the 1-thread profile
+a T-thread profile whose blocks were timed at T threads ("direct": the shipped one, or --direct-SPACE
+FILE; the line names it), the fresh scaled one, the 1-thread profile
 taken as it is, MACs alone (τ only), and the previous timing of the same files (the ceiling this
 machine allows any profile). Run it on an idle machine.
 """
@@ -38,14 +39,16 @@ def cell(name: str, figures: dict) -> str:
 def compare(space_name: str, threads: int, args: argparse.Namespace) -> None:
     space = get_space(space_name)
     one = load_profile(DATA_DIR / shipped_file_name("this-cpu", "onnxruntime", space_name, 1, 1), space)
-    shipped = load_profile(DATA_DIR / shipped_file_name("this-cpu", "onnxruntime", space_name, 1, threads), space)
+    direct = getattr(args, f"direct_{space_name.replace('-', '_')}") or DATA_DIR / shipped_file_name("this-cpu", "onnxruntime", space_name, 1, threads)
+    shipped = load_profile(direct, space)
+    print(f"[{space_name}, {threads} threads] 'direct': {direct} ({shipped.measurement.get('blocks', 'blocks timed at its threads')})")
     scaled = scale_to_threads(one, threads)
     coef = scaled.calibration["thread_scaling"]
     print(f"[{space_name}, {threads} threads] scaled: x{coef['share_of_1_thread_ms']:.3f} of the 1-thread ms "
           f"+ {1e3 * coef['ms_per_op']:.1f} us per op, offset {scaled.calibration['offset_ms']:+.3f} ms; "
           f"expects ±{100 * scaled.expected_error:.1f}%", flush=True)
     archs = spread_architectures(space, args.samples, 1)
-    predictors = {"shipped": [shipped.predict_ms(a) for a in archs], "scaled": [scaled.predict_ms(a) for a in archs],
+    predictors = {"direct": [shipped.predict_ms(a) for a in archs], "scaled": [scaled.predict_ms(a) for a in archs],
                   "1-thread": [one.predict_ms(a) for a in archs]}
     macs = [arch_cost(a)["macs"] for a in archs]
     shape = (1, 3, space.resolution, space.resolution)
@@ -69,6 +72,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=40)
     parser.add_argument("--timings", type=int, default=4)
     parser.add_argument("--runs", type=int, default=30)
+    for space_name in ("cifar10", "ponas-imagenet"):
+        parser.add_argument(f"--direct-{space_name}", type=Path, help=f"the {space_name} T-thread profile to compare "
+                            "(default: the shipped one)")
     args = parser.parse_args()
     for space_name in args.spaces:
         compare(space_name, args.threads, args)
