@@ -106,5 +106,6 @@ def get_strategy(name: str) -> Strategy:
     """The registered strategy called `name`; an unknown name raises a one-line error listing the known ones."""
     strategies = load_builtins()
     if name not in strategies:
-        raise SpecializeError(f"unknown strategy {name!r}; known: {', '.join(strategy_names())}")
+        known = sorted({*strategy_names(), *TORCH_STRATEGY_NAMES})   # the same list whether or not torch was imported
+        raise SpecializeError(f"unknown strategy {name!r}; known: {', '.join(known)}")
     return strategies[name]
