@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -55,7 +54,7 @@ def profile(
     if ctx.invoked_subcommand is not None:
         return
     if from_one_thread is not None:
-        return scaled_profile(from_one_thread, name, space, threads, calibration_networks, output)
+        return profile_from_one_thread(from_one_thread, name, space, threads, calibration_networks, output)
     if name is None or space is None or output is None:
         fail("`specialize profile` needs --name, --space and -o PROFILE.json (or a subcommand: bundle, import, validate)")
     if not name.strip():
@@ -87,8 +86,8 @@ def profile(
     console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}; {expected_error_text(result)}", markup=False)
 
 
-def scaled_profile(base_path: Path, name: Optional[str], space: Optional[str], threads: Optional[int],
-                   calibration_networks: int, output: Optional[Path]) -> None:
+def profile_from_one_thread(base_path: Path, name: Optional[str], space: Optional[str], threads: Optional[int],
+                            calibration_networks: int, output: Optional[Path]) -> None:
     """`specialize profile --from-one-thread P1.json --threads T -o PT.json`."""
     from hw_profiles.profile import load_profile
     from hw_profiles.thread_scaling import SCALING_ROUNDS, scale_to_threads

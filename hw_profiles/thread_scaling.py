@@ -9,7 +9,8 @@ in two ways a linear model captures: its work is shared (x a) and every op pays 
 
     ms at T threads = a * (block sum at 1 thread) + b * (ops in the network) + c,
 
-fitted by least squares on `networks` whole networks exported and timed as deployed at T threads, in
+fitted by least squares (or a simpler model where the terms cannot be told apart: `fit_scaling`) on
+`networks` whole networks exported and timed as deployed at T threads, in
 `rounds` rounds (their median fitted, their spread recorded as the machine's drift), with the
 leave-one-out error recorded as the profile's expected error. Per block the table becomes
 a * ms_1thread + b * ops, so the search still adds blocks; c is the profile's calibration offset.
@@ -44,15 +45,20 @@ def scaling_features(base: DeviceProfile, archs: list[Architecture]) -> np.ndarr
 
 
 def fit_scaling(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares (a, b, c); b, a per-op cost, is held at 0 when the free fit makes it negative."""
+    """Least-squares (a, b, c), the simplest model that keeps the per-op cost b >= 0 and the share a > 0:
+    all three terms; else b = 0; else c = 0 too (a alone, the median ratio), which networks too alike in
+    size to separate the terms need. `scaling_model` names which one a fit is."""
     coef = np.linalg.lstsq(x, y, rcond=None)[0]
-    if coef[1] < 0:
+    if coef[1] < 0 or coef[0] <= 0:
         ac = np.linalg.lstsq(x[:, [0, 2]], y, rcond=None)[0]
         coef = np.array([ac[0], 0.0, ac[1]])
     if coef[0] <= 0:
-        raise SpecializeError(f"thread scaling fit a non-positive share of the 1-thread time ({coef[0]:.3g}): "
-                              f"the whole networks do not track the 1-thread blocks")
+        coef = np.array([float(np.median(y / x[:, 0])), 0.0, 0.0])
     return coef
+
+
+def scaling_model(coef: np.ndarray) -> str:
+    return "a * ms + b * ops + c" if coef[1] > 0 else "a * ms + c" if coef[2] != 0 else "a * ms"
 
 
 def loo_error(x: np.ndarray, y: np.ndarray) -> float:
@@ -79,7 +85,8 @@ def scaled_profile(base: DeviceProfile, threads: int, coef: np.ndarray, whole: d
     fixed = {part: a * ms + b * fixed_ops.get(part, 0) for part, ms in base.fixed_ms.items()}
     spread = None if base.spread_ms is None else a * base.spread_ms
     fixed_spread = None if base.fixed_spread_ms is None else {k: a * v for k, v in base.fixed_spread_ms.items()}
-    calibration = {"scale": 1.0, "offset_ms": c, "thread_scaling": {"share_of_1_thread_ms": a, "ms_per_op": b},
+    calibration = {"scale": 1.0, "offset_ms": c,
+                   "thread_scaling": {"share_of_1_thread_ms": a, "ms_per_op": b, "model": scaling_model(coef)},
                    "fit": {"networks": whole["networks"], "mape": whole["fit_mape"]},
                    "leave_one_out": {"mape": whole["calibrated_loo_mape"], "uncalibrated_mape": whole["uncalibrated_mape"]}}
     measurement = {**base.measurement, "whole_network": whole, "validations": [],

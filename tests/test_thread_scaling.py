@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from hw_profiles.profile import DeviceProfile, load_profile
-from hw_profiles.thread_scaling import fit_scaling, scale_to_threads, scaled_profile
+from hw_profiles.thread_scaling import fit_scaling, scale_to_threads, scaled_profile, scaling_model
 from hw_profiles.validate import uncalibrated_ms
 from specialize.cost import arch_ops
 from specialize.errors import SpecializeError
@@ -43,14 +43,15 @@ def test_scaled_table_predicts_the_fitted_model_for_every_network():
     assert scaled.expected_error == pytest.approx(0.02)
 
 
-def test_fit_recovers_the_terms_and_never_charges_a_negative_per_op_cost():
+def test_fit_recovers_the_terms_and_falls_back_to_simpler_models_not_negative_costs():
     rng = np.random.default_rng(1)
     x = np.column_stack([rng.uniform(0.3, 1.0, 12), rng.integers(30, 60, 12), np.ones(12)])
-    assert fit_scaling(x, x @ [0.6, 0.004, -0.1]) == pytest.approx([0.6, 0.004, -0.1])
-    a, b, _ = fit_scaling(x, x @ [0.6, -0.004, 0.1])
-    assert b == 0.0 and a > 0
-    with pytest.raises(SpecializeError, match="non-positive share"):
-        fit_scaling(x, x @ [-0.5, 0.0, 2.0])
+    coef = fit_scaling(x, x @ [0.6, 0.004, -0.1])
+    assert coef == pytest.approx([0.6, 0.004, -0.1]) and scaling_model(coef) == "a * ms + b * ops + c"
+    coef = fit_scaling(x, x @ [0.6, -0.004, 0.1])
+    assert coef[1] == 0.0 and coef[0] > 0 and scaling_model(coef) == "a * ms + c"
+    coef = fit_scaling(x, x @ [-0.5, 0.0, 2.0])   # ms falling as the 1-thread sum grows: nothing but a ratio is left
+    assert coef[0] > 0 and coef[1] == coef[2] == 0.0 and scaling_model(coef) == "a * ms"
 
 
 def test_scale_to_threads_times_whole_networks_at_those_threads(tiny, tmp_path):  # noqa: F811
