@@ -143,6 +143,8 @@ def build_toolbox(problem: Problem, rng: np.random.Generator, evaluation: Evalua
     `evaluation` (default: the hard bounds) gives fitness, which children are kept, and the genes allowed."""
     create_classes()
     evaluation = evaluation or hard_bounds(problem)
+    if not evaluation.allowed.any(axis=1).all():   # a bound no candidate of some layer meets: nothing to draw from
+        raise explain_infeasible(problem)
     genome = Genome.from_mask(evaluation.allowed, rng)
     toolbox = base.Toolbox()
     toolbox.register("evaluate", evaluation.fitness)
@@ -326,7 +328,8 @@ def ga_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, seed: 
     details = {"generations": r.generations, "generations_asked": budget.generations, "stopped": r.stopped,
                "evaluations": r.evaluations, "failed_children": r.failed_children,
                "seeded_by_solver": r.seeded_by_solver, "value_before_polish": r.value_before_polish}
-    return SearchResult(r.genes, r.value, r.seconds, "heuristic", history=r.history, details=details)
+    status = "heuristic" if r.genes is not None else "not found"   # soft penalty: no child it saw met every bound
+    return SearchResult(r.genes, r.value, r.seconds, status, history=r.history, details=details)
 
 
 def _island_bests(problem: Problem, pop: np.ndarray) -> list[np.ndarray]:
