@@ -27,6 +27,7 @@ from hw_profiles.validate import CALIBRATION_NETWORKS, CALIBRATION_SEED, DEPLOYE
     repeatability, uncalibrated_ms
 from specialize.cost import arch_ops, candidate_ops, head_ops, stem_ops
 from specialize.errors import SpecializeError
+from specialize.fileio import provenance
 from specialize.space import Architecture
 
 SCALING_ROUNDS = 3
@@ -94,7 +95,9 @@ def scaled_profile(base: DeviceProfile, threads: int, coef: np.ndarray, whole: d
                                                  f"scaled to {threads} threads by a whole-network fit (hw_profiles.thread_scaling)"}
     return replace(base, latency_ms=latency, fixed_ms=fixed, spread_ms=spread, fixed_spread_ms=fixed_spread,
                    threads=threads, calibration=calibration, measurement=measurement,
-                   provenance={**base.provenance, "threads": threads, "scaled_from": str(base.path or base.name)}, path=None)
+                   provenance=provenance(**{**base.provenance.get("settings", {}), "threads": threads},
+                                         scaled_from=str(base.path or base.name), blocks_timed=base.provenance.get("date")),
+                   path=None)
 
 
 def scale_to_threads(base: DeviceProfile, threads: int, networks: int = CALIBRATION_NETWORKS, rounds: int = SCALING_ROUNDS,

@@ -67,6 +67,8 @@ def test_scale_to_threads_times_whole_networks_at_those_threads(tiny, tmp_path):
     scaled.save(tmp_path / "t2.json")
     loaded = load_profile(tmp_path / "t2.json", tiny)
     assert loaded.threads == 2 and "1 thread" in loaded.measurement["blocks"]
+    settings = json.loads((tmp_path / "t2.json").read_text())["provenance"]["settings"]
+    assert settings["threads"] == 2 and settings["blocks_timed"] == base.provenance["date"]   # its own date, the blocks' too
 
 
 @pytest.mark.parametrize("change,needle", [
