@@ -7,8 +7,9 @@ For each preset it makes a fresh scaled profile (`hw_profiles.thread_scaling.sca
 `specialize profile --from-one-thread` runs) from the shipped 1-thread profile, then times the same
 --samples held-out networks (seed 1, exported as `profile validate` does) --timings times at T threads,
 as a deployment would. For each timing it prints, side by side, how well each predictor matches it:
-a T-thread profile whose blocks were timed at T threads ("direct": the shipped one, or --direct-SPACE
-FILE; the line names it), the fresh scaled one, the 1-thread profile
+a T-thread profile whose blocks were timed at T threads ("direct": --direct-SPACE FILE, e.g. one
+`specialize profile --threads T` makes; by default the shipped one, which since 2026-12-01 is itself
+scaled and then shows as "given (scaled)"; the line names it), the fresh scaled one, the 1-thread profile
 taken as it is, MACs alone (τ only), and the previous timing of the same files (the ceiling this
 machine allows any profile). Run it on an idle machine.
 """
