@@ -69,8 +69,8 @@ def cost(
     arch: Optional[str] = typer.Option(None, "--arch", "-a", help="Comma-separated candidate per layer, e.g. k3e3,k5e6se,..."),
     per_candidate: bool = typer.Option(False, "--per-candidate", help="Print the [layers][candidates] cost arrays instead."),
     dtype_bytes: int = typer.Option(4, "--dtype-bytes", min=1, help="Bytes per element for bytes moved (4 = fp32, 2 = fp16)."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Batch size for bytes moved and peak activation."),
-    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Device name or profile file: adds predicted latency_ms."),
+    batch: int = typer.Option(1, "--batch", min=1, help="Batch size for bytes moved, peak activation and --profile's latency."),
+    profile: Optional[str] = typer.Option(None, "--profile", "-p", help="Device name or profile file: adds predicted latency_ms and its expected error."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     from specialize.cost import arch_cost, cost_arrays
@@ -87,22 +87,25 @@ def cost(
     parsed = search_space.parse_arch(arch)
     totals = arch_cost(parsed, dtype_bytes, batch)
     if profile is not None:
-        totals["latency_ms"] = predict_latency_ms(profile, search_space, parsed)
+        totals.update(predict_latency(profile, search_space, parsed, batch))
     if as_json:
         return print_json({**totals, "space": search_space.name, "arch": str(parsed), "dtype_bytes": dtype_bytes,
                            "batch": batch, "note": MACS_NOTE})
     _render_totals(totals, search_space.name, str(parsed))
 
 
-def predict_latency_ms(profile: str, space, arch) -> float:
-    """Predicted latency from a device profile: `profile` is a profile file (.json) or a device name."""
+def predict_latency(profile: str, space, arch, batch: int) -> dict:
+    """Predicted latency at `batch` from a device profile (`profile`: a profile file (.json) or a device name),
+    with the profile's expected error (None: unknown) and what the profile is."""
     try:
         from hw_profiles import resolve_profile
     except ImportError as exc:
         raise SpecializeError(f"--profile needs hw_profiles.resolve_profile, which is not available in this install: {exc}") from None
     is_file = profile.endswith(".json") or Path(profile).is_file()
-    resolved = resolve_profile(None, space, profile_path=profile) if is_file else resolve_profile(profile, space)
-    return float(resolved.predict_ms(arch))
+    resolved = resolve_profile(None, space, profile_path=profile, batch=batch) if is_file else \
+        resolve_profile(profile, space, batch=batch)
+    return {"latency_ms": float(resolved.predict_ms(arch)), "latency_expected_error": resolved.expected_error,
+            "latency_profile": resolved.label}
 
 
 def _render_totals(totals: dict, space: str, arch: str) -> None:
@@ -116,7 +119,8 @@ def _render_totals(totals: dict, space: str, arch: str) -> None:
     table.add_row("intensity", f"{totals['intensity']:.2f} FLOPs/byte")
     table.add_row("peak activation", f"{totals['peak_activation_bytes'] / 1e6:.2f} MB")
     if "latency_ms" in totals:
-        table.add_row("predicted latency", f"{totals['latency_ms']:.3f} ms")
+        band = totals["latency_expected_error"]
+        table.add_row("predicted latency", f"{totals['latency_ms']:.3f} ms " + ("(±?)" if band is None else f"(±{100 * band:.0f}%)"))
     console.print(table)
     console.print(MACS_NOTE, style="dim")
 

@@ -74,15 +74,16 @@ def test_profile_hook_adds_latency(monkeypatch):
 
     seen = {}
 
-    def fake_resolve(device, space, profile_path=None):
-        seen.update(device=device, space=space.name, path=profile_path)
-        return types.SimpleNamespace(predict_ms=lambda arch: 1.25)
+    def fake_resolve(device, space, profile_path=None, batch=None):
+        seen.update(device=device, space=space.name, path=profile_path, batch=batch)
+        return types.SimpleNamespace(predict_ms=lambda arch: 1.25, expected_error=0.3, label="pi5, estimated")
 
     monkeypatch.setattr(hw_profiles, "resolve_profile", fake_resolve)
     data = json.loads(invoke("cost", "--arch", CIFAR_ARCH, "--profile", "pi5", "--json").stdout)
-    assert data["latency_ms"] == 1.25 and seen == {"device": "pi5", "space": "cifar10", "path": None}
-    invoke("cost", "--arch", CIFAR_ARCH, "--profile", "my.json", "--json")
-    assert seen["path"] == "my.json"
+    assert data["latency_ms"] == 1.25 and seen == {"device": "pi5", "space": "cifar10", "path": None, "batch": 1}
+    assert data["latency_expected_error"] == 0.3 and data["latency_profile"] == "pi5, estimated"
+    invoke("cost", "--arch", CIFAR_ARCH, "--profile", "my.json", "--json", "--batch", "32")
+    assert seen["path"] == "my.json" and seen["batch"] == 32   # latency at the batch the other figures are for
 
 
 def test_profile_hook_missing_is_clear(monkeypatch):
