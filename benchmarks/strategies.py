@@ -190,8 +190,12 @@ def main() -> None:
                     if args.out:
                         atomic_write_json(args.out, {"key": key, "args": vars(args), "runs": record})
                 print(f"seed {seed} " + summary_line(set_name, strategy, [Run(**record[name])]), flush=True)
-    if any(f"{s}/{t}/{seed}" not in record for s in sets for t in strategies + ["table+GA"] for seed in range(args.seeds)):
-        return  # --only-seeds: the summary waits for the merge of every seed
+    missing = [f"{s}/{t}/{seed}" for s in sets for t in strategies + ["table+GA"] for seed in range(args.seeds)
+               if f"{s}/{t}/{seed}" not in record]
+    if missing:   # --only-seeds / --only-sets: the summary waits for the merge of every seed
+        print(f"== no summary yet: {len(missing)} runs are not in this record (e.g. {missing[0]}); "
+              f"merge the other --out files with --resume --merge")
+        return
     print(f"== over seeds 0..{args.seeds - 1}")
     for set_name in sets:
         for strategy in strategies + ["table+GA"]:
