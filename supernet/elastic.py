@@ -10,7 +10,8 @@ and an extracted network has an `nn.Identity` there.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from functools import partial
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +19,7 @@ from torch import nn
 
 from specialize.cost import se_channels
 from specialize.space import Architecture, Candidate, LayerSpec, SearchSpace
-from supernet.static import MBConv, Normalize, StaticNet, build_static, classify_features, conv_bn
+from supernet.static import Normalize, StaticNet, build_static, build_stem, classify_features, conv_bn
 
 
 def _batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d, channels: int) -> torch.Tensor:
@@ -30,9 +31,11 @@ def _batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d, channels: int) -> torch.Ten
 
 
 class ElasticMBConv(nn.Module):
-    def __init__(self, spec: LayerSpec, kernels: Sequence[int], expansions: Sequence[int]):
+    def __init__(self, spec: LayerSpec, kernels: Sequence[int], expansions: Sequence[int],
+                 pads: Callable[[int], tuple[int, int]] = lambda k: (k // 2, k // 2)):
         super().__init__()
         self.spec = spec
+        self.pads = pads   # kernel -> the depthwise conv's zero padding before/after (SearchSpace.conv_pads)
         self.max_kernel = max(kernels)
         c_in, c_out, mid = spec.in_channels, spec.out_channels, spec.in_channels * max(expansions)
         reduced = se_channels(mid)
@@ -74,7 +77,11 @@ class ElasticMBConv(nn.Module):
         off = (self.max_kernel - cand.kernel) // 2
         h = F.relu6(_batch_norm(F.conv2d(x, self.expand_conv[:mid]), self.expand_bn, mid))
         dw = self.dw_conv[:mid, :, off:off + cand.kernel, off:off + cand.kernel]
-        h = F.conv2d(h, dw, None, self.spec.stride, cand.kernel // 2, 1, mid)
+        before, after = self.pads(cand.kernel)
+        if before == after:
+            h = F.conv2d(h, dw, None, self.spec.stride, before, 1, mid)
+        else:
+            h = F.conv2d(F.pad(h, (before, after, before, after)), dw, None, self.spec.stride, 0, 1, mid)
         h = F.relu6(_batch_norm(h, self.dw_bn, mid))
         if cand.se:
             r = se_channels(mid)
@@ -90,11 +97,10 @@ class Supernet(nn.Module):
         super().__init__()
         self.space = space
         self.normalize = Normalize(space.mean, space.std)
-        self.stem = nn.Sequential(
-            conv_bn(3, space.stem_channels, 3, space.stem_stride),
-            MBConv(space.stem_channels, space.first_block_channels, 1, 3, 1, False),
-        )
-        self.blocks = nn.ModuleList(ElasticMBConv(spec, space.kernels, space.expansions) for spec in space.layers)
+        self.stem = build_stem(space)
+        self.blocks = nn.ModuleList(
+            ElasticMBConv(spec, space.kernels, space.expansions, partial(space.conv_pads, size, stride=spec.stride))
+            for spec, size in zip(space.layers, space.layer_in_sizes()))
         self.head = conv_bn(space.layers[-1].out_channels, space.head_channels, 1)
         self.dropout = nn.Dropout(space.dropout)
         self.classifier = nn.Linear(space.head_channels, space.num_classes)

@@ -243,6 +243,15 @@ def load_weights(space: SearchSpace, weights: str | os.PathLike | None, seed: in
             net = Supernet(space).eval()
         return LoadedWeights(net, False, "random-init")
     from supernet.checkpoint import load_supernet
+    from supernet.pretrained import import_pretrained, is_pretrained_file
+
+    if is_pretrained_file(weights):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = Supernet(space)
+        record = import_pretrained(net, str(weights))
+        return LoadedWeights(net.eval(), True, f"{record['source']} (sha256 {record['sha256'][:16]}, "
+                                               f"classifier {record['classifier']})")
 
     path = resolve_weights_path(weights)
     net = load_supernet(path)

@@ -47,6 +47,7 @@ from supernet.run_dir import claim_run_dir
 from supernet.data import augment, balanced_split, calibration_indices, image_batches, load_dataset, to_tensor
 from supernet.elastic import Supernet
 from supernet.evaluate import subnet_accuracy
+from supernet.pretrained import import_pretrained
 from supernet.train_config import RESUMABLE_CHANGES, VALIDATION_IMAGES, TrainConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -118,10 +119,11 @@ class Trainer:
         self.cfg, self.out, self.report, self.dist = cfg, Path(out_dir), report, dist_info
         self.checkpoint_seconds = 600.0   # inside a meta epoch; every epoch and fine-tuned layer also checkpoints
         preset = get_space(cfg.space)
-        self.data = load_dataset(cfg.data, image_size=(cfg.resolution or preset.resolution))
+        self.data = load_dataset(cfg.data, image_size=(cfg.resolution or cfg.input_size or preset.resolution))
         for note in self.data.notes:
             report({"event": "note", "text": note})
-        self.space = preset.with_classes(self.data.classes)   # the classifier is sized to the data's classes
+        # the classifier is sized to the data's classes, the input to --input-size
+        self.space = preset.with_classes(self.data.classes).with_resolution(cfg.input_size)
         self.trained_space = self.space.scaled(cfg.width, cfg.resolution)
         self.val_per_class = validation_per_class(self.data.train_labels, cfg.val_per_class)
         rest, val, self.calib_idx = held_out_split(self.data.train_labels, cfg)
@@ -135,6 +137,8 @@ class Trainer:
         self.macs = cost_arrays(self.space).macs
         torch.manual_seed(_seeded(cfg.seed, 0))
         self.net = Supernet(self.trained_space).to(memory_format=torch.channels_last)  # 1.7x faster convs on CPU
+        self.pretrained = import_pretrained(self.net, cfg.init) if cfg.init else None
+        self.crop_padding = max(4, self.res // 8)   # random-crop shift: 4 pixels at 32x32, the same share above
         self.model = FairnessPass(self.net)
         if dist_info.world > 1:   # SE weights of unchosen candidates get no gradient in some passes
             self.model = DistributedDataParallel(self.model, find_unused_parameters=True)
@@ -156,7 +160,7 @@ class Trainer:
                 continue
             idx = order[first:first + self.cfg.batch_size][self.dist.rank * per_rank:(self.dist.rank + 1) * per_rank]
             gb = torch.Generator().manual_seed(_seeded(self.cfg.seed, stage, index, step))
-            x = augment(to_tensor(self.data.train_images[idx], self.res), gb).contiguous(memory_format=torch.channels_last)
+            x = augment(to_tensor(self.data.train_images[idx], self.res), gb, self.crop_padding).contiguous(memory_format=torch.channels_last)
             yield x, torch.from_numpy(self.data.train_labels[idx])
 
     def steps_per_epoch(self) -> int:
@@ -380,7 +384,7 @@ class Trainer:
             provenance=provenance(**asdict(self.cfg), data_counts={**self.data.counts(), "train_used": len(self.train_idx),
                                                                      "validation": n_val, "validation_per_class": self.val_per_class},
                                   class_names=list(self.space.class_names or ()), data_notes=list(self.data.notes),
-                                  world_size=self.dist.world, data_parallel=self.data_parallel(),
+                                  world_size=self.dist.world, data_parallel=self.data_parallel(), pretrained=self.pretrained,
                                   torch_threads=torch.get_num_threads()),
         )
         if self.dist.main:

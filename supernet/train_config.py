@@ -34,6 +34,8 @@ class TrainConfig:
     weights_dtype: str = "float16"
     threads: int | None = None
     candidates_per_pass: int | None = None   # strict fairness: candidates per forward (None: all; fewer saves memory)
+    init: str | None = None          # pretrained start: efficientnet-lite0 or a state-dict path (None: from scratch)
+    input_size: int | None = None    # the deployed input resolution (None: the space's); the table's space has it
 
     def proxy(self) -> dict:
         return {"width": self.width, "resolution": self.resolution, "sample_ratio": self.sample_ratio,
@@ -59,6 +61,7 @@ def _rules(c: "TrainConfig") -> list[tuple]:
         ("width", c.width, _finite(c.width, 0, 1, low_open=True), "0 < width <= 1"),
         ("sample-ratio", c.sample_ratio, _finite(c.sample_ratio, 0, 1, low_open=True), "0 < sample ratio <= 1"),
         ("resolution", c.resolution, _count(c.resolution, 8, 4096, optional=True), "8..4096 pixels"),
+        ("input-size", c.input_size, _count(c.input_size, 8, 4096, optional=True), "8..4096 pixels"),
         ("epochs", c.epochs, _count(c.epochs, 0, 100_000), "0..100000"),
         ("finetune-epochs", c.finetune_epochs, _finite(c.finetune_epochs, 0, 1000), "a number in [0, 1000]"),
         ("batch-size", c.batch_size, _count(c.batch_size, 1, 65536), "1..65536"),

