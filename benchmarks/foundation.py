@@ -28,7 +28,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from specialize.cost import arch_cost
 from specialize.space import Architecture, SearchSpace, get_space
 from supernet.elastic import Supernet
-from supernet.export import clean_graph, export_subnet, module_to_onnx_bytes, ort_session
+from supernet.export import export_subnet
+from supernet.onnx_graph import clean_graph, module_to_onnx_bytes
+from supernet.sessions import ort_session
 from supernet.static import build_static
 
 PRESETS = ("cifar10", "ponas-imagenet", "ponas-table1")

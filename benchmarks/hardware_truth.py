@@ -21,7 +21,7 @@ now predicts the same validation timings better (share within ±10%, then Kendal
 core comes and goes, a fresh profile made in the other state is the worse one. With --retime it ships
 nothing when fewer than 90% of the files time again within ±10% of their first timing. It prints which it
 kept, and refuses to ship when other processes use more than 15% of the CPU. After re-shipping the
-batch-1, 1-thread profiles, refit the op model the estimates use: `python -m hw_profiles.opmodel`.
+batch-1, 1-thread profiles, refit the op model the estimates use: `python -m hw_profiles.refit_opmodel`.
 `--from-one-thread` makes each multi-thread profile from the shipped 1-thread one instead
 (`specialize profile --from-one-thread`, hw_profiles/thread_scaling.py).
 

@@ -12,13 +12,12 @@ def register(app: typer.Typer) -> None:
 
 @handle_errors
 def cache(clear: bool = typer.Option(False, "--clear", help="Delete every cached decoded dataset.")) -> None:
-    from supernet.data import cache_root, clear_cache, directory_bytes
+    from specialize.api import offline
 
-    root = cache_root() / "datasets"
     if clear:
-        freed = clear_cache()
+        root, freed = offline.clear_cache()
         console.print(f"removed {root} ({freed / 1e6:.1f} MB freed)", markup=False, highlight=False)
         return
-    entries = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-    console.print(f"decoded-dataset cache: {root} ({directory_bytes(root) / 1e6:.1f} MB in {len(entries)} entries; "
+    root, used, entries = offline.cache_summary()
+    console.print(f"decoded-dataset cache: {root} ({used / 1e6:.1f} MB in {entries} entries; "
                   f"set SPECIALIZE_CACHE to move it, `specialize cache --clear` to empty it)", markup=False, highlight=False)

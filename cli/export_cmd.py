@@ -33,36 +33,16 @@ def export(
     precision: str = typer.Option("fp32", "--precision", help="fp32 or fp16 (fp16 with --format tensorrt)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    from specialize.fileio import check_writable
-    from specialize.space import get_space
+    from specialize.api import offline
 
-    get_space(space).parse_arch(arch)  # bad input fails here, before torch is even imported
-    check_writable(output)
-    from supernet.export import export_subnet
-
-    check_companions(output, fmt)
     with progress_status("exporting: batch-norm recalibration, ONNX, checks, measurement"):
-        result = export_subnet(space, arch, output, weights=weights, data=data, fmt=fmt, precision=precision,
-                               recalibrate_bn=not no_recalibrate)
+        result = offline.export(space, arch, output, weights=weights, data=data, fmt=fmt, precision=precision,
+                                recalibrate=not no_recalibrate)
     for warning in result.warnings:
         err_console.print(f"WARNING: {warning}", style="bold yellow", highlight=False, markup=False, soft_wrap=True)
     if as_json:
         return print_json(_to_json(result))
     _render(result)
-
-
-def check_companions(output: Path, fmt: str) -> None:
-    """`--format tensorrt -o d/x.engine` also writes d/x.onnx and d/build_engine.sh: refuse to replace them silently."""
-    from specialize.errors import SpecializeError
-    from supernet.export import output_paths
-
-    if fmt != "tensorrt":
-        return
-    onnx_path, engine_path = output_paths(output, fmt)
-    companions = [p for p in (onnx_path, engine_path, onnx_path.parent / "build_engine.sh") if p != Path(output)]
-    existing = [str(p) for p in companions if p.exists() or p.is_symlink()]
-    if existing:
-        raise SpecializeError(f"--format tensorrt would overwrite {', '.join(existing)}; move them or pick another -o")
 
 
 def _to_json(result) -> dict:

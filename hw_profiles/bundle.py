@@ -49,7 +49,7 @@ def make_bundle_dir(out_dir: str | Path) -> Path:
 
 def write_bundle(space: SearchSpace, out_dir: str | Path, batch: int = 1, networks: int = BUNDLE_NETWORKS, seed: int = 0,
                  progress: Callable[[str], None] | None = None) -> dict:
-    from supernet.export import module_to_onnx_bytes
+    from supernet.onnx_graph import module_to_onnx_bytes
 
     out_dir = make_bundle_dir(out_dir)
     workloads = space_workloads(space, batch) + [network_workload(space, a, batch) for a in spread_architectures(space, networks, seed)]
@@ -78,7 +78,7 @@ def bundle_graph(onnx_bytes: bytes, key: str) -> bytes:
     Identity) and must pass TensorRT's ONNX parser support check."""
     import onnx
 
-    from supernet.export import tidy_graph
+    from supernet.onnx_graph import tidy_graph
     from supernet.tensorrt_support import check_tensorrt_parser_support
 
     model = tidy_graph(onnx.load_from_string(onnx_bytes))

@@ -22,7 +22,6 @@ import numpy as np
 
 from specialize.cost import Op, arch_ops, candidate_ops, head_ops, stem_ops
 from specialize.errors import SpecializeError
-from specialize.fileio import atomic_write_json, provenance
 
 OP_TYPES = ("conv", "pointwise", "depthwise", "squeeze_excite", "pool_fc")
 MODEL_PATH = Path(__file__).with_name("op_model.json")
@@ -134,22 +133,4 @@ def op_model() -> dict:
         return json.loads(MODEL_PATH.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise SpecializeError(f"op model file {MODEL_PATH} cannot be read ({exc}); regenerate it with "
-                              f"`python -m hw_profiles.opmodel`") from None
-
-
-def main() -> None:
-    from hw_profiles import load_profile
-    from hw_profiles.registry import shipped_profiles
-
-    profiles = [load_profile(h["path"]) for h in shipped_profiles() if h["name"] == "this-cpu" and h["kind"] == "measured"
-                and h["batch"] == 1 and h["threads"] == 1]   # one setting: thread counts would mix other efficiencies
-    model = fit_op_model(profiles)
-    model["provenance"] = provenance(source="python -m hw_profiles.opmodel")
-    atomic_write_json(MODEL_PATH, model)
-    print(f"wrote {MODEL_PATH}: fit over {model['fit']['entries']} entries; on whole networks: " + "; ".join(
-        f"{name} MAPE {100 * v['mape']:.1f}%, Kendall tau {v['kendall_tau']:.3f} (MACs alone {v['kendall_tau_macs_alone']:.3f})"
-        for name, v in model["fit"]["networks"].items()))
-
-
-if __name__ == "__main__":
-    main()
+                              f"`python -m hw_profiles.refit_opmodel`") from None

@@ -49,7 +49,7 @@ def prepare_workload(runtime, space: SearchSpace, workload: Workload) -> tuple[C
     module, example = build_module(space, workload), example_input(workload.input_shape)
     if not hasattr(runtime, "load"):
         return runtime.prepare(module, example), None
-    from supernet.export import module_to_onnx_bytes
+    from supernet.onnx_graph import module_to_onnx_bytes
 
     onnx = module_to_onnx_bytes(module, example, dynamic_batch=False)
     def reopen() -> Callable[[], None]:

@@ -1,15 +1,16 @@
 """The one runtime layer: sessions and timing on onnxruntime (CPU), torch-cuda and TensorRT.
 
-Everything that creates an onnxruntime session or a TensorRT engine, or times one, comes through
-here: export's verification (`supernet.export.ort_session`), `specialize profile`, `profile
-validate` and the standalone bundle runner. One registry of runtimes (`RUNTIMES`, `get_runtime`)
+Everything that times an onnxruntime session or a TensorRT engine comes through here: `specialize
+profile`, `profile validate` and the standalone bundle runner; the sessions and engines themselves are made
+by `supernet.sessions`, which export's verification uses too. One registry of runtimes (`RUNTIMES`, `get_runtime`)
 and one timing protocol (`time_samples`): warm up, choose how many runs make one sample so that a
 sample is long enough to time well, then take samples until the repeat count or the time budget is
 reached; a figure is the median of the samples. With `sample_s=0` each sample is one run, which is
 how a deployment measures ("warm-up, then the median of N runs").
 
 `hw_profiles/run_bundle.py` must run on a device without this package, so it carries verbatim
-copies of the functions named in `SHARED` and of the protocol constants; tests/test_hw_runtime.py
+copies of the functions named in `SHARED` (`ort_session` is made in `supernet.sessions`, the one place below
+export and profiling where sessions and engines are made) and of the protocol constants; tests/test_hw_runtime.py
 fails when the copies drift. Heavy imports (torch, onnxruntime, tensorrt) happen inside functions.
 """
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from specialize.errors import SpecializeError
+from supernet.sessions import ort_session, tensorrt_engine
 
 # -- the timing protocol (run_bundle.py carries the same values) ---------------------------------
 WARMUP_S = 0.02          # warm-up time (at least 3 runs)
@@ -75,24 +77,6 @@ class Timing:
 
 
 # -- shared verbatim with run_bundle.py ----------------------------------------------------------
-def ort_session(model, threads=1, graph_optimization_level="all"):
-    """An onnxruntime CPU session as a deployment makes one: `threads` intra-op threads, one inter-op
-    thread, sequential execution, the named graph optimization level. `model`: ONNX bytes or a path."""
-    import onnxruntime
-    levels = {"disabled": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
-              "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL}
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = int(threads)
-    options.inter_op_num_threads = 1
-    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = levels[graph_optimization_level]
-    options.log_severity_level = 3
-    source = model if isinstance(model, bytes) else str(model)
-    return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-
-
 def wall_clock(run, n):
     """Seconds that `n` calls of `run` take, by the wall clock."""
     start = time.perf_counter()
@@ -224,7 +208,7 @@ class OnnxRuntime:
         return lambda: session.run(None, feed)
 
     def prepare(self, module, example) -> Callable[[], None]:
-        from supernet.export import module_to_onnx_bytes
+        from supernet.onnx_graph import module_to_onnx_bytes
         return self.load(module_to_onnx_bytes(module, example, dynamic_batch=False), tuple(example.shape))
 
 
@@ -271,31 +255,6 @@ class TorchCuda:
             with torch.inference_mode():
                 module(x)
         return run
-
-
-def tensorrt_engine(onnx_bytes: bytes, precision: str, input_shapes: tuple | None = None):
-    """A serialized TensorRT engine built from ONNX with builder + OnnxParser (fp16 flag for fp16);
-    `input_shapes` (min, opt, max) adds an optimization profile for a dynamic batch."""
-    import tensorrt as trt
-    logger = trt.Logger(trt.Logger.WARNING)
-    builder = trt.Builder(logger)
-    flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
-    network = builder.create_network(flags)
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_bytes):
-        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
-        raise SpecializeError(f"TensorRT's ONNX parser rejected the model: {errors}")
-    config = builder.create_builder_config()
-    if input_shapes is not None:
-        profile = builder.create_optimization_profile()
-        profile.set_shape("input", *input_shapes)
-        config.add_optimization_profile(profile)
-    if precision == "fp16":
-        config.set_flag(trt.BuilderFlag.FP16)
-    engine = builder.build_serialized_network(network, config)
-    if engine is None:
-        raise SpecializeError("TensorRT failed to build an engine (see its log above)")
-    return bytes(engine)
 
 
 class TensorRT:
@@ -346,7 +305,7 @@ class TensorRT:
         return self.session(data, input_shape)
 
     def prepare(self, module, example) -> Callable[[], None]:
-        from supernet.export import module_to_onnx_bytes
+        from supernet.onnx_graph import module_to_onnx_bytes
         return self.session(module_to_onnx_bytes(module, example, dynamic_batch=False))
 
 

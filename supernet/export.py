@@ -8,11 +8,9 @@ TensorRT's ONNX parser takes, verified against torch with onnxruntime, metadata 
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import os
 import shlex
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -24,22 +22,18 @@ from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_bytes, check_writable, provenance
 from specialize.space import Architecture, SearchSpace, get_space
+from supernet.onnx_graph import clean_graph, module_to_onnx_bytes, onnx_ops, set_metadata
+from supernet.sessions import ort_session, tensorrt_engine
 from supernet.tensorrt_support import check_tensorrt_parser_support
 
 if TYPE_CHECKING:
-    import onnx
 
     from specialize.table import AccuracyTable
 
     from supernet.elastic import Supernet
 
-OPSET = 17
 FORMATS = ("onnx", "tensorrt")
 PRECISIONS = ("fp32", "fp16")
-# What the exported graph may contain: a few ops, all in TensorRT's ONNX parser support (supernet.tensorrt_support,
-# which every exported graph is also checked against: opset, op types, weights as initializers, tensor types).
-ALLOWED_OPS = frozenset({"Conv", "Relu", "Clip", "Sigmoid", "Mul", "Add", "Sub", "Div", "GlobalAveragePool",
-                         "ReduceMean", "Flatten", "Reshape", "Gemm"})
 MAX_ABS_DIFF = 1e-4
 UNTRAINED_WARNING = ("UNTRAINED weights: no --weights given, so the exported model has random initial weights "
                      "(fine for latency measurements, useless for predictions)")
@@ -47,128 +41,6 @@ VERIFY_BATCHES = (1, 3)
 TRT_MAX_BATCH = 32
 INPUT_CONVENTION = "RGB float32 in [0, 1], NCHW, shape [batch, 3, {r}, {r}]; mean/std normalization is inside the model"
 META = "specialize."
-
-
-def module_to_onnx_bytes(module: nn.Module, example: torch.Tensor, dynamic_batch: bool = True) -> bytes:
-    """Serialized ONNX (opset 17, TorchScript-based exporter) of `module` in eval mode.
-
-    Input is named `input`, output `output`; the batch dimension is dynamic unless told otherwise.
-    """
-    module = module.eval()
-    buffer = io.BytesIO()
-    axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
-    with warnings.catch_warnings(), torch.no_grad():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=OPSET, input_names=["input"],
-                          output_names=["output"], dynamic_axes=axes, do_constant_folding=True)
-    return buffer.getvalue()
-
-
-# -- graph clean-up ------------------------------------------------------------------------------
-def fold_constants(model: "onnx.ModelProto") -> "onnx.ModelProto":
-    """Move every Constant node's value into an initializer of the same name (in place)."""
-    graph, kept = model.graph, []
-    for node in graph.node:
-        if node.op_type == "Constant":
-            graph.initializer.append(_constant_tensor(node))
-        else:
-            kept.append(node)
-    del graph.node[:]
-    graph.node.extend(kept)
-    return model
-
-
-def _constant_tensor(node) -> "onnx.TensorProto":
-    import numpy as np
-    from onnx import helper, numpy_helper
-
-    attr = node.attribute[0]
-    value = helper.get_attribute_value(attr)
-    if attr.name == "value":
-        tensor = value
-    elif attr.name.startswith(("value_float", "value_int")):  # float32 and int64, as the Constant op defines them
-        tensor = numpy_helper.from_array(np.asarray(value, dtype=np.float32 if "float" in attr.name else np.int64))
-    else:
-        raise SpecializeError(f"cannot fold Constant node {node.name!r} with attribute {attr.name!r}")
-    tensor.name = node.output[0]
-    return tensor
-
-
-def remove_identities(model: "onnx.ModelProto") -> "onnx.ModelProto":
-    """Drop Identity nodes, pointing their consumers (or the graph output) at the Identity's input (in place)."""
-    graph = model.graph
-    outputs, inputs = {o.name for o in graph.output}, {i.name for i in graph.input}
-    rename: dict[str, str] = {}
-    kept = []
-    for node in graph.node:
-        if node.op_type == "Identity" and node.output[0] not in outputs:
-            rename[node.output[0]] = node.input[0]
-        elif node.op_type == "Identity" and node.input[0] in inputs:   # input straight to output: nothing to drop
-            kept.append(node)
-        elif node.op_type == "Identity":
-            _retarget_producer(graph, node.input[0], node.output[0])
-        else:
-            kept.append(node)
-    for node in kept:
-        for i, name in enumerate(node.input):
-            while name in rename:
-                name = rename[name]
-            node.input[i] = name
-    del graph.node[:]
-    graph.node.extend(kept)
-    return model
-
-
-def _retarget_producer(graph, old: str, new: str) -> None:
-    """Make the node producing `old` produce the graph output `new` instead."""
-    for node in graph.node:
-        for i, name in enumerate(node.output):
-            if name == old:
-                node.output[i] = new
-                for consumer in graph.node:
-                    for j, inp in enumerate(consumer.input):
-                        if inp == old:
-                            consumer.input[j] = new
-                return
-    raise SpecializeError(f"cannot remove Identity feeding graph output {new!r}: its input {old!r} has no producer")
-
-
-def onnx_ops(model: "onnx.ModelProto") -> set[str]:
-    return {node.op_type for node in model.graph.node}
-
-
-def tidy_graph(model: "onnx.ModelProto") -> "onnx.ModelProto":
-    """Fold Constants into initializers and remove Identities (in place): weights then feed their ops
-    directly as initializers, as TensorRT's parser wants them (supernet.tensorrt_support)."""
-    return remove_identities(fold_constants(model))
-
-
-def clean_graph(model: "onnx.ModelProto") -> "onnx.ModelProto":
-    """`tidy_graph`, then insist the op set is allowed."""
-    tidy_graph(model)
-    extra = onnx_ops(model) - ALLOWED_OPS
-    if extra:
-        raise SpecializeError(f"exported graph has ops outside the TensorRT-safe set: {', '.join(sorted(extra))}; "
-                              f"allowed: {', '.join(sorted(ALLOWED_OPS))}")
-    return model
-
-
-def set_metadata(model: "onnx.ModelProto", metadata: dict[str, str]) -> None:
-    from onnx import helper
-
-    helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, **metadata})
-
-
-def read_metadata(model: "onnx.ModelProto") -> dict[str, str]:
-    return {p.key: p.value for p in model.metadata_props}
-
-
-# -- verification -------------------------------------------------------------------------------
-def ort_session(model_bytes: bytes, threads: int = 1):
-    """The project's one onnxruntime session (hw_profiles.runtime), as a deployment makes it."""
-    from hw_profiles.runtime import ort_session as runtime_session
-
-    return runtime_session(model_bytes, threads)
 
 
 def max_abs_diff(model_bytes: bytes, module: nn.Module, resolution: int, batches: Sequence[int] = VERIFY_BATCHES) -> float:
@@ -353,8 +225,6 @@ def trt_shapes(resolution: int, max_batch: int = TRT_MAX_BATCH) -> tuple[tuple[i
 
 def build_tensorrt_engine(onnx_bytes: bytes, resolution: int, precision: str) -> bytes:
     """A serialized TensorRT engine (batch 1..TRT_MAX_BATCH, optimized for 1), built by the runtime layer."""
-    from hw_profiles.runtime import tensorrt_engine
-
     return tensorrt_engine(onnx_bytes, precision, trt_shapes(resolution))
 
 

@@ -48,7 +48,7 @@ from supernet.data import augment, balanced_split, calibration_indices, image_ba
 from supernet.elastic import Supernet
 from supernet.evaluate import subnet_accuracy
 from supernet.pretrained import import_pretrained
-from supernet.train_config import RESUMABLE_CHANGES, VALIDATION_IMAGES, TrainConfig
+from supernet.train_config import FINETUNE_SETTINGS, RESUMABLE_CHANGES, VALIDATION_IMAGES, TrainConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
 CALIBRATION_FILE = "calibration.npz"
@@ -139,6 +139,8 @@ class Trainer:
         self.net = Supernet(self.trained_space).to(memory_format=torch.channels_last)  # 1.7x faster convs on CPU
         self.pretrained = import_pretrained(self.net, cfg.init) if cfg.init else None
         self.crop_padding = max(4, self.res // 8)   # random-crop shift: 4 pixels at 32x32, the same share above
+        teacher = cfg.teacher or (self.pretrained["architecture"] if self.pretrained else None)
+        self.teacher_arch = list((self.trained_space.parse_arch(teacher) if teacher else self.trained_space.largest_arch()).candidates)
         self.model = FairnessPass(self.net)
         if dist_info.world > 1:   # SE weights of unchosen candidates get no gradient in some passes
             self.model = DistributedDataParallel(self.model, find_unused_parameters=True)
@@ -246,21 +248,37 @@ class Trainer:
         """Strict fairness: every allowed candidate at the layer, same batch, gradients summed (mean loss).
         Candidates go `candidates_per_pass` at a time (each group recomputes the prefix). Under DDP
         only the last group's backward all-reduces; the largest candidate goes last, so every
-        parameter an earlier group touched is used there too."""
+        parameter an earlier group touched is used there too. With `distill` > 0 each candidate's loss mixes
+        in the teacher architecture's soft labels (in-place distillation, once-for-all §3.2)."""
         cands = [c for c in self.layer_candidates(len(chosen)) if c != self.largest] + [self.largest]
         size = self.cfg.candidates_per_pass or len(cands)
         groups = [cands[i:i + size] for i in range(0, len(cands), size)]
+        soft = self.teacher_probabilities(x)
         total = 0.0
         for i, group in enumerate(groups):
             quiet = self.model.no_sync() if isinstance(self.model, DistributedDataParallel) and i < len(groups) - 1 \
                 else contextlib.nullcontext()
             with quiet:
                 logits = self.model(x, chosen, group, suffix)
-                loss = F.cross_entropy(logits.flatten(0, 1), y.repeat(len(group)),
-                                       label_smoothing=self.cfg.label_smoothing) * len(group) / len(cands)
+                loss = self.loss(logits.flatten(0, 1), y.repeat(len(group)), None if soft is None else soft.repeat(len(group), 1))
+                loss = loss * len(group) / len(cands)
                 loss.backward()
             total += loss.item()
         return total
+
+    def teacher_probabilities(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Soft labels of the teacher architecture on `x` (no gradient), or None without distillation."""
+        if not self.cfg.distill:
+            return None
+        with torch.no_grad():
+            return F.softmax(self.net(x, self.teacher_arch), dim=1)
+
+    def loss(self, logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None) -> torch.Tensor:
+        hard = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
+        if soft is None:
+            return hard
+        distilled = -(soft * F.log_softmax(logits, dim=1)).sum(1).mean()
+        return (1 - self.cfg.distill) * hard + self.cfg.distill * distilled
 
     def evaluate(self, arch_cands: list[Candidate], x: torch.Tensor, y: torch.Tensor) -> float:
         """Accuracy of the extracted sub-network after batch-norm recalibration."""
@@ -411,14 +429,19 @@ class Trainer:
 
 
 def check_resumable(payload: dict, cfg: TrainConfig, path: Path) -> None:
-    """A resumed run must match the settings it was started with (RESUMABLE_CHANGES aside): mixing two
-    configurations in one table is refused, naming the first difference. Settings newer than the checkpoint
-    take their defaults."""
+    """A resumed run must match the settings it was started with (RESUMABLE_CHANGES aside, and FINETUNE_SETTINGS
+    while the run is still in its meta stage): mixing two configurations in one table is refused, naming the
+    first difference. Settings newer than the checkpoint take their defaults."""
     saved = payload.get("config")
     if not isinstance(saved, dict):
         raise SpecializeError(f"--resume: checkpoint {path}: field 'config' is missing")
+    try:
+        in_meta = json.loads(payload.get("state_json", "{}")).get("stage") == "meta"
+    except (ValueError, AttributeError, RecursionError):
+        in_meta = False
+    free = RESUMABLE_CHANGES + (FINETUNE_SETTINGS if in_meta else ())
     for key, value in asdict(cfg).items():
-        if key in saved and key not in RESUMABLE_CHANGES and saved[key] != value:
+        if key in saved and key not in free and saved[key] != value:
             raise SpecializeError(f"--resume: checkpoint {path} was made with {key}={saved[key]!r}, "
                                   f"this run asks {key}={value!r}; resume with the same settings or pick another -o")
 

@@ -9,6 +9,8 @@ from specialize.errors import SpecializeError
 VALIDATION_IMAGES = 2500   # table entries 0.04 points apart; 500 images gave 0.2-point steps and exact ties
 # Settings a resumed run may change: they do not alter what is trained or measured.
 RESUMABLE_CHANGES = ("threads", "candidates_per_pass")
+# Settings only the fine-tuning stage reads: a run resumed before that stage began may still change them.
+FINETUNE_SETTINGS = ("finetune_epochs", "finetune_lr", "distill", "spread_samples")
 
 
 @dataclass
@@ -36,6 +38,8 @@ class TrainConfig:
     candidates_per_pass: int | None = None   # strict fairness: candidates per forward (None: all; fewer saves memory)
     init: str | None = None          # pretrained start: efficientnet-lite0 or a state-dict path (None: from scratch)
     input_size: int | None = None    # the deployed input resolution (None: the space's); the table's space has it
+    distill: float = 0.0             # fine-tuning: weight of in-place distillation from the teacher architecture
+    teacher: str | None = None       # its architecture (None: the largest; with --init, the pretrained one)
 
     def proxy(self) -> dict:
         return {"width": self.width, "resolution": self.resolution, "sample_ratio": self.sample_ratio,
@@ -66,6 +70,7 @@ def _rules(c: "TrainConfig") -> list[tuple]:
         ("finetune-epochs", c.finetune_epochs, _finite(c.finetune_epochs, 0, 1000), "a number in [0, 1000]"),
         ("batch-size", c.batch_size, _count(c.batch_size, 1, 65536), "1..65536"),
         ("lr", c.lr, _finite(c.lr, 0, 100, low_open=True), "a number in (0, 100]"),
+        ("distill", c.distill, _finite(c.distill, 0, 1), "a number in [0, 1]"),
         ("finetune-lr", c.finetune_lr, _finite(c.finetune_lr, 0, 100, low_open=True), "a number in (0, 100]"),
         ("weight-decay", c.weight_decay, _finite(c.weight_decay, 0, 1), "a number in [0, 1]"),
         ("label-smoothing", c.label_smoothing, _finite(c.label_smoothing, 0, 1) and c.label_smoothing < 1, "a number in [0, 1)"),

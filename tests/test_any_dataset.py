@@ -13,7 +13,8 @@ from specialize.cost import cost_arrays
 from specialize.errors import SpecializeError
 from specialize.space import get_space
 from supernet.data import load_dataset, make_synthetic_folder
-from supernet.export import export_subnet, read_metadata
+from supernet.export import export_subnet
+from supernet.onnx_graph import read_metadata
 from supernet.train import TrainConfig, pick_best, train, validation_per_class
 
 TINY = dict(width=0.25, resolution=16, epochs=1, val_per_class=2, finetune_epochs=0.2, batch_size=8, calib_images=8,

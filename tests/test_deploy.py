@@ -15,7 +15,7 @@ from cli.main import app
 from specialize.api import export_result, specialize
 from specialize.errors import SpecializeError
 from specialize.table import load_table
-from supernet.export import read_metadata
+from supernet.onnx_graph import read_metadata
 
 runner = CliRunner()
 

@@ -228,7 +228,8 @@ def test_fairness_pass_trains_skip_beside_the_blocks():
 
 def test_export_with_skips_matches_torch_and_counts_its_macs(tmp_path):
     from supernet.checkpoint import load_supernet, save_supernet_weights
-    from supernet.export import ort_session, export_subnet
+    from supernet.export import export_subnet
+    from supernet.sessions import ort_session
     from test_deploy import graph_macs
 
     weights = tmp_path / "w.pt"

@@ -17,7 +17,8 @@ from specialize.errors import SpecializeError
 from specialize.space import get_space
 from supernet.checkpoint import load_supernet, save_supernet_weights
 from supernet.elastic import Supernet
-from supernet.export import ALLOWED_OPS, UNTRAINED_WARNING, clean_graph, export_subnet, module_to_onnx_bytes, read_metadata
+from supernet.export import UNTRAINED_WARNING, export_subnet
+from supernet.onnx_graph import ALLOWED_OPS, clean_graph, module_to_onnx_bytes, read_metadata
 
 SPACE = get_space("cifar10")
 ARCH = "k3e3,k5e6se,k3e3,k7e3,k3e6se,k5e3,k3e3,k7e6,k3e3se,k5e3,k3e6,k7e3se"

@@ -21,7 +21,7 @@ from specialize.search.registry import STATUSES, Budget, SearchResult, get_strat
 from specialize.space import LayerSpec, SearchSpace
 from test_search import METRIC_KEYS, TINY, check_answer, problem_for, random_bounds
 
-import supernet.strategies  # noqa: F401  (registers the offline strategies that need torch: epnas)
+import specialize.api  # noqa: F401  (the composition root registers the strategies that need torch: epnas)
 
 # 6 layers x 8 candidates = 262,144 architectures: enumerable, and too many for luck.
 SMALL = SearchSpace(name="small", resolution=16, num_classes=10, stem_channels=8, stem_stride=1, first_block_channels=8,
@@ -196,12 +196,14 @@ def test_offline_strategies_spend_at_most_their_budget_and_repeat_for_a_seed():
         assert np.array_equal(first.genes, again.genes) and first.history == again.history
 
 
-def test_the_online_command_knows_the_torch_strategies_by_name():
-    """registry.TORCH_STRATEGY_NAMES (read without torch, to refuse them online) is what supernet.strategies registers."""
-    from specialize.search.registry import STRATEGIES, TORCH_STRATEGY_NAMES
+def test_the_composition_root_registers_the_torch_strategies_lazily():
+    """The root names epnas (offline) without importing torch; running it imports supernet.strategies.epnas."""
+    import subprocess
+    import sys
 
-    registered = {s.name for s in STRATEGIES.values() if s.run.__module__.startswith("supernet.strategies")}
-    assert registered == set(TORCH_STRATEGY_NAMES) and all(STRATEGIES[n].offline for n in registered)
+    code = ("import sys, specialize.api; from specialize.search.registry import get_strategy; "
+            "s = get_strategy('epnas'); assert s.offline and 'torch' not in sys.modules; print('ok')")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "ok"
 
 
 def test_unknown_strategy_names_the_known_ones():

@@ -11,7 +11,8 @@ from hw_profiles.bundle import write_bundle
 from specialize.errors import SpecializeError
 from specialize.sampling import spread_architectures
 from specialize.space import LayerSpec, get_space
-from supernet.export import ALLOWED_OPS, OPSET, subnet_to_onnx
+from supernet.export import subnet_to_onnx
+from supernet.onnx_graph import ALLOWED_OPS, OPSET
 from supernet.static import build_static
 from supernet.tensorrt_support import OPSET_RANGE, TENSORRT_ONNX_OPS, check_tensorrt_parser_support, tensorrt_parser_problems
 

@@ -16,7 +16,8 @@ Offline strategies (`offline=True`: EPNAS, PNAS, EcoNAS, random search) score ar
 expensive evaluator, supernet accuracy after batch-norm recalibration, so their budget is a number of
 distinct architectures scored (`Budget.evaluations`), spent through `specialize.search.offline.Evaluations`.
 Given the table's score as their evaluation instead, they run (and are tested) like any other strategy.
-Those that need torch (EPNAS's policy) live in `supernet/strategies/` and register when it is imported.
+Those that need torch (EPNAS's policy) live in `supernet/strategies/`; the composition root (`specialize.api`)
+registers them with `register_lazy`, so their names are known without importing torch.
 """
 from __future__ import annotations
 
@@ -34,11 +35,6 @@ if TYPE_CHECKING:
 
 BUILTIN = ("specialize.search.ga", "specialize.search.exact", "specialize.search.random_search",
            "specialize.search.pnas", "specialize.search.econas")
-# Offline strategies that need torch register when this package is imported (specialize.api.search_offline does);
-# their names are listed here so the online command can refuse them in one line without importing torch
-# (tests/test_strategies.py checks the list against what the package registers).
-TORCH_STRATEGIES = "supernet.strategies"
-TORCH_STRATEGY_NAMES = ("epnas",)
 STATUSES = ("optimal", "not proven", "heuristic", "infeasible", "not found")   # not found: budget spent, no answer met every bound
 
 
@@ -85,6 +81,14 @@ def register_strategy(name: str, *, exact: bool = False, offline: bool = False,
     return add
 
 
+def register_lazy(name: str, load: Callable[[], StrategyFn], *, exact: bool = False, offline: bool = False,
+                  summary: str) -> None:
+    """Register a strategy whose code is imported only when it first runs (`load` returns the function)."""
+    def run(problem: "Problem", evaluation: "Evaluation", budget: Budget, seed: int) -> SearchResult:
+        return load()(problem, evaluation, budget, seed)
+    register_strategy(name, exact=exact, offline=offline, summary=summary)(run)
+
+
 def load_builtins() -> dict[str, Strategy]:
     for module in BUILTIN:
         importlib.import_module(module)
@@ -99,13 +103,13 @@ def strategy_names() -> list[str]:
 def is_offline(name: str) -> bool:
     """True for a strategy that spends an expensive evaluator's budget (without importing torch)."""
     strategies = load_builtins()
-    return name in TORCH_STRATEGY_NAMES or (name in strategies and strategies[name].offline)
+    return name in strategies and strategies[name].offline
 
 
 def get_strategy(name: str) -> Strategy:
     """The registered strategy called `name`; an unknown name raises a one-line error listing the known ones."""
     strategies = load_builtins()
     if name not in strategies:
-        known = sorted({*strategy_names(), *TORCH_STRATEGY_NAMES})   # the same list whether or not torch was imported
+        known = strategy_names()
         raise SpecializeError(f"unknown strategy {name!r}; known: {', '.join(known)}")
     return strategies[name]

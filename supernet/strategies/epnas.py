@@ -46,7 +46,7 @@ from specialize.search.constraints import Problem
 from specialize.search.offline import Evaluations
 from specialize.search.penalty import Evaluation
 from specialize.search.random_search import leaves_a_layer_empty, uniform_architectures
-from specialize.search.registry import Budget, SearchResult, register_strategy
+from specialize.search.registry import Budget, SearchResult
 from specialize.space import Candidate
 
 SKIP = "skip"
@@ -263,8 +263,6 @@ class EpnasSearch:
         return "evaluation budget spent"
 
 
-@register_strategy("epnas", offline=True, summary="EPNAS: REINFORCE policy (embedding LSTM, scale and insert LSTMs) "
-                                                  "editing 8 branches, soft-penalty reward")
 def epnas_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, seed: int,
                    branches: int = BRANCHES, steps: int = STEPS) -> SearchResult:
     scores = Evaluations(problem, evaluation, budget.evaluations)

@@ -18,7 +18,7 @@ import numpy as np
 from specialize.cost import cost_arrays, masked_extremes
 from specialize.errors import SpecializeError
 from specialize.search.constraints import METRICS, Bound, Problem, bounds_from_options, build_problem, takes_bounds
-from specialize.search.registry import Budget, SearchResult, Strategy
+from specialize.search.registry import Budget, SearchResult, Strategy, register_lazy
 from specialize.search.rerank import MIN_MEASURED
 from specialize.table import AccuracyTable, load_table
 
@@ -26,6 +26,19 @@ from specialize.table import AccuracyTable, load_table
 LAYERS_NUMBERED_FROM = 1   # layers in results, JSON and tables count from 1
 TIME_LIMIT = 2.0              # seconds for the whole online search (reference ILP, then the strategy): a safety net
 MIN_STRATEGY_SECONDS = 0.1    # the strategy's share when the reference used the whole limit
+
+
+
+
+def _epnas():
+    from supernet.strategies.epnas import epnas_strategy
+
+    return epnas_strategy
+
+
+# Strategies that need torch: known by name from here on, imported when they first run.
+register_lazy("epnas", _epnas, offline=True,
+              summary="EPNAS: REINFORCE policy (embedding LSTM, scale and insert LSTMs) editing 8 branches, soft-penalty reward")
 
 
 @dataclass(frozen=True)
@@ -200,6 +213,13 @@ class OfflineResult:
         return asdict(self)
 
 
+def offline_strategy_names() -> list[str]:
+    """Strategies that score sub-networks of the supernet (`specialize search --strategy`)."""
+    from specialize.search.registry import is_offline, strategy_names
+
+    return [name for name in strategy_names() if is_offline(name)]
+
+
 @takes_bounds
 def search_offline(table: str | Path | AccuracyTable | None = "default", data: str | Path | None = None, *,
                    strategy: str = "epnas", penalty: str = "soft", budget: int = 300, seed: int = 0,
@@ -215,7 +235,6 @@ def search_offline(table: str | Path | AccuracyTable | None = "default", data: s
     if not 1 <= budget <= 10_000_000:
         raise SpecializeError(f"--budget must be 1..10000000 architectures, got {budget}")
     evaluate_with = get_penalty(penalty)
-    import supernet.strategies  # noqa: F401  (registers the offline strategies that need torch)
     from supernet.fitness import supernet_fitness
 
     chosen = get_strategy(strategy)

@@ -1,0 +1,175 @@
+"""The composition root's hardware side: measuring, scaling, validating, calibrating and bundling device profiles.
+
+`cli/profile_cmd.py` parses and renders; everything it asks of `hw_profiles` (and, through it, of the torch
+side) comes through these functions. Heavy imports happen inside them.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from specialize.errors import SpecializeError
+from specialize.fileio import check_writable
+from specialize.space import get_space
+
+Progress = Callable[[str], None]
+
+
+def measure_steps(space: str, batch: int, calibration_networks: int, repeats: int) -> int:
+    """How many progress steps `measure_profile` reports."""
+    from hw_profiles.runtime import Protocol
+    from hw_profiles.workloads import space_workloads
+
+    protocol = Protocol(repeats=repeats)
+    return len(space_workloads(get_space(space), batch)) * protocol.passes + calibration_networks * (protocol.passes + 2)
+
+
+def check_measurable(space: str, runtime: str, precision: str, threads: int | None, graph_optimization: str,
+                     output: Path) -> None:
+    """Fail before any work when the space is unknown, the output unwritable or the runtime cannot run here."""
+    from hw_profiles.runtime import get_runtime
+
+    check_writable(output)
+    get_space(space)
+    get_runtime(runtime, precision, threads, graph_optimization)
+
+
+def measure_profile(name: str, space: str, runtime: str, precision: str, batch: int, threads: int | None,
+                    graph_optimization: str, calibration_networks: int, repeats: int, force: bool, output: Path,
+                    progress: Progress):
+    """Time every block, the stem and the head on `runtime`; write and return the measured profile. A profile
+    with entries that stay noisy raises (nothing written) unless `force`."""
+    from hw_profiles.profiler import NoisyProfileError, profile_space
+    from hw_profiles.runtime import Protocol
+
+    try:
+        result = profile_space(get_space(space), name, runtime, precision, batch, threads, Protocol(repeats=repeats),
+                               force, progress, graph_optimization, calibration_networks)
+    except NoisyProfileError as exc:
+        raise SpecializeError(f"{exc}; nothing written to {output}") from None
+    result.save(output)
+    return result
+
+
+def busy_warning(profile) -> str | None:
+    """Why a measured profile's timings are likely distorted (other processes busy as it began), if they are."""
+    from hw_profiles.runtime import BUSY_LIMIT
+
+    busy = profile.measurement.get("busy_before")
+    if busy is not None and busy > BUSY_LIMIT:
+        return f"other processes used {100 * busy:.0f}% of the CPU as it began (timings are likely distorted)"
+    return None
+
+
+def scaling_steps(calibration_networks: int) -> int:
+    from hw_profiles.thread_scaling import SCALING_ROUNDS
+
+    return calibration_networks * (SCALING_ROUNDS + 1)
+
+
+def scale_profile(base_path: Path, space: str | None, threads: int, calibration_networks: int, name: str | None,
+                  output: Path, progress: Progress):
+    """A `threads`-thread profile from a 1-thread profile's blocks and whole networks timed at `threads`."""
+    from hw_profiles.profile import load_profile
+    from hw_profiles.thread_scaling import scale_to_threads
+
+    check_writable(output)
+    base = load_profile(base_path, get_space(space) if space else None)
+    result = scale_to_threads(base, threads, calibration_networks, progress=progress)
+    if name:
+        result = replace(result, name=name)
+    result.save(output)
+    return base, result
+
+
+def validate(profile_path: Path, samples: int, seed: int, calibrate: bool, fit_samples: int | None, runtime: str | None,
+             threads: int | None, runs: int, record: bool, output: Path | None, progress: Progress) -> tuple[dict, object]:
+    """Export random whole networks, time them as deployed, compare with the profile; with `calibrate` or `record`,
+    write the updated profile to `output`. Returns (report, profile)."""
+    from hw_profiles.profile import load_profile
+    from hw_profiles.validate import check_recordable, record_validation, validate_profile
+
+    if (calibrate or record) and output is None:
+        raise SpecializeError(f"{'--calibrate' if calibrate else '--record'} writes the profile to a file: give -o PROFILE.json")
+    if output is not None:
+        check_writable(output)
+    loaded = load_profile(profile_path)
+    if record:
+        check_recordable(loaded, runtime, threads)
+    report, updated = validate_profile(loaded, samples, seed, calibrate, fit_samples, runtime, threads, runs, progress)
+    if record:
+        updated = record_validation(updated, report)
+        report["expected_error"] = updated.expected_error
+    if report.get("calibration_kept") or record:
+        updated.save(output)
+    return report, updated
+
+
+def profile_or_estimate(profile: str, space: str | None, batch: int | None = None):
+    """A profile file (at `batch` when given), or the estimate of a registered device for `space` at `batch`."""
+    from hw_profiles import load_profile, resolve_profile
+    from hw_profiles.devices import canonical_name, devices
+    from hw_profiles.registry import check_profile_settings
+
+    if canonical_name(profile) in devices() and not Path(profile).is_file():
+        if space is None:
+            raise SpecializeError(f"--profile {profile} is a device name: give --space for its estimate")
+        return resolve_profile(profile, get_space(space), batch=batch)
+    return check_profile_settings(load_profile(profile), batch, None)
+
+
+def calibrate(profile: str, timings: Path, space: str | None, batch: int | None, output: Path | None):
+    """Fit a profile (or a device's estimate) to a few whole-network timings; write it. Returns (path, profile)."""
+    from hw_profiles.fewshot import calibrate_profile_with_timings
+
+    loaded = profile_or_estimate(profile, space, batch)
+    target = output or loaded.path
+    if target is None:
+        raise SpecializeError("--profile names a device, so give -o PROFILE.json to write the calibrated profile")
+    check_writable(target)
+    result = calibrate_profile_with_timings(loaded, timings)
+    result.save(target)
+    return target, result
+
+
+def bundle_steps(space: str, batch: int, networks: int) -> int:
+    from hw_profiles.workloads import space_workloads
+
+    return len(space_workloads(get_space(space), batch)) + networks
+
+
+def prepare_bundle(output: Path) -> None:
+    """Refuse a bundle directory that exists and is not empty (before any progress is drawn)."""
+    from hw_profiles.bundle import make_bundle_dir
+
+    make_bundle_dir(output)
+
+
+def write_bundle(space: str, output: Path, batch: int, networks: int, seed: int, progress: Progress) -> dict:
+    from hw_profiles.bundle import write_bundle as write
+
+    return write(get_space(space), output, batch, networks, seed, progress)
+
+
+def import_bundle(directory: Path, output: Path, name: str | None, estimate: str | None):
+    """A profile from a bundle's results (or a few-shot fit of a device's estimate to them); written to `output`."""
+    from hw_profiles.bundle import import_bundle as assemble, import_bundle_few_shot
+
+    check_writable(output)
+    result = assemble(directory, name) if estimate is None else import_bundle_few_shot(directory, estimate, name)
+    result.save(output)
+    return result
+
+
+def list_devices() -> list[dict]:
+    from hw_profiles import list_devices as rows
+
+    return rows()
+
+
+def resolve_profile(device: str | None, space, **options):
+    """The one factory of profiles (`hw_profiles.resolve_profile`): a device's shipped or estimated profile, or a file."""
+    from hw_profiles import resolve_profile as resolve
+
+    return resolve(device, space, **options)

@@ -1,0 +1,121 @@
+"""The composition root's torch side: training, table validation, the EcoNAS proxy check, export and the
+decoded-dataset cache. `cli/` calls these; torch is imported inside them, so `specialize --help` stays light.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from specialize.errors import SpecializeError
+from specialize.fileio import check_writable
+from specialize.space import get_space
+
+
+def train_config_type():
+    """The training settings dataclass (torch-free), whose defaults the CLI shows."""
+    from supernet.train_config import TrainConfig
+
+    return TrainConfig
+
+
+def train(cfg, output: Path, resume: bool, report: Callable[[dict], None]):
+    """Check the settings and the pretrained source, then run (or resume) PONAS training; returns the table."""
+    get_space(cfg.space)
+    if cfg.init is not None:
+        from supernet.pretrained import resolve_source
+
+        resolve_source(cfg.init)   # a missing package or file fails before any directory is made or data read
+    cfg.check()
+    from supernet.train import train as run_training
+
+    return run_training(cfg, output, resume=resume, report=report)
+
+
+def validate_table(table: str, data: Path, samples: int, seed: int, plot: Path | None, progress: Callable[[int, int], None]):
+    """Measured accuracy of `samples` sub-networks against the table's predicted scores (and a scatter plot)."""
+    from specialize.table import load_table
+    from supernet.data import load_dataset
+    from supernet.validate import scatter_plot, validate_table as measure
+
+    t = load_table(table)
+    if plot:
+        check_writable(plot)
+    fidelity = measure(t, load_dataset(data), samples, seed, progress=progress)
+    if plot:
+        scatter_plot(fidelity, plot, f"accuracy table fidelity: {t.space.name}, {len(fidelity.samples)} sub-networks")
+    return fidelity
+
+
+def proxy_check(space: str, data: Path, zoo: int, reference: str, settings: str, val_per_class: int, seed: int,
+                threads: int | None, plot: Path | None, checkpoint: Path | None, progress: Callable[[str], None]):
+    """EcoNAS's rank-consistency check of reduced settings against a reference, over a zoo of architectures."""
+    search_space = get_space(space)
+    if not 3 <= zoo <= 10_000:
+        raise SpecializeError(f"--zoo must be 3..10000, got {zoo}")
+    from supernet.proxy_check import Setting, plot_proxy_check, proxy_check as run_check
+
+    ref = Setting.parse(reference)
+    reduced = [Setting.parse(s) for s in settings.split(",") if s.strip()]
+    for path in (plot, checkpoint):
+        if path is not None:
+            check_writable(path)
+    import torch
+
+    from supernet.data import load_dataset
+
+    if threads:
+        torch.set_num_threads(threads)
+    dataset = load_dataset(data, image_size=search_space.resolution)
+    results = run_check(search_space.with_classes(dataset.classes), dataset, zoo, ref, reduced, seed, val_per_class,
+                        progress=progress, checkpoint=checkpoint)
+    if plot is not None:
+        plot_proxy_check(results, plot, f"{space}: rank consistency over {zoo} architectures")
+    return results
+
+
+def proxy_check_json(results) -> dict:
+    from supernet.proxy_check import to_dict
+
+    return to_dict(results)
+
+
+def export(space: str, arch: str, output: Path, *, weights: str | None, data: Path | None, fmt: str, precision: str,
+           recalibrate: bool, before_work: Callable[[], None] = lambda: None):
+    """Check the request (architecture, output, TensorRT companions), then export; returns the ExportResult."""
+    get_space(space).parse_arch(arch)  # bad input fails here, before torch is even imported
+    check_writable(output)
+    from supernet.export import export_subnet
+
+    check_companions(output, fmt)
+    before_work()
+    return export_subnet(space, arch, output, weights=weights, data=data, fmt=fmt, precision=precision,
+                         recalibrate_bn=recalibrate)
+
+
+def check_companions(output: Path, fmt: str) -> None:
+    """`--format tensorrt -o d/x.engine` also writes d/x.onnx and its build script: refuse to replace them silently."""
+    from supernet.export import output_paths
+
+    if fmt != "tensorrt":
+        return
+    onnx_path, engine_path = output_paths(output, fmt)
+    companions = [p for p in (onnx_path, engine_path, onnx_path.parent / "build_engine.sh") if p != Path(output)]
+    existing = [str(p) for p in companions if p.exists() or p.is_symlink()]
+    if existing:
+        raise SpecializeError(f"--format tensorrt would overwrite {', '.join(existing)}; move them or pick another -o")
+
+
+def cache_summary() -> tuple[Path, int, int]:
+    """(cache directory, bytes used, entries) of the decoded-dataset cache."""
+    from supernet.data import cache_root, directory_bytes
+
+    root = cache_root() / "datasets"
+    entries = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    return root, directory_bytes(root), len(entries)
+
+
+def clear_cache() -> tuple[Path, int]:
+    """Empty the decoded-dataset cache; (directory, bytes freed)."""
+    from supernet.data import cache_root, clear_cache as clear
+
+    return cache_root() / "datasets", clear()
