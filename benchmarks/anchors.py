@@ -8,6 +8,7 @@ precision: the published latency, the anchored op-type estimate of the same refe
 reproduced by construction; "check" measures the error). Devices without an anchor say so. How the
 estimate ranks networks timed on this CPU, beside MACs alone, is `benchmarks/fewshot.py`'s k = 0 line.
 """
+
 from __future__ import annotations
 
 import sys
@@ -23,11 +24,15 @@ from hw_profiles.roofline import anchoring  # noqa: E402
 def device_lines(device: Device) -> list[str]:
     anchor = anchoring(device, device.default_precision)
     band = "±?" if anchor["expected_error"] is None else f"±{100 * anchor['expected_error']:.1f}%"
-    head = (f"[{device.name}] {device.default_precision}: estimated {band} ({anchor['note']}); squeeze-excite kernel "
-            f"weight x{anchor['se_factor']:.3g} of this CPU's, {anchor['se_source']}")
-    rows = [f"[{device.name}]   {a['role']:<5} {a['network']} {a['precision']} on {a['runtime']}: published "
-            f"{a['latency_ms']:g} ms, estimated {a['estimated_ms']:g} ms, residual {100 * a['residual']:+.1f}%"
-            for a in anchor["anchors"]]
+    head = (
+        f"[{device.name}] {device.default_precision}: estimated {band} ({anchor['note']}); squeeze-excite kernel "
+        f"weight x{anchor['se_factor']:.3g} of this CPU's, {anchor['se_source']}"
+    )
+    rows = [
+        f"[{device.name}]   {a['role']:<5} {a['network']} {a['precision']} on {a['runtime']}: published "
+        f"{a['latency_ms']:g} ms, estimated {a['estimated_ms']:g} ms, residual {100 * a['residual']:+.1f}%"
+        for a in anchor["anchors"]
+    ]
     return [head] + rows
 
 

@@ -5,6 +5,7 @@
 Default ARGS: --device jetson --max-flops 300M --json. Also checks that stdout is one JSON document
 and nothing else (HiGHS must print nothing). Note the machine's load beside the figure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,7 +36,7 @@ def cold_runs(args: list[str], runs: int) -> tuple[list[float], list[float]]:
         if done.returncode != 0:
             raise SystemExit(f"exit {done.returncode}: {done.stderr.strip()}")
         if "--json" in args:
-            json.loads(done.stdout)     # raises if anything but JSON reached stdout
+            json.loads(done.stdout)  # raises if anything but JSON reached stdout
     return times, cpu
 
 
@@ -46,9 +47,11 @@ def main() -> None:
     opts = parser.parse_args()
     times, cpu = cold_runs(opts.args, opts.runs)
     load = os.getloadavg()[0]
-    print(f"specialize {' '.join(opts.args)}: median {statistics.median(times):.3f} s wall over {opts.runs} runs "
-          f"(min {min(times):.3f}, max {max(times):.3f}), median {statistics.median(cpu):.3f} s CPU; "
-          f"1-min load average {load:.2f} on {os.cpu_count()} cores")
+    print(
+        f"specialize {' '.join(opts.args)}: median {statistics.median(times):.3f} s wall over {opts.runs} runs "
+        f"(min {min(times):.3f}, max {max(times):.3f}), median {statistics.median(cpu):.3f} s CPU; "
+        f"1-min load average {load:.2f} on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

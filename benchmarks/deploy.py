@@ -11,6 +11,7 @@ Prints, in one run:
 - Kendall tau of the table over --samples sub-networks spread over the MACs range;
 - training wall time per stage and the accuracy fit, as the table records them.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,9 @@ def random_bounds(rng: np.random.Generator, macs_range: tuple[int, int], params_
     lo, hi = macs_range
     bounds = {"max_flops": float(rng.uniform(lo + 0.05 * (hi - lo), hi))}
     if rng.random() < 0.4:
-        bounds["max_params"] = float(rng.uniform(params_range[0] + 0.2 * (params_range[1] - params_range[0]), params_range[1]))
+        bounds["max_params"] = float(
+            rng.uniform(params_range[0] + 0.2 * (params_range[1] - params_range[0]), params_range[1])
+        )
     if rng.random() < 0.3:
         bounds["min_flops"] = float(lo + rng.uniform(0, 0.5) * (bounds["max_flops"] - lo))
     return bounds
@@ -56,36 +59,56 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.sets):
             bounds = random_bounds(rng, ranges["macs"], ranges["params"])
-            result = export_result(specialize("jetson", table=args.table, **bounds), Path(tmp) / f"set{i}.onnx", data=args.data)
+            result = export_result(
+                specialize("jetson", table=args.table, **bounds), Path(tmp) / f"set{i}.onnx", data=args.data
+            )
             ex = result.export
             equal += ex["macs"] == result.macs and ex["params"] == result.params
             error = ex["measured_accuracy"] - result.predicted_accuracy
             errors.append(error)
             band = result.predicted_accuracy_band or 0.0
             inside += abs(error) <= band
-            print(f"  set {i + 1:2d}: {result.macs / 1e6:5.1f}M MACs  predicted {100 * result.predicted_accuracy:5.2f}% ± "
-                  f"{100 * band:.2f}  measured {100 * ex['measured_accuracy']:5.2f}%  {result.arch}")
-        print(f"random bound sets: exported MACs/params equal to printed {equal}/{args.sets}; ONNX test accuracy inside "
-              f"the printed band {inside}/{args.sets}; mean absolute error predicted vs measured "
-              f"{100 * np.mean(np.abs(errors)):.2f} points (mean signed {100 * np.mean(errors):+.2f})")
+            print(
+                f"  set {i + 1:2d}: {result.macs / 1e6:5.1f}M MACs  predicted "
+                f"{100 * result.predicted_accuracy:5.2f}% ± "
+                f"{100 * band:.2f}  measured {100 * ex['measured_accuracy']:5.2f}%  {result.arch}"
+            )
+        print(
+            f"random bound sets: exported MACs/params equal to printed {equal}/{args.sets}; ONNX test accuracy inside "
+            f"the printed band {inside}/{args.sets}; mean absolute error predicted vs measured "
+            f"{100 * np.mean(np.abs(errors)):.2f} points (mean signed {100 * np.mean(errors):+.2f})"
+        )
 
         start = time.perf_counter()
-        pick = export_result(specialize("jetson", table=args.table, max_flops="40M"), Path(tmp) / "j40.onnx", data=args.data)
-        print(f"--device jetson --max-flops 40M --export: predicted {100 * pick.predicted_accuracy:.2f}% ± "
-              f"{100 * (pick.predicted_accuracy_band or 0):.2f}, measured {100 * pick.export['measured_accuracy']:.2f}% "
-              f"({pick.macs / 1e6:.1f}M MACs, {time.perf_counter() - start:.1f} s with export) {pick.arch}")
+        pick = export_result(
+            specialize("jetson", table=args.table, max_flops="40M"), Path(tmp) / "j40.onnx", data=args.data
+        )
+        print(
+            f"--device jetson --max-flops 40M --export: predicted {100 * pick.predicted_accuracy:.2f}% ± "
+            f"{100 * (pick.predicted_accuracy_band or 0):.2f}, measured {100 * pick.export['measured_accuracy']:.2f}% "
+            f"({pick.macs / 1e6:.1f}M MACs, {time.perf_counter() - start:.1f} s with export) {pick.arch}"
+        )
         for label, arch in (("meta network", str(table.space.largest_arch())), ("best sub-network", table.best_arch)):
             done = export_subnet(table.space.name, arch, Path(tmp) / "x.onnx", weights=args.table, data=args.data)
-            print(f"{label}: ONNX test accuracy {100 * done.measured_accuracy:.2f}% ({done.macs / 1e6:.1f}M MACs) {arch}")
+            print(
+                f"{label}: ONNX test accuracy {100 * done.measured_accuracy:.2f}% ({done.macs / 1e6:.1f}M MACs) {arch}"
+            )
 
-    fidelity = validate_table(table, load_dataset(args.data, image_size=table.space.resolution), args.samples, args.seed)
-    print(f"table fidelity over {len(fidelity.samples)} sub-networks spread over the MACs range: Kendall tau "
-          f"{fidelity.kendall_tau:.3f}, Spearman rho {fidelity.spearman_rho:.3f} (aim tau >= 0.8)")
+    fidelity = validate_table(
+        table, load_dataset(args.data, image_size=table.space.resolution), args.samples, args.seed
+    )
+    print(
+        f"table fidelity over {len(fidelity.samples)} sub-networks spread over the MACs range: Kendall tau "
+        f"{fidelity.kendall_tau:.3f}, Spearman rho {fidelity.spearman_rho:.3f} (aim tau >= 0.8)"
+    )
     wall = table.results.get("wall_seconds", {})
     fit = table.accuracy_fit or {}
-    print(f"training wall time: meta {wall.get('meta', 0) / 60:.1f} min, fine-tune {wall.get('finetune', 0) / 60:.1f} min; "
-          f"accuracy fit over {fit.get('samples')} sub-networks on {fit.get('images')} validation images: band ±"
-          f"{100 * fit.get('band', float('nan')):.2f} points")
+    print(
+        f"training wall time: meta {wall.get('meta', 0) / 60:.1f} min, fine-tune "
+        f"{wall.get('finetune', 0) / 60:.1f} min; "
+        f"accuracy fit over {fit.get('samples')} sub-networks on {fit.get('images')} validation images: band ±"
+        f"{100 * fit.get('band', float('nan')):.2f} points"
+    )
 
 
 if __name__ == "__main__":

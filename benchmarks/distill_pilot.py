@@ -6,6 +6,7 @@ chosen sub-network, and the mean validation accuracy of the spread sub-networks 
 
     python benchmarks/distill_pilot.py --data ../shared/data/cifar10-jpg.tar.gz --out /root/runs/pilot-distill
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,16 +29,31 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for distill in (0.0, args.distill):
-        cfg = TrainConfig(space="efficientnet-lite0", data=args.data, init="efficientnet-lite0", input_size=args.input_size,
-                          sample_ratio=args.sample_ratio, epochs=2, finetune_epochs=0.25, val_per_class=20, calib_images=100,
-                          spread_samples=8, lr=0.02, finetune_lr=0.005, label_smoothing=0.1, threads=args.threads,
-                          distill=distill)
+        cfg = TrainConfig(
+            space="efficientnet-lite0",
+            data=args.data,
+            init="efficientnet-lite0",
+            input_size=args.input_size,
+            sample_ratio=args.sample_ratio,
+            epochs=2,
+            finetune_epochs=0.25,
+            val_per_class=20,
+            calib_images=100,
+            spread_samples=8,
+            lr=0.02,
+            finetune_lr=0.005,
+            label_smoothing=0.1,
+            threads=args.threads,
+            distill=distill,
+        )
         start = time.time()
         table = train(cfg, args.out / f"distill-{distill:g}", resume=True)
         spread = np.mean([s["accuracy"] for s in table.results["spread"]])
-        rows.append(f"distill {distill:4.2f}  meta test {100 * table.results['meta_test_accuracy']:.2f}%  "
-                    f"chosen test {100 * table.results['best_test_accuracy']:.2f}%  spread validation mean "
-                    f"{100 * spread:.2f}%  wall {time.time() - start:.0f} s")
+        rows.append(
+            f"distill {distill:4.2f}  meta test {100 * table.results['meta_test_accuracy']:.2f}%  "
+            f"chosen test {100 * table.results['best_test_accuracy']:.2f}%  spread validation mean "
+            f"{100 * spread:.2f}%  wall {time.time() - start:.0f} s"
+        )
         print(rows[-1], flush=True)
     print("\n".join(rows))
 

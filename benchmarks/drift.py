@@ -11,6 +11,7 @@ medians: the largest deviation from their median, and the share of rounds within
 A profile measured in one window and checked in another cannot be expected to agree more closely than
 these rounds agree with each other. Run it on an idle machine (pause other jobs with kill -STOP).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,11 @@ def describe(medians: np.ndarray) -> str:
     centre = np.median(medians, axis=0)
     deviation = np.abs(medians / centre - 1)
     per_net = ", ".join(f"{c:.3f} ms max {100 * d.max():.1f}%" for c, d in zip(centre, deviation.T))
-    return (f"{len(medians)} rounds; within ±5% {np.mean(deviation <= 0.05):.3f}, within ±10% {np.mean(deviation <= 0.10):.3f}; "
-            f"per network: {per_net}")
+    return (
+        f"{len(medians)} rounds; within ±5% {np.mean(deviation <= 0.05):.3f}, within ±10% "
+        f"{np.mean(deviation <= 0.10):.3f}; "
+        f"per network: {per_net}"
+    )
 
 
 def main() -> None:

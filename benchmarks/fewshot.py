@@ -16,6 +16,7 @@ the share within ±10%, beside MACs alone. k = 0 is the estimate as it is.
 Run it on an idle machine: timings taken beside another busy process are distorted (it warns).
 Smoke run: --spaces cifar10 --held-out 6 --k 0,2 --runs 3.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,7 +64,9 @@ def scores(profile: DeviceProfile, held: list[Architecture], measured: list[floa
     return agreement([profile.predict_ms(a) for a in held], measured)
 
 
-def calibrated(start: DeviceProfile, pool: list[Architecture], timed: dict, k: int) -> tuple[DeviceProfile, float | None]:
+def calibrated(
+    start: DeviceProfile, pool: list[Architecture], timed: dict, k: int
+) -> tuple[DeviceProfile, float | None]:
     """The start estimate fitted to k of the pool's timings, with its leave-one-out error (None for k < 2)."""
     if k == 0:
         return start, None
@@ -78,16 +81,22 @@ def run_space(space_name: str, args: argparse.Namespace, ks: list[int]) -> None:
     pool, held = networks(space_name, max(ks), args.held_out, args.seed)
     measured = measure_networks(start, pool + held, runtime_name="onnxruntime", threads=args.threads, runs=args.runs)
     timed = {a.indices: ms for a, ms in zip(pool + held, measured)}
-    truth = measured[len(pool):]
+    truth = measured[len(pool) :]
     tau_macs = kendalltau([arch_cost(a)["macs"] for a in held], truth)[0]
-    print(f"[{space_name}] start: op-type estimate on {args.start_device} figures (fp32); truth: this CPU, onnxruntime, "
-          f"{args.threads} thread(s), median of {args.runs} runs; {len(held)} held-out networks; MACs alone kendall_tau={tau_macs:.3f}")
+    print(
+        f"[{space_name}] start: op-type estimate on {args.start_device} figures (fp32); truth: this CPU, onnxruntime, "
+        f"{args.threads} thread(s), median of {args.runs} runs; {len(held)} held-out networks; MACs alone "
+        f"kendall_tau={tau_macs:.3f}"
+    )
     for k in ks:
         profile, loo = calibrated(start, pool, timed, k)
         s = scores(profile, held, truth)
         loo_text = "" if loo is None else f" (leave-one-out on the {k}: mape={loo:.3f})"
-        print(f"[{space_name}] k={k:>2}: kendall_tau={s['kendall_tau']:.3f} mape={s['mape']:.3f} "
-              f"within_10pct={s['within_10pct']:.3f}{loo_text}", flush=True)
+        print(
+            f"[{space_name}] k={k:>2}: kendall_tau={s['kendall_tau']:.3f} mape={s['mape']:.3f} "
+            f"within_10pct={s['within_10pct']:.3f}{loo_text}",
+            flush=True,
+        )
 
 
 def parse_ks(text: str) -> list[int]:
@@ -104,8 +113,12 @@ def main() -> None:
     parser.add_argument("--held-out", type=int, default=40, help="networks the calibrated estimates are scored on")
     parser.add_argument("--runs", type=int, default=30, help="single runs per network after warm-up (median taken)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads of the timings")
-    parser.add_argument("--start-device", default="raspberry-pi-4", choices=sorted(devices()),
-                        help="registered device whose estimate is the starting point")
+    parser.add_argument(
+        "--start-device",
+        default="raspberry-pi-4",
+        choices=sorted(devices()),
+        help="registered device whose estimate is the starting point",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.held_out < 2:

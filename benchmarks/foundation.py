@@ -11,6 +11,7 @@ the machine hits both alike; we report medians.
 
     .venv/bin/python benchmarks/foundation.py [--threads 1] [--rounds 7] [--archs 50] [--ponas]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,8 +48,9 @@ def interleaved(contenders: dict[str, Callable[[], float]], rounds: int) -> dict
 
 
 # -- (a) training-step throughput -----------------------------------------------------------------
-def train_steps(model: Callable[[torch.Tensor], torch.Tensor], params, x: torch.Tensor, y: torch.Tensor,
-                steps: int) -> Callable[[], float]:
+def train_steps(
+    model: Callable[[torch.Tensor], torch.Tensor], params, x: torch.Tensor, y: torch.Tensor, steps: int
+) -> Callable[[], float]:
     optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, nesterov=True, weight_decay=4e-5)
 
     def run() -> float:
@@ -58,6 +60,7 @@ def train_steps(model: Callable[[torch.Tensor], torch.Tensor], params, x: torch.
             nn.functional.cross_entropy(model(x), y).backward()
             optimizer.step()
         return steps * x.shape[0] / (time.perf_counter() - start)
+
     return run
 
 
@@ -67,8 +70,10 @@ def train_throughput(space: SearchSpace, batch: int, steps: int, rounds: int) ->
     supernet, static = Supernet(space).train(), build_static(space, arch).train()
     x = torch.rand(batch, 3, space.resolution, space.resolution)
     y = torch.randint(0, space.num_classes, (batch,))
-    contenders = {"supernet": train_steps(lambda t: supernet(t, arch), supernet.parameters(), x, y, steps),
-                  "static": train_steps(static, static.parameters(), x, y, steps)}
+    contenders = {
+        "supernet": train_steps(lambda t: supernet(t, arch), supernet.parameters(), x, y, steps),
+        "static": train_steps(static, static.parameters(), x, y, steps),
+    }
     for run in contenders.values():  # warm-up (allocator, kernels)
         run()
     return {name: statistics.median(v) for name, v in interleaved(contenders, rounds).items()}
@@ -98,6 +103,7 @@ def latency_runner(model_bytes: bytes, resolution: int, runs: int) -> Callable[[
             session.run(None, x)
             times.append(time.perf_counter() - start)
         return statistics.median(times) * 1e3
+
     return run
 
 
@@ -105,8 +111,10 @@ def ort_latency(space: SearchSpace, arch: Architecture, runs: int, rounds: int) 
     with tempfile.TemporaryDirectory() as tmp:
         result = export_subnet(space.name, str(arch), Path(tmp) / "m.onnx")
         exported = result.onnx_path.read_bytes()
-    contenders = {"supernet": latency_runner(exported, space.resolution, runs),
-                  "static": latency_runner(static_onnx(space, arch), space.resolution, runs)}
+    contenders = {
+        "supernet": latency_runner(exported, space.resolution, runs),
+        "static": latency_runner(static_onnx(space, arch), space.resolution, runs),
+    }
     return {name: statistics.median(v) for name, v in interleaved(contenders, rounds).items()}
 
 
@@ -133,24 +141,34 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3, help="training steps per round")
     parser.add_argument("--runs", type=int, default=30, help="onnxruntime runs per round")
     parser.add_argument("--archs", type=int, default=50, help="architectures per preset for the cost check")
-    parser.add_argument("--ponas", action="store_true", help="also time ponas-imagenet (batch 8 training, 224x224 latency)")
+    parser.add_argument(
+        "--ponas", action="store_true", help="also time ponas-imagenet (batch 8 training, 224x224 latency)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} torch thread(s), onnxruntime 1 intra-op thread, "
-          f"{args.rounds} interleaved rounds, medians")
+    print(
+        f"torch {torch.__version__}, {args.threads} torch thread(s), onnxruntime 1 intra-op thread, "
+        f"{args.rounds} interleaved rounds, medians"
+    )
 
     cases = [("cifar10", 64)] + ([("ponas-imagenet", 8)] if args.ponas else [])
     for name, batch in cases:
         t = train_throughput(get_space(name), batch, args.steps, args.rounds)
-        print(f"train-step throughput supernet/static: {t['supernet'] / t['static']:.2f} "
-              f"(supernet {t['supernet']:.1f} img/s, static {t['static']:.1f} img/s; {name}, batch {batch}, largest arch)")
+        print(
+            f"train-step throughput supernet/static: {t['supernet'] / t['static']:.2f} "
+            f"(supernet {t['supernet']:.1f} img/s, static {t['static']:.1f} img/s; {name}, batch {batch}, largest arch)"
+        )
 
     for name in ["cifar10"] + (["ponas-imagenet"] if args.ponas else []):
         space = get_space(name)
-        arch = space.arch_from_indices([random.Random(7).randrange(space.num_candidates) for _ in range(space.num_layers)])
+        arch = space.arch_from_indices(
+            [random.Random(7).randrange(space.num_candidates) for _ in range(space.num_layers)]
+        )
         lat = ort_latency(space, arch, args.runs, args.rounds)
-        print(f"onnxruntime latency supernet-export/static-export: {lat['supernet'] / lat['static']:.2f} "
-              f"(supernet {lat['supernet']:.3f} ms, static {lat['static']:.3f} ms; {name}, batch 1)")
+        print(
+            f"onnxruntime latency supernet-export/static-export: {lat['supernet'] / lat['static']:.2f} "
+            f"(supernet {lat['supernet']:.3f} ms, static {lat['static']:.3f} ms; {name}, batch 1)"
+        )
 
     for name in PRESETS:
         exact, n = cost_agreement(get_space(name), args.archs)

@@ -10,6 +10,7 @@ latency measured beside another busy process is distorted. `--ship` writes the p
 hw_profiles/data/ under `shipped_file_name` (with the validation's calibration if kept); the
 current shipping command is `benchmarks/hardware_truth.py --ship`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,7 +37,11 @@ ROOFLINE_DEVICE = "raspberry-pi-5"  # any device ranks; no source gives this VM'
 
 def busy_warning() -> str | None:
     found = subprocess.run(["pgrep", "-f", "specialize train"], capture_output=True, text=True).stdout.split()
-    return f"WARNING: `specialize train` is running (pids {' '.join(found)}): latency figures are distorted" if found else None
+    return (
+        f"WARNING: `specialize train` is running (pids {' '.join(found)}): latency figures are distorted"
+        if found
+        else None
+    )
 
 
 def run_profile(space: str, out: Path, threads: int | None, force: bool) -> float:
@@ -67,16 +72,21 @@ def main() -> None:
         space = get_space(name)
         path = out_dir / shipped_file_name("this-cpu", "onnxruntime", name, 1, args.threads or 1)
         wall = run_profile(name, path, args.threads, args.force)
-        print(f"[{name}] profile wall time: {wall:.1f} s ({space.num_layers}x{space.num_candidates} blocks)"
-              + (" target <= 60 s" if name == "ponas-imagenet" else ""))
-        report, profile = validate_profile(load_profile(path, space), args.samples, seed=1, calibrate=True,
-                                           fit_samples=args.fit_samples)
+        print(
+            f"[{name}] profile wall time: {wall:.1f} s ({space.num_layers}x{space.num_candidates} blocks)"
+            + (" target <= 60 s" if name == "ponas-imagenet" else "")
+        )
+        report, profile = validate_profile(
+            load_profile(path, space), args.samples, seed=1, calibrate=True, fit_samples=args.fit_samples
+        )
         raw, cal = report["uncalibrated"], report.get("calibration", {})
-        print(f"[{name}] validate ({args.samples} networks): within_10pct={report['within_10pct']:.3f} "
-              f"kendall_tau={report['kendall_tau']:.3f} mape={report['mape']:.3f} "
-              f"(uncalibrated within_10pct={raw['within_10pct']:.3f} mape={raw['mape']:.3f}; calibration "
-              f"{'kept' if report.get('calibration_kept') else 'not kept'}"
-              + (f", scale={cal['scale']:.3f} offset_ms={cal['offset_ms']:.3f})" if "scale" in cal else ")"))
+        print(
+            f"[{name}] validate ({args.samples} networks): within_10pct={report['within_10pct']:.3f} "
+            f"kendall_tau={report['kendall_tau']:.3f} mape={report['mape']:.3f} "
+            f"(uncalibrated within_10pct={raw['within_10pct']:.3f} mape={raw['mape']:.3f}; calibration "
+            f"{'kept' if report.get('calibration_kept') else 'not kept'}"
+            + (f", scale={cal['scale']:.3f} offset_ms={cal['offset_ms']:.3f})" if "scale" in cal else ")")
+        )
         if report.get("calibration_kept"):
             profile.save(path)
         measured = [s["measured_ms"] for s in report["samples"]]
@@ -85,8 +95,10 @@ def main() -> None:
         tau_roof = kendalltau([roofline.predict_ms(a) for a in archs], measured)[0]
         tau_macs = kendalltau([arch_cost(a)["macs"] for a in archs], measured)[0]
         tau_blocks = kendalltau([uncalibrated_ms(profile, a) for a in archs], measured)[0]
-        print(f"[{name}] roofline ({ROOFLINE_DEVICE} figures) vs measured: kendall_tau={tau_roof:.3f} "
-              f"(MACs alone {tau_macs:.3f}, measured per-block sums {tau_blocks:.3f})")
+        print(
+            f"[{name}] roofline ({ROOFLINE_DEVICE} figures) vs measured: kendall_tau={tau_roof:.3f} "
+            f"(MACs alone {tau_macs:.3f}, measured per-block sums {tau_blocks:.3f})"
+        )
     print(f"profiles in {out_dir}")
     if warning:
         print(warning)

@@ -9,7 +9,8 @@ project's own commands: `specialize profile --threads T --batch B` (a fresh prof
 then the whole-network correction
 fitted on its own exported networks), then `specialize profile validate --samples N --seed 1 --json`
 on N other networks (--retime: twice, to show how well one timing of the same files predicts the
-next, the ceiling this machine allows any profile). Validation exports each network with `specialize export`'s function and times the
+next, the ceiling this machine allows any profile). Validation exports each network with `specialize export`'s
+function and times the
 .onnx file as a deployment would: a plain onnxruntime session with the threads and graph optimization
 level the profile records, warm-up, then the median of --runs single runs. It prints the share of
 networks predicted within ±10%, Kendall τ, MAPE, and the error the profile itself expects.
@@ -27,6 +28,7 @@ batch-1, 1-thread profiles, refit the op model the estimates use: `python -m hw_
 
 Run it on an idle machine: figures taken beside another busy process are distorted (it warns).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -73,14 +75,54 @@ def check(space: str, threads: int, batch: int, args: argparse.Namespace, out_di
     path = out_dir / f"fresh-{name}"
     if args.from_one_thread and threads > 1:
         base = DATA_DIR / shipped_file_name("this-cpu", "onnxruntime", space, batch, 1)
-        run([SPECIALIZE, "profile", "--from-one-thread", str(base), "--threads", str(threads),
-             "--calibration-networks", str(args.calibration_networks), "-o", str(path)])
+        run(
+            [
+                SPECIALIZE,
+                "profile",
+                "--from-one-thread",
+                str(base),
+                "--threads",
+                str(threads),
+                "--calibration-networks",
+                str(args.calibration_networks),
+                "-o",
+                str(path),
+            ]
+        )
     else:
-        profile = [SPECIALIZE, "profile", "--name", "this-cpu", "--space", space, "--threads", str(threads), "--batch", str(batch),
-                   "--calibration-networks", str(args.calibration_networks), "--repeats", str(args.repeats), "-o", str(path)]
+        profile = [
+            SPECIALIZE,
+            "profile",
+            "--name",
+            "this-cpu",
+            "--space",
+            space,
+            "--threads",
+            str(threads),
+            "--batch",
+            str(batch),
+            "--calibration-networks",
+            str(args.calibration_networks),
+            "--repeats",
+            str(args.repeats),
+            "-o",
+            str(path),
+        ]
         run(profile + (["--force"] if args.force else []))
-    validate = [SPECIALIZE, "profile", "validate", "--profile", str(path), "--samples", str(args.samples),
-                "--seed", "1", "--runs", str(args.runs), "--json"]
+    validate = [
+        SPECIALIZE,
+        "profile",
+        "validate",
+        "--profile",
+        str(path),
+        "--samples",
+        str(args.samples),
+        "--seed",
+        "1",
+        "--runs",
+        str(args.runs),
+        "--json",
+    ]
     report = json.loads(run(validate))
     report["whole_network"] = json.loads(path.read_text())["measurement"]["whole_network"]
     report["fresh_path"], report["shipped_name"] = path, name
@@ -106,7 +148,7 @@ def shipped_agreement(report: dict, space_name: str, data_dir: Path = DATA_DIR) 
     return agreement(predicted, [s["measured_ms"] for s in report["samples"]])
 
 
-STEADY_RETIME = 0.9   # share of files whose second timing is within ±10% of the first, below which nothing ships
+STEADY_RETIME = 0.9  # share of files whose second timing is within ±10% of the first, below which nothing ships
 
 
 def ship(report: dict, space_name: str, data_dir: Path = DATA_DIR) -> str:
@@ -115,15 +157,23 @@ def ship(report: dict, space_name: str, data_dir: Path = DATA_DIR) -> str:
     makes any comparison a coin toss; says which was kept."""
     retimed = report.get("retimed")
     if retimed is not None and retimed["within_10pct"] < STEADY_RETIME:
-        return (f"shipped nothing: only {100 * retimed['within_10pct']:.0f}% of the files timed again within ±10% "
-                f"of their first timing (the machine is not steady enough to compare profiles)")
+        return (
+            f"shipped nothing: only {100 * retimed['within_10pct']:.0f}% of the files timed again within ±10% "
+            f"of their first timing (the machine is not steady enough to compare profiles)"
+        )
     old = shipped_agreement(report, space_name, data_dir)
     fresh = (report["within_10pct"], report["kendall_tau"])
     if old is not None and (old["within_10pct"], old["kendall_tau"]) > fresh:
-        return (f"kept the shipped {report['shipped_name']}: it predicts these timings better "
-                f"(within_10pct={old['within_10pct']:.3f} kendall_tau={old['kendall_tau']:.3f})")
+        return (
+            f"kept the shipped {report['shipped_name']}: it predicts these timings better "
+            f"(within_10pct={old['within_10pct']:.3f} kendall_tau={old['kendall_tau']:.3f})"
+        )
     shutil.copyfile(report["fresh_path"], data_dir / report["shipped_name"])
-    beside = "" if old is None else f" (the one it replaced: within_10pct={old['within_10pct']:.3f} kendall_tau={old['kendall_tau']:.3f})"
+    beside = (
+        ""
+        if old is None
+        else f" (the one it replaced: within_10pct={old['within_10pct']:.3f} kendall_tau={old['kendall_tau']:.3f})"
+    )
     return f"shipped {report['shipped_name']}{beside}"
 
 
@@ -136,25 +186,42 @@ def retime_agreement(first: list[dict], second: list[dict]) -> dict:
 
 def settings(args: argparse.Namespace) -> list[tuple[str, int, int]]:
     """(space, threads, batch) for every combination asked."""
-    return [(space, threads, batch) for space in args.spaces for threads in thread_counts(args.threads) for batch in args.batch]
+    return [
+        (space, threads, batch)
+        for space in args.spaces
+        for threads in thread_counts(args.threads)
+        for batch in args.batch
+    ]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=40, help="held-out networks per preset and thread count")
-    parser.add_argument("--calibration-networks", type=int, default=8, help="networks `specialize profile` fits its correction on")
+    parser.add_argument(
+        "--calibration-networks", type=int, default=8, help="networks `specialize profile` fits its correction on"
+    )
     parser.add_argument("--runs", type=int, default=30, help="single runs per network after warm-up (median taken)")
     parser.add_argument("--repeats", type=int, default=21, help="timed samples per profile entry")
     parser.add_argument("--spaces", nargs="+", default=list(PRESETS))
     parser.add_argument("--threads", nargs="+", default=["1", "all"], help="thread counts; 'all' = every core")
     parser.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 32")
     parser.add_argument("--force", action="store_true", help="keep profiles with noisy entries (busy machine)")
-    parser.add_argument("--retime", action="store_true", help="validate twice and print how well the first timing "
-                        "of the same files predicts the second: the ceiling the machine allows")
-    parser.add_argument("--from-one-thread", action="store_true", help="make each multi-thread profile with `specialize "
-                        "profile --from-one-thread` from the shipped 1-thread profile (blocks scaled by a whole-network fit) "
-                        "instead of timing its blocks at that thread count")
-    parser.add_argument("--ship", action="store_true", help="write the profiles into hw_profiles/data/ (idle machine only)")
+    parser.add_argument(
+        "--retime",
+        action="store_true",
+        help="validate twice and print how well the first timing "
+        "of the same files predicts the second: the ceiling the machine allows",
+    )
+    parser.add_argument(
+        "--from-one-thread",
+        action="store_true",
+        help="make each multi-thread profile with `specialize "
+        "profile --from-one-thread` from the shipped 1-thread profile (blocks scaled by a whole-network fit) "
+        "instead of timing its blocks at that thread count",
+    )
+    parser.add_argument(
+        "--ship", action="store_true", help="write the profiles into hw_profiles/data/ (idle machine only)"
+    )
     args = parser.parse_args()
     warning = busy_warning()
     if warning and args.ship:
@@ -166,14 +233,27 @@ def main() -> None:
             r = check(space, threads, batch, args, Path(tmp))
             expected = "unknown" if r["expected_error"] is None else f"±{100 * r['expected_error']:.1f}%"
             drift = r["whole_network"].get("repeatability")
-            expected += "" if drift is None else f" (of which the machine's own drift over {r['whole_network']['rounds']} rounds ±{100 * drift:.1f}%)"
-            print(f"[{space}, {threads} thread(s), batch {batch}] {args.samples} networks as deployed: within_10pct={r['within_10pct']:.3f} "
-                  f"kendall_tau={r['kendall_tau']:.3f} mape={r['mape']:.3f} (block sums alone: within_10pct="
-                  f"{r['uncalibrated']['within_10pct']:.3f} mape={r['uncalibrated']['mape']:.3f}); profile expects {expected}"
-                  + (f"; {ship(r, space)}" if args.ship else "")
-                  + (f"\n    the same {args.samples} files timed again: within_10pct={r['retimed']['within_10pct']:.3f} "
-                     f"kendall_tau={r['retimed']['kendall_tau']:.3f} mape={r['retimed']['mape']:.3f}" if "retimed" in r else ""),
-                  flush=True)
+            expected += (
+                ""
+                if drift is None
+                else f" (of which the machine's own drift over {r['whole_network']['rounds']} rounds"
+                f" ±{100 * drift:.1f}%)"
+            )
+            print(
+                f"[{space}, {threads} thread(s), batch {batch}] {args.samples} networks as deployed: "
+                f"within_10pct={r['within_10pct']:.3f} "
+                f"kendall_tau={r['kendall_tau']:.3f} mape={r['mape']:.3f} (block sums alone: within_10pct="
+                f"{r['uncalibrated']['within_10pct']:.3f} mape={r['uncalibrated']['mape']:.3f}); profile "
+                f"expects {expected}"
+                + (f"; {ship(r, space)}" if args.ship else "")
+                + (
+                    f"\n    the same {args.samples} files timed again: within_10pct={r['retimed']['within_10pct']:.3f} "
+                    f"kendall_tau={r['retimed']['kendall_tau']:.3f} mape={r['retimed']['mape']:.3f}"
+                    if "retimed" in r
+                    else ""
+                ),
+                flush=True,
+            )
     if warning:
         print(warning)
 

@@ -10,6 +10,7 @@ Tables: cifar10 uses the embedded default table when it exists. No trained ponas
 exists, so its table (and cifar10's when the default is missing) is uniform random numbers, used
 only for the solver-gap statistic; the output says which. Latency comes from `hw_profiles`.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,15 +40,23 @@ def table_for(space_name: str, seed: int = 0) -> tuple[AccuracyTable, str]:
         return load_table(None), "embedded default table"
     space = get_space(space_name)
     acc = np.random.default_rng(seed).uniform(0.5, 0.9, (space.num_layers, space.num_candidates))
-    return AccuracyTable(space=space, accuracy=acc, best_arch="-"), "RANDOM table (uniform numbers, solver statistics only)"
+    return AccuracyTable(
+        space=space, accuracy=acc, best_arch="-"
+    ), "RANDOM table (uniform numbers, solver statistics only)"
 
 
 def problem_for(table: AccuracyTable, bounds: tuple[Bound, ...]):
     from hw_profiles import resolve_profile
 
     profile = resolve_profile("jetson", table.space)
-    return build_problem(table.loss, cost_arrays(table.space), bounds, table.space.name,
-                         latency=(profile.block_latency_ms(), profile.offset_ms()), device=profile.name)
+    return build_problem(
+        table.loss,
+        cost_arrays(table.space),
+        bounds,
+        table.space.name,
+        latency=(profile.block_latency_ms(), profile.offset_ms()),
+        device=profile.name,
+    )
 
 
 def cold_command(runs: int) -> tuple[float, str]:
@@ -112,10 +121,12 @@ def gap_statistics(space_name: str, sets: int, seed: int = 0, strategy: str = "g
         seconds.append(ga.seconds)
         broken += int(not problem.feasible(ga.genes[None])[0])
         gaps.append(100 * (exact.value - ga.value) / -problem.score.min(axis=1).sum())
-    return (f"{space_name} ({source}): {sets} random bound sets, {infeasible} infeasible (reported, not answered); "
-            f"GA answers breaking a bound: {broken}; gap to optimum median {np.median(gaps):.3f}%, "
-            f"p95 {np.percentile(gaps, 95):.3f}%, max {max(gaps):.3f}% of the loss range; "
-            f"GA optimal in {np.mean(np.array(gaps) < 1e-9):.0%}; GA median {np.median(seconds):.3f} s")
+    return (
+        f"{space_name} ({source}): {sets} random bound sets, {infeasible} infeasible (reported, not answered); "
+        f"GA answers breaking a bound: {broken}; gap to optimum median {np.median(gaps):.3f}%, "
+        f"p95 {np.percentile(gaps, 95):.3f}%, max {max(gaps):.3f}% of the loss range; "
+        f"GA optimal in {np.mean(np.array(gaps) < 1e-9):.0%}; GA median {np.median(seconds):.3f} s"
+    )
 
 
 def main() -> None:
@@ -136,15 +147,20 @@ def timings(runs: int) -> None:
     print(f"cold `specialize {' '.join(COMMAND)}`: median {cold:.3f} s over {runs} runs ({note}; target <= 0.3 s)")
     table, source = table_for("cifar10")
     problem = problem_for(table, bounds_from_options(max_flops="300M"))
-    print(f"GA alone (cifar10, jetson, --max-flops 300M, {source}): median "
-          f"{median_seconds(lambda: run_ga(problem), runs):.3f} s (target <= 0.3 s)")
+    print(
+        f"GA alone (cifar10, jetson, --max-flops 300M, {source}): median "
+        f"{median_seconds(lambda: run_ga(problem), runs):.3f} s (target <= 0.3 s)"
+    )
     start = time.perf_counter()
     import highspy  # noqa: F401  (timed once: the cost of the first ILP in a process)
+
     highs_import = time.perf_counter() - start
     binding = problem_for(table, bounds_from_options(max_flops="40M", max_params="1.8M"))
-    print(f"exact ILP solve (cifar10, --max-flops 40M --max-params 1.8M): median "
-          f"{median_seconds(lambda: solve_exact(binding), runs):.4f} s (target <= 0.1 s); "
-          f"importing highspy once: {highs_import:.3f} s")
+    print(
+        f"exact ILP solve (cifar10, --max-flops 40M --max-params 1.8M): median "
+        f"{median_seconds(lambda: solve_exact(binding), runs):.4f} s (target <= 0.1 s); "
+        f"importing highspy once: {highs_import:.3f} s"
+    )
 
 
 if __name__ == "__main__":

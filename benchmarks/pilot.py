@@ -8,6 +8,7 @@ Prints one JSON line per epoch: test accuracy on 2,000 test images, last loss, w
 recipe comparison (A: wd 4e-5, no smoothing; B: wd 5e-4, smoothing 0.1; 12,800 images, 5 epochs, lr 0.1,
 one thread each, side by side) came from two runs of this script.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,7 @@ def main() -> None:
     total, step, g, start = args.epochs * steps_per_epoch, 0, torch.Generator().manual_seed(1), time.time()
     test_x, test_y = to_tensor(data.test_images[:2000]), torch.from_numpy(data.test_labels[:2000])
 
-    class Fixed(torch.nn.Module):   # the largest architecture as a plain module, for the shared evaluator
+    class Fixed(torch.nn.Module):  # the largest architecture as a plain module, for the shared evaluator
         def __init__(self):
             super().__init__()
             self.net = net
@@ -61,18 +62,30 @@ def main() -> None:
         net.train()
         order = idx[torch.randperm(len(idx), generator=g).numpy()]
         for s in range(steps_per_epoch):
-            b = order[s * batch:(s + 1) * batch]
+            b = order[s * batch : (s + 1) * batch]
             x = augment(to_tensor(data.train_images[b]), g).contiguous(memory_format=torch.channels_last)
             for group in opt.param_groups:
                 group["lr"] = args.lr * 0.5 * (1 + math.cos(math.pi * step / total))
-            loss = F.cross_entropy(net(x, largest), torch.from_numpy(data.train_labels[b]), label_smoothing=args.label_smoothing)
+            loss = F.cross_entropy(
+                net(x, largest), torch.from_numpy(data.train_labels[b]), label_smoothing=args.label_smoothing
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
             step += 1
-        accuracy = top1_accuracy(Fixed(), test_x, test_y)   # eval mode: running BN statistics
-        print(json.dumps({"pilot": args.name, "epoch": epoch + 1, "test_acc": accuracy, "loss": round(loss.item(), 4),
-                          "wall": round(time.time() - start)}), flush=True)
+        accuracy = top1_accuracy(Fixed(), test_x, test_y)  # eval mode: running BN statistics
+        print(
+            json.dumps(
+                {
+                    "pilot": args.name,
+                    "epoch": epoch + 1,
+                    "test_acc": accuracy,
+                    "loss": round(loss.item(), 4),
+                    "wall": round(time.time() - start),
+                }
+            ),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ measured training time per epoch on this machine. Run once per resolution (one t
 
     python benchmarks/pretrained_pilot.py --data ../shared/data/cifar10-jpg.tar.gz --resolution 64 --threads 1
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,8 +50,11 @@ def main() -> None:
             group["lr"] = args.lr * 0.5 * (1 + np.cos(np.pi * step / args.steps))
         idx = rng.choice(len(data.train_labels), args.batch_size, replace=False)
         x = augment(to_tensor(data.train_images[idx]), gen, max(4, args.resolution // 8))
-        loss = F.cross_entropy(net(x.contiguous(memory_format=torch.channels_last), arch),
-                               torch.from_numpy(data.train_labels[idx]), label_smoothing=0.1)
+        loss = F.cross_entropy(
+            net(x.contiguous(memory_format=torch.channels_last), arch),
+            torch.from_numpy(data.train_labels[idx]),
+            label_smoothing=0.1,
+        )
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -59,8 +63,10 @@ def main() -> None:
     calib = [to_tensor(data.train_images[rng.choice(len(data.train_labels), 100, replace=False)]) for _ in range(3)]
     acc = subnet_accuracy(net, arch, to_tensor(data.test_images[test]), torch.from_numpy(data.test_labels[test]), calib)
     per_epoch = cpu / (args.steps * args.batch_size) * len(data.train_labels) / 60
-    print(f"resolution {args.resolution:4d}  steps {args.steps} x {args.batch_size}  test accuracy {100 * acc:.2f}% "
-          f"({len(test)} images)  training cpu {cpu:.0f} s  = {per_epoch:.1f} min per epoch at {args.threads} thread(s)")
+    print(
+        f"resolution {args.resolution:4d}  steps {args.steps} x {args.batch_size}  test accuracy {100 * acc:.2f}% "
+        f"({len(test)} images)  training cpu {cpu:.0f} s  = {per_epoch:.1f} min per epoch at {args.threads} thread(s)"
+    )
 
 
 if __name__ == "__main__":

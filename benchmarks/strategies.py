@@ -31,6 +31,7 @@ Seeds (or sets) can run in parallel processes, one per core: `--only-seeds 2 --o
 alone (`--only-sets latency` one set), and `--out runs.json --resume --merge runs-s2.json` then adds those
 runs (same key) before printing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,9 +60,9 @@ class Run:
     accuracy: float | None
     seconds: float
     evaluations_per_second: float | None
-    cpu_seconds: float | None = None   # this process's CPU time: unlike wall time, not inflated by a pause
-    arch: str | None = None            # the returned architecture
-    held_out: float | None = None      # its accuracy on the validation images the search never scored
+    cpu_seconds: float | None = None  # this process's CPU time: unlike wall time, not inflated by a pause
+    arch: str | None = None  # the returned architecture
+    held_out: float | None = None  # its accuracy on the validation images the search never scored
 
 
 def constraint_sets(table) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
@@ -70,22 +71,32 @@ def constraint_sets(table) -> tuple[dict[str, dict[str, float]], dict[str, float
     _, _, problem = prepare(table, DEVICE, None, ())
     values = problem.measure(uniform_architectures(problem.allowed, np.random.default_rng(0), SAMPLES))
     small = values["macs"] <= np.quantile(values["macs"], 0.4)
-    sets = {"tight": {"max_params": float(np.quantile(values["params"], 0.15)),
-                      "min_flops": float(np.quantile(values["macs"], 0.75))},
-            "params": {"max_params": float(np.quantile(values["params"], 0.25))},
-            "macs+intensity": {"max_flops": float(np.quantile(values["macs"], 0.4)),
-                               "min_intensity": float(np.median(values["intensity"][small]))},
-            "latency": {"max_latency": float(np.quantile(values["latency_ms"], 0.3))}}
+    sets = {
+        "tight": {
+            "max_params": float(np.quantile(values["params"], 0.15)),
+            "min_flops": float(np.quantile(values["macs"], 0.75)),
+        },
+        "params": {"max_params": float(np.quantile(values["params"], 0.25))},
+        "macs+intensity": {
+            "max_flops": float(np.quantile(values["macs"], 0.4)),
+            "min_intensity": float(np.median(values["intensity"][small])),
+        },
+        "latency": {"max_latency": float(np.quantile(values["latency_ms"], 0.3))},
+    }
     fresh = uniform_architectures(problem.allowed, np.random.default_rng(1), FEASIBLE_SAMPLES)
-    return sets, {name: float(prepare(table, DEVICE, None, bounds_from_options(**bounds))[2].feasible(fresh).mean())
-                  for name, bounds in sets.items()}
+    return sets, {
+        name: float(prepare(table, DEVICE, None, bounds_from_options(**bounds))[2].feasible(fresh).mean())
+        for name, bounds in sets.items()
+    }
 
 
 def describe(bounds: dict[str, float]) -> str:
     from specialize.search.constraints import BOUND_OPTIONS
 
-    return ", ".join(f"{name.split('_')[0]} {BOUND_OPTIONS[name][1].label} {BOUND_OPTIONS[name][1].format(v, 4)}"
-                     for name, v in bounds.items())
+    return ", ".join(
+        f"{name.split('_')[0]} {BOUND_OPTIONS[name][1].label} {BOUND_OPTIONS[name][1].format(v, 4)}"
+        for name, v in bounds.items()
+    )
 
 
 def held_out_accuracy(fitness, table, arch: str | None) -> float | None:
@@ -96,19 +107,39 @@ def held_out_accuracy(fitness, table, arch: str | None) -> float | None:
     split = fitness.split
     if arch is None or len(split.y) <= fitness.images:
         return None
-    return subnet_accuracy(fitness.net, table.space.parse_arch(arch), split.x[fitness.images:], split.y[fitness.images:],
-                           split.calibration)
+    return subnet_accuracy(
+        fitness.net,
+        table.space.parse_arch(arch),
+        split.x[fitness.images :],
+        split.y[fitness.images :],
+        split.calibration,
+    )
 
 
 def offline_run(table, data, fitness, strategy: str, budget: int, seed: int, bounds: dict) -> Run:
     device = DEVICE if "max_latency" in bounds else None
     cpu = time.process_time()
-    result = search_offline(table, data, strategy=strategy, penalty="soft", budget=budget, seed=seed, device=device,
-                            fitness=fitness, **bounds)
+    result = search_offline(
+        table,
+        data,
+        strategy=strategy,
+        penalty="soft",
+        budget=budget,
+        seed=seed,
+        device=device,
+        fitness=fitness,
+        **bounds,
+    )
     cpu = time.process_time() - cpu
-    return Run(result.meets_bounds, result.validation_accuracy if result.meets_bounds else None,
-               result.wall_seconds, result.evaluations_per_second, cpu, result.arch,
-               held_out_accuracy(fitness, table, result.arch) if result.meets_bounds else None)
+    return Run(
+        result.meets_bounds,
+        result.validation_accuracy if result.meets_bounds else None,
+        result.wall_seconds,
+        result.evaluations_per_second,
+        cpu,
+        result.arch,
+        held_out_accuracy(fitness, table, result.arch) if result.meets_bounds else None,
+    )
 
 
 def table_ga_run(table, fitness, seed: int, bounds: dict) -> Run:
@@ -117,8 +148,15 @@ def table_ga_run(table, fitness, seed: int, bounds: dict) -> Run:
     seconds = time.perf_counter() - start
     genes = np.array([table.space.parse_arch(result.arch).indices])
     meets = all(b["ok"] for b in result.bounds)
-    return Run(meets, float(fitness(genes)[0]) if meets else None, seconds, None, None, result.arch,
-               held_out_accuracy(fitness, table, result.arch) if meets else None)
+    return Run(
+        meets,
+        float(fitness(genes)[0]) if meets else None,
+        seconds,
+        None,
+        None,
+        result.arch,
+        held_out_accuracy(fitness, table, result.arch) if meets else None,
+    )
 
 
 def summary_line(set_name: str, strategy: str, runs: list[Run]) -> str:
@@ -131,9 +169,11 @@ def summary_line(set_name: str, strategy: str, runs: list[Run]) -> str:
     held_text = f"{100 * statistics.mean(held):.2f}%" if held else "-"
     cpus = [r.cpu_seconds for r in runs if r.cpu_seconds is not None]
     cpu = f"{statistics.mean(cpus):7.1f} s" if cpus else "      - "
-    return (f"{set_name:<15} {strategy:<10} meets {sum(r.meets for r in runs)}/{len(runs)}  best {best:>7}  "
-            f"mean {mean:>7}  held-out {held_text:>7}  wall {statistics.mean(r.seconds for r in runs):7.1f} s  cpu {cpu}  "
-            f"evals/s {rate:>6}")
+    return (
+        f"{set_name:<15} {strategy:<10} meets {sum(r.meets for r in runs)}/{len(runs)}  best {best:>7}  "
+        f"mean {mean:>7}  held-out {held_text:>7}  wall {statistics.mean(r.seconds for r in runs):7.1f} s  cpu {cpu}  "
+        f"evals/s {rate:>6}"
+    )
 
 
 def main() -> None:
@@ -162,19 +202,30 @@ def main() -> None:
 
     table = load_table(None if args.table == "default" else args.table)
     shared = supernet_fitness(table, args.data, args.val_images)
+
     def fresh() -> SupernetFitness:
         """An evaluator with an empty cache: no strategy profits from another's measurements."""
         return SupernetFitness(shared.net, table, shared.split, shared.images)
+
     strategies = [name for name in strategy_names() if is_offline(name)]
-    print(f"table {args.table} (space {table.space.name}), {shared.images} validation images, budget {args.budget} "
-          f"evaluations, seeds 0..{args.seeds - 1}, soft penalty; strategies: {', '.join(strategies)}, table+GA")
+    print(
+        f"table {args.table} (space {table.space.name}), {shared.images} validation images, budget {args.budget} "
+        f"evaluations, seeds 0..{args.seeds - 1}, soft penalty; strategies: {', '.join(strategies)}, table+GA"
+    )
     sets, shares = constraint_sets(table)
     if args.only_sets and not set(args.only_sets) <= set(sets):
         parser.error(f"--only-sets must be among {', '.join(sets)}")
     for set_name, bounds in sets.items():
-        print(f"-- {set_name}: {describe(bounds)}; met by {100 * shares[set_name]:.3f}% of {FEASIBLE_SAMPLES} "
-              f"uniform random architectures")
-    key = {"table": str(table.path), "fingerprint": table.fingerprint, "budget": args.budget, "val_images": shared.images}
+        print(
+            f"-- {set_name}: {describe(bounds)}; met by {100 * shares[set_name]:.3f}% of {FEASIBLE_SAMPLES} "
+            f"uniform random architectures"
+        )
+    key = {
+        "table": str(table.path),
+        "fingerprint": table.fingerprint,
+        "budget": args.budget,
+        "val_images": shared.images,
+    }
     record = load_record(args.out, key) if args.resume else {}
     for path in args.merge:
         record.update(load_record(path, key))
@@ -185,21 +236,35 @@ def main() -> None:
             for strategy in strategies + ["table+GA"]:
                 name = f"{set_name}/{strategy}/{seed}"
                 if name not in record:
-                    record[name] = (table_ga_run(table, fresh(), seed, bounds) if strategy == "table+GA" else
-                                    offline_run(table, args.data, fresh(), strategy, args.budget, seed, bounds)).__dict__
+                    record[name] = (
+                        table_ga_run(table, fresh(), seed, bounds)
+                        if strategy == "table+GA"
+                        else offline_run(table, args.data, fresh(), strategy, args.budget, seed, bounds)
+                    ).__dict__
                     if args.out:
                         atomic_write_json(args.out, {"key": key, "args": vars(args), "runs": record})
                 print(f"seed {seed} " + summary_line(set_name, strategy, [Run(**record[name])]), flush=True)
-    missing = [f"{s}/{t}/{seed}" for s in sets for t in strategies + ["table+GA"] for seed in range(args.seeds)
-               if f"{s}/{t}/{seed}" not in record]
-    if missing:   # --only-seeds / --only-sets: the summary waits for the merge of every seed
-        print(f"== no summary yet: {len(missing)} runs are not in this record (e.g. {missing[0]}); "
-              f"merge the other --out files with --resume --merge")
+    missing = [
+        f"{s}/{t}/{seed}"
+        for s in sets
+        for t in strategies + ["table+GA"]
+        for seed in range(args.seeds)
+        if f"{s}/{t}/{seed}" not in record
+    ]
+    if missing:  # --only-seeds / --only-sets: the summary waits for the merge of every seed
+        print(
+            f"== no summary yet: {len(missing)} runs are not in this record (e.g. {missing[0]}); "
+            f"merge the other --out files with --resume --merge"
+        )
         return
     print(f"== over seeds 0..{args.seeds - 1}")
     for set_name in sets:
         for strategy in strategies + ["table+GA"]:
-            print(summary_line(set_name, strategy, [Run(**record[f"{set_name}/{strategy}/{seed}"]) for seed in range(args.seeds)]))
+            print(
+                summary_line(
+                    set_name, strategy, [Run(**record[f"{set_name}/{strategy}/{seed}"]) for seed in range(args.seeds)]
+                )
+            )
 
 
 def load_record(path: str | None, key: dict) -> dict:
@@ -213,6 +278,7 @@ def load_record(path: str | None, key: dict) -> dict:
     if saved.get("key") != key:
         raise SystemExit(f"{path}: written for {saved.get('key')}, not {key}; use another --out")
     return saved["runs"]
+
 
 if __name__ == "__main__":
     main()

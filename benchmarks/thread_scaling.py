@@ -13,6 +13,7 @@ scaled and then shows as "given (scaled)"; the line names it), the fresh scaled 
 taken as it is, MACs alone (τ only), and the previous timing of the same files (the ceiling this
 machine allows any profile). Run it on an idle machine.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,25 +41,40 @@ def cell(name: str, figures: dict) -> str:
 def compare(space_name: str, threads: int, args: argparse.Namespace) -> None:
     space = get_space(space_name)
     one = load_profile(DATA_DIR / shipped_file_name("this-cpu", "onnxruntime", space_name, 1, 1), space)
-    direct = getattr(args, f"direct_{space_name.replace('-', '_')}") or DATA_DIR / shipped_file_name("this-cpu", "onnxruntime", space_name, 1, threads)
+    direct = getattr(args, f"direct_{space_name.replace('-', '_')}") or DATA_DIR / shipped_file_name(
+        "this-cpu", "onnxruntime", space_name, 1, threads
+    )
     shipped = load_profile(direct, space)
-    print(f"[{space_name}, {threads} threads] 'direct': {direct} ({shipped.measurement.get('blocks', 'blocks timed at its threads')})")
+    print(
+        f"[{space_name}, {threads} threads] 'direct': {direct} "
+        f"({shipped.measurement.get('blocks', 'blocks timed at its threads')})"
+    )
     scaled = scale_to_threads(one, threads)
     coef = scaled.calibration["thread_scaling"]
-    print(f"[{space_name}, {threads} threads] scaled: x{coef['share_of_1_thread_ms']:.3f} of the 1-thread ms "
-          f"+ {1e3 * coef['ms_per_op']:.1f} us per op, offset {scaled.calibration['offset_ms']:+.3f} ms; "
-          f"expects ±{100 * scaled.expected_error:.1f}%", flush=True)
+    print(
+        f"[{space_name}, {threads} threads] scaled: x{coef['share_of_1_thread_ms']:.3f} of the 1-thread ms "
+        f"+ {1e3 * coef['ms_per_op']:.1f} us per op, offset {scaled.calibration['offset_ms']:+.3f} ms; "
+        f"expects ±{100 * scaled.expected_error:.1f}%",
+        flush=True,
+    )
     archs = spread_architectures(space, args.samples, 1)
-    label = "direct" if "blocks" not in shipped.measurement else "given (scaled)"   # the shipped one may itself be scaled
-    predictors = {label: [shipped.predict_ms(a) for a in archs], "scaled": [scaled.predict_ms(a) for a in archs],
-                  "1-thread": [one.predict_ms(a) for a in archs]}
+    label = (
+        "direct" if "blocks" not in shipped.measurement else "given (scaled)"
+    )  # the shipped one may itself be scaled
+    predictors = {
+        label: [shipped.predict_ms(a) for a in archs],
+        "scaled": [scaled.predict_ms(a) for a in archs],
+        "1-thread": [one.predict_ms(a) for a in archs],
+    }
     macs = [arch_cost(a)["macs"] for a in archs]
     shape = (1, 3, space.resolution, space.resolution)
     previous = None
     with tempfile.TemporaryDirectory(prefix="thread-scaling-") as tmp, torch_threads(1):
         paths = export_networks(space, archs, Path(tmp))
         for k in range(args.timings):
-            measured = time_deployed(paths, shape, "onnxruntime", "fp32", threads, shipped.graph_optimization_level, args.runs)
+            measured = time_deployed(
+                paths, shape, "onnxruntime", "fp32", threads, shipped.graph_optimization_level, args.runs
+            )
             cells = [cell(name, agreement(p, measured)) for name, p in predictors.items()]
             cells.append(f"MACs tau {agreement(macs, measured)['kendall_tau']:.3f}")
             if previous is not None:
@@ -75,8 +91,11 @@ def main() -> None:
     parser.add_argument("--timings", type=int, default=4)
     parser.add_argument("--runs", type=int, default=30)
     for space_name in ("cifar10", "ponas-imagenet"):
-        parser.add_argument(f"--direct-{space_name}", type=Path, help=f"the {space_name} T-thread profile to compare "
-                            "(default: the shipped one)")
+        parser.add_argument(
+            f"--direct-{space_name}",
+            type=Path,
+            help=f"the {space_name} T-thread profile to compare (default: the shipped one)",
+        )
     args = parser.parse_args()
     for space_name in args.spaces:
         compare(space_name, args.threads, args)

@@ -5,6 +5,7 @@ A command declares a parameter `bounds: dict` where the options belong and is de
 `@bound_options`: Typer then sees one Option per entry, in that place, and the command receives them
 collected as `bounds={"max_flops": "300M", "min_flops": None, ...}`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -18,8 +19,13 @@ from specialize.search.constraints import BOUND_OPTIONS, SIDES
 
 def _option(name: str) -> inspect.Parameter:
     side, metric = BOUND_OPTIONS[name]
-    info = typer.Option(None, f"--{name.replace('_', '-')}", help=f"{SIDES[side]} bound on {metric.help}",
-                        rich_help_panel="Bounds", show_default=False)
+    info = typer.Option(
+        None,
+        f"--{name.replace('_', '-')}",
+        help=f"{SIDES[side]} bound on {metric.help}",
+        rich_help_panel="Bounds",
+        show_default=False,
+    )
     return inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=info, annotation=Optional[str])
 
 

@@ -1,4 +1,5 @@
 """What every command shares: consoles, the one-line error contract (exit code 2), option parsing."""
+
 from __future__ import annotations
 
 import contextlib
@@ -15,7 +16,7 @@ from typer import Abort
 from typer.core import TyperGroup
 
 try:
-    from typer._click.exceptions import ClickException   # typer 0.2x vendors click
+    from typer._click.exceptions import ClickException  # typer 0.2x vendors click
 except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import ClickException
 
@@ -27,13 +28,14 @@ err_console = Console(stderr=True)
 
 def fail(message: str) -> None:
     """One line on stderr, exit 2. The message is plain text: brackets in paths or names are never markup."""
-    line = " ".join(str(message).split())   # one line, whatever the message held
+    line = " ".join(str(message).split())  # one line, whatever the message held
     err_console.print(Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
 def handle_errors(fn: Callable) -> Callable:
     """Turn a SpecializeError (bad user input) into one clear line on stderr and exit code 2."""
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -48,6 +50,7 @@ def handle_errors(fn: Callable) -> Callable:
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(130)
+
     return wrapper
 
 
@@ -67,7 +70,9 @@ def print_json(data: Any) -> None:
     try:
         text = json.dumps(data, indent=2, allow_nan=False)
     except ValueError:
-        raise SpecializeError("the result holds a non-finite number (NaN or infinity), which JSON cannot carry") from None
+        raise SpecializeError(
+            "the result holds a non-finite number (NaN or infinity), which JSON cannot carry"
+        ) from None
     sys.stdout.write(text + "\n")
 
 
@@ -81,7 +86,7 @@ class OneLineErrors(TyperGroup):
         try:
             code = super().main(*args, standalone_mode=False, **kwargs)
         except ClickException as exc:
-            if type(exc).__name__ == "NoArgsIsHelpError":   # a bare command group: its help, as click prints it
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare command group: its help, as click prints it
                 exc.show()
                 sys.exit(exc.exit_code)
             ctx = getattr(exc, "ctx", None)

@@ -2,6 +2,7 @@
 
 torch, onnx and onnxruntime are imported only when the command runs.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,19 +17,38 @@ from cli.common import console, err_console, handle_errors, print_json, progress
 
 
 def register(app: typer.Typer) -> None:
-    app.command("export", help="Export an architecture as ONNX (opset 17, dynamic batch, TensorRT-safe ops) or a TensorRT engine.")(export)
+    app.command(
+        "export",
+        help="Export an architecture as ONNX (opset 17, dynamic batch, TensorRT-safe ops) or a TensorRT engine.",
+    )(export)
 
 
 @handle_errors
 def export(
-    arch: str = typer.Option(..., "--arch", "-a", help="Comma-separated candidate per layer (see `specialize spaces`)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output file, e.g. model.onnx (model.engine with --format tensorrt)."),
+    arch: str = typer.Option(
+        ..., "--arch", "-a", help="Comma-separated candidate per layer (see `specialize spaces`)."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Output file, e.g. model.onnx (model.engine with --format tensorrt)."
+    ),
     space: str = typer.Option("cifar10", "--space", "-s", help="Search-space preset the architecture belongs to."),
-    weights: Optional[str] = typer.Option(None, "--weights", "-w", help="Supernet weights file, an accuracy table (.json: its weights), or 'default' for the shipped ones. Omitted: UNTRAINED random weights."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Image folder or .tar.gz: batch norm is recalibrated on 500 of its "
-                                        "training images and accuracy measured on its test split. Default: the table's "
-                                        "training data if it exists here, else the calibration images shipped with the weights."),
-    no_recalibrate: bool = typer.Option(False, "--no-recalibrate", help="Keep the supernet's batch-norm statistics (recorded in the metadata)."),
+    weights: Optional[str] = typer.Option(
+        None,
+        "--weights",
+        "-w",
+        help="Supernet weights file, an accuracy table (.json: its weights), or 'default' for the shipped "
+        "ones. Omitted: UNTRAINED random weights.",
+    ),
+    data: Optional[Path] = typer.Option(
+        None,
+        "--data",
+        help="Image folder or .tar.gz: batch norm is recalibrated on 500 of its "
+        "training images and accuracy measured on its test split. Default: the table's "
+        "training data if it exists here, else the calibration images shipped with the weights.",
+    ),
+    no_recalibrate: bool = typer.Option(
+        False, "--no-recalibrate", help="Keep the supernet's batch-norm statistics (recorded in the metadata)."
+    ),
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or tensorrt."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 or fp16 (fp16 with --format tensorrt)."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -36,8 +56,16 @@ def export(
     from specialize.api import offline
 
     with progress_status("exporting: batch-norm recalibration, ONNX, checks, measurement"):
-        result = offline.export(space, arch, output, weights=weights, data=data, fmt=fmt, precision=precision,
-                                recalibrate=not no_recalibrate)
+        result = offline.export(
+            space,
+            arch,
+            output,
+            weights=weights,
+            data=data,
+            fmt=fmt,
+            precision=precision,
+            recalibrate=not no_recalibrate,
+        )
     for warning in result.warnings:
         err_console.print(f"WARNING: {warning}", style="bold yellow", highlight=False, markup=False, soft_wrap=True)
     if as_json:
@@ -52,19 +80,36 @@ def _to_json(result) -> dict:
 
 
 def _render(result) -> None:
-    table = Table(title=escape(f"exported {result.output}"), box=None, pad_edge=False, padding=(0, 1), show_header=False)
+    table = Table(
+        title=escape(f"exported {result.output}"), box=None, pad_edge=False, padding=(0, 1), show_header=False
+    )
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
-    rows = [("space", result.space), ("network", f"{result.network_space} (fingerprint {result.fingerprint})"), ("architecture", result.arch),
-            ("weights", f"{result.weights} ({'trained' if result.trained else 'UNTRAINED'})"),
-            ("batch norm", result.bn_statistics),
-            ("measured accuracy", "not measured" if result.measured_accuracy is None else f"{100 * result.measured_accuracy:.2f}%"),
-            ("measured on", result.measured_on),
-            ("MACs", f"{result.macs / 1e6:.1f} M (what MobileNet papers call FLOPs)"), ("params", f"{result.params / 1e6:.3f} M"),
-            ("onnxruntime vs torch", f"max abs diff {result.max_abs_diff:.2e} at batch 1 and 3"), ("ops", " ".join(result.ops)),
-            ("ONNX", str(result.onnx_path))]
+    rows = [
+        ("space", result.space),
+        ("network", f"{result.network_space} (fingerprint {result.fingerprint})"),
+        ("architecture", result.arch),
+        ("weights", f"{result.weights} ({'trained' if result.trained else 'UNTRAINED'})"),
+        ("batch norm", result.bn_statistics),
+        (
+            "measured accuracy",
+            "not measured" if result.measured_accuracy is None else f"{100 * result.measured_accuracy:.2f}%",
+        ),
+        ("measured on", result.measured_on),
+        ("MACs", f"{result.macs / 1e6:.1f} M (what MobileNet papers call FLOPs)"),
+        ("params", f"{result.params / 1e6:.3f} M"),
+        ("onnxruntime vs torch", f"max abs diff {result.max_abs_diff:.2e} at batch 1 and 3"),
+        ("ops", " ".join(result.ops)),
+        ("ONNX", str(result.onnx_path)),
+    ]
     if result.width_multiplier != 1:
-        rows.insert(4, ("width", f"proxy width multiplier {result.width_multiplier:g} (full width: {result.full_macs / 1e6:.1f} M MACs)"))
+        rows.insert(
+            4,
+            (
+                "width",
+                f"proxy width multiplier {result.width_multiplier:g} (full width: {result.full_macs / 1e6:.1f} M MACs)",
+            ),
+        )
     if result.engine_path:
         rows.append(("TensorRT engine", f"{result.engine_path} ({result.precision})"))
     if result.build_script:

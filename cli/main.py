@@ -1,4 +1,5 @@
 """The `specialize` command: each module below parses, calls one library function, and renders."""
+
 from __future__ import annotations
 
 import typer
@@ -8,9 +9,12 @@ from cli.common import OneLineErrors
 
 app = typer.Typer(
     help="Train once, specialize in seconds, deploy anywhere.\n\n"
-         "Example that binds on the embedded default (space cifar10 spans 33.6M to 69.7M MACs): "
-         "specialize --device jetson --max-flops 45M --export model.onnx",
-    no_args_is_help=False, add_completion=False, pretty_exceptions_enable=False, cls=OneLineErrors,
+    "Example that binds on the embedded default (space cifar10 spans 33.6M to 69.7M MACs): "
+    "specialize --device jetson --max-flops 45M --export model.onnx",
+    no_args_is_help=False,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    cls=OneLineErrors,
 )
 app.callback(invoke_without_command=True)(search_cmd.root)
 search_cmd.register(app)

@@ -1,4 +1,5 @@
 """`specialize profile` (measure, bundle, import, validate) and `specialize devices`."""
+
 from __future__ import annotations
 
 import re
@@ -14,16 +15,23 @@ from rich.table import Table
 
 from cli.common import console, err_console, fail, handle_errors, print_json
 
-profile_app = typer.Typer(help="Measure a device profile: without a subcommand, time every (layer, candidate) block, the stem and "
-                                "the head on --runtime and write -o PROFILE.json. Subcommands work with profiles.",
-                          no_args_is_help=False)
+profile_app = typer.Typer(
+    help="Measure a device profile: without a subcommand, time every (layer, candidate) block, the stem and "
+    "the head on --runtime and write -o PROFILE.json. Subcommands work with profiles.",
+    no_args_is_help=False,
+)
 
 
 @contextmanager
 def progress_bar(description: str, total: int) -> Iterator:
     """A Rich bar on stderr; yields the `progress(key)` callback that library functions take."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[key]}"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[key]}"),
+    )
     with Progress(*columns, console=err_console, transient=True) as bar:
         task = bar.add_task(description, total=total, key="")
         yield lambda key: bar.update(task, advance=1, key=key)
@@ -34,19 +42,41 @@ def progress_bar(description: str, total: int) -> Iterator:
 def profile(
     ctx: typer.Context,
     name: Optional[str] = typer.Option(None, "--name", help="Device name stored in the profile, e.g. this-cpu."),
-    space: Optional[str] = typer.Option(None, "--space", "-s", help="Search space preset."),
+    space: Optional[str] = typer.Option(
+        None, "--space", "-s", help="Search space preset, or an accuracy table / weights file whose space to profile."
+    ),
     runtime: str = typer.Option("onnxruntime", "--runtime", help="onnxruntime | torch-cuda | tensorrt."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16."),
     batch: int = typer.Option(1, "--batch", min=1, help="Batch size of every timed entry."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Intra-op threads (onnxruntime), recorded in the profile; deploy with the same. Default 1, the steadiest timings."),
-    graph_optimization: str = typer.Option("all", "--graph-optimization", help="onnxruntime graph optimization level, recorded: disabled | basic | extended | all."),
-    calibration_networks: int = typer.Option(8, "--calibration-networks", min=0, help="Whole networks exported and timed as deployed to fit the profile's correction and expected error (0: none)."),
+    threads: Optional[int] = typer.Option(
+        None,
+        "--threads",
+        min=1,
+        help="Intra-op threads (onnxruntime), recorded in the profile; deploy with the same. Default 1, the "
+        "steadiest timings.",
+    ),
+    graph_optimization: str = typer.Option(
+        "all",
+        "--graph-optimization",
+        help="onnxruntime graph optimization level, recorded: disabled | basic | extended | all.",
+    ),
+    calibration_networks: int = typer.Option(
+        8,
+        "--calibration-networks",
+        min=0,
+        help="Whole networks exported and timed as deployed to fit the profile's correction and expected error "
+        "(0: none).",
+    ),
     repeats: int = typer.Option(21, "--repeats", min=3, help="Timed samples per entry."),
     force: bool = typer.Option(False, "--force", help="Write the profile even if some entries stay noisy."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Profile JSON to write."),
-    from_one_thread: Optional[Path] = typer.Option(None, "--from-one-thread", help="Instead of timing blocks at --threads, "
-                                                   "scale this 1-thread profile's blocks by a fit on --calibration-networks whole "
-                                                   "networks timed at --threads (steadier where cores come and go, e.g. a VM)."),
+    from_one_thread: Optional[Path] = typer.Option(
+        None,
+        "--from-one-thread",
+        help="Instead of timing blocks at --threads, "
+        "scale this 1-thread profile's blocks by a fit on --calibration-networks whole "
+        "networks timed at --threads (steadier where cores come and go, e.g. a VM).",
+    ),
 ) -> None:
     """Time every (layer, candidate) block, the stem and the head; write a measured profile."""
     if ctx.invoked_subcommand is not None:
@@ -54,24 +84,49 @@ def profile(
     if from_one_thread is not None:
         return profile_from_one_thread(from_one_thread, name, space, threads, calibration_networks, output)
     if name is None or space is None or output is None:
-        fail("`specialize profile` needs --name, --space and -o PROFILE.json (or a subcommand: bundle, import, validate)")
+        fail(
+            "`specialize profile` needs --name, --space and -o PROFILE.json (or a subcommand: bundle, import, validate)"
+        )
     if not name.strip():
         fail("--name is empty; give the device a name, e.g. this-cpu")
     from specialize.api import hardware
 
     hardware.check_measurable(space, runtime, precision, threads, graph_optimization, output)
-    with progress_bar(f"profiling {space} on {runtime}", hardware.measure_steps(space, batch, calibration_networks, repeats)) as step:
-        result = hardware.measure_profile(name, space, runtime, precision, batch, threads, graph_optimization,
-                                          calibration_networks, repeats, force, output, step)
+    with progress_bar(
+        f"profiling {space} on {runtime}", hardware.measure_steps(space, batch, calibration_networks, repeats)
+    ) as step:
+        result = hardware.measure_profile(
+            name,
+            space,
+            runtime,
+            precision,
+            batch,
+            threads,
+            graph_optimization,
+            calibration_networks,
+            repeats,
+            force,
+            output,
+            step,
+        )
     noisy = result.measurement["noisy"]
     note = f", {len(noisy)} noisy entries kept (--force)" if noisy else ""
     busy = hardware.busy_warning(result)
     note += f"; {busy}" if busy else ""
-    console.print(f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}; {expected_error_text(result)}", markup=False)
+    console.print(
+        f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}; {expected_error_text(result)}",
+        markup=False,
+    )
 
 
-def profile_from_one_thread(base_path: Path, name: Optional[str], space: Optional[str], threads: Optional[int],
-                            calibration_networks: int, output: Optional[Path]) -> None:
+def profile_from_one_thread(
+    base_path: Path,
+    name: Optional[str],
+    space: Optional[str],
+    threads: Optional[int],
+    calibration_networks: int,
+    output: Optional[Path],
+) -> None:
     """`specialize profile --from-one-thread P1.json --threads T -o PT.json`."""
     from specialize.api import hardware
 
@@ -80,8 +135,11 @@ def profile_from_one_thread(base_path: Path, name: Optional[str], space: Optiona
     with progress_bar(f"timing networks at {threads} threads", hardware.scaling_steps(calibration_networks)) as step:
         base, result = hardware.scale_profile(base_path, space, threads, calibration_networks, name, output, step)
     coef = result.calibration["thread_scaling"]
-    console.print(f"wrote {output}: {result.label}; blocks from {base_path} x {coef['share_of_1_thread_ms']:.3f} "
-                  f"+ {1e3 * coef['ms_per_op']:.1f} µs per op; {expected_error_text(result)}", markup=False)
+    console.print(
+        f"wrote {output}: {result.label}; blocks from {base_path} x {coef['share_of_1_thread_ms']:.3f} "
+        f"+ {1e3 * coef['ms_per_op']:.1f} µs per op; {expected_error_text(result)}",
+        markup=False,
+    )
 
 
 def expected_error_text(profile) -> str:
@@ -99,15 +157,29 @@ def validate(
     profile_path: Path = typer.Option(..., "--profile", "-p", help="Profile JSON to check."),
     samples: int = typer.Option(30, "--samples", "-n", min=2, help="Held-out random networks to measure."),
     seed: int = typer.Option(0, "--seed"),
-    calibrate: bool = typer.Option(False, "--calibrate", help="Fit scale and offset on separate networks; keep if it helps."),
-    fit_samples: Optional[int] = typer.Option(None, "--fit-samples", min=3, help="Networks for the calibration fit (default --samples)."),
+    calibrate: bool = typer.Option(
+        False, "--calibrate", help="Fit scale and offset on separate networks; keep if it helps."
+    ),
+    fit_samples: Optional[int] = typer.Option(
+        None, "--fit-samples", min=3, help="Networks for the calibration fit (default --samples)."
+    ),
     runtime: Optional[str] = typer.Option(None, "--runtime", help="Measure on this runtime instead of the profile's."),
     threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Default: the profile's."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="With --calibrate or --record: write the profile here "
-                                          "(the input is rewritten only if -o names it)."),
-    record: bool = typer.Option(False, "--record", help="Append this validation to the profile written to -o; a later "
-                                "validation that misses by more widens the profile's expected error."),
-    runs: int = typer.Option(30, "--runs", min=3, help="Single runs per network after warm-up; the figure is their median."),
+    output: Optional[Path] = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="With --calibrate or --record: write the profile here (the input is rewritten only if -o names it).",
+    ),
+    record: bool = typer.Option(
+        False,
+        "--record",
+        help="Append this validation to the profile written to -o; a later "
+        "validation that misses by more widens the profile's expected error.",
+    ),
+    runs: int = typer.Option(
+        30, "--runs", min=3, help="Single runs per network after warm-up; the figure is their median."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the figures and samples as JSON."),
 ) -> None:
     """Export random whole networks, time them as deployed, and compare with the profile's predictions."""
@@ -115,69 +187,104 @@ def validate(
 
     total = 2 * (samples + ((fit_samples or samples) if calibrate else 0))
     with progress_bar("exporting and timing whole networks", total) as step:
-        report, updated = hardware.validate(profile_path, samples, seed, calibrate, fit_samples, runtime, threads, runs,
-                                            record, output, step)
+        report, updated = hardware.validate(
+            profile_path, samples, seed, calibrate, fit_samples, runtime, threads, runs, record, output, step
+        )
     if as_json:
         print_json(report)
         return
     render_validation(report, output)
     if record:
-        console.print(f"  recorded in {output}: the profile now expects ±{100 * updated.expected_error:.1f}%", markup=False)
+        console.print(
+            f"  recorded in {output}: the profile now expects ±{100 * updated.expected_error:.1f}%", markup=False
+        )
 
 
 def render_validation(report: dict, profile_path: Path) -> None:
-    console.print(f"{report['label']}: {len(report['samples'])} networks on {report['runtime']}, "
-                  f"{report['threads']} thread(s); {report['protocol']}", markup=False)
-    console.print(f"  within ±10%: {100 * report['within_10pct']:.0f}%   MAPE: {100 * report['mape']:.1f}%   "
-                  f"Kendall τ: {report['kendall_tau']:.3f}")
+    console.print(
+        f"{report['label']}: {len(report['samples'])} networks on {report['runtime']}, "
+        f"{report['threads']} thread(s); {report['protocol']}",
+        markup=False,
+    )
+    console.print(
+        f"  within ±10%: {100 * report['within_10pct']:.0f}%   MAPE: {100 * report['mape']:.1f}%   "
+        f"Kendall τ: {report['kendall_tau']:.3f}"
+    )
     raw = report["uncalibrated"]
     console.print(f"  uncalibrated: within ±10% {100 * raw['within_10pct']:.0f}%, MAPE {100 * raw['mape']:.1f}%")
     if "calibration" in report and "error" in report["calibration"]:
         console.print(f"  calibration not fitted: {report['calibration']['error']}", markup=False)
     elif "calibration" in report:
         c = report["calibration"]
-        verdict = f"kept, written to {profile_path}" if report["calibration_kept"] else "not kept (no better on held-out networks)"
+        verdict = (
+            f"kept, written to {profile_path}"
+            if report["calibration_kept"]
+            else "not kept (no better on held-out networks)"
+        )
         console.print(f"  calibration scale {c['scale']:.3f}, offset {c['offset_ms']:.3f} ms: {verdict}", markup=False)
 
 
 @profile_app.command("calibrate")
 @handle_errors
 def calibrate(
-    profile: str = typer.Option(..., "--profile", "-p", help="Profile JSON, or a registered device name (its estimate)."),
+    profile: str = typer.Option(
+        ..., "--profile", "-p", help="Profile JSON, or a registered device name (its estimate)."
+    ),
     timings: Path = typer.Option(..., "--timings", "-t", help="JSON of 5-20 whole-network timings on the device."),
-    space: Optional[str] = typer.Option(None, "--space", "-s", help="Space of the estimate when --profile is a device name."),
-    batch: Optional[int] = typer.Option(None, "--batch", help="Batch of the estimate when --profile is a device name (default 1); the timings' batch."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Profile JSON to write (default: --profile's file)."),
+    space: Optional[str] = typer.Option(
+        None, "--space", "-s", help="Space of the estimate when --profile is a device name."
+    ),
+    batch: Optional[int] = typer.Option(
+        None, "--batch", help="Batch of the estimate when --profile is a device name (default 1); the timings' batch."
+    ),
+    output: Optional[Path] = typer.Option(
+        None, "--output", "-o", help="Profile JSON to write (default: --profile's file)."
+    ),
 ) -> None:
     """Fit a profile to a few whole-network timings; report its leave-one-out error."""
     from specialize.api import hardware
 
     target, result = hardware.calibrate(profile, timings, space, batch, output)
     few_shot = result.hardware.get("few_shot")
-    detail = (f"estimate's error before {100 * few_shot['estimate_mape']:.1f}%, terms {few_shot['multipliers']}"
-              if few_shot else f"calibration {'kept' if result.calibration else 'not kept (no better)'}")
+    detail = (
+        f"estimate's error before {100 * few_shot['estimate_mape']:.1f}%, terms {few_shot['multipliers']}"
+        if few_shot
+        else f"calibration {'kept' if result.calibration else 'not kept (no better)'}"
+    )
     console.print(f"wrote {target}: {result.label}; leave-one-out {expected_error_text(result)}; {detail}")
 
 
 @profile_app.command("bundle")
 @handle_errors
 def bundle(
-    space: str = typer.Option(..., "--space", "-s", help="Search space preset."),
-    output: Path = typer.Option(..., "--output", "-o", help="Directory to write (created; must be empty if it exists)."),
+    space: str = typer.Option(
+        ..., "--space", "-s", help="Search space preset, or an accuracy table / weights file whose space to bundle."
+    ),
+    output: Path = typer.Option(
+        ..., "--output", "-o", help="Directory to write (created; must be empty if it exists)."
+    ),
     batch: int = typer.Option(1, "--batch", min=1),
-    networks: int = typer.Option(12, "--networks", min=0, help="Whole networks spread over the space, timed for the calibration (5-20 suit the few-shot fit)."),
+    networks: int = typer.Option(
+        12,
+        "--networks",
+        min=0,
+        help="Whole networks spread over the space, timed for the calibration (5-20 suit the few-shot fit).",
+    ),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Write every block, the stem, the head and some whole networks as ONNX, with a standalone runner."""
     from specialize.api import hardware
 
     total = hardware.bundle_steps(space, batch, networks)
-    hardware.prepare_bundle(output)   # refused before the progress bar starts, so the error stays one line
+    hardware.prepare_bundle(output)  # refused before the progress bar starts, so the error stays one line
     with progress_bar(f"exporting {space}", total) as step:
         manifest = hardware.write_bundle(space, output, batch, networks, seed, step)
-    console.print(f"wrote {len(manifest['entries'])} ONNX files to {output}; on the device run:\n"
-                  f"  python run_bundle.py            (needs onnxruntime and numpy, or trtexec)\n"
-                  f"then here: specialize profile import {output} --name DEVICE -o PROFILE.json", markup=False)
+    console.print(
+        f"wrote {len(manifest['entries'])} ONNX files to {output}; on the device run:\n"
+        f"  python run_bundle.py            (needs onnxruntime and numpy, or trtexec)\n"
+        f"then here: specialize profile import {output} --name DEVICE -o PROFILE.json",
+        markup=False,
+    )
 
 
 @profile_app.command("import")
@@ -187,8 +294,11 @@ def import_bundle_cmd(
     output: Path = typer.Option(..., "--output", "-o", help="Profile JSON to write."),
     name: Optional[str] = typer.Option(None, "--name", help="Device name (default: the one the runner recorded)."),
     estimate: Optional[str] = typer.Option(
-        None, "--estimate", help="Few-shot: fit this registered device's estimate (compute, memory, kernel terms) to the "
-                                 "bundle's timed whole networks instead of assembling its per-block timings."),
+        None,
+        "--estimate",
+        help="Few-shot: fit this registered device's estimate (compute, memory, kernel terms) to the "
+        "bundle's timed whole networks instead of assembling its per-block timings.",
+    ),
 ) -> None:
     """Turn a bundle's measured results into a profile (calibrated from its whole networks)."""
     from specialize.api import hardware
@@ -199,8 +309,10 @@ def import_bundle_cmd(
     few_shot = result.hardware.get("few_shot") if result.hardware else None
     fit = f", calibration scale {result.calibration['scale']:.3f}" if result.calibration else ""
     if few_shot:
-        fit = (f", few-shot fit of {few_shot['networks']} networks: leave-one-out error {100 * few_shot['loo_mape']:.1f}% "
-               f"(the uncalibrated estimate: {100 * few_shot['estimate_mape']:.1f}%)")
+        fit = (
+            f", few-shot fit of {few_shot['networks']} networks: leave-one-out error {100 * few_shot['loo_mape']:.1f}% "
+            f"(the uncalibrated estimate: {100 * few_shot['estimate_mape']:.1f}%)"
+        )
     console.print(f"wrote {output}: {result.label}{fit}", markup=False)
 
 
@@ -224,10 +336,12 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     console.print(table)
     aliases = ", ".join(f"{alias} = {row['name']}" for row in rows for alias in row["aliases"])
     console.print(f"aliases: {aliases}", markup=False)
-    console.print("estimated = op-type roofline on datasheet figures, scaled to a published latency (anchor: each fit "
-                  "network with its published ms, each check network with the estimate's residual on it; v1, v2, v3_large "
-                  "= MobileNet, b0 = EfficientNet-B0, mnasnet = MNASNet-1.0); ±X% = expected error, ±? = no anchor to "
-                  "tell; measured = timed here.")
+    console.print(
+        "estimated = op-type roofline on datasheet figures, scaled to a published latency (anchor: each fit "
+        "network with its published ms, each check network with the estimate's residual on it; v1, v2, v3_large "
+        "= MobileNet, b0 = EfficientNet-B0, mnasnet = MNASNet-1.0); ±X% = expected error, ±? = no anchor to "
+        "tell; measured = timed here."
+    )
 
 
 def runtime_cell(row: dict) -> str:
@@ -245,7 +359,8 @@ def kind_cell(row: dict) -> str:
 
 
 def network_label(name: str) -> str:
-    """A reference network's short name: mobilenet_v2_1.0_224 -> v2, efficientnet_b0_224 -> b0, mnasnet_1.0_224 -> mnasnet."""
+    """A reference network's short name: mobilenet_v2_1.0_224 -> v2, efficientnet_b0_224 -> b0,
+    mnasnet_1.0_224 -> mnasnet."""
     return re.sub(r"^(mobilenet|efficientnet)_|(_1\.0)?_224$", "", name)
 
 

@@ -5,6 +5,7 @@ number is milliseconds), counts 300M / 4.2M / 1.5G (MACs = what MobileNet papers
 memory 2M / 2MB (decimal) or 2MiB (binary) bytes, intensity a plain number of FLOPs per byte.
 numpy loads with the bound options; deap and highspy only when a search runs; matplotlib only for --plot.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -18,8 +19,10 @@ from cli.common import handle_errors
 
 DEVICE_HELP = "device name (e.g. jetson) or profile id; sets the latency model"
 TABLE_HELP = "accuracy table file, or 'default' for the embedded one"
-BATCH_HELP = ("batch size the latency is for (default 1): the device's measured profile at that batch, or its "
-              "estimate built at that batch")
+BATCH_HELP = (
+    "batch size the latency is for (default 1): the device's measured profile at that batch, or its "
+    "estimate built at that batch"
+)
 THREADS_HELP = "intra-op threads of the device's measured profile to use (default: 1 thread where shipped)"
 
 
@@ -27,8 +30,11 @@ def _strategy_help() -> str:
     from specialize.search.registry import get_strategy, is_offline, strategy_names
 
     online = [name for name in strategy_names() if not is_offline(name)]
-    return ("search strategy: " + "; ".join(f"{name} ({get_strategy(name).summary})" for name in online)
-            + "; the offline ones (epnas, random, ...) run under `specialize search`")
+    return (
+        "search strategy: "
+        + "; ".join(f"{name} ({get_strategy(name).summary})" for name in online)
+        + "; the offline ones (epnas, random, ...) run under `specialize search`"
+    )
 
 
 STRATEGY_HELP = _strategy_help()
@@ -41,25 +47,48 @@ def root(
     device: Optional[str] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
     bounds: dict = None,
     table: str = typer.Option("default", "--table", help=TABLE_HELP),
-    profile: Optional[Path] = typer.Option(None, "--profile", help="device profile file (instead of or refining --device)"),
+    profile: Optional[Path] = typer.Option(
+        None, "--profile", help="device profile file (instead of or refining --device)"
+    ),
     batch: Optional[int] = typer.Option(None, "--batch", help=BATCH_HELP),
     threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
     seed: int = typer.Option(0, "--seed", help="GA random seed (same seed, same answer)"),
     strategy: str = typer.Option("ga", "--strategy", help=STRATEGY_HELP),
     solver: Optional[str] = typer.Option(None, "--solver", hidden=True, help="older name of --strategy"),
-    penalty: str = typer.Option("hard", "--penalty", help="hard: reject children that break a bound; soft: EPNAS penalty"),
-    time_limit: float = typer.Option(2.0, "--time-limit", help="seconds for the whole search; an exact answer "
-                                     "not proven by then is labelled so, with HiGHS's bound and gap"),
-    rerank: Optional[str] = typer.Option(None, "--rerank", help="surrogate: re-rank the --rerank-k best architectures "
-                                         "by the table with PNAS's surrogate fit on the table's measured sub-networks"),
+    penalty: str = typer.Option(
+        "hard", "--penalty", help="hard: reject children that break a bound; soft: EPNAS penalty"
+    ),
+    time_limit: float = typer.Option(
+        2.0,
+        "--time-limit",
+        help="seconds for the whole search; an exact answer "
+        "not proven by then is labelled so, with HiGHS's bound and gap",
+    ),
+    rerank: Optional[str] = typer.Option(
+        None,
+        "--rerank",
+        help="surrogate: re-rank the --rerank-k best architectures "
+        "by the table with PNAS's surrogate fit on the table's measured sub-networks",
+    ),
     rerank_k: int = typer.Option(10, "--rerank-k", help="with --rerank: how many of the table's best to re-rank"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
-    export: Optional[Path] = typer.Option(None, "--export", help="write the chosen sub-network as ONNX here (batch norm "
-                                          "recalibrated, accuracy and latency measured where possible)"),
-    data: Optional[Path] = typer.Option(None, "--data", help="with --export: image folder or .tar.gz to recalibrate "
-                                        "batch norm on (train split) and measure accuracy on (test split)"),
-    no_recalibrate: bool = typer.Option(False, "--no-recalibrate", help="with --export: keep the supernet's batch-norm "
-                                        "statistics (recorded in the ONNX metadata)"),
+    export: Optional[Path] = typer.Option(
+        None,
+        "--export",
+        help="write the chosen sub-network as ONNX here (batch norm "
+        "recalibrated, accuracy and latency measured where possible)",
+    ),
+    data: Optional[Path] = typer.Option(
+        None,
+        "--data",
+        help="with --export: image folder or .tar.gz to recalibrate "
+        "batch norm on (train split) and measure accuracy on (test split)",
+    ),
+    no_recalibrate: bool = typer.Option(
+        False,
+        "--no-recalibrate",
+        help="with --export: keep the supernet's batch-norm statistics (recorded in the ONNX metadata)",
+    ),
 ) -> None:
     """Specialize the supernet for a device: pick one block per layer under the bounds, in under a second.
 
@@ -80,9 +109,20 @@ def root(
         from specialize.fileio import check_writable
 
         check_writable(export)
-    result = specialize(device, table=table, profile=profile, seed=seed, strategy=solver or strategy, penalty=penalty,
-                        time_limit=time_limit, batch=batch, threads=threads, rerank=rerank, rerank_k=rerank_k,
-                        **bounds)
+    result = specialize(
+        device,
+        table=table,
+        profile=profile,
+        seed=seed,
+        strategy=solver or strategy,
+        penalty=penalty,
+        time_limit=time_limit,
+        batch=batch,
+        threads=threads,
+        rerank=rerank,
+        rerank_k=rerank_k,
+        **bounds,
+    )
     if export is not None:
         from cli.common import progress_status
 
@@ -120,8 +160,17 @@ def pareto(
     for path in (output, plot):
         if path is not None:
             check_writable(path)
-    front = pareto_front(objective, device, table=table, profile=profile, seed=seed, generations=generations,
-                         batch=batch, threads=threads, **bounds)
+    front = pareto_front(
+        objective,
+        device,
+        table=table,
+        profile=profile,
+        seed=seed,
+        generations=generations,
+        batch=batch,
+        threads=threads,
+        **bounds,
+    )
     if output is not None:
         atomic_write_json(output, front.to_dict())
     if plot is not None:
@@ -171,8 +220,9 @@ def _bound_text(bound: dict | None) -> str:
     if bound is None:
         return ""
     lo, hi = bound["lower"], bound["upper"]
-    parts = ([f">= {_fmt(bound['metric'], lo)}"] if lo is not None else []) + \
-        ([f"<= {_fmt(bound['metric'], hi)}"] if hi is not None else [])
+    parts = ([f">= {_fmt(bound['metric'], lo)}"] if lo is not None else []) + (
+        [f"<= {_fmt(bound['metric'], hi)}"] if hi is not None else []
+    )
     mark = "[green]ok[/]" if bound["ok"] else "[red]broken[/]"
     tolerance = f" (± {_fmt(bound['metric'], bound['tolerance'])} tolerance)" if bound.get("tolerance") else ""
     return f"{', '.join(parts)}{tolerance}  {mark}"
@@ -184,11 +234,19 @@ def render_result(result) -> None:
     from cli.common import console
 
     blocks = Table(show_edge=False)
-    for name in ("layer", "in -> out", "stride", "block", "T_d loss", "MACs") + (("latency",) if result.latency_ms is not None else ()):
+    for name in ("layer", "in -> out", "stride", "block", "T_d loss", "MACs") + (
+        ("latency",) if result.latency_ms is not None else ()
+    ):
         blocks.add_column(name, justify="right" if name not in ("block",) else "left")
     for b in result.blocks:
-        row = [str(b.layer), f"{b.in_channels} -> {b.out_channels}", str(b.stride), b.block,
-               f"{100 * b.accuracy_loss:+.2f}%", _fmt("macs", b.macs)]
+        row = [
+            str(b.layer),
+            f"{b.in_channels} -> {b.out_channels}",
+            str(b.stride),
+            b.block,
+            f"{100 * b.accuracy_loss:+.2f}%",
+            _fmt("macs", b.macs),
+        ]
         blocks.add_row(*row + ([_fmt("latency_ms", b.latency_ms)] if result.latency_ms is not None else []))
     console.print(blocks)
     console.print(_summary(result))
@@ -216,14 +274,23 @@ def _render_export(export: dict) -> None:
     for warning in export["warnings"]:
         err_console.print(f"WARNING: {warning}", highlight=False, markup=False, soft_wrap=True)
     band = "" if export["predicted_accuracy_band"] is None else f" ± {100 * export['predicted_accuracy_band']:.1f}"
-    measured = (f"; {export['measured_on']}" if export["measured_accuracy"] is None
-                else f", measured {100 * export['measured_accuracy']:.2f}% ({export['measured_on']})")
-    lines = [f"exported {export['file']}: {_fmt('macs', export['macs'])} MACs, {_fmt('params', export['params'])} parameters "
-             f"(the figures above); batch norm {export['bn_statistics']}",
-             f"accuracy: predicted {100 * export['predicted_accuracy']:.2f}%{band}{measured}"]
+    measured = (
+        f"; {export['measured_on']}"
+        if export["measured_accuracy"] is None
+        else f", measured {100 * export['measured_accuracy']:.2f}% ({export['measured_on']})"
+    )
+    lines = [
+        f"exported {export['file']}: {_fmt('macs', export['macs'])} MACs, {_fmt('params', export['params'])} "
+        "parameters "
+        f"(the figures above); batch norm {export['bn_statistics']}",
+        f"accuracy: predicted {100 * export['predicted_accuracy']:.2f}%{band}{measured}",
+    ]
     if export["predicted_latency_ms"] is not None:
-        got = (f"; {export['latency_note']}" if export["measured_latency_ms"] is None
-               else f", measured {_fmt('latency_ms', export['measured_latency_ms'])} ({export['latency_note']})")
+        got = (
+            f"; {export['latency_note']}"
+            if export["measured_latency_ms"] is None
+            else f", measured {_fmt('latency_ms', export['measured_latency_ms'])} ({export['latency_note']})"
+        )
         lines.append(f"latency: predicted {_fmt('latency_ms', export['predicted_latency_ms'])}{got}")
     for line in lines + [f"note: {n}" for n in export["notes"]]:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -234,20 +301,31 @@ def _summary(result):
     from rich.table import Table
 
     bounds = {b["metric"]: b for b in result.bounds}
-    where = f"{result.device} ({device_setting(result.device_kind, result.batch, result.threads)})" if result.device \
+    where = (
+        f"{result.device} ({device_setting(result.device_kind, result.batch, result.threads)})"
+        if result.device
         else "no device given"
+    )
     table = Table(title=escape(f"space {result.space}, {where}"), title_justify="left", show_edge=False)
     for name in ("", "value", "bound"):
         table.add_column(name)
     band = "" if result.predicted_accuracy_band is None else f" (±{100 * result.predicted_accuracy_band:.1f})"
     table.add_row("predicted accuracy", f"{100 * result.predicted_accuracy:.2f}%{band}", escape(result.accuracy_basis))
-    rows = [("latency", "latency_ms"), ("MACs", "macs"), ("params", "params"), ("intensity (FLOPs/byte)", "intensity"),
-            ("peak activation", "peak_activation_bytes")]
+    rows = [
+        ("latency", "latency_ms"),
+        ("MACs", "macs"),
+        ("params", "params"),
+        ("intensity (FLOPs/byte)", "intensity"),
+        ("peak activation", "peak_activation_bytes"),
+    ]
     for label, key in rows:
         value = getattr(result, key)
         if value is not None or key in bounds:
-            table.add_row(label, _fmt(key, value) + (_latency_band(result) if key == "latency_ms" else ""),
-                          _bound_text(bounds.get(key)))
+            table.add_row(
+                label,
+                _fmt(key, value) + (_latency_band(result) if key == "latency_ms" else ""),
+                _bound_text(bounds.get(key)),
+            )
     return table
 
 
@@ -266,9 +344,15 @@ def _latency_band(result) -> str:
 
 
 def _solver_line(result) -> str:
-    optimum = f"optimum {100 * result.optimum_value:+.3f}%" if result.optimum_status == "optimal" else \
-        (f"best known {100 * result.optimum_value:+.3f}%, not proven: HiGHS's bound {100 * result.optimum_bound:+.3f}%, "
-         f"gap {100 * result.optimality_gap:.3f} points")
+    optimum = (
+        f"optimum {100 * result.optimum_value:+.3f}%"
+        if result.optimum_status == "optimal"
+        else (
+            f"best known {100 * result.optimum_value:+.3f}%, not proven: HiGHS's bound "
+            f"{100 * result.optimum_bound:+.3f}%, "
+            f"gap {100 * result.optimality_gap:.3f} points"
+        )
+    )
     timing = f"searched in {result.search_seconds:.3f} s"
     if "skipped" in result.strategy_details:
         return f"answer: optimal; {result.strategy_details['skipped']}, so {result.strategy} did not run; {timing}"
@@ -276,11 +360,16 @@ def _solver_line(result) -> str:
     gap = "-" if result.strategy_gap is None else f"{100 * result.strategy_gap:.3f} points"
     source = "" if result.answer_from == result.strategy else f", answer from {result.answer_from}"
     details = result.strategy_details
-    stopped = f", stopped after {details['generations']} of {details['generations_asked']} generations: " \
-        f"{details['stopped']}" if details.get("stopped") else ""
-    return (f"answer: {result.strategy} ({result.status}{source}{stopped}; penalty {result.penalty}, seed {result.seed}); "
-            f"{result.strategy} {value}, {optimum}, gap {gap}; {timing} "
-            f"({result.strategy} {result.strategy_seconds:.3f} s, exact {result.exact_seconds:.3f} s)")
+    stopped = (
+        f", stopped after {details['generations']} of {details['generations_asked']} generations: {details['stopped']}"
+        if details.get("stopped")
+        else ""
+    )
+    return (
+        f"answer: {result.strategy} ({result.status}{source}{stopped}; penalty {result.penalty}, seed {result.seed}); "
+        f"{result.strategy} {value}, {optimum}, gap {gap}; {timing} "
+        f"({result.strategy} {result.strategy_seconds:.3f} s, exact {result.exact_seconds:.3f} s)"
+    )
 
 
 def _rerank_line(rerank: dict) -> str:
@@ -290,12 +379,16 @@ def _rerank_line(rerank: dict) -> str:
     error = "-" if rerank["cv_error"] is None else f"{100 * rerank['cv_error']:.1f} points"
     basis = f"{rerank['method']} fit on {rerank['samples']} measured sub-networks, cross-validated error {error}"
     if not rerank["changed"]:
-        return (f"rerank ({basis}): kept the answer; of the table's {rerank['k']} best it is also the "
-                f"{rerank['method']}'s ({100 * chosen['predicted_accuracy']:.2f}%)")
+        return (
+            f"rerank ({basis}): kept the answer; of the table's {rerank['k']} best it is also the "
+            f"{rerank['method']}'s ({100 * chosen['predicted_accuracy']:.2f}%)"
+        )
     was = next((r for r in rows if r["was_answer"]), None)
     before = "" if was is None else f" over {100 * was['predicted_accuracy']:.2f}% for the table's answer"
-    return (f"rerank ({basis}): changed the answer to #{rows.index(chosen) + 1} of the table's {rerank['k']} best "
-            f"({rerank['method']} {100 * chosen['predicted_accuracy']:.2f}%{before})")
+    return (
+        f"rerank ({basis}): changed the answer to #{rows.index(chosen) + 1} of the table's {rerank['k']} best "
+        f"({rerank['method']} {100 * chosen['predicted_accuracy']:.2f}%{before})"
+    )
 
 
 def render_front(front, output: Path | None, plot: Path | None) -> None:
@@ -304,18 +397,31 @@ def render_front(front, output: Path | None, plot: Path | None) -> None:
     from cli.common import console
 
     where = f"{front.device} ({device_setting(front.device_kind, front.batch, None)})" if front.device else "no device"
-    table = Table(title=escape(f"Pareto front: accuracy loss vs {front.objective}, space {front.space}, {where}"),
-                  title_justify="left", show_edge=False)
+    table = Table(
+        title=escape(f"Pareto front: accuracy loss vs {front.objective}, space {front.space}, {where}"),
+        title_justify="left",
+        show_edge=False,
+    )
     for name in ("", front.objective, "predicted accuracy", "loss", "optimum at this cost", "arch"):
         table.add_column(name)
     for p in front.points:
         optimum = "" if p.optimum_loss is None else f"{100 * p.optimum_loss:+.2f}%"
-        table.add_row(p.label or "", _fmt(front.cost_key, p.cost), f"{100 * p.predicted_accuracy:.2f}%",
-                      f"{100 * p.accuracy_loss:+.2f}%", optimum, escape(p.arch))
+        table.add_row(
+            p.label or "",
+            _fmt(front.cost_key, p.cost),
+            f"{100 * p.predicted_accuracy:.2f}%",
+            f"{100 * p.accuracy_loss:+.2f}%",
+            optimum,
+            escape(p.arch),
+        )
     console.print(table)
-    console.print(f"{len(front.points)} points in {front.search_seconds:.2f} s"
-                  + (f"; front written to {output}" if output else "") + (f"; plot written to {plot}" if plot else ""),
-                  markup=False, highlight=False)
+    console.print(
+        f"{len(front.points)} points in {front.search_seconds:.2f} s"
+        + (f"; front written to {output}" if output else "")
+        + (f"; plot written to {plot}" if plot else ""),
+        markup=False,
+        highlight=False,
+    )
 
 
 def plot_front(front, path: Path) -> None:

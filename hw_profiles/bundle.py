@@ -5,6 +5,7 @@ networks as ONNX files, a manifest, and `run_bundle.py` (needs only onnxruntime 
 trtexec). `import_bundle` reads the runner's results.json back into a measured profile and fits the
 calibration from the whole-network timings (kept only if it helps under leave-one-out).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -24,7 +25,7 @@ from specialize.space import SearchSpace
 BUNDLE_SCHEMA_VERSION = 1
 RUNNER = Path(__file__).with_name("run_bundle.py")
 MANIFEST, RESULTS = "manifest.json", "results.json"
-BUNDLE_NETWORKS = 12   # whole networks spread over the space: the few-shot fit takes 5-20
+BUNDLE_NETWORKS = 12  # whole networks spread over the space: the few-shot fit takes 5-20
 
 
 def _file_name(key: str) -> str:
@@ -37,7 +38,7 @@ def make_bundle_dir(out_dir: str | Path) -> Path:
     if out_dir.exists() and not out_dir.is_dir():
         raise SpecializeError(f"bundle directory {out_dir} exists and is not a directory; choose a new one")
     if (out_dir / "onnx").is_dir() and not any((out_dir / "onnx").iterdir()) and len(list(out_dir.iterdir())) == 1:
-        return out_dir   # made by an earlier call, still empty
+        return out_dir  # made by an earlier call, still empty
     if out_dir.is_dir() and any(out_dir.iterdir()):
         raise SpecializeError(f"bundle directory {out_dir} exists and is not empty; choose a new one")
     try:
@@ -47,27 +48,54 @@ def make_bundle_dir(out_dir: str | Path) -> Path:
     return out_dir
 
 
-def write_bundle(space: SearchSpace, out_dir: str | Path, batch: int = 1, networks: int = BUNDLE_NETWORKS, seed: int = 0,
-                 progress: Callable[[str], None] | None = None) -> dict:
+def write_bundle(
+    space: SearchSpace,
+    out_dir: str | Path,
+    batch: int = 1,
+    networks: int = BUNDLE_NETWORKS,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
     from supernet.onnx_graph import module_to_onnx_bytes
 
     out_dir = make_bundle_dir(out_dir)
-    workloads = space_workloads(space, batch) + [network_workload(space, a, batch) for a in spread_architectures(space, networks, seed)]
+    workloads = space_workloads(space, batch) + [
+        network_workload(space, a, batch) for a in spread_architectures(space, networks, seed)
+    ]
     entries = []
     with torch_threads(1):
         for i, workload in enumerate(workloads):
             # networks get a short numbered name; their arch is in the manifest
             name = _file_name(workload.key) if workload.arch is None else f"onnx/net{i:03d}.onnx"
-            onnx = bundle_graph(module_to_onnx_bytes(build_module(space, workload), example_input(workload.input_shape),
-                                                     dynamic_batch=False), workload.key)
+            onnx = bundle_graph(
+                module_to_onnx_bytes(
+                    build_module(space, workload), example_input(workload.input_shape), dynamic_batch=False
+                ),
+                workload.key,
+            )
             atomic_write_bytes(out_dir / name, onnx)
-            entries.append({"key": workload.key, "file": name, "input_shape": list(workload.input_shape),
-                            "layer": workload.layer, "candidate": workload.candidate, "arch": workload.arch})
+            entries.append(
+                {
+                    "key": workload.key,
+                    "file": name,
+                    "input_shape": list(workload.input_shape),
+                    "layer": workload.layer,
+                    "candidate": workload.candidate,
+                    "arch": workload.arch,
+                }
+            )
             if progress:
                 progress(workload.key)
-    manifest = {"schema_version": BUNDLE_SCHEMA_VERSION, "kind_of_file": "profile_bundle", "space": space.to_dict(),
-                "space_name": space.name, "fingerprint": space.fingerprint, "batch": batch, "entries": entries,
-                "provenance": provenance(space=space.name, batch=batch, networks=networks, seed=seed)}
+    manifest = {
+        "schema_version": BUNDLE_SCHEMA_VERSION,
+        "kind_of_file": "profile_bundle",
+        "space": space.to_dict(),
+        "space_name": space.name,
+        "fingerprint": space.fingerprint,
+        "batch": batch,
+        "entries": entries,
+        "provenance": provenance(space=space.name, batch=batch, networks=networks, seed=seed),
+    }
     atomic_write_json(out_dir / MANIFEST, manifest)
     shutil.copyfile(RUNNER, out_dir / RUNNER.name)
     return manifest
@@ -88,14 +116,25 @@ def bundle_graph(onnx_bytes: bytes, key: str) -> bytes:
 
 def _timing(entry: dict, key: str, path: Path) -> Timing:
     """A runner's timing: median_ms > 0 and iqr_ms >= 0 finite numbers, samples a positive integer."""
+
     def number(v) -> bool:
         return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1e7
-    ok = isinstance(entry, dict) and number(entry.get("median_ms")) and entry["median_ms"] > 0 \
-        and number(entry.get("iqr_ms")) and type(entry.get("samples")) is int and entry["samples"] > 0 \
-        and type(entry.get("runs_per_sample", 1)) is int and entry.get("runs_per_sample", 1) > 0
+
+    ok = (
+        isinstance(entry, dict)
+        and number(entry.get("median_ms"))
+        and entry["median_ms"] > 0
+        and number(entry.get("iqr_ms"))
+        and type(entry.get("samples")) is int
+        and entry["samples"] > 0
+        and type(entry.get("runs_per_sample", 1)) is int
+        and entry.get("runs_per_sample", 1) > 0
+    )
     if not ok:
-        raise SpecializeError(f"bundle results file {path}: field 'results.{key}' needs median_ms > 0, iqr_ms >= 0 "
-                              "(finite ms) and a positive integer samples")
+        raise SpecializeError(
+            f"bundle results file {path}: field 'results.{key}' needs median_ms > 0, iqr_ms >= 0 "
+            "(finite ms) and a positive integer samples"
+        )
     return Timing(float(entry["median_ms"]), float(entry["iqr_ms"]), entry["samples"], entry.get("runs_per_sample", 1))
 
 
@@ -103,10 +142,16 @@ def _manifest_entries(manifest: dict, path: Path) -> list[dict]:
     """The manifest's entries: a list of objects, each with string 'key' and 'file' and an optional string 'arch'."""
     entries = require(manifest, "entries", path, "bundle manifest")
     valid = isinstance(entries, list) and all(
-        isinstance(e, dict) and isinstance(e.get("key"), str) and isinstance(e.get("file"), str)
-        and isinstance(e.get("arch") or "", str) for e in entries)
+        isinstance(e, dict)
+        and isinstance(e.get("key"), str)
+        and isinstance(e.get("file"), str)
+        and isinstance(e.get("arch") or "", str)
+        for e in entries
+    )
     if not valid:
-        raise SpecializeError(f"bundle manifest file {path}: field 'entries' must be a list of objects with string 'key' and 'file'")
+        raise SpecializeError(
+            f"bundle manifest file {path}: field 'entries' must be a list of objects with string 'key' and 'file'"
+        )
     batch = manifest.get("batch", 1)
     if type(batch) is not int or batch < 1:
         raise SpecializeError(f"bundle manifest file {path}: field 'batch' is not a positive integer")
@@ -118,12 +163,16 @@ def _read_bundle(directory: Path) -> tuple[dict, dict, Path, SearchSpace, list[d
     manifest_path, results_path = directory / MANIFEST, directory / RESULTS
     manifest = read_json(manifest_path, "bundle manifest", BUNDLE_SCHEMA_VERSION)
     if not results_path.is_file():
-        raise SpecializeError(f"bundle results file {results_path} does not exist: run `python run_bundle.py` in {directory} first")
+        raise SpecializeError(
+            f"bundle results file {results_path} does not exist: run `python run_bundle.py` in {directory} first"
+        )
     results = read_json(results_path, "bundle results", BUNDLE_SCHEMA_VERSION)
     try:
         space = SearchSpace.from_dict(require(manifest, "space", manifest_path, "bundle manifest"))
     except ValueError as exc:
-        raise SpecializeError(f"bundle manifest file {manifest_path}: field 'space' is not a valid space: {exc}") from None
+        raise SpecializeError(
+            f"bundle manifest file {manifest_path}: field 'space' is not a valid space: {exc}"
+        ) from None
     entries = _manifest_entries(manifest, manifest_path)
     measured = require(results, "results", results_path, "bundle results")
     if not isinstance(measured, dict):
@@ -131,11 +180,15 @@ def _read_bundle(directory: Path) -> tuple[dict, dict, Path, SearchSpace, list[d
     timings = {}
     for entry in entries:
         if entry["key"] not in measured:
-            raise SpecializeError(f"bundle results file {results_path}: no result for {entry['key']!r} ({entry['file']})")
+            raise SpecializeError(
+                f"bundle results file {results_path}: no result for {entry['key']!r} ({entry['file']})"
+            )
         timings[entry["key"]] = _timing(measured[entry["key"]], entry["key"], results_path)
     missing = [w.key for w in space_workloads(space, manifest.get("batch", 1)) if w.key not in timings]
     if missing:
-        raise SpecializeError(f"bundle manifest file {manifest_path}: no entry for {missing[0]!r} ({len(missing)} missing)")
+        raise SpecializeError(
+            f"bundle manifest file {manifest_path}: no entry for {missing[0]!r} ({len(missing)} missing)"
+        )
     return manifest, results, results_path, space, entries, timings
 
 
@@ -147,14 +200,27 @@ def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfi
     latency, spread, fixed, fixed_spread = assemble_profile(space, timings, batch)
     runtime = "tensorrt" if results.get("runner") == "trtexec" else "onnxruntime"
     profile = DeviceProfile(
-        name=name or require(results, "name", results_path, "bundle results"), kind="measured", runtime=runtime,
-        space=space, latency_ms=latency, fixed_ms=fixed, precision=results.get("precision", "fp32"), batch=batch,
-        spread_ms=spread, fixed_spread_ms=fixed_spread, threads=int(results.get("threads") or 1),
+        name=name or require(results, "name", results_path, "bundle results"),
+        kind="measured",
+        runtime=runtime,
+        space=space,
+        latency_ms=latency,
+        fixed_ms=fixed,
+        precision=results.get("precision", "fp32"),
+        batch=batch,
+        spread_ms=spread,
+        fixed_spread_ms=fixed_spread,
+        threads=int(results.get("threads") or 1),
         graph_optimization_level=results.get("graph_optimization_level"),
         hardware={k: results.get(k) for k in ("device_name", "host", "nvpmodel", "jetson_clocks")},
-        measurement={"threads": results.get("threads"), "graph_optimization_level": results.get("graph_optimization_level"),
-                     "runner": results.get("runner"), "repeats": results.get("repeats"),
-                     "bundle": str(directory), "runner_date": results.get("date")},
+        measurement={
+            "threads": results.get("threads"),
+            "graph_optimization_level": results.get("graph_optimization_level"),
+            "runner": results.get("runner"),
+            "repeats": results.get("repeats"),
+            "bundle": str(directory),
+            "runner_date": results.get("date"),
+        },
         provenance=provenance(bundle=str(directory), runtime=runtime, runtime_version=results.get("runtime_version")),
     )
     networks = [e for e in entries if e.get("arch")]
@@ -178,13 +244,21 @@ def import_bundle_few_shot(directory: str | Path, device: str, name: str | None 
     manifest, results, _, space, entries, timings = _read_bundle(directory)
     registered = devices()
     if canonical_name(device) not in registered:
-        raise SpecializeError(f"--estimate {device!r} is not a registered device; known: {', '.join(sorted(registered))}")
+        raise SpecializeError(
+            f"--estimate {device!r} is not a registered device; known: {', '.join(sorted(registered))}"
+        )
     pairs = [(space.parse_arch(e["arch"]), timings[e["key"]].median_ms) for e in entries if e.get("arch")][:MAX_TIMINGS]
     if len(pairs) < MIN_TIMINGS:
-        raise SpecializeError(f"bundle {directory} timed {len(pairs)} whole networks; few-shot calibration takes at least "
-                              f"{MIN_TIMINGS} (make the bundle with `specialize profile bundle --networks 12`)")
-    estimate = estimate_profile(registered[canonical_name(device)], space, precision=results.get("precision", "fp32"),
-                                batch=manifest["batch"] if "batch" in manifest else 1)
+        raise SpecializeError(
+            f"bundle {directory} timed {len(pairs)} whole networks; few-shot calibration takes at least "
+            f"{MIN_TIMINGS} (make the bundle with `specialize profile bundle --networks 12`)"
+        )
+    estimate = estimate_profile(
+        registered[canonical_name(device)],
+        space,
+        precision=results.get("precision", "fp32"),
+        batch=manifest["batch"] if "batch" in manifest else 1,
+    )
     profile = calibrate_estimate(estimate, pairs)
     profile.name = name or require(results, "name", directory / RESULTS, "bundle results")
     profile.provenance = provenance(bundle=str(directory), estimate_of=estimate.name, few_shot_networks=len(pairs))

@@ -1,6 +1,7 @@
 """Latency of an exported file timed as a deployment would run it (hw_profiles.validate.time_deployed: the
 one runtime session and timing protocol, at the profile's threads and graph optimization level). Only a
 profile measured on this machine with the same runtime can be checked this way."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,16 @@ def deployed_latency_ms(onnx_path: str | Path, profile: DeviceProfile) -> tuple[
     """(median latency in ms, how it was timed) of the ONNX file at the profile's batch, threads and level."""
     path = Path(onnx_path)
     level = profile.graph_optimization_level or "all"
-    [median] = time_deployed([path], (profile.batch, 3, profile.space.resolution, profile.space.resolution),
-                             "onnxruntime", "fp32", profile.threads, level)
-    how = (f"onnxruntime session of {path.name}, {profile.threads} thread(s), graph optimization {level}, "
-           f"batch {profile.batch}, warm-up then median of {DEPLOYED_RUNS} runs")
+    [median] = time_deployed(
+        [path],
+        (profile.batch, 3, profile.space.resolution, profile.space.resolution),
+        "onnxruntime",
+        "fp32",
+        profile.threads,
+        level,
+    )
+    how = (
+        f"onnxruntime session of {path.name}, {profile.threads} thread(s), graph optimization {level}, "
+        f"batch {profile.batch}, warm-up then median of {DEPLOYED_RUNS} runs"
+    )
     return median, how

@@ -5,6 +5,7 @@ product of datasheet figures, the arithmetic is in `source`) or "assumption" (th
 overhead: no datasheet gives it; `source` says so). These files are the only place where typed
 hardware numbers live.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,11 +30,11 @@ class Device:
     name: str
     aliases: tuple[str, ...]
     description: str
-    processor: str          # cpu | gpu
+    processor: str  # cpu | gpu
     default_precision: str  # fp32 | fp16
-    date: str               # date of the figures (datasheet revision)
-    figures: dict           # name -> {"value", "kind", "source"}
-    anchors: tuple = ()     # published latencies that anchor the estimate (see the class docstring)
+    date: str  # date of the figures (datasheet revision)
+    figures: dict  # name -> {"value", "kind", "source"}
+    anchors: tuple = ()  # published latencies that anchor the estimate (see the class docstring)
 
     def figure(self, name: str) -> float:
         return float(self.figures[name]["value"])
@@ -49,7 +50,9 @@ def _load_device(path: Path) -> Device:
     except (OSError, json.JSONDecodeError) as exc:
         raise SpecializeError(f"{where} cannot be read: {exc}") from None
     if data.get("schema_version") != DEVICE_SCHEMA_VERSION:
-        raise SpecializeError(f"{where}: field 'schema_version' is {data.get('schema_version')!r}, expected {DEVICE_SCHEMA_VERSION}")
+        raise SpecializeError(
+            f"{where}: field 'schema_version' is {data.get('schema_version')!r}, expected {DEVICE_SCHEMA_VERSION}"
+        )
     for key in ("name", "description", "processor", "default_precision", "date", "figures"):
         if key not in data:
             raise SpecializeError(f"{where}: missing field {key!r}")
@@ -58,10 +61,20 @@ def _load_device(path: Path) -> Device:
         if not isinstance(entry, dict) or not {"value", "kind", "source"} <= entry.keys():
             raise SpecializeError(f"{where}: field 'figures.{figure}' needs value, kind and source")
         if entry["kind"] not in FIGURE_KINDS or not float(entry["value"]) > 0:
-            raise SpecializeError(f"{where}: field 'figures.{figure}' needs a positive value and kind in {FIGURE_KINDS}")
+            raise SpecializeError(
+                f"{where}: field 'figures.{figure}' needs a positive value and kind in {FIGURE_KINDS}"
+            )
     anchors = tuple(_check_anchor(anchor, where) for anchor in data.get("anchors", ()))
-    return Device(data["name"], tuple(data.get("aliases", ())), data["description"], data["processor"],
-                  data["default_precision"], data["date"], data["figures"], anchors)
+    return Device(
+        data["name"],
+        tuple(data.get("aliases", ())),
+        data["description"],
+        data["processor"],
+        data["default_precision"],
+        data["date"],
+        data["figures"],
+        anchors,
+    )
 
 
 ANCHOR_FIELDS = ("network", "runtime", "precision", "latency_ms", "statistic", "source", "role")
@@ -74,7 +87,9 @@ def _check_anchor(anchor, where: str) -> dict:
     if not isinstance(anchor, dict) or not set(ANCHOR_FIELDS) <= anchor.keys():
         raise SpecializeError(f"{where}: each entry of field 'anchors' needs {', '.join(ANCHOR_FIELDS)}")
     if anchor["network"] not in REFERENCE_NETWORKS:
-        raise SpecializeError(f"{where}: anchor network {anchor['network']!r} is not one of {', '.join(REFERENCE_NETWORKS)}")
+        raise SpecializeError(
+            f"{where}: anchor network {anchor['network']!r} is not one of {', '.join(REFERENCE_NETWORKS)}"
+        )
     if anchor["role"] not in ANCHOR_ROLES or anchor["precision"] not in ("fp32", "fp16"):
         raise SpecializeError(f"{where}: anchor role must be one of {ANCHOR_ROLES} and precision fp32 or fp16")
     try:

@@ -8,6 +8,7 @@ anchored estimate's terms are kept. For a measured profile the whole-network cor
 profile's expected error. Timings come as JSON: {"timings": [{"arch", "latency_ms"}, ...]}, or the
 output of `specialize profile validate --json` (its "samples", with "measured_ms").
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -33,21 +34,27 @@ def load_timings(path: str | Path, profile: DeviceProfile) -> list[tuple[Archite
     data = read_json(path, KIND)
     rows = data.get("timings", data.get("samples"))
     if not isinstance(rows, list):
-        raise SpecializeError(f"{KIND} file {path}: field 'timings' must list {{arch, latency_ms}} (or give validate's "
-                              f"JSON, whose 'samples' hold measured_ms)")
+        raise SpecializeError(
+            f"{KIND} file {path}: field 'timings' must list {{arch, latency_ms}} (or give validate's "
+            f"JSON, whose 'samples' hold measured_ms)"
+        )
     pairs = []
     for i, row in enumerate(rows):
         try:
             ms = float(row.get("latency_ms", row.get("measured_ms")))
             arch = profile.space.parse_arch(str(row["arch"]))
         except (AttributeError, KeyError, TypeError, ValueError, SpecializeError) as exc:
-            raise SpecializeError(f"{KIND} file {path}: entry {i} needs 'arch' (of space {profile.space.name}) and a "
-                                  f"number 'latency_ms': {exc}") from None
+            raise SpecializeError(
+                f"{KIND} file {path}: entry {i} needs 'arch' (of space {profile.space.name}) and a "
+                f"number 'latency_ms': {exc}"
+            ) from None
         if not ms > 0:
             raise SpecializeError(f"{KIND} file {path}: entry {i} has latency {ms}, which is not positive")
         pairs.append((arch, ms))
     if not MIN_TIMINGS <= len(pairs) <= MAX_TIMINGS:
-        raise SpecializeError(f"{KIND} file {path}: {len(pairs)} timings; few-shot calibration takes {MIN_TIMINGS} to {MAX_TIMINGS}")
+        raise SpecializeError(
+            f"{KIND} file {path}: {len(pairs)} timings; few-shot calibration takes {MIN_TIMINGS} to {MAX_TIMINGS}"
+        )
     return pairs
 
 
@@ -77,23 +84,42 @@ def loo_terms_mape(terms: np.ndarray, measured: np.ndarray, start: np.ndarray) -
 def calibrate_estimate(profile: DeviceProfile, pairs: list[tuple[Architecture, float]]) -> DeviceProfile:
     device = devices().get(profile.hardware.get("device", profile.name))
     if device is None:
-        raise SpecializeError(f"profile {profile.path or profile.name} names no registered device; cannot refit its terms")
+        raise SpecializeError(
+            f"profile {profile.path or profile.name} names no registered device; cannot refit its terms"
+        )
     anchor = anchoring(device, profile.precision)
     start, se = np.full(3, anchor["scale"]), anchor["se_factor"]
     terms = np.array([arch_terms(profile, device, a, se) for a, _ in pairs])
     measured = np.array([ms for _, ms in pairs])
     multipliers = fit_terms(terms, measured, start)
     space = profile.space
-    latency = np.array([[term_ms(candidate_ops(space, l, c), device, profile.precision, profile.batch, se) @ multipliers
-                         for c in space.candidates] for l in range(space.num_layers)])
-    fixed = {part: float(term_ms(ops, device, profile.precision, profile.batch, se) @ multipliers)
-             for part, ops in (("stem", stem_ops(space)), ("head", head_ops(space)))}
-    few_shot = {"multipliers": dict(zip(("compute", "memory", "kernel"), multipliers.round(4).tolist())),
-                "anchored_start": float(start[0]), "networks": len(pairs),
-                "loo_mape": loo_terms_mape(terms, measured, start),
-                "estimate_mape": agreement(list(terms @ start), list(measured))["mape"]}
-    return replace(profile, latency_ms=latency, fixed_ms=fixed, calibration=None,
-                   hardware={**profile.hardware, "few_shot": few_shot})
+    latency = np.array(
+        [
+            [
+                term_ms(candidate_ops(space, l, c), device, profile.precision, profile.batch, se) @ multipliers
+                for c in space.candidates
+            ]
+            for l in range(space.num_layers)
+        ]
+    )
+    fixed = {
+        part: float(term_ms(ops, device, profile.precision, profile.batch, se) @ multipliers)
+        for part, ops in (("stem", stem_ops(space)), ("head", head_ops(space)))
+    }
+    few_shot = {
+        "multipliers": dict(zip(("compute", "memory", "kernel"), multipliers.round(4).tolist())),
+        "anchored_start": float(start[0]),
+        "networks": len(pairs),
+        "loo_mape": loo_terms_mape(terms, measured, start),
+        "estimate_mape": agreement(list(terms @ start), list(measured))["mape"],
+    }
+    return replace(
+        profile,
+        latency_ms=latency,
+        fixed_ms=fixed,
+        calibration=None,
+        hardware={**profile.hardware, "few_shot": few_shot},
+    )
 
 
 def calibrate_profile_with_timings(profile: DeviceProfile, timings_path: str | Path) -> DeviceProfile:
@@ -101,4 +127,6 @@ def calibrate_profile_with_timings(profile: DeviceProfile, timings_path: str | P
     pairs = load_timings(timings_path, profile)
     if profile.kind == "estimated":
         return calibrate_estimate(profile, pairs)
-    return apply_whole_network_fit(profile, [a for a, _ in pairs], [ms for _, ms in pairs], f"timings file {timings_path}")
+    return apply_whole_network_fit(
+        profile, [a for a, _ in pairs], [ms for _, ms in pairs], f"timings file {timings_path}"
+    )

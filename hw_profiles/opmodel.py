@@ -12,6 +12,7 @@ saved in hw_profiles/op_model.json with their fit error. Regenerate with
     python -m hw_profiles.opmodel
 A device's `efficiency` then comes from its published anchor (hw_profiles.roofline). Pure numpy.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,19 +84,27 @@ def fit_op_model(profiles: list) -> dict:
     weight = 1.0 / np.sqrt(np.maximum(y, 1e-6))[:, None]
     coef = nnls(x / norm * weight, y * weight[:, 0])[0] / norm
     n = len(OP_TYPES)
-    flop_ms, kernel_ms, byte_ms = coef[:n], coef[n:2 * n], coef[-1]
+    flop_ms, kernel_ms, byte_ms = coef[:n], coef[n : 2 * n], coef[-1]
     if flop_ms[1] <= 0 or kernel_ms[0] <= 0:
-        raise SpecializeError("op-model fit gave no cost to pointwise FLOPs or dense conv kernels; measure more entries")
+        raise SpecializeError(
+            "op-model fit gave no cost to pointwise FLOPs or dense conv kernels; measure more entries"
+        )
     predicted = x @ coef
     return {
         "compute_weight": dict(zip(OP_TYPES, (flop_ms / flop_ms[1]).round(4).tolist())),
         "kernels": dict(zip(OP_TYPES, (kernel_ms / kernel_ms[0]).round(3).tolist())),
-        "this_cpu": {"pointwise_flops_per_s": float(1e3 / flop_ms[1]), "bytes_per_s": float(1e3 / byte_ms) if byte_ms > 0 else None,
-                     "conv_kernel_overhead_s": float(kernel_ms[0] / 1e3)},
-        "fit": {"entries": len(y), "mape": float(np.mean(np.abs(predicted - y) / y)),
-                "kendall_tau": float(kendalltau(predicted, y)[0]),
-                "kendall_tau_macs_alone": float(kendalltau(x[:, :n].sum(1), y)[0]),
-                **network_error(profiles, coef)},
+        "this_cpu": {
+            "pointwise_flops_per_s": float(1e3 / flop_ms[1]),
+            "bytes_per_s": float(1e3 / byte_ms) if byte_ms > 0 else None,
+            "conv_kernel_overhead_s": float(kernel_ms[0] / 1e3),
+        },
+        "fit": {
+            "entries": len(y),
+            "mape": float(np.mean(np.abs(predicted - y) / y)),
+            "kendall_tau": float(kendalltau(predicted, y)[0]),
+            "kendall_tau_macs_alone": float(kendalltau(x[:, :n].sum(1), y)[0]),
+            **network_error(profiles, coef),
+        },
         "profiles": [f"{p.path.name if p.path else p.name} ({p.label})" for p in profiles],
     }
 
@@ -116,13 +125,21 @@ def network_error(profiles: list, coef: np.ndarray) -> dict:
         space = profile.space
         archs = spread_architectures(space, NETWORKS_PER_PROFILE, seed=0)
         rows = np.array([features(arch_ops(a), batch=profile.batch) for a in archs])
-        truth = np.array([profile.latency_ms[np.arange(space.num_layers), list(a.indices)].sum()
-                          + profile.fixed_ms["stem"] + profile.fixed_ms["head"] for a in archs])
+        truth = np.array(
+            [
+                profile.latency_ms[np.arange(space.num_layers), list(a.indices)].sum()
+                + profile.fixed_ms["stem"]
+                + profile.fixed_ms["head"]
+                for a in archs
+            ]
+        )
         predicted = rows @ coef
-        macs = rows[:, :len(OP_TYPES)].sum(1)
-        per_space[space.name] = {"mape": float(np.mean(np.abs(predicted - truth) / truth)),
-                                 "kendall_tau": float(kendalltau(predicted, truth)[0]),
-                                 "kendall_tau_macs_alone": float(kendalltau(macs, truth)[0])}
+        macs = rows[:, : len(OP_TYPES)].sum(1)
+        per_space[space.name] = {
+            "mape": float(np.mean(np.abs(predicted - truth) / truth)),
+            "kendall_tau": float(kendalltau(predicted, truth)[0]),
+            "kendall_tau_macs_alone": float(kendalltau(macs, truth)[0]),
+        }
     return {"networks": per_space, "network_mape": max(v["mape"] for v in per_space.values())}
 
 
@@ -132,5 +149,7 @@ def op_model() -> dict:
     try:
         return json.loads(MODEL_PATH.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise SpecializeError(f"op model file {MODEL_PATH} cannot be read ({exc}); regenerate it with "
-                              f"`python -m hw_profiles.refit_opmodel`") from None
+        raise SpecializeError(
+            f"op model file {MODEL_PATH} cannot be read ({exc}); regenerate it with "
+            f"`python -m hw_profiles.refit_opmodel`"
+        ) from None

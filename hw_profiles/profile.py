@@ -5,6 +5,7 @@ scale and offset come from an optional linear calibration fitted against whole n
 additive over layers, so the exact solver can use it. A `skip` entry (elastic depth) is 0 ms: the
 identity runs nothing and nothing times it. Pure numpy.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,22 +25,22 @@ PROFILE_KINDS = ("measured", "estimated")
 
 @dataclass
 class DeviceProfile:
-    name: str                       # device name, e.g. "jetson-orin-nano" or "this-cpu"
-    kind: str                       # "measured" or "estimated"
-    runtime: str                    # onnxruntime | torch-cuda | tensorrt | roofline
+    name: str  # device name, e.g. "jetson-orin-nano" or "this-cpu"
+    kind: str  # "measured" or "estimated"
+    runtime: str  # onnxruntime | torch-cuda | tensorrt | roofline
     space: SearchSpace
-    latency_ms: np.ndarray          # [layers, candidates], median per block
-    fixed_ms: dict[str, float]      # {"stem", "head"} (+ "dispatch": per-call runtime cost, measured)
+    latency_ms: np.ndarray  # [layers, candidates], median per block
+    fixed_ms: dict[str, float]  # {"stem", "head"} (+ "dispatch": per-call runtime cost, measured)
     precision: str = "fp32"
     batch: int = 1
-    spread_ms: np.ndarray | None = None   # [layers, candidates], e.g. interquartile range
-    calibration: dict | None = None       # {"scale": a, "offset_ms": b, ...fit statistics}
+    spread_ms: np.ndarray | None = None  # [layers, candidates], e.g. interquartile range
+    calibration: dict | None = None  # {"scale": a, "offset_ms": b, ...fit statistics}
     hardware: dict = field(default_factory=dict)  # datasheet figures + sources (estimated), CPU/GPU name (measured)
     provenance: dict = field(default_factory=dict)
-    resolved_from: str | None = None      # the alias asked for, e.g. "jetson" for jetson-orin-nano
+    resolved_from: str | None = None  # the alias asked for, e.g. "jetson" for jetson-orin-nano
     fixed_spread_ms: dict[str, float] | None = None
     measurement: dict = field(default_factory=dict)  # how it was timed: repeats, threshold, noisy entries
-    threads: int = 1                      # intra-op threads it was timed with (deploy with the same)
+    threads: int = 1  # intra-op threads it was timed with (deploy with the same)
     graph_optimization_level: str | None = None  # onnxruntime's level it was timed with (None: not onnxruntime)
     path: Path | None = None
 
@@ -48,7 +49,8 @@ class DeviceProfile:
         """One line saying what this profile is, for every place a profile is shown."""
         alias = f" (resolved from {self.resolved_from!r})" if self.resolved_from else ""
         threads = f", {self.threads} thread{'s' if self.threads > 1 else ''}" if self.kind == "measured" else ""
-        return f"{self.name}{alias}, {self.kind} ({self.runtime}, {self.precision}, batch {self.batch}{threads}), space {self.space.name}"
+        setting = f"{self.runtime}, {self.precision}, batch {self.batch}{threads}"
+        return f"{self.name}{alias}, {self.kind} ({setting}), space {self.space.name}"
 
     @property
     def expected_error(self) -> float | None:
@@ -95,16 +97,28 @@ class DeviceProfile:
 
     def to_dict(self) -> dict:
         return {
-            "schema_version": PROFILE_SCHEMA_VERSION, "kind_of_file": "device_profile",
-            "name": self.name, "kind": self.kind, "runtime": self.runtime, "precision": self.precision,
-            "batch": self.batch, "space": self.space.to_dict(), "space_name": self.space.name,
-            "fingerprint": self.space.fingerprint, "candidates": list(self.space.candidate_names),
+            "schema_version": PROFILE_SCHEMA_VERSION,
+            "kind_of_file": "device_profile",
+            "name": self.name,
+            "kind": self.kind,
+            "runtime": self.runtime,
+            "precision": self.precision,
+            "batch": self.batch,
+            "space": self.space.to_dict(),
+            "space_name": self.space.name,
+            "fingerprint": self.space.fingerprint,
+            "candidates": list(self.space.candidate_names),
             "latency_ms": self.latency_ms.round(6).tolist(),
             "spread_ms": None if self.spread_ms is None else self.spread_ms.round(6).tolist(),
-            "fixed_ms": self.fixed_ms, "calibration": self.calibration, "hardware": self.hardware,
-            "resolved_from": self.resolved_from, "fixed_spread_ms": self.fixed_spread_ms,
-            "measurement": self.measurement, "threads": self.threads,
-            "graph_optimization_level": self.graph_optimization_level, "expected_error": self.expected_error,
+            "fixed_ms": self.fixed_ms,
+            "calibration": self.calibration,
+            "hardware": self.hardware,
+            "resolved_from": self.resolved_from,
+            "fixed_spread_ms": self.fixed_spread_ms,
+            "measurement": self.measurement,
+            "threads": self.threads,
+            "graph_optimization_level": self.graph_optimization_level,
+            "expected_error": self.expected_error,
             "provenance": self.provenance,
         }
 
@@ -116,7 +130,7 @@ class DeviceProfile:
         self.path = Path(path)
 
 
-MAX_MS = 1e7   # a block slower than ~3 hours is a unit mistake or corruption, and sums of larger values overflow
+MAX_MS = 1e7  # a block slower than ~3 hours is a unit mistake or corruption, and sums of larger values overflow
 
 
 def _ms(value) -> bool:
@@ -126,16 +140,24 @@ def _ms(value) -> bool:
 
 def _array(data: dict, key: str, shape: tuple[int, int], path: Path) -> np.ndarray:
     value = require(data, key, path, KIND)
-    if not (isinstance(value, list) and len(value) == shape[0] and all(isinstance(r, list) and len(r) == shape[1] for r in value)):
+    if not (
+        isinstance(value, list)
+        and len(value) == shape[0]
+        and all(isinstance(r, list) and len(r) == shape[1] for r in value)
+    ):
         raise SpecializeError(f"{KIND} file {path}: field {key!r} is not a [{shape[0]}][{shape[1]}] array of numbers")
     if not all(_ms(v) for row in value for v in row):
-        raise SpecializeError(f"{KIND} file {path}: field {key!r} holds a value that is not a number of ms in [0, {MAX_MS:g}]")
+        raise SpecializeError(
+            f"{KIND} file {path}: field {key!r} holds a value that is not a number of ms in [0, {MAX_MS:g}]"
+        )
     return np.asarray(value, dtype=float)
 
 
 def _ms_dict(value, key: str, path: Path) -> dict[str, float]:
     if not isinstance(value, dict) or not all(_ms(v) for v in value.values()):
-        raise SpecializeError(f"{KIND} file {path}: field {key!r} must map part names to milliseconds in [0, {MAX_MS:g}]")
+        raise SpecializeError(
+            f"{KIND} file {path}: field {key!r} must map part names to milliseconds in [0, {MAX_MS:g}]"
+        )
     return {str(k): float(v) for k, v in value.items()}
 
 
@@ -143,12 +165,15 @@ def _calibration(value, path: Path) -> dict | None:
     if value is None:
         return None
     numbers = isinstance(value, dict) and all(
-        isinstance(value.get(k), (int, float)) and not isinstance(value.get(k), bool) for k in ("scale", "offset_ms"))
+        isinstance(value.get(k), (int, float)) and not isinstance(value.get(k), bool) for k in ("scale", "offset_ms")
+    )
     if not numbers:
         raise SpecializeError(f"{KIND} file {path}: field 'calibration' needs numbers 'scale' and 'offset_ms'")
     scale, offset = value["scale"], value["offset_ms"]
-    if not (0 < scale <= 1e3 and -MAX_MS <= offset <= MAX_MS):   # NaN fails every comparison
-        raise SpecializeError(f"{KIND} file {path}: field 'calibration' needs a 'scale' in (0, 1000] and a finite 'offset_ms'")
+    if not (0 < scale <= 1e3 and -MAX_MS <= offset <= MAX_MS):  # NaN fails every comparison
+        raise SpecializeError(
+            f"{KIND} file {path}: field 'calibration' needs a 'scale' in (0, 1000] and a finite 'offset_ms'"
+        )
     return dict(value)
 
 
@@ -170,16 +195,18 @@ def _check_predictions(profile: DeviceProfile, path: Path) -> None:
     allowed = np.array(profile.space.allowed_mask(), dtype=bool).reshape(profile.latency_ms.shape)
     fastest = float(masked_extremes(profile.block_latency_ms(), allowed)[0].sum() + profile.offset_ms())
     if not fastest > 0:
-        raise SpecializeError(f"{KIND} file {path}: the fastest architecture would take {fastest:.3f} ms; "
-                              "latencies must be positive (check field 'calibration')")
+        raise SpecializeError(
+            f"{KIND} file {path}: the fastest architecture would take {fastest:.3f} ms; "
+            "latencies must be positive (check field 'calibration')"
+        )
 
 
 def _check_validations(measurement: dict, path: Path) -> None:
     validations = measurement.get("validations", []) if isinstance(measurement, dict) else None
-    if not isinstance(validations, list) or not all(
-            isinstance(v, dict) and _ms(v.get("mape")) for v in validations):
-        raise SpecializeError(f"{KIND} file {path}: field 'measurement.validations' must be a list of records with a "
-                              f"non-negative 'mape'")
+    if not isinstance(validations, list) or not all(isinstance(v, dict) and _ms(v.get("mape")) for v in validations):
+        raise SpecializeError(
+            f"{KIND} file {path}: field 'measurement.validations' must be a list of records with a non-negative 'mape'"
+        )
 
 
 def load_profile(path: str | Path, space: SearchSpace | None = None) -> DeviceProfile:
@@ -202,7 +229,9 @@ def profile_from_dict(data: dict, path: Path) -> DeviceProfile:
     shape = (profile_space.num_layers, profile_space.num_candidates)
     kind = require(data, "kind", path, KIND)
     if kind not in PROFILE_KINDS:
-        raise SpecializeError(f"{KIND} file {path}: field 'kind' is {kind!r}, expected one of {', '.join(PROFILE_KINDS)}")
+        raise SpecializeError(
+            f"{KIND} file {path}: field 'kind' is {kind!r}, expected one of {', '.join(PROFILE_KINDS)}"
+        )
     batch = data.get("batch", 1)
     if type(batch) is not int or batch < 1:
         raise SpecializeError(f"{KIND} file {path}: field 'batch' is not a positive integer")
@@ -213,16 +242,24 @@ def profile_from_dict(data: dict, path: Path) -> DeviceProfile:
     measurement = data.get("measurement") or {}
     _check_validations(measurement, path)
     profile = DeviceProfile(
-        name=str(require(data, "name", path, KIND)), kind=kind, runtime=str(require(data, "runtime", path, KIND)),
-        space=profile_space, latency_ms=_array(data, "latency_ms", shape, path),
+        name=str(require(data, "name", path, KIND)),
+        kind=kind,
+        runtime=str(require(data, "runtime", path, KIND)),
+        space=profile_space,
+        latency_ms=_array(data, "latency_ms", shape, path),
         fixed_ms=_ms_dict(require(data, "fixed_ms", path, KIND), "fixed_ms", path),
-        precision=data.get("precision", "fp32"), batch=batch,
+        precision=data.get("precision", "fp32"),
+        batch=batch,
         spread_ms=None if data.get("spread_ms") is None else _array(data, "spread_ms", shape, path),
-        calibration=_calibration(data.get("calibration"), path), hardware=data.get("hardware") or {},
-        provenance=data.get("provenance") or {}, resolved_from=data.get("resolved_from"),
+        calibration=_calibration(data.get("calibration"), path),
+        hardware=data.get("hardware") or {},
+        provenance=data.get("provenance") or {},
+        resolved_from=data.get("resolved_from"),
         fixed_spread_ms=None if fixed_spread is None else _ms_dict(fixed_spread, "fixed_spread_ms", path),
-        measurement=measurement, threads=_threads(data.get("threads", measurement.get("threads")), path),
-        graph_optimization_level=data.get("graph_optimization_level"), path=path,
+        measurement=measurement,
+        threads=_threads(data.get("threads", measurement.get("threads")), path),
+        graph_optimization_level=data.get("graph_optimization_level"),
+        path=path,
     )
     _check_predictions(profile, path)
     return profile

@@ -1,10 +1,12 @@
 """Measure a device profile: time every block, the stem and the head on one runtime.
 
-Each entry is timed in its own session, in several round-robin passes (see `measure_workloads`), so each carries the runtime's per-call cost; that cost is
+Each entry is timed in its own session, in several round-robin passes (see `measure_workloads`), so each carries
+the runtime's per-call cost; that cost is
 measured once on an empty graph ("dispatch"), taken off every entry and counted once in the fixed
 part, as one inference pays it once. Entries whose relative IQR exceeds the protocol's threshold are
 re-measured; if some stay noisy, `profile_space` refuses (NoisyProfileError) unless forced.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -14,7 +16,17 @@ from typing import Callable
 
 import numpy as np
 
-from hw_profiles.runtime import DEFAULT_GRAPH_OPTIMIZATION, Protocol, Timing, cpu_busy_share, cpu_name, get_runtime, pick_timing, time_runs, torch_threads
+from hw_profiles.runtime import (
+    DEFAULT_GRAPH_OPTIMIZATION,
+    Protocol,
+    Timing,
+    cpu_busy_share,
+    cpu_name,
+    get_runtime,
+    pick_timing,
+    time_runs,
+    torch_threads,
+)
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.workloads import Workload, build_module, example_input, space_workloads
 from specialize.errors import SpecializeError
@@ -30,7 +42,7 @@ class NoisyProfileError(SpecializeError):
         self.profile = profile
 
 
-MIN_AVAILABLE_MEMORY = 0.3   # below this share of RAM available, sessions stop being held between passes
+MIN_AVAILABLE_MEMORY = 0.3  # below this share of RAM available, sessions stop being held between passes
 
 
 def memory_low() -> bool:
@@ -52,14 +64,21 @@ def prepare_workload(runtime, space: SearchSpace, workload: Workload) -> tuple[C
     from supernet.onnx_graph import module_to_onnx_bytes
 
     onnx = module_to_onnx_bytes(module, example, dynamic_batch=False)
+
     def reopen() -> Callable[[], None]:
         return runtime.load(onnx, tuple(example.shape))
+
     return reopen(), reopen
 
 
-def measure_workloads(runtime, space: SearchSpace, workloads: list[Workload], protocol: Protocol,
-                      progress: Callable[[str], None] | None = None,
-                      between_passes: Callable[[], None] | None = None) -> tuple[dict[str, Timing], bool]:
+def measure_workloads(
+    runtime,
+    space: SearchSpace,
+    workloads: list[Workload],
+    protocol: Protocol,
+    progress: Callable[[str], None] | None = None,
+    between_passes: Callable[[], None] | None = None,
+) -> tuple[dict[str, Timing], bool]:
     """Time every workload in `protocol.passes` round-robin passes and keep, per workload, `pick` of
     its passes: a burst of interference from another process then spoils one pass, not the entry.
     Entries still noisy are re-timed up to `protocol.retries` times. `progress(key)` after each timing;
@@ -83,7 +102,12 @@ def measure_workloads(runtime, space: SearchSpace, workloads: list[Workload], pr
 
     def timed(key: str) -> Timing:
         run = runs[key]
-        return time_runs(run, runtime.clock, warm) if run is not None else time_runs(reopen[key](), runtime.clock, protocol)
+        return (
+            time_runs(run, runtime.clock, warm)
+            if run is not None
+            else time_runs(reopen[key](), runtime.clock, protocol)
+        )
+
     for _ in range(protocol.passes - 1):
         for key in runs:
             passes[key].append(timed(key))
@@ -122,10 +146,19 @@ def assemble_profile(space: SearchSpace, timings: dict[str, Timing], batch: int)
     return latency, spread, fixed, fixed_spread
 
 
-def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntime", precision: str = "fp32",
-                  batch: int = 1, threads: int | None = None, protocol: Protocol = Protocol(), force: bool = False,
-                  progress: Callable[[str], None] | None = None, graph_optimization_level: str = DEFAULT_GRAPH_OPTIMIZATION,
-                  calibration_networks: int = 0) -> DeviceProfile:
+def profile_space(
+    space: SearchSpace,
+    name: str,
+    runtime_name: str = "onnxruntime",
+    precision: str = "fp32",
+    batch: int = 1,
+    threads: int | None = None,
+    protocol: Protocol = Protocol(),
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+    graph_optimization_level: str = DEFAULT_GRAPH_OPTIMIZATION,
+    calibration_networks: int = 0,
+) -> DeviceProfile:
     """A measured profile of `space`; `progress(key)` is called after each timing (entries x passes),
     and, when `calibration_networks` > 0, once per export and per whole-network timing: those networks are
     timed in rounds between the block passes and fit the correction (`hw_profiles.validate.CalibrationRounds`)."""
@@ -135,25 +168,51 @@ def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntim
     whole = None
     if calibration_networks and hasattr(runtime, "load"):
         from hw_profiles.validate import CalibrationRounds
-        whole = CalibrationRounds(space, batch, runtime_name, precision, runtime.threads or 1, runtime.graph_optimization_level,
-                                  calibration_networks, progress=progress)
+
+        whole = CalibrationRounds(
+            space,
+            batch,
+            runtime_name,
+            precision,
+            runtime.threads or 1,
+            runtime.graph_optimization_level,
+            calibration_networks,
+            progress=progress,
+        )
     with whole or contextlib.nullcontext(), torch_threads(1):  # tracing for export is single-threaded work
-        timings, held = measure_workloads(runtime, space, space_workloads(space, batch), protocol, progress,
-                                          whole.time_round if whole else None)
+        timings, held = measure_workloads(
+            runtime, space, space_workloads(space, batch), protocol, progress, whole.time_round if whole else None
+        )
     latency, spread, fixed, fixed_spread = assemble_profile(space, timings, batch)
     described = runtime.describe()
     noisy = noisy_entries(timings, protocol)
     profile = DeviceProfile(
-        name=name, kind="measured", runtime=runtime_name, space=space, latency_ms=latency, fixed_ms=fixed,
-        precision=precision, batch=batch, spread_ms=spread, fixed_spread_ms=fixed_spread,
-        threads=runtime.threads or 1, graph_optimization_level=runtime.graph_optimization_level,
+        name=name,
+        kind="measured",
+        runtime=runtime_name,
+        space=space,
+        latency_ms=latency,
+        fixed_ms=fixed,
+        precision=precision,
+        batch=batch,
+        spread_ms=spread,
+        fixed_spread_ms=fixed_spread,
+        threads=runtime.threads or 1,
+        graph_optimization_level=runtime.graph_optimization_level,
         hardware={"device_name": described["device_name"], "host_cpu": cpu_name()},
-        measurement={"protocol": protocol.__dict__, "threads": described.get("threads"), "noisy": noisy,
-                     "busy_before": None if busy is None else round(busy, 3),
-                     "sessions": "held between passes" if held else "reopened (and warmed up) for each timing once memory ran low",
-                     "forced": bool(noisy) and force, "wall_s": round(time.perf_counter() - start, 2),
-                     "spread": "interquartile range of the samples, ms",
-                     "dispatch": "per-call cost of an empty graph, taken off every entry and counted once in fixed_ms"},
+        measurement={
+            "protocol": protocol.__dict__,
+            "threads": described.get("threads"),
+            "noisy": noisy,
+            "busy_before": None if busy is None else round(busy, 3),
+            "sessions": "held between passes"
+            if held
+            else "reopened (and warmed up) for each timing once memory ran low",
+            "forced": bool(noisy) and force,
+            "wall_s": round(time.perf_counter() - start, 2),
+            "spread": "interquartile range of the samples, ms",
+            "dispatch": "per-call cost of an empty graph, taken off every entry and counted once in fixed_ms",
+        },
         provenance=provenance(name=name, batch=batch, **described),
     )
     if noisy and not force:
@@ -161,10 +220,14 @@ def profile_space(space: SearchSpace, name: str, runtime_name: str = "onnxruntim
         raise NoisyProfileError(
             f"{len(noisy)} entries stayed noisier than {100 * protocol.rel_iqr_max:.0f}% relative IQR after "
             f"{protocol.retries} re-measurements; worst: {listed}. Is something else using the CPU/GPU? "
-            f"Re-run when the machine is idle, or pass --force to write it anyway", profile)
+            f"Re-run when the machine is idle, or pass --force to write it anyway",
+            profile,
+        )
     if calibration_networks and whole is None:
-        profile.measurement["whole_network"] = {"skipped": f"runtime {runtime_name} times torch modules, not exported "
-                                                           f"ONNX files, so no whole-network correction was fitted"}
+        profile.measurement["whole_network"] = {
+            "skipped": f"runtime {runtime_name} times torch modules, not exported "
+            f"ONNX files, so no whole-network correction was fitted"
+        }
     elif whole is not None:
         profile = whole.fit(profile)
     return profile

@@ -9,30 +9,68 @@ in every block (squeezed to a quarter of the block's input channels); MobileNetV
 (squeezed to a quarter of the expanded width). MACs match the papers (569M, 300M, 315M, 219M, 390M) and
 parameter counts torchvision's (tests check). Activations (ReLU6, swish, hard-swish) are not ops here.
 """
+
 from __future__ import annotations
 
 from specialize.cost import Op, mbconv_ops
 from specialize.space import conv_out_size
 
 # (expansion, out_channels, repeats, first stride): MobileNetV2 (Sandler et al. 2018, Table 2)
-MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+MOBILENET_V2 = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 # (expansion, kernel, out_channels, repeats, first stride): EfficientNet-B0 (Tan & Le 2019, Table 1)
-EFFICIENTNET_B0 = ((1, 3, 16, 1, 1), (6, 3, 24, 2, 2), (6, 5, 40, 2, 2), (6, 3, 80, 3, 2), (6, 5, 112, 3, 1),
-                   (6, 5, 192, 4, 2), (6, 3, 320, 1, 1))
+EFFICIENTNET_B0 = (
+    (1, 3, 16, 1, 1),
+    (6, 3, 24, 2, 2),
+    (6, 5, 40, 2, 2),
+    (6, 3, 80, 3, 2),
+    (6, 5, 112, 3, 1),
+    (6, 5, 192, 4, 2),
+    (6, 3, 320, 1, 1),
+)
 # (expansion, kernel, out_channels, repeats, first stride): MNASNet-B1 1.0 (Tan et al. 2019; torchvision mnasnet1_0)
-MNASNET_1_0 = ((3, 3, 24, 3, 2), (3, 5, 40, 3, 2), (6, 5, 80, 3, 2), (6, 3, 96, 2, 1), (6, 5, 192, 4, 2), (6, 3, 320, 1, 1))
+MNASNET_1_0 = (
+    (3, 3, 24, 3, 2),
+    (3, 5, 40, 3, 2),
+    (6, 5, 80, 3, 2),
+    (6, 3, 96, 2, 1),
+    (6, 5, 192, 4, 2),
+    (6, 3, 320, 1, 1),
+)
 # (kernel, expanded channels, out_channels, squeeze-excite, stride): MobileNetV3-Large (Howard et al. 2019, Table 1)
-MOBILENET_V3_LARGE = ((3, 16, 16, False, 1), (3, 64, 24, False, 2), (3, 72, 24, False, 1), (5, 72, 40, True, 2),
-                      (5, 120, 40, True, 1), (5, 120, 40, True, 1), (3, 240, 80, False, 2), (3, 200, 80, False, 1),
-                      (3, 184, 80, False, 1), (3, 184, 80, False, 1), (3, 480, 112, True, 1), (3, 672, 112, True, 1),
-                      (5, 672, 160, True, 2), (5, 960, 160, True, 1), (5, 960, 160, True, 1))
+MOBILENET_V3_LARGE = (
+    (3, 16, 16, False, 1),
+    (3, 64, 24, False, 2),
+    (3, 72, 24, False, 1),
+    (5, 72, 40, True, 2),
+    (5, 120, 40, True, 1),
+    (5, 120, 40, True, 1),
+    (3, 240, 80, False, 2),
+    (3, 200, 80, False, 1),
+    (3, 184, 80, False, 1),
+    (3, 184, 80, False, 1),
+    (3, 480, 112, True, 1),
+    (3, 672, 112, True, 1),
+    (5, 672, 160, True, 2),
+    (5, 960, 160, True, 1),
+    (5, 960, 160, True, 1),
+)
 # (out_channels, stride): MobileNetV1 (Howard et al. 2017, Table 1), after the 3x3 stem conv
 MOBILENET_V1 = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1),) * 5 + ((1024, 2), (1024, 1))
 
 
 def stem_conv(channels: int, size: int) -> tuple[Op, int]:
     out = conv_out_size(size, 2)
-    return Op("conv", out * out * 3 * channels * 9, 27 * channels + 2 * channels, 3 * size * size, channels * out * out), out
+    return Op(
+        "conv", out * out * 3 * channels * 9, 27 * channels + 2 * channels, 3 * size * size, channels * out * out
+    ), out
 
 
 def classifier(channels: int, classes: int = 1000) -> Op:
@@ -99,12 +137,17 @@ def mobilenet_v3_large_ops(resolution: int = 224, se_divisor: int = 1) -> list[O
     conv, size = stem_conv(16, resolution)
     ops, channels = [conv], 16
     for kernel, mid, out, se, stride in MOBILENET_V3_LARGE:
-        ops += mbconv_ops(channels, out, size, stride, kernel, 1, se, se_reduced=make_divisible(mid / 4, se_divisor),
-                          mid_channels=mid)
+        ops += mbconv_ops(
+            channels, out, size, stride, kernel, 1, se, se_reduced=make_divisible(mid / 4, se_divisor), mid_channels=mid
+        )
         channels, size = out, conv_out_size(size, stride)
     return ops + [pointwise(channels, 960, size), classifier(960, 1280), classifier(1280)]
 
 
-REFERENCE_NETWORKS = {"mobilenet_v1_1.0_224": mobilenet_v1_ops, "mobilenet_v2_1.0_224": mobilenet_v2_ops,
-                      "efficientnet_b0_224": efficientnet_b0_ops,
-                      "mnasnet_1.0_224": mnasnet_1_0_ops, "mobilenet_v3_large_1.0_224": mobilenet_v3_large_ops}
+REFERENCE_NETWORKS = {
+    "mobilenet_v1_1.0_224": mobilenet_v1_ops,
+    "mobilenet_v2_1.0_224": mobilenet_v2_ops,
+    "efficientnet_b0_224": efficientnet_b0_ops,
+    "mnasnet_1.0_224": mnasnet_1_0_ops,
+    "mobilenet_v3_large_1.0_224": mobilenet_v3_large_ops,
+}

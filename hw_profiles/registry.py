@@ -8,6 +8,7 @@ one picked is the asked batch (default 1) and threads (default: 1 thread when sh
 fewest). Registered devices (hw_profiles/devices/) without a measured profile for the space and batch
 get a roofline estimate at that batch, generated on demand.
 """
+
 from __future__ import annotations
 
 import json
@@ -37,11 +38,19 @@ def _header(path: Path) -> dict:
     except (OSError, json.JSONDecodeError) as exc:
         raise SpecializeError(f"device profile file {path} is not valid JSON: {exc}") from None
     threads = data.get("threads") or (data.get("measurement") or {}).get("threads") or 1
-    return {"name": data.get("name"), "space": data.get("space_name"), "fingerprint": data.get("fingerprint"),
-            "kind": data.get("kind"), "runtime": data.get("runtime"), "precision": data.get("precision"),
-            "batch": data.get("batch", 1), "threads": threads,
-            "date": (data.get("provenance") or {}).get("date", ""), "expected_error": data.get("expected_error"),
-            "path": path}
+    return {
+        "name": data.get("name"),
+        "space": data.get("space_name"),
+        "fingerprint": data.get("fingerprint"),
+        "kind": data.get("kind"),
+        "runtime": data.get("runtime"),
+        "precision": data.get("precision"),
+        "batch": data.get("batch", 1),
+        "threads": threads,
+        "date": (data.get("provenance") or {}).get("date", ""),
+        "expected_error": data.get("expected_error"),
+        "path": path,
+    }
 
 
 def shipped_profiles(data_dir: Path | None = None) -> list[dict]:
@@ -60,20 +69,33 @@ def pick_shipped(headers: list[dict], batch: int | None, threads: int | None) ->
     ties (another runtime or precision) go to fp32, then by runtime and file name. None when none fits."""
     batch = DEFAULT_BATCH if batch is None else batch
     fits = [h for h in headers if h["batch"] == batch and (threads is None or h["threads"] == threads)]
-    order = lambda h: (h["threads"] != DEFAULT_THREADS, h["threads"], h["precision"] != "fp32", h["runtime"], h["path"].name)
+
+    def order(h: dict) -> tuple:
+        return h["threads"] != DEFAULT_THREADS, h["threads"], h["precision"] != "fp32", h["runtime"], h["path"].name
+
     return min(fits, key=order, default=None)
 
 
 def _settings(headers: list[dict]) -> str:
     """'batch 1 (1 thread, 2 threads), batch 32 (1 thread)': what a device's shipped profiles offer."""
     batches = sorted({h["batch"] for h in headers})
+
     def threads(b: int) -> str:
-        return ", ".join(f"{t} thread{'s' if t > 1 else ''}" for t in sorted({h["threads"] for h in headers if h["batch"] == b}))
+        return ", ".join(
+            f"{t} thread{'s' if t > 1 else ''}" for t in sorted({h["threads"] for h in headers if h["batch"] == b})
+        )
+
     return ", ".join(f"batch {b} ({threads(b)})" for b in batches)
 
 
-def resolve_profile(device: str | None, space: SearchSpace, profile_path: str | None = None, *,
-                    batch: int | None = None, threads: int | None = None) -> DeviceProfile:
+def resolve_profile(
+    device: str | None,
+    space: SearchSpace,
+    profile_path: str | None = None,
+    *,
+    batch: int | None = None,
+    threads: int | None = None,
+) -> DeviceProfile:
     """The latency profile to use for `space`.
 
     `profile_path` wins (checked against `space`, and `batch`/`threads` when given). Otherwise `device`
@@ -100,20 +122,26 @@ def resolve_profile(device: str | None, space: SearchSpace, profile_path: str | 
         return profile
     if name in device_registry.devices():
         if threads is not None:
-            raise SpecializeError(f"--threads applies to measured profiles; {name!r} has none for space {space.name!r} "
-                                  f"at batch {batch or DEFAULT_BATCH}, and its estimate has no thread count (leave --threads out)")
-        return estimate_profile(device_registry.devices()[name], space, batch=batch or DEFAULT_BATCH, resolved_from=resolved_from)
+            raise SpecializeError(
+                f"--threads applies to measured profiles; {name!r} has none for space {space.name!r} "
+                f"at batch {batch or DEFAULT_BATCH}, and its estimate has no thread count (leave --threads out)"
+            )
+        return estimate_profile(
+            device_registry.devices()[name], space, batch=batch or DEFAULT_BATCH, resolved_from=resolved_from
+        )
     if for_space:
         raise SpecializeError(_missing_setting(name, space, for_space, batch, threads))
     if shipped:
         have = ", ".join(sorted({f"{h['space']} (fingerprint {h['fingerprint']})" for h in shipped}))
         raise SpecializeError(
             f"device {name!r} has measured profiles for {have}, not for space {space.name!r} (fingerprint "
-            f"{space.fingerprint}); measure one with `specialize profile --name {name} --space {space.name} -o PROFILE.json` "
-            f"and pass --profile PROFILE.json"
+            f"{space.fingerprint}); measure one with "
+            f"`specialize profile --name {name} --space {space_option(space)} -o PROFILE.json` "
+            "and pass --profile PROFILE.json"
         )
-    raise SpecializeError(f"unknown device {asked!r}; known devices: {', '.join(known_devices())} "
-                          f"(or pass --profile PROFILE.json)")
+    raise SpecializeError(
+        f"unknown device {asked!r}; known devices: {', '.join(known_devices())} (or pass --profile PROFILE.json)"
+    )
 
 
 def check_setting(option: str, value: int | None) -> None:
@@ -123,10 +151,24 @@ def check_setting(option: str, value: int | None) -> None:
 
 def _missing_setting(name: str, space: SearchSpace, headers: list[dict], batch: int | None, threads: int | None) -> str:
     asked = f"batch {batch or DEFAULT_BATCH}" + (f", {threads} thread(s)" if threads is not None else "")
-    measure = (f"specialize profile --name {name} --space {space.name} --batch {batch or DEFAULT_BATCH}"
-               + (f" --threads {threads}" if threads is not None else "") + " -o PROFILE.json")
-    return (f"device {name!r} has measured profiles for space {space.name!r} at {_settings(headers)}, not at {asked}; "
-            f"pick one of those, or measure one with `{measure}` and pass --profile PROFILE.json")
+    measure = (
+        f"specialize profile --name {name} --space {space_option(space)} --batch {batch or DEFAULT_BATCH}"
+        + (f" --threads {threads}" if threads is not None else "")
+        + " -o PROFILE.json"
+    )
+    return (
+        f"device {name!r} has measured profiles for space {space.name!r} at {_settings(headers)}, not at {asked}; "
+        f"pick one of those, or measure one with `{measure}` and pass --profile PROFILE.json"
+    )
+
+
+def space_option(space: SearchSpace) -> str:
+    """What `--space` takes for this space: its preset name, or the table file a dataset's own space lives in."""
+    from specialize.space import SPACES
+
+    return (
+        space.name if space.name in SPACES and SPACES[space.name]().fingerprint == space.fingerprint else "TABLE.json"
+    )
 
 
 def check_profile_settings(profile: DeviceProfile, batch: int | None, threads: int | None) -> DeviceProfile:
@@ -135,12 +177,16 @@ def check_profile_settings(profile: DeviceProfile, batch: int | None, threads: i
     check_setting("threads", threads)
     where = profile.path or profile.name
     if batch is not None and batch != profile.batch:
-        raise SpecializeError(f"device profile {where} was measured at batch {profile.batch}, not --batch {batch}; "
-                              f"leave --batch out or give a profile made with `specialize profile --batch {batch}`")
+        raise SpecializeError(
+            f"device profile {where} was measured at batch {profile.batch}, not --batch {batch}; "
+            f"leave --batch out or give a profile made with `specialize profile --batch {batch}`"
+        )
     if threads is not None and (profile.kind != "measured" or threads != profile.threads):
         made = f"{profile.threads} thread(s)" if profile.kind == "measured" else "no thread count (estimated)"
-        raise SpecializeError(f"device profile {where} has {made}, not --threads {threads}; leave --threads out "
-                              f"or give a profile made with `specialize profile --threads {threads}`")
+        raise SpecializeError(
+            f"device profile {where} has {made}, not --threads {threads}; leave --threads out "
+            f"or give a profile made with `specialize profile --threads {threads}`"
+        )
     return profile
 
 
@@ -149,15 +195,39 @@ def list_devices() -> list[dict]:
     rows = []
     for device in device_registry.devices().values():
         anchor = anchoring(device, device.default_precision)
-        rows.append({"name": device.name, "kind": "estimated", "runtime": "roofline", "date": device.date,
-                     "space": "any", "precision": device.default_precision, "batch": "any", "threads": None,
-                     "aliases": list(device.aliases), "description": device.description,
-                     "expected_error": anchor["expected_error"], "anchors": anchor["anchors"], "anchor_note": anchor["note"],
-                     "se_factor": anchor["se_factor"], "se_source": anchor["se_source"]})
+        rows.append(
+            {
+                "name": device.name,
+                "kind": "estimated",
+                "runtime": "roofline",
+                "date": device.date,
+                "space": "any",
+                "precision": device.default_precision,
+                "batch": "any",
+                "threads": None,
+                "aliases": list(device.aliases),
+                "description": device.description,
+                "expected_error": anchor["expected_error"],
+                "anchors": anchor["anchors"],
+                "anchor_note": anchor["note"],
+                "se_factor": anchor["se_factor"],
+                "se_source": anchor["se_source"],
+            }
+        )
     for header in shipped_profiles():
-        rows.append({"name": header["name"], "kind": header["kind"], "runtime": header["runtime"],
-                     "date": header["date"], "space": header["space"], "precision": header["precision"],
-                     "batch": header["batch"], "threads": header["threads"], "aliases": [],
-                     "description": f"shipped profile {header['path'].name} (fingerprint {header['fingerprint']})",
-                     "expected_error": header["expected_error"]})
+        rows.append(
+            {
+                "name": header["name"],
+                "kind": header["kind"],
+                "runtime": header["runtime"],
+                "date": header["date"],
+                "space": header["space"],
+                "precision": header["precision"],
+                "batch": header["batch"],
+                "threads": header["threads"],
+                "aliases": [],
+                "description": f"shipped profile {header['path'].name} (fingerprint {header['fingerprint']})",
+                "expected_error": header["expected_error"],
+            }
+        )
     return rows

@@ -11,6 +11,7 @@ Squeeze-excite gets its own factor on its per-kernel weight where a device publi
 it (EfficientNet-B0) beside one that does not; other devices of the same processor class borrow it
 (`anchoring`).
 """
+
 from __future__ import annotations
 
 import math
@@ -26,7 +27,7 @@ from specialize.fileio import provenance
 from specialize.space import SearchSpace
 
 DTYPE_BYTES = {"fp32": 4, "fp16": 2}
-ANCHOR_BATCH = 1   # published anchors are single-image latencies
+ANCHOR_BATCH = 1  # published anchors are single-image latencies
 
 
 def term_ms(ops: list[Op], device: Device, precision: str, batch: int = 1, se_factor: float = 1.0) -> np.ndarray:
@@ -94,8 +95,16 @@ def plain_scale(device: Device, precision: str) -> float | None:
     plain = [a for a in fits if not has_squeeze_excite(a["network"])] or fits
     if not plain:
         return None
-    return float(np.exp(np.mean([math.log(a["latency_ms"] / datasheet_ms(REFERENCE_NETWORKS[a["network"]](), device, precision))
-                                 for a in plain])))
+    return float(
+        np.exp(
+            np.mean(
+                [
+                    math.log(a["latency_ms"] / datasheet_ms(REFERENCE_NETWORKS[a["network"]](), device, precision))
+                    for a in plain
+                ]
+            )
+        )
+    )
 
 
 def anchoring(device: Device, precision: str) -> dict:
@@ -110,22 +119,45 @@ def anchoring(device: Device, precision: str) -> dict:
     anchors = device_anchors(device, precision)
     scale = plain_scale(device, precision)
     if scale is None:
-        return {"scale": 1.0, "se_factor": 1.0, "se_source": "as fitted on this CPU", "anchors": [],
-                "expected_error": None, "note": "no published anchor: datasheet figures only, error unknown"}
+        return {
+            "scale": 1.0,
+            "se_factor": 1.0,
+            "se_source": "as fitted on this CPU",
+            "anchors": [],
+            "expected_error": None,
+            "note": "no published anchor: datasheet figures only, error unknown",
+        }
     own = fitted_se_factor(device, precision, scale)
-    se_factor, se_source = (own, "fitted on this device's EfficientNet-B0 anchor") if own is not None else \
-        borrowed_se_factor(device, precision)
-    predicted = {a["network"]: datasheet_ms(REFERENCE_NETWORKS[a["network"]](), device, precision, se_factor=se_factor)
-                 for a in anchors}
-    rows = [{**a, "estimated_ms": round(float(scale * predicted[a["network"]]), 3),
-             "residual": round(float(scale * predicted[a["network"]] / a["latency_ms"] - 1), 4)} for a in anchors]
+    se_factor, se_source = (
+        (own, "fitted on this device's EfficientNet-B0 anchor")
+        if own is not None
+        else borrowed_se_factor(device, precision)
+    )
+    predicted = {
+        a["network"]: datasheet_ms(REFERENCE_NETWORKS[a["network"]](), device, precision, se_factor=se_factor)
+        for a in anchors
+    }
+    rows = [
+        {
+            **a,
+            "estimated_ms": round(float(scale * predicted[a["network"]]), 3),
+            "residual": round(float(scale * predicted[a["network"]] / a["latency_ms"] - 1), 4),
+        }
+        for a in anchors
+    ]
     checks = [r["residual"] for r in rows if r["role"] == "check"]
     fit_error = op_model()["fit"]["network_mape"]
-    band = math.sqrt(max(abs(c) for c in checks) ** 2 + fit_error ** 2) if checks else None
-    return {"scale": scale, "se_factor": round(se_factor, 4), "se_source": se_source, "anchors": rows,
-            "expected_error": None if band is None else round(float(band), 3),
-            "note": "band = largest check-anchor residual and the op model's fit error on this CPU, in quadrature"
-                    if checks else "no check anchor: the fit anchor is reproduced by construction, error unknown"}
+    band = math.sqrt(max(abs(c) for c in checks) ** 2 + fit_error**2) if checks else None
+    return {
+        "scale": scale,
+        "se_factor": round(se_factor, 4),
+        "se_source": se_source,
+        "anchors": rows,
+        "expected_error": None if band is None else round(float(band), 3),
+        "note": "band = largest check-anchor residual and the op model's fit error on this CPU, in quadrature"
+        if checks
+        else "no check anchor: the fit anchor is reproduced by construction, error unknown",
+    }
 
 
 def at_batch(anchor: dict, batch: int) -> dict:
@@ -133,9 +165,12 @@ def at_batch(anchor: dict, batch: int) -> dict:
     activation bytes by the batch, kernel overheads are paid once), the error band does not."""
     if batch == ANCHOR_BATCH or anchor["expected_error"] is None:
         return anchor
-    return {**anchor, "expected_error": None,
-            "note": f"anchors are batch-{ANCHOR_BATCH} latencies; at batch {batch} the op model extrapolates "
-                    f"(FLOPs and activation bytes x {batch}, per-kernel overheads once), so the error is unknown"}
+    return {
+        **anchor,
+        "expected_error": None,
+        "note": f"anchors are batch-{ANCHOR_BATCH} latencies; at batch {batch} the op model extrapolates "
+        f"(FLOPs and activation bytes x {batch}, per-kernel overheads once), so the error is unknown",
+    }
 
 
 def ops_ms(ops: list[Op], device: Device, precision: str, batch: int = 1, anchor: dict | None = None) -> float:
@@ -144,23 +179,45 @@ def ops_ms(ops: list[Op], device: Device, precision: str, batch: int = 1, anchor
     return anchor["scale"] * datasheet_ms(ops, device, precision, batch, anchor["se_factor"])
 
 
-def estimate_profile(device: Device, space: SearchSpace, precision: str | None = None, batch: int = 1,
-                     resolved_from: str | None = None) -> DeviceProfile:
+def estimate_profile(
+    device: Device, space: SearchSpace, precision: str | None = None, batch: int = 1, resolved_from: str | None = None
+) -> DeviceProfile:
     """A `kind="estimated"`, `runtime="roofline"` profile of `space` on `device`."""
     precision = precision or device.default_precision
     if precision not in DTYPE_BYTES:
         raise SpecializeError(f"unknown precision {precision!r}; valid: {', '.join(DTYPE_BYTES)}")
     anchor = at_batch(anchoring(device, precision), batch)
-    latency = np.array([[ops_ms(candidate_ops(space, layer, cand), device, precision, batch, anchor) for cand in space.candidates]
-                        for layer in range(space.num_layers)])
-    fixed = {part: ops_ms(ops, device, precision, batch, anchor) for part, ops in (("stem", stem_ops(space)), ("head", head_ops(space)))}
-    hardware = {"device": device.name, "description": device.description, "processor": device.processor,
-                "figures": device.figures, "figures_date": device.date, "anchor": anchor,
-                "model": "per op: compute_weight[type]*FLOPs/peak_flops + bytes/memory_bandwidth + kernels[type]*"
-                         "kernel_overhead_s (op-type terms fitted on this CPU, hw_profiles/op_model.json; squeeze-excite's kernel "
-                         "weight x anchor se_factor), x anchor scale"}
+    latency = np.array(
+        [
+            [ops_ms(candidate_ops(space, layer, cand), device, precision, batch, anchor) for cand in space.candidates]
+            for layer in range(space.num_layers)
+        ]
+    )
+    fixed = {
+        part: ops_ms(ops, device, precision, batch, anchor)
+        for part, ops in (("stem", stem_ops(space)), ("head", head_ops(space)))
+    }
+    hardware = {
+        "device": device.name,
+        "description": device.description,
+        "processor": device.processor,
+        "figures": device.figures,
+        "figures_date": device.date,
+        "anchor": anchor,
+        "model": "per op: compute_weight[type]*FLOPs/peak_flops + bytes/memory_bandwidth + kernels[type]*"
+        "kernel_overhead_s (op-type terms fitted on this CPU, hw_profiles/op_model.json; squeeze-excite's kernel "
+        "weight x anchor se_factor), x anchor scale",
+    }
     return DeviceProfile(
-        name=device.name, kind="estimated", runtime="roofline", space=space, latency_ms=latency, fixed_ms=fixed,
-        precision=precision, batch=batch, hardware=hardware, resolved_from=resolved_from,
+        name=device.name,
+        kind="estimated",
+        runtime="roofline",
+        space=space,
+        latency_ms=latency,
+        fixed_ms=fixed,
+        precision=precision,
+        batch=batch,
+        hardware=hardware,
+        resolved_from=resolved_from,
         provenance=provenance(device=device.name, precision=precision, batch=batch, model="op-type roofline, anchored"),
     )

@@ -8,6 +8,7 @@ then `specialize profile import DIR -o PROFILE.json` on the machine with `specia
 On Jetson it records `nvpmodel -q` and `jetson_clocks --show` so the power mode travels with the
 numbers; run `sudo jetson_clocks` first for steady clocks.
 """
+
 import argparse
 import datetime
 import json
@@ -64,18 +65,21 @@ MIN_SAMPLES = 5
 BUDGET_S = 0.12
 REL_IQR_MAX = 0.1
 PASSES = 3
-GRAPH_OPTIMIZATION_LEVELS = ('disabled', 'basic', 'extended', 'all')
-DEFAULT_GRAPH_OPTIMIZATION = 'all'
+GRAPH_OPTIMIZATION_LEVELS = ("disabled", "basic", "extended", "all")
+DEFAULT_GRAPH_OPTIMIZATION = "all"
 
 
 def ort_session(model, threads=1, graph_optimization_level="all"):
     """An onnxruntime CPU session as a deployment makes one: `threads` intra-op threads, one inter-op
     thread, sequential execution, the named graph optimization level. `model`: ONNX bytes or a path."""
     import onnxruntime
-    levels = {"disabled": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
-              "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL}
+
+    levels = {
+        "disabled": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = int(threads)
     options.inter_op_num_threads = 1
@@ -115,14 +119,22 @@ def time_samples(run, clock, warmup_s, sample_s, repeats, budget_s, min_samples)
 def summarize(samples, runs_per_sample):
     """Median and interquartile range of the samples (ms)."""
     import numpy as np
+
     q1, median, q3 = np.percentile(samples, [25, 50, 75])
-    return {"median_ms": float(median), "iqr_ms": float(q3 - q1), "samples": len(samples), "runs_per_sample": runs_per_sample}
+    return {
+        "median_ms": float(median),
+        "iqr_ms": float(q3 - q1),
+        "samples": len(samples),
+        "runs_per_sample": runs_per_sample,
+    }
 
 
 def pick(timings, rel_iqr_max):
     """Lowest median among steady timings (interference only adds time), else the steadiest one."""
+
     def rel(t):
         return t["iqr_ms"] / t["median_ms"] if t["median_ms"] > 0 else float("inf")
+
     steady = [t for t in timings if rel(t) <= rel_iqr_max]
     return min(steady, key=lambda t: t["median_ms"]) if steady else min(timings, key=rel)
 
@@ -131,9 +143,11 @@ def pick(timings, rel_iqr_max):
 def time_file(session, shape, args, warmup_s):
     """Median and IQR of samples, each the mean of enough runs to last --sample-s (as `specialize profile`)."""
     import numpy as np
+
     feed = {"input": np.random.default_rng(0).random(shape, dtype=np.float32)}
-    samples, inner = time_samples(lambda: session.run(None, feed), wall_clock, warmup_s, args.sample_s, args.repeats,
-                                  args.budget_s, MIN_SAMPLES)
+    samples, inner = time_samples(
+        lambda: session.run(None, feed), wall_clock, warmup_s, args.sample_s, args.repeats, args.budget_s, MIN_SAMPLES
+    )
     return summarize(samples, inner)
 
 
@@ -143,7 +157,9 @@ def time_all_onnxruntime(entries, args):
     for i, entry in enumerate(entries):
         sessions[entry["key"]] = ort_session(os.path.join(HERE, entry["file"]), args.threads, args.graph_optimization)
         passes[entry["key"]] = [time_file(sessions[entry["key"]], tuple(entry["input_shape"]), args, args.warmup_s)]
-        print("[%d/%d] %s %.4f ms" % (i + 1, len(entries), entry["key"], passes[entry["key"]][0]["median_ms"]), flush=True)
+        print(
+            "[%d/%d] %s %.4f ms" % (i + 1, len(entries), entry["key"], passes[entry["key"]][0]["median_ms"]), flush=True
+        )
     for p in range(1, args.passes):
         print("pass %d/%d" % (p + 1, args.passes), flush=True)
         for entry in entries:
@@ -154,9 +170,18 @@ def time_all_onnxruntime(entries, args):
 def time_trtexec(path, shape, args):
     with tempfile.TemporaryDirectory() as tmp:
         times = os.path.join(tmp, "times.json")
-        command = ["trtexec", "--onnx=" + path, "--noDataTransfers", "--useCudaGraph", "--useSpinWait",
-                   "--exportTimes=" + times, "--iterations=%d" % max(args.repeats, 10), "--warmUp=%d" % int(1e3 * args.warmup_s),
-                   "--avgRuns=1", "--duration=0"]
+        command = [
+            "trtexec",
+            "--onnx=" + path,
+            "--noDataTransfers",
+            "--useCudaGraph",
+            "--useSpinWait",
+            "--exportTimes=" + times,
+            "--iterations=%d" % max(args.repeats, 10),
+            "--warmUp=%d" % int(1e3 * args.warmup_s),
+            "--avgRuns=1",
+            "--duration=0",
+        ]
         if args.fp16:
             command.append("--fp16")
         done = subprocess.run(command, capture_output=True, text=True)
@@ -171,7 +196,12 @@ def time_trtexec(path, shape, args):
             match = re.search(r"GPU Compute Time:.*?median = ([\d.]+) ms", done.stdout)
             if not match:
                 raise SystemExit("could not read trtexec timings for %s" % path)
-            return {"median_ms": float(match.group(1)), "iqr_ms": 0.0, "samples": 1, "runs_per_sample": max(args.repeats, 10)}
+            return {
+                "median_ms": float(match.group(1)),
+                "iqr_ms": 0.0,
+                "samples": 1,
+                "runs_per_sample": max(args.repeats, 10),
+            }
 
 
 def write_new(path, text):
@@ -181,7 +211,7 @@ def write_new(path, text):
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
-        os.replace(tmp, path)   # replaces a link at `path` itself, never its target
+        os.replace(tmp, path)  # replaces a link at `path` itself, never its target
     except BaseException:
         os.unlink(tmp)
         raise
@@ -192,10 +222,18 @@ def main():
     parser.add_argument("--runner", choices=["auto", "onnxruntime", "trtexec"], default="auto")
     parser.add_argument("--name", default=socket.gethostname(), help="device name stored in the results")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (1: steadiest)")
-    parser.add_argument("--graph-optimization", choices=GRAPH_OPTIMIZATION_LEVELS, default=DEFAULT_GRAPH_OPTIMIZATION,
-                        help="onnxruntime graph optimization level (record it; deploy with the same)")
-    parser.add_argument("--passes", type=int, default=PASSES, help="round-robin passes; each file keeps its best (onnxruntime)")
-    parser.add_argument("--rel-iqr-max", type=float, default=REL_IQR_MAX, help="IQR/median above this marks a pass noisy")
+    parser.add_argument(
+        "--graph-optimization",
+        choices=GRAPH_OPTIMIZATION_LEVELS,
+        default=DEFAULT_GRAPH_OPTIMIZATION,
+        help="onnxruntime graph optimization level (record it; deploy with the same)",
+    )
+    parser.add_argument(
+        "--passes", type=int, default=PASSES, help="round-robin passes; each file keeps its best (onnxruntime)"
+    )
+    parser.add_argument(
+        "--rel-iqr-max", type=float, default=REL_IQR_MAX, help="IQR/median above this marks a pass noisy"
+    )
     parser.add_argument("--fp16", action="store_true", help="trtexec --fp16 (onnxruntime runs fp32)")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="timed samples per file")
     parser.add_argument("--warmup-s", type=float, default=WARMUP_S)
@@ -214,10 +252,13 @@ def main():
         manifest = json.load(f)
     if runner == "onnxruntime":
         import onnxruntime
+
         version, device = onnxruntime.__version__, cpu_name()
     else:
         version, device = tool_output(["trtexec", "--help"]) or "", tool_output(["nvidia-smi", "-L"]) or cpu_name()
-        version = (re.search(r"TensorRT v(\d+)", version) or re.search(r"(\d+\.\d+\.\d+)", version) or [None, "unknown"])[1]
+        version = (
+            re.search(r"TensorRT v(\d+)", version) or re.search(r"(\d+\.\d+\.\d+)", version) or [None, "unknown"]
+        )[1]
     entries = manifest["entries"]
     if runner == "onnxruntime":
         results = time_all_onnxruntime(entries, args)
@@ -225,14 +266,28 @@ def main():
         results = {}
         for i, entry in enumerate(entries):
             results[entry["key"]] = time_trtexec(os.path.join(HERE, entry["file"]), tuple(entry["input_shape"]), args)
-            print("[%d/%d] %s %.4f ms" % (i + 1, len(entries), entry["key"], results[entry["key"]]["median_ms"]), flush=True)
-    out = {"schema_version": 1, "kind_of_file": "bundle_results", "name": args.name, "runner": runner,
-           "runtime_version": version, "device_name": device, "threads": args.threads if runner == "onnxruntime" else None,
-           "graph_optimization_level": args.graph_optimization if runner == "onnxruntime" else None,
-           "precision": "fp16" if args.fp16 else "fp32", "repeats": args.repeats, "fingerprint": manifest["fingerprint"],
-           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "host": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpu": cpu_name()},
-           "nvpmodel": tool_output(["nvpmodel", "-q"]), "jetson_clocks": jetson_clocks_state(), "results": results}
+            print(
+                "[%d/%d] %s %.4f ms" % (i + 1, len(entries), entry["key"], results[entry["key"]]["median_ms"]),
+                flush=True,
+            )
+    out = {
+        "schema_version": 1,
+        "kind_of_file": "bundle_results",
+        "name": args.name,
+        "runner": runner,
+        "runtime_version": version,
+        "device_name": device,
+        "threads": args.threads if runner == "onnxruntime" else None,
+        "graph_optimization_level": args.graph_optimization if runner == "onnxruntime" else None,
+        "precision": "fp16" if args.fp16 else "fp32",
+        "repeats": args.repeats,
+        "fingerprint": manifest["fingerprint"],
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": {"hostname": socket.gethostname(), "platform": platform.platform(), "cpu": cpu_name()},
+        "nvpmodel": tool_output(["nvpmodel", "-q"]),
+        "jetson_clocks": jetson_clocks_state(),
+        "results": results,
+    }
     write_new(args.out, json.dumps(out, indent=1))
     print("wrote %s" % args.out)
 

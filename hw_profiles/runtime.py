@@ -13,6 +13,7 @@ copies of the functions named in `SHARED` (`ort_session` is made in `supernet.se
 export and profiling where sessions and engines are made) and of the protocol constants; tests/test_hw_runtime.py
 fails when the copies drift. Heavy imports (torch, onnxruntime, tensorrt) happen inside functions.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -27,17 +28,26 @@ from specialize.errors import SpecializeError
 from supernet.sessions import ort_session, tensorrt_engine
 
 # -- the timing protocol (run_bundle.py carries the same values) ---------------------------------
-WARMUP_S = 0.02          # warm-up time (at least 3 runs)
-SAMPLE_S = 0.001         # aim for samples at least this long (runs per sample adapt)
-REPEATS = 21             # samples per entry
-MIN_SAMPLES = 5          # samples taken even when the budget has run out
-BUDGET_S = 0.12          # stop sampling an entry after this long
-REL_IQR_MAX = 0.10       # IQR / median above this marks a timing noisy
-PASSES = 3               # round-robin passes over all entries; each entry keeps its best pass
+WARMUP_S = 0.02  # warm-up time (at least 3 runs)
+SAMPLE_S = 0.001  # aim for samples at least this long (runs per sample adapt)
+REPEATS = 21  # samples per entry
+MIN_SAMPLES = 5  # samples taken even when the budget has run out
+BUDGET_S = 0.12  # stop sampling an entry after this long
+REL_IQR_MAX = 0.10  # IQR / median above this marks a timing noisy
+PASSES = 3  # round-robin passes over all entries; each entry keeps its best pass
 GRAPH_OPTIMIZATION_LEVELS = ("disabled", "basic", "extended", "all")
-DEFAULT_GRAPH_OPTIMIZATION = "all"   # onnxruntime's own default, so what a plain deployment gets
-PROTOCOL_CONSTANTS = ("WARMUP_S", "SAMPLE_S", "REPEATS", "MIN_SAMPLES", "BUDGET_S", "REL_IQR_MAX", "PASSES",
-                      "GRAPH_OPTIMIZATION_LEVELS", "DEFAULT_GRAPH_OPTIMIZATION")
+DEFAULT_GRAPH_OPTIMIZATION = "all"  # onnxruntime's own default, so what a plain deployment gets
+PROTOCOL_CONSTANTS = (
+    "WARMUP_S",
+    "SAMPLE_S",
+    "REPEATS",
+    "MIN_SAMPLES",
+    "BUDGET_S",
+    "REL_IQR_MAX",
+    "PASSES",
+    "GRAPH_OPTIMIZATION_LEVELS",
+    "DEFAULT_GRAPH_OPTIMIZATION",
+)
 SHARED = ("ort_session", "wall_clock", "time_samples", "summarize", "pick")
 PRECISIONS = ("fp32", "fp16")
 
@@ -57,7 +67,7 @@ class Protocol:
     budget_s: float = BUDGET_S
     rel_iqr_max: float = REL_IQR_MAX
     passes: int = PASSES
-    retries: int = 5              # re-measure a noisy entry this many times before giving up
+    retries: int = 5  # re-measure a noisy entry this many times before giving up
     min_samples: int = MIN_SAMPLES
 
 
@@ -106,14 +116,22 @@ def time_samples(run, clock, warmup_s, sample_s, repeats, budget_s, min_samples)
 def summarize(samples, runs_per_sample):
     """Median and interquartile range of the samples (ms)."""
     import numpy as np
+
     q1, median, q3 = np.percentile(samples, [25, 50, 75])
-    return {"median_ms": float(median), "iqr_ms": float(q3 - q1), "samples": len(samples), "runs_per_sample": runs_per_sample}
+    return {
+        "median_ms": float(median),
+        "iqr_ms": float(q3 - q1),
+        "samples": len(samples),
+        "runs_per_sample": runs_per_sample,
+    }
 
 
 def pick(timings, rel_iqr_max):
     """Lowest median among steady timings (interference only adds time), else the steadiest one."""
+
     def rel(t):
         return t["iqr_ms"] / t["median_ms"] if t["median_ms"] > 0 else float("inf")
+
     steady = [t for t in timings if rel(t) <= rel_iqr_max]
     return min(steady, key=lambda t: t["median_ms"]) if steady else min(timings, key=rel)
 
@@ -121,8 +139,9 @@ def pick(timings, rel_iqr_max):
 # -- the library's use of the protocol -----------------------------------------------------------
 def time_runs(run: Callable[[], None], clock: Callable[[Callable[[], None], int], float], protocol: Protocol) -> Timing:
     """`time_samples` under `protocol`, summarized."""
-    samples, inner = time_samples(run, clock, protocol.warmup_s, protocol.sample_s, protocol.repeats,
-                                  protocol.budget_s, protocol.min_samples)
+    samples, inner = time_samples(
+        run, clock, protocol.warmup_s, protocol.sample_s, protocol.repeats, protocol.budget_s, protocol.min_samples
+    )
     return Timing(**summarize(samples, inner))
 
 
@@ -132,12 +151,16 @@ def pick_timing(timings: list[Timing], rel_iqr_max: float) -> Timing:
 
 def deployment_protocol(runs: int, warmup_s: float = 0.1) -> Protocol:
     """How a deployment times a model: warm up, then the median of `runs` single runs (no budget cut)."""
-    return Protocol(warmup_s=warmup_s, sample_s=0.0, repeats=runs, budget_s=math.inf, min_samples=runs, passes=1, retries=0)
+    return Protocol(
+        warmup_s=warmup_s, sample_s=0.0, repeats=runs, budget_s=math.inf, min_samples=runs, passes=1, retries=0
+    )
 
 
 def check_graph_optimization(level: str) -> str:
     if level not in GRAPH_OPTIMIZATION_LEVELS:
-        raise SpecializeError(f"unknown graph optimization level {level!r}; valid: {', '.join(GRAPH_OPTIMIZATION_LEVELS)}")
+        raise SpecializeError(
+            f"unknown graph optimization level {level!r}; valid: {', '.join(GRAPH_OPTIMIZATION_LEVELS)}"
+        )
     return level
 
 
@@ -156,16 +179,18 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-BUSY_LIMIT = 0.15   # above this share of the CPU used by others, timings are flagged (and not shipped)
+BUSY_LIMIT = 0.15  # above this share of the CPU used by others, timings are flagged (and not shipped)
 
 
 def cpu_busy_share(seconds: float = 1.0) -> float | None:
     """Share of all CPU time used by other processes over the next `seconds` (this one sleeps), from
     /proc/stat; None where there is no /proc/stat. Timings taken beside a busy share are distorted."""
+
     def sample() -> tuple[int, int]:
         with open("/proc/stat") as f:
             values = [int(v) for v in f.readline().split()[1:]]
-        return sum(values), values[3] + values[4]       # total, idle + iowait
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
     try:
         total0, idle0 = sample()
         time.sleep(seconds)
@@ -185,17 +210,31 @@ class OnnxRuntime:
     name = "onnxruntime"
     clock = staticmethod(wall_clock)
 
-    def __init__(self, precision: str = "fp32", threads: int | None = None, graph_optimization_level: str = DEFAULT_GRAPH_OPTIMIZATION):
+    def __init__(
+        self,
+        precision: str = "fp32",
+        threads: int | None = None,
+        graph_optimization_level: str = DEFAULT_GRAPH_OPTIMIZATION,
+    ):
         if precision != "fp32":
-            raise SpecializeError("runtime onnxruntime (CPU) measures fp32 only; use --precision fp32, "
-                                  "or --runtime tensorrt / torch-cuda for fp16")
+            raise SpecializeError(
+                "runtime onnxruntime (CPU) measures fp32 only; use --precision fp32, "
+                "or --runtime tensorrt / torch-cuda for fp16"
+            )
         self.precision, self.threads = precision, threads or DEFAULT_THREADS
         self.graph_optimization_level = check_graph_optimization(graph_optimization_level)
 
     def describe(self) -> dict:
         import onnxruntime
-        return {"runtime": self.name, "runtime_version": onnxruntime.__version__, "device_name": cpu_name(),
-                "threads": self.threads, "graph_optimization_level": self.graph_optimization_level, "precision": self.precision}
+
+        return {
+            "runtime": self.name,
+            "runtime_version": onnxruntime.__version__,
+            "device_name": cpu_name(),
+            "threads": self.threads,
+            "graph_optimization_level": self.graph_optimization_level,
+            "precision": self.precision,
+        }
 
     def session(self, model: bytes | str | os.PathLike):
         return ort_session(model, self.threads, self.graph_optimization_level)
@@ -203,25 +242,31 @@ class OnnxRuntime:
     def load(self, model: bytes | str | os.PathLike, input_shape: tuple[int, ...]) -> Callable[[], None]:
         """A zero-argument run of the ONNX model on a fixed random input."""
         import numpy as np
+
         session = self.session(model)
         feed = {"input": np.random.default_rng(0).random(input_shape, dtype=np.float32)}
         return lambda: session.run(None, feed)
 
     def prepare(self, module, example) -> Callable[[], None]:
         from supernet.onnx_graph import module_to_onnx_bytes
+
         return self.load(module_to_onnx_bytes(module, example, dynamic_batch=False), tuple(example.shape))
 
 
 def _require_cuda(runtime: str):
     import torch
+
     if not torch.cuda.is_available():
-        raise RuntimeUnavailable(f"runtime {runtime} needs a CUDA GPU, but torch {torch.__version__} sees none "
-                                 f"(torch.cuda.is_available() is False); use --runtime onnxruntime on this machine")
+        raise RuntimeUnavailable(
+            f"runtime {runtime} needs a CUDA GPU, but torch {torch.__version__} sees none "
+            f"(torch.cuda.is_available() is False); use --runtime onnxruntime on this machine"
+        )
     return torch
 
 
 def cuda_clock(run: Callable[[], None], n: int) -> float:
     import torch
+
     begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
     begin.record()
     for _ in range(n):
@@ -237,13 +282,19 @@ class TorchCuda:
     name = "torch-cuda"
     clock = staticmethod(cuda_clock)
 
-    def __init__(self, precision: str = "fp32", threads: int | None = None, graph_optimization_level: str | None = None):
+    def __init__(
+        self, precision: str = "fp32", threads: int | None = None, graph_optimization_level: str | None = None
+    ):
         self.torch = _require_cuda(self.name)
         self.precision, self.threads, self.graph_optimization_level = precision, threads, None
 
     def describe(self) -> dict:
-        return {"runtime": self.name, "runtime_version": f"torch {self.torch.__version__}, CUDA {self.torch.version.cuda}",
-                "device_name": self.torch.cuda.get_device_name(), "precision": self.precision}
+        return {
+            "runtime": self.name,
+            "runtime_version": f"torch {self.torch.__version__}, CUDA {self.torch.version.cuda}",
+            "device_name": self.torch.cuda.get_device_name(),
+            "precision": self.precision,
+        }
 
     def prepare(self, module, example) -> Callable[[], None]:
         torch = self.torch
@@ -254,6 +305,7 @@ class TorchCuda:
         def run() -> None:
             with torch.inference_mode():
                 module(x)
+
         return run
 
 
@@ -263,19 +315,27 @@ class TensorRT:
     name = "tensorrt"
     clock = staticmethod(cuda_clock)
 
-    def __init__(self, precision: str = "fp32", threads: int | None = None, graph_optimization_level: str | None = None):
+    def __init__(
+        self, precision: str = "fp32", threads: int | None = None, graph_optimization_level: str | None = None
+    ):
         try:
             import tensorrt
         except ImportError:
-            raise RuntimeUnavailable("runtime tensorrt needs the TensorRT Python package (pip install tensorrt) "
-                                     "and a CUDA GPU; `import tensorrt` failed here. Use --runtime onnxruntime, or "
-                                     "`specialize profile bundle` and run the bundle on the device") from None
+            raise RuntimeUnavailable(
+                "runtime tensorrt needs the TensorRT Python package (pip install tensorrt) "
+                "and a CUDA GPU; `import tensorrt` failed here. Use --runtime onnxruntime, or "
+                "`specialize profile bundle` and run the bundle on the device"
+            ) from None
         self.trt, self.torch = tensorrt, _require_cuda(self.name)
         self.precision, self.threads, self.graph_optimization_level = precision, threads, None
 
     def describe(self) -> dict:
-        return {"runtime": self.name, "runtime_version": self.trt.__version__,
-                "device_name": self.torch.cuda.get_device_name(), "precision": self.precision}
+        return {
+            "runtime": self.name,
+            "runtime_version": self.trt.__version__,
+            "device_name": self.torch.cuda.get_device_name(),
+            "precision": self.precision,
+        }
 
     def session(self, onnx_bytes: bytes, input_shape: tuple[int, ...] | None = None):
         """An execution context with its own input and output buffers, and a zero-argument run;
@@ -283,7 +343,8 @@ class TensorRT:
         trt, torch = self.trt, self.torch
         shapes = None if input_shape is None else (input_shape,) * 3
         engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(
-            tensorrt_engine(onnx_bytes, self.precision, shapes))
+            tensorrt_engine(onnx_bytes, self.precision, shapes)
+        )
         context = engine.create_execution_context()
         if input_shape is not None:
             context.set_input_shape("input", input_shape)
@@ -296,6 +357,7 @@ class TensorRT:
 
         def run() -> None:
             context.execute_async_v3(stream)
+
         run.buffers = buffers  # keep the device memory alive as long as the run
         return run
 
@@ -306,14 +368,19 @@ class TensorRT:
 
     def prepare(self, module, example) -> Callable[[], None]:
         from supernet.onnx_graph import module_to_onnx_bytes
+
         return self.session(module_to_onnx_bytes(module, example, dynamic_batch=False))
 
 
 RUNTIMES = {runtime.name: runtime for runtime in (OnnxRuntime, TorchCuda, TensorRT)}
 
 
-def get_runtime(name: str, precision: str = "fp32", threads: int | None = None,
-                graph_optimization_level: str = DEFAULT_GRAPH_OPTIMIZATION):
+def get_runtime(
+    name: str,
+    precision: str = "fp32",
+    threads: int | None = None,
+    graph_optimization_level: str = DEFAULT_GRAPH_OPTIMIZATION,
+):
     """The one factory for runtimes; raises RuntimeUnavailable when it cannot run here."""
     if name not in RUNTIMES:
         raise SpecializeError(f"unknown runtime {name!r}; known runtimes: {', '.join(RUNTIMES)}")
@@ -326,6 +393,7 @@ def get_runtime(name: str, precision: str = "fp32", threads: int | None = None,
 def torch_threads(n: int):
     """Run the body with torch using `n` intra-op threads, then restore the previous setting."""
     import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(n)
     try:

@@ -15,6 +15,7 @@ fitted by least squares (or a simpler model where the terms cannot be told apart
 leave-one-out error recorded as the profile's expected error. Per block the table becomes
 a * ms_1thread + b * ops, so the search still adds blocks; c is the profile's calibration offset.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -23,8 +24,15 @@ from typing import Callable
 import numpy as np
 
 from hw_profiles.profile import DeviceProfile
-from hw_profiles.validate import CALIBRATION_NETWORKS, CALIBRATION_SEED, DEPLOYED_RUNS, CalibrationRounds, agreement, \
-    repeatability, uncalibrated_ms
+from hw_profiles.validate import (
+    CALIBRATION_NETWORKS,
+    CALIBRATION_SEED,
+    DEPLOYED_RUNS,
+    CalibrationRounds,
+    agreement,
+    repeatability,
+    uncalibrated_ms,
+)
 from specialize.cost import arch_ops, candidate_ops, head_ops, stem_ops
 from specialize.errors import SpecializeError
 from specialize.fileio import provenance
@@ -36,7 +44,9 @@ SCALING_ROUNDS = 3
 def op_counts(profile: DeviceProfile) -> tuple[np.ndarray, dict[str, int]]:
     """Ops per (layer, candidate) block, and per fixed part (stem, head; dispatch runs none)."""
     space = profile.space
-    blocks = np.array([[len(candidate_ops(space, layer, cand)) for cand in space.candidates] for layer in range(space.num_layers)])
+    blocks = np.array(
+        [[len(candidate_ops(space, layer, cand)) for cand in space.candidates] for layer in range(space.num_layers)]
+    )
     return blocks, {"stem": len(stem_ops(space)), "head": len(head_ops(space))}
 
 
@@ -74,8 +84,10 @@ def loo_error(x: np.ndarray, y: np.ndarray) -> float:
 def check_base(base: DeviceProfile) -> None:
     """Only the base's raw block timings are used (not its 1-thread whole-network correction)."""
     if base.kind != "measured" or base.threads != 1 or base.runtime != "onnxruntime":
-        raise SpecializeError(f"--from-one-thread needs a measured onnxruntime profile timed at 1 thread; "
-                              f"{base.path or base.name} is {base.label}")
+        raise SpecializeError(
+            f"--from-one-thread needs a measured onnxruntime profile timed at 1 thread; "
+            f"{base.path or base.name} is {base.label}"
+        )
 
 
 def scaled_profile(base: DeviceProfile, threads: int, coef: np.ndarray, whole: dict) -> DeviceProfile:
@@ -86,30 +98,65 @@ def scaled_profile(base: DeviceProfile, threads: int, coef: np.ndarray, whole: d
     fixed = {part: a * ms + b * fixed_ops.get(part, 0) for part, ms in base.fixed_ms.items()}
     spread = None if base.spread_ms is None else a * base.spread_ms
     fixed_spread = None if base.fixed_spread_ms is None else {k: a * v for k, v in base.fixed_spread_ms.items()}
-    calibration = {"scale": 1.0, "offset_ms": c,
-                   "thread_scaling": {"share_of_1_thread_ms": a, "ms_per_op": b, "model": scaling_model(coef)},
-                   "fit": {"networks": whole["networks"], "mape": whole["fit_mape"]},
-                   "leave_one_out": {"mape": whole["calibrated_loo_mape"], "uncalibrated_mape": whole["uncalibrated_mape"]}}
-    measurement = {**base.measurement, "whole_network": whole, "validations": [],
-                   "threads": threads, "blocks": f"timed at 1 thread ({base.path.name if base.path else base.name}), "
-                                                 f"scaled to {threads} threads by a whole-network fit (hw_profiles.thread_scaling)"}
-    return replace(base, latency_ms=latency, fixed_ms=fixed, spread_ms=spread, fixed_spread_ms=fixed_spread,
-                   threads=threads, calibration=calibration, measurement=measurement,
-                   provenance=provenance(**{**base.provenance.get("settings", {}), "threads": threads},
-                                         scaled_from=str(base.path or base.name), blocks_timed=base.provenance.get("date")),
-                   path=None)
+    calibration = {
+        "scale": 1.0,
+        "offset_ms": c,
+        "thread_scaling": {"share_of_1_thread_ms": a, "ms_per_op": b, "model": scaling_model(coef)},
+        "fit": {"networks": whole["networks"], "mape": whole["fit_mape"]},
+        "leave_one_out": {"mape": whole["calibrated_loo_mape"], "uncalibrated_mape": whole["uncalibrated_mape"]},
+    }
+    measurement = {
+        **base.measurement,
+        "whole_network": whole,
+        "validations": [],
+        "threads": threads,
+        "blocks": f"timed at 1 thread ({base.path.name if base.path else base.name}), "
+        f"scaled to {threads} threads by a whole-network fit (hw_profiles.thread_scaling)",
+    }
+    return replace(
+        base,
+        latency_ms=latency,
+        fixed_ms=fixed,
+        spread_ms=spread,
+        fixed_spread_ms=fixed_spread,
+        threads=threads,
+        calibration=calibration,
+        measurement=measurement,
+        provenance=provenance(
+            **{**base.provenance.get("settings", {}), "threads": threads},
+            scaled_from=str(base.path or base.name),
+            blocks_timed=base.provenance.get("date"),
+        ),
+        path=None,
+    )
 
 
-def scale_to_threads(base: DeviceProfile, threads: int, networks: int = CALIBRATION_NETWORKS, rounds: int = SCALING_ROUNDS,
-                     runs: int = DEPLOYED_RUNS, progress: Callable[[str], None] | None = None) -> DeviceProfile:
+def scale_to_threads(
+    base: DeviceProfile,
+    threads: int,
+    networks: int = CALIBRATION_NETWORKS,
+    rounds: int = SCALING_ROUNDS,
+    runs: int = DEPLOYED_RUNS,
+    progress: Callable[[str], None] | None = None,
+) -> DeviceProfile:
     """The `threads`-thread profile of `base`'s space (see the module docstring)."""
     check_base(base)
     if threads < 2:
         raise SpecializeError(f"--from-one-thread scales to 2 or more threads, not {threads}")
     if networks < 4:
         raise SpecializeError(f"thread scaling fits 3 terms: give at least 4 --calibration-networks, not {networks}")
-    timing = CalibrationRounds(base.space, base.batch, "onnxruntime", base.precision, threads, base.graph_optimization_level,
-                               networks, CALIBRATION_SEED, runs, progress)
+    timing = CalibrationRounds(
+        base.space,
+        base.batch,
+        "onnxruntime",
+        base.precision,
+        threads,
+        base.graph_optimization_level,
+        networks,
+        CALIBRATION_SEED,
+        runs,
+        progress,
+    )
     with timing:
         for _ in range(rounds):
             timing.time_round()
@@ -117,10 +164,15 @@ def scale_to_threads(base: DeviceProfile, threads: int, networks: int = CALIBRAT
     y = np.median(measured, axis=0)
     x = scaling_features(base, timing.archs)
     coef = fit_scaling(x, y)
-    whole = {"networks": networks, "rounds": rounds, "repeatability": repeatability(measured),
-             "source": f"{networks} exported networks, seed {CALIBRATION_SEED}, {rounds} rounds at {threads} threads, "
-                       f"each the median of {runs} deployed runs; fitted: a * 1-thread block sum + b * ops + c "
-                       f"(uncalibrated_mape: the 1-thread block sums taken as they are)",
-             "uncalibrated_mape": agreement(list(x[:, 0]), list(y))["mape"],
-             "fit_mape": agreement(list(x @ coef), list(y))["mape"], "calibrated_loo_mape": loo_error(x, y)}
+    whole = {
+        "networks": networks,
+        "rounds": rounds,
+        "repeatability": repeatability(measured),
+        "source": f"{networks} exported networks, seed {CALIBRATION_SEED}, {rounds} rounds at {threads} threads, "
+        f"each the median of {runs} deployed runs; fitted: a * 1-thread block sum + b * ops + c "
+        f"(uncalibrated_mape: the 1-thread block sums taken as they are)",
+        "uncalibrated_mape": agreement(list(x[:, 0]), list(y))["mape"],
+        "fit_mape": agreement(list(x @ coef), list(y))["mape"],
+        "calibrated_loo_mape": loo_error(x, y),
+    }
     return scaled_profile(base, threads, coef, whole)

@@ -16,6 +16,7 @@ profile can be expected to agree with a later timing more closely than that. Bot
 profile says how far off it is expected to be (`DeviceProfile.expected_error`). `validate_profile`
 measures held-out networks and compares them with the prediction.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -33,9 +34,9 @@ from specialize.errors import SpecializeError
 from specialize.sampling import spread_architectures
 from specialize.space import Architecture, SearchSpace
 
-DEPLOYED_RUNS = 30          # single runs per network after warm-up; the figure is their median
-CALIBRATION_NETWORKS = 8    # whole networks `specialize profile` times to fit its correction
-CALIBRATION_SEED = 10_000   # networks for the fit are drawn apart from validation's (seed 0, 1, ...)
+DEPLOYED_RUNS = 30  # single runs per network after warm-up; the figure is their median
+CALIBRATION_NETWORKS = 8  # whole networks `specialize profile` times to fit its correction
+CALIBRATION_SEED = 10_000  # networks for the fit are drawn apart from validation's (seed 0, 1, ...)
 
 
 def uncalibrated_ms(profile: DeviceProfile, arch: Architecture) -> float:
@@ -43,8 +44,9 @@ def uncalibrated_ms(profile: DeviceProfile, arch: Architecture) -> float:
     return float(profile.latency_ms[rows, np.asarray(arch.indices)].sum() + sum(profile.fixed_ms.values()))
 
 
-def export_networks(space: SearchSpace, archs: list[Architecture], out_dir: Path,
-                    progress: Callable[[str], None] | None = None) -> list[Path]:
+def export_networks(
+    space: SearchSpace, archs: list[Architecture], out_dir: Path, progress: Callable[[str], None] | None = None
+) -> list[Path]:
     """Each architecture exported by `specialize export`'s function (random weights) to out_dir."""
     from supernet.export import export_subnet
 
@@ -56,14 +58,23 @@ def export_networks(space: SearchSpace, archs: list[Architecture], out_dir: Path
     return paths
 
 
-def time_deployed(paths: list[Path], input_shape: tuple[int, ...], runtime_name: str, precision: str, threads: int,
-                  graph_optimization_level: str | None, runs: int = DEPLOYED_RUNS,
-                  progress: Callable[[str], None] | None = None) -> list[float]:
+def time_deployed(
+    paths: list[Path],
+    input_shape: tuple[int, ...],
+    runtime_name: str,
+    precision: str,
+    threads: int,
+    graph_optimization_level: str | None,
+    runs: int = DEPLOYED_RUNS,
+    progress: Callable[[str], None] | None = None,
+) -> list[float]:
     """Median ms of `runs` single runs (after warm-up) of each ONNX file, as a deployment times it."""
     runtime = get_runtime(runtime_name, precision, threads, graph_optimization_level or "all")
     if not hasattr(runtime, "load"):
-        raise SpecializeError(f"runtime {runtime_name} runs torch modules, not exported ONNX files; validate on "
-                              f"--runtime onnxruntime or tensorrt")
+        raise SpecializeError(
+            f"runtime {runtime_name} runs torch modules, not exported ONNX files; validate on "
+            f"--runtime onnxruntime or tensorrt"
+        )
     medians = []
     for path in paths:
         medians.append(time_runs(runtime.load(path, input_shape), runtime.clock, deployment_protocol(runs)).median_ms)
@@ -72,19 +83,34 @@ def time_deployed(paths: list[Path], input_shape: tuple[int, ...], runtime_name:
     return medians
 
 
-def measure_networks(profile: DeviceProfile, archs: list[Architecture], runtime_name: str | None = None,
-                     threads: int | None = None, runs: int = DEPLOYED_RUNS,
-                     progress: Callable[[str], None] | None = None) -> list[float]:
+def measure_networks(
+    profile: DeviceProfile,
+    archs: list[Architecture],
+    runtime_name: str | None = None,
+    threads: int | None = None,
+    runs: int = DEPLOYED_RUNS,
+    progress: Callable[[str], None] | None = None,
+) -> list[float]:
     """Deployed latency (ms) of each whole network with the profile's runtime and recorded options."""
     runtime_name = runtime_name or profile.runtime
     if runtime_name == "roofline":
-        raise SpecializeError(f"profile {profile.path or profile.name} is estimated (roofline), so there is no runtime "
-                              f"to measure it on; give --runtime (e.g. onnxruntime) to compare it with this machine")
+        raise SpecializeError(
+            f"profile {profile.path or profile.name} is estimated (roofline), so there is no runtime "
+            f"to measure it on; give --runtime (e.g. onnxruntime) to compare it with this machine"
+        )
     shape = (profile.batch, 3, profile.space.resolution, profile.space.resolution)
     with tempfile.TemporaryDirectory(prefix="specialize-validate-") as tmp, torch_threads(1):
         paths = export_networks(profile.space, archs, Path(tmp), progress)
-        return time_deployed(paths, shape, runtime_name, profile.precision, threads or profile.threads,
-                             profile.graph_optimization_level, runs, progress)
+        return time_deployed(
+            paths,
+            shape,
+            runtime_name,
+            profile.precision,
+            threads or profile.threads,
+            profile.graph_optimization_level,
+            runs,
+            progress,
+        )
 
 
 def agreement(predicted: list[float], measured: list[float]) -> dict:
@@ -102,10 +128,15 @@ def fit_calibration(predicted: list[float], measured: list[float]) -> dict:
         raise SpecializeError("calibration needs at least 3 networks of different predicted latency")
     scale, offset = np.polyfit(p, m, 1)
     if scale <= 0:
-        raise SpecializeError(f"calibration fit a non-positive scale ({scale:.3g}): the profile does not track these networks")
+        raise SpecializeError(
+            f"calibration fit a non-positive scale ({scale:.3g}): the profile does not track these networks"
+        )
     fitted = agreement(list(scale * p + offset), list(m))
-    return {"scale": float(scale), "offset_ms": float(offset),
-            "fit": {"networks": len(p), "mape": fitted["mape"], "within_10pct": fitted["within_10pct"]}}
+    return {
+        "scale": float(scale),
+        "offset_ms": float(offset),
+        "fit": {"networks": len(p), "mape": fitted["mape"], "within_10pct": fitted["within_10pct"]},
+    }
 
 
 def loo_mape(predicted: list[float], measured: list[float]) -> float:
@@ -126,8 +157,9 @@ def repeatability(rounds: np.ndarray) -> float | None:
     return float(np.mean(np.abs(rounds / np.median(rounds, axis=0) - 1)))
 
 
-def apply_whole_network_fit(profile: DeviceProfile, archs: list[Architecture], measured: list[float] | np.ndarray,
-                            source: str) -> DeviceProfile:
+def apply_whole_network_fit(
+    profile: DeviceProfile, archs: list[Architecture], measured: list[float] | np.ndarray, source: str
+) -> DeviceProfile:
     """Record the block sums' error on these whole networks; keep the scale/offset correction only if
     it lowers the leave-one-out error. `measured` is one timing per network, or rounds of them [R, N]
     (their median is fitted and their spread recorded as `repeatability`). `profile.expected_error`
@@ -135,8 +167,13 @@ def apply_whole_network_fit(profile: DeviceProfile, archs: list[Architecture], m
     rounds = np.atleast_2d(np.asarray(measured, dtype=float))
     measured = list(np.median(rounds, axis=0))
     raw = [uncalibrated_ms(profile, a) for a in archs]
-    whole = {"networks": len(archs), "source": source, "rounds": len(rounds), "repeatability": repeatability(rounds),
-             "uncalibrated_mape": agreement(raw, measured)["mape"]}
+    whole = {
+        "networks": len(archs),
+        "source": source,
+        "rounds": len(rounds),
+        "repeatability": repeatability(rounds),
+        "uncalibrated_mape": agreement(raw, measured)["mape"],
+    }
     profile = replace(profile, calibration=None, measurement={**profile.measurement, "whole_network": whole})
     try:
         calibration = fit_calibration(raw, measured)
@@ -144,7 +181,10 @@ def apply_whole_network_fit(profile: DeviceProfile, archs: list[Architecture], m
     except SpecializeError as exc:  # too few networks, or a non-positive scale
         whole["calibration_skipped"] = str(exc)
         return profile
-    calibration["leave_one_out"] = {"mape": whole["calibrated_loo_mape"], "uncalibrated_mape": whole["uncalibrated_mape"]}
+    calibration["leave_one_out"] = {
+        "mape": whole["calibrated_loo_mape"],
+        "uncalibrated_mape": whole["uncalibrated_mape"],
+    }
     if whole["calibrated_loo_mape"] is not None and whole["calibrated_loo_mape"] < whole["uncalibrated_mape"]:
         profile.calibration = calibration
     return profile
@@ -154,9 +194,19 @@ class CalibrationRounds:
     """The calibration networks, exported once, then timed as deployed in rounds (`time_round`) that the
     caller spreads over its measuring window; `fit` applies the whole-network correction to a profile."""
 
-    def __init__(self, space: SearchSpace, batch: int, runtime_name: str, precision: str, threads: int,
-                 graph_optimization_level: str | None, networks: int = CALIBRATION_NETWORKS, seed: int = CALIBRATION_SEED,
-                 runs: int = DEPLOYED_RUNS, progress: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        space: SearchSpace,
+        batch: int,
+        runtime_name: str,
+        precision: str,
+        threads: int,
+        graph_optimization_level: str | None,
+        networks: int = CALIBRATION_NETWORKS,
+        seed: int = CALIBRATION_SEED,
+        runs: int = DEPLOYED_RUNS,
+        progress: Callable[[str], None] | None = None,
+    ):
         self.archs = spread_architectures(space, networks, seed)
         self.space, self.seed, self.runs, self.progress = space, seed, runs, progress
         self.timing = (runtime_name, precision, threads, graph_optimization_level)
@@ -176,57 +226,92 @@ class CalibrationRounds:
         self.rounds.append(time_deployed(self.paths, self.shape, *self.timing, self.runs, self.progress))
 
     def fit(self, profile: DeviceProfile) -> DeviceProfile:
-        return apply_whole_network_fit(profile, self.archs, self.rounds,
-                                       f"{len(self.archs)} exported networks, seed {self.seed}, {len(self.rounds)} rounds "
-                                       f"spread over the profiling window, each the median of {self.runs} deployed runs")
+        return apply_whole_network_fit(
+            profile,
+            self.archs,
+            self.rounds,
+            f"{len(self.archs)} exported networks, seed {self.seed}, {len(self.rounds)} rounds "
+            f"spread over the profiling window, each the median of {self.runs} deployed runs",
+        )
 
 
-def validate_profile(profile: DeviceProfile, samples: int = 30, seed: int = 0, calibrate: bool = False,
-                     fit_samples: int | None = None, runtime_name: str | None = None, threads: int | None = None,
-                     runs: int = DEPLOYED_RUNS, progress: Callable[[str], None] | None = None) -> tuple[dict, DeviceProfile]:
+def validate_profile(
+    profile: DeviceProfile,
+    samples: int = 30,
+    seed: int = 0,
+    calibrate: bool = False,
+    fit_samples: int | None = None,
+    runtime_name: str | None = None,
+    threads: int | None = None,
+    runs: int = DEPLOYED_RUNS,
+    progress: Callable[[str], None] | None = None,
+) -> tuple[dict, DeviceProfile]:
     """Figures on `samples` held-out networks, and the profile (with a new calibration when kept)."""
     if samples < 2:
         raise SpecializeError(f"--samples must be at least 2, got {samples}")
     held_out = spread_architectures(profile.space, samples, seed)
     measured = measure_networks(profile, held_out, runtime_name, threads, runs, progress)
     raw = [uncalibrated_ms(profile, a) for a in held_out]
-    report = {"profile": str(profile.path or profile.name), "label": profile.label, "runtime": runtime_name or profile.runtime,
-              "threads": threads or profile.threads, "graph_optimization_level": profile.graph_optimization_level,
-              "protocol": f"exported .onnx, plain session, warm-up then median of {runs} runs"}
+    report = {
+        "profile": str(profile.path or profile.name),
+        "label": profile.label,
+        "runtime": runtime_name or profile.runtime,
+        "threads": threads or profile.threads,
+        "graph_optimization_level": profile.graph_optimization_level,
+        "protocol": f"exported .onnx, plain session, warm-up then median of {runs} runs",
+    }
     report["uncalibrated"] = agreement(raw, measured)
     if calibrate:
         report["calibration"], report["calibration_kept"], profile = _recalibrate(
-            profile, fit_samples or samples, seed, runtime_name, threads, runs, held_out, measured, report, progress)
+            profile, fit_samples or samples, seed, runtime_name, threads, runs, held_out, measured, report, progress
+        )
     predicted = [profile.predict_ms(a) for a in held_out]
     report.update(agreement(predicted, measured))
     report["expected_error"] = profile.expected_error
-    report["samples"] = [{"arch": str(a), "predicted_ms": round(p, 4), "measured_ms": round(m, 4)}
-                         for a, p, m in zip(held_out, predicted, measured)]
+    report["samples"] = [
+        {"arch": str(a), "predicted_ms": round(p, 4), "measured_ms": round(m, 4)}
+        for a, p, m in zip(held_out, predicted, measured)
+    ]
     return report, profile
 
 
 def check_recordable(profile: DeviceProfile, runtime_name: str | None, threads: int | None) -> None:
     if (runtime_name or profile.runtime) != profile.runtime or (threads or profile.threads) != profile.threads:
-        raise SpecializeError(f"--record keeps validations of the profile's own settings ({profile.runtime}, "
-                              f"{profile.threads} thread(s)), not of {runtime_name or profile.runtime}, "
-                              f"{threads or profile.threads} thread(s)")
+        raise SpecializeError(
+            f"--record keeps validations of the profile's own settings ({profile.runtime}, "
+            f"{profile.threads} thread(s)), not of {runtime_name or profile.runtime}, "
+            f"{threads or profile.threads} thread(s)"
+        )
 
 
 def record_validation(profile: DeviceProfile, report: dict) -> DeviceProfile:
     """`profile` with this validation appended to measurement["validations"] (its expected error then
     covers it). Only a validation on the profile's own runtime and threads says anything about it."""
     check_recordable(profile, report["runtime"], report["threads"])
-    entry = {"date": time.strftime("%Y-%m-%dT%H:%M:%S"), "networks": len(report["samples"]), "mape": report["mape"],
-             "within_10pct": report["within_10pct"],
-             "kendall_tau": None if np.isnan(report["kendall_tau"]) else report["kendall_tau"],   # ties: no ranking
-             "protocol": report["protocol"]}
+    entry = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "networks": len(report["samples"]),
+        "mape": report["mape"],
+        "within_10pct": report["within_10pct"],
+        "kendall_tau": None if np.isnan(report["kendall_tau"]) else report["kendall_tau"],  # ties: no ranking
+        "protocol": report["protocol"],
+    }
     validations = [*profile.measurement.get("validations", []), entry]
     return replace(profile, measurement={**profile.measurement, "validations": validations})
 
 
-def _recalibrate(profile: DeviceProfile, fit_samples: int, seed: int, runtime_name: str | None, threads: int | None,
-                 runs: int, held_out: list[Architecture], measured: list[float], report: dict,
-                 progress: Callable[[str], None] | None) -> tuple[dict, bool, DeviceProfile]:
+def _recalibrate(
+    profile: DeviceProfile,
+    fit_samples: int,
+    seed: int,
+    runtime_name: str | None,
+    threads: int | None,
+    runs: int,
+    held_out: list[Architecture],
+    measured: list[float],
+    report: dict,
+    progress: Callable[[str], None] | None,
+) -> tuple[dict, bool, DeviceProfile]:
     """Fit scale/offset on separate networks; keep it if it lowers the error on the held-out ones."""
     fit_archs = spread_architectures(profile.space, fit_samples, seed + CALIBRATION_SEED)
     fit_measured = measure_networks(profile, fit_archs, runtime_name, threads, runs, progress)
@@ -240,6 +325,10 @@ def _recalibrate(profile: DeviceProfile, fit_samples: int, seed: int, runtime_na
     kept = held["mape"] < report["uncalibrated"]["mape"]
     if not kept:
         return calibration, False, profile
-    whole = {"networks": len(held_out), "source": "held-out networks of `profile validate --calibrate`",
-             "uncalibrated_mape": report["uncalibrated"]["mape"], "calibrated_loo_mape": held["mape"]}
+    whole = {
+        "networks": len(held_out),
+        "source": "held-out networks of `profile validate --calibrate`",
+        "uncalibrated_mape": report["uncalibrated"]["mape"],
+        "calibrated_loo_mape": held["mape"],
+    }
     return calibration, True, replace(calibrated, measurement={**profile.measurement, "whole_network": whole})

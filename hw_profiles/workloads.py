@@ -2,6 +2,7 @@
 networks, and an empty graph that measures the runtime's per-call cost. Each is a torch module plus
 an example input, built from `supernet.static` so that timed blocks are the deployed blocks.
 Imports torch: only the measuring commands import this module."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from supernet.static import StaticNet, block_module, build_static, classify_feat
 
 @dataclass(frozen=True)
 class Workload:
-    key: str                     # "L03/k5e6se", "stem", "head", "dispatch", "net/<arch>"
+    key: str  # "L03/k5e6se", "stem", "head", "dispatch", "net/<arch>"
     input_shape: tuple[int, ...]
     layer: int | None = None
     candidate: int | None = None
@@ -34,8 +35,11 @@ def space_workloads(space: SearchSpace, batch: int = 1) -> list[Workload]:
     items = [Workload("dispatch", (1, 1, 1, 1)), Workload("stem", (batch, 3, space.resolution, space.resolution))]
     for layer, spec in enumerate(space.layers):
         shape = (batch, spec.in_channels, sizes[layer], sizes[layer])
-        items += [Workload(block_key(space, layer, i), shape, layer, i) for i in range(space.num_candidates)
-                  if not space.candidates[i].is_skip]
+        items += [
+            Workload(block_key(space, layer, i), shape, layer, i)
+            for i in range(space.num_candidates)
+            if not space.candidates[i].is_skip
+        ]
     last = space.layers[-1].out_channels
     items.append(Workload("head", (batch, last, space.final_size, space.final_size)))
     return items

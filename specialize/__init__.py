@@ -3,6 +3,7 @@
 `from specialize import specialize, pareto` gives the online search API (see `specialize.api`);
 it is loaded on first use, so importing a submodule such as `specialize.space` stays light.
 """
+
 from __future__ import annotations
 
 __all__ = ["specialize", "pareto", "SpecializeResult"]

@@ -13,6 +13,7 @@ The identity `skip` (elastic depth) has no ops: zero MACs, parameters and bytes,
 the peak (its tensor is already counted as the output of the op before it and the input of the next).
 MobileNet-family papers call MACs "FLOPs"; intensity is in FLOPs (2 x MACs) per byte, as in EPNAS.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -27,11 +28,11 @@ from specialize.space import Architecture, Candidate, SearchSpace, conv_out_size
 
 @dataclass(frozen=True)
 class Op:
-    kind: str          # conv, dwconv, se, fc
+    kind: str  # conv, dwconv, se, fc
     macs: int
     params: int
-    in_elems: int      # activation elements read (per image)
-    out_elems: int     # activation elements written (per image)
+    in_elems: int  # activation elements read (per image)
+    out_elems: int  # activation elements written (per image)
     held_elems: int = 0  # elements kept alive beside the op (residual input)
 
     def bytes(self, dtype_bytes: int = 4, batch: int = 1) -> int:
@@ -45,8 +46,17 @@ def se_channels(expanded: int) -> int:
     return max(expanded // 4, 8)
 
 
-def mbconv_ops(in_c: int, out_c: int, size: int, stride: int, kernel: int, expansion: int, se: bool,
-               se_reduced: int | None = None, mid_channels: int | None = None) -> list[Op]:
+def mbconv_ops(
+    in_c: int,
+    out_c: int,
+    size: int,
+    stride: int,
+    kernel: int,
+    expansion: int,
+    se: bool,
+    se_reduced: int | None = None,
+    mid_channels: int | None = None,
+) -> list[Op]:
     """Ops of MBConv: [1x1 expand] -> kxk depthwise -> [SE] -> 1x1 project; residual if it fits.
     The SE squeezes to `se_reduced` channels (default: this project's `se_channels` of the expanded width);
     `mid_channels` sets the expanded width where it is not in_c x expansion (MobileNetV3's 200 or 184)."""
@@ -57,7 +67,9 @@ def mbconv_ops(in_c: int, out_c: int, size: int, stride: int, kernel: int, expan
     ops = []
     if mid != in_c:
         ops.append(Op("conv", hw_in * in_c * mid, in_c * mid + 2 * mid, in_c * hw_in, mid * hw_in, held))
-    ops.append(Op("dwconv", hw_out * mid * kernel * kernel, mid * kernel * kernel + 2 * mid, mid * hw_in, mid * hw_out, held))
+    ops.append(
+        Op("dwconv", hw_out * mid * kernel * kernel, mid * kernel * kernel + 2 * mid, mid * hw_in, mid * hw_out, held)
+    )
     if se:
         r = se_channels(mid) if se_reduced is None else se_reduced
         ops.append(Op("se", 2 * mid * r, 2 * mid * r + r + mid, mid * hw_out, mid * hw_out, held))
@@ -91,8 +103,11 @@ def head_ops(space: SearchSpace) -> list[Op]:
 def arch_ops(arch: Architecture) -> list[Op]:
     """Every op of a whole architecture: stem, head and each layer's chosen block."""
     space = arch.space
-    return stem_ops(space) + head_ops(space) + [op for layer, cand in enumerate(arch.candidates)
-                                                for op in candidate_ops(space, layer, cand)]
+    return (
+        stem_ops(space)
+        + head_ops(space)
+        + [op for layer, cand in enumerate(arch.candidates) for op in candidate_ops(space, layer, cand)]
+    )
 
 
 @dataclass(frozen=True)
@@ -115,19 +130,29 @@ class CostArrays:
 
     def to_dict(self) -> dict:
         return {
-            "macs": self.macs.tolist(), "params": self.params.tolist(), "bytes": self.bytes.tolist(),
+            "macs": self.macs.tolist(),
+            "params": self.params.tolist(),
+            "bytes": self.bytes.tolist(),
             "peak_activation_bytes": self.peak_activation_bytes.tolist(),
-            "fixed": {"macs": self.fixed_macs, "params": self.fixed_params, "bytes": self.fixed_bytes,
-                      "peak_activation_bytes": self.fixed_peak_activation_bytes},
-            "dtype_bytes": self.dtype_bytes, "batch": self.batch,
+            "fixed": {
+                "macs": self.fixed_macs,
+                "params": self.fixed_params,
+                "bytes": self.fixed_bytes,
+                "peak_activation_bytes": self.fixed_peak_activation_bytes,
+            },
+            "dtype_bytes": self.dtype_bytes,
+            "batch": self.batch,
             **({} if self.allowed.all() else {"allowed": self.allowed.tolist()}),
         }
 
 
 def _sum_ops(ops: list[Op], dtype_bytes: int, batch: int) -> tuple[int, int, int, int]:
-    return (sum(o.macs for o in ops), sum(o.params for o in ops),
-            sum(o.bytes(dtype_bytes, batch) for o in ops),
-            max((o.activation_bytes(dtype_bytes, batch) for o in ops), default=0))
+    return (
+        sum(o.macs for o in ops),
+        sum(o.params for o in ops),
+        sum(o.bytes(dtype_bytes, batch) for o in ops),
+        max((o.activation_bytes(dtype_bytes, batch) for o in ops), default=0),
+    )
 
 
 @lru_cache(maxsize=32)
@@ -145,13 +170,17 @@ def _cost_arrays(space: SearchSpace, dtype_bytes: int, batch: int) -> CostArrays
     return CostArrays(*arrays, *fixed, dtype_bytes=dtype_bytes, batch=batch, allowed=allowed)
 
 
-MAX_BATCH, MAX_DTYPE_BYTES = 1 << 20, 16   # int64 byte counts stay exact far beyond these
+MAX_BATCH, MAX_DTYPE_BYTES = 1 << 20, 16  # int64 byte counts stay exact far beyond these
 
 
 def cost_arrays(space: SearchSpace, dtype_bytes: int = 4, batch: int = 1) -> CostArrays:
     if isinstance(batch, bool) or not isinstance(batch, numbers.Integral) or not 1 <= batch <= MAX_BATCH:
         raise SpecializeError(f"batch {batch!r} is out of range: 1..{MAX_BATCH}")
-    if isinstance(dtype_bytes, bool) or not isinstance(dtype_bytes, numbers.Integral) or not 1 <= dtype_bytes <= MAX_DTYPE_BYTES:
+    if (
+        isinstance(dtype_bytes, bool)
+        or not isinstance(dtype_bytes, numbers.Integral)
+        or not 1 <= dtype_bytes <= MAX_DTYPE_BYTES
+    ):
         raise SpecializeError(f"dtype bytes {dtype_bytes!r} is out of range: 1..{MAX_DTYPE_BYTES}")
     return _cost_arrays(space, dtype_bytes, batch)
 
@@ -168,7 +197,9 @@ def arch_cost(arch: Architecture, dtype_bytes: int = 4, batch: int = 1) -> dict:
         "params": int(arrays.params[rows, cols].sum()) + arrays.fixed_params,
         "bytes": total_bytes,
         "intensity": 2 * macs / total_bytes,
-        "peak_activation_bytes": int(max(arrays.peak_activation_bytes[rows, cols].max(), arrays.fixed_peak_activation_bytes)),
+        "peak_activation_bytes": int(
+            max(arrays.peak_activation_bytes[rows, cols].max(), arrays.fixed_peak_activation_bytes)
+        ),
     }
 
 
@@ -181,7 +212,9 @@ def masked_extremes(values: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray
 def space_ranges(space: SearchSpace) -> dict:
     """Smallest and largest MACs and params over the space (each is a per-layer min/max over allowed cells)."""
     a = cost_arrays(space)
+
     def span(values: np.ndarray, fixed: int) -> tuple[int, int]:
         low, high = masked_extremes(values, a.allowed)
         return int(low.sum()) + fixed, int(high.sum()) + fixed
+
     return {"macs": span(a.macs, a.fixed_macs), "params": span(a.params, a.fixed_params)}

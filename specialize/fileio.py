@@ -1,4 +1,5 @@
 """JSON artifacts: atomic writes, checked reads with clear errors, and provenance."""
+
 from __future__ import annotations
 
 import datetime
@@ -116,8 +117,12 @@ def provenance(**settings: Any) -> dict:
     return {
         "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
         "settings": settings,
-        "machine": {"host": platform.node(), "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count()},
+        "machine": {
+            "host": platform.node(),
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+        },
         "versions": package_versions(),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }

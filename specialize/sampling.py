@@ -1,5 +1,6 @@
 """Architectures spread over a space's MACs range: the one sampler used by training (the accuracy fit),
 table validation, benchmarks and the profiler's whole-network workloads. Numpy only."""
+
 from __future__ import annotations
 
 import numpy as np

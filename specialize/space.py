@@ -16,6 +16,7 @@ reader (cost model, search problem, sampler, trainer, profiler) uses it. `k3e6,s
 architecture of such a space; `skip` on a layer that changes shape is refused. `skip` is covered by the
 fingerprint only when true, so spaces without it keep their fingerprints.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,7 @@ from typing import Callable
 from specialize.errors import SpecializeError
 
 SPACE_SCHEMA_VERSION = 1
-_CANDIDATE_RE = re.compile(r"^k([1-9][0-9]*)e([1-9][0-9]*)(se)?$", re.ASCII)   # ASCII digits, no leading zeros
+_CANDIDATE_RE = re.compile(r"^k([1-9][0-9]*)e([1-9][0-9]*)(se)?$", re.ASCII)  # ASCII digits, no leading zeros
 
 
 SKIP_NAME = "skip"
@@ -57,12 +58,13 @@ class Candidate:
             return SKIP
         match = _CANDIDATE_RE.match(name.strip())
         if not match:
-            raise SpecializeError(f"malformed candidate name {name!r}: expected k<kernel>e<expansion>[se] or skip, "
-                                  f"e.g. k3e3 or k7e6se")
+            raise SpecializeError(
+                f"malformed candidate name {name!r}: expected k<kernel>e<expansion>[se] or skip, e.g. k3e3 or k7e6se"
+            )
         return cls(int(match.group(1)), int(match.group(2)), match.group(3) is not None)
 
 
-SKIP = Candidate(0, 0, False)   # the identity block of elastic depth
+SKIP = Candidate(0, 0, False)  # the identity block of elastic depth
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,8 @@ class SearchSpace:
     class_names: tuple[str, ...] | None = None
     width_multiplier: float = 1.0
     base_space: str | None = None  # name of the full-size space this proxy was derived from
-    skip: bool = False             # elastic depth: an identity candidate on layers that keep their shape
-    padding: str = "symmetric"     # conv zero padding: symmetric (k // 2 each side) or same (TensorFlow's 'SAME')
+    skip: bool = False  # elastic depth: an identity candidate on layers that keep their shape
+    padding: str = "symmetric"  # conv zero padding: symmetric (k // 2 each side) or same (TensorFlow's 'SAME')
 
     # -- candidates ------------------------------------------------------------------------
     @property
@@ -183,9 +185,9 @@ class SearchSpace:
         data = asdict(self)
         data["layers"] = [asdict(layer) for layer in self.layers]
         if not self.skip:
-            data.pop("skip")   # spaces without elastic depth keep the files and fingerprints they always had
+            data.pop("skip")  # spaces without elastic depth keep the files and fingerprints they always had
         if self.padding == "symmetric":
-            data.pop("padding")   # likewise for the padding every space had before `same`
+            data.pop("padding")  # likewise for the padding every space had before `same`
         return data
 
     @classmethod
@@ -207,12 +209,25 @@ class SearchSpace:
         return space
 
     def _check(self) -> None:
-        counts = [self.resolution, self.num_classes, self.stem_channels, self.stem_stride, self.first_block_channels,
-                  self.head_channels, *self.kernels, *self.expansions]
+        counts = [
+            self.resolution,
+            self.num_classes,
+            self.stem_channels,
+            self.stem_stride,
+            self.first_block_channels,
+            self.head_channels,
+            *self.kernels,
+            *self.expansions,
+        ]
         counts += [v for layer in self.layers for v in (layer.in_channels, layer.out_channels, layer.stride)]
         if not all(type(v) is int and 0 < v <= 100_000 for v in counts):
             raise ValueError("sizes, channels, strides, kernels and expansions must be integers in 1..100000")
-        if not isinstance(self.name, str) or not 0 < len(self.layers) <= 1000 or not self.kernels or not self.expansions:
+        if (
+            not isinstance(self.name, str)
+            or not 0 < len(self.layers) <= 1000
+            or not self.kernels
+            or not self.expansions
+        ):
             raise ValueError("needs a name and 1..1000 layers, kernels and expansions")
         numbers = [self.dropout, self.width_multiplier, *self.mean, *self.std]
         if not all(type(v) in (int, float) and -1e6 <= v <= 1e6 for v in numbers) or not 0 <= self.dropout < 1:
@@ -240,14 +255,21 @@ class SearchSpace:
         """An EcoNAS proxy of this space: channels times `width`, input at `resolution`."""
         if width == 1.0 and resolution in (None, self.resolution):
             return self
+
         def ch(c: int) -> int:
             return make_divisible(c * width)
+
         layers = tuple(LayerSpec(ch(l.in_channels), ch(l.out_channels), l.stride) for l in self.layers)
         return replace(
-            self, name=f"{self.name}@c{width:g}r{resolution or self.resolution}", layers=layers,
-            resolution=resolution or self.resolution, stem_channels=ch(self.stem_channels),
-            first_block_channels=ch(self.first_block_channels), head_channels=ch(self.head_channels),
-            width_multiplier=width, base_space=self.base_space or self.name,
+            self,
+            name=f"{self.name}@c{width:g}r{resolution or self.resolution}",
+            layers=layers,
+            resolution=resolution or self.resolution,
+            stem_channels=ch(self.stem_channels),
+            first_block_channels=ch(self.first_block_channels),
+            head_channels=ch(self.head_channels),
+            width_multiplier=width,
+            base_space=self.base_space or self.name,
         )
 
     def with_classes(self, class_names: tuple[str, ...]) -> "SearchSpace":
@@ -257,7 +279,9 @@ class SearchSpace:
         if len(class_names) == self.num_classes:
             return replace(self, class_names=class_names)
         base = self.base_space or self.name
-        return replace(self, name=f"{base}-{len(class_names)}class", num_classes=len(class_names), class_names=class_names)
+        return replace(
+            self, name=f"{base}-{len(class_names)}class", num_classes=len(class_names), class_names=class_names
+        )
 
     def with_resolution(self, resolution: int | None) -> "SearchSpace":
         """This space deployed at another input resolution (a dataset's own: `efficientnet-lite0-10class-64px`).
@@ -271,7 +295,8 @@ class SearchSpace:
         names = [part.strip() for part in text.split(",")] if text.strip() else []
         if len(names) != self.num_layers:
             raise SpecializeError(
-                f"architecture has {len(names)} blocks but space {self.name!r} has {self.num_layers} searchable layers; "
+                f"architecture has {len(names)} blocks but space {self.name!r} has {self.num_layers} searchable "
+                "layers; "
                 f"give one of {', '.join(self.candidate_names)} per layer, comma-separated"
             )
         indices = tuple(self.candidate_index(n) for n in names)
@@ -291,7 +316,8 @@ class SearchSpace:
             spec = self.layers[bad]
             raise SpecializeError(
                 f"layer {bad + 1} of space {self.name!r} ({spec.in_channels} -> {spec.out_channels} channels, stride "
-                f"{spec.stride}) cannot be skipped: skip needs stride 1 and equal input and output channels")
+                f"{spec.stride}) cannot be skipped: skip needs stride 1 and equal input and output channels"
+            )
 
     def random_arch(self, rng: random.Random) -> "Architecture":
         """An architecture drawn uniformly from each layer's allowed candidates."""
@@ -302,10 +328,13 @@ class SearchSpace:
 
     def smallest_arch(self) -> "Architecture":
         """The smallest block everywhere, `skip` where it is allowed."""
-        smallest = self.candidates.index(Candidate(min(self.kernels), min(self.expansions), False not in self.se_options))
+        smallest = self.candidates.index(
+            Candidate(min(self.kernels), min(self.expansions), False not in self.se_options)
+        )
         skip = self.skip_index
-        return self.arch_from_indices([skip if skip is not None and self.allows(l, skip) else smallest
-                                       for l in range(self.num_layers)])
+        return self.arch_from_indices(
+            [skip if skip is not None and self.allows(l, skip) else smallest for l in range(self.num_layers)]
+        )
 
 
 @dataclass(frozen=True)
@@ -362,10 +391,15 @@ def _plan(stem_channels: int, groups: list[tuple[int, int, int]]) -> tuple[Layer
 def ponas_imagenet() -> SearchSpace:
     """Layer plan of the released PONAS-A/B/C models (ImageNet, 224x224)."""
     return SearchSpace(
-        name="ponas-imagenet", resolution=224, num_classes=1000, stem_channels=32, stem_stride=2,
+        name="ponas-imagenet",
+        resolution=224,
+        num_classes=1000,
+        stem_channels=32,
+        stem_stride=2,
         first_block_channels=16,
         layers=_plan(16, [(32, 2, 2), (40, 4, 2), (80, 4, 2), (96, 4, 1), (192, 4, 2), (320, 1, 1)]),
-        head_channels=1280, dropout=0.2,
+        head_channels=1280,
+        dropout=0.2,
     )
 
 
@@ -373,10 +407,15 @@ def ponas_imagenet() -> SearchSpace:
 def ponas_table1() -> SearchSpace:
     """The variant printed as Table 1 of the PONAS paper."""
     return SearchSpace(
-        name="ponas-table1", resolution=224, num_classes=1000, stem_channels=32, stem_stride=2,
+        name="ponas-table1",
+        resolution=224,
+        num_classes=1000,
+        stem_channels=32,
+        stem_stride=2,
         first_block_channels=16,
         layers=_plan(16, [(32, 2, 2), (40, 4, 2), (80, 1, 2), (96, 7, 1), (192, 1, 2), (320, 4, 1)]),
-        head_channels=1280, dropout=0.2,
+        head_channels=1280,
+        dropout=0.2,
     )
 
 
@@ -387,11 +426,18 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 def cifar10() -> SearchSpace:
     """PONAS-style plan for 32x32 inputs: stride-1 stem, three downsamplings, 12 searchable layers."""
     return SearchSpace(
-        name="cifar10", resolution=32, num_classes=10, stem_channels=32, stem_stride=1,
+        name="cifar10",
+        resolution=32,
+        num_classes=10,
+        stem_channels=32,
+        stem_stride=1,
         first_block_channels=16,
         layers=_plan(16, [(24, 2, 2), (40, 3, 2), (80, 3, 1), (96, 2, 1), (192, 1, 2), (320, 1, 1)]),
-        head_channels=1280, dropout=0.2,
-        mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616), class_names=CIFAR10_CLASSES,
+        head_channels=1280,
+        dropout=0.2,
+        mean=(0.4914, 0.4822, 0.4465),
+        std=(0.2470, 0.2435, 0.2616),
+        class_names=CIFAR10_CLASSES,
     )
 
 
@@ -412,9 +458,19 @@ def efficientnet_lite0() -> SearchSpace:
     `skip` on the 9 layers that keep their shape. `LITE0_ARCH` is Lite0 itself (its ImageNet weights import
     with `--init efficientnet-lite0`)."""
     return SearchSpace(
-        name="efficientnet-lite0", resolution=224, num_classes=1000, stem_channels=32, stem_stride=2,
+        name="efficientnet-lite0",
+        resolution=224,
+        num_classes=1000,
+        stem_channels=32,
+        stem_stride=2,
         first_block_channels=16,
         layers=_plan(16, [(24, 2, 2), (40, 2, 2), (80, 3, 2), (112, 3, 1), (192, 4, 2), (320, 1, 1)]),
-        head_channels=1280, dropout=0.2, expansions=(3, 4, 6), se_options=(False,),
-        mean=(127 / 255,) * 3, std=(128 / 255,) * 3, skip=True, padding="same",
+        head_channels=1280,
+        dropout=0.2,
+        expansions=(3, 4, 6),
+        se_options=(False,),
+        mean=(127 / 255,) * 3,
+        std=(128 / 255,) * 3,
+        skip=True,
+        padding="same",
     )

@@ -8,6 +8,7 @@ candidate; training stores 0.0 in that cell (a valid accuracy, so the reader's r
 entry a number in [0, 1]) and never evaluates it. Nothing reads such a cell: `loss` takes each row's
 best over the allowed cells only, and every solver masks it through `SearchSpace.allowed_mask`.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,13 +34,13 @@ def accuracy_loss(accuracy: np.ndarray, allowed: np.ndarray) -> np.ndarray:
 
 @dataclass
 class AccuracyTable:
-    space: SearchSpace                 # the full-size space the table applies to
-    accuracy: np.ndarray               # [layers, candidates], validation accuracy in [0, 1]
+    space: SearchSpace  # the full-size space the table applies to
+    accuracy: np.ndarray  # [layers, candidates], validation accuracy in [0, 1]
     best_arch: str
     trained_space: SearchSpace | None = None  # the proxy space the supernet was trained at
     proxy: dict = field(default_factory=dict)
-    weights: dict | None = None        # {"file": relative path, "sha256": ..., "dtype": ...}
-    calibration: dict | None = None    # {"file": relative path, "sha256": ..., "images": n}: BN recalibration images
+    weights: dict | None = None  # {"file": relative path, "sha256": ..., "dtype": ...}
+    calibration: dict | None = None  # {"file": relative path, "sha256": ..., "images": n}: BN recalibration images
     results: dict = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
     path: Path | None = None
@@ -95,13 +96,17 @@ class AccuracyTable:
         where = f"accuracy table {self.path or '(in memory)'}"
         if not isinstance(spread, list) or len(spread) < at_least:
             count = len(spread) if isinstance(spread, list) else 0
-            raise SpecializeError(f"{where} has {count} measured sub-networks (results.spread); this needs at least "
-                                  f"{at_least}: tables written by `specialize train` measure 30")
+            raise SpecializeError(
+                f"{where} has {count} measured sub-networks (results.spread); this needs at least "
+                f"{at_least}: tables written by `specialize train` measure 30"
+            )
         genes, accuracy = [], []
         for i, entry in enumerate(spread):
             ok = isinstance(entry, dict) and isinstance(entry.get("arch"), str) and _is_number(entry.get("accuracy"))
             if not ok or not 0 <= entry["accuracy"] <= 1:
-                raise SpecializeError(f"{where}: results.spread[{i}] needs an 'arch' string and an 'accuracy' in [0, 1]")
+                raise SpecializeError(
+                    f"{where}: results.spread[{i}] needs an 'arch' string and an 'accuracy' in [0, 1]"
+                )
             genes.append(self.space.parse_arch(entry["arch"]).indices)
             accuracy.append(float(entry["accuracy"]))
         return np.asarray(genes, dtype=np.int64), np.asarray(accuracy)
@@ -115,13 +120,21 @@ class AccuracyTable:
 
     def to_dict(self) -> dict:
         return {
-            "schema_version": TABLE_SCHEMA_VERSION, "kind": "accuracy_table",
-            "space": self.space.to_dict(), "space_name": self.space.name, "fingerprint": self.fingerprint,
+            "schema_version": TABLE_SCHEMA_VERSION,
+            "kind": "accuracy_table",
+            "space": self.space.to_dict(),
+            "space_name": self.space.name,
+            "fingerprint": self.fingerprint,
             "trained_space": self.trained_space.to_dict() if self.trained_space else None,
             "trained_fingerprint": self.trained_space.fingerprint if self.trained_space else None,
-            "proxy": self.proxy, "candidates": list(self.space.candidate_names),
-            "accuracy": self.accuracy.round(6).tolist(), "loss": self.loss.round(6).tolist(),
-            "best_arch": self.best_arch, "weights": self.weights, "calibration": self.calibration, "results": self.results,
+            "proxy": self.proxy,
+            "candidates": list(self.space.candidate_names),
+            "accuracy": self.accuracy.round(6).tolist(),
+            "loss": self.loss.round(6).tolist(),
+            "best_arch": self.best_arch,
+            "weights": self.weights,
+            "calibration": self.calibration,
+            "results": self.results,
             "provenance": self.provenance,
         }
 
@@ -138,21 +151,29 @@ def _space_field(data: dict, key: str, path: Path) -> SearchSpace:
 
 
 def _is_number(value) -> bool:
-    """A plain JSON number: an int (not a bool) or a finite float; huge ints are numbers too (range checks refuse them)."""
-    return (isinstance(value, int) and not isinstance(value, bool)) or (isinstance(value, float) and math.isfinite(value))
+    """A plain JSON number: an int (not a bool) or a finite float; huge ints are numbers too (range checks
+    refuse them)."""
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, float) and math.isfinite(value)
+    )
 
 
 def _accuracy_field(value, space: SearchSpace, path: Path) -> np.ndarray:
     """[layers][candidates] of plain JSON numbers in [0, 1]: no strings, booleans, NaN or percentages."""
     shape = (space.num_layers, space.num_candidates)
-    rows_ok = isinstance(value, list) and len(value) == shape[0] and all(
-        isinstance(row, list) and len(row) == shape[1] for row in value)
+    rows_ok = (
+        isinstance(value, list)
+        and len(value) == shape[0]
+        and all(isinstance(row, list) and len(row) == shape[1] for row in value)
+    )
     if not rows_ok:
         raise SpecializeError(f"{KIND} file {path}: field 'accuracy' is not a [{shape[0]}][{shape[1]}] array")
     cells = [v for row in value for v in row]
     if not all(_is_number(v) and 0 <= v <= 1 for v in cells):
         bad = next(v for v in cells if not (_is_number(v) and 0 <= v <= 1))
-        raise SpecializeError(f"{KIND} file {path}: field 'accuracy' holds {bad!r}; every entry must be a number in [0, 1]")
+        raise SpecializeError(
+            f"{KIND} file {path}: field 'accuracy' holds {bad!r}; every entry must be a number in [0, 1]"
+        )
     return np.asarray(value, dtype=float)
 
 
@@ -172,8 +193,12 @@ def _check_fields(data: dict, space: SearchSpace, path: Path) -> None:
         if data.get(key) and not isinstance(data[key].get("file"), str):
             raise SpecializeError(f"{KIND} file {path}: field '{key}.file' is not a file name")
     fit = (data.get("results") or {}).get("accuracy_fit")
-    if fit is not None and not (isinstance(fit, dict) and all(_is_number(fit.get(k)) for k in ("intercept", "slope", "band"))):
-        raise SpecializeError(f"{KIND} file {path}: field 'results.accuracy_fit' needs numbers intercept, slope and band")
+    if fit is not None and not (
+        isinstance(fit, dict) and all(_is_number(fit.get(k)) for k in ("intercept", "slope", "band"))
+    ):
+        raise SpecializeError(
+            f"{KIND} file {path}: field 'results.accuracy_fit' needs numbers intercept, slope and band"
+        )
 
 
 def load_table(path: str | Path | None = None, space: SearchSpace | None = None) -> AccuracyTable:
@@ -186,11 +211,16 @@ def load_table(path: str | Path | None = None, space: SearchSpace | None = None)
     accuracy = _accuracy_field(require(data, "accuracy", path, KIND), table_space, path)
     _check_fields(data, table_space, path)
     table = AccuracyTable(
-        space=table_space, accuracy=accuracy, best_arch=require(data, "best_arch", path, KIND),
+        space=table_space,
+        accuracy=accuracy,
+        best_arch=require(data, "best_arch", path, KIND),
         trained_space=_space_field(data, "trained_space", path) if data.get("trained_space") else None,
-        proxy=data.get("proxy") or {}, weights=data.get("weights"), calibration=data.get("calibration"),
+        proxy=data.get("proxy") or {},
+        weights=data.get("weights"),
+        calibration=data.get("calibration"),
         results=data.get("results") or {},
-        provenance=data.get("provenance") or {}, path=path,
+        provenance=data.get("provenance") or {},
+        path=path,
     )
     if space is not None:
         table.check_space(space)
@@ -210,9 +240,16 @@ def fit_accuracy(samples: list[dict], images: int) -> dict | None:
     else:
         slope, intercept = 1.0, float(accuracy.mean() - score.mean()) if len(samples) else 0.0
     residual = accuracy - (intercept + slope * score)
-    std = float(np.sqrt((residual ** 2).sum() / max(len(samples) - 2, 1)))
-    return {"intercept": float(intercept), "slope": float(slope), "residual_std": std, "band": 2 * std,
-            "samples": len(samples), "split": "validation", "images": int(images)}
+    std = float(np.sqrt((residual**2).sum() / max(len(samples) - 2, 1)))
+    return {
+        "intercept": float(intercept),
+        "slope": float(slope),
+        "residual_std": std,
+        "band": 2 * std,
+        "samples": len(samples),
+        "split": "validation",
+        "images": int(images),
+    }
 
 
 def resolve_table_path(path: str | Path | None) -> Path:

@@ -11,6 +11,7 @@
 Parsing goes through `Decimal`, so `32.8M` is exactly 32,800,000. Every `format_*` writes a string its
 `parse_*` reads back to the same value (exactly for whole numbers, to 1e-12 relative otherwise).
 """
+
 from __future__ import annotations
 
 import math
@@ -22,11 +23,22 @@ from specialize.errors import SpecializeError
 COUNT_UNITS = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 TIME_UNITS_MS = {"": Decimal(1), "ms": Decimal(1), "us": Decimal("0.001"), "µs": Decimal("0.001"), "s": Decimal(1000)}
 BYTE_UNITS = {
-    "": 1, "B": 1, "k": 10**3, "K": 10**3, "kB": 10**3, "KB": 10**3, "M": 10**6, "MB": 10**6,
-    "G": 10**9, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30,
+    "": 1,
+    "B": 1,
+    "k": 10**3,
+    "K": 10**3,
+    "kB": 10**3,
+    "KB": 10**3,
+    "M": 10**6,
+    "MB": 10**6,
+    "G": 10**9,
+    "GB": 10**9,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
 }
 _QUANTITY_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([A-Za-zµ]*)\s*$", re.ASCII)
-MAX_EXPONENT = 30   # 1e30 of anything is beyond every space; larger numbers overflow Decimal and float
+MAX_EXPONENT = 30  # 1e30 of anything is beyond every space; larger numbers overflow Decimal and float
 
 
 def _split(text: str | float | int, what: str, example: str) -> tuple[Decimal, str]:

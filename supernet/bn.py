@@ -1,4 +1,5 @@
 """Batch-norm recalibration: inherited running statistics are wrong for smaller candidates."""
+
 from __future__ import annotations
 
 from typing import Iterable

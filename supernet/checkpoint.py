@@ -2,6 +2,7 @@
 
 Read with `torch.load(..., weights_only=True)`: no pickled code ever runs from a user file.
 """
+
 from __future__ import annotations
 
 import io
@@ -19,10 +20,20 @@ WEIGHTS_FORMAT = "specialize-supernet-weights"
 WEIGHTS_SCHEMA_VERSION = 1
 
 
-def save_supernet_weights(path: str | Path, net: Supernet, dtype: torch.dtype = torch.float32, extra: dict | None = None) -> None:
-    state = {k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().clone() for k, v in net.state_dict().items()}
-    payload = {"format": WEIGHTS_FORMAT, "schema_version": WEIGHTS_SCHEMA_VERSION, "space": net.space.to_dict(),
-               "fingerprint": net.space.fingerprint, "state_dict": state, "extra": extra or {}}
+def save_supernet_weights(
+    path: str | Path, net: Supernet, dtype: torch.dtype = torch.float32, extra: dict | None = None
+) -> None:
+    state = {
+        k: (v.to(dtype) if v.is_floating_point() else v).detach().cpu().clone() for k, v in net.state_dict().items()
+    }
+    payload = {
+        "format": WEIGHTS_FORMAT,
+        "schema_version": WEIGHTS_SCHEMA_VERSION,
+        "space": net.space.to_dict(),
+        "fingerprint": net.space.fingerprint,
+        "state_dict": state,
+        "extra": extra or {},
+    }
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     atomic_write_bytes(path, buffer.getvalue())
@@ -43,12 +54,16 @@ def read_torch_file(path: str | Path, kind: str) -> object:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for corrupt or pickled-code files
-        raise SpecializeError(f"{kind} file {path} cannot be read as a weights-only checkpoint: {first_line(exc)}") from None
+        raise SpecializeError(
+            f"{kind} file {path} cannot be read as a weights-only checkpoint: {first_line(exc)}"
+        ) from None
 
 
 def check_state_dict(state: object, path: Path, kind: str, field: str) -> dict:
     """A dict of finite tensors: NaN or infinite weights would export a network that outputs NaN."""
-    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
         raise SpecializeError(f"{kind} file {path}: field {field!r} is not a dict of named tensors")
     bad = next((k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
     if bad is not None:
@@ -71,7 +86,9 @@ def load_supernet(path: str | Path) -> Supernet:
         net = Supernet(space)
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     except (KeyError, TypeError, RuntimeError, ValueError) as exc:
-        raise SpecializeError(f"weights file {path}: field 'state_dict' does not fit field 'space': {first_line(exc)}") from None
+        raise SpecializeError(
+            f"weights file {path}: field 'state_dict' does not fit field 'space': {first_line(exc)}"
+        ) from None
     return net.eval()
 
 
@@ -92,7 +109,11 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
         state = json.loads(payload["state_json"])
     except (ValueError, RecursionError):
         state = None
-    if not isinstance(state, dict) or not all(k in state for k in CHECKPOINT_STATE_KEYS) \
-            or state["stage"] not in ("meta", "finetune", "spread") or not isinstance(state["chosen"], list):
+    if (
+        not isinstance(state, dict)
+        or not all(k in state for k in CHECKPOINT_STATE_KEYS)
+        or state["stage"] not in ("meta", "finetune", "spread")
+        or not isinstance(state["chosen"], list)
+    ):
         raise SpecializeError(f"checkpoint file {path}: field 'state_json' is not a training state")
     return payload, state

@@ -3,6 +3,7 @@
 Images are decoded with Pillow into uint8 arrays [N, H, W, 3] and cached as .npy files under
 ~/.cache/specialize (keyed by a hash of the content), so a second run starts in seconds.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,7 +51,7 @@ class ImageDataset:
     test_images: np.ndarray
     test_labels: np.ndarray
     source: str
-    notes: tuple[str, ...] = ()      # what the reader changed: grayscale converted, images resized
+    notes: tuple[str, ...] = ()  # what the reader changed: grayscale converted, images resized
 
     def counts(self) -> dict:
         return {"train": int(len(self.train_labels)), "test": int(len(self.test_labels)), "classes": len(self.classes)}
@@ -90,27 +91,44 @@ def _split_members(names: list[str]) -> dict[str, dict[str, list[str]]]:
     return layout
 
 
-def _check_layout(layout: dict[str, dict[str, list[str]]], source: str, class_dirs: dict[str, set[str]]) -> tuple[str, ...]:
+def _check_layout(
+    layout: dict[str, dict[str, list[str]]], source: str, class_dirs: dict[str, set[str]]
+) -> tuple[str, ...]:
     for split in ("train", "test"):
         for cls in sorted(class_dirs.get(split, set()) - set(layout[split])):
             raise SpecializeError(f"class folder {split}/{cls} in {source} holds no images")
         if not layout[split]:
-            raise SpecializeError(f"{source} has no images under {split}/<class>/ (expected ROOT/train/<class>/*.jpg and ROOT/test/<class>/*)")
+            raise SpecializeError(
+                f"{source} has no images under {split}/<class>/ (expected ROOT/train/<class>/*.jpg and "
+                "ROOT/test/<class>/*)"
+            )
     train, test = set(layout["train"]), set(layout["test"])
     if train != test:
-        raise SpecializeError(f"class sets differ between train and test in {source}: "
-                              f"only in train: {sorted(train - test)}, only in test: {sorted(test - train)}")
+        raise SpecializeError(
+            f"class sets differ between train and test in {source}: "
+            f"only in train: {sorted(train - test)}, only in test: {sorted(test - train)}"
+        )
     return tuple(sorted(train))
 
 
 def _read_folder(root: Path, size: int | None) -> tuple[dict, dict]:
     names = [str(p) for p in root.rglob("*") if p.is_file()]
-    class_dirs = {s: {d.name for d in p.iterdir() if d.is_dir()} for p in root.rglob("*") if p.is_dir() and (s := p.name) in ("train", "test")}
+    class_dirs = {
+        s: {d.name for d in p.iterdir() if d.is_dir()}
+        for p in root.rglob("*")
+        if p.is_dir() and (s := p.name) in ("train", "test")
+    }
     layout = _split_members(names)
     classes = _check_layout(layout, str(root), class_dirs)
     notes: dict = {}
-    arrays = {split: [(_decode(Path(n).read_bytes(), n, size, notes), c) for c, cls in enumerate(classes) for n in sorted(layout[split][cls])]
-              for split in ("train", "test")}
+    arrays = {
+        split: [
+            (_decode(Path(n).read_bytes(), n, size, notes), c)
+            for c, cls in enumerate(classes)
+            for n in sorted(layout[split][cls])
+        ]
+        for split in ("train", "test")
+    }
     return _stack(arrays, size), {"classes": classes, "notes": _notes_text(notes, str(root))}
 
 
@@ -126,9 +144,14 @@ def _read_tar(path: Path, size: int | None) -> tuple[dict, dict]:
             layout = _split_members(list(members))
             classes = _check_layout(layout, str(path), class_dirs)
             notes: dict = {}
-            arrays = {split: [(_decode(tar.extractfile(members[n]).read(), f"{path}:{n}", size, notes), c)
-                              for c, cls in enumerate(classes) for n in sorted(layout[split][cls])]
-                      for split in ("train", "test")}
+            arrays = {
+                split: [
+                    (_decode(tar.extractfile(members[n]).read(), f"{path}:{n}", size, notes), c)
+                    for c, cls in enumerate(classes)
+                    for n in sorted(layout[split][cls])
+                ]
+                for split in ("train", "test")
+            }
     except (tarfile.TarError, EOFError, OSError, zlib_error) as exc:
         raise SpecializeError(f"cannot read archive {path}: {exc}") from None
     return _stack(arrays, size), {"classes": classes, "notes": _notes_text(notes, str(path))}
@@ -139,7 +162,9 @@ def _stack(arrays: dict, size: int | None) -> dict:
     for split, items in arrays.items():
         shapes = {img.shape for img, _ in items}
         if len(shapes) > 1:
-            raise SpecializeError(f"images in {split} differ in size {sorted(shapes)[:3]}...; pass an image size to resize them")
+            raise SpecializeError(
+                f"images in {split} differ in size {sorted(shapes)[:3]}...; pass an image size to resize them"
+            )
         out[f"{split}_images"] = np.stack([img for img, _ in items])
         out[f"{split}_labels"] = np.asarray([c for _, c in items], dtype=np.int64)
     return out
@@ -152,7 +177,9 @@ def _cache_key(path: Path, size: int | None) -> str:
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     try:
         for file in files:
-            digest.update(json.dumps([str(file.relative_to(path)) if path.is_dir() else "", file.stat().st_size]).encode())
+            digest.update(
+                json.dumps([str(file.relative_to(path)) if path.is_dir() else "", file.stat().st_size]).encode()
+            )
             with open(file, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     digest.update(chunk)
@@ -172,7 +199,9 @@ def load_dataset(path: str | os.PathLike, image_size: int | None = None, cache: 
     meta_file = cache_dir / "meta.json"
     if cache and meta_file.is_file():
         meta = json.loads(meta_file.read_text())
-        arrays = {k: np.load(cache_dir / f"{k}.npy") for k in ("train_images", "train_labels", "test_images", "test_labels")}
+        arrays = {
+            k: np.load(cache_dir / f"{k}.npy") for k in ("train_images", "train_labels", "test_images", "test_labels")
+        }
     else:
         arrays, meta = (_read_folder if path.is_dir() else _read_tar)(path, image_size)
         if cache:
@@ -180,12 +209,19 @@ def load_dataset(path: str | os.PathLike, image_size: int | None = None, cache: 
             for key, value in arrays.items():
                 np.save(cache_dir / f"{key}.npy", value)
             meta_file.write_text(json.dumps({"classes": list(meta["classes"]), "notes": meta["notes"]}))
-            meta = dict(meta, notes=list(meta["notes"]) + [
-                f"decoded images cached in {cache_dir} ({directory_bytes(cache_dir) / 1e6:.0f} MB; the cache holds "
-                f"{directory_bytes(cache_root()) / 1e6:.0f} MB in all; `specialize cache --clear` empties it)"])
+            meta = dict(
+                meta,
+                notes=list(meta["notes"])
+                + [
+                    f"decoded images cached in {cache_dir} ({directory_bytes(cache_dir) / 1e6:.0f} MB; the cache holds "
+                    f"{directory_bytes(cache_root()) / 1e6:.0f} MB in all; `specialize cache --clear` empties it)"
+                ],
+            )
     if len(meta["classes"]) < 2:
-        raise SpecializeError(f"{path} has {len(meta['classes'])} class folder ({', '.join(meta['classes'])}); "
-                              "a classifier needs at least 2 classes under train/ and test/")
+        raise SpecializeError(
+            f"{path} has {len(meta['classes'])} class folder ({', '.join(meta['classes'])}); "
+            "a classifier needs at least 2 classes under train/ and test/"
+        )
     return ImageDataset(classes=tuple(meta["classes"]), source=str(path), notes=tuple(meta.get("notes", ())), **arrays)
 
 
@@ -196,7 +232,9 @@ def balanced_split(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.nd
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
         if len(idx) <= per_class:
-            raise SpecializeError(f"class {c} has {len(idx)} training images; need more than {per_class} to hold out a validation split")
+            raise SpecializeError(
+                f"class {c} has {len(idx)} training images; need more than {per_class} to hold out a validation split"
+            )
         held.append(rng.choice(idx, per_class, replace=False))
     held_out = np.sort(np.concatenate(held))
     rest = np.setdiff1d(np.arange(len(labels)), held_out)
@@ -220,7 +258,7 @@ def augment(x: torch.Tensor, generator: torch.Generator, padding: int = 4) -> to
     flip = torch.rand(n, generator=generator) < 0.5
     out = torch.empty_like(x)
     for i in range(n):
-        crop = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+        crop = padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w]
         out[i] = crop.flip(-1) if flip[i] else crop
     return out
 
@@ -232,17 +270,25 @@ def calibration_indices(pool: np.ndarray, n_images: int, seed: int = 0) -> np.nd
 
 
 def image_batches(images: np.ndarray, resolution: int, batch_size: int = 100) -> list[torch.Tensor]:
-    return [to_tensor(images[i:i + batch_size], resolution) for i in range(0, len(images), batch_size)]
+    return [to_tensor(images[i : i + batch_size], resolution) for i in range(0, len(images), batch_size)]
 
 
-def calibration_batches(dataset: ImageDataset, resolution: int, n_images: int = 500, batch_size: int = 100, seed: int = 0) -> list[torch.Tensor]:
+def calibration_batches(
+    dataset: ImageDataset, resolution: int, n_images: int = 500, batch_size: int = 100, seed: int = 0
+) -> list[torch.Tensor]:
     """A fixed sample of training images for batch-norm recalibration."""
     idx = calibration_indices(np.arange(len(dataset.train_labels)), n_images, seed)
     return image_batches(dataset.train_images[idx], resolution, batch_size)
 
 
-def make_synthetic_folder(root: str | os.PathLike, classes: int = 3, train_per_class: int = 20, test_per_class: int = 6,
-                          size: int = 32, seed: int = 0) -> Path:
+def make_synthetic_folder(
+    root: str | os.PathLike,
+    classes: int = 3,
+    train_per_class: int = 20,
+    test_per_class: int = 6,
+    size: int = 32,
+    seed: int = 0,
+) -> Path:
     """A small learnable image folder for tests: each class has its own colour and stripe pattern."""
     from PIL import Image
 

@@ -8,6 +8,7 @@ set of parameters runs forward and backward for any architecture without realloc
 Elastic depth: the `skip` candidate is the identity (the input passes through; no weights are used),
 and an extracted network has an `nn.Identity` there.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -25,17 +26,28 @@ from supernet.static import Normalize, StaticNet, build_static, build_stem, clas
 def _batch_norm(x: torch.Tensor, bn: nn.BatchNorm2d, channels: int) -> torch.Tensor:
     """Batch norm over the leading `channels` of `bn` (running stats update in place on the slice)."""
     return F.batch_norm(
-        x, bn.running_mean[:channels], bn.running_var[:channels], bn.weight[:channels], bn.bias[:channels],
-        bn.training, bn.momentum, bn.eps,
+        x,
+        bn.running_mean[:channels],
+        bn.running_var[:channels],
+        bn.weight[:channels],
+        bn.bias[:channels],
+        bn.training,
+        bn.momentum,
+        bn.eps,
     )
 
 
 class ElasticMBConv(nn.Module):
-    def __init__(self, spec: LayerSpec, kernels: Sequence[int], expansions: Sequence[int],
-                 pads: Callable[[int], tuple[int, int]] = lambda k: (k // 2, k // 2)):
+    def __init__(
+        self,
+        spec: LayerSpec,
+        kernels: Sequence[int],
+        expansions: Sequence[int],
+        pads: Callable[[int], tuple[int, int]] = lambda k: (k // 2, k // 2),
+    ):
         super().__init__()
         self.spec = spec
-        self.pads = pads   # kernel -> the depthwise conv's zero padding before/after (SearchSpace.conv_pads)
+        self.pads = pads  # kernel -> the depthwise conv's zero padding before/after (SearchSpace.conv_pads)
         self.max_kernel = max(kernels)
         c_in, c_out, mid = spec.in_channels, spec.out_channels, spec.in_channels * max(expansions)
         reduced = se_channels(mid)
@@ -57,17 +69,28 @@ class ElasticMBConv(nn.Module):
             return {}
         mid = self.spec.in_channels * cand.expansion
         off = (self.max_kernel - cand.kernel) // 2
-        views = {"expand.0.weight": self.expand_conv[:mid],
-                 "depthwise.0.weight": self.dw_conv[:mid, :, off:off + cand.kernel, off:off + cand.kernel],
-                 "project.0.weight": self.project_conv[:, :mid]}
-        for prefix, bn, n in (("expand.1", self.expand_bn, mid), ("depthwise.1", self.dw_bn, mid),
-                              ("project.1", self.project_bn, self.spec.out_channels)):
+        views = {
+            "expand.0.weight": self.expand_conv[:mid],
+            "depthwise.0.weight": self.dw_conv[:mid, :, off : off + cand.kernel, off : off + cand.kernel],
+            "project.0.weight": self.project_conv[:, :mid],
+        }
+        for prefix, bn, n in (
+            ("expand.1", self.expand_bn, mid),
+            ("depthwise.1", self.dw_bn, mid),
+            ("project.1", self.project_bn, self.spec.out_channels),
+        ):
             for key in ("weight", "bias", "running_mean", "running_var"):
                 views[f"{prefix}.{key}"] = getattr(bn, key)[:n]
         if cand.se:
             r = se_channels(mid)
-            views.update({"se.reduce.weight": self.se_reduce.weight[:r, :mid], "se.reduce.bias": self.se_reduce.bias[:r],
-                          "se.expand.weight": self.se_expand.weight[:mid, :r], "se.expand.bias": self.se_expand.bias[:mid]})
+            views.update(
+                {
+                    "se.reduce.weight": self.se_reduce.weight[:r, :mid],
+                    "se.reduce.bias": self.se_reduce.bias[:r],
+                    "se.expand.weight": self.se_expand.weight[:mid, :r],
+                    "se.expand.bias": self.se_expand.bias[:mid],
+                }
+            )
         return views
 
     def forward(self, x: torch.Tensor, cand: Candidate) -> torch.Tensor:
@@ -76,7 +99,7 @@ class ElasticMBConv(nn.Module):
         mid = self.spec.in_channels * cand.expansion
         off = (self.max_kernel - cand.kernel) // 2
         h = F.relu6(_batch_norm(F.conv2d(x, self.expand_conv[:mid]), self.expand_bn, mid))
-        dw = self.dw_conv[:mid, :, off:off + cand.kernel, off:off + cand.kernel]
+        dw = self.dw_conv[:mid, :, off : off + cand.kernel, off : off + cand.kernel]
         before, after = self.pads(cand.kernel)
         if before == after:
             h = F.conv2d(h, dw, None, self.spec.stride, before, 1, mid)
@@ -100,7 +123,8 @@ class Supernet(nn.Module):
         self.stem = build_stem(space)
         self.blocks = nn.ModuleList(
             ElasticMBConv(spec, space.kernels, space.expansions, partial(space.conv_pads, size, stride=spec.stride))
-            for spec, size in zip(space.layers, space.layer_in_sizes()))
+            for spec, size in zip(space.layers, space.layer_in_sizes())
+        )
         self.head = conv_bn(space.layers[-1].out_channels, space.head_channels, 1)
         self.dropout = nn.Dropout(space.dropout)
         self.classifier = nn.Linear(space.head_channels, space.num_classes)
@@ -116,7 +140,7 @@ class Supernet(nn.Module):
         return self.stem(self.normalize(x))
 
     def run_blocks(self, h: torch.Tensor, cands: Sequence[Candidate], start: int = 0) -> torch.Tensor:
-        for block, cand in zip(self.blocks[start:start + len(cands)], cands):
+        for block, cand in zip(self.blocks[start : start + len(cands)], cands):
             h = block(h, cand)
         return h
 

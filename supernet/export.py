@@ -5,6 +5,7 @@
 opset 17, dynamic batch, RGB float [0, 1] NCHW input with normalization inside, only ops that
 TensorRT's ONNX parser takes, verified against torch with onnxruntime, metadata for provenance.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,7 +28,6 @@ from supernet.sessions import ort_session, tensorrt_engine
 from supernet.tensorrt_support import check_tensorrt_parser_support
 
 if TYPE_CHECKING:
-
     from specialize.table import AccuracyTable
 
     from supernet.elastic import Supernet
@@ -35,17 +35,22 @@ if TYPE_CHECKING:
 FORMATS = ("onnx", "tensorrt")
 PRECISIONS = ("fp32", "fp16")
 MAX_ABS_DIFF = 1e-4
-UNTRAINED_WARNING = ("UNTRAINED weights: no --weights given, so the exported model has random initial weights "
-                     "(fine for latency measurements, useless for predictions)")
+UNTRAINED_WARNING = (
+    "UNTRAINED weights: no --weights given, so the exported model has random initial weights "
+    "(fine for latency measurements, useless for predictions)"
+)
 VERIFY_BATCHES = (1, 3)
 TRT_MAX_BATCH = 32
 INPUT_CONVENTION = "RGB float32 in [0, 1], NCHW, shape [batch, 3, {r}, {r}]; mean/std normalization is inside the model"
 META = "specialize."
 
 
-def max_abs_diff(model_bytes: bytes, module: nn.Module, resolution: int, batches: Sequence[int] = VERIFY_BATCHES) -> float:
+def max_abs_diff(
+    model_bytes: bytes, module: nn.Module, resolution: int, batches: Sequence[int] = VERIFY_BATCHES
+) -> float:
     """Largest |onnxruntime - torch| over random inputs at each batch size (checks the dynamic batch too)."""
     import numpy
+
     session = ort_session(model_bytes)
     generator = torch.Generator().manual_seed(0)
     worst = 0.0
@@ -56,9 +61,13 @@ def max_abs_diff(model_bytes: bytes, module: nn.Module, resolution: int, batches
             expected = module(x).numpy()
         got = session.run(None, {"input": x.numpy()})[0]
         if got.shape != expected.shape:
-            raise SpecializeError(f"onnxruntime output shape {got.shape} differs from torch {expected.shape} at batch {batch}")
+            raise SpecializeError(
+                f"onnxruntime output shape {got.shape} differs from torch {expected.shape} at batch {batch}"
+            )
         if not (numpy.isfinite(got).all() and numpy.isfinite(expected).all()):
-            raise SpecializeError(f"the sub-network outputs NaN or infinity at batch {batch} (are the weights corrupt?); nothing written")
+            raise SpecializeError(
+                f"the sub-network outputs NaN or infinity at batch {batch} (are the weights corrupt?); nothing written"
+            )
         worst = max(worst, float(abs(got - expected).max()))
     return worst
 
@@ -75,7 +84,10 @@ def subnet_to_onnx(module: nn.Module, resolution: int, metadata: dict[str, str])
     data = model.SerializeToString()
     diff = max_abs_diff(data, module, resolution)
     if not diff <= MAX_ABS_DIFF:
-        raise SpecializeError(f"exported ONNX disagrees with torch: max |onnxruntime - torch| = {diff:.3g} > {MAX_ABS_DIFF:g}; nothing written")
+        raise SpecializeError(
+            f"exported ONNX disagrees with torch: max |onnxruntime - torch| = {diff:.3g} > {MAX_ABS_DIFF:g}; "
+            "nothing written"
+        )
     return data, diff, sorted(onnx_ops(model))
 
 
@@ -84,9 +96,9 @@ def subnet_to_onnx(module: nn.Module, resolution: int, metadata: dict[str, str])
 class LoadedWeights:
     net: "Supernet"
     trained: bool
-    source: str                      # weights path, or "random-init"
+    source: str  # weights path, or "random-init"
     notes: list[str] = field(default_factory=list)
-    table: "AccuracyTable | None" = None   # the accuracy table these weights came with, when known
+    table: "AccuracyTable | None" = None  # the accuracy table these weights came with, when known
 
 
 def resolve_weights_path(weights: str | os.PathLike) -> Path:
@@ -122,12 +134,15 @@ def load_weights(space: SearchSpace, weights: str | os.PathLike | None, seed: in
             torch.manual_seed(seed)
             net = Supernet(space)
         record = import_pretrained(net, str(weights))
-        return LoadedWeights(net.eval(), True, f"{record['source']} (sha256 {record['sha256'][:16]}, "
-                                               f"classifier {record['classifier']})")
+        return LoadedWeights(
+            net.eval(), True, f"{record['source']} (sha256 {record['sha256'][:16]}, classifier {record['classifier']})"
+        )
 
     path = resolve_weights_path(weights)
     net = load_supernet(path)
-    return LoadedWeights(net, True, str(path), check_weights_space(space, net.space, path), companion_table(weights, path))
+    return LoadedWeights(
+        net, True, str(path), check_weights_space(space, net.space, path), companion_table(weights, path)
+    )
 
 
 def companion_table(weights: str | os.PathLike, path: Path) -> "AccuracyTable | None":
@@ -154,21 +169,29 @@ def check_weights_space(space: SearchSpace, trained: SearchSpace, path: Path) ->
         return []
     if trained.with_classes(space.class_names or ()).fingerprint == space.fingerprint if space.class_names else False:
         return []
-    is_proxy = trained.base_space == space.name and \
-        space.scaled(trained.width_multiplier, trained.resolution).fingerprint == trained.fingerprint
+    is_proxy = (
+        trained.base_space == space.name
+        and space.scaled(trained.width_multiplier, trained.resolution).fingerprint == trained.fingerprint
+    )
     if not is_proxy:
         raise SpecializeError(
             f"weights file {path} is for space {trained.name!r} (fingerprint {trained.fingerprint}), which is neither "
-            f"space {space.name!r} (fingerprint {space.fingerprint}) nor a proxy of it")
+            f"space {space.name!r} (fingerprint {space.fingerprint}) nor a proxy of it"
+        )
     notes = []
     if trained.resolution != space.resolution:
-        notes.append(f"weights were trained at proxy resolution {trained.resolution}; exporting for input {space.resolution}x{space.resolution}")
+        notes.append(
+            f"weights were trained at proxy resolution {trained.resolution}; exporting for input "
+            f"{space.resolution}x{space.resolution}"
+        )
     return notes
 
 
 def deploy_space(trained: SearchSpace, space: SearchSpace) -> SearchSpace:
     """The space of the network actually exported: the weights' channels at the requested input resolution."""
-    return trained if trained.resolution == space.resolution else dataclasses.replace(trained, resolution=space.resolution)
+    return (
+        trained if trained.resolution == space.resolution else dataclasses.replace(trained, resolution=space.resolution)
+    )
 
 
 def proxy_width_note(arch: Architecture, exported: Architecture) -> str | None:
@@ -176,9 +199,11 @@ def proxy_width_note(arch: Architecture, exported: Architecture) -> str | None:
     if width == 1:
         return None
     full, mine = arch_cost(arch)["macs"], arch_cost(exported)["macs"]
-    return (f"PROXY WIDTH: the weights were trained at EcoNAS proxy width multiplier {width:g}, so the exported network "
-            f"is the width-{width:g} sub-network: {mine / 1e6:.1f}M MACs, not the full-width {full / 1e6:.1f}M MACs "
-            f"of space {arch.space.name!r}")
+    return (
+        f"PROXY WIDTH: the weights were trained at EcoNAS proxy width multiplier {width:g}, so the exported network "
+        f"is the width-{width:g} sub-network: {mine / 1e6:.1f}M MACs, not the full-width {full / 1e6:.1f}M MACs "
+        f"of space {arch.space.name!r}"
+    )
 
 
 # -- batch-norm recalibration ---------------------------------------------------------------------
@@ -203,8 +228,12 @@ def calibration_batches_from(data: str | os.PathLike, resolution: int, n_images:
     try:
         from supernet.data import calibration_batches, load_dataset
     except ImportError as exc:
-        raise SpecializeError(f"--data needs the dataset reader supernet.data, which cannot be imported: {exc}") from None
-    return calibration_batches(load_dataset(data, image_size=resolution), resolution, n_images=n_images, batch_size=100, seed=0)
+        raise SpecializeError(
+            f"--data needs the dataset reader supernet.data, which cannot be imported: {exc}"
+        ) from None
+    return calibration_batches(
+        load_dataset(data, image_size=resolution), resolution, n_images=n_images, batch_size=100, seed=0
+    )
 
 
 # -- TensorRT -----------------------------------------------------------------------------------
@@ -230,8 +259,14 @@ def build_tensorrt_engine(onnx_bytes: bytes, resolution: int, precision: str) ->
 
 def trtexec_command(onnx_path: Path, engine_path: Path, resolution: int, precision: str) -> str:
     dims = ["x".join(map(str, shape)) for shape in trt_shapes(resolution)]
-    parts = ["trtexec", f"--onnx={shlex.quote(onnx_path.name)}", f"--saveEngine={shlex.quote(engine_path.name)}",
-             f"--minShapes=input:{dims[0]}", f"--optShapes=input:{dims[1]}", f"--maxShapes=input:{dims[2]}"]
+    parts = [
+        "trtexec",
+        f"--onnx={shlex.quote(onnx_path.name)}",
+        f"--saveEngine={shlex.quote(engine_path.name)}",
+        f"--minShapes=input:{dims[0]}",
+        f"--optShapes=input:{dims[1]}",
+        f"--maxShapes=input:{dims[2]}",
+    ]
     if precision == "fp16":
         parts.append("--fp16")
     return " ".join(parts)
@@ -241,12 +276,14 @@ def write_build_script(onnx_path: Path, engine_path: Path, resolution: int, prec
     """An executable build_<model>_engine.sh beside the ONNX file that runs trtexec on the target device
     (named after the model, so the next export beside it does not overwrite it)."""
     script = onnx_path.parent / f"build_{onnx_path.stem}_engine.sh"
-    text = ("#!/bin/sh\n"
-            "# Build the TensorRT engine on the device that will run it: engines are specific to the GPU and\n"
-            "# the TensorRT version (on Jetson, run this on the Jetson itself).\n"
-            "set -e\n"
-            'cd "$(dirname "$0")"\n'
-            f"{trtexec_command(onnx_path, engine_path, resolution, precision)}\n")
+    text = (
+        "#!/bin/sh\n"
+        "# Build the TensorRT engine on the device that will run it: engines are specific to the GPU and\n"
+        "# the TensorRT version (on Jetson, run this on the Jetson itself).\n"
+        "set -e\n"
+        'cd "$(dirname "$0")"\n'
+        f"{trtexec_command(onnx_path, engine_path, resolution, precision)}\n"
+    )
     atomic_write_bytes(script, text.encode())
     script.chmod(0o755)
     return script
@@ -255,32 +292,32 @@ def write_build_script(onnx_path: Path, engine_path: Path, resolution: int, prec
 # -- the sub-network export -----------------------------------------------------------------------
 @dataclass
 class ExportResult:
-    output: Path                     # the file written for the requested format (ONNX or engine)
+    output: Path  # the file written for the requested format (ONNX or engine)
     onnx_path: Path
     fmt: str
     precision: str
-    space: str                       # the requested space
-    network_space: str               # the exported network's space: the requested one, or its proxy
-    fingerprint: str                 # fingerprint of the exported network's space
+    space: str  # the requested space
+    network_space: str  # the exported network's space: the requested one, or its proxy
+    fingerprint: str  # fingerprint of the exported network's space
     arch: str
     trained: bool
     weights: str
     width_multiplier: float
-    macs: int                        # MACs of the exported network (what MobileNet papers call FLOPs)
-    full_macs: int                   # MACs of the arch at full width in the requested space
+    macs: int  # MACs of the exported network (what MobileNet papers call FLOPs)
+    full_macs: int  # MACs of the arch at full width in the requested space
     params: int
     bytes: int
     intensity: float
     peak_activation_bytes: int
-    max_abs_diff: float              # max |onnxruntime - torch| at batch sizes VERIFY_BATCHES
+    max_abs_diff: float  # max |onnxruntime - torch| at batch sizes VERIFY_BATCHES
     ops: list[str]
     recalibrated_images: int = 0
     bn_statistics: str = "inherited from the supernet"
-    measured_accuracy: float | None = None   # top-1 of the written graph in onnxruntime on held-out images
+    measured_accuracy: float | None = None  # top-1 of the written graph in onnxruntime on held-out images
     measured_on: str = ""
     engine_path: Path | None = None
     build_script: Path | None = None
-    warnings: list[str] = field(default_factory=list)   # say these loudly
+    warnings: list[str] = field(default_factory=list)  # say these loudly
     notes: list[str] = field(default_factory=list)
 
 
@@ -290,8 +327,10 @@ def check_options(fmt: str, precision: str) -> None:
     if precision not in PRECISIONS:
         raise SpecializeError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     if precision == "fp16" and fmt != "tensorrt":
-        raise SpecializeError("--precision fp16 applies to --format tensorrt (the ONNX file stays fp32 and TensorRT "
-                              "picks fp16 kernels at engine build); valid for onnx: fp32")
+        raise SpecializeError(
+            "--precision fp16 applies to --format tensorrt (the ONNX file stays fp32 and TensorRT "
+            "picks fp16 kernels at engine build); valid for onnx: fp32"
+        )
 
 
 def output_paths(output: str | os.PathLike, fmt: str) -> tuple[Path, Path | None]:
@@ -307,11 +346,17 @@ def output_paths(output: str | os.PathLike, fmt: str) -> tuple[Path, Path | None
 def build_metadata(space: SearchSpace, exported: Architecture, loaded: LoadedWeights, settings: dict) -> dict[str, str]:
     net_space = exported.space
     meta = {
-        "architecture": str(exported), "space": net_space.name, "space_fingerprint": net_space.fingerprint,
-        "requested_space": space.name, "requested_space_fingerprint": space.fingerprint,
+        "architecture": str(exported),
+        "space": net_space.name,
+        "space_fingerprint": net_space.fingerprint,
+        "requested_space": space.name,
+        "requested_space_fingerprint": space.fingerprint,
         "width_multiplier": f"{net_space.width_multiplier:g}",
-        "input": INPUT_CONVENTION.format(r=space.resolution), "input_name": "input", "output_name": "output",
-        "weights_trained": "true" if loaded.trained else "false", "weights": loaded.source,
+        "input": INPUT_CONVENTION.format(r=space.resolution),
+        "input_name": "input",
+        "output_name": "output",
+        "weights_trained": "true" if loaded.trained else "false",
+        "weights": loaded.source,
         "provenance": json.dumps(provenance(**settings), sort_keys=True),
     }
     class_names = net_space.class_names or space.class_names  # the weights' own names win (custom datasets)
@@ -339,10 +384,18 @@ def resolve_space(space_name: str, weights: str | os.PathLike | None) -> SearchS
     return get_space(space_name)
 
 
-def export_subnet(space_name: str, arch_string: str, output: str | os.PathLike, weights: str | os.PathLike | None = None,
-                  data: str | os.PathLike | None = None, fmt: str = "onnx", precision: str = "fp32",
-                  calibration: Sequence[torch.Tensor] | None = None, recalibrate_bn: bool = True,
-                  extra_metadata: dict[str, str] | None = None) -> ExportResult:
+def export_subnet(
+    space_name: str,
+    arch_string: str,
+    output: str | os.PathLike,
+    weights: str | os.PathLike | None = None,
+    data: str | os.PathLike | None = None,
+    fmt: str = "onnx",
+    precision: str = "fp32",
+    calibration: Sequence[torch.Tensor] | None = None,
+    recalibrate_bn: bool = True,
+    extra_metadata: dict[str, str] | None = None,
+) -> ExportResult:
     """The one deploy path: extract `arch_string` from the supernet (trained `weights` or random init),
     recalibrate batch norm, write ONNX (or an engine or its build script), check it against torch, and
     measure the written graph's accuracy on held-out images when there are any.
@@ -364,24 +417,55 @@ def export_subnet(space_name: str, arch_string: str, output: str | os.PathLike, 
     eval_data = data if data is not None else table_data
     bn_source, images = calibrate(module, loaded, space.resolution, data, calibration, recalibrate_bn, eval_data)
     cost = arch_cost(exported)
-    settings = {"space": space.name, "arch": str(arch), "weights": loaded.source, "data": str(data) if data else None,
-                "format": fmt, "precision": precision, "bn_statistics": bn_source}
+    settings = {
+        "space": space.name,
+        "arch": str(arch),
+        "weights": loaded.source,
+        "data": str(data) if data else None,
+        "format": fmt,
+        "precision": precision,
+        "bn_statistics": bn_source,
+    }
     metadata = build_metadata(space, exported, loaded, settings)
     metadata.update({META + k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in cost.items()})
     metadata.update({META + "bn_recalibrated": "true" if images else "false", **(extra_metadata or {})})
     onnx_bytes, diff, ops = subnet_to_onnx(module, space.resolution, metadata)
-    measured, measured_on = measure_onnx_accuracy(onnx_bytes, eval_data, space.resolution) if loaded.trained \
+    measured, measured_on = (
+        measure_onnx_accuracy(onnx_bytes, eval_data, space.resolution)
+        if loaded.trained
         else (None, "not measured: untrained weights")
+    )
     if measured is not None:
-        onnx_bytes = with_metadata(onnx_bytes, {META + "measured_accuracy": f"{measured:.6f}", META + "measured_on": measured_on})
+        onnx_bytes = with_metadata(
+            onnx_bytes, {META + "measured_accuracy": f"{measured:.6f}", META + "measured_on": measured_on}
+        )
     atomic_write_bytes(onnx_path, onnx_bytes)
     result = ExportResult(
-        output=onnx_path, onnx_path=onnx_path, fmt=fmt, precision=precision, space=space.name,
-        network_space=exported.space.name, fingerprint=exported.space.fingerprint, arch=str(arch), trained=loaded.trained,
-        weights=loaded.source, width_multiplier=exported.space.width_multiplier, macs=cost["macs"],
-        full_macs=arch_cost(arch)["macs"], params=cost["params"], bytes=cost["bytes"], intensity=cost["intensity"],
-        peak_activation_bytes=cost["peak_activation_bytes"], max_abs_diff=diff, ops=ops, recalibrated_images=images,
-        bn_statistics=bn_source, measured_accuracy=measured, measured_on=measured_on, notes=list(loaded.notes))
+        output=onnx_path,
+        onnx_path=onnx_path,
+        fmt=fmt,
+        precision=precision,
+        space=space.name,
+        network_space=exported.space.name,
+        fingerprint=exported.space.fingerprint,
+        arch=str(arch),
+        trained=loaded.trained,
+        weights=loaded.source,
+        width_multiplier=exported.space.width_multiplier,
+        macs=cost["macs"],
+        full_macs=arch_cost(arch)["macs"],
+        params=cost["params"],
+        bytes=cost["bytes"],
+        intensity=cost["intensity"],
+        peak_activation_bytes=cost["peak_activation_bytes"],
+        max_abs_diff=diff,
+        ops=ops,
+        recalibrated_images=images,
+        bn_statistics=bn_source,
+        measured_accuracy=measured,
+        measured_on=measured_on,
+        notes=list(loaded.notes),
+    )
     _collect_warnings(result, loaded, arch, exported)
     if fmt == "tensorrt":
         _tensorrt_output(result, onnx_bytes, engine_path, space.resolution)
@@ -396,7 +480,9 @@ def with_metadata(onnx_bytes: bytes, metadata: dict[str, str]) -> bytes:
     return model.SerializeToString()
 
 
-def measure_onnx_accuracy(onnx_bytes: bytes, data: str | os.PathLike | None, resolution: int) -> tuple[float | None, str]:
+def measure_onnx_accuracy(
+    onnx_bytes: bytes, data: str | os.PathLike | None, resolution: int
+) -> tuple[float | None, str]:
     """Top-1 accuracy of the serialized graph in onnxruntime on `data`'s test split; (None, why) without data."""
     if data is None:
         return None, "not measured: no held-out images (give --data with a test split)"
@@ -408,17 +494,25 @@ def measure_onnx_accuracy(onnx_bytes: bytes, data: str | os.PathLike | None, res
     session = ort_session(onnx_bytes, threads=torch.get_num_threads())
     correct = 0
     for i in range(0, len(dataset.test_labels), 500):
-        logits = session.run(None, {"input": to_tensor(dataset.test_images[i:i + 500], resolution).numpy()})[0]
+        logits = session.run(None, {"input": to_tensor(dataset.test_images[i : i + 500], resolution).numpy()})[0]
         if not np.isfinite(logits).all():
-            raise SpecializeError("the exported graph outputs NaN or infinity on real images: the weights are corrupt; nothing written")
-        correct += int((logits.argmax(1) == dataset.test_labels[i:i + 500]).sum())
+            raise SpecializeError(
+                "the exported graph outputs NaN or infinity on real images: the weights are corrupt; nothing written"
+            )
+        correct += int((logits.argmax(1) == dataset.test_labels[i : i + 500]).sum())
     n = len(dataset.test_labels)
     return correct / n, f"test split of {data} ({n} images, onnxruntime)"
 
 
-def calibrate(module: nn.Module, loaded: LoadedWeights, resolution: int, data: str | os.PathLike | None,
-              calibration: Sequence[torch.Tensor] | None, recalibrate_bn: bool = True,
-              table_data: str | None = None) -> tuple[str, int]:
+def calibrate(
+    module: nn.Module,
+    loaded: LoadedWeights,
+    resolution: int,
+    data: str | os.PathLike | None,
+    calibration: Sequence[torch.Tensor] | None,
+    recalibrate_bn: bool = True,
+    table_data: str | None = None,
+) -> tuple[str, int]:
     """Set the sub-network's BN statistics; returns (where they came from, images used)."""
     if not loaded.trained:
         return "uniform noise (untrained weights)", recalibrate(module, noise_batches(resolution))
@@ -437,7 +531,8 @@ def calibrate(module: nn.Module, loaded: LoadedWeights, resolution: int, data: s
     raise SpecializeError(
         f"cannot recalibrate batch norm for weights {loaded.source}: give --data with the training images, or keep "
         f"the table's {'calibration file' if loaded.table else 'table.json and calibration.npz'} beside the weights; "
-        f"--no-recalibrate exports with the supernet's statistics (much less accurate for smaller sub-networks)")
+        f"--no-recalibrate exports with the supernet's statistics (much less accurate for smaller sub-networks)"
+    )
 
 
 def shipped_calibration(table: "AccuracyTable | None") -> Path | None:
@@ -448,7 +543,9 @@ def shipped_calibration(table: "AccuracyTable | None") -> Path | None:
     if path is None or not path.is_file():
         return None
     if sha256_file(path) != table.calibration.get("sha256"):
-        raise SpecializeError(f"calibration file {path} does not match the sha256 recorded in accuracy table {table.path}")
+        raise SpecializeError(
+            f"calibration file {path} does not match the sha256 recorded in accuracy table {table.path}"
+        )
     return path
 
 
@@ -485,4 +582,5 @@ def _tensorrt_output(result: ExportResult, onnx_bytes: bytes, engine_path: Path,
     result.build_script = write_build_script(result.onnx_path, engine_path, resolution, result.precision)
     result.warnings.append(
         f"no TensorRT engine built: {reason}. Wrote the ONNX file and {result.build_script}, which runs trtexec; "
-        f"engines are GPU- and TensorRT-version specific, so build on the target device (Jetson users: on the Jetson)")
+        f"engines are GPU- and TensorRT-version specific, so build on the target device (Jetson users: on the Jetson)"
+    )

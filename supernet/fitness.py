@@ -13,6 +13,7 @@ The validation images are kept in a fixed order (a permutation drawn from the ta
 prefix of the full one. Scores are cached by (architecture, images used); `evaluations` counts the
 sub-networks actually measured and `evaluations_per_second` their rate.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,24 +33,26 @@ from supernet.train import _seeded, held_out_split
 from supernet.train_config import TrainConfig
 from supernet.validate import load_table_weights
 
-ORDER_STREAM = 40      # the validation order's random stream, apart from the ones training draws from
+ORDER_STREAM = 40  # the validation order's random stream, apart from the ones training draws from
 
 
 @dataclass(frozen=True)
 class ValidationSplit:
-    x: torch.Tensor                   # [n, 3, R, R] validation images in the fixed order
-    y: torch.Tensor                   # [n] their labels
-    indices: np.ndarray               # [n] their indices among the dataset's training images, in that order
-    calibration: list[torch.Tensor]   # batch-norm recalibration batches (the table's calibration images)
-    calibration_indices: np.ndarray   # their indices among the training images
+    x: torch.Tensor  # [n, 3, R, R] validation images in the fixed order
+    y: torch.Tensor  # [n] their labels
+    indices: np.ndarray  # [n] their indices among the dataset's training images, in that order
+    calibration: list[torch.Tensor]  # batch-norm recalibration batches (the table's calibration images)
+    calibration_indices: np.ndarray  # their indices among the training images
 
 
 def training_config(table: AccuracyTable) -> TrainConfig:
     """The settings the table was trained with, from its provenance (missing ones take today's defaults)."""
     settings = (table.provenance or {}).get("settings")
     if not isinstance(settings, dict) or "seed" not in settings:
-        raise SpecializeError(f"accuracy table {table.path}: field 'provenance' has no training settings, so its "
-                              "validation split cannot be rebuilt")
+        raise SpecializeError(
+            f"accuracy table {table.path}: field 'provenance' has no training settings, so its "
+            "validation split cannot be rebuilt"
+        )
     known = {f.name for f in fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in settings.items() if k in known})
 
@@ -60,9 +63,11 @@ def check_same_data(table: AccuracyTable, dataset: ImageDataset) -> None:
     names = tuple(table.space.class_names or ())
     if counts.get("train") not in (None, len(dataset.train_labels)) or (names and names != tuple(dataset.classes)):
         raise SpecializeError(
-            f"data {dataset.source} is not the data accuracy table {table.path} was trained on ({len(dataset.train_labels)} "
+            f"data {dataset.source} is not the data accuracy table {table.path} was trained on "
+            f"({len(dataset.train_labels)} "
             f"training images in classes {', '.join(dataset.classes)}; the table's: {counts.get('train')} in "
-            f"{', '.join(names) or 'unnamed classes'}), so its validation split cannot be rebuilt")
+            f"{', '.join(names) or 'unnamed classes'}), so its validation split cannot be rebuilt"
+        )
 
 
 def table_split(table: AccuracyTable, dataset: ImageDataset, resolution: int) -> ValidationSplit:
@@ -71,8 +76,13 @@ def table_split(table: AccuracyTable, dataset: ImageDataset, resolution: int) ->
     check_same_data(table, dataset)
     _, held_out, calib = held_out_split(labels, cfg)
     order = held_out[np.random.default_rng(_seeded(cfg.seed, ORDER_STREAM)).permutation(len(held_out))]
-    return ValidationSplit(to_tensor(dataset.train_images[order], resolution), torch.from_numpy(labels[order]), order,
-                           image_batches(dataset.train_images[calib], resolution), calib)
+    return ValidationSplit(
+        to_tensor(dataset.train_images[order], resolution),
+        torch.from_numpy(labels[order]),
+        order,
+        image_batches(dataset.train_images[calib], resolution),
+        calib,
+    )
 
 
 class SupernetFitness:
@@ -102,8 +112,9 @@ class SupernetFitness:
         if key not in self.cache:
             start = time.perf_counter()
             arch = self.table.space.arch_from_indices(genes)
-            self.cache[key] = subnet_accuracy(self.net, arch, self.split.x[:images], self.split.y[:images],
-                                              self.split.calibration)
+            self.cache[key] = subnet_accuracy(
+                self.net, arch, self.split.x[:images], self.split.y[:images], self.split.calibration
+            )
             self.evaluations += 1
             self.seconds += time.perf_counter() - start
         return self.cache[key]
@@ -113,10 +124,16 @@ class SupernetFitness:
         return self.evaluations / max(self.seconds, 1e-9)
 
 
-def supernet_fitness(table: AccuracyTable, data: str | Path | ImageDataset, images: int | None = None) -> SupernetFitness:
+def supernet_fitness(
+    table: AccuracyTable, data: str | Path | ImageDataset, images: int | None = None
+) -> SupernetFitness:
     """The fitness of sub-networks of `table`'s supernet on its validation split of `data` (the first `images`
     of the fixed order when given)."""
     net = load_table_weights(table)
     cfg = training_config(table)
-    dataset = data if isinstance(data, ImageDataset) else load_dataset(data, image_size=cfg.resolution or table.space.resolution)
+    dataset = (
+        data
+        if isinstance(data, ImageDataset)
+        else load_dataset(data, image_size=cfg.resolution or table.space.resolution)
+    )
     return SupernetFitness(net, table, table_split(table, dataset, net.space.resolution), images)

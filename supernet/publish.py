@@ -1,7 +1,8 @@
 """Make a training run's table and weights the embedded default that the CLI uses without --table.
 
-    python -m supernet.publish runs/cifar10-default
+python -m supernet.publish runs/cifar10-default
 """
+
 from __future__ import annotations
 
 import shutil
@@ -20,7 +21,7 @@ def publish(run_dir: str | Path, name: str = "cifar10") -> Path:
     shutil.copyfile(weights, target)
     table.weights = dict(table.weights, file=target.name)
     calibration = table.calibration_path()
-    if calibration is not None:   # the BN recalibration images travel with the weights (at most ~2 MB)
+    if calibration is not None:  # the BN recalibration images travel with the weights (at most ~2 MB)
         assert sha256_file(calibration) == table.calibration["sha256"], "calibration images do not match the table"
         assert calibration.stat().st_size <= 2_200_000, f"{calibration} is over ~2 MB: lower --calib-images"
         shipped = DEFAULTS_DIR / f"{name}.calibration.npz"

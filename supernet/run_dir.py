@@ -4,6 +4,7 @@ Two `train` runs into one -o would interleave log.jsonl and overwrite each other
 directory is locked (fcntl.flock on `.lock`) for the whole run; the second run gets one clear error.
 The log is opened without following a planted symlink.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -39,7 +40,9 @@ def lock_run_dir(out: Path) -> int:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        raise SpecializeError(f"another `specialize train` is running in {out}; wait for it or pick another -o") from None
+        raise SpecializeError(
+            f"another `specialize train` is running in {out}; wait for it or pick another -o"
+        ) from None
     return fd
 
 
@@ -61,7 +64,9 @@ def open_log(out: Path) -> IO[str]:
     try:
         fd = os.open(out / "log.jsonl", os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
-        raise SpecializeError(f"cannot open {out / 'log.jsonl'} (a symlink is refused): {exc.strerror or exc}") from None
+        raise SpecializeError(
+            f"cannot open {out / 'log.jsonl'} (a symlink is refused): {exc.strerror or exc}"
+        ) from None
     return os.fdopen(fd, "a")
 
 

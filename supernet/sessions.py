@@ -3,6 +3,7 @@ and profiling (`hw_profiles.runtime` times them). onnxruntime and tensorrt are i
 
 `ort_session` is copied verbatim into the standalone `hw_profiles/run_bundle.py` (tests/test_hw_runtime.py checks).
 """
+
 from __future__ import annotations
 
 from specialize.errors import SpecializeError
@@ -12,10 +13,13 @@ def ort_session(model, threads=1, graph_optimization_level="all"):
     """An onnxruntime CPU session as a deployment makes one: `threads` intra-op threads, one inter-op
     thread, sequential execution, the named graph optimization level. `model`: ONNX bytes or a path."""
     import onnxruntime
-    levels = {"disabled": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
-              "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL}
+
+    levels = {
+        "disabled": onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = int(threads)
     options.inter_op_num_threads = 1
@@ -30,9 +34,12 @@ def tensorrt_engine(onnx_bytes: bytes, precision: str, input_shapes: tuple | Non
     """A serialized TensorRT engine built from ONNX with builder + OnnxParser (fp16 flag for fp16);
     `input_shapes` (min, opt, max) adds an optimization profile for a dynamic batch."""
     import tensorrt as trt
+
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    flags = 0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    flags = (
+        0 if int(trt.__version__.split(".")[0]) >= 10 else 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+    )
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_bytes):

@@ -3,6 +3,7 @@
 Models take RGB float input in [0, 1], NCHW; normalization is the first module, so it travels
 inside every exported graph.
 """
+
 from __future__ import annotations
 
 import torch
@@ -34,8 +35,16 @@ class _AsymmetricConv(torch.autograd.Function):
     @staticmethod
     def symbolic(g, x, weight, stride: int, groups: int, pads: tuple[int, int, int, int]):
         kernel = weight.type().sizes()[-2:]
-        return g.op("Conv", x, weight, kernel_shape_i=list(kernel), strides_i=[stride, stride], group_i=groups,
-                    dilations_i=[1, 1], pads_i=[pads[2], pads[0], pads[3], pads[1]])
+        return g.op(
+            "Conv",
+            x,
+            weight,
+            kernel_shape_i=list(kernel),
+            strides_i=[stride, stride],
+            group_i=groups,
+            dilations_i=[1, 1],
+            pads_i=[pads[2], pads[0], pads[3], pads[1]],
+        )
 
 
 class PaddedConv2d(nn.Conv2d):
@@ -56,8 +65,15 @@ class PaddedConv2d(nn.Conv2d):
         return F.conv2d(F.pad(x, self.pads), self.weight, None, self.stride, 0, 1, self.groups)
 
 
-def conv_bn(c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True,
-            pads: tuple[int, int] | None = None) -> nn.Sequential:
+def conv_bn(
+    c_in: int,
+    c_out: int,
+    kernel: int,
+    stride: int = 1,
+    groups: int = 1,
+    act: bool = True,
+    pads: tuple[int, int] | None = None,
+) -> nn.Sequential:
     """Conv (padding `pads` before/after, default kernel // 2 each side) + BN [+ ReLU6]."""
     pads = pads or (kernel // 2, kernel // 2)
     layers = [PaddedConv2d(c_in, c_out, kernel, stride, groups, pads), nn.BatchNorm2d(c_out)]
@@ -82,8 +98,16 @@ class SqueezeExcite(nn.Module):
 class MBConv(nn.Module):
     """1x1 expand (BN, ReLU6) -> kxk depthwise (BN, ReLU6) -> [SE] -> 1x1 project (BN) [+ input]."""
 
-    def __init__(self, c_in: int, c_out: int, stride: int, kernel: int, expansion: int, se: bool,
-                 pads: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        c_in: int,
+        c_out: int,
+        stride: int,
+        kernel: int,
+        expansion: int,
+        se: bool,
+        pads: tuple[int, int] | None = None,
+    ):
         super().__init__()
         mid = c_in * expansion
         self.expand = conv_bn(c_in, mid, 1) if expansion != 1 else nn.Identity()
@@ -108,7 +132,9 @@ def block_module(spec: LayerSpec, cand: Candidate, pads: tuple[int, int] | None 
 def build_stem(space: SearchSpace) -> nn.Sequential:
     """The fixed stem: conv 3x3 + BN + ReLU6, then an MBConv of expansion 1, kernel 3."""
     return nn.Sequential(
-        conv_bn(3, space.stem_channels, 3, space.stem_stride, pads=space.conv_pads(space.resolution, 3, space.stem_stride)),
+        conv_bn(
+            3, space.stem_channels, 3, space.stem_stride, pads=space.conv_pads(space.resolution, 3, space.stem_stride)
+        ),
         MBConv(space.stem_channels, space.first_block_channels, 1, 3, 1, False),
     )
 
@@ -126,8 +152,12 @@ class StaticNet(nn.Module):
         self.normalize = Normalize(space.mean, space.std)
         self.stem = build_stem(space)
         sizes = space.layer_in_sizes()
-        self.blocks = nn.Sequential(*[block_module(spec, c, None if c.is_skip else space.conv_pads(size, c.kernel, spec.stride))
-                                      for spec, c, size in zip(space.layers, arch.candidates, sizes)])
+        self.blocks = nn.Sequential(
+            *[
+                block_module(spec, c, None if c.is_skip else space.conv_pads(size, c.kernel, spec.stride))
+                for spec, c, size in zip(space.layers, arch.candidates, sizes)
+            ]
+        )
         self.head = conv_bn(space.layers[-1].out_channels, space.head_channels, 1)
         self.dropout = nn.Dropout(space.dropout)
         self.classifier = nn.Linear(space.head_channels, space.num_classes)

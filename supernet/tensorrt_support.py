@@ -14,6 +14,7 @@ initializers, 2D/3D convolutions, tensor data types. Not verified: that an engin
 fusions, tactic availability, workspace), its latency, and fp16 numerics; those need TensorRT on a GPU
 (`specialize export --format tensorrt` there, or the written build_<model>_engine.sh).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 
 SOURCE = "onnx/onnx-tensorrt docs/operators.md (TensorRT 8.5, opset <= 17)"
 OPSET_RANGE = (9, 17)
-TENSORRT_ONNX_OPS = frozenset("""
+TENSORRT_ONNX_OPS = frozenset(
+    """
 Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast Ceil Celu Clip
 Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DepthToSpace DequantizeLinear Div Dropout
 Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor Gather GatherElements GatherND Gemm GlobalAveragePool
@@ -37,11 +39,20 @@ Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean R
 ReduceSumSquare Relu Reshape Resize ReverseSequence RNN RoiAlign Round ScaledTanh Scan Scatter ScatterElements
 ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt
 Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
-""".split())
+""".split()
+)
 # Inputs (by position) that must be initializers or Constant outputs: weights and biases, axes, K.
-CONSTANT_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "Gemm": (1, 2), "Slice": (3,), "Squeeze": (1,),
-                   "Unsqueeze": (1,), "TopK": (1,), "CumSum": (1,)}
-CONV_WEIGHT_RANKS = (4, 5)   # "2D or 3D convolutions only"
+CONSTANT_INPUTS = {
+    "Conv": (1, 2),
+    "ConvTranspose": (1, 2),
+    "Gemm": (1, 2),
+    "Slice": (3,),
+    "Squeeze": (1,),
+    "Unsqueeze": (1,),
+    "TopK": (1,),
+    "CumSum": (1,),
+}
+CONV_WEIGHT_RANKS = (4, 5)  # "2D or 3D convolutions only"
 TENSOR_TYPES = ("FLOAT", "FLOAT16", "DOUBLE", "INT8", "INT32", "INT64", "BOOL")
 
 
@@ -58,7 +69,9 @@ def opset_problems(model: "onnx.ModelProto") -> list[str]:
 def node_problems(model: "onnx.ModelProto") -> list[str]:
     """Unsupported op types, non-constant weights or axes, and convolutions that are not 2D or 3D."""
     graph = model.graph
-    constants = {t.name for t in graph.initializer} | {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    constants = {t.name for t in graph.initializer} | {
+        o for n in graph.node if n.op_type == "Constant" for o in n.output
+    }
     ranks = {t.name: len(t.dims) for t in graph.initializer}
     problems = []
     for node in graph.node:
@@ -67,7 +80,9 @@ def node_problems(model: "onnx.ModelProto") -> list[str]:
             continue
         for i in CONSTANT_INPUTS.get(node.op_type, ()):
             if i < len(node.input) and node.input[i] and node.input[i] not in constants:
-                problems.append(f"{node.op_type} node {node.name!r}: input {i} ({node.input[i]!r}) is computed, not an initializer")
+                problems.append(
+                    f"{node.op_type} node {node.name!r}: input {i} ({node.input[i]!r}) is computed, not an initializer"
+                )
         weight = node.input[1] if node.op_type in ("Conv", "ConvTranspose") and len(node.input) > 1 else None
         if weight in ranks and ranks[weight] not in CONV_WEIGHT_RANKS:
             problems.append(f"{node.op_type} node {node.name!r}: {ranks[weight] - 2}D convolution (2D or 3D only)")
@@ -80,8 +95,11 @@ def type_problems(model: "onnx.ModelProto") -> list[str]:
     graph = model.graph
     typed = [(t.name, t.data_type) for t in graph.initializer]
     typed += [(v.name, v.type.tensor_type.elem_type) for v in [*graph.input, *graph.output]]
-    return [f"tensor {name!r} has type {TensorProto.DataType.Name(kind)}" for name, kind in typed
-            if TensorProto.DataType.Name(kind) not in TENSOR_TYPES]
+    return [
+        f"tensor {name!r} has type {TensorProto.DataType.Name(kind)}"
+        for name, kind in typed
+        if TensorProto.DataType.Name(kind) not in TENSOR_TYPES
+    ]
 
 
 def tensorrt_parser_problems(model: "onnx.ModelProto") -> list[str]:

@@ -17,6 +17,7 @@ on it (the meta stage is the case of one candidate, the largest, at layer 0), so
 pass is wrapped in DistributedDataParallel and gradients are all-reduced by its backward. Each rank
 trains on its own shard; only rank 0 writes.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -97,11 +98,13 @@ class FairnessPass(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, x: torch.Tensor, chosen: list[Candidate], cands: list[Candidate],
-                suffix: list[Candidate]) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, chosen: list[Candidate], cands: list[Candidate], suffix: list[Candidate]
+    ) -> torch.Tensor:
         prefix = self.net.run_blocks(self.net.features_in(x), chosen)
-        return torch.stack([self.net.classify(self.net.run_blocks(prefix, [c] + suffix, start=len(chosen)))
-                            for c in cands])
+        return torch.stack(
+            [self.net.classify(self.net.run_blocks(prefix, [c] + suffix, start=len(chosen))) for c in cands]
+        )
 
 
 def _seeded(seed: int, *parts: int) -> int:
@@ -115,9 +118,11 @@ def _lr_at(cfg: TrainConfig, base: float, step: int, total: int) -> float:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, out_dir: str | Path, report: Reporter = lambda e: None, dist_info: Dist = Dist()):
+    def __init__(
+        self, cfg: TrainConfig, out_dir: str | Path, report: Reporter = lambda e: None, dist_info: Dist = Dist()
+    ):
         self.cfg, self.out, self.report, self.dist = cfg, Path(out_dir), report, dist_info
-        self.checkpoint_seconds = 600.0   # inside a meta epoch; every epoch and fine-tuned layer also checkpoints
+        self.checkpoint_seconds = 600.0  # inside a meta epoch; every epoch and fine-tuned layer also checkpoints
         preset = get_space(cfg.space)
         self.data = load_dataset(cfg.data, image_size=(cfg.resolution or cfg.input_size or preset.resolution))
         for note in self.data.notes:
@@ -138,15 +143,26 @@ class Trainer:
         torch.manual_seed(_seeded(cfg.seed, 0))
         self.net = Supernet(self.trained_space).to(memory_format=torch.channels_last)  # 1.7x faster convs on CPU
         self.pretrained = import_pretrained(self.net, cfg.init) if cfg.init else None
-        self.crop_padding = max(4, self.res // 8)   # random-crop shift: 4 pixels at 32x32, the same share above
+        self.crop_padding = max(4, self.res // 8)  # random-crop shift: 4 pixels at 32x32, the same share above
         teacher = cfg.teacher or (self.pretrained["architecture"] if self.pretrained else None)
-        self.teacher_arch = list((self.trained_space.parse_arch(teacher) if teacher else self.trained_space.largest_arch()).candidates)
+        self.teacher_arch = list(
+            (self.trained_space.parse_arch(teacher) if teacher else self.trained_space.largest_arch()).candidates
+        )
         self.model = FairnessPass(self.net)
-        if dist_info.world > 1:   # SE weights of unchosen candidates get no gradient in some passes
+        if dist_info.world > 1:  # SE weights of unchosen candidates get no gradient in some passes
             self.model = DistributedDataParallel(self.model, find_unused_parameters=True)
         self.largest = self.space.largest
-        self.state = {"stage": "meta", "epoch": 0, "layer": 0, "chosen": [], "accuracy": [], "wall": {"meta": 0.0, "finetune": 0.0},
-                      "history": []}
+        meta = self.trained_space.parse_arch(cfg.meta_arch) if cfg.meta_arch else self.trained_space.largest_arch()
+        self.meta_arch = list(meta.candidates)  # what the meta stage trains: the largest, or a fixed baseline
+        self.state = {
+            "stage": "meta",
+            "epoch": 0,
+            "layer": 0,
+            "chosen": [],
+            "accuracy": [],
+            "wall": {"meta": 0.0, "finetune": 0.0},
+            "history": [],
+        }
 
     # -- batches --------------------------------------------------------------------------
     def batches(self, stage: int, index: int, start: int = 0):
@@ -160,9 +176,13 @@ class Trainer:
         for step, first in enumerate(range(0, usable, self.cfg.batch_size)):
             if step < start:
                 continue
-            idx = order[first:first + self.cfg.batch_size][self.dist.rank * per_rank:(self.dist.rank + 1) * per_rank]
+            idx = order[first : first + self.cfg.batch_size][
+                self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank
+            ]
             gb = torch.Generator().manual_seed(_seeded(self.cfg.seed, stage, index, step))
-            x = augment(to_tensor(self.data.train_images[idx], self.res), gb, self.crop_padding).contiguous(memory_format=torch.channels_last)
+            x = augment(to_tensor(self.data.train_images[idx], self.res), gb, self.crop_padding).contiguous(
+                memory_format=torch.channels_last
+            )
             yield x, torch.from_numpy(self.data.train_labels[idx])
 
     def steps_per_epoch(self) -> int:
@@ -182,17 +202,19 @@ class Trainer:
 
     # -- stages ---------------------------------------------------------------------------
     def optimizer(self, lr: float) -> torch.optim.SGD:
-        return torch.optim.SGD(self.net.parameters(), lr=lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay, nesterov=True)
+        return torch.optim.SGD(
+            self.net.parameters(), lr=lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay, nesterov=True
+        )
 
     def meta_epoch(self, opt: torch.optim.Optimizer, epoch: int) -> dict:
         """One meta epoch from the step the state records; checkpoints every `checkpoint_seconds` inside it."""
         self.net.train()
-        arch = [self.largest] * self.space.num_layers
+        arch = self.meta_arch
         total, per_epoch = self.cfg.epochs * self.steps_per_epoch(), self.steps_per_epoch()
         run = self.state.setdefault("meta_partial", {"step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "recent": []})
         last_save = time.time()
         for step, (x, y) in enumerate(self.batches(10, epoch, run["step"]), start=run["step"]):
-            torch.manual_seed(_seeded(self.cfg.seed, 10, epoch, step))   # dropout
+            torch.manual_seed(_seeded(self.cfg.seed, 10, epoch, step))  # dropout
             for group in opt.param_groups:
                 group["lr"] = _lr_at(self.cfg, self.cfg.lr, epoch * per_epoch + step, total)
             logits = self.model(x, [], arch[:1], arch[1:])[0]
@@ -202,15 +224,26 @@ class Trainer:
             opt.step()
             value = loss.item()
             if not math.isfinite(value):
-                raise SpecializeError(f"training diverged: loss {value} at meta epoch {epoch + 1}, step {step + 1}; "
-                                      f"lower --lr (now {self.cfg.lr:g})")
+                raise SpecializeError(
+                    f"training diverged: loss {value} at meta epoch {epoch + 1}, step {step + 1}; "
+                    f"lower --lr (now {self.cfg.lr:g})"
+                )
             run["loss_sum"] += value
             run["recent"] = (run["recent"] + [value])[-20:]
             run["correct"] += int((logits.argmax(1) == y).sum())
             run["seen"] += len(y)
             run["step"] = step + 1
-            self.report({"event": "step", "stage": "meta", "epoch": epoch, "step": step + 1, "steps": per_epoch,
-                         "loss": float(np.mean(run["recent"])), "train_accuracy": run["correct"] / max(run["seen"], 1)})
+            self.report(
+                {
+                    "event": "step",
+                    "stage": "meta",
+                    "epoch": epoch,
+                    "step": step + 1,
+                    "steps": per_epoch,
+                    "loss": float(np.mean(run["recent"])),
+                    "train_accuracy": run["correct"] / max(run["seen"], 1),
+                }
+            )
             if time.time() - last_save > self.checkpoint_seconds and run["step"] < per_epoch:
                 self.state["wall"]["meta"] += time.time() - last_save
                 self.save_checkpoint(opt)
@@ -235,8 +268,16 @@ class Trainer:
             step_loss = self.fairness_step(x, y, chosen, suffix)
             opt.step()
             losses.append(step_loss)
-            self.report({"event": "step", "stage": "finetune", "layer": layer, "step": step + 1, "steps": steps,
-                         "loss": float(np.mean(losses[-20:]))})
+            self.report(
+                {
+                    "event": "step",
+                    "stage": "finetune",
+                    "layer": layer,
+                    "step": step + 1,
+                    "steps": steps,
+                    "loss": float(np.mean(losses[-20:])),
+                }
+            )
         self._sync_buffers()
         return float(np.mean(losses))
 
@@ -244,7 +285,9 @@ class Trainer:
         """The candidates layer `layer` may take (`skip` only where it keeps its shape)."""
         return [self.space.candidates[i] for i in self.space.allowed_indices(layer)]
 
-    def fairness_step(self, x: torch.Tensor, y: torch.Tensor, chosen: list[Candidate], suffix: list[Candidate]) -> float:
+    def fairness_step(
+        self, x: torch.Tensor, y: torch.Tensor, chosen: list[Candidate], suffix: list[Candidate]
+    ) -> float:
         """Strict fairness: every allowed candidate at the layer, same batch, gradients summed (mean loss).
         Candidates go `candidates_per_pass` at a time (each group recomputes the prefix). Under DDP
         only the last group's backward all-reduces; the largest candidate goes last, so every
@@ -252,15 +295,20 @@ class Trainer:
         in the teacher architecture's soft labels (in-place distillation, once-for-all §3.2)."""
         cands = [c for c in self.layer_candidates(len(chosen)) if c != self.largest] + [self.largest]
         size = self.cfg.candidates_per_pass or len(cands)
-        groups = [cands[i:i + size] for i in range(0, len(cands), size)]
+        groups = [cands[i : i + size] for i in range(0, len(cands), size)]
         soft = self.teacher_probabilities(x)
         total = 0.0
         for i, group in enumerate(groups):
-            quiet = self.model.no_sync() if isinstance(self.model, DistributedDataParallel) and i < len(groups) - 1 \
+            quiet = (
+                self.model.no_sync()
+                if isinstance(self.model, DistributedDataParallel) and i < len(groups) - 1
                 else contextlib.nullcontext()
+            )
             with quiet:
                 logits = self.model(x, chosen, group, suffix)
-                loss = self.loss(logits.flatten(0, 1), y.repeat(len(group)), None if soft is None else soft.repeat(len(group), 1))
+                loss = self.loss(
+                    logits.flatten(0, 1), y.repeat(len(group)), None if soft is None else soft.repeat(len(group), 1)
+                )
                 loss = loss * len(group) / len(cands)
                 loss.backward()
             total += loss.item()
@@ -294,8 +342,17 @@ class Trainer:
         for n, i in enumerate(allowed):
             cand = self.space.candidates[i]
             row[i] = self.evaluate(chosen + [cand] + suffix, self.val_x, self.val_y)
-            self.report({"event": "eval", "stage": "finetune", "layer": layer, "candidate": cand.name, "index": n + 1,
-                         "count": len(allowed), "accuracy": row[i]})
+            self.report(
+                {
+                    "event": "eval",
+                    "stage": "finetune",
+                    "layer": layer,
+                    "candidate": cand.name,
+                    "index": n + 1,
+                    "count": len(allowed),
+                    "accuracy": row[i],
+                }
+            )
         return row
 
     # -- checkpoints ----------------------------------------------------------------------
@@ -303,7 +360,12 @@ class Trainer:
         if not self.dist.main:
             return
         state = dict(self.state, chosen=[c.name for c in self.state["chosen"]])
-        payload = {"config": asdict(self.cfg), "state_json": json.dumps(state), "net": self.net.state_dict(), "optimizer": opt.state_dict()}
+        payload = {
+            "config": asdict(self.cfg),
+            "state_json": json.dumps(state),
+            "net": self.net.state_dict(),
+            "optimizer": opt.state_dict(),
+        }
         buffer = io.BytesIO()
         torch.save(payload, buffer)
         atomic_write_bytes(self.out / CHECKPOINT_FILE, buffer.getvalue())
@@ -325,10 +387,18 @@ class Trainer:
         return opt
 
     # -- the run ---------------------------------------------------------------------------
-    def run(self, resume: bool = False) -> AccuracyTable:
+    def meta_stage(self, resume: bool = False) -> torch.optim.Optimizer:
+        """Stage 1 (or what is left of it after a resume): `meta_arch` trained for `epochs`; returns the optimizer."""
         opt = self.load_checkpoint(self.optimizer) if resume else None
         if resume and opt is not None:
-            self.report({"event": "resume", "stage": self.state["stage"], "epoch": self.state["epoch"], "layer": self.state["layer"]})
+            self.report(
+                {
+                    "event": "resume",
+                    "stage": self.state["stage"],
+                    "epoch": self.state["epoch"],
+                    "layer": self.state["layer"],
+                }
+            )
         opt = opt or self.optimizer(self.cfg.lr)
         s = self.state
         while s["stage"] == "meta" and s["epoch"] < self.cfg.epochs:
@@ -337,9 +407,14 @@ class Trainer:
             s["history"].append({"stage": "meta", "epoch": s["epoch"], **stats})
             self.report({"event": "epoch", "stage": "meta", "epoch": s["epoch"], "epochs": self.cfg.epochs, **stats})
             self.save_checkpoint(opt)
+        return opt
+
+    def run(self, resume: bool = False) -> AccuracyTable:
+        opt = self.meta_stage(resume)
+        s = self.state
         if s["stage"] == "meta":
             s["stage"] = "finetune"
-            s["meta_test_accuracy"] = self.test_accuracy([self.largest] * self.space.num_layers)
+            s["meta_test_accuracy"] = self.test_accuracy(self.meta_arch)
             self.report({"event": "meta_done", "test_accuracy": s["meta_test_accuracy"]})
             opt = self.optimizer(self.cfg.finetune_lr)
             self.save_checkpoint(opt)
@@ -353,10 +428,26 @@ class Trainer:
             s["accuracy"].append(row)
             s["layer"] += 1
             s["wall"]["finetune"] += time.time() - start
-            s["history"].append({"stage": "finetune", "layer": layer, "loss": loss, "best": self.space.candidates[best].name,
-                                 "best_accuracy": row[best]})
-            self.report({"event": "layer", "stage": "finetune", "layer": layer + 1, "layers": self.space.num_layers,
-                         "best": self.space.candidates[best].name, "accuracy": row[best], "loss": loss})
+            s["history"].append(
+                {
+                    "stage": "finetune",
+                    "layer": layer,
+                    "loss": loss,
+                    "best": self.space.candidates[best].name,
+                    "best_accuracy": row[best],
+                }
+            )
+            self.report(
+                {
+                    "event": "layer",
+                    "stage": "finetune",
+                    "layer": layer + 1,
+                    "layers": self.space.num_layers,
+                    "best": self.space.candidates[best].name,
+                    "accuracy": row[best],
+                    "loss": loss,
+                }
+            )
             self.save_checkpoint(opt)
         if s["stage"] != "spread":
             s["stage"] = "spread"
@@ -378,10 +469,24 @@ class Trainer:
         for i, arch in enumerate(archs):
             genes = np.asarray(arch.indices)
             accuracy = self.evaluate(list(arch.candidates), self.val_x, self.val_y)
-            out.append({"arch": str(arch), "score": float(loss[rows, genes].sum()), "accuracy": accuracy,
-                        "macs": int(self.macs[rows, genes].sum())})
-            self.report({"event": "eval", "stage": "spread", "index": i + 1, "count": len(archs), "arch": str(arch),
-                         "accuracy": accuracy})
+            out.append(
+                {
+                    "arch": str(arch),
+                    "score": float(loss[rows, genes].sum()),
+                    "accuracy": accuracy,
+                    "macs": int(self.macs[rows, genes].sum()),
+                }
+            )
+            self.report(
+                {
+                    "event": "eval",
+                    "stage": "spread",
+                    "index": i + 1,
+                    "count": len(archs),
+                    "arch": str(arch),
+                    "accuracy": accuracy,
+                }
+            )
         return out
 
     def test_accuracy(self, cands: list[Candidate]) -> float:
@@ -394,26 +499,55 @@ class Trainer:
         best_test = self.test_accuracy(s["chosen"])
         n_val = len(self.val_idx)
         table = AccuracyTable(
-            space=self.space, accuracy=np.asarray(s["accuracy"]), best_arch=best_arch, trained_space=self.trained_space,
+            space=self.space,
+            accuracy=np.asarray(s["accuracy"]),
+            best_arch=best_arch,
+            trained_space=self.trained_space,
             proxy=self.cfg.proxy(),
-            results={"meta_test_accuracy": s["meta_test_accuracy"], "best_test_accuracy": best_test,
-                     "validation_images": n_val, "wall_seconds": s["wall"], "history": s["history"],
-                     "spread": s["spread"], "accuracy_fit": fit_accuracy(s["spread"], n_val)},
-            provenance=provenance(**asdict(self.cfg), data_counts={**self.data.counts(), "train_used": len(self.train_idx),
-                                                                     "validation": n_val, "validation_per_class": self.val_per_class},
-                                  class_names=list(self.space.class_names or ()), data_notes=list(self.data.notes),
-                                  world_size=self.dist.world, data_parallel=self.data_parallel(), pretrained=self.pretrained,
-                                  torch_threads=torch.get_num_threads()),
+            results={
+                "meta_test_accuracy": s["meta_test_accuracy"],
+                "best_test_accuracy": best_test,
+                "validation_images": n_val,
+                "wall_seconds": s["wall"],
+                "history": s["history"],
+                "spread": s["spread"],
+                "accuracy_fit": fit_accuracy(s["spread"], n_val),
+            },
+            provenance=provenance(
+                **asdict(self.cfg),
+                data_counts={
+                    **self.data.counts(),
+                    "train_used": len(self.train_idx),
+                    "validation": n_val,
+                    "validation_per_class": self.val_per_class,
+                },
+                class_names=list(self.space.class_names or ()),
+                data_notes=list(self.data.notes),
+                world_size=self.dist.world,
+                data_parallel=self.data_parallel(),
+                pretrained=self.pretrained,
+                torch_threads=torch.get_num_threads(),
+            ),
         )
         if self.dist.main:
             weights = self.out / "weights.pt"
-            save_supernet_weights(weights, self.net, getattr(torch, self.cfg.weights_dtype),
-                                  extra={"best_arch": best_arch, "table": "table.json"})
+            save_supernet_weights(
+                weights,
+                self.net,
+                getattr(torch, self.cfg.weights_dtype),
+                extra={"best_arch": best_arch, "table": "table.json"},
+            )
             table.weights = {"file": weights.name, "sha256": sha256_file(weights), "dtype": self.cfg.weights_dtype}
             table.calibration = self.save_calibration()
             table.save(self.out / "table.json")
-        self.report({"event": "done", "best_arch": best_arch, "best_test_accuracy": best_test,
-                     "meta_test_accuracy": s["meta_test_accuracy"]})
+        self.report(
+            {
+                "event": "done",
+                "best_arch": best_arch,
+                "best_test_accuracy": best_test,
+                "meta_test_accuracy": s["meta_test_accuracy"],
+            }
+        )
         return table
 
     def save_calibration(self) -> dict:
@@ -421,11 +555,17 @@ class Trainer:
         of this table recalibrate without the dataset."""
         path = self.out / CALIBRATION_FILE
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, images=self.data.train_images[self.calib_idx],
-                            labels=self.data.train_labels[self.calib_idx])
+        np.savez_compressed(
+            buffer, images=self.data.train_images[self.calib_idx], labels=self.data.train_labels[self.calib_idx]
+        )
         atomic_write_bytes(path, buffer.getvalue())
-        return {"file": path.name, "sha256": sha256_file(path), "images": int(len(self.calib_idx)),
-                "source": f"training split of {self.cfg.data}", "resolution": self.res}
+        return {
+            "file": path.name,
+            "sha256": sha256_file(path),
+            "images": int(len(self.calib_idx)),
+            "source": f"training split of {self.cfg.data}",
+            "resolution": self.res,
+        }
 
 
 def check_resumable(payload: dict, cfg: TrainConfig, path: Path) -> None:
@@ -442,8 +582,10 @@ def check_resumable(payload: dict, cfg: TrainConfig, path: Path) -> None:
     free = RESUMABLE_CHANGES + (FINETUNE_SETTINGS if in_meta else ())
     for key, value in asdict(cfg).items():
         if key in saved and key not in free and saved[key] != value:
-            raise SpecializeError(f"--resume: checkpoint {path} was made with {key}={saved[key]!r}, "
-                                  f"this run asks {key}={value!r}; resume with the same settings or pick another -o")
+            raise SpecializeError(
+                f"--resume: checkpoint {path} was made with {key}={saved[key]!r}, "
+                f"this run asks {key}={value!r}; resume with the same settings or pick another -o"
+            )
 
 
 def init_distributed() -> Dist:
@@ -456,12 +598,14 @@ def init_distributed() -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size())
 
 
-def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: Reporter = lambda e: None) -> AccuracyTable:
+def train(
+    cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: Reporter = lambda e: None
+) -> AccuracyTable:
     """Run (or resume) the two-stage training; writes table.json, weights.pt and log.jsonl into out_dir."""
     cfg.check()
     dist_info = init_distributed()
     out = Path(out_dir)
-    run_dir = claim_run_dir(out, resume, CHECKPOINT_FILE) if dist_info.main else None   # locked until the run ends
+    run_dir = claim_run_dir(out, resume, CHECKPOINT_FILE) if dist_info.main else None  # locked until the run ends
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     log = run_dir.log if run_dir else None
@@ -474,7 +618,7 @@ def train(cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: R
             report(event)
 
     try:
-        if resume and (out / CHECKPOINT_FILE).is_file():   # refuse a bad or foreign checkpoint before loading any data
+        if resume and (out / CHECKPOINT_FILE).is_file():  # refuse a bad or foreign checkpoint before loading any data
             check_resumable(read_checkpoint(out / CHECKPOINT_FILE)[0], cfg, out / CHECKPOINT_FILE)
         return Trainer(cfg, out, report_and_log, dist_info).run(resume)
     finally:

@@ -1,4 +1,5 @@
 """Training settings (no torch here, so the CLI can show their defaults without importing it)."""
+
 from __future__ import annotations
 
 import math
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 from specialize.errors import SpecializeError
 
-VALIDATION_IMAGES = 2500   # table entries 0.04 points apart; 500 images gave 0.2-point steps and exact ties
+VALIDATION_IMAGES = 2500  # table entries 0.04 points apart; 500 images gave 0.2-point steps and exact ties
 # Settings a resumed run may change: they do not alter what is trained or measured.
 RESUMABLE_CHANGES = ("threads", "candidates_per_pass")
 # Settings only the fine-tuning stage reads: a run resumed before that stage began may still change them.
@@ -17,33 +18,39 @@ FINETUNE_SETTINGS = ("finetune_epochs", "finetune_lr", "distill", "spread_sample
 class TrainConfig:
     space: str
     data: str
-    width: float = 1.0              # EcoNAS c: channel multiplier
-    resolution: int | None = None   # EcoNAS r: input resolution (None: the space's)
-    sample_ratio: float = 1.0       # EcoNAS s: share of the training images used
-    epochs: int = 10                # EcoNAS e: meta-training epochs
-    finetune_epochs: float = 0.2    # passes over the sampled data per fine-tuned layer
+    width: float = 1.0  # EcoNAS c: channel multiplier
+    resolution: int | None = None  # EcoNAS r: input resolution (None: the space's)
+    sample_ratio: float = 1.0  # EcoNAS s: share of the training images used
+    epochs: int = 10  # EcoNAS e: meta-training epochs
+    finetune_epochs: float = 0.2  # passes over the sampled data per fine-tuned layer
     batch_size: int = 128
     lr: float = 0.1
     finetune_lr: float = 0.02
     momentum: float = 0.9
     weight_decay: float = 4e-5
     label_smoothing: float = 0.0
-    schedule: str = "cosine"        # cosine | step
+    schedule: str = "cosine"  # cosine | step
     val_per_class: int | None = None  # None: enough to separate candidates (VALIDATION_IMAGES in all)
-    calib_images: int = 300         # batch-norm recalibration sample (shipped beside the weights)
-    spread_samples: int = 30        # sub-networks measured after training to fit table score -> accuracy
+    calib_images: int = 300  # batch-norm recalibration sample (shipped beside the weights)
+    spread_samples: int = 30  # sub-networks measured after training to fit table score -> accuracy
     seed: int = 0
     weights_dtype: str = "float16"
     threads: int | None = None
-    candidates_per_pass: int | None = None   # strict fairness: candidates per forward (None: all; fewer saves memory)
-    init: str | None = None          # pretrained start: efficientnet-lite0 or a state-dict path (None: from scratch)
-    input_size: int | None = None    # the deployed input resolution (None: the space's); the table's space has it
-    distill: float = 0.0             # fine-tuning: weight of in-place distillation from the teacher architecture
-    teacher: str | None = None       # its architecture (None: the largest; with --init, the pretrained one)
+    candidates_per_pass: int | None = None  # strict fairness: candidates per forward (None: all; fewer saves memory)
+    init: str | None = None  # pretrained start: efficientnet-lite0 or a state-dict path (None: from scratch)
+    input_size: int | None = None  # the deployed input resolution (None: the space's); the table's space has it
+    distill: float = 0.0  # fine-tuning: weight of in-place distillation from the teacher architecture
+    teacher: str | None = None  # its architecture (None: the largest; with --init, the pretrained one)
+    meta_arch: str | None = None  # what the meta stage trains (None: the largest; benchmarks/baseline.py: Lite0)
 
     def proxy(self) -> dict:
-        return {"width": self.width, "resolution": self.resolution, "sample_ratio": self.sample_ratio,
-                "epochs": self.epochs, "finetune_epochs": self.finetune_epochs}
+        return {
+            "width": self.width,
+            "resolution": self.resolution,
+            "sample_ratio": self.sample_ratio,
+            "epochs": self.epochs,
+            "finetune_epochs": self.finetune_epochs,
+        }
 
     def check(self) -> None:
         """Refuse settings that would crash training or silently train something else, naming the option."""
@@ -53,7 +60,12 @@ class TrainConfig:
 
 
 def _finite(value, low: float, high: float = math.inf, low_open: bool = False) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+    return (
+        isinstance(value, (int, float))
+        and math.isfinite(value)
+        and (value > low if low_open else value >= low)
+        and value <= high
+    )
 
 
 def _count(value, low: int, high: int = 2**31 - 1, optional: bool = False) -> bool:
@@ -73,7 +85,12 @@ def _rules(c: "TrainConfig") -> list[tuple]:
         ("distill", c.distill, _finite(c.distill, 0, 1), "a number in [0, 1]"),
         ("finetune-lr", c.finetune_lr, _finite(c.finetune_lr, 0, 100, low_open=True), "a number in (0, 100]"),
         ("weight-decay", c.weight_decay, _finite(c.weight_decay, 0, 1), "a number in [0, 1]"),
-        ("label-smoothing", c.label_smoothing, _finite(c.label_smoothing, 0, 1) and c.label_smoothing < 1, "a number in [0, 1)"),
+        (
+            "label-smoothing",
+            c.label_smoothing,
+            _finite(c.label_smoothing, 0, 1) and c.label_smoothing < 1,
+            "a number in [0, 1)",
+        ),
         ("val-per-class", c.val_per_class, _count(c.val_per_class, 1, optional=True), "1 or more"),
         ("calib-images", c.calib_images, _count(c.calib_images, 1, 1_000_000), "1..1000000"),
         ("spread-samples", c.spread_samples, _count(c.spread_samples, 0, 100_000), "0..100000"),

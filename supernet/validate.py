@@ -4,6 +4,7 @@ Samples architectures spread across the MACs range, measures each one's test acc
 weights after batch-norm recalibration, and correlates it with the table's predicted score
 (sum over layers of T_d).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -37,7 +38,9 @@ def load_table_weights(table: AccuracyTable) -> Supernet:
     """The supernet whose weights the table names, checked against the sha256 the table recorded."""
     path = table.weights_path()
     if path is None:
-        raise SpecializeError(f"accuracy table {table.path}: field 'weights' is empty, so it has no weights to evaluate")
+        raise SpecializeError(
+            f"accuracy table {table.path}: field 'weights' is empty, so it has no weights to evaluate"
+        )
     if not path.is_file():
         raise SpecializeError(f"accuracy table {table.path}: weights file {path} does not exist")
     if sha256_file(path) != table.weights.get("sha256"):
@@ -45,11 +48,15 @@ def load_table_weights(table: AccuracyTable) -> Supernet:
     net = load_supernet(path)
     base = net.space.base_space or net.space.name
     if base != table.space.name:
-        raise SpecializeError(f"weights file {path} is for space {net.space.name!r}, the table for {table.space.name!r}")
+        raise SpecializeError(
+            f"weights file {path} is for space {net.space.name!r}, the table for {table.space.name!r}"
+        )
     return net
 
 
-def validate_table(table: AccuracyTable, dataset: ImageDataset, samples: int, seed: int = 0, progress=lambda i, n: None) -> Fidelity:
+def validate_table(
+    table: AccuracyTable, dataset: ImageDataset, samples: int, seed: int = 0, progress=lambda i, n: None
+) -> Fidelity:
     from scipy.stats import kendalltau, spearmanr
 
     if samples < 3:
@@ -83,7 +90,9 @@ def scatter_plot(fidelity: Fidelity, path: str | Path, title: str) -> None:
     ax.scatter([s["predicted"] for s in fidelity.samples], [100 * s["accuracy"] for s in fidelity.samples], s=18)
     ax.set_xlabel("predicted score: sum over layers of T_d")
     ax.set_ylabel("measured test accuracy (%)")
-    ax.set_title(f"{title}\nKendall tau {fidelity.kendall_tau:.3f}, Spearman rho {fidelity.spearman_rho:.3f}", fontsize=9)
+    ax.set_title(
+        f"{title}\nKendall tau {fidelity.kendall_tau:.3f}, Spearman rho {fidelity.spearman_rho:.3f}", fontsize=9
+    )
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)

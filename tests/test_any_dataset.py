@@ -1,5 +1,6 @@
 """Training on a user's own images: classes from the data, other sizes resized, grayscale converted, and one
 clear line for data that cannot train (issue 9, item 4). Also the table's tie-break towards cheaper blocks."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,17 @@ from supernet.export import export_subnet
 from supernet.onnx_graph import read_metadata
 from supernet.train import TrainConfig, pick_best, train, validation_per_class
 
-TINY = dict(width=0.25, resolution=16, epochs=1, val_per_class=2, finetune_epochs=0.2, batch_size=8, calib_images=8,
-            spread_samples=3, seed=0)
+TINY = dict(
+    width=0.25,
+    resolution=16,
+    epochs=1,
+    val_per_class=2,
+    finetune_epochs=0.2,
+    batch_size=8,
+    calib_images=8,
+    spread_samples=3,
+    seed=0,
+)
 
 
 def test_two_class_folder_trains_a_two_class_space(tmp_path):
@@ -29,10 +39,18 @@ def test_two_class_folder_trains_a_two_class_space(tmp_path):
     table = train(TrainConfig(space="cifar10", data=str(data), **TINY), tmp_path / "run")
     assert table.space.num_classes == 2 and table.space.class_names == ("cats", "dogs")
     assert table.space.name == "cifar10-2class" and table.fingerprint != get_space("cifar10").fingerprint
-    out = export_subnet(table.space.name, table.best_arch, tmp_path / "m.onnx", weights=str(tmp_path / "run" / "table.json"))
+    out = export_subnet(
+        table.space.name, table.best_arch, tmp_path / "m.onnx", weights=str(tmp_path / "run" / "table.json")
+    )
     meta = read_metadata(onnx.load(str(out.onnx_path)))
     assert json.loads(meta["specialize.class_names"]) == ["cats", "dogs"]
-    assert out.measured_accuracy is not None   # the table's training data exists here, so its test split is measured
+    assert out.measured_accuracy is not None  # the table's training data exists here, so its test split is measured
+    # the space exists only in its table: `profile --space TABLE.json` profiles it, and the refusal says so
+    from specialize.api.hardware import resolve_profile, space_of
+
+    assert space_of(str(tmp_path / "run" / "table.json")).fingerprint == table.fingerprint
+    with pytest.raises(SpecializeError, match=r"specialize profile --name this-cpu --space TABLE.json"):
+        resolve_profile("this-cpu", table.space)
 
 
 def test_one_class_folder_is_one_clear_error(tmp_path):
@@ -68,4 +86,4 @@ def test_ties_go_to_the_cheaper_candidate():
 def test_validation_split_defaults_to_2500_images():
     labels = np.repeat(np.arange(10), 5000)
     assert validation_per_class(labels, None) * 10 == 2500
-    assert validation_per_class(np.repeat(np.arange(2), 20), None) == 4   # a fifth of the smallest class
+    assert validation_per_class(np.repeat(np.arange(2), 20), None) == 4  # a fifth of the smallest class

@@ -1,4 +1,5 @@
 """The Python API: `specialize(...)` and `pareto(...)` return data; the online path imports no torch or onnx."""
+
 import json
 import subprocess
 import sys
@@ -13,8 +14,18 @@ from specialize.errors import InfeasibleError, SpecializeError
 from specialize.space import get_space
 from specialize.table import AccuracyTable
 
-JSON_KEYS = {"arch", "space", "device", "macs", "params", "latency_ms", "intensity", "predicted_accuracy",
-             "optimality_gap", "search_seconds"}
+JSON_KEYS = {
+    "arch",
+    "space",
+    "device",
+    "macs",
+    "params",
+    "latency_ms",
+    "intensity",
+    "predicted_accuracy",
+    "optimality_gap",
+    "search_seconds",
+}
 
 
 def random_table(seed: int = 0) -> AccuracyTable:
@@ -40,7 +51,9 @@ def test_specialize_returns_a_result_within_bounds():
     assert result.macs == arch_cost(arch)["macs"] <= 45e6
     assert result.latency_ms == pytest.approx(profile.predict_ms(arch))
     assert all(b["ok"] for b in result.bounds) and len(result.blocks) == table.space.num_layers
-    assert result.predicted_accuracy == pytest.approx(table.accuracy[-1].max() + table.loss[np.arange(12), arch.indices].sum())
+    assert result.predicted_accuracy == pytest.approx(
+        table.accuracy[-1].max() + table.loss[np.arange(12), arch.indices].sum()
+    )
     assert 0 <= result.optimality_gap == result.optimum_value - result.strategy_value
     data = json.loads(json.dumps(result.to_dict()))
     assert JSON_KEYS <= set(data) and data["device"] == "roofline-test" and data["device_kind"] == "estimated"
@@ -70,9 +83,13 @@ def test_no_device_means_no_latency():
 
 
 def test_infeasible_and_bad_input_raise():
-    with pytest.raises(InfeasibleError, match="--max-flops 10M is infeasible: the smallest MACs in space cifar10 is 32.77M"):
+    with pytest.raises(
+        InfeasibleError, match="--max-flops 10M is infeasible: the smallest MACs in space cifar10 is 32.77M"
+    ):
         specialize(table=random_table(), max_flops="10M")
-    with pytest.raises(SpecializeError, match="unknown strategy 'annealing'; known: econas, epnas, exact, ga, pnas, random"):
+    with pytest.raises(
+        SpecializeError, match="unknown strategy 'annealing'; known: econas, epnas, exact, ga, pnas, random"
+    ):
         specialize(table=random_table(), strategy="annealing")
     with pytest.raises(SpecializeError, match="unknown strategy"):
         specialize(table=random_table(), solver="annealing")
@@ -98,7 +115,8 @@ from specialize.space import get_space
 from specialize.table import AccuracyTable
 space = get_space("cifar10")
 acc = np.random.default_rng(0).uniform(0.6, 0.9, (space.num_layers, space.num_candidates))
-specialize(table=AccuracyTable(space=space, accuracy=acc, best_arch="-"), device="jetson", max_flops="40M", generations=50)
+table = AccuracyTable(space=space, accuracy=acc, best_arch="-")
+specialize(table=table, device="jetson", max_flops="40M", generations=50)
 heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "onnx", "onnxruntime", "tensorrt", "matplotlib"))
 assert not heavy, heavy
 """
@@ -116,8 +134,12 @@ def test_zero_width_interval_answers_with_a_stated_tolerance(metric):
     profile = roofline_profile(table.space)
     arch = table.space.arch_from_indices(np.random.default_rng(5).integers(0, 12, 12))
     cost = arch_cost(arch)
-    value = {"flops": cost["macs"], "latency": profile.predict_ms(arch), "intensity": cost["intensity"],
-             "params": cost["params"]}[metric]
+    value = {
+        "flops": cost["macs"],
+        "latency": profile.predict_ms(arch),
+        "intensity": cost["intensity"],
+        "params": cost["params"],
+    }[metric]
     result = specialize(table=table, profile=profile, **{f"min_{metric}": value, f"max_{metric}": value})
     [bound] = result.bounds
     assert bound["lower"] == bound["upper"] == value and bound["tolerance"] > 0 and bound["ok"]
@@ -143,5 +165,6 @@ def test_an_exact_answer_stopped_early_is_labelled_not_proven(monkeypatch):
     result = specialize(table=table, strategy="exact", **bounds)
     assert result.status == result.optimum_status == "not proven"
     assert result.optimum_bound > result.optimum_value and result.optimality_gap == pytest.approx(
-        result.optimum_bound - result.accuracy_loss)
+        result.optimum_bound - result.accuracy_loss
+    )
     assert all(b["ok"] for b in result.bounds)

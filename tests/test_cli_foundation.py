@@ -1,4 +1,5 @@
 """CLI: `spaces`, `cost`, `export`; bad input gives one line on stderr and exit code 2, never a traceback."""
+
 from __future__ import annotations
 
 import json
@@ -83,7 +84,7 @@ def test_profile_hook_adds_latency(monkeypatch):
     assert data["latency_ms"] == 1.25 and seen == {"device": "pi5", "space": "cifar10", "path": None, "batch": 1}
     assert data["latency_expected_error"] == 0.3 and data["latency_profile"] == "pi5, estimated"
     invoke("cost", "--arch", CIFAR_ARCH, "--profile", "my.json", "--json", "--batch", "32")
-    assert seen["path"] == "my.json" and seen["batch"] == 32   # latency at the batch the other figures are for
+    assert seen["path"] == "my.json" and seen["batch"] == 32  # latency at the batch the other figures are for
 
 
 def assert_one_line_error(result, *needles: str) -> None:
@@ -96,18 +97,21 @@ def assert_one_line_error(result, *needles: str) -> None:
         assert needle in lines[0]
 
 
-@pytest.mark.parametrize("args, needles", [
-    (["cost", "--space", "imagenet", "--arch", CIFAR_ARCH], ["imagenet", "cifar10", "ponas-imagenet"]),
-    (["cost", "--arch", ",".join(["k3e3"] * 11 + ["3x3"])], ["'3x3'", "k<kernel>e<expansion>"]),
-    (["cost", "--arch", "k3e3,k3e3"], ["2 blocks", "12", "k7e6se"]),
-    (["cost", "--arch", ",".join(["k3e3"] * 11 + ["k9e9"])], ["k9e9", "k7e6se"]),
-    (["cost"], ["--arch", "--per-candidate"]),
-    (["export", "--space", "nope", "--arch", CIFAR_ARCH, "-o", "m.onnx"], ["nope", "cifar10"]),
-    (["export", "--arch", "k3e3,k3e3", "-o", "m.onnx"], ["2 blocks", "k7e6se"]),
-    (["export", "--arch", ",".join(["k3e3"] * 11 + ["k9e3"]), "-o", "m.onnx"], ["k9e3", "k3e3se"]),
-    (["export", "--arch", CIFAR_ARCH, "-o", "/nonexistent-dir/m.onnx"], ["/nonexistent-dir", "does not exist"]),
-    (["export", "--arch", CIFAR_ARCH, "-o", "m.onnx", "--format", "pdf"], ["pdf", "onnx, tensorrt"]),
-])
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["cost", "--space", "imagenet", "--arch", CIFAR_ARCH], ["imagenet", "cifar10", "ponas-imagenet"]),
+        (["cost", "--arch", ",".join(["k3e3"] * 11 + ["3x3"])], ["'3x3'", "k<kernel>e<expansion>"]),
+        (["cost", "--arch", "k3e3,k3e3"], ["2 blocks", "12", "k7e6se"]),
+        (["cost", "--arch", ",".join(["k3e3"] * 11 + ["k9e9"])], ["k9e9", "k7e6se"]),
+        (["cost"], ["--arch", "--per-candidate"]),
+        (["export", "--space", "nope", "--arch", CIFAR_ARCH, "-o", "m.onnx"], ["nope", "cifar10"]),
+        (["export", "--arch", "k3e3,k3e3", "-o", "m.onnx"], ["2 blocks", "k7e6se"]),
+        (["export", "--arch", ",".join(["k3e3"] * 11 + ["k9e3"]), "-o", "m.onnx"], ["k9e3", "k3e3se"]),
+        (["export", "--arch", CIFAR_ARCH, "-o", "/nonexistent-dir/m.onnx"], ["/nonexistent-dir", "does not exist"]),
+        (["export", "--arch", CIFAR_ARCH, "-o", "m.onnx", "--format", "pdf"], ["pdf", "onnx, tensorrt"]),
+    ],
+)
 def test_bad_input_one_line_exit_2(args, needles, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert_one_line_error(invoke(*args), *needles)
@@ -131,7 +135,9 @@ def test_export_untrained_tensorrt_fallback(tmp_path, monkeypatch):
 
 
 def test_cli_fast_path_does_not_import_torch():
-    code = ("import sys; from typer.testing import CliRunner; from cli.main import app; "
-            "r = CliRunner().invoke(app, ['cost', '--arch', 'x']); "
-            "assert r.exit_code == 2; assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys; from typer.testing import CliRunner; from cli.main import app; "
+        "r = CliRunner().invoke(app, ['cost', '--arch', 'x']); "
+        "assert r.exit_code == 2; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

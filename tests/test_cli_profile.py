@@ -1,4 +1,5 @@
 """`specialize profile ...` and `specialize devices` through typer's CliRunner, on a tiny space."""
+
 import json
 from dataclasses import replace
 
@@ -15,8 +16,17 @@ runner = CliRunner()
 
 
 def tiny_space():
-    return replace(get_space("cifar10"), name="tiny", resolution=16, stem_channels=8, first_block_channels=8,
-                   layers=(LayerSpec(8, 8, 1), LayerSpec(8, 16, 2)), head_channels=32, kernels=(3, 5), expansions=(3,))
+    return replace(
+        get_space("cifar10"),
+        name="tiny",
+        resolution=16,
+        stem_channels=8,
+        first_block_channels=8,
+        layers=(LayerSpec(8, 8, 1), LayerSpec(8, 16, 2)),
+        head_channels=32,
+        kernels=(3, 5),
+        expansions=(3,),
+    )
 
 
 @pytest.fixture
@@ -31,7 +41,9 @@ def invoke(*args):
 
 def test_profile_then_validate(tmp_path, tiny):
     out = tmp_path / "p.json"
-    result = invoke("profile", "--name", "this-cpu", "--space", "tiny", "--threads", 1, "--repeats", 3, "--force", "-o", out)
+    result = invoke(
+        "profile", "--name", "this-cpu", "--space", "tiny", "--threads", 1, "--repeats", 3, "--force", "-o", out
+    )
     assert result.exit_code == 0, result.output
     assert load_profile(out, tiny).kind == "measured"
     result = invoke("profile", "validate", "--profile", out, "--samples", 3, "--json")
@@ -50,6 +62,7 @@ def test_profile_needs_name_space_and_output(tmp_path):
 @pytest.mark.parametrize("runtime,needle", [("torch-cuda", "CUDA"), ("tensorrt", "TensorRT")])
 def test_missing_gpu_runtimes_exit_2_with_a_clear_message(tmp_path, runtime, needle):
     import torch
+
     if torch.cuda.is_available():
         pytest.skip("CUDA is available here")
     out = tmp_path / "p.json"
@@ -60,6 +73,7 @@ def test_missing_gpu_runtimes_exit_2_with_a_clear_message(tmp_path, runtime, nee
 def test_noisy_profile_is_refused_without_force(tmp_path, tiny, monkeypatch):
     from hw_profiles import profiler
     from hw_profiles.runtime import Timing
+
     monkeypatch.setattr(profiler, "time_runs", lambda run, clock, protocol: Timing(1.0, 0.4, 5, 1))
     out = tmp_path / "p.json"
     result = invoke("profile", "--name", "x", "--space", "tiny", "--threads", 1, "-o", out)
@@ -71,11 +85,27 @@ def test_noisy_profile_is_refused_without_force(tmp_path, tiny, monkeypatch):
 def test_bundle_and_import_via_cli(tmp_path, tiny):
     import subprocess
     import sys
+
     bundle = tmp_path / "bundle"
     result = invoke("profile", "bundle", "--space", "tiny", "-o", bundle, "--networks", 4)
     assert result.exit_code == 0, result.output
-    subprocess.run([sys.executable, bundle / "run_bundle.py", "--runner", "onnxruntime", "--repeats", "3", "--budget-s", "0.005",
-                    "--threads", "1"], check=True, capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            bundle / "run_bundle.py",
+            "--runner",
+            "onnxruntime",
+            "--repeats",
+            "3",
+            "--budget-s",
+            "0.005",
+            "--threads",
+            "1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     result = invoke("profile", "import", bundle, "--name", "board", "-o", tmp_path / "p.json")
     assert result.exit_code == 0, result.output
     assert load_profile(tmp_path / "p.json", tiny).name == "board"
@@ -113,36 +143,61 @@ def test_a_recorded_later_validation_widens_the_expected_error(tmp_path, tiny):
     """`validate --record -o` keeps the validation in the profile; one that missed by more than the
     profile expected becomes its band (a shipped 2-thread profile on a VM whose second core comes and goes)."""
     out, recorded = tmp_path / "p.json", tmp_path / "recorded.json"
-    assert invoke("profile", "--name", "this-cpu", "--space", "tiny", "--repeats", 3, "--force",
-                  "--calibration-networks", 4, "-o", out).exit_code == 0
+    assert (
+        invoke(
+            "profile",
+            "--name",
+            "this-cpu",
+            "--space",
+            "tiny",
+            "--repeats",
+            3,
+            "--force",
+            "--calibration-networks",
+            4,
+            "-o",
+            out,
+        ).exit_code
+        == 0
+    )
     profile = load_profile(out, tiny)
     data = profile.to_dict()
     data["measurement"]["validations"] = [{"mape": 0.87}]
     out.write_text(json.dumps(data))
     assert load_profile(out, tiny).expected_error == 0.87
-    result = invoke("profile", "validate", "--profile", out, "--samples", 3, "--runs", 3, "--record", "-o", recorded, "--json")
+    result = invoke(
+        "profile", "validate", "--profile", out, "--samples", 3, "--runs", 3, "--record", "-o", recorded, "--json"
+    )
     assert result.exit_code == 0, result.output
     validations = load_profile(recorded, tiny).measurement["validations"]
     assert len(validations) == 2 and validations[1]["mape"] == json.loads(result.stdout)["mape"]
     assert json.loads(result.stdout)["expected_error"] == max(0.87, validations[1]["mape"])
 
 
-@pytest.mark.parametrize("args, needle", [
-    (("--record",), "--record writes the profile to a file: give -o"),
-    (("--record", "--threads", 2, "-o", "X"), "--record keeps validations of the profile's own settings"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (("--record",), "--record writes the profile to a file: give -o"),
+        (("--record", "--threads", 2, "-o", "X"), "--record keeps validations of the profile's own settings"),
+    ],
+)
 def test_record_refusals_exit_2_before_timing(tmp_path, tiny, args, needle):
     out = tmp_path / "p.json"
-    assert invoke("profile", "--name", "this-cpu", "--space", "tiny", "--repeats", 3, "--force", "-o", out).exit_code == 0
-    result = invoke("profile", "validate", "--profile", out, "--samples", 3,
-                    *[tmp_path / "r.json" if a == "X" else a for a in args])
+    assert (
+        invoke("profile", "--name", "this-cpu", "--space", "tiny", "--repeats", 3, "--force", "-o", out).exit_code == 0
+    )
+    result = invoke(
+        "profile", "validate", "--profile", out, "--samples", 3, *[tmp_path / "r.json" if a == "X" else a for a in args]
+    )
     assert result.exit_code == 2 and needle in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "r.json").exists()
 
 
 def test_malformed_recorded_validations_name_the_field(tmp_path, tiny):
     out = tmp_path / "p.json"
-    assert invoke("profile", "--name", "this-cpu", "--space", "tiny", "--repeats", 3, "--force", "-o", out).exit_code == 0
+    assert (
+        invoke("profile", "--name", "this-cpu", "--space", "tiny", "--repeats", 3, "--force", "-o", out).exit_code == 0
+    )
     data = json.loads(out.read_text())
     data["measurement"]["validations"] = [{"mape": "high"}]
     out.write_text(json.dumps(data))

@@ -4,6 +4,7 @@ Plumbing tests use a table file of random accuracies; end-to-end tests use the `
 (a table made by the training command on tiny synthetic data) or the embedded default table, and
 skip when neither exists yet.
 """
+
 import json
 
 import numpy as np
@@ -15,8 +16,18 @@ from specialize.space import get_space
 from specialize.table import DEFAULT_TABLE, AccuracyTable
 
 runner = CliRunner()
-JSON_KEYS = {"arch", "space", "device", "macs", "params", "latency_ms", "intensity", "predicted_accuracy",
-             "optimality_gap", "search_seconds"}
+JSON_KEYS = {
+    "arch",
+    "space",
+    "device",
+    "macs",
+    "params",
+    "latency_ms",
+    "intensity",
+    "predicted_accuracy",
+    "optimality_gap",
+    "search_seconds",
+}
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +46,9 @@ def real_table(request) -> str:
     except pytest.FixtureLookupError:
         if DEFAULT_TABLE.is_file():
             return "default"
-        pytest.skip("no trained table yet: tests/conftest.py has no tiny_table fixture and the default table is missing")
+        pytest.skip(
+            "no trained table yet: tests/conftest.py has no tiny_table fixture and the default table is missing"
+        )
 
 
 def run(*args):
@@ -53,18 +66,34 @@ def test_json_output_has_the_documented_keys(random_table_file):
 def test_rich_output_shows_blocks_bounds_and_gap(random_table_file):
     done = run("--table", random_table_file, "--max-params", "1.5M", "--min-intensity", "6")
     assert done.exit_code == 0, done.output
-    for words in ("layer", "predicted accuracy", "MACs", "params", "intensity", "<= 1.5M", ">= 6", "answer: ga (heuristic", "gap"):
+    for words in (
+        "layer",
+        "predicted accuracy",
+        "MACs",
+        "params",
+        "intensity",
+        "<= 1.5M",
+        ">= 6",
+        "answer: ga (heuristic",
+        "gap",
+    ):
         assert words in done.stdout
 
 
-@pytest.mark.parametrize("args, words", [
-    (("--max-flops", "10M"), "--max-flops 10M is infeasible: the smallest MACs in space cifar10 is 32.77M"),
-    (("--max-flops", "30m"), "ambiguous"),
-    (("--max-latency", "2ms"), "needs a device"),
-    (("--strategy", "magic", "--max-flops", "40M"), "unknown strategy 'magic'; known: econas, epnas, exact, ga, pnas, random"),
-    (("--solver", "magic", "--max-flops", "40M"), "unknown strategy 'magic'"),
-    (("--device", "no-such-device"), "no-such-device"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (("--max-flops", "10M"), "--max-flops 10M is infeasible: the smallest MACs in space cifar10 is 32.77M"),
+        (("--max-flops", "30m"), "ambiguous"),
+        (("--max-latency", "2ms"), "needs a device"),
+        (
+            ("--strategy", "magic", "--max-flops", "40M"),
+            "unknown strategy 'magic'; known: econas, epnas, exact, ga, pnas, random",
+        ),
+        (("--solver", "magic", "--max-flops", "40M"), "unknown strategy 'magic'"),
+        (("--device", "no-such-device"), "no-such-device"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(random_table_file, args, words):
     done = run("--table", random_table_file, *args)
     assert done.exit_code == 2
@@ -78,8 +107,19 @@ def test_bare_command_prints_help():
 
 def test_pareto_writes_front_json_and_plot(random_table_file, tmp_path):
     out, png = tmp_path / "front.json", tmp_path / "front.png"
-    done = run("pareto", "--objective", "macs", "--table", random_table_file, "--generations", "20",
-               "-o", str(out), "--plot", str(png))
+    done = run(
+        "pareto",
+        "--objective",
+        "macs",
+        "--table",
+        random_table_file,
+        "--generations",
+        "20",
+        "-o",
+        str(out),
+        "--plot",
+        str(png),
+    )
     assert done.exit_code == 0, done.output
     front = json.loads(out.read_text())
     assert front["objective"] == "macs" and len(front["points"]) >= 2
@@ -107,22 +147,27 @@ def test_every_bound_option_is_generated_from_the_metric_registry(command, rando
     done = runner.invoke(app, [*command, "--help"], terminal_width=200)
     assert all(f"--{name.replace('_', '-')}" in done.stdout for name in BOUND_OPTIONS)
     args = ("--objective", "macs", "--generations", "5") if command else ()
-    done = run(*command, "--table", random_table_file, *args, "--min-flops", "40M", "--max-peak-memory", "2MiB",
-               "--json")
+    done = run(
+        *command, "--table", random_table_file, *args, "--min-flops", "40M", "--max-peak-memory", "2MiB", "--json"
+    )
     assert done.exit_code == 0, done.output
     bounds = {b["metric"]: b for b in json.loads(done.stdout)["bounds"]}
     assert bounds["macs"]["lower"] == 40e6 and bounds["peak_activation_bytes"]["upper"] == 2 * 2**20
 
 
-@pytest.mark.parametrize("args", [("--max-flops", "40M", "--max-params", "1.8M"),
-                                  ("--min-flops", "46061312", "--max-flops", "46061312")])
+@pytest.mark.parametrize(
+    "args", [("--max-flops", "40M", "--max-params", "1.8M"), ("--min-flops", "46061312", "--max-flops", "46061312")]
+)
 def test_json_stdout_is_only_json_even_when_highs_solves(random_table_file, args):
     """A fresh process, so output written by HiGHS's C++ code to file descriptor 1 would be caught too."""
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "cli.main", "--table", random_table_file, "--device", "jetson",
-                           *args, "--json"], capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "--table", random_table_file, "--device", "jetson", *args, "--json"],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["exact_seconds"] >= 0 and data["optimum_status"] in ("optimal", "not proven")

@@ -1,4 +1,5 @@
 """The analytic cost model agrees exactly with torch's FLOP counter and parameter count."""
+
 from __future__ import annotations
 
 import random
@@ -13,7 +14,10 @@ from specialize.cost import arch_cost, cost_arrays, space_ranges
 from specialize.space import Architecture, SearchSpace, get_space
 from supernet.elastic import Supernet
 
-PONAS_A = "k5e6,k5e3,k7e3se,k5e3se,k5e3,k7e3,k7e6se,k5e3se,k5e3se,k5e3se,k5e3,k7e3,k7e3,k7e3se,k7e6se,k7e3se,k5e3,k7e3se,k5e6se"
+PONAS_A = (
+    "k5e6,k5e3,k7e3se,k5e3se,k5e3,k7e3,k7e6se,k5e3se,k5e3se,k5e3se,"
+    "k5e3,k7e3,k7e3,k7e3se,k7e6se,k7e3se,k5e3,k7e3se,k5e6se"
+)
 
 
 @lru_cache(maxsize=None)

@@ -1,5 +1,6 @@
 """The one deploy path (issue 9): what `--export` writes is the network the search reported, batch norm
 recalibrated, its accuracy measured, and refusals where it cannot be."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,10 @@ runner = CliRunner()
 def graph_macs(model: onnx.ModelProto) -> int:
     """MACs counted from the ONNX graph itself (Conv and Gemm), independent of specialize.cost."""
     model = shape_inference.infer_shapes(model)
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in
-              list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)}
+    shapes = {
+        v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+        for v in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)
+    }
     weights = {t.name: numpy_helper.to_array(t).shape for t in model.graph.initializer}
     total = 0
     for node in model.graph.node:
@@ -89,7 +92,9 @@ def test_proxy_table_export_is_refused(tiny_table, tmp_path):
 
 def test_cli_json_export_has_export_key_and_band(deploy_run, tmp_path):
     out = tmp_path / "m.onnx"
-    done = runner.invoke(app, ["--table", str(deploy_run / "table.json"), "--max-flops", "1G", "--json", "--export", str(out)])
+    done = runner.invoke(
+        app, ["--table", str(deploy_run / "table.json"), "--max-flops", "1G", "--json", "--export", str(out)]
+    )
     assert done.exit_code == 0, done.output
     data = json.loads(done.stdout)
     assert data["export"]["file"] == str(out) and data["export"]["macs"] == data["macs"]
@@ -104,7 +109,7 @@ def test_table_carries_fit_over_spread_subnetworks(deploy_run):
     score = np.array([s["score"] for s in spread])
     acc = np.array([s["accuracy"] for s in spread])
     residual = acc - (fit["intercept"] + fit["slope"] * score)
-    assert (residual ** 2).sum() <= ((acc - acc.mean()) ** 2).sum() + 1e-12   # a least-squares line beats a constant
+    assert (residual**2).sum() <= ((acc - acc.mean()) ** 2).sum() + 1e-12  # a least-squares line beats a constant
 
 
 def test_not_binding_bound_says_the_reachable_range(deploy_run):
@@ -123,8 +128,16 @@ def test_latency_is_timed_only_for_a_profile_measured_here(deploy_run, tmp_path)
 
     table = load_table(deploy_run / "table.json")
     result = export_result(specialize(table=table), tmp_path / "m.onnx")
-    here = SimpleNamespace(name="this-cpu", kind="measured", runtime="onnxruntime", hardware={"host_cpu": cpu_name()},
-                           batch=1, threads=1, graph_optimization_level="all", space=table.space)
+    here = SimpleNamespace(
+        name="this-cpu",
+        kind="measured",
+        runtime="onnxruntime",
+        hardware={"host_cpu": cpu_name()},
+        batch=1,
+        threads=1,
+        graph_optimization_level="all",
+        space=table.space,
+    )
     assert not_measured_here(here) is None
     latency, how = deployed_latency_ms(result.export["onnx"], here)
     assert latency > 0 and "median of" in how and "1 thread" in how

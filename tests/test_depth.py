@@ -1,5 +1,6 @@
 """Elastic depth: the `skip` candidate (identity) on layers that keep their shape, through every layer of the
 project: space, cost model, search, sampler, table, supernet, export, training and profiles."""
+
 from __future__ import annotations
 
 import itertools
@@ -27,17 +28,49 @@ from specialize.table import AccuracyTable, load_table
 from test_export import trained_like
 
 runner = CliRunner()
-PRESET_FINGERPRINTS = {"cifar10": "63db43cae937205a", "ponas-imagenet": "e80e9d05e64dac25",
-                       "ponas-table1": "b0b6fff15c267b06"}
-BLOCK_NAMES = ("k3e3", "k3e3se", "k3e6", "k3e6se", "k5e3", "k5e3se", "k5e6", "k5e6se", "k7e3", "k7e3se", "k7e6", "k7e6se")
+PRESET_FINGERPRINTS = {
+    "cifar10": "63db43cae937205a",
+    "ponas-imagenet": "e80e9d05e64dac25",
+    "ponas-table1": "b0b6fff15c267b06",
+}
+BLOCK_NAMES = (
+    "k3e3",
+    "k3e3se",
+    "k3e6",
+    "k3e6se",
+    "k5e3",
+    "k5e3se",
+    "k5e6",
+    "k5e6se",
+    "k7e3",
+    "k7e3se",
+    "k7e6",
+    "k7e6se",
+)
 DEPTH = get_space("cifar10-depth")
 WITH_SKIPS = "k3e6,skip,k5e3se,skip,k3e3,k3e3,skip,k3e3,k3e3,skip,k3e3,k3e3"
 # 5 layers, 4 blocks + skip: 3,125 architectures, skip allowed on layers 2, 4 and 5 (from 1).
-SEARCH_TINY = SearchSpace(name="depth-tiny", resolution=16, num_classes=10, stem_channels=8, stem_stride=1,
-                          first_block_channels=8,
-                          layers=(LayerSpec(8, 16, 2), LayerSpec(16, 16, 1), LayerSpec(16, 24, 2), LayerSpec(24, 24, 1),
-                                  LayerSpec(24, 24, 1)),
-                          head_channels=32, dropout=0.0, kernels=(3, 5), expansions=(3, 6), se_options=(False,), skip=True)
+SEARCH_TINY = SearchSpace(
+    name="depth-tiny",
+    resolution=16,
+    num_classes=10,
+    stem_channels=8,
+    stem_stride=1,
+    first_block_channels=8,
+    layers=(
+        LayerSpec(8, 16, 2),
+        LayerSpec(16, 16, 1),
+        LayerSpec(16, 24, 2),
+        LayerSpec(24, 24, 1),
+        LayerSpec(24, 24, 1),
+    ),
+    head_channels=32,
+    dropout=0.0,
+    kernels=(3, 5),
+    expansions=(3, 6),
+    se_options=(False,),
+    skip=True,
+)
 
 
 def disallowed_skips(space: SearchSpace, genes) -> list[int]:
@@ -101,7 +134,7 @@ def test_skip_costs_nothing_and_adds_no_peak():
     for array in (arrays.macs, arrays.params, arrays.bytes, arrays.peak_activation_bytes):
         assert (array[:, skip] == 0).all() and (array[:, :skip] > 0).all()
     arch, full = DEPTH.parse_arch(WITH_SKIPS), DEPTH.parse_arch(WITH_SKIPS.replace("skip", "k3e3"))
-    rows, genes = np.arange(12), np.asarray(full.indices)
+    genes = np.asarray(full.indices)
     skipped = [1, 3, 6, 9]
     for key, array in (("macs", arrays.macs), ("params", arrays.params), ("bytes", arrays.bytes)):
         assert arch_cost(full)[key] - arch_cost(arch)[key] == int(array[skipped, genes[skipped]].sum())
@@ -167,7 +200,7 @@ def test_search_never_picks_a_disallowed_skip(name):
         assert optimum is not None and not disallowed_skips(SEARCH_TINY, optimum[1])
         result = strategy.run(problem, get_penalty(penalty)(problem, 0.95), Budget(generations=200, time_limit_s=20), i)
         if penalty == "soft" and result.genes is None:
-            continue   # a soft penalty does not promise a feasible point (EPNAS); nothing was picked
+            continue  # a soft penalty does not promise a feasible point (EPNAS); nothing was picked
         assert result.genes is not None and not disallowed_skips(SEARCH_TINY, result.genes), (bounds, result.genes)
         assert problem.feasible(result.genes[None])[0]
         if strategy.exact or penalty == "hard":
@@ -187,14 +220,14 @@ def test_sampler_respects_the_mask_and_reaches_both_ends():
     assert len({a.indices for a in archs}) == 40 and not any(disallowed_skips(DEPTH, a.indices) for a in archs)
     macs = [arch_cost(a)["macs"] for a in archs]
     assert any(DEPTH.skip_index in a.indices for a in archs)
-    assert min(macs) < arch_cost(get_space("cifar10").smallest_arch())["macs"]   # only skips reach below it
+    assert min(macs) < arch_cost(get_space("cifar10").smallest_arch())["macs"]  # only skips reach below it
 
 
 # -- table -------------------------------------------------------------------------------------
 def test_table_loss_ignores_disallowed_cells(tmp_path):
     accuracy = np.full((DEPTH.num_layers, DEPTH.num_candidates), 0.5)
     accuracy[:, 3] = 0.6
-    accuracy[0, DEPTH.skip_index] = 1.0          # a stored placeholder, even a large one, changes nothing
+    accuracy[0, DEPTH.skip_index] = 1.0  # a stored placeholder, even a large one, changes nothing
     table = AccuracyTable(DEPTH, accuracy, ",".join(["k3e6se"] * 12))
     table.save(tmp_path / "t.json")
     loaded = load_table(tmp_path / "t.json", DEPTH)
@@ -277,26 +310,43 @@ def test_tiny_depth_training_writes_skip_entries(tmp_path, synthetic_data, monke
     space = get_space("test-tiny-depth")
     trained: dict[int, set[str]] = {}
     original = train_module.FairnessPass.forward
+
     def spy(self, x, chosen, cands, suffix):
         trained.setdefault(len(chosen), set()).update(c.name for c in cands)
         return original(self, x, chosen, cands, suffix)
+
     monkeypatch.setattr(train_module.FairnessPass, "forward", spy)
     events: list[dict] = []
-    cfg = train_module.TrainConfig(space="test-tiny-depth", data=str(synthetic_data), epochs=1, val_per_class=2,
-                                   finetune_epochs=0.25, batch_size=16, calib_images=20, spread_samples=4, seed=0)
-    table = train_module.train(cfg, tmp_path / "run", report=events.append)
+    cfg = train_module.TrainConfig(
+        space="test-tiny-depth",
+        data=str(synthetic_data),
+        epochs=1,
+        val_per_class=2,
+        finetune_epochs=0.25,
+        batch_size=16,
+        calib_images=20,
+        spread_samples=4,
+        seed=0,
+    )
+    train_module.train(cfg, tmp_path / "run", report=events.append)
     evaluated = {(e["layer"], e["candidate"]) for e in events if e["event"] == "eval" and e["stage"] == "finetune"}
     skippable = set(space.skippable_layers())
     assert skippable == {1, 2}
-    assert {l for l, c in evaluated if c == "skip"} == skippable == {l for l, names in trained.items() if "skip" in names}
+    assert (
+        {l for l, c in evaluated if c == "skip"} == skippable == {l for l, names in trained.items() if "skip" in names}
+    )
     assert all(len(names) == space.num_candidates - (l not in skippable) for l, names in trained.items())
     loaded = load_table(tmp_path / "run" / "table.json", space)
     assert loaded.accuracy.shape == (4, space.num_candidates)
     assert (loaded.accuracy[[0, 3], space.skip_index] == 0.0).all()
     assert not disallowed_skips(space, space.parse_arch(loaded.best_arch).indices)
-    result = specialize(table=str(tmp_path / "run" / "table.json"), max_flops=str(arch_cost(space.smallest_arch())["macs"]))
+    result = specialize(
+        table=str(tmp_path / "run" / "table.json"), max_flops=str(arch_cost(space.smallest_arch())["macs"])
+    )
     assert result.arch == str(space.smallest_arch())
-    shown = runner.invoke(app, ["table", "show", "--table", str(tmp_path / "run" / "table.json")], env={"COLUMNS": "200"})
+    shown = runner.invoke(
+        app, ["table", "show", "--table", str(tmp_path / "run" / "table.json")], env={"COLUMNS": "200"}
+    )
     rows = [line.split() for line in shown.output.splitlines() if line.split()[:1] in (["1"], ["2"], ["3"], ["4"])]
     assert shown.exit_code == 0 and [row[-1] == "-" for row in rows] == [True, False, False, True]
 

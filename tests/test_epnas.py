@@ -1,4 +1,5 @@
 """EPNAS's actions: scale moves one block attribute at a time; insert/remove toggle `skip` only where allowed."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -24,9 +25,8 @@ def skip_problem(skip_layers: tuple[int, ...] = (1, 3)):
 
 def small_actions() -> Actions:
     allowed = np.ones((2, len(NAMES)), dtype=bool)
-    allowed[0, 4] = False                        # no skip on layer 0
-    problem = replace(problem_for(TINY, 0, ()), candidates=NAMES, allowed=allowed,
-                      score=np.zeros((2, len(NAMES))))
+    allowed[0, 4] = False  # no skip on layer 0
+    problem = replace(problem_for(TINY, 0, ()), candidates=NAMES, allowed=allowed, score=np.zeros((2, len(NAMES))))
     return Actions.build(problem, allowed)
 
 
@@ -38,7 +38,7 @@ def test_scale_moves_each_attribute_and_leaves_skip_alone():
     kernel_up[..., 0] = 2
     genes = np.array([[0, 4]])
     assert actions.scale(genes, keep).tolist() == [[0, 4]]
-    assert actions.scale(genes, kernel_up).tolist() == [[2, 4]]          # k3e3 -> k5e3; skip stays skip
+    assert actions.scale(genes, kernel_up).tolist() == [[2, 4]]  # k3e3 -> k5e3; skip stays skip
     expansion_down = keep.copy()
     expansion_down[..., 1] = 0
     assert actions.scale(np.array([[1, 3]]), expansion_down).tolist() == [[0, 2]]
@@ -48,10 +48,13 @@ def test_insert_and_remove_only_where_skip_is_allowed():
     actions = small_actions()
     mask = actions.insert_mask(np.array([[0, 4], [0, 1]]))
     assert mask[..., KEEP].all()
-    assert mask[0, 0].tolist() == [True, False, False]                   # block on a layer without skip: keep only
-    assert mask[0, 1].tolist() == [True, True, False]                    # skip: keep or insert
-    assert mask[1, 1].tolist() == [True, False, True]                    # block where skip is allowed: keep or remove
-    assert actions.insert(np.array([[0, 4], [0, 1]]), np.array([[KEEP, INSERT], [KEEP, REMOVE]])).tolist() == [[0, 0], [0, 4]]
+    assert mask[0, 0].tolist() == [True, False, False]  # block on a layer without skip: keep only
+    assert mask[0, 1].tolist() == [True, True, False]  # skip: keep or insert
+    assert mask[1, 1].tolist() == [True, False, True]  # block where skip is allowed: keep or remove
+    assert actions.insert(np.array([[0, 4], [0, 1]]), np.array([[KEEP, INSERT], [KEEP, REMOVE]])).tolist() == [
+        [0, 0],
+        [0, 4],
+    ]
 
 
 def scored_networks(problem, penalty: str = "hard", seed: int = 0) -> np.ndarray:
@@ -66,16 +69,18 @@ def test_epnas_inserts_and_removes_layers_only_where_allowed():
     skip = len(problem.candidates) - 1
     nets = scored_networks(problem)
     on = nets == skip
-    assert not on[:, [0, 2]].any()                                      # never where shapes differ
-    assert on[:, 1].any() and (~on[:, 1]).any() and on[:, 3].any()     # depth changed both ways
+    assert not on[:, [0, 2]].any()  # never where shapes differ
+    assert on[:, 1].any() and (~on[:, 1]).any() and on[:, 3].any()  # depth changed both ways
 
 
 def test_without_skip_the_insert_lstm_does_nothing():
     problem = problem_for(TINY, 0, ())
     search = EpnasSearch(problem, get_penalty("soft")(problem, 0.9), None, branches=2, steps=1)
     assert search.actions.skip is None
+
     def refuse(*args):
         raise AssertionError("the insert LSTM ran in a space without skip")
+
     search.policy.insert = refuse
     genes = np.zeros((2, TINY.num_layers), dtype=np.int64)
     edited, logp = search.step(genes)

@@ -1,4 +1,5 @@
 """Sub-network export: valid, TensorRT-safe ONNX that matches torch, with metadata and loud warnings."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -157,15 +158,19 @@ def test_engine_output_name_puts_onnx_beside_it():
     assert export.output_paths("m.onnx", "onnx") == (export.Path("m.onnx"), None)
 
 
-@pytest.mark.parametrize("fmt, precision, needle", [("pdf", "fp32", "onnx, tensorrt"), ("onnx", "int8", "fp32, fp16"),
-                                                    ("onnx", "fp16", "tensorrt")])
+@pytest.mark.parametrize(
+    "fmt, precision, needle",
+    [("pdf", "fp32", "onnx, tensorrt"), ("onnx", "int8", "fp32, fp16"), ("onnx", "fp16", "tensorrt")],
+)
 def test_bad_options(tmp_path, fmt, precision, needle):
     with pytest.raises(SpecializeError, match=needle):
         export_subnet("cifar10", ARCH, tmp_path / "m.onnx", fmt=fmt, precision=precision)
 
 
 def test_unwritable_output_fails_before_any_work(tmp_path, monkeypatch):
-    monkeypatch.setattr(export, "load_weights", lambda *a, **k: pytest.fail("loaded weights before checking the output"))
+    monkeypatch.setattr(
+        export, "load_weights", lambda *a, **k: pytest.fail("loaded weights before checking the output")
+    )
     with pytest.raises(SpecializeError, match="does not exist"):
         export_subnet("cifar10", ARCH, tmp_path / "missing" / "m.onnx")
     if os.geteuid() != 0:
@@ -205,14 +210,21 @@ def test_weights_from_an_accuracy_table(tmp_path, weights_file, monkeypatch):
 
 def test_clean_graph_folds_constants_and_drops_identities():
     w = numpy_helper.from_array(np.full((2, 2), 2.0, dtype=np.float32), "w")
-    nodes = [helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.array(6.0, dtype=np.float32))),
-             helper.make_node("Constant", [], ["lo"], value_float=0.0),
-             helper.make_node("Identity", ["w"], ["w2"]),
-             helper.make_node("Gemm", ["x", "w2"], ["h"]),
-             helper.make_node("Clip", ["h", "lo", "c"], ["y0"]),
-             helper.make_node("Identity", ["y0"], ["y"])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])], [w])
+    nodes = [
+        helper.make_node("Constant", [], ["c"], value=numpy_helper.from_array(np.array(6.0, dtype=np.float32))),
+        helper.make_node("Constant", [], ["lo"], value_float=0.0),
+        helper.make_node("Identity", ["w"], ["w2"]),
+        helper.make_node("Gemm", ["x", "w2"], ["h"]),
+        helper.make_node("Clip", ["h", "lo", "c"], ["y0"]),
+        helper.make_node("Identity", ["y0"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+        [w],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     x = np.array([[1.0, 5.0]], dtype=np.float32)
     before = export.ort_session(model.SerializeToString()).run(None, {"x": x})[0]
@@ -225,8 +237,12 @@ def test_clean_graph_folds_constants_and_drops_identities():
 
 def test_clean_graph_refuses_unsupported_ops():
     nodes = [helper.make_node("Softmax", ["x"], ["y"])]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2])],
+    )
     with pytest.raises(SpecializeError, match="Softmax"):
         clean_graph(helper.make_model(graph))
 

@@ -1,5 +1,6 @@
 """Issue 12: bad options and corrupt files give one line on stderr and exit 2, never a traceback, never a
 silent wrong answer, never a written output file. Hypothesis generates the inputs; each test stays a few seconds."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -18,10 +19,12 @@ from cli.main import app
 
 runner = CliRunner()
 ARCH = ",".join(["k3e3"] * 12)
-SCALE = int(os.environ.get("FUZZ_SCALE", "1"))   # FUZZ_SCALE=20 for a long hunt; the default keeps the file ~30 s
+SCALE = int(os.environ.get("FUZZ_SCALE", "1"))  # FUZZ_SCALE=20 for a long hunt; the default keeps the file ~30 s
 FAST = settings(max_examples=25 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 FEW = settings(max_examples=8 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-BOUND_OPTIONS = [f"--{side}-{stem}" for stem in ("latency", "flops", "params", "intensity", "peak-memory") for side in ("min", "max")]
+BOUND_OPTIONS = [
+    f"--{side}-{stem}" for stem in ("latency", "flops", "params", "intensity", "peak-memory") for side in ("min", "max")
+]
 MARKUP = st.sampled_from(["[/]", "[/bold]", "[red]", "[bold", "]", "[", "\\[x]", "[link=x]"])
 
 
@@ -51,9 +54,9 @@ def assert_clean(result) -> None:
 
 # -- options ------------------------------------------------------------------------------------------
 numbers = st.one_of(
-    st.integers(min_value=-10**40, max_value=10**40).map(str),
+    st.integers(min_value=-(10**40), max_value=10**40).map(str),
     st.floats(allow_nan=True, allow_infinity=True).map(repr),
-    st.builds(lambda m, e: f"{m}e{e}", st.integers(0, 99), st.integers(-10**9, 10**9)),
+    st.builds(lambda m, e: f"{m}e{e}", st.integers(0, 99), st.integers(-(10**9), 10**9)),
 )
 units = st.sampled_from(["", "M", "k", "G", "T", "m", "ms", "us", "µs", "s", "B", "MiB", "GB", "x", "５", "0"])
 bound_values = st.one_of(
@@ -79,8 +82,14 @@ def test_device_and_table_text_refused(value):
 
 
 @FAST
-@given(value=st.builds(lambda a, m, b: a + m + b, st.text("abc", max_size=3), MARKUP.filter(lambda m: "\\" not in m),
-                      st.text("xyz.", max_size=3)))
+@given(
+    value=st.builds(
+        lambda a, m, b: a + m + b,
+        st.text("abc", max_size=3),
+        MARKUP.filter(lambda m: "\\" not in m),
+        st.text("xyz.", max_size=3),
+    )
+)
 def test_markup_in_user_text_printed_literally(value):
     """Brackets in a path, a device name or a bound are never parsed as Rich markup."""
     assert value in assert_refused(invoke("--device", value, "--max-flops", "1k"))
@@ -114,7 +123,11 @@ def test_cost_large_batch_is_exact():
 
 
 candidate_names = st.one_of(
-    st.builds(lambda k, e: f"k{k}e{e}", st.sampled_from(["03", "３", "٣", "+3", " 3", "3.0", "0"]), st.sampled_from(["3", "6"])),
+    st.builds(
+        lambda k, e: f"k{k}e{e}",
+        st.sampled_from(["03", "３", "٣", "+3", " 3", "3.0", "0"]),
+        st.sampled_from(["3", "6"]),
+    ),
     st.builds(lambda k, e: f"k{k}e{e}", st.sampled_from(["3", "5"]), st.sampled_from(["06", "６", "0", "-6"])),
 )
 
@@ -126,12 +139,23 @@ def test_candidate_names_ascii_no_leading_zero(name):
 
 
 TRAIN_BAD = {
-    "--batch-size": ["0", "-1", "70000"], "--val-per-class": ["0", "-1"], "--finetune-epochs": ["nan", "inf", "-1", "-0.5"],
-    "--lr": ["-1", "0", "nan", "inf", "-inf"], "--finetune-lr": ["nan", "-2"], "--threads": ["-1", "0"],
-    "--resolution": ["-1", "0", "4", "99999"], "--calib-images": ["0", "-1"], "--seed": ["-1", str(2**40)],
-    "--width": ["0", "1.5", "nan"], "--sample-ratio": ["0", "2", "nan"], "--epochs": ["-1"],
-    "--weight-decay": ["nan", "-1"], "--label-smoothing": ["1", "-0.1", "nan"], "--spread-samples": ["-1"],
-    "--candidates-per-pass": ["0"], "--schedule": ["linear", "[/]"],
+    "--batch-size": ["0", "-1", "70000"],
+    "--val-per-class": ["0", "-1"],
+    "--finetune-epochs": ["nan", "inf", "-1", "-0.5"],
+    "--lr": ["-1", "0", "nan", "inf", "-inf"],
+    "--finetune-lr": ["nan", "-2"],
+    "--threads": ["-1", "0"],
+    "--resolution": ["-1", "0", "4", "99999"],
+    "--calib-images": ["0", "-1"],
+    "--seed": ["-1", str(2**40)],
+    "--width": ["0", "1.5", "nan"],
+    "--sample-ratio": ["0", "2", "nan"],
+    "--epochs": ["-1"],
+    "--weight-decay": ["nan", "-1"],
+    "--label-smoothing": ["1", "-0.1", "nan"],
+    "--spread-samples": ["-1"],
+    "--candidates-per-pass": ["0"],
+    "--schedule": ["linear", "[/]"],
 }
 
 
@@ -165,19 +189,30 @@ def default_table() -> dict:
 
 
 bad_cells = st.one_of(
-    st.text(max_size=5), st.booleans(), st.none(), st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
-    st.lists(st.floats(0, 1), max_size=2), st.floats(min_value=1.0000001, allow_infinity=False, allow_nan=False),
-    st.floats(max_value=-1e-9, allow_infinity=False, allow_nan=False), st.integers(min_value=2), st.integers(max_value=-1),
-    st.just(1e308), st.sampled_from(["0.5", "55", "NaN"]),
+    st.text(max_size=5),
+    st.booleans(),
+    st.none(),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+    st.lists(st.floats(0, 1), max_size=2),
+    st.floats(min_value=1.0000001, allow_infinity=False, allow_nan=False),
+    st.floats(max_value=-1e-9, allow_infinity=False, allow_nan=False),
+    st.integers(min_value=2),
+    st.integers(max_value=-1),
+    st.just(1e308),
+    st.sampled_from(["0.5", "55", "NaN"]),
 )
 
 
 def table_mutations():
     cell = st.builds(lambda r, c, v: ("cell", r, c, v), st.integers(0, 11), st.integers(0, 11), bad_cells)
     row = st.builds(lambda r, k: ("row", r, k), st.integers(0, 11), st.sampled_from(["pop", "append", "str"]))
-    field = st.builds(lambda k, v: ("field", k, v), st.sampled_from(["accuracy", "best_arch", "space", "fingerprint", "proxy",
-                                                                      "results", "schema_version", "weights"]),
-                      st.one_of(st.text(max_size=4), st.integers().filter(lambda i: i != 1), st.lists(st.integers(), max_size=2)))
+    field = st.builds(
+        lambda k, v: ("field", k, v),
+        st.sampled_from(
+            ["accuracy", "best_arch", "space", "fingerprint", "proxy", "results", "schema_version", "weights"]
+        ),
+        st.one_of(st.text(max_size=4), st.integers().filter(lambda i: i != 1), st.lists(st.integers(), max_size=2)),
+    )
     return st.one_of(cell, row, field)
 
 
@@ -187,7 +222,11 @@ def mutate_table(data: dict, mutation) -> None:
         data["accuracy"][mutation[1]][mutation[2]] = mutation[3]
     elif kind == "row":
         row = data["accuracy"][mutation[1]]
-        {"pop": row.pop, "append": lambda: row.append(0.5), "str": lambda: data["accuracy"].__setitem__(mutation[1], "x")}[mutation[2]]()
+        {
+            "pop": row.pop,
+            "append": lambda: row.append(0.5),
+            "str": lambda: data["accuracy"].__setitem__(mutation[1], "x"),
+        }[mutation[2]]()
     else:
         data[mutation[1]] = mutation[2]
 
@@ -207,7 +246,7 @@ def test_corrupt_tables_refused(tmp_path, mutation):
 def test_truncated_table_refused(tmp_path, cut):
     text = json.dumps(default_table(), indent=1)
     path = tmp_path / "t.json"
-    path.write_text(text[:max(0, len(text) - cut)])
+    path.write_text(text[: max(0, len(text) - cut)])
     assert_refused(invoke("table", "show", "--table", path))
 
 
@@ -228,6 +267,7 @@ def test_unreadable_files_named(tmp_path, monkeypatch):
         if self == table:
             raise PermissionError(13, "Permission denied", str(self))
         return real(self, *a, **k)
+
     monkeypatch.setattr(Path, "read_text", denied)
     assert str(table) in assert_refused(invoke("table", "show", "--table", table))
 
@@ -241,12 +281,22 @@ def jetson_profile() -> dict:
 
 
 profile_mutations = st.one_of(
-    st.builds(lambda r, c, v: ("latency_ms", r, c, v), st.integers(0, 11), st.integers(0, 11), bad_cells.filter(
-        lambda v: not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1e7))),
-    st.builds(lambda v: ("calibration", v), st.one_of(
-        st.fixed_dictionaries({"scale": st.floats(allow_nan=True), "offset_ms": st.floats(max_value=-1000)}),
-        st.fixed_dictionaries({"scale": st.sampled_from([0, -1, "1", None, float("nan")]), "offset_ms": st.just(0.0)}),
-        st.text(max_size=3))),
+    st.builds(
+        lambda r, c, v: ("latency_ms", r, c, v),
+        st.integers(0, 11),
+        st.integers(0, 11),
+        bad_cells.filter(lambda v: not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1e7)),
+    ),
+    st.builds(
+        lambda v: ("calibration", v),
+        st.one_of(
+            st.fixed_dictionaries({"scale": st.floats(allow_nan=True), "offset_ms": st.floats(max_value=-1000)}),
+            st.fixed_dictionaries(
+                {"scale": st.sampled_from([0, -1, "1", None, float("nan")]), "offset_ms": st.just(0.0)}
+            ),
+            st.text(max_size=3),
+        ),
+    ),
     st.builds(lambda v: ("batch", v), st.sampled_from([0, -1, "abc", 1.5, True, None])),
     st.builds(lambda v: ("fixed_ms", v), st.sampled_from([{"stem": -1}, {"stem": "x"}, [], "x", {"stem": 1e308}])),
     st.builds(lambda v: ("name", v), st.sampled_from(["", "   ", 5, None, ["x"]])),
@@ -297,10 +347,14 @@ def weights_payload():
 
 
 weights_mutations = st.one_of(
-    st.builds(lambda v: ("space", v), st.one_of(st.text(max_size=4), st.integers(), st.lists(st.integers(), max_size=2),
-                                                 st.just({"name": "x"}))),
-    st.builds(lambda v: ("state_dict", v), st.one_of(st.lists(st.integers(), max_size=3), st.text(max_size=3),
-                                                      st.just({"a": 1}), st.just({}))),
+    st.builds(
+        lambda v: ("space", v),
+        st.one_of(st.text(max_size=4), st.integers(), st.lists(st.integers(), max_size=2), st.just({"name": "x"})),
+    ),
+    st.builds(
+        lambda v: ("state_dict", v),
+        st.one_of(st.lists(st.integers(), max_size=3), st.text(max_size=3), st.just({"a": 1}), st.just({})),
+    ),
     st.builds(lambda v: ("nan", v), st.sampled_from([math.nan, math.inf, -math.inf])),
     st.builds(lambda v: ("format", v), st.one_of(st.none(), st.text(max_size=3))),
 )
@@ -328,27 +382,57 @@ def test_corrupt_weights_refused(tmp_path, weights_payload, mutation):
 def test_truncated_weights_refused(tmp_path, weights_payload, cut, junk):
     data = torch_bytes(weights_payload)
     path, out = tmp_path / "w.pt", tmp_path / "m.onnx"
-    path.write_bytes(junk if cut % 3 == 0 else data[:cut % len(data)])
+    path.write_bytes(junk if cut % 3 == 0 else data[: cut % len(data)])
     assert_refused(invoke("export", "--arch", ARCH, "--weights", path, "-o", out), absent=out)
 
 
-TINY = ["--space", "cifar10", "--width", "0.25", "--resolution", "16", "--epochs", "1", "--val-per-class", "2",
-        "--finetune-epochs", "0.1", "--batch-size", "16", "--calib-images", "10", "--spread-samples", "2"]
+TINY = [
+    "--space",
+    "cifar10",
+    "--width",
+    "0.25",
+    "--resolution",
+    "16",
+    "--epochs",
+    "1",
+    "--val-per-class",
+    "2",
+    "--finetune-epochs",
+    "0.1",
+    "--batch-size",
+    "16",
+    "--calib-images",
+    "10",
+    "--spread-samples",
+    "2",
+]
 
 
 @FEW
-@given(content=st.one_of(st.sampled_from([b"", b"text", b"PK\x03\x04trunc"]),
-                         st.sampled_from(["no-net", "net-list", "state-junk", "code", "nan-net"])))
+@given(
+    content=st.one_of(
+        st.sampled_from([b"", b"text", b"PK\x03\x04trunc"]),
+        st.sampled_from(["no-net", "net-list", "state-junk", "code", "nan-net"]),
+    )
+)
 def test_corrupt_checkpoints_refused(tmp_path, synthetic_data, content):
     import torch
 
     run = tmp_path / f"run{abs(hash(content))}"
     run.mkdir(exist_ok=True)
-    good = {"config": {}, "state_json": json.dumps({k: 0 for k in ("stage", "epoch", "layer", "chosen", "accuracy", "wall", "history")}),
-            "net": {"w": torch.zeros(1)}, "optimizer": {}}
-    variants = {"no-net": {k: v for k, v in good.items() if k != "net"}, "net-list": dict(good, net=[1]),
-                "state-junk": dict(good, state_json="{"), "code": dict(good, net=Path("/")),
-                "nan-net": dict(good, net={"w": torch.full((2,), math.nan)})}
+    good = {
+        "config": {},
+        "state_json": json.dumps({k: 0 for k in ("stage", "epoch", "layer", "chosen", "accuracy", "wall", "history")}),
+        "net": {"w": torch.zeros(1)},
+        "optimizer": {},
+    }
+    variants = {
+        "no-net": {k: v for k, v in good.items() if k != "net"},
+        "net-list": dict(good, net=[1]),
+        "state-junk": dict(good, state_json="{"),
+        "code": dict(good, net=Path("/")),
+        "nan-net": dict(good, net={"w": torch.full((2,), math.nan)}),
+    }
     (run / "checkpoint.pt").write_bytes(content if isinstance(content, bytes) else torch_bytes(variants[content]))
     assert_refused(invoke("train", *TINY, "--data", synthetic_data, "-o", run, "--resume"))
     assert not (run / "table.json").exists()
@@ -361,17 +445,32 @@ def test_resume_refuses_changed_settings(tmp_path, synthetic_data):
     from supernet.train_config import TrainConfig
 
     args = dict(zip(TINY[::2], TINY[1::2]), **{"--data": str(synthetic_data)})
-    config = TrainConfig(space="cifar10", data=str(synthetic_data), width=0.25, resolution=16, epochs=1, val_per_class=2,
-                         finetune_epochs=0.1, batch_size=16, calib_images=10, spread_samples=2)
+    config = TrainConfig(
+        space="cifar10",
+        data=str(synthetic_data),
+        width=0.25,
+        resolution=16,
+        epochs=1,
+        val_per_class=2,
+        finetune_epochs=0.1,
+        batch_size=16,
+        calib_images=10,
+        spread_samples=2,
+    )
     state = {"stage": "meta", "epoch": 0, "layer": 0, "chosen": [], "accuracy": [], "wall": {}, "history": []}
     run = tmp_path / "run"
     run.mkdir()
-    (run / "checkpoint.pt").write_bytes(torch_bytes({"config": asdict(config), "state_json": json.dumps(state), "net": {},
-                                                     "optimizer": {}}))
+    (run / "checkpoint.pt").write_bytes(
+        torch_bytes({"config": asdict(config), "state_json": json.dumps(state), "net": {}, "optimizer": {}})
+    )
     from supernet.data import make_synthetic_folder
 
     other = make_synthetic_folder(tmp_path / "other", classes=10, train_per_class=8, test_per_class=3, size=16)
-    for option, value, key in (("--lr", "0.2", "lr"), ("--calib-images", "7", "calib_images"), ("--data", str(other), "data")):
+    for option, value, key in (
+        ("--lr", "0.2", "lr"),
+        ("--calib-images", "7", "calib_images"),
+        ("--data", str(other), "data"),
+    ):
         changed = dict(args, **{option: value})
         result = invoke("train", *[x for kv in changed.items() for x in kv], "-o", run, "--resume")
         assert f"{key}=" in assert_refused(result)
@@ -407,7 +506,9 @@ def test_resume_clears_leftovers_and_log_link_refused(tmp_path):
 
 
 def test_run_bundle_results_do_not_follow_links(tmp_path):
-    spec = importlib.util.spec_from_file_location("run_bundle", Path(__file__).parents[1] / "hw_profiles" / "run_bundle.py")
+    spec = importlib.util.spec_from_file_location(
+        "run_bundle", Path(__file__).parents[1] / "hw_profiles" / "run_bundle.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     victim = tmp_path / "victim"
@@ -451,9 +552,19 @@ def write_bundle_files(root: Path, manifest_edit, results_edit) -> Path:
 
     space = get_space("cifar10")
     entries = [{"key": w.key, "file": f"onnx/{i}.onnx", "arch": None} for i, w in enumerate(space_workloads(space, 1))]
-    manifest = {"schema_version": 1, "space": space.to_dict(), "fingerprint": space.fingerprint, "batch": 1, "entries": entries}
-    results = {"schema_version": 1, "name": "dev", "runner": "onnxruntime",
-               "results": {e["key"]: {"median_ms": 0.5, "iqr_ms": 0.01, "samples": 9} for e in entries}}
+    manifest = {
+        "schema_version": 1,
+        "space": space.to_dict(),
+        "fingerprint": space.fingerprint,
+        "batch": 1,
+        "entries": entries,
+    }
+    results = {
+        "schema_version": 1,
+        "name": "dev",
+        "runner": "onnxruntime",
+        "results": {e["key"]: {"median_ms": 0.5, "iqr_ms": 0.01, "samples": 9} for e in entries},
+    }
     manifest_edit(manifest)
     results_edit(results)
     root.mkdir(exist_ok=True)
@@ -467,12 +578,18 @@ def _set_key(data, key, value):
 
 
 bundle_mutations = st.one_of(
-    st.builds(lambda k, v: ("manifest", lambda m: _set_key(m, k, v)), st.sampled_from(["entries", "batch", "space"]),
-              st.sampled_from(["x", "abc", 0, -1, None, [1], {"a": 1}])),
+    st.builds(
+        lambda k, v: ("manifest", lambda m: _set_key(m, k, v)),
+        st.sampled_from(["entries", "batch", "space"]),
+        st.sampled_from(["x", "abc", 0, -1, None, [1], {"a": 1}]),
+    ),
     st.builds(lambda i: ("manifest", lambda m: m["entries"][i % len(m["entries"])].pop("key")), st.integers(0, 200)),
     st.builds(lambda i: ("manifest", lambda m: m.pop("entries")), st.just(0)),
-    st.builds(lambda f, v: ("results", lambda r: r["results"]["stem"].__setitem__(f, v)),
-              st.sampled_from(["median_ms", "iqr_ms", "samples"]), st.sampled_from([math.nan, math.inf, -5.0, "x", None, 0])),
+    st.builds(
+        lambda f, v: ("results", lambda r: r["results"]["stem"].__setitem__(f, v)),
+        st.sampled_from(["median_ms", "iqr_ms", "samples"]),
+        st.sampled_from([math.nan, math.inf, -5.0, "x", None, 0]),
+    ),
     st.builds(lambda v: ("results", lambda r: _set_key(r, "results", v)), st.sampled_from(["x", [], None])),
 )
 
@@ -481,11 +598,14 @@ bundle_mutations = st.one_of(
 @given(mutation=bundle_mutations)
 def test_corrupt_bundles_refused(tmp_path, mutation):
     where, edit = mutation
-    root = write_bundle_files(tmp_path / "b", edit if where == "manifest" else (lambda m: None),
-                              edit if where == "results" else (lambda r: None))
+    root = write_bundle_files(
+        tmp_path / "b",
+        edit if where == "manifest" else (lambda m: None),
+        edit if where == "results" else (lambda r: None),
+    )
     out = tmp_path / "p.json"
     result = invoke("profile", "import", root, "-o", out)
-    if result.exit_code == 0:   # only a zero iqr or samples-as-int edits can be valid, and then the profile loads
+    if result.exit_code == 0:  # only a zero iqr or samples-as-int edits can be valid, and then the profile loads
         out.unlink()
         return
     assert_refused(result, absent=out)
@@ -498,7 +618,9 @@ def test_profile_bundle_output_must_be_a_directory(tmp_path):
 
 # -- the benchmark's fixed list -------------------------------------------------------------------------
 def test_hardening_benchmark_all_clean(tmp_path, synthetic_data):
-    spec = importlib.util.spec_from_file_location("hardening", Path(__file__).parents[1] / "benchmarks" / "hardening.py")
+    spec = importlib.util.spec_from_file_location(
+        "hardening", Path(__file__).parents[1] / "benchmarks" / "hardening.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     fx = bench.Fixtures(tmp_path)
@@ -522,18 +644,32 @@ def _commands() -> dict[str, list[str]]:
             path = f"{prefix} {name}".strip()
             out[path] = [o for p in cmd.params for o in p.opts if o.startswith("--")]
             walk(cmd, path)
+
     walk(root, "")
     return out
 
 
 # Base arguments that make each command fail fast after parsing (infeasible bounds, missing data, no output
 # directory), so every generated value is parsed and checked but no long job starts.
-CHEAP = {"": ["--max-flops", "1k"], "pareto": ["--max-flops", "1k"], "train": ["--data", "/nonexistent", "-o", "/nonexistent/r"],
-         "export": ["-o", "/nonexistent/m.onnx"], "profile": ["-o", "/nonexistent/p.json"],
-         "profile bundle": ["-o", "/proc/nonexistent"], "profile import": ["/nonexistent"], "profile validate": ["-p", "/nonexistent"],
-         "table validate": ["--data", "/nonexistent"], "search": ["--data", "/nonexistent", "--max-flops", "1k"]}
-any_value = st.one_of(numbers, st.builds(lambda n, m: n + m, numbers, MARKUP), st.text(max_size=8), MARKUP,
-                      st.sampled_from(["-1", "0", "nan", "inf", "1e999999999", "99999999999999999999", "default", ""]))
+CHEAP = {
+    "": ["--max-flops", "1k"],
+    "pareto": ["--max-flops", "1k"],
+    "train": ["--data", "/nonexistent", "-o", "/nonexistent/r"],
+    "export": ["-o", "/nonexistent/m.onnx"],
+    "profile": ["-o", "/nonexistent/p.json"],
+    "profile bundle": ["-o", "/proc/nonexistent"],
+    "profile import": ["/nonexistent"],
+    "profile validate": ["-p", "/nonexistent"],
+    "table validate": ["--data", "/nonexistent"],
+    "search": ["--data", "/nonexistent", "--max-flops", "1k"],
+}
+any_value = st.one_of(
+    numbers,
+    st.builds(lambda n, m: n + m, numbers, MARKUP),
+    st.text(max_size=8),
+    MARKUP,
+    st.sampled_from(["-1", "0", "nan", "inf", "1e999999999", "99999999999999999999", "default", ""]),
+)
 
 
 @settings(max_examples=60 * SCALE, deadline=None)
@@ -541,11 +677,26 @@ any_value = st.one_of(numbers, st.builds(lambda n, m: n + m, numbers, MARKUP), s
 def test_every_option_parses_or_refuses(data):
     commands = _commands()
     command = data.draw(st.sampled_from(sorted(c for c in commands if commands[c] and c not in ("devices", "spaces"))))
-    flag = data.draw(st.sampled_from(sorted(set(commands[command]) - {"--help", "--json", "--resume", "--force",
-                                                                      "--calibrate", "--per-candidate"})))
+    flag = data.draw(
+        st.sampled_from(
+            sorted(
+                set(commands[command]) - {"--help", "--json", "--resume", "--force", "--calibrate", "--per-candidate"}
+            )
+        )
+    )
     value = data.draw(any_value)
     result = invoke(*command.split(), *CHEAP.get(command, []), flag, value)
-    assert result.exception is None or isinstance(result.exception, SystemExit), (command, flag, value, repr(result.exception))
+    assert result.exception is None or isinstance(result.exception, SystemExit), (
+        command,
+        flag,
+        value,
+        repr(result.exception),
+    )
     assert "Traceback" not in result.output
     if result.exit_code != 0:
-        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, (command, flag, value, result.output)
+        assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, (
+            command,
+            flag,
+            value,
+            result.output,
+        )

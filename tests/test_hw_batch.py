@@ -1,5 +1,6 @@
 """Batch size and thread count as profile dimensions: the registry holds several profiles of one device and
 space and picks one deterministically; estimated devices build their estimate at the asked batch."""
+
 import json
 import random
 from dataclasses import replace
@@ -24,8 +25,17 @@ def lab_profile(batch: int, threads: int, level: float):
     """A measured 'lab-box' profile whose every block takes `level` ms, so a test can tell which one was picked."""
     space = get_space(SPACE)
     base = resolve_profile("t4", space)
-    return replace(base, name="lab-box", kind="measured", runtime="onnxruntime", precision="fp32", batch=batch,
-                   threads=threads, latency_ms=np.full_like(base.latency_ms, level), hardware={})
+    return replace(
+        base,
+        name="lab-box",
+        kind="measured",
+        runtime="onnxruntime",
+        precision="fp32",
+        batch=batch,
+        threads=threads,
+        latency_ms=np.full_like(base.latency_ms, level),
+        hardware={},
+    )
 
 
 @pytest.fixture
@@ -40,8 +50,9 @@ def lab_shelf(tmp_path, monkeypatch):
     return tmp_path
 
 
-@pytest.mark.parametrize("batch,threads,level", [(None, None, 1.0), (1, None, 1.0), (None, 2, 2.0), (32, None, 32.0),
-                                                 (32, 1, 32.0)])
+@pytest.mark.parametrize(
+    "batch,threads,level", [(None, None, 1.0), (1, None, 1.0), (None, 2, 2.0), (32, None, 32.0), (32, 1, 32.0)]
+)
 def test_registry_picks_the_profile_at_the_asked_batch_and_threads(lab_shelf, batch, threads, level):
     profile = resolve_profile("lab-box", get_space(SPACE), batch=batch, threads=threads)
     assert profile.latency_ms[0, 0] == level
@@ -68,7 +79,7 @@ def test_estimated_device_builds_its_estimate_at_the_batch():
     assert one.batch == 1 and many.batch == 32 and "batch 32" in many.label
     ratio = many.latency_ms / one.latency_ms
     assert (ratio > 1).all() and (ratio < 32).all()  # compute and activations x 32; kernels and weights once
-    assert ratio.max() > 10                           # the big blocks are compute-bound: nearly x 32
+    assert ratio.max() > 10  # the big blocks are compute-bound: nearly x 32
     assert one.expected_error is not None and many.expected_error is None  # anchors are batch-1 latencies
 
 
@@ -90,9 +101,17 @@ def test_a_profile_file_at_another_batch_or_thread_count_is_refused(tmp_path):
 def test_shipped_profiles_are_named_by_their_settings_and_unique():
     keys = set()
     for header in shipped_profiles():
-        assert header["path"].name == shipped_file_name(header["name"], header["runtime"], header["space"],
-                                                        header["batch"], header["threads"])
-        key = (header["name"], header["fingerprint"], header["runtime"], header["precision"], header["batch"], header["threads"])
+        assert header["path"].name == shipped_file_name(
+            header["name"], header["runtime"], header["space"], header["batch"], header["threads"]
+        )
+        key = (
+            header["name"],
+            header["fingerprint"],
+            header["runtime"],
+            header["precision"],
+            header["batch"],
+            header["threads"],
+        )
         assert key not in keys
         keys.add(key)
     assert shipped_file_name("this-cpu", "onnxruntime", "cifar10") == "this-cpu-onnxruntime.cifar10.json"
@@ -121,7 +140,9 @@ def test_api_batch_picks_the_profile_and_the_result_says_so():
 def test_cli_batch_json_and_the_one_line_refusal(tmp_path):
     table = tmp_path / "t.json"
     random_table().save(table)
-    done = runner.invoke(app, ["--table", str(table), "--device", "jetson", "--max-flops", "45M", "--batch", "32", "--json"])
+    done = runner.invoke(
+        app, ["--table", str(table), "--device", "jetson", "--max-flops", "45M", "--batch", "32", "--json"]
+    )
     assert done.exit_code == 0, done.output
     assert json.loads(done.stdout)["batch"] == 32
     done = runner.invoke(app, ["--table", str(table), "--device", "this-cpu", "--max-flops", "45M", "--batch", "8"])
@@ -138,9 +159,26 @@ def test_profile_calibrate_fits_the_estimate_at_the_batch(tmp_path):
     timings = tmp_path / "t.json"
     timings.write_text(json.dumps({"timings": [{"arch": str(a), "latency_ms": 5.0 + i} for i, a in enumerate(archs)]}))
     out = tmp_path / "p.json"
-    done = runner.invoke(app, ["profile", "calibrate", "--profile", "raspberry-pi-4", "--space", SPACE, "--batch", "32",
-                               "--timings", str(timings), "-o", str(out)])
+    done = runner.invoke(
+        app,
+        [
+            "profile",
+            "calibrate",
+            "--profile",
+            "raspberry-pi-4",
+            "--space",
+            SPACE,
+            "--batch",
+            "32",
+            "--timings",
+            str(timings),
+            "-o",
+            str(out),
+        ],
+    )
     assert done.exit_code == 0, done.output
     assert load_profile(out).batch == 32 and "batch 32" in done.output
-    done = runner.invoke(app, ["profile", "calibrate", "--profile", str(out), "--batch", "1", "--timings", str(timings)])
+    done = runner.invoke(
+        app, ["profile", "calibrate", "--profile", str(out), "--batch", "1", "--timings", str(timings)]
+    )
     assert done.exit_code == 2 and "not --batch 1" in done.output

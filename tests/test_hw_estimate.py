@@ -1,4 +1,5 @@
 """Estimated devices: op-type model fitted on this CPU, anchored to published latencies, with an error band."""
+
 import json
 
 import pytest
@@ -23,15 +24,24 @@ def this_cpu(space_name):
     return resolve_profile("this-cpu", get_space(space_name), batch=1, threads=1)
 
 
-@pytest.mark.parametrize("name,macs", [("mobilenet_v1_1.0_224", 569e6), ("mobilenet_v2_1.0_224", 300e6),
-                                       ("efficientnet_b0_224", 390e6), ("mnasnet_1.0_224", 315e6),
-                                       ("mobilenet_v3_large_1.0_224", 219e6)])
+@pytest.mark.parametrize(
+    "name,macs",
+    [
+        ("mobilenet_v1_1.0_224", 569e6),
+        ("mobilenet_v2_1.0_224", 300e6),
+        ("efficientnet_b0_224", 390e6),
+        ("mnasnet_1.0_224", 315e6),
+        ("mobilenet_v3_large_1.0_224", 219e6),
+    ],
+)
 def test_reference_networks_have_the_papers_macs(name, macs):
     assert sum(op.macs for op in REFERENCE_NETWORKS[name]()) == pytest.approx(macs, rel=0.015)
 
 
-@pytest.mark.parametrize("name,params", [("mobilenet_v2_1.0_224", 3_504_872), ("efficientnet_b0_224", 5_288_548),
-                                         ("mnasnet_1.0_224", 4_383_312)])
+@pytest.mark.parametrize(
+    "name,params",
+    [("mobilenet_v2_1.0_224", 3_504_872), ("efficientnet_b0_224", 5_288_548), ("mnasnet_1.0_224", 4_383_312)],
+)
 def test_reference_networks_have_torchvisions_parameter_count(name, params):
     """torchvision's documented num_params of mobilenet_v2, efficientnet_b0 and mnasnet1_0 (batch-norm scale
     and shift counted, as here): an exact count catches a wrong width, repeat or squeeze-excite size."""
@@ -48,7 +58,12 @@ def test_mobilenet_v3_has_torchvisions_parameter_count_with_its_squeeze_rounding
 def test_op_types():
     space = get_space("ponas-imagenet")
     assert [op_type(op) for op in stem_ops(space)] == ["conv", "depthwise", "pointwise"]
-    assert [op_type(op) for op in mbconv_ops(32, 64, 28, 2, 5, 6, True)] == ["pointwise", "depthwise", "squeeze_excite", "pointwise"]
+    assert [op_type(op) for op in mbconv_ops(32, 64, 28, 2, 5, 6, True)] == [
+        "pointwise",
+        "depthwise",
+        "squeeze_excite",
+        "pointwise",
+    ]
     assert [op_type(op) for op in head_ops(space)] == ["pointwise", "pool_fc"]
     assert op_type(mobilenet_v2_ops()[0]) == "conv"
 
@@ -136,11 +151,14 @@ def test_estimate_ranks_this_cpus_networks_better_than_macs_alone(space_name):
     assert tau_estimate > tau_macs
 
 
-@pytest.mark.parametrize("change,needle", [
-    ({"network": "resnet50"}, "not one of"),
-    ({"latency_ms": -1}, "positive"),
-    ({"role": "guess"}, "role"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        ({"network": "resnet50"}, "not one of"),
+        ({"latency_ms": -1}, "positive"),
+        ({"role": "guess"}, "role"),
+    ],
+)
 def test_bad_anchor_names_the_file(tmp_path, change, needle):
     data = json.loads((DEVICES_DIR / "raspberry-pi-4.json").read_text())
     data["anchors"][0].update(change)

@@ -1,4 +1,5 @@
 """Measuring on onnxruntime with a tiny space and tiny repeat counts; runtimes that cannot run here."""
+
 import json
 import subprocess
 import sys
@@ -25,8 +26,17 @@ QUICK = Protocol(warmup_s=0.0, sample_s=0.0005, repeats=3, budget_s=0.005, rel_i
 
 def tiny_space():
     """Two searchable layers, four candidates, 16x16 input: every entry exports and times in milliseconds."""
-    return replace(get_space("cifar10"), name="tiny", resolution=16, stem_channels=8, first_block_channels=8,
-                   layers=(LayerSpec(8, 8, 1), LayerSpec(8, 16, 2)), head_channels=32, kernels=(3, 5), expansions=(3,))
+    return replace(
+        get_space("cifar10"),
+        name="tiny",
+        resolution=16,
+        stem_channels=8,
+        first_block_channels=8,
+        layers=(LayerSpec(8, 8, 1), LayerSpec(8, 16, 2)),
+        head_channels=32,
+        kernels=(3, 5),
+        expansions=(3,),
+    )
 
 
 @pytest.fixture
@@ -67,6 +77,7 @@ def test_noisy_entries_refuse_unless_forced(monkeypatch):
 
 def test_runtimes_without_cuda_or_tensorrt_say_why():
     import torch
+
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA; the absence path is not reachable")
     with pytest.raises(RuntimeUnavailable, match="CUDA GPU"):
@@ -99,7 +110,9 @@ def test_agreement_and_calibration_figures():
 def test_validate_reports_figures_and_keeps_calibration_only_if_it_helps(tiny):
     profile = profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True)
     report, updated = validate_profile(profile, samples=4, calibrate=True, fit_samples=4, runs=3)
-    assert {"mape", "within_10pct", "kendall_tau", "samples", "uncalibrated", "calibration", "expected_error"} <= set(report)
+    assert {"mape", "within_10pct", "kendall_tau", "samples", "uncalibrated", "calibration", "expected_error"} <= set(
+        report
+    )
     assert len(report["samples"]) == 4 and {"arch", "predicted_ms", "measured_ms"} <= set(report["samples"][0])
     assert (updated.calibration is not None) == report["calibration_kept"]
     assert report["threads"] == 1 and "median of 3 runs" in report["protocol"]
@@ -107,21 +120,35 @@ def test_validate_reports_figures_and_keeps_calibration_only_if_it_helps(tiny):
 
 def test_validate_times_the_exported_onnx_files_in_a_plain_session(tiny, monkeypatch):
     from hw_profiles import validate as validate_module
+
     seen = {}
 
     def fake_time_deployed(paths, shape, runtime, precision, threads, level, runs, progress):
-        seen.update(files=[p.suffix for p in paths], exist=all(p.is_file() for p in paths), threads=threads, level=level)
+        seen.update(
+            files=[p.suffix for p in paths], exist=all(p.is_file() for p in paths), threads=threads, level=level
+        )
         return [1.0 + i for i in range(len(paths))]
+
     monkeypatch.setattr(validate_module, "time_deployed", fake_time_deployed)
-    profile = replace(profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True), threads=2,
-                      graph_optimization_level="basic")
+    profile = replace(
+        profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True),
+        threads=2,
+        graph_optimization_level="basic",
+    )
     validate_profile(profile, samples=3, runs=3)
     assert seen == {"files": [".onnx"] * 3, "exist": True, "threads": 2, "level": "basic"}
 
 
 def test_profile_records_threads_and_fits_its_whole_network_correction(tiny, tmp_path):
-    profile = profile_space(tiny, "this-cpu", threads=2, protocol=QUICK, force=True, graph_optimization_level="extended",
-                            calibration_networks=4)
+    profile = profile_space(
+        tiny,
+        "this-cpu",
+        threads=2,
+        protocol=QUICK,
+        force=True,
+        graph_optimization_level="extended",
+        calibration_networks=4,
+    )
     whole = profile.measurement["whole_network"]
     assert whole["networks"] == 4 and whole["uncalibrated_mape"] >= 0 and whole["rounds"] == QUICK.passes + 1
     model_error = whole["calibrated_loo_mape"] if profile.calibration else whole["uncalibrated_mape"]
@@ -146,6 +173,7 @@ def test_old_profiles_without_threads_load_as_one_thread(tmp_path):
 
 def test_validate_estimated_profile_needs_a_runtime():
     from hw_profiles import resolve_profile
+
     with pytest.raises(SpecializeError, match="--runtime"):
         validate_profile(resolve_profile("jetson", tiny_space()), samples=2)
 
@@ -154,9 +182,27 @@ def test_bundle_runner_import_round_trip(tmp_path):
     space = tiny_space()
     manifest = write_bundle(space, tmp_path / "b", networks=4)
     assert (tmp_path / "b" / "run_bundle.py").is_file() and len(manifest["entries"]) == len(space_workloads(space)) + 4
-    done = subprocess.run([sys.executable, str(tmp_path / "b" / "run_bundle.py"), "--runner", "onnxruntime", "--repeats", "3",
-                           "--budget-s", "0.005", "--warmup-s", "0", "--threads", "1", "--name", "lab-board"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "b" / "run_bundle.py"),
+            "--runner",
+            "onnxruntime",
+            "--repeats",
+            "3",
+            "--budget-s",
+            "0.005",
+            "--warmup-s",
+            "0",
+            "--threads",
+            "1",
+            "--name",
+            "lab-board",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "b" / "results.json").read_text())
     assert results["runner"] == "onnxruntime" and "nvpmodel" in results and "jetson_clocks" in results
@@ -169,9 +215,27 @@ def test_bundle_runner_import_round_trip(tmp_path):
 
 def run_tiny_bundle(directory, networks: int) -> None:
     write_bundle(tiny_space(), directory, networks=networks)
-    done = subprocess.run([sys.executable, str(directory / "run_bundle.py"), "--runner", "onnxruntime", "--repeats", "3",
-                           "--budget-s", "0.005", "--warmup-s", "0", "--threads", "1", "--name", "lab-board"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(directory / "run_bundle.py"),
+            "--runner",
+            "onnxruntime",
+            "--repeats",
+            "3",
+            "--budget-s",
+            "0.005",
+            "--warmup-s",
+            "0",
+            "--threads",
+            "1",
+            "--name",
+            "lab-board",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -235,7 +299,9 @@ def test_repeatability_is_the_rounds_spread_and_widens_the_expected_error(tiny):
     drifting = steady + [[ms * 1.2 for ms in steady[0]]] * 2
     assert apply_whole_network_fit(profile, archs, steady, "steady").expected_error == pytest.approx(0.0, abs=1e-9)
     moved = apply_whole_network_fit(profile, archs, drifting, "drifting")
-    assert moved.measurement["whole_network"]["repeatability"] == pytest.approx(2 * 0.2 / 5)  # two rounds of five 20% off
+    assert moved.measurement["whole_network"]["repeatability"] == pytest.approx(
+        2 * 0.2 / 5
+    )  # two rounds of five 20% off
     assert moved.expected_error == pytest.approx(2 * 0.2 / 5, rel=1e-6)
 
 
@@ -245,8 +311,11 @@ def test_sessions_are_reopened_once_memory_runs_low(tiny, monkeypatch):
     opened = []
     real_load = get_runtime("onnxruntime", "fp32", 1).__class__.load
     monkeypatch.setattr(profiler_module, "memory_low", lambda: len(opened) >= 3)
-    monkeypatch.setattr(get_runtime("onnxruntime", "fp32", 1).__class__, "load",
-                        lambda self, *a: opened.append(1) or real_load(self, *a))
+    monkeypatch.setattr(
+        get_runtime("onnxruntime", "fp32", 1).__class__,
+        "load",
+        lambda self, *a: opened.append(1) or real_load(self, *a),
+    )
     profile = profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True)
     entries = len(space_workloads(tiny, 1))
     assert len(opened) == entries * QUICK.passes
@@ -263,7 +332,9 @@ def test_hardware_truth_ships_a_fresh_profile_only_if_it_predicts_the_timings_at
     import importlib.util
     from pathlib import Path
 
-    spec = importlib.util.spec_from_file_location("hardware_truth", Path(__file__).parents[1] / "benchmarks" / "hardware_truth.py")
+    spec = importlib.util.spec_from_file_location(
+        "hardware_truth", Path(__file__).parents[1] / "benchmarks" / "hardware_truth.py"
+    )
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     space = get_space("cifar10")
@@ -272,21 +343,27 @@ def test_hardware_truth_ships_a_fresh_profile_only_if_it_predicts_the_timings_at
     profile = load_profile(bench.DATA_DIR / name, space)
     archs = spread_architectures(space, 12, 1)
     fresh = tmp_path / "fresh.json"
-    fresh.write_text(shipped_text + "\n")   # differs from the shipped file, so a copy shows
+    fresh.write_text(shipped_text + "\n")  # differs from the shipped file, so a copy shows
 
     def report(measured_scale, within, tau):
         samples = [{"arch": str(a), "measured_ms": profile.predict_ms(a) * s} for a, s in zip(archs, measured_scale)]
-        return {"samples": samples, "within_10pct": within, "kendall_tau": tau, "shipped_name": name, "fresh_path": fresh}
+        return {
+            "samples": samples,
+            "within_10pct": within,
+            "kendall_tau": tau,
+            "shipped_name": name,
+            "fresh_path": fresh,
+        }
 
     (tmp_path / name).write_text(shipped_text)
-    exact = report(np.ones(len(archs)), 0.5, 0.6)         # the shipped profile predicts these exactly
+    exact = report(np.ones(len(archs)), 0.5, 0.6)  # the shipped profile predicts these exactly
     assert "kept the shipped" in bench.ship(exact, "cifar10", tmp_path)
     assert (tmp_path / name).read_text() == shipped_text and fresh.read_text() != shipped_text
 
-    off = report(np.linspace(0.5, 3.0, len(archs))[::-1], 1.0, 1.0)   # the shipped one is far off on these
+    off = report(np.linspace(0.5, 3.0, len(archs))[::-1], 1.0, 1.0)  # the shipped one is far off on these
     assert bench.ship(off, "cifar10", tmp_path).startswith("shipped " + name)
     assert (tmp_path / name).read_text() == fresh.read_text()
     unsteady = {**off, "retimed": {"within_10pct": 0.5, "kendall_tau": 0.7, "mape": 0.3}}
     assert bench.ship(unsteady, "cifar10", tmp_path).startswith("shipped nothing")
     (tmp_path / name).unlink()
-    assert bench.ship(exact, "cifar10", tmp_path) == f"shipped {name}"   # nothing shipped yet
+    assert bench.ship(exact, "cifar10", tmp_path) == f"shipped {name}"  # nothing shipped yet

@@ -1,4 +1,5 @@
 """Device registry, roofline estimates and profile resolution (no measuring)."""
+
 import json
 
 import pytest
@@ -95,15 +96,18 @@ def test_list_devices_has_every_registered_device():
         assert row["runtime"] == "roofline" and set(row) >= {"name", "kind", "runtime", "date", "space", "description"}
 
 
-@pytest.mark.parametrize("field,value,needle", [
-    ("latency_ms", [[1.0]], "latency_ms"),
-    ("latency_ms", "oops", "latency_ms"),
-    ("fixed_ms", {"stem": -1}, "fixed_ms"),
-    ("kind", "guessed", "kind"),
-    ("calibration", {"scale": "x"}, "calibration"),
-    ("fingerprint", "0000", "fingerprint"),
-    ("spread_ms", [[-1.0]], "spread_ms"),
-])
+@pytest.mark.parametrize(
+    "field,value,needle",
+    [
+        ("latency_ms", [[1.0]], "latency_ms"),
+        ("latency_ms", "oops", "latency_ms"),
+        ("fixed_ms", {"stem": -1}, "fixed_ms"),
+        ("kind", "guessed", "kind"),
+        ("calibration", {"scale": "x"}, "calibration"),
+        ("fingerprint", "0000", "fingerprint"),
+        ("spread_ms", [[-1.0]], "spread_ms"),
+    ],
+)
 def test_corrupt_profile_names_file_and_field(tmp_path, field, value, needle):
     path = tmp_path / "bad.json"
     data = resolve_profile("jetson", get_space("cifar10")).to_dict()

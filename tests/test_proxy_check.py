@@ -1,4 +1,5 @@
 """EcoNAS reduced settings: notation, Table 1's values, and a zoo ranked under each (issue 10)."""
+
 from __future__ import annotations
 
 import pytest
@@ -32,7 +33,7 @@ def test_rho_interval_is_tight_for_a_clear_ranking_and_wide_for_a_small_noisy_on
     ranks = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
     assert rho_interval(ranks, ranks) == pytest.approx((1.0, 1.0))
     assert rho_interval(ranks, ranks[::-1]) == pytest.approx((-1.0, -1.0))
-    low, high = rho_interval(ranks, [0.3, 0.1, 0.4, 0.2, 0.7, 0.5, 0.8, 0.6])   # rho 0.76 over 8
+    low, high = rho_interval(ranks, [0.3, 0.1, 0.4, 0.2, 0.7, 0.5, 0.8, 0.6])  # rho 0.76 over 8
     assert low < 0.5 < 0.76 < high <= 1.0
     assert rho_interval([0.5] * 8, ranks) is None
 
@@ -61,6 +62,7 @@ def test_a_killed_run_resumes_from_its_checkpoint(synthetic_data, tmp_path, monk
         trained.append(text)
         if len(trained) == 4:
             raise KeyboardInterrupt
+
     with pytest.raises(KeyboardInterrupt):
         proxy_check(space, data, 3, ref, reduced, val_per_class=2, progress=kill_after_four, checkpoint=checkpoint)
     real_train, calls = pc.train_and_score, []

@@ -3,6 +3,7 @@
 Tables here are random accuracies with a synthetic `results.spread` (what training measures), so whether
 the rerank should change the answer is known: the measured accuracies reward one block the table does not.
 """
+
 import json
 import subprocess
 import sys
@@ -27,15 +28,19 @@ def table_with_spread(reward: tuple[int, int] | None, samples: int = 40, seed: i
     """Random table; measured accuracy 0.3 + noise, plus 0.3 where layer reward[0] takes candidate reward[1]."""
     space = get_space("cifar10")
     rng = np.random.default_rng(seed)
-    table = AccuracyTable(space=space, accuracy=rng.uniform(0.6, 0.9, (space.num_layers, space.num_candidates)),
-                          best_arch=str(space.largest_arch()))
+    table = AccuracyTable(
+        space=space,
+        accuracy=rng.uniform(0.6, 0.9, (space.num_layers, space.num_candidates)),
+        best_arch=str(space.largest_arch()),
+    )
     genes = rng.integers(0, space.num_candidates, (samples, space.num_layers))
     if reward is not None:
         genes[::2, reward[0]] = reward[1]
     bonus = np.zeros(samples) if reward is None else 0.3 * (genes[:, reward[0]] == reward[1])
     accuracy = 0.3 + bonus + rng.normal(0, 0.01, samples)
-    table.results = {"spread": [{"arch": str(space.arch_from_indices(g)), "accuracy": float(a)}
-                                for g, a in zip(genes, accuracy)]}
+    table.results = {
+        "spread": [{"arch": str(space.arch_from_indices(g)), "accuracy": float(a)} for g, a in zip(genes, accuracy)]
+    }
     return table
 
 
@@ -73,10 +78,15 @@ def test_rerank_keeps_the_answer_when_measured_accuracy_rewards_it():
     problem = prepare(table, None, None, bounds_from_options(**BOUNDS))[2]
     best = top_k(problem, 1)[0].genes
     rng = np.random.default_rng(1)
-    genes = np.where(rng.random((40, len(best))) < 0.5, best, rng.integers(0, table.space.num_candidates, (40, len(best))))
-    accuracy = 0.3 + 0.3 * (genes == best).mean(axis=1)        # the more of the table's best, the more accurate
-    table.results = {"spread": [{"arch": str(table.space.arch_from_indices(g)), "accuracy": float(a)}
-                                for g, a in zip(genes, accuracy)]}
+    genes = np.where(
+        rng.random((40, len(best))) < 0.5, best, rng.integers(0, table.space.num_candidates, (40, len(best)))
+    )
+    accuracy = 0.3 + 0.3 * (genes == best).mean(axis=1)  # the more of the table's best, the more accurate
+    table.results = {
+        "spread": [
+            {"arch": str(table.space.arch_from_indices(g)), "accuracy": float(a)} for g, a in zip(genes, accuracy)
+        ]
+    }
     result = specialize(table=table, rerank="surrogate", **BOUNDS)
     assert not result.rerank["changed"] and result.arch == result.rerank["before"]
     assert result.answer_from == "ga" and result.optimality_gap == pytest.approx(0, abs=1e-12)
@@ -98,8 +108,10 @@ def spread_table_file(tmp_path_factory) -> str:
 
 def test_cli_reports_the_rerank_in_json_and_in_one_line(spread_table_file):
     runner = CliRunner()
-    done = runner.invoke(app, ["--table", spread_table_file, "--device", "jetson", "--max-flops", "45M",
-                               "--rerank", "surrogate", "--json"])
+    done = runner.invoke(
+        app,
+        ["--table", spread_table_file, "--device", "jetson", "--max-flops", "45M", "--rerank", "surrogate", "--json"],
+    )
     assert done.exit_code == 0, done.output
     rerank = json.loads(done.stdout)["rerank"]
     assert {"changed", "before", "after", "candidates", "cv_error", "samples"} <= set(rerank)
@@ -110,16 +122,23 @@ def test_cli_reports_the_rerank_in_json_and_in_one_line(spread_table_file):
     assert len(lines) == 1 and ("changed the answer" in lines[0] or "kept the answer" in lines[0])
 
 
-@pytest.mark.parametrize("args, words", [(["--rerank", "oracle"], "unknown rerank"),
-                                         (["--rerank", "surrogate", "--rerank-k", "1"], "--rerank-k 1 is out of range")])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--rerank", "oracle"], "unknown rerank"),
+        (["--rerank", "surrogate", "--rerank-k", "1"], "--rerank-k 1 is out of range"),
+    ],
+)
 def test_cli_bad_rerank_is_one_line_and_exit_2(spread_table_file, args, words):
     done = CliRunner().invoke(app, ["--table", spread_table_file, "--max-flops", "45M", *args])
     assert done.exit_code == 2 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_the_rerank_imports_neither_torch_nor_onnx(spread_table_file):
-    code = ("import sys; from specialize import specialize; "
-            f"r = specialize(table={spread_table_file!r}, max_flops='45M', rerank='surrogate'); "
-            "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))")
+    code = (
+        "import sys; from specialize import specialize; "
+        f"r = specialize(table={spread_table_file!r}, max_flops='45M', rerank='surrogate'); "
+        "print(sorted(m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -3,6 +3,7 @@
 Accuracy tables here are random [layers, candidates] arrays (solver properties hold for any table);
 latency is a roofline-like model built from the analytic cost arrays, never typed-in numbers.
 """
+
 import itertools
 import warnings
 
@@ -20,9 +21,20 @@ from specialize.search.penalty import hard_bounds, soft_penalty
 from specialize.search.reach import explain_infeasible, reachable
 from specialize.space import LayerSpec, SearchSpace, get_space
 
-TINY = SearchSpace(name="tiny", resolution=16, num_classes=10, stem_channels=8, stem_stride=1, first_block_channels=8,
-                   layers=(LayerSpec(8, 16, 2), LayerSpec(16, 16, 1), LayerSpec(16, 24, 2), LayerSpec(24, 24, 1)),
-                   head_channels=32, dropout=0.0, kernels=(3, 5), expansions=(3, 6), se_options=(False, True))
+TINY = SearchSpace(
+    name="tiny",
+    resolution=16,
+    num_classes=10,
+    stem_channels=8,
+    stem_stride=1,
+    first_block_channels=8,
+    layers=(LayerSpec(8, 16, 2), LayerSpec(16, 16, 1), LayerSpec(16, 24, 2), LayerSpec(24, 24, 1)),
+    head_channels=32,
+    dropout=0.0,
+    kernels=(3, 5),
+    expansions=(3, 6),
+    se_options=(False, True),
+)
 METRIC_KEYS = list(METRICS)
 
 
@@ -44,8 +56,16 @@ def problem_for(space, seed, bounds):
     from specialize.search.reach import with_tolerance
 
     def build(bounds: tuple) -> object:
-        return build_problem(random_loss(space, seed), cost_arrays(space), bounds, space.name,
-                             latency=roofline_ms(space), device="roofline", candidates=space.candidate_names)
+        return build_problem(
+            random_loss(space, seed),
+            cost_arrays(space),
+            bounds,
+            space.name,
+            latency=roofline_ms(space),
+            device="roofline",
+            candidates=space.candidate_names,
+        )
+
     return build(with_tolerance(build(()), tuple(bounds)))
 
 
@@ -69,7 +89,7 @@ def check_answer(problem, genes):
     values = {k: v[0] for k, v in problem.measure(genes[None]).items()}
     assert problem.feasible(genes[None])[0]
     for b in problem.bounds:
-        if b.metric != "intensity":   # intensity is checked in its exact linear form by feasible()
+        if b.metric != "intensity":  # intensity is checked in its exact linear form by feasible()
             assert b.holds(values[b.metric]), (b, values[b.metric])
 
 
@@ -165,13 +185,13 @@ def test_soft_penalty_is_epnas_eq_2_and_3_wrapped_around_the_accuracy():
     parameters counted independently by `arch_cost`; an architecture that meets every bound is not penalized."""
     space = get_space("cifar10")
     problem = problem_for(space, 4, bounds_from_options(max_flops="40M", min_params="2M"))
-    fitness = soft_penalty(problem, best_accuracy=5.0).fitness   # random tables lose up to 4.8: keep accuracy > 0
+    fitness = soft_penalty(problem, best_accuracy=5.0).fitness  # random tables lose up to 4.8: keep accuracy > 0
     for arch in (space.largest_arch(), space.smallest_arch()):
         genes = np.array(arch.indices)[None]
         cost = arch_cost(arch)
         exponent = max(0.0, cost["macs"] / 40e6 - 1) + max(0.0, 2e6 / cost["params"] - 1)
         assert exponent > 0.05
-        assert fitness(genes)[0] == pytest.approx((5.0 + problem.scores(genes)[0]) * 0.9 ** exponent, rel=1e-12)
+        assert fitness(genes)[0] == pytest.approx((5.0 + problem.scores(genes)[0]) * 0.9**exponent, rel=1e-12)
     optimum = solve_exact(problem).genes[None]
     assert fitness(optimum)[0] == pytest.approx(5.0 + problem.scores(optimum)[0], rel=1e-12)
 
@@ -213,7 +233,7 @@ def test_pareto_front_is_nondominated_and_meets_other_bounds():
     problem = problem_for(space, 5, bounds_from_options(max_params="2.5M"))
     front = nsga2(problem, "macs", seed=0, population=24, generations=40)
     assert len(front.genes) >= 2 and problem.feasible(front.genes).all()
-    assert (np.diff(front.costs) >= 0).all() and (np.diff(front.scores) > 0).all()   # sorted by cost: strictly better
+    assert (np.diff(front.costs) >= 0).all() and (np.diff(front.scores) > 0).all()  # sorted by cost: strictly better
     assert set(front.labels.values()) >= {"most accurate", "cheapest"}
     for i, best in front.optimum.items():
         assert front.scores[i] <= best + 1e-12
@@ -272,5 +292,7 @@ def test_ga_stops_deterministically_at_its_failed_children_cap():
     problem = problem_for(space, 0, [Bound("macs", middle, middle + 1e-3 * (hi - lo))])
     first, again = (run_ga(problem, seed=3, max_failed=2000) for _ in range(2))
     assert first.stopped and "failed children" in first.stopped and first.generations < 1000
-    assert first.failed_children >= 2000 and (first.genes == again.genes).all() and first.generations == again.generations
+    assert (
+        first.failed_children >= 2000 and (first.genes == again.genes).all() and first.generations == again.generations
+    )
     check_answer(problem, first.genes)

@@ -1,4 +1,5 @@
 """The declared search space: candidates, architecture strings, fingerprints, and clear errors on bad input."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,8 +10,24 @@ from specialize.errors import SpecializeError
 from specialize.space import SPACES, Candidate, SearchSpace, get_space
 
 PRESETS = ("cifar10", "ponas-imagenet", "ponas-table1")
-CANDIDATES = ("k3e3", "k3e3se", "k3e6", "k3e6se", "k5e3", "k5e3se", "k5e6", "k5e6se", "k7e3", "k7e3se", "k7e6", "k7e6se")
-PONAS_A = "k5e6,k5e3,k7e3se,k5e3se,k5e3,k7e3,k7e6se,k5e3se,k5e3se,k5e3se,k5e3,k7e3,k7e3,k7e3se,k7e6se,k7e3se,k5e3,k7e3se,k5e6se"
+CANDIDATES = (
+    "k3e3",
+    "k3e3se",
+    "k3e6",
+    "k3e6se",
+    "k5e3",
+    "k5e3se",
+    "k5e6",
+    "k5e6se",
+    "k7e3",
+    "k7e3se",
+    "k7e6",
+    "k7e6se",
+)
+PONAS_A = (
+    "k5e6,k5e3,k7e3se,k5e3se,k5e3,k7e3,k7e6se,k5e3se,k5e3se,k5e3se,"
+    "k5e3,k7e3,k7e3,k7e3se,k7e6se,k7e3se,k5e3,k7e3se,k5e6se"
+)
 
 
 def test_presets_are_registered():
@@ -38,7 +55,9 @@ def test_layer_counts_and_geometry():
 @given(st.sampled_from(PRESETS), st.data())
 def test_arch_string_round_trip(name, data):
     space = get_space(name)
-    indices = data.draw(st.lists(st.integers(0, space.num_candidates - 1), min_size=space.num_layers, max_size=space.num_layers))
+    indices = data.draw(
+        st.lists(st.integers(0, space.num_candidates - 1), min_size=space.num_layers, max_size=space.num_layers)
+    )
     arch = space.arch_from_indices(indices)
     text = str(arch)
     assert space.parse_arch(text) == arch

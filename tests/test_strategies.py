@@ -5,6 +5,7 @@ A new strategy registered with `register_strategy` is picked up by these loops w
 including the offline ones `supernet.strategies` registers (imported below), which get the table's
 score as their fitness and a budget of OFFLINE_EVALUATIONS distinct architectures.
 """
+
 import functools
 import itertools
 import warnings
@@ -24,11 +25,28 @@ from test_search import METRIC_KEYS, TINY, check_answer, problem_for, random_bou
 import specialize.api  # noqa: F401  (the composition root registers the strategies that need torch: epnas)
 
 # 6 layers x 8 candidates = 262,144 architectures: enumerable, and too many for luck.
-SMALL = SearchSpace(name="small", resolution=16, num_classes=10, stem_channels=8, stem_stride=1, first_block_channels=8,
-                    layers=(LayerSpec(8, 16, 2), LayerSpec(16, 16, 1), LayerSpec(16, 24, 2), LayerSpec(24, 24, 1),
-                            LayerSpec(24, 32, 2), LayerSpec(32, 32, 1)),
-                    head_channels=32, dropout=0.0, kernels=(3, 5), expansions=(3, 6), se_options=(False, True))
-OFFLINE_EVALUATIONS = 300   # 0.1% of SMALL: random search's median gap is about 19% of the loss range
+SMALL = SearchSpace(
+    name="small",
+    resolution=16,
+    num_classes=10,
+    stem_channels=8,
+    stem_stride=1,
+    first_block_channels=8,
+    layers=(
+        LayerSpec(8, 16, 2),
+        LayerSpec(16, 16, 1),
+        LayerSpec(16, 24, 2),
+        LayerSpec(24, 24, 1),
+        LayerSpec(24, 32, 2),
+        LayerSpec(32, 32, 1),
+    ),
+    head_channels=32,
+    dropout=0.0,
+    kernels=(3, 5),
+    expansions=(3, 6),
+    se_options=(False, True),
+)
+OFFLINE_EVALUATIONS = 300  # 0.1% of SMALL: random search's median gap is about 19% of the loss range
 BUDGET = Budget(generations=200, time_limit_s=30.0, evaluations=OFFLINE_EVALUATIONS)
 CASES = [(s, p) for s in strategy_names() for p in (PENALTIES if not get_strategy(s).exact else ["hard"])]
 # Offline strategies answer the best architecture they scored that meets every bound. Under EPNAS's soft
@@ -36,7 +54,7 @@ CASES = [(s, p) for s in strategy_names() for p in (PENALTIES if not get_strateg
 # their searches go where the bounds break and are held only to feasibility (the first test).
 QUALITY_CASES = [(s, p) for s, p in CASES if not (get_strategy(s).offline and p == "soft")]
 QUALITY_SETS = 24
-OFFLINE_SETS = 12   # offline strategies refit surrogates and the like: the default suite checks them on half the sets
+OFFLINE_SETS = 12  # offline strategies refit surrogates and the like: the default suite checks them on half the sets
 
 
 def enumerate_archs(space: SearchSpace) -> np.ndarray:
@@ -73,9 +91,9 @@ def test_answers_meet_every_bound_and_infeasible_sets_are_reported(name, penalty
         assert result is None or result.genes is None
         return
     if penalty == "soft" and (result is None or result.genes is None):
-        return   # a soft penalty does not guarantee a feasible point (EPNAS); the API answers from the reference
+        return  # a soft penalty does not guarantee a feasible point (EPNAS); the API answers from the reference
     if get_strategy(name).offline and result is not None and result.status == "not found":
-        return   # an offline budget may miss a feasible point (a bound near the edge of the space) and says so
+        return  # an offline budget may miss a feasible point (a bound near the edge of the space) and says so
     assert result is not None and result.genes is not None, "a feasible bound set went unanswered"
     check_answer(problem, result.genes)
     assert result.value == pytest.approx(problem.scores(result.genes[None])[0], abs=1e-12)
@@ -91,7 +109,9 @@ def seeded_bounds(rng: np.random.Generator) -> list[Bound]:
         lo, hi = reachable(base, str(metric))
         a, b = np.sort(rng.uniform(0, 1, size=2))
         side = rng.integers(3)
-        bounds.append(Bound(str(metric), lo + a * (hi - lo) if side else None, lo + b * (hi - lo) if side != 1 else None))
+        bounds.append(
+            Bound(str(metric), lo + a * (hi - lo) if side else None, lo + b * (hi - lo) if side != 1 else None)
+        )
     return bounds
 
 
@@ -148,6 +168,7 @@ def test_offline_answers_are_close_to_the_brute_force_optimum_on_every_set(name,
 
 def test_the_quality_check_fails_a_weak_strategy():
     """The quality test can fail: best of 200 random feasible architectures does not pass it."""
+
     @register_strategy("random-200-test", summary="best of 200 random architectures (a test strawman)")
     def random_search(problem, evaluation, budget, seed):
         pop = np.random.default_rng(seed).integers(0, problem.score.shape[1], size=(200, problem.num_layers))
@@ -155,6 +176,7 @@ def test_the_quality_check_fails_a_weak_strategy():
         i = int(scores.argmax())
         ok = np.isfinite(scores[i])
         return SearchResult(pop[i] if ok else None, float(scores[i]) if ok else None, 0.0, "heuristic")
+
     try:
         with pytest.raises(AssertionError):
             assert_good("random-200-test", "hard")
@@ -201,13 +223,17 @@ def test_the_composition_root_registers_the_torch_strategies_lazily():
     import subprocess
     import sys
 
-    code = ("import sys, specialize.api; from specialize.search.registry import get_strategy; "
-            "s = get_strategy('epnas'); assert s.offline and 'torch' not in sys.modules; print('ok')")
+    code = (
+        "import sys, specialize.api; from specialize.search.registry import get_strategy; "
+        "s = get_strategy('epnas'); assert s.offline and 'torch' not in sys.modules; print('ok')"
+    )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "ok"
 
 
 def test_unknown_strategy_names_the_known_ones():
-    with pytest.raises(SpecializeError, match=r"unknown strategy 'annealing'; known: econas, epnas, exact, ga, pnas, random"):
+    with pytest.raises(
+        SpecializeError, match=r"unknown strategy 'annealing'; known: econas, epnas, exact, ga, pnas, random"
+    ):
         get_strategy("annealing")
     with pytest.raises(SpecializeError, match=r"unknown penalty 'gentle'; known: hard, soft"):
         get_penalty("gentle")
@@ -236,7 +262,7 @@ def test_a_bound_that_empties_a_layer_is_reported_not_crashed(name, penalty):
     (random search once raised numpy's 'a cannot be empty' here)."""
     problem = problem_for(TINY, 0, (Bound("peak_activation_bytes", upper=1.0),))
     with warnings.catch_warnings():
-        warnings.simplefilter("error", RuntimeWarning)     # the GA's genome once divided by the empty layer's 0
+        warnings.simplefilter("error", RuntimeWarning)  # the GA's genome once divided by the empty layer's 0
         result = run(name, penalty, problem, 0, Budget(generations=20, evaluations=20))
     # no architecture meets the cap: infeasible (None), or, where a search only samples, "not found" without genes
     assert result is None or (result.genes is None and result.status == "not found")

@@ -1,5 +1,6 @@
 """Supernet: extract equals the supernet's own forward, any architecture trains without reallocation,
 BN recalibration, and the weights checkpoint round trip."""
+
 from __future__ import annotations
 
 import random
@@ -117,7 +118,7 @@ def test_unused_slices_get_no_gradient():
     assert block.expand_conv.grad[mid:].abs().sum() == 0
     assert block.expand_conv.grad[:mid].abs().sum() > 0
     dw = block.dw_conv.grad[:mid].clone()
-    dw[:, :, off:off + 3, off:off + 3] = 0
+    dw[:, :, off : off + 3, off : off + 3] = 0
     assert dw.abs().sum() == 0
     assert block.se_reduce.weight.grad is None or block.se_reduce.weight.grad.abs().sum() == 0
 

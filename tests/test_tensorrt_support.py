@@ -1,5 +1,6 @@
 """Exported graphs are checked against TensorRT's ONNX parser support (no TensorRT needed): exported sub-networks
 and bundle graphs pass, and each kind of problem the check looks for is caught."""
+
 from dataclasses import replace
 
 import numpy as np
@@ -14,12 +15,24 @@ from specialize.space import LayerSpec, get_space
 from supernet.export import subnet_to_onnx
 from supernet.onnx_graph import ALLOWED_OPS, OPSET
 from supernet.static import build_static
-from supernet.tensorrt_support import OPSET_RANGE, TENSORRT_ONNX_OPS, check_tensorrt_parser_support, tensorrt_parser_problems
+from supernet.tensorrt_support import (
+    OPSET_RANGE,
+    TENSORRT_ONNX_OPS,
+    check_tensorrt_parser_support,
+    tensorrt_parser_problems,
+)
 
 
 def tiny_space():
-    return replace(get_space("cifar10"), name="tiny-trt", resolution=16, stem_channels=8, first_block_channels=8,
-                   layers=(LayerSpec(8, 8, 1), LayerSpec(8, 16, 2)), head_channels=32)
+    return replace(
+        get_space("cifar10"),
+        name="tiny-trt",
+        resolution=16,
+        stem_channels=8,
+        first_block_channels=8,
+        layers=(LayerSpec(8, 8, 1), LayerSpec(8, 16, 2)),
+        head_channels=32,
+    )
 
 
 def test_the_export_allow_list_lies_inside_tensorrts_support_and_the_opset_in_its_range():
@@ -42,27 +55,41 @@ def test_bundle_graphs_pass_the_parser_check(tmp_path):
         assert tensorrt_parser_problems(onnx.load(str(tmp_path / "b" / entry["file"]))) == [], entry["key"]
 
 
-def conv_graph(weight_from_node: bool = False, op: str = "Conv", opset: int = OPSET, domain: str = "",
-               weight_rank: int = 4, input_type: int = TensorProto.FLOAT) -> onnx.ModelProto:
+def conv_graph(
+    weight_from_node: bool = False,
+    op: str = "Conv",
+    opset: int = OPSET,
+    domain: str = "",
+    weight_rank: int = 4,
+    input_type: int = TensorProto.FLOAT,
+) -> onnx.ModelProto:
     """input -> op(input, W) -> output, with W an initializer or computed by a Neg node."""
     shape = [8, 3] + [1] * (weight_rank - 2)
     weight = numpy_helper.from_array(np.ones(shape, np.float32), "W0" if weight_from_node else "W")
     nodes = [helper.make_node("Neg", ["W0"], ["W"], name="neg")] if weight_from_node else []
     nodes.append(helper.make_node(op, ["input", "W"], ["output"], name="conv", domain=domain))
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", input_type, [1, 3, 4, 4])],
-                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)], [weight])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("input", input_type, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, None)],
+        [weight],
+    )
     opsets = [helper.make_opsetid("", opset)] + ([helper.make_opsetid(domain, 1)] if domain else [])
     return helper.make_model(graph, opset_imports=opsets)
 
 
-@pytest.mark.parametrize("graph,needle", [
-    (dict(weight_from_node=True), "input 1 ('W') is computed"),
-    (dict(op="LayerNormalization"), "op LayerNormalization"),
-    (dict(opset=18), "opset 18"),
-    (dict(op="MyConv", domain="com.example"), "domain 'com.example'"),
-    (dict(weight_rank=3), "1D convolution"),
-    (dict(input_type=TensorProto.COMPLEX64), "has type COMPLEX64"),
-])
+@pytest.mark.parametrize(
+    "graph,needle",
+    [
+        (dict(weight_from_node=True), "input 1 ('W') is computed"),
+        (dict(op="LayerNormalization"), "op LayerNormalization"),
+        (dict(opset=18), "opset 18"),
+        (dict(op="MyConv", domain="com.example"), "domain 'com.example'"),
+        (dict(weight_rank=3), "1D convolution"),
+        (dict(input_type=TensorProto.COMPLEX64), "has type COMPLEX64"),
+    ],
+)
 def test_each_problem_is_named(graph, needle):
     with pytest.raises(SpecializeError, match="would not parse in TensorRT") as info:
         check_tensorrt_parser_support(conv_graph(**graph))

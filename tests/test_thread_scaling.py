@@ -1,4 +1,5 @@
 """Multi-thread profiles scaled from 1-thread blocks by a whole-network fit (hw_profiles.thread_scaling)."""
+
 import json
 
 import numpy as np
@@ -22,9 +23,17 @@ def one_thread_profile(space, seed=0) -> DeviceProfile:
     rng = np.random.default_rng(seed)
     latency = rng.uniform(0.01, 0.1, (space.num_layers, len(space.candidates)))
     latency[:, [c.is_skip for c in space.candidates]] = 0.0
-    return DeviceProfile(name="this-cpu", kind="measured", runtime="onnxruntime", space=space, latency_ms=latency,
-                         fixed_ms={"stem": 0.02, "head": 0.03, "dispatch": 0.003}, threads=1, graph_optimization_level="all",
-                         measurement={"validations": [{"mape": 0.5}]})
+    return DeviceProfile(
+        name="this-cpu",
+        kind="measured",
+        runtime="onnxruntime",
+        space=space,
+        latency_ms=latency,
+        fixed_ms={"stem": 0.02, "head": 0.03, "dispatch": 0.003},
+        threads=1,
+        graph_optimization_level="all",
+        measurement={"validations": [{"mape": 0.5}]},
+    )
 
 
 def test_scaled_table_predicts_the_fitted_model_for_every_network():
@@ -32,14 +41,18 @@ def test_scaled_table_predicts_the_fitted_model_for_every_network():
     wrong op count on the stem or head, or c put anywhere but once, would show here."""
     space = get_space("test-tiny-depth")
     base = one_thread_profile(space)
-    scaled = scaled_profile(base, 2, np.array([0.6, 0.005, -0.02]),
-                            {"networks": 8, "fit_mape": 0.01, "calibrated_loo_mape": 0.02, "uncalibrated_mape": 0.3})
+    scaled = scaled_profile(
+        base,
+        2,
+        np.array([0.6, 0.005, -0.02]),
+        {"networks": 8, "fit_mape": 0.01, "calibrated_loo_mape": 0.02, "uncalibrated_mape": 0.3},
+    )
     archs = spread_architectures(space, 20, 3)
     assert any(c.is_skip for a in archs for c in a.candidates)
     for arch in archs:
         expected = 0.6 * uncalibrated_ms(base, arch) + 0.005 * len(arch_ops(arch)) - 0.02
         assert scaled.predict_ms(arch) == pytest.approx(expected, rel=1e-9)
-    assert scaled.threads == 2 and scaled.measurement["validations"] == []   # 1-thread validations say nothing of it
+    assert scaled.threads == 2 and scaled.measurement["validations"] == []  # 1-thread validations say nothing of it
     assert scaled.expected_error == pytest.approx(0.02)
 
 
@@ -50,7 +63,7 @@ def test_fit_recovers_the_terms_and_falls_back_to_simpler_models_not_negative_co
     assert coef == pytest.approx([0.6, 0.004, -0.1]) and scaling_model(coef) == "a * ms + b * ops + c"
     coef = fit_scaling(x, x @ [0.6, -0.004, 0.1])
     assert coef[1] == 0.0 and coef[0] > 0 and scaling_model(coef) == "a * ms + c"
-    coef = fit_scaling(x, x @ [-0.5, 0.0, 2.0])   # ms falling as the 1-thread sum grows: nothing but a ratio is left
+    coef = fit_scaling(x, x @ [-0.5, 0.0, 2.0])  # ms falling as the 1-thread sum grows: nothing but a ratio is left
     assert coef[0] > 0 and coef[1] == coef[2] == 0.0 and scaling_model(coef) == "a * ms"
 
 
@@ -68,13 +81,18 @@ def test_scale_to_threads_times_whole_networks_at_those_threads(tiny, tmp_path):
     loaded = load_profile(tmp_path / "t2.json", tiny)
     assert loaded.threads == 2 and "1 thread" in loaded.measurement["blocks"]
     settings = json.loads((tmp_path / "t2.json").read_text())["provenance"]["settings"]
-    assert settings["threads"] == 2 and settings["blocks_timed"] == base.provenance["date"]   # its own date, the blocks' too
+    assert (
+        settings["threads"] == 2 and settings["blocks_timed"] == base.provenance["date"]
+    )  # its own date, the blocks' too
 
 
-@pytest.mark.parametrize("change,needle", [
-    (dict(threads=2), "timed at 1 thread"),
-    (dict(kind="estimated", runtime="roofline"), "timed at 1 thread"),
-])
+@pytest.mark.parametrize(
+    "change,needle",
+    [
+        (dict(threads=2), "timed at 1 thread"),
+        (dict(kind="estimated", runtime="roofline"), "timed at 1 thread"),
+    ],
+)
 def test_only_a_measured_one_thread_profile_can_be_scaled(change, needle):
     from dataclasses import replace
 
@@ -87,11 +105,16 @@ def test_cli_from_one_thread_refuses_bad_input_with_one_line(tmp_path):
     space = get_space("test-tiny")
     path = tmp_path / "p1.json"
     one_thread_profile(space).save(path)
-    for args, needle in ((["--threads", "1", "-o", tmp_path / "o.json"], "2 or more"),
-                         (["-o", tmp_path / "o.json"], "needs --threads"),
-                         (["--threads", "2"], "needs --threads")):
+    for args, needle in (
+        (["--threads", "1", "-o", tmp_path / "o.json"], "2 or more"),
+        (["-o", tmp_path / "o.json"], "needs --threads"),
+        (["--threads", "2"], "needs --threads"),
+    ):
         result = runner.invoke(app, ["profile", "--from-one-thread", str(path), *map(str, args)])
         assert result.exit_code == 2 and needle in result.output, result.output
     (tmp_path / "bad.json").write_text(json.dumps({"kind_of_file": "device_profile"}))
-    result = runner.invoke(app, ["profile", "--from-one-thread", str(tmp_path / "bad.json"), "--threads", "2", "-o", str(tmp_path / "o.json")])
+    result = runner.invoke(
+        app,
+        ["profile", "--from-one-thread", str(tmp_path / "bad.json"), "--threads", "2", "-o", str(tmp_path / "o.json")],
+    )
     assert result.exit_code == 2 and "bad.json" in result.output

@@ -1,4 +1,5 @@
 """Offline layer: data reader errors, the accuracy table a training run writes, resume after kill -9, torchrun."""
+
 from __future__ import annotations
 
 import json
@@ -42,12 +43,15 @@ def test_reads_folder_and_tar_alike(tmp_path: Path) -> None:
     np.testing.assert_array_equal(load_dataset(root).train_images, a.train_images)  # second read: from the cache
 
 
-@pytest.mark.parametrize("breakage, message", [
-    ("empty", "is empty"),
-    ("empty_class", "holds no images"),
-    ("unreadable", "unreadable image"),
-    ("mismatch", "class sets differ"),
-])
+@pytest.mark.parametrize(
+    "breakage, message",
+    [
+        ("empty", "is empty"),
+        ("empty_class", "holds no images"),
+        ("unreadable", "unreadable image"),
+        ("mismatch", "class sets differ"),
+    ],
+)
 def test_bad_folders_are_clear_errors(tmp_path: Path, breakage: str, message: str) -> None:
     root = tmp_path / "ds"
     if breakage == "empty":
@@ -107,10 +111,24 @@ def test_table_show_json(tiny_table: Path) -> None:
 
 def test_table_validate_json(tiny_table: Path, synthetic_data: Path, tmp_path: Path) -> None:
     plot = tmp_path / "scatter.png"
-    result = CliRunner().invoke(app, ["table", "validate", "--table", str(tiny_table), "--data", str(synthetic_data),
-                                      "--samples", "4", "--json", "--plot", str(plot)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "table",
+            "validate",
+            "--table",
+            str(tiny_table),
+            "--data",
+            str(synthetic_data),
+            "--samples",
+            "4",
+            "--json",
+            "--plot",
+            str(plot),
+        ],
+    )
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output[result.output.index("{"):])
+    data = json.loads(result.output[result.output.index("{") :])
     assert {"kendall_tau", "spearman_rho", "samples"} <= set(data) and len(data["samples"]) == 4
     assert {"arch", "predicted", "accuracy"} <= set(data["samples"][0])
     assert plot.read_bytes()[:4] == b"\x89PNG"
@@ -128,11 +146,15 @@ def test_corrupt_table_names_file_and_field(tmp_path: Path, tiny_table: Path) ->
 
 def test_train_bad_input_exits_2(tmp_path: Path, synthetic_data: Path) -> None:
     runner = CliRunner()
-    missing = runner.invoke(app, ["train", "--space", "cifar10", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "r")])
+    missing = runner.invoke(
+        app, ["train", "--space", "cifar10", "--data", str(tmp_path / "nope"), "-o", str(tmp_path / "r")]
+    )
     assert missing.exit_code == 2 and "does not exist" in missing.output
     unknown = runner.invoke(app, ["train", "--space", "nope", "--data", str(synthetic_data), "-o", str(tmp_path / "r")])
     assert unknown.exit_code == 2 and "cifar10" in unknown.output
-    proxy = runner.invoke(app, ["train", "--space", "cifar10", "--data", str(synthetic_data), "-o", str(tmp_path / "r"), "--width", "2"])
+    proxy = runner.invoke(
+        app, ["train", "--space", "cifar10", "--data", str(synthetic_data), "-o", str(tmp_path / "r"), "--width", "2"]
+    )
     assert proxy.exit_code == 2 and "--width" in proxy.output
 
 
@@ -145,9 +167,12 @@ def _env() -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+@pytest.mark.slow
 def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path, synthetic_data: Path, tiny_run: Path) -> None:
     out = tmp_path / "run"
-    proc = subprocess.Popen(_train_command(synthetic_data, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _train_command(synthetic_data, out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     log = out / "log.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:  # kill -9 in the middle of fine-tuning
@@ -158,7 +183,9 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path, synthetic_da
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (out / "table.json").exists()
-    resumed = subprocess.run(_train_command(synthetic_data, out, "--resume"), env=_env(), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        _train_command(synthetic_data, out, "--resume"), env=_env(), capture_output=True, text=True, timeout=600
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
     a, b = load_table(out / "table.json"), load_table(tiny_run / "table.json")
@@ -177,10 +204,28 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_on_cpu(tmp_path: Path, synthetic_data: Path) -> None:
     out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(_free_port()),
-               "-m", "cli.main", "train", "--data", str(synthetic_data), "-o", str(out), *TINY_TRAIN_ARGS, "--threads", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(_free_port()),
+        "-m",
+        "cli.main",
+        "train",
+        "--data",
+        str(synthetic_data),
+        "-o",
+        str(out),
+        *TINY_TRAIN_ARGS,
+        "--threads",
+        "1",
+    ]
     result = subprocess.run(command, env=_env(), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-2000:]
     table = load_table(out / "table.json")

@@ -7,6 +7,7 @@ every earlier layer holds its best block) plus Σ_l T_d[l, g_l] of the chosen bl
 `strategy` picks a search from the registry (`specialize.search.registry`); the exact ILP always runs
 as the reference, so every answer carries the optimum (or HiGHS's proven bound) and its gap.
 """
+
 from __future__ import annotations
 
 import time
@@ -23,11 +24,9 @@ from specialize.search.rerank import MIN_MEASURED
 from specialize.table import AccuracyTable, load_table
 
 
-LAYERS_NUMBERED_FROM = 1   # layers in results, JSON and tables count from 1
-TIME_LIMIT = 2.0              # seconds for the whole online search (reference ILP, then the strategy): a safety net
-MIN_STRATEGY_SECONDS = 0.1    # the strategy's share when the reference used the whole limit
-
-
+LAYERS_NUMBERED_FROM = 1  # layers in results, JSON and tables count from 1
+TIME_LIMIT = 2.0  # seconds for the whole online search (reference ILP, then the strategy): a safety net
+MIN_STRATEGY_SECONDS = 0.1  # the strategy's share when the reference used the whole limit
 
 
 def _epnas():
@@ -37,18 +36,22 @@ def _epnas():
 
 
 # Strategies that need torch: known by name from here on, imported when they first run.
-register_lazy("epnas", _epnas, offline=True,
-              summary="EPNAS: REINFORCE policy (embedding LSTM, scale and insert LSTMs) editing 8 branches, soft-penalty reward")
+register_lazy(
+    "epnas",
+    _epnas,
+    offline=True,
+    summary="EPNAS: REINFORCE policy (embedding LSTM, scale and insert LSTMs) editing 8 branches, soft-penalty reward",
+)
 
 
 @dataclass(frozen=True)
 class BlockChoice:
-    layer: int                    # 1-based
+    layer: int  # 1-based
     block: str
     in_channels: int
     out_channels: int
     stride: int
-    accuracy_loss: float          # T_d[l, g_l] (<= 0)
+    accuracy_loss: float  # T_d[l, g_l] (<= 0)
     macs: int
     latency_ms: float | None
 
@@ -58,56 +61,68 @@ class SpecializeResult:
     arch: str
     space: str
     device: str | None
-    device_kind: str | None       # "measured" | "estimated" (from the profile)
-    latency_expected_error: float | None    # relative error band of the latency model (e.g. 0.08 = ±8%), if known
-    batch: int | None             # batch size the latency is for (the profile's); None without a device
-    threads: int | None           # intra-op threads of a measured profile (None: estimated, or no device)
+    device_kind: str | None  # "measured" | "estimated" (from the profile)
+    latency_expected_error: float | None  # relative error band of the latency model (e.g. 0.08 = ±8%), if known
+    batch: int | None  # batch size the latency is for (the profile's); None without a device
+    threads: int | None  # intra-op threads of a measured profile (None: estimated, or no device)
     blocks: list[BlockChoice]
     macs: int
     params: int
     bytes: int
-    intensity: float              # FLOPs (2 x MACs) per byte
+    intensity: float  # FLOPs (2 x MACs) per byte
     peak_activation_bytes: int
     latency_ms: float | None
-    predicted_accuracy: float     # from the table's measured score -> accuracy fit (or PONAS's sum without one)
-    predicted_accuracy_band: float | None   # ± this (twice the fit's residual spread); None: no fit, no band
-    accuracy_basis: str           # what the prediction rests on: "validation split, 2500 images, fit over 31 ..."
-    accuracy_loss: float          # Σ T_d, predicted loss against the best network (<= 0)
+    predicted_accuracy: float  # from the table's measured score -> accuracy fit (or PONAS's sum without one)
+    predicted_accuracy_band: float | None  # ± this (twice the fit's residual spread); None: no fit, no band
+    accuracy_basis: str  # what the prediction rests on: "validation split, 2500 images, fit over 31 ..."
+    accuracy_loss: float  # Σ T_d, predicted loss against the best network (<= 0)
     best_accuracy: float
     best_arch: str
-    bounds: list[dict]            # {metric, label, lower, upper, tolerance, value, ok}
-    strategy: str                 # the search strategy asked for (a name in the strategy registry)
-    answer_from: str              # whose architecture is returned: the strategy, or "exact" if it found none
-    status: str                   # of the returned answer: "optimal" | "not proven" | "heuristic"
+    bounds: list[dict]  # {metric, label, lower, upper, tolerance, value, ok}
+    strategy: str  # the search strategy asked for (a name in the strategy registry)
+    answer_from: str  # whose architecture is returned: the strategy, or "exact" if it found none
+    status: str  # of the returned answer: "optimal" | "not proven" | "heuristic"
     penalty: str
     seed: int
     strategy_value: float | None  # Σ T_d of the strategy's answer (None: it found none meeting every bound)
-    optimum_value: float          # Σ T_d of the exact solver's answer: the optimum when optimum_status is "optimal"
-    optimum_status: str           # "optimal" | "not proven" (HiGHS reached its time limit first)
-    optimum_bound: float          # HiGHS's proven upper bound on the optimum Σ T_d
-    optimality_gap: float         # optimum_bound - value of the returned architecture (accuracy points, >= 0)
-    strategy_gap: float | None    # optimum_value - strategy_value
-    loss_range: float             # optimum of the unconstrained space minus its worst: scales the gap
+    optimum_value: float  # Σ T_d of the exact solver's answer: the optimum when optimum_status is "optimal"
+    optimum_status: str  # "optimal" | "not proven" (HiGHS reached its time limit first)
+    optimum_bound: float  # HiGHS's proven upper bound on the optimum Σ T_d
+    optimality_gap: float  # optimum_bound - value of the returned architecture (accuracy points, >= 0)
+    strategy_gap: float | None  # optimum_value - strategy_value
+    loss_range: float  # optimum of the unconstrained space minus its worst: scales the gap
     search_seconds: float
     strategy_seconds: float
     exact_seconds: float
-    strategy_details: dict        # strategy-specific figures (GA: generations, failed children, value before polish)
-    history: list[dict]           # the strategy's best value as it ran ([{"generation", "best"}, ...])
+    strategy_details: dict  # strategy-specific figures (GA: generations, failed children, value before polish)
+    history: list[dict]  # the strategy's best value as it ran ([{"generation", "best"}, ...])
     table: str | None = field(default=None)
     layers_numbered_from: int = LAYERS_NUMBERED_FROM
-    export: dict | None = None    # what --export wrote: the file's own figures, measured beside predicted
-    rerank: dict | None = None    # --rerank: the k candidates, their table score and reranked prediction, changed or not
+    export: dict | None = None  # what --export wrote: the file's own figures, measured beside predicted
+    rerank: dict | None = None  # --rerank: the k candidates, their table score and reranked prediction, changed or not
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 @takes_bounds
-def specialize(device: str | None = None, *, table: str | Path | AccuracyTable | None = None,
-               profile=None, seed: int = 0, strategy: str = "ga", penalty: str = "hard", generations: int = 1000,
-               solver: str | None = None, time_limit: float = TIME_LIMIT, batch: int | None = None,
-               threads: int | None = None, rerank: str | None = None, rerank_k: int = 10,
-               **bounds: str | float | None) -> SpecializeResult:
+def specialize(
+    device: str | None = None,
+    *,
+    table: str | Path | AccuracyTable | None = None,
+    profile=None,
+    seed: int = 0,
+    strategy: str = "ga",
+    penalty: str = "hard",
+    generations: int = 1000,
+    solver: str | None = None,
+    time_limit: float = TIME_LIMIT,
+    batch: int | None = None,
+    threads: int | None = None,
+    rerank: str | None = None,
+    rerank_k: int = 10,
+    **bounds: str | float | None,
+) -> SpecializeResult:
     """Best sub-network for a device under bounds (max_latency=, min_flops=, ...: one pair per metric of
     `specialize.search.constraints.METRICS`). Bounds take text with units ("20ms", "300M") or numbers
     (latency in ms, counts, intensity in FLOPs/byte, memory in bytes). MACs are what MobileNet papers call FLOPs.
@@ -133,8 +148,9 @@ def specialize(device: str | None = None, *, table: str | Path | AccuracyTable |
     return rerank_result(tbl, prof, problem, outcome, penalty, seed, (rerank, reranker, rerank_k, measured), time_limit)
 
 
-def rerank_result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: int, rerank: tuple,
-                  time_limit: float) -> SpecializeResult:
+def rerank_result(
+    tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: int, rerank: tuple, time_limit: float
+) -> SpecializeResult:
     """The result with its architecture re-ranked: the k best by the table (exact.top_k), ordered by the
     reranker's prediction of measured accuracy; the top one is returned, and `rerank` reports all k."""
     from specialize.search.exact import top_k
@@ -147,28 +163,50 @@ def rerank_result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, s
     before = _result(tbl, prof, problem, outcome, penalty, seed)
     chosen = candidates[ranked.order[0]]
     after = str(tbl.space.arch_from_indices(chosen))
-    report = {"method": name, "k": len(found), "asked": k, "samples": len(accuracy), "cv_error": ranked.cv_error,
-              "changed": after != before.arch, "before": before.arch, "after": after,
-              "candidates": _rerank_rows(tbl, candidates, [r.value for r in found], ranked, before.arch),
-              "seconds": time.perf_counter() - start}
+    report = {
+        "method": name,
+        "k": len(found),
+        "asked": k,
+        "samples": len(accuracy),
+        "cv_error": ranked.cv_error,
+        "changed": after != before.arch,
+        "before": before.arch,
+        "after": after,
+        "candidates": _rerank_rows(tbl, candidates, [r.value for r in found], ranked, before.arch),
+        "seconds": time.perf_counter() - start,
+    }
     seconds = before.search_seconds + report["seconds"]
     if not report["changed"]:
         return replace(before, rerank=report, search_seconds=seconds)
     value = float(problem.scores(chosen[None])[0])
     moved = replace(outcome, answer=SearchResult(chosen, value, report["seconds"], "heuristic"))
-    return replace(_result(tbl, prof, problem, moved, penalty, seed), answer_from=f"rerank {name}", rerank=report,
-                   strategy_value=before.strategy_value, strategy_gap=before.strategy_gap, search_seconds=seconds,
-                   strategy_details=before.strategy_details, history=before.history)
+    return replace(
+        _result(tbl, prof, problem, moved, penalty, seed),
+        answer_from=f"rerank {name}",
+        rerank=report,
+        strategy_value=before.strategy_value,
+        strategy_gap=before.strategy_gap,
+        search_seconds=seconds,
+        strategy_details=before.strategy_details,
+        history=before.history,
+    )
 
 
 def _rerank_rows(tbl, candidates: np.ndarray, scores: list[float], ranked, answer: str) -> list[dict]:
     """One row per candidate in the table's order (best Σ T_d first)."""
     position = {int(i): p for p, i in enumerate(ranked.order)}
-    return [{"arch": str(tbl.space.arch_from_indices(g)), "table_score": float(score),
-             "table_predicted_accuracy": tbl.predict(float(score))[0], "predicted_accuracy": float(ranked.predicted[i]),
-             "prediction_spread": float(ranked.spread[i]), "rerank_position": position[i] + 1,
-             "was_answer": str(tbl.space.arch_from_indices(g)) == answer}
-            for i, (g, score) in enumerate(zip(candidates, scores))]
+    return [
+        {
+            "arch": str(tbl.space.arch_from_indices(g)),
+            "table_score": float(score),
+            "table_predicted_accuracy": tbl.predict(float(score))[0],
+            "predicted_accuracy": float(ranked.predicted[i]),
+            "prediction_spread": float(ranked.spread[i]),
+            "rerank_position": position[i] + 1,
+            "was_answer": str(tbl.space.arch_from_indices(g)) == answer,
+        }
+        for i, (g, score) in enumerate(zip(candidates, scores))
+    ]
 
 
 def refuse_offline(name: str) -> None:
@@ -176,21 +214,24 @@ def refuse_offline(name: str) -> None:
     from specialize.search.registry import is_offline
 
     if is_offline(name):
-        raise SpecializeError(f"strategy {name!r} scores sub-networks with the supernet: run it with "
-                              f"`specialize search --strategy {name} --table T --data D [bounds] --budget N`")
+        raise SpecializeError(
+            f"strategy {name!r} scores sub-networks with the supernet: run it with "
+            f"`specialize search --strategy {name} --table T --data D [bounds] --budget N`"
+        )
 
 
 @dataclass(frozen=True)
 class OfflineResult:
     """What an offline strategy returns: its pick, measured on the table's validation split, with its costs."""
-    arch: str | None              # the strategy's pick: the best scored meeting every bound, else the fittest scored
+
+    arch: str | None  # the strategy's pick: the best scored meeting every bound, else the fittest scored
     space: str
     strategy: str
     penalty: str
     seed: int
-    status: str                   # "heuristic" (an answer meets every bound) | "not found"
-    meets_bounds: bool            # whether `arch` meets every bound
-    validation_accuracy: float | None   # top-1 on the table's validation split (all --val-images), BN recalibrated
+    status: str  # "heuristic" (an answer meets every bound) | "not found"
+    meets_bounds: bool  # whether `arch` meets every bound
+    validation_accuracy: float | None  # top-1 on the table's validation split (all --val-images), BN recalibrated
     validation_images: int
     macs: int | None
     params: int | None
@@ -199,14 +240,14 @@ class OfflineResult:
     peak_activation_bytes: int | None
     latency_ms: float | None
     device: str | None
-    bounds: list[dict]            # as in SpecializeResult (values those of `arch`)
-    budget: int                   # distinct architectures the strategy could score
-    evaluations: int              # distinct architectures it scored
+    bounds: list[dict]  # as in SpecializeResult (values those of `arch`)
+    budget: int  # distinct architectures the strategy could score
+    evaluations: int  # distinct architectures it scored
     evaluations_per_second: float  # over the whole search
-    evaluator_seconds: float      # of which measuring sub-networks
+    evaluator_seconds: float  # of which measuring sub-networks
     wall_seconds: float
-    history: list[dict]           # [{"evaluations", "best"}, ...]
-    details: dict                 # strategy-specific figures
+    history: list[dict]  # [{"evaluations", "best"}, ...]
+    details: dict  # strategy-specific figures
     table: str | None = None
 
     def to_dict(self) -> dict:
@@ -221,10 +262,20 @@ def offline_strategy_names() -> list[str]:
 
 
 @takes_bounds
-def search_offline(table: str | Path | AccuracyTable | None = "default", data: str | Path | None = None, *,
-                   strategy: str = "epnas", penalty: str = "soft", budget: int = 300, seed: int = 0,
-                   device: str | None = None, profile=None, val_images: int | None = None, fitness=None,
-                   **bounds: str | float | None) -> OfflineResult:
+def search_offline(
+    table: str | Path | AccuracyTable | None = "default",
+    data: str | Path | None = None,
+    *,
+    strategy: str = "epnas",
+    penalty: str = "soft",
+    budget: int = 300,
+    seed: int = 0,
+    device: str | None = None,
+    profile=None,
+    val_images: int | None = None,
+    fitness=None,
+    **bounds: str | float | None,
+) -> OfflineResult:
     """Run an offline strategy (`epnas`, `random`, ...) scoring sub-networks of the table's supernet on the
     table's validation split of `data` (the dataset it was trained on; `val_images` caps the images used),
     within `budget` distinct architectures. Bounds as in `specialize`. `fitness` reuses an evaluator built by
@@ -239,15 +290,30 @@ def search_offline(table: str | Path | AccuracyTable | None = "default", data: s
 
     chosen = get_strategy(strategy)
     if not chosen.offline:
-        raise SpecializeError(f"strategy {strategy!r} searches the table, not the supernet: run `specialize --strategy {strategy} ...`")
+        raise SpecializeError(
+            f"strategy {strategy!r} searches the table, not the supernet: run `specialize --strategy {strategy} ...`"
+        )
     tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds))
     refuse_infeasible(problem)
     fitness = supernet_fitness(tbl, _training_data(tbl, data), val_images) if fitness is None else fitness
     spent = fitness.seconds
     start = time.perf_counter()
-    answer = chosen.run(problem, evaluate_with(problem, best_accuracy(tbl), accuracy=fitness), Budget(evaluations=budget), seed)
-    return _offline_result(tbl, prof, problem, answer, fitness, strategy, penalty, seed, budget,
-                           time.perf_counter() - start, fitness.seconds - spent)
+    answer = chosen.run(
+        problem, evaluate_with(problem, best_accuracy(tbl), accuracy=fitness), Budget(evaluations=budget), seed
+    )
+    return _offline_result(
+        tbl,
+        prof,
+        problem,
+        answer,
+        fitness,
+        strategy,
+        penalty,
+        seed,
+        budget,
+        time.perf_counter() - start,
+        fitness.seconds - spent,
+    )
 
 
 def refuse_infeasible(problem: Problem) -> None:
@@ -263,8 +329,10 @@ def _training_data(tbl: AccuracyTable, data: str | Path | None) -> str | Path:
     found = data if data is not None else tbl.training_data()
     if found is None:
         recorded = ((tbl.provenance or {}).get("settings") or {}).get("data")
-        raise SpecializeError(f"give --data: the dataset accuracy table {tbl.path} was trained on "
-                              f"({recorded or 'not recorded'}) is not on this machine")
+        raise SpecializeError(
+            f"give --data: the dataset accuracy table {tbl.path} was trained on "
+            f"({recorded or 'not recorded'}) is not on this machine"
+        )
     return found
 
 
@@ -273,32 +341,62 @@ def measured_values(problem: Problem, genes: np.ndarray) -> dict[str, float]:
     return {k: float(v[0]) for k, v in problem.measure(genes[None]).items()}
 
 
-def _offline_result(tbl, prof, problem: Problem, answer: SearchResult, fitness, strategy: str, penalty: str,
-                    seed: int, budget: int, seconds: float, evaluator_seconds: float) -> OfflineResult:
+def _offline_result(
+    tbl,
+    prof,
+    problem: Problem,
+    answer: SearchResult,
+    fitness,
+    strategy: str,
+    penalty: str,
+    seed: int,
+    budget: int,
+    seconds: float,
+    evaluator_seconds: float,
+) -> OfflineResult:
     found = answer.genes is not None
     pick = answer.genes if found else answer.details.get("best_scored")
     genes = None if pick is None else np.asarray(pick, dtype=np.int64)
     values = {} if genes is None else measured_values(problem, genes)
+
     def count(key: str) -> int | None:
         return int(values[key]) if key in values else None
+
     evaluations = int(answer.details.get("evaluations", 0))
     return OfflineResult(
-        arch=None if genes is None else str(tbl.space.arch_from_indices(genes)), space=tbl.space.name, strategy=strategy,
-        penalty=penalty, seed=seed, status=answer.status, meets_bounds=found,
-        validation_accuracy=None if genes is None else float(fitness(genes[None])[0]), validation_images=fitness.images,
-        macs=count("macs"), params=count("params"), bytes=count("bytes"), intensity=values.get("intensity"),
-        peak_activation_bytes=count("peak_activation_bytes"), latency_ms=values.get("latency_ms"),
-        device=prof.name if prof else None, bounds=bound_report(problem, values) if values else [],
-        budget=budget, evaluations=evaluations, evaluations_per_second=evaluations / max(seconds, 1e-9),
-        evaluator_seconds=evaluator_seconds, wall_seconds=seconds, history=answer.history, details=answer.details,
-        table=str(tbl.path) if tbl.path else None)
+        arch=None if genes is None else str(tbl.space.arch_from_indices(genes)),
+        space=tbl.space.name,
+        strategy=strategy,
+        penalty=penalty,
+        seed=seed,
+        status=answer.status,
+        meets_bounds=found,
+        validation_accuracy=None if genes is None else float(fitness(genes[None])[0]),
+        validation_images=fitness.images,
+        macs=count("macs"),
+        params=count("params"),
+        bytes=count("bytes"),
+        intensity=values.get("intensity"),
+        peak_activation_bytes=count("peak_activation_bytes"),
+        latency_ms=values.get("latency_ms"),
+        device=prof.name if prof else None,
+        bounds=bound_report(problem, values) if values else [],
+        budget=budget,
+        evaluations=evaluations,
+        evaluations_per_second=evaluations / max(seconds, 1e-9),
+        evaluator_seconds=evaluator_seconds,
+        wall_seconds=seconds,
+        history=answer.history,
+        details=answer.details,
+        table=str(tbl.path) if tbl.path else None,
+    )
 
 
 @dataclass(frozen=True)
 class Outcome:
     strategy: str
-    reference: SearchResult       # the exact solver's answer
-    answer: SearchResult | None   # the strategy's answer; None when it did not run (`skipped` says why)
+    reference: SearchResult  # the exact solver's answer
+    answer: SearchResult | None  # the strategy's answer; None when it did not run (`skipped` says why)
     seconds: float
     skipped: str | None = None
 
@@ -317,24 +415,39 @@ def search(problem: Problem, chosen: Strategy, evaluation, budget: Budget, seed:
     if chosen.run is exact_strategy:
         return Outcome(chosen.name, reference, reference, time.perf_counter() - start)
     if reference.details["method"] == "per-layer best":
-        return Outcome(chosen.name, reference, None, time.perf_counter() - start,
-                       "no bound binds: every layer's best block meets them all (the proven optimum)")
+        return Outcome(
+            chosen.name,
+            reference,
+            None,
+            time.perf_counter() - start,
+            "no bound binds: every layer's best block meets them all (the proven optimum)",
+        )
     left = max(budget.time_limit_s - (time.perf_counter() - start), MIN_STRATEGY_SECONDS)
     answer = chosen.run(problem, evaluation, replace(budget, time_limit_s=left), seed)
     return Outcome(chosen.name, reference, answer, time.perf_counter() - start)
 
 
-def prepare(table, device: str | None, profile, bounds: tuple[Bound, ...], batch: int | None = None,
-            threads: int | None = None):
+def prepare(
+    table, device: str | None, profile, bounds: tuple[Bound, ...], batch: int | None = None, threads: int | None = None
+):
     """Load the table, resolve the device profile and compile the bounds into a Problem."""
     from specialize.search.reach import with_tolerance
 
     tbl = table if isinstance(table, AccuracyTable) else load_table(table)
     prof = resolve_device(device, tbl.space, profile, batch, threads)
     latency = (prof.block_latency_ms(), prof.offset_ms()) if prof is not None else None
+
     def build(bounds: tuple[Bound, ...]) -> Problem:
-        return build_problem(tbl.loss, cost_arrays(tbl.space), bounds, tbl.space.name, latency=latency,
-                             device=prof.name if prof is not None else None, candidates=tbl.space.candidate_names)
+        return build_problem(
+            tbl.loss,
+            cost_arrays(tbl.space),
+            bounds,
+            tbl.space.name,
+            latency=latency,
+            device=prof.name if prof is not None else None,
+            candidates=tbl.space.candidate_names,
+        )
+
     return tbl, prof, build(with_tolerance(build(()), bounds))
 
 
@@ -345,7 +458,9 @@ def resolve_device(device: str | None, space, profile=None, batch: int | None = 
 
     if device is None and profile is None:
         if batch is not None or threads is not None:
-            raise SpecializeError("--batch and --threads choose a device's latency profile: give --device or --profile too")
+            raise SpecializeError(
+                "--batch and --threads choose a device's latency profile: give --device or --profile too"
+            )
         return None
     import hw_profiles
 
@@ -359,8 +474,10 @@ def resolve_device(device: str | None, space, profile=None, batch: int | None = 
         return resolve(device, space, None if profile is None else str(profile), batch=batch, threads=threads)
     if profile is not None:
         return load_profile(profile, space)
-    raise SpecializeError(f"cannot resolve device {device!r}: this install has no device registry "
-                          "(hw_profiles.resolve_profile); give --profile PATH")
+    raise SpecializeError(
+        f"cannot resolve device {device!r}: this install has no device registry "
+        "(hw_profiles.resolve_profile); give --profile PATH"
+    )
 
 
 def best_accuracy(table: AccuracyTable) -> float:
@@ -382,23 +499,44 @@ def _result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: i
     predicted, band = tbl.predict(value)
     details = own.details if own is not None else {"skipped": outcome.skipped}
     return SpecializeResult(
-        arch=str(space.arch_from_indices(answer.genes)), space=space.name,
-        device=prof.name if prof else None, device_kind=prof.kind if prof else None,
+        arch=str(space.arch_from_indices(answer.genes)),
+        space=space.name,
+        device=prof.name if prof else None,
+        device_kind=prof.kind if prof else None,
         latency_expected_error=getattr(prof, "expected_error", None) if prof else None,
-        batch=prof.batch if prof else None, threads=prof.threads if prof and prof.kind == "measured" else None,
-        blocks=_blocks(tbl, prof, answer.genes), macs=int(values["macs"]), params=int(values["params"]),
-        bytes=int(values["bytes"]), intensity=values["intensity"],
-        peak_activation_bytes=int(values["peak_activation_bytes"]), latency_ms=values.get("latency_ms"),
-        predicted_accuracy=predicted, predicted_accuracy_band=band, accuracy_basis=accuracy_basis(tbl),
-        accuracy_loss=value, best_accuracy=best_accuracy(tbl),
-        best_arch=tbl.best_arch, bounds=bound_report(problem, values), strategy=outcome.strategy,
-        answer_from=outcome.strategy if found else "exact", status=answer.status, penalty=penalty, seed=seed,
-        strategy_value=own.value if own is not None else None, optimum_value=reference.value,
-        optimum_status=reference.status, optimum_bound=reference.bound, optimality_gap=max(reference.bound - value, 0.0),
+        batch=prof.batch if prof else None,
+        threads=prof.threads if prof and prof.kind == "measured" else None,
+        blocks=_blocks(tbl, prof, answer.genes),
+        macs=int(values["macs"]),
+        params=int(values["params"]),
+        bytes=int(values["bytes"]),
+        intensity=values["intensity"],
+        peak_activation_bytes=int(values["peak_activation_bytes"]),
+        latency_ms=values.get("latency_ms"),
+        predicted_accuracy=predicted,
+        predicted_accuracy_band=band,
+        accuracy_basis=accuracy_basis(tbl),
+        accuracy_loss=value,
+        best_accuracy=best_accuracy(tbl),
+        best_arch=tbl.best_arch,
+        bounds=bound_report(problem, values),
+        strategy=outcome.strategy,
+        answer_from=outcome.strategy if found else "exact",
+        status=answer.status,
+        penalty=penalty,
+        seed=seed,
+        strategy_value=own.value if own is not None else None,
+        optimum_value=reference.value,
+        optimum_status=reference.status,
+        optimum_bound=reference.bound,
+        optimality_gap=max(reference.bound - value, 0.0),
         strategy_gap=None if own is None or own.value is None else max(reference.value - own.value, 0.0),
-        loss_range=float(-masked_extremes(problem.score, problem.structural)[0].sum()), search_seconds=outcome.seconds,
-        strategy_seconds=own.seconds if own is not None else 0.0, exact_seconds=reference.seconds,
-        strategy_details=details, history=own.history if own is not None else [],
+        loss_range=float(-masked_extremes(problem.score, problem.structural)[0].sum()),
+        search_seconds=outcome.seconds,
+        strategy_seconds=own.seconds if own is not None else 0.0,
+        exact_seconds=reference.seconds,
+        strategy_details=details,
+        history=own.history if own is not None else [],
         table=str(tbl.path) if tbl.path else None,
     )
 
@@ -406,9 +544,19 @@ def _result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: i
 def _blocks(tbl: AccuracyTable, prof, genes: np.ndarray) -> list[BlockChoice]:
     space, costs = tbl.space, cost_arrays(tbl.space)
     latency = prof.block_latency_ms() if prof is not None else None
-    return [BlockChoice(l + LAYERS_NUMBERED_FROM, space.candidate_names[g], spec.in_channels, spec.out_channels, spec.stride,
-                        float(tbl.loss[l, g]), int(costs.macs[l, g]), None if latency is None else float(latency[l, g]))
-            for l, (g, spec) in enumerate(zip(genes, space.layers))]
+    return [
+        BlockChoice(
+            l + LAYERS_NUMBERED_FROM,
+            space.candidate_names[g],
+            spec.in_channels,
+            spec.out_channels,
+            spec.stride,
+            float(tbl.loss[l, g]),
+            int(costs.macs[l, g]),
+            None if latency is None else float(latency[l, g]),
+        )
+        for l, (g, spec) in enumerate(zip(genes, space.layers))
+    ]
 
 
 def accuracy_basis(table: AccuracyTable) -> str:
@@ -431,14 +579,31 @@ def bound_report(problem: Problem, values: dict[str, float]) -> list[dict]:
             notes.append(f"not binding: the largest network in {problem.space_name} has {m.label} {m.format(high, 4)}")
         if b.lower is not None and low >= b.lower:
             notes.append(f"not binding: the smallest network in {problem.space_name} has {m.label} {m.format(low, 4)}")
-        report.append({"metric": b.metric, "label": m.label, "lower": b.lower, "upper": b.upper,
-                       "tolerance": b.tolerance, "value": values[b.metric], "ok": b.holds(values[b.metric]),
-                       "binding": len(notes) < (b.lower is not None) + (b.upper is not None), "note": "; ".join(notes)})
+        report.append(
+            {
+                "metric": b.metric,
+                "label": m.label,
+                "lower": b.lower,
+                "upper": b.upper,
+                "tolerance": b.tolerance,
+                "value": values[b.metric],
+                "ok": b.holds(values[b.metric]),
+                "binding": len(notes) < (b.lower is not None) + (b.upper is not None),
+                "note": "; ".join(notes),
+            }
+        )
     return report
 
 
-def export_result(result: SpecializeResult, output: str | Path, *, data: str | Path | None = None,
-                  recalibrate: bool = True, fmt: str = "onnx", profile=None) -> SpecializeResult:
+def export_result(
+    result: SpecializeResult,
+    output: str | Path,
+    *,
+    data: str | Path | None = None,
+    recalibrate: bool = True,
+    fmt: str = "onnx",
+    profile=None,
+) -> SpecializeResult:
     """Write the chosen sub-network through the one deploy path (supernet.export.export_subnet: extract,
     recalibrate batch norm, ONNX, check, measure) and return the result with `export` filled in: the file's
     own MACs, parameters, bytes and peak memory (equal to the reported ones, or this raises), its measured
@@ -448,27 +613,60 @@ def export_result(result: SpecializeResult, output: str | Path, *, data: str | P
     try:
         from supernet.export import export_subnet
     except ImportError as exc:
-        raise SpecializeError(f"exporting needs torch and onnx (supernet.export), which this install lacks ({exc})") from None
-    extra = {"specialize.predicted_accuracy": f"{result.predicted_accuracy:.6f}",
-             "specialize.predicted_accuracy_band": "" if result.predicted_accuracy_band is None else f"{result.predicted_accuracy_band:.6f}",
-             "specialize.accuracy_basis": result.accuracy_basis, "specialize.device": result.device or "",
-             "specialize.predicted_latency_ms": "" if result.latency_ms is None else f"{result.latency_ms:.6g}",
-             "specialize.bounds": " ".join(_bound_flags(result))}
-    done = export_subnet(tbl.space.name, result.arch, output, weights=str(tbl.path), data=data, fmt=fmt,
-                         recalibrate_bn=recalibrate, extra_metadata=extra)
+        raise SpecializeError(
+            f"exporting needs torch and onnx (supernet.export), which this install lacks ({exc})"
+        ) from None
+    extra = {
+        "specialize.predicted_accuracy": f"{result.predicted_accuracy:.6f}",
+        "specialize.predicted_accuracy_band": ""
+        if result.predicted_accuracy_band is None
+        else f"{result.predicted_accuracy_band:.6f}",
+        "specialize.accuracy_basis": result.accuracy_basis,
+        "specialize.device": result.device or "",
+        "specialize.predicted_latency_ms": "" if result.latency_ms is None else f"{result.latency_ms:.6g}",
+        "specialize.bounds": " ".join(_bound_flags(result)),
+    }
+    done = export_subnet(
+        tbl.space.name,
+        result.arch,
+        output,
+        weights=str(tbl.path),
+        data=data,
+        fmt=fmt,
+        recalibrate_bn=recalibrate,
+        extra_metadata=extra,
+    )
     reported = {k: getattr(result, k) for k in ("macs", "params", "bytes", "peak_activation_bytes")}
     written = {k: getattr(done, k) for k in reported}
     if written != reported:
-        raise SpecializeError(f"internal error: the exported network's figures {written} differ from the reported {reported}")
-    prof = resolve_device(result.device, tbl.space, profile, result.batch, result.threads) if (result.device or profile) else None
+        raise SpecializeError(
+            f"internal error: the exported network's figures {written} differ from the reported {reported}"
+        )
+    prof = (
+        resolve_device(result.device, tbl.space, profile, result.batch, result.threads)
+        if (result.device or profile)
+        else None
+    )
     latency, latency_note = _deployed_latency(done.onnx_path, prof)
-    export = {"file": str(done.output), "onnx": str(done.onnx_path), **written, "intensity": done.intensity,
-              "architecture": done.arch, "bn_statistics": done.bn_statistics,
-              "predicted_accuracy": result.predicted_accuracy, "predicted_accuracy_band": result.predicted_accuracy_band,
-              "measured_accuracy": done.measured_accuracy, "measured_on": done.measured_on,
-              "predicted_latency_ms": result.latency_ms, "measured_latency_ms": latency, "latency_note": latency_note,
-              "max_abs_diff": done.max_abs_diff, "build_script": str(done.build_script) if done.build_script else None,
-              "warnings": done.warnings, "notes": done.notes}
+    export = {
+        "file": str(done.output),
+        "onnx": str(done.onnx_path),
+        **written,
+        "intensity": done.intensity,
+        "architecture": done.arch,
+        "bn_statistics": done.bn_statistics,
+        "predicted_accuracy": result.predicted_accuracy,
+        "predicted_accuracy_band": result.predicted_accuracy_band,
+        "measured_accuracy": done.measured_accuracy,
+        "measured_on": done.measured_on,
+        "predicted_latency_ms": result.latency_ms,
+        "measured_latency_ms": latency,
+        "latency_note": latency_note,
+        "max_abs_diff": done.max_abs_diff,
+        "build_script": str(done.build_script) if done.build_script else None,
+        "warnings": done.warnings,
+        "notes": done.notes,
+    }
     from dataclasses import replace
 
     return replace(result, export=export)
@@ -483,8 +681,10 @@ def refuse_proxy_export(tbl: AccuracyTable) -> None:
     raise SpecializeError(
         f"accuracy table {tbl.path} was trained at an EcoNAS proxy (width {trained.width_multiplier:g}, resolution "
         f"{trained.resolution}), so its weights are not the network this search reported; train full-width weights "
-        f"with `specialize train --space {tbl.space.name} --width 1 ...` and pass --table RUN/table.json, or export the "
-        f"proxy knowingly with `specialize export --arch ... --weights {tbl.path}`")
+        f"with `specialize train --space {tbl.space.name} --width 1 ...` and pass --table RUN/table.json, or "
+        "export the "
+        f"proxy knowingly with `specialize export --arch ... --weights {tbl.path}`"
+    )
 
 
 def _bound_flags(result: SpecializeResult) -> list[str]:
@@ -509,14 +709,14 @@ def _deployed_latency(onnx_path: Path, prof) -> tuple[float | None, str]:
 @dataclass(frozen=True)
 class FrontPoint:
     arch: str
-    accuracy_loss: float          # Σ T_d
+    accuracy_loss: float  # Σ T_d
     predicted_accuracy: float
-    cost: float                   # the objective: latency_ms or macs
+    cost: float  # the objective: latency_ms or macs
     macs: int
     params: int
     latency_ms: float | None
-    label: str | None             # "most accurate" | "knee" | "cheapest" | None
-    optimum_loss: float | None    # labelled points: exact optimum Σ T_d at this cost
+    label: str | None  # "most accurate" | "knee" | "cheapest" | None
+    optimum_loss: float | None  # labelled points: exact optimum Σ T_d at this cost
 
 
 @dataclass(frozen=True)
@@ -524,9 +724,9 @@ class ParetoFront:
     space: str
     device: str | None
     device_kind: str | None
-    batch: int | None             # batch size the latencies are for (the profile's)
-    objective: str                # "latency" | "macs"
-    cost_key: str                 # "latency_ms" | "macs"
+    batch: int | None  # batch size the latencies are for (the profile's)
+    objective: str  # "latency" | "macs"
+    cost_key: str  # "latency_ms" | "macs"
     points: list[FrontPoint]
     bounds: list[dict]
     seed: int
@@ -537,16 +737,28 @@ class ParetoFront:
 
 
 @takes_bounds
-def pareto(objective: str = "latency", device: str | None = None, *, table=None, profile=None, seed: int = 0,
-           population: int = 48, generations: int = 200, batch: int | None = None, threads: int | None = None,
-           **bounds) -> ParetoFront:
+def pareto(
+    objective: str = "latency",
+    device: str | None = None,
+    *,
+    table=None,
+    profile=None,
+    seed: int = 0,
+    population: int = 48,
+    generations: int = 200,
+    batch: int | None = None,
+    threads: int | None = None,
+    **bounds,
+) -> ParetoFront:
     """The accuracy-loss versus `objective` front (NSGA-II); other bounds, `batch` and `threads` as in `specialize`."""
     from specialize.search.pareto import OBJECTIVES, nsga2
 
     _check_choice("objective", objective, tuple(OBJECTIVES))
     tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds), batch, threads)
     if objective == "latency" and prof is None:
-        raise SpecializeError("--objective latency needs a device: give --device or --profile (or use --objective macs)")
+        raise SpecializeError(
+            "--objective latency needs a device: give --device or --profile (or use --objective macs)"
+        )
     from specialize.search.exact import solve_exact
     from specialize.search.reach import explain_infeasible
 
@@ -554,10 +766,29 @@ def pareto(objective: str = "latency", device: str | None = None, *, table=None,
         raise explain_infeasible(problem)
     raw = nsga2(problem, OBJECTIVES[objective], seed=seed, population=population, generations=generations)
     values = problem.measure(raw.genes)
-    points = [FrontPoint(str(tbl.space.arch_from_indices(g)), float(raw.scores[i]),
-                         best_accuracy(tbl) + float(raw.scores[i]), float(raw.costs[i]), int(values["macs"][i]),
-                         int(values["params"][i]), float(values["latency_ms"][i]) if prof is not None else None,
-                         raw.labels.get(i), raw.optimum.get(i)) for i, g in enumerate(raw.genes)]
-    return ParetoFront(tbl.space.name, prof.name if prof else None, prof.kind if prof else None,
-                       prof.batch if prof else None, objective,
-                       OBJECTIVES[objective], points, [asdict(b) for b in problem.bounds], seed, raw.seconds)
+    points = [
+        FrontPoint(
+            str(tbl.space.arch_from_indices(g)),
+            float(raw.scores[i]),
+            best_accuracy(tbl) + float(raw.scores[i]),
+            float(raw.costs[i]),
+            int(values["macs"][i]),
+            int(values["params"][i]),
+            float(values["latency_ms"][i]) if prof is not None else None,
+            raw.labels.get(i),
+            raw.optimum.get(i),
+        )
+        for i, g in enumerate(raw.genes)
+    ]
+    return ParetoFront(
+        tbl.space.name,
+        prof.name if prof else None,
+        prof.kind if prof else None,
+        prof.batch if prof else None,
+        objective,
+        OBJECTIVES[objective],
+        points,
+        [asdict(b) for b in problem.bounds],
+        seed,
+        raw.seconds,
+    )

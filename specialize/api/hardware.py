@@ -3,6 +3,7 @@
 `cli/profile_cmd.py` parses and renders; everything it asks of `hw_profiles` (and, through it, of the torch
 side) comes through these functions. Heavy imports happen inside them.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -11,9 +12,23 @@ from typing import Callable
 
 from specialize.errors import SpecializeError
 from specialize.fileio import check_writable
-from specialize.space import get_space
+from specialize.space import SearchSpace, get_space
 
 Progress = Callable[[str], None]
+
+
+def space_of(space: str) -> SearchSpace:
+    """A space by preset name, or the space a file carries: an accuracy table (.json), or supernet weights (a
+    space trained on the user's own data, e.g. `cifar10-3class`, exists only there)."""
+    if not space.endswith((".json", ".pt")) or not Path(space).is_file():
+        return get_space(space)
+    if space.endswith(".json"):
+        from specialize.table import load_table
+
+        return load_table(space).space
+    from supernet.checkpoint import load_supernet
+
+    return load_supernet(space).space
 
 
 def measure_steps(space: str, batch: int, calibration_networks: int, repeats: int) -> int:
@@ -22,30 +37,53 @@ def measure_steps(space: str, batch: int, calibration_networks: int, repeats: in
     from hw_profiles.workloads import space_workloads
 
     protocol = Protocol(repeats=repeats)
-    return len(space_workloads(get_space(space), batch)) * protocol.passes + calibration_networks * (protocol.passes + 2)
+    return len(space_workloads(space_of(space), batch)) * protocol.passes + calibration_networks * (protocol.passes + 2)
 
 
-def check_measurable(space: str, runtime: str, precision: str, threads: int | None, graph_optimization: str,
-                     output: Path) -> None:
+def check_measurable(
+    space: str, runtime: str, precision: str, threads: int | None, graph_optimization: str, output: Path
+) -> None:
     """Fail before any work when the space is unknown, the output unwritable or the runtime cannot run here."""
     from hw_profiles.runtime import get_runtime
 
     check_writable(output)
-    get_space(space)
+    space_of(space)
     get_runtime(runtime, precision, threads, graph_optimization)
 
 
-def measure_profile(name: str, space: str, runtime: str, precision: str, batch: int, threads: int | None,
-                    graph_optimization: str, calibration_networks: int, repeats: int, force: bool, output: Path,
-                    progress: Progress):
+def measure_profile(
+    name: str,
+    space: str,
+    runtime: str,
+    precision: str,
+    batch: int,
+    threads: int | None,
+    graph_optimization: str,
+    calibration_networks: int,
+    repeats: int,
+    force: bool,
+    output: Path,
+    progress: Progress,
+):
     """Time every block, the stem and the head on `runtime`; write and return the measured profile. A profile
     with entries that stay noisy raises (nothing written) unless `force`."""
     from hw_profiles.profiler import NoisyProfileError, profile_space
     from hw_profiles.runtime import Protocol
 
     try:
-        result = profile_space(get_space(space), name, runtime, precision, batch, threads, Protocol(repeats=repeats),
-                               force, progress, graph_optimization, calibration_networks)
+        result = profile_space(
+            space_of(space),
+            name,
+            runtime,
+            precision,
+            batch,
+            threads,
+            Protocol(repeats=repeats),
+            force,
+            progress,
+            graph_optimization,
+            calibration_networks,
+        )
     except NoisyProfileError as exc:
         raise SpecializeError(f"{exc}; nothing written to {output}") from None
     result.save(output)
@@ -68,14 +106,21 @@ def scaling_steps(calibration_networks: int) -> int:
     return calibration_networks * (SCALING_ROUNDS + 1)
 
 
-def scale_profile(base_path: Path, space: str | None, threads: int, calibration_networks: int, name: str | None,
-                  output: Path, progress: Progress):
+def scale_profile(
+    base_path: Path,
+    space: str | None,
+    threads: int,
+    calibration_networks: int,
+    name: str | None,
+    output: Path,
+    progress: Progress,
+):
     """A `threads`-thread profile from a 1-thread profile's blocks and whole networks timed at `threads`."""
     from hw_profiles.profile import load_profile
     from hw_profiles.thread_scaling import scale_to_threads
 
     check_writable(output)
-    base = load_profile(base_path, get_space(space) if space else None)
+    base = load_profile(base_path, space_of(space) if space else None)
     result = scale_to_threads(base, threads, calibration_networks, progress=progress)
     if name:
         result = replace(result, name=name)
@@ -83,15 +128,28 @@ def scale_profile(base_path: Path, space: str | None, threads: int, calibration_
     return base, result
 
 
-def validate(profile_path: Path, samples: int, seed: int, calibrate: bool, fit_samples: int | None, runtime: str | None,
-             threads: int | None, runs: int, record: bool, output: Path | None, progress: Progress) -> tuple[dict, object]:
+def validate(
+    profile_path: Path,
+    samples: int,
+    seed: int,
+    calibrate: bool,
+    fit_samples: int | None,
+    runtime: str | None,
+    threads: int | None,
+    runs: int,
+    record: bool,
+    output: Path | None,
+    progress: Progress,
+) -> tuple[dict, object]:
     """Export random whole networks, time them as deployed, compare with the profile; with `calibrate` or `record`,
     write the updated profile to `output`. Returns (report, profile)."""
     from hw_profiles.profile import load_profile
     from hw_profiles.validate import check_recordable, record_validation, validate_profile
 
     if (calibrate or record) and output is None:
-        raise SpecializeError(f"{'--calibrate' if calibrate else '--record'} writes the profile to a file: give -o PROFILE.json")
+        raise SpecializeError(
+            f"{'--calibrate' if calibrate else '--record'} writes the profile to a file: give -o PROFILE.json"
+        )
     if output is not None:
         check_writable(output)
     loaded = load_profile(profile_path)
@@ -115,7 +173,7 @@ def profile_or_estimate(profile: str, space: str | None, batch: int | None = Non
     if canonical_name(profile) in devices() and not Path(profile).is_file():
         if space is None:
             raise SpecializeError(f"--profile {profile} is a device name: give --space for its estimate")
-        return resolve_profile(profile, get_space(space), batch=batch)
+        return resolve_profile(profile, space_of(space), batch=batch)
     return check_profile_settings(load_profile(profile), batch, None)
 
 
@@ -136,7 +194,7 @@ def calibrate(profile: str, timings: Path, space: str | None, batch: int | None,
 def bundle_steps(space: str, batch: int, networks: int) -> int:
     from hw_profiles.workloads import space_workloads
 
-    return len(space_workloads(get_space(space), batch)) + networks
+    return len(space_workloads(space_of(space), batch)) + networks
 
 
 def prepare_bundle(output: Path) -> None:
@@ -149,7 +207,7 @@ def prepare_bundle(output: Path) -> None:
 def write_bundle(space: str, output: Path, batch: int, networks: int, seed: int, progress: Progress) -> dict:
     from hw_profiles.bundle import write_bundle as write
 
-    return write(get_space(space), output, batch, networks, seed, progress)
+    return write(space_of(space), output, batch, networks, seed, progress)
 
 
 def import_bundle(directory: Path, output: Path, name: str | None, estimate: str | None):
@@ -169,7 +227,8 @@ def list_devices() -> list[dict]:
 
 
 def resolve_profile(device: str | None, space, **options):
-    """The one factory of profiles (`hw_profiles.resolve_profile`): a device's shipped or estimated profile, or a file."""
+    """The one factory of profiles (`hw_profiles.resolve_profile`): a device's shipped or estimated profile,
+    or a file."""
     from hw_profiles import resolve_profile as resolve
 
     return resolve(device, space, **options)

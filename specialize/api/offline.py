@@ -1,6 +1,7 @@
 """The composition root's torch side: training, table validation, the EcoNAS proxy check, export and the
 decoded-dataset cache. `cli/` calls these; torch is imported inside them, so `specialize --help` stays light.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,14 +25,16 @@ def train(cfg, output: Path, resume: bool, report: Callable[[dict], None]):
     if cfg.init is not None:
         from supernet.pretrained import resolve_source
 
-        resolve_source(cfg.init)   # a missing package or file fails before any directory is made or data read
+        resolve_source(cfg.init)  # a missing package or file fails before any directory is made or data read
     cfg.check()
     from supernet.train import train as run_training
 
     return run_training(cfg, output, resume=resume, report=report)
 
 
-def validate_table(table: str, data: Path, samples: int, seed: int, plot: Path | None, progress: Callable[[int, int], None]):
+def validate_table(
+    table: str, data: Path, samples: int, seed: int, plot: Path | None, progress: Callable[[int, int], None]
+):
     """Measured accuracy of `samples` sub-networks against the table's predicted scores (and a scatter plot)."""
     from specialize.table import load_table
     from supernet.data import load_dataset
@@ -46,8 +49,19 @@ def validate_table(table: str, data: Path, samples: int, seed: int, plot: Path |
     return fidelity
 
 
-def proxy_check(space: str, data: Path, zoo: int, reference: str, settings: str, val_per_class: int, seed: int,
-                threads: int | None, plot: Path | None, checkpoint: Path | None, progress: Callable[[str], None]):
+def proxy_check(
+    space: str,
+    data: Path,
+    zoo: int,
+    reference: str,
+    settings: str,
+    val_per_class: int,
+    seed: int,
+    threads: int | None,
+    plot: Path | None,
+    checkpoint: Path | None,
+    progress: Callable[[str], None],
+):
     """EcoNAS's rank-consistency check of reduced settings against a reference, over a zoo of architectures."""
     search_space = get_space(space)
     if not 3 <= zoo <= 10_000:
@@ -66,8 +80,17 @@ def proxy_check(space: str, data: Path, zoo: int, reference: str, settings: str,
     if threads:
         torch.set_num_threads(threads)
     dataset = load_dataset(data, image_size=search_space.resolution)
-    results = run_check(search_space.with_classes(dataset.classes), dataset, zoo, ref, reduced, seed, val_per_class,
-                        progress=progress, checkpoint=checkpoint)
+    results = run_check(
+        search_space.with_classes(dataset.classes),
+        dataset,
+        zoo,
+        ref,
+        reduced,
+        seed,
+        val_per_class,
+        progress=progress,
+        checkpoint=checkpoint,
+    )
     if plot is not None:
         plot_proxy_check(results, plot, f"{space}: rank consistency over {zoo} architectures")
     return results
@@ -79,8 +102,18 @@ def proxy_check_json(results) -> dict:
     return to_dict(results)
 
 
-def export(space: str, arch: str, output: Path, *, weights: str | None, data: Path | None, fmt: str, precision: str,
-           recalibrate: bool, before_work: Callable[[], None] = lambda: None):
+def export(
+    space: str,
+    arch: str,
+    output: Path,
+    *,
+    weights: str | None,
+    data: Path | None,
+    fmt: str,
+    precision: str,
+    recalibrate: bool,
+    before_work: Callable[[], None] = lambda: None,
+):
     """Check the request (architecture, output, TensorRT companions), then export; returns the ExportResult."""
     get_space(space).parse_arch(arch)  # bad input fails here, before torch is even imported
     check_writable(output)
@@ -88,8 +121,9 @@ def export(space: str, arch: str, output: Path, *, weights: str | None, data: Pa
 
     check_companions(output, fmt)
     before_work()
-    return export_subnet(space, arch, output, weights=weights, data=data, fmt=fmt, precision=precision,
-                         recalibrate_bn=recalibrate)
+    return export_subnet(
+        space, arch, output, weights=weights, data=data, fmt=fmt, precision=precision, recalibrate_bn=recalibrate
+    )
 
 
 def check_companions(output: Path, fmt: str) -> None:

@@ -2,4 +2,5 @@
 and one registry of strategies (registry.py: the PONAS GA in ga.py, the exact ILP in exact.py), plus
 NSGA-II fronts (pareto.py). Modules import deap and highspy only when used.
 """
+
 from __future__ import annotations

@@ -16,6 +16,7 @@ are ordinary numbers (the table stores 0 accuracy there); the mask alone keeps s
 All rows are stacked in one [rows, layers, candidates] array, so evaluating a population [N, L] of
 chromosomes is one fancy-indexing gather and a sum.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -27,37 +28,70 @@ import numpy as np
 
 from specialize.cost import CostArrays
 from specialize.errors import SpecializeError
-from specialize.units import (format_bytes, format_count, format_ratio, format_time_ms, parse_bytes, parse_count,
-                              parse_ratio, parse_time_ms)
+from specialize.units import (
+    format_bytes,
+    format_count,
+    format_ratio,
+    format_time_ms,
+    parse_bytes,
+    parse_count,
+    parse_ratio,
+    parse_time_ms,
+)
 
 
-TOLERANCE = 1e-9   # relative slack on every bound, far below any meaningful difference
+TOLERANCE = 1e-9  # relative slack on every bound, far below any meaningful difference
 
 
 @dataclass(frozen=True)
 class Metric:
-    key: str                                   # field of a result: "macs"
-    option: str                                # option stem: "flops" -> --max-flops / max_flops=
-    label: str                                 # what it is called in messages: "MACs"
+    key: str  # field of a result: "macs"
+    option: str  # option stem: "flops" -> --max-flops / max_flops=
+    label: str  # what it is called in messages: "MACs"
     parse: Callable[[str | float], float]
     format: Callable[..., str]
-    help: str                                  # what a bound on it takes, for --help
+    help: str  # what a bound on it takes, for --help
 
 
-METRICS: dict[str, Metric] = {m.key: m for m in (
-    Metric("latency_ms", "latency", "latency", parse_time_ms, format_time_ms,
-           "latency on the device: 20ms, 500us, 0.02s (bare number = ms)"),
-    Metric("macs", "flops", "MACs", parse_count, format_count, "MACs (what MobileNet papers call FLOPs): 300M, 1.2G"),
-    Metric("params", "params", "parameters", parse_count, format_count, "parameters: 4.2M, 800k"),
-    Metric("intensity", "intensity", "compute intensity (FLOPs/byte)", parse_ratio, format_ratio,
-           "compute intensity, FLOPs (2 x MACs) per byte moved: 80"),
-    Metric("peak_activation_bytes", "peak_memory", "peak activation memory", parse_bytes, format_bytes,
-           "peak activation memory in bytes: 2M, 2MB, 1.5MiB"),
-)}
+METRICS: dict[str, Metric] = {
+    m.key: m
+    for m in (
+        Metric(
+            "latency_ms",
+            "latency",
+            "latency",
+            parse_time_ms,
+            format_time_ms,
+            "latency on the device: 20ms, 500us, 0.02s (bare number = ms)",
+        ),
+        Metric(
+            "macs", "flops", "MACs", parse_count, format_count, "MACs (what MobileNet papers call FLOPs): 300M, 1.2G"
+        ),
+        Metric("params", "params", "parameters", parse_count, format_count, "parameters: 4.2M, 800k"),
+        Metric(
+            "intensity",
+            "intensity",
+            "compute intensity (FLOPs/byte)",
+            parse_ratio,
+            format_ratio,
+            "compute intensity, FLOPs (2 x MACs) per byte moved: 80",
+        ),
+        Metric(
+            "peak_activation_bytes",
+            "peak_memory",
+            "peak activation memory",
+            parse_bytes,
+            format_bytes,
+            "peak activation memory in bytes: 2M, 2MB, 1.5MiB",
+        ),
+    )
+}
 OPTION_TO_METRIC = {m.option: m.key for m in METRICS.values()}
 SIDES = {"max": "upper", "min": "lower"}
 # Every bound option, declared here once: max_latency, min_latency, max_flops, ... (keyword -> (side, metric)).
-BOUND_OPTIONS: dict[str, tuple[str, Metric]] = {f"{side}_{m.option}": (side, m) for m in METRICS.values() for side in SIDES}
+BOUND_OPTIONS: dict[str, tuple[str, Metric]] = {
+    f"{side}_{m.option}": (side, m) for m in METRICS.values() for side in SIDES
+}
 F = TypeVar("F", bound=Callable)
 
 
@@ -65,19 +99,22 @@ def takes_bounds(fn: F) -> F:
     """Show the bound keywords (max_flops=..., one per BOUND_OPTIONS entry, default None) in place of
     `fn`'s `**bounds`, so help() and IDEs list them; calls are unchanged (bounds_from_options checks names)."""
     params = list(inspect.signature(fn).parameters.values())
-    keywords = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="str | float | None")
-                for name in BOUND_OPTIONS]
+    keywords = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="str | float | None")
+        for name in BOUND_OPTIONS
+    ]
     fn.__signature__ = inspect.signature(fn).replace(
-        parameters=[p for p in params if p.kind != p.VAR_KEYWORD] + keywords)
+        parameters=[p for p in params if p.kind != p.VAR_KEYWORD] + keywords
+    )
     return fn
 
 
 @dataclass(frozen=True)
 class Bound:
-    metric: str                  # a key of METRICS
+    metric: str  # a key of METRICS
     lower: float | None = None
     upper: float | None = None
-    tolerance: float = 0.0       # stated slack on both sides (set for near-zero-width intervals, reach.py)
+    tolerance: float = 0.0  # stated slack on both sides (set for near-zero-width intervals, reach.py)
 
     @property
     def low(self) -> float | None:
@@ -123,23 +160,24 @@ class Problem:
 
     space_name: str
     device: str | None
-    score: np.ndarray                 # [L, C] accuracy loss T_d (<= 0); maximize the sum
-    allowed: np.ndarray               # [L, C] bool: candidates left after per-layer filters
-    rows: np.ndarray                  # [K, L, C] linear constraint coefficients
-    row_fixed: np.ndarray             # [K] architecture-independent part of each row
-    row_lo: np.ndarray                # [K] lower limit (-inf if none)
-    row_hi: np.ndarray                # [K] upper limit (+inf if none)
+    score: np.ndarray  # [L, C] accuracy loss T_d (<= 0); maximize the sum
+    allowed: np.ndarray  # [L, C] bool: candidates left after per-layer filters
+    rows: np.ndarray  # [K, L, C] linear constraint coefficients
+    row_fixed: np.ndarray  # [K] architecture-independent part of each row
+    row_lo: np.ndarray  # [K] lower limit (-inf if none)
+    row_hi: np.ndarray  # [K] upper limit (+inf if none)
     bounds: tuple[Bound, ...]
-    linear: dict[str, tuple[np.ndarray, float]] = field(repr=False)   # metric -> ([L, C], fixed)
-    peak: tuple[np.ndarray, float] = field(repr=False)                # ([L, C] peak bytes, fixed peak)
+    linear: dict[str, tuple[np.ndarray, float]] = field(repr=False)  # metric -> ([L, C], fixed)
+    peak: tuple[np.ndarray, float] = field(repr=False)  # ([L, C] peak bytes, fixed peak)
     fixed_infeasible: tuple[Bound, ...] = ()  # bounds the fixed stem/head alone already break
-    space_allowed: np.ndarray | None = None   # [L, C] bool: the space's own mask (skip only where shapes match)
+    space_allowed: np.ndarray | None = None  # [L, C] bool: the space's own mask (skip only where shapes match)
 
     @property
     def structural(self) -> np.ndarray:
         """[L, C] the space's mask: what even a soft penalty may not relax (all True when not given)."""
         return np.ones(self.score.shape, dtype=bool) if self.space_allowed is None else self.space_allowed
-    candidates: tuple[str, ...] = ()          # candidate names ("k3e3", "skip", ...): what a policy's actions change
+
+    candidates: tuple[str, ...] = ()  # candidate names ("k3e3", "skip", ...): what a policy's actions change
 
     @property
     def num_layers(self) -> int:
@@ -184,7 +222,9 @@ class Problem:
         A row may miss its limit by TOLERANCE of its range (float sums of latencies are not exact)."""
         lower, upper = np.isfinite(self.row_lo), np.isfinite(self.row_hi)
         rows = np.concatenate([self.rows[upper], -self.rows[lower]])
-        limits = np.concatenate([self.row_hi[upper] - self.row_fixed[upper], self.row_fixed[lower] - self.row_lo[lower]])
+        limits = np.concatenate(
+            [self.row_hi[upper] - self.row_fixed[upper], self.row_fixed[lower] - self.row_lo[lower]]
+        )
         slack = TOLERANCE * np.concatenate([self.row_scale[upper], self.row_scale[lower]])
         return rows, (limits + slack)[:, None]
 
@@ -193,22 +233,36 @@ class Problem:
         if self.fixed_infeasible:
             return np.zeros(pop.shape[:-1], dtype=bool)
         rows, limits = self.one_sided
-        ok = (self.gather(rows, pop).sum(axis=-1) <= limits).all(axis=0) if len(rows) else np.ones(pop.shape[:-1], dtype=bool)
+        ok = (
+            (self.gather(rows, pop).sum(axis=-1) <= limits).all(axis=0)
+            if len(rows)
+            else np.ones(pop.shape[:-1], dtype=bool)
+        )
         return ok & self.gather(self.allowed, pop).all(axis=-1) if self.any_filtered else ok
 
     def capped(self, metric: str, upper: float) -> "Problem":
         """This problem with one more linear upper bound (used to check points of a Pareto front)."""
         arr, fixed = self.linear[metric]
-        return replace(self, rows=np.concatenate([self.rows, arr[None]]), row_fixed=np.append(self.row_fixed, fixed),
-                       row_lo=np.append(self.row_lo, -np.inf), row_hi=np.append(self.row_hi, upper),
-                       bounds=self.bounds + (Bound(metric, upper=upper),))
+        return replace(
+            self,
+            rows=np.concatenate([self.rows, arr[None]]),
+            row_fixed=np.append(self.row_fixed, fixed),
+            row_lo=np.append(self.row_lo, -np.inf),
+            row_hi=np.append(self.row_hi, upper),
+            bounds=self.bounds + (Bound(metric, upper=upper),),
+        )
 
     def excluding(self, genes: np.ndarray) -> "Problem":
         """This problem without one architecture: the no-good cut Σ_l x[l, g_l] <= L - 1."""
         cut = np.zeros(self.score.shape)
         cut[np.arange(self.num_layers), genes] = 1.0
-        return replace(self, rows=np.concatenate([self.rows, cut[None]]), row_fixed=np.append(self.row_fixed, 0.0),
-                       row_lo=np.append(self.row_lo, -np.inf), row_hi=np.append(self.row_hi, self.num_layers - 1))
+        return replace(
+            self,
+            rows=np.concatenate([self.rows, cut[None]]),
+            row_fixed=np.append(self.row_fixed, 0.0),
+            row_lo=np.append(self.row_lo, -np.inf),
+            row_hi=np.append(self.row_hi, self.num_layers - 1),
+        )
 
     def measure(self, pop: np.ndarray) -> dict[str, np.ndarray]:
         """[N] value of every metric (latency only with a device profile)."""
@@ -219,14 +273,22 @@ class Problem:
         return out
 
 
-def build_problem(loss: np.ndarray, costs: CostArrays, bounds: tuple[Bound, ...], space_name: str,
-                  latency: tuple[np.ndarray, float] | None = None, device: str | None = None,
-                  candidates: tuple[str, ...] = ()) -> Problem:
+def build_problem(
+    loss: np.ndarray,
+    costs: CostArrays,
+    bounds: tuple[Bound, ...],
+    space_name: str,
+    latency: tuple[np.ndarray, float] | None = None,
+    device: str | None = None,
+    candidates: tuple[str, ...] = (),
+) -> Problem:
     """Compile bounds into rows and per-layer filters. `latency` is ([L, C] block ms, offset ms);
     `candidates` names the columns (the space's candidate names)."""
-    linear = {"macs": (costs.macs.astype(float), float(costs.fixed_macs)),
-              "params": (costs.params.astype(float), float(costs.fixed_params)),
-              "bytes": (costs.bytes.astype(float), float(costs.fixed_bytes))}
+    linear = {
+        "macs": (costs.macs.astype(float), float(costs.fixed_macs)),
+        "params": (costs.params.astype(float), float(costs.fixed_params)),
+        "bytes": (costs.bytes.astype(float), float(costs.fixed_bytes)),
+    }
     if latency is not None:
         linear["latency_ms"] = (np.asarray(latency[0], dtype=float), float(latency[1]))
     peak = (costs.peak_activation_bytes.astype(float), float(costs.fixed_peak_activation_bytes))
@@ -277,7 +339,21 @@ def _peak_filters(peak: tuple[np.ndarray, float], b: Bound, allowed: np.ndarray)
 def _assemble(loss, allowed, rows, bounds, linear, peak, space_name, device, fixed_bad) -> Problem:
     shape = loss.shape
     stack = np.stack([r[0] for r in rows]) if rows else np.zeros((0, *shape))
+
     def column(i: int) -> np.ndarray:
         return np.array([r[i] for r in rows], dtype=float)
-    return Problem(space_name, device, np.asarray(loss, dtype=float), allowed, stack, column(1), column(2),
-                   column(3), tuple(bounds), linear, peak, fixed_bad)
+
+    return Problem(
+        space_name,
+        device,
+        np.asarray(loss, dtype=float),
+        allowed,
+        stack,
+        column(1),
+        column(2),
+        column(3),
+        tuple(bounds),
+        linear,
+        peak,
+        fixed_bad,
+    )

@@ -11,7 +11,8 @@ trains E, 2E and 3E epochs). The table's score has no fidelity and scores alike 
   identity): of TRIES such mutants, those the evaluation rejects are repaired (the GA's greedy descent,
   near a bound a two-gene move), and the first accepted one not scored before is kept; it is scored at
   1/3 into P_E. Repairing, rather than only redrawing, took the hard bounds' answers on the 6-layer test
-  space from optimal on 17 of 24 bound sets to 24 of 24 at 300 evaluations. The best PROMOTE[0] of P_E are scored at 2/3 and move to P_2E, then the best
+  space from optimal on 17 of 24 bound sets to 24 of 24 at 300 evaluations. The best PROMOTE[0] of P_E are
+  scored at 2/3 and move to P_2E, then the best
   PROMOTE[1] of P_2E at full fidelity into P_3E. Then the oldest die (aging, by birth, in any set)
   until CAPACITY are left.
 - Budget (`Budget.evaluations`, in evaluation units through `offline.Evaluations`: a score at fidelity f
@@ -24,6 +25,7 @@ The answer is the best architecture scored at full fidelity that meets every bou
 Deterministic for a seed: numpy draws the sets and mutations, and Python's `random`, which DEAP's
 tournament reads, is seeded from it for the run and restored after.
 """
+
 from __future__ import annotations
 
 import random
@@ -39,23 +41,23 @@ from specialize.search.offline import Evaluations
 from specialize.search.penalty import Evaluation
 from specialize.search.registry import Budget, SearchResult, register_strategy
 
-FIDELITIES = (1 / 3, 2 / 3, 1.0)   # P_E, P_2E, P_3E
-INITIAL = 50                       # EcoNAS: 50 random architectures to start
-CHILDREN = 16                      # EcoNAS: 16 mutated per cycle
-PROMOTE = (4, 2)                   # P_E -> P_2E, P_2E -> P_3E per cycle (the paper does not give N_1, N_2)
-SET_WEIGHTS = (1.0, 2.0, 3.0)      # chance of sampling a parent from P_E, P_2E, P_3E
+FIDELITIES = (1 / 3, 2 / 3, 1.0)  # P_E, P_2E, P_3E
+INITIAL = 50  # EcoNAS: 50 random architectures to start
+CHILDREN = 16  # EcoNAS: 16 mutated per cycle
+PROMOTE = (4, 2)  # P_E -> P_2E, P_2E -> P_3E per cycle (the paper does not give N_1, N_2)
+SET_WEIGHTS = (1.0, 2.0, 3.0)  # chance of sampling a parent from P_E, P_2E, P_3E
 TOURNAMENT = 3
-CAPACITY = INITIAL                 # architectures alive across the three sets; the oldest die beyond it
-TRIES = 8                          # mutations drawn for a child before repairing one
+CAPACITY = INITIAL  # architectures alive across the three sets; the oldest die beyond it
+TRIES = 8  # mutations drawn for a child before repairing one
 STALE_CYCLES = 10
 HALL_OF_FAME = 5
 
 
 @dataclass
 class Populations:
-    sets: list[list] = field(default_factory=lambda: [[], [], []])   # P_E, P_2E, P_3E of AgedChromosome
-    born: int = 0                                                      # births so far (the next one's age stamp)
-    dead: list[int] = field(default_factory=list)                      # birth stamps of those that died
+    sets: list[list] = field(default_factory=lambda: [[], [], []])  # P_E, P_2E, P_3E of AgedChromosome
+    born: int = 0  # births so far (the next one's age stamp)
+    dead: list[int] = field(default_factory=list)  # birth stamps of those that died
 
     def alive(self) -> list:
         return [ind for members in self.sets for ind in members]
@@ -79,7 +81,7 @@ class Evolution:
         from specialize.search.ga import Genome, build_toolbox
 
         self.problem, self.evaluation, self.evaluations, self.rng = problem, evaluation, evaluations, rng
-        self.toolbox = build_toolbox(problem, rng, evaluation)     # makes the creator classes once
+        self.toolbox = build_toolbox(problem, rng, evaluation)  # makes the creator classes once
         self.genome = Genome.from_mask(evaluation.allowed, rng)
         self.pops = Populations()
         self.hall = tools.HallOfFame(HALL_OF_FAME)
@@ -117,7 +119,8 @@ class Evolution:
         return tools.selTournament(members, 1, min(TOURNAMENT, len(members)))[0]
 
     def mutants(self, parents: np.ndarray) -> np.ndarray:
-        """TRIES one-gene changes of each parent [P, L] -> [P, TRIES, L]: each moves one gene to another allowed candidate."""
+        """TRIES one-gene changes of each parent [P, L] -> [P, TRIES, L]: each moves one gene to another
+        allowed candidate."""
         from specialize.search.ga import mutate
 
         shape = (len(parents), TRIES, self.problem.num_layers)
@@ -158,7 +161,7 @@ class Evolution:
     def age(self) -> int:
         """The oldest die until CAPACITY are alive; returns how many died."""
         alive = sorted(self.pops.alive(), key=lambda ind: ind.born)
-        dying = {id(ind) for ind in alive[:max(len(alive) - CAPACITY, 0)]}
+        dying = {id(ind) for ind in alive[: max(len(alive) - CAPACITY, 0)]}
         self.pops.dead += [ind.born for ind in alive if id(ind) in dying]
         self.pops.sets = [[ind for ind in members if id(ind) not in dying] for members in self.pops.sets]
         return len(dying)
@@ -166,9 +169,18 @@ class Evolution:
     def record(self, cycle: int, children: int, promoted: tuple[int, int], died: int) -> None:
         self.hall.update(self.pops.sets[2])
         sizes = [len(members) for members in self.pops.sets]
-        self.log.record(cycle=cycle, spent=self.evaluations.spent, children=children, promoted_2E=promoted[0],
-                        promoted_3E=promoted[1], died=died, P_E=sizes[0], P_2E=sizes[1], P_3E=sizes[2],
-                        best=self.evaluations.best_value)
+        self.log.record(
+            cycle=cycle,
+            spent=self.evaluations.spent,
+            children=children,
+            promoted_2E=promoted[0],
+            promoted_3E=promoted[1],
+            died=died,
+            P_E=sizes[0],
+            P_2E=sizes[1],
+            P_3E=sizes[2],
+            best=self.evaluations.best_value,
+        )
 
 
 def cycle_cost(children: int = CHILDREN, promote: tuple[int, int] = PROMOTE) -> float:
@@ -177,7 +189,8 @@ def cycle_cost(children: int = CHILDREN, promote: tuple[int, int] = PROMOTE) -> 
 
 
 def evolve(evo: Evolution) -> str:
-    """Algorithm 1: start, then cycles while one is affordable, then promote with what is left. Returns why it stopped."""
+    """Algorithm 1: start, then cycles while one is affordable, then promote with what is left.
+    Returns why it stopped."""
     evo.start()
     cycle, stale, stopped = 0, 0, "budget spent"
     while evo.evaluations.left + 1e-9 >= cycle_cost() and evo.pops.alive():
@@ -191,12 +204,15 @@ def evolve(evo: Evolution) -> str:
             stopped = f"{STALE_CYCLES} cycles in a row scored nothing new"
             break
     last = evo.promote(0, PROMOTE[0])
-    evo.record(cycle + 1, 0, (last, evo.promote(1, PROMOTE[1])), 0)     # the closing promotion, no children
+    evo.record(cycle + 1, 0, (last, evo.promote(1, PROMOTE[1])), 0)  # the closing promotion, no children
     return stopped
 
 
-@register_strategy("econas", offline=True,
-                   summary="EcoNAS: hierarchical proxy evolution, children at 1/3 fidelity, the best promoted to 2/3 and 1, aging")
+@register_strategy(
+    "econas",
+    offline=True,
+    summary="EcoNAS: hierarchical proxy evolution, children at 1/3 fidelity, the best promoted to 2/3 and 1, aging",
+)
 def econas_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, seed: int) -> SearchResult:
     rng = np.random.default_rng(seed)
     evaluations = Evaluations(problem, evaluation, budget.evaluations)
@@ -204,5 +220,12 @@ def econas_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, se
         evo = Evolution(problem, evaluation, evaluations, rng)
         stopped = evolve(evo)
     hall = [{"arch": list(ind), "fitness": ind.fitness.values[0]} for ind in evo.hall]
-    return evaluations.result({"cycles": len(evo.log) - 1, "stopped": stopped, "logbook": list(evo.log),
-                               "hall_of_fame": hall, "died": len(evo.pops.dead)})
+    return evaluations.result(
+        {
+            "cycles": len(evo.log) - 1,
+            "stopped": stopped,
+            "logbook": list(evo.log),
+            "hall_of_fame": hall,
+            "died": len(evo.pops.dead),
+        }
+    )

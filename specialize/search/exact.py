@@ -9,6 +9,7 @@ feasible point the answer is "not proven", with HiGHS's proven upper bound on th
 gap. HiGHS writes nothing (its console output is off before a model is passed). highspy imports in
 about 0.02 s, against about 0.4 s for scipy.optimize.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,21 +21,27 @@ from specialize.errors import SpecializeError
 from specialize.search.constraints import Problem
 from specialize.search.registry import Budget, SearchResult, register_strategy
 
-MARGINS = (0.0, 1e-7, 1e-6)   # rows are tightened by this share of their range if HiGHS rounds past a limit
+MARGINS = (0.0, 1e-7, 1e-6)  # rows are tightened by this share of their range if HiGHS rounds past a limit
 TIME_LIMIT = 30.0
-FEASIBILITY = 1e-9            # HiGHS's row tolerance on rows scaled to their range: TOLERANCE in constraints.py
-HIGHS_OPTIONS = {"output_flag": False, "log_to_console": False, "mip_rel_gap": 0.0, "threads": 1,
-                 "mip_feasibility_tolerance": FEASIBILITY, "primal_feasibility_tolerance": FEASIBILITY}
+FEASIBILITY = 1e-9  # HiGHS's row tolerance on rows scaled to their range: TOLERANCE in constraints.py
+HIGHS_OPTIONS = {
+    "output_flag": False,
+    "log_to_console": False,
+    "mip_rel_gap": 0.0,
+    "threads": 1,
+    "mip_feasibility_tolerance": FEASIBILITY,
+    "primal_feasibility_tolerance": FEASIBILITY,
+}
 
 
 @dataclass(frozen=True)
 class ExactResult:
-    genes: np.ndarray | None      # [L] candidate indices, None when infeasible
-    value: float | None           # Σ T_d of the answer
+    genes: np.ndarray | None  # [L] candidate indices, None when infeasible
+    value: float | None  # Σ T_d of the answer
     seconds: float
-    status: str                   # "optimal" | "not proven" | "infeasible"
-    bound: float | None = None    # proven upper bound on the optimum Σ T_d (equals value when optimal)
-    method: str = "ILP"           # "ILP" | "per-layer best" (no bound binds: nothing to solve)
+    status: str  # "optimal" | "not proven" | "infeasible"
+    bound: float | None = None  # proven upper bound on the optimum Σ T_d (equals value when optimal)
+    method: str = "ILP"  # "ILP" | "per-layer best" (no bound binds: nothing to solve)
 
     @property
     def gap(self) -> float | None:
@@ -49,8 +56,9 @@ class _Solve:
     bound: float | None
 
 
-def solve_exact(problem: Problem, objective: np.ndarray | None = None, time_limit: float = TIME_LIMIT,
-                options: dict | None = None) -> ExactResult:
+def solve_exact(
+    problem: Problem, objective: np.ndarray | None = None, time_limit: float = TIME_LIMIT, options: dict | None = None
+) -> ExactResult:
     """Optimum of Σ objective (default: the score). Verified against the problem's own feasibility test.
     `options` go to HiGHS as they are (e.g. {"mip_max_nodes": 1}: any limit makes the answer "not proven")."""
     start = time.perf_counter()
@@ -58,10 +66,10 @@ def solve_exact(problem: Problem, objective: np.ndarray | None = None, time_limi
     if problem.fixed_infeasible:
         return ExactResult(None, None, time.perf_counter() - start, "infeasible")
     best = np.where(problem.allowed, objective, -np.inf).argmax(axis=1)
-    if problem.feasible(best[None])[0]:    # the per-layer best meets every bound: nothing to solve
+    if problem.feasible(best[None])[0]:  # the per-layer best meets every bound: nothing to solve
         value = float(problem.scores(best[None])[0])
         return ExactResult(best, value, time.perf_counter() - start, "optimal", value, "per-layer best")
-    for margin in MARGINS:   # the retries share the time limit
+    for margin in MARGINS:  # the retries share the time limit
         solved = _milp(problem, objective, margin, max(time_limit - (time.perf_counter() - start), 0.01), options or {})
         if solved.genes is None or problem.feasible(solved.genes[None])[0]:
             break
@@ -78,7 +86,7 @@ def solve_exact(problem: Problem, objective: np.ndarray | None = None, time_limi
 def _milp(problem: Problem, objective: np.ndarray, margin: float, time_limit: float, options: dict) -> _Solve:
     import highspy
 
-    highs = highspy._Highs()     # the core binding: the Python wrapper prints a banner on construction
+    highs = highspy._Highs()  # the core binding: the Python wrapper prints a banner on construction
     for name, value in {**HIGHS_OPTIONS, "time_limit": float(time_limit), **options}.items():
         highs.setOptionValue(name, value)
     highs.passModel(_model(highspy, problem, objective, margin))
@@ -88,8 +96,10 @@ def _milp(problem: Problem, objective: np.ndarray, margin: float, time_limit: fl
     if status == highspy.HighsModelStatus.kInfeasible:
         return _Solve(None, "infeasible", None)
     if not has_point:
-        raise SpecializeError(f"the exact solver stopped without an answer ({highs.modelStatusToString(status)} "
-                              f"after {time_limit:g} s); loosen the bounds or give it more time")
+        raise SpecializeError(
+            f"the exact solver stopped without an answer ({highs.modelStatusToString(status)} "
+            f"after {time_limit:g} s); loosen the bounds or give it more time"
+        )
     genes = np.asarray(highs.getSolution().col_value).reshape(objective.shape).argmax(axis=1)
     proven = status == highspy.HighsModelStatus.kOptimal
     return _Solve(genes, "optimal" if proven else "not proven", -float(info.mip_dual_bound))

@@ -25,6 +25,7 @@ hard bounds (PONAS), or EPNAS's soft penalty wrapped around the evaluation, unde
 rejected. The GA itself has no branch for either; its answer is the best chromosome seen that meets
 every bound, polished. Registered as the strategy "ga".
 """
+
 from __future__ import annotations
 
 import time
@@ -39,23 +40,23 @@ from specialize.search.reach import explain_infeasible
 from specialize.search.registry import Budget, SearchResult, register_strategy
 
 POPULATION, PARENTS, MUTATION = 20, 10, 0.1
-ISLANDS = 6          # independent populations
-FIRST_TRIES = 4      # tries per pair made at once each generation
-ROUNDS = 1           # further rounds of `tries` for pairs whose children were all rejected
-FAILED_PER_GENERATION = 10   # the "ga" strategy stops at 10 x generations failed children (about 1 in 6 made)
+ISLANDS = 6  # independent populations
+FIRST_TRIES = 4  # tries per pair made at once each generation
+ROUNDS = 1  # further rounds of `tries` for pairs whose children were all rejected
+FAILED_PER_GENERATION = 10  # the "ga" strategy stops at 10 x generations failed children (about 1 in 6 made)
 
 
 @dataclass(frozen=True)
 class GAResult:
-    genes: np.ndarray | None          # [L] best chromosome (None: no chromosome seen met every bound)
-    value: float | None               # its Σ T_d
+    genes: np.ndarray | None  # [L] best chromosome (None: no chromosome seen met every bound)
+    value: float | None  # its Σ T_d
     seconds: float
     generations: int
     evaluations: int
-    failed_children: int              # children whose regeneration cap ran out (the parent stayed)
-    seeded_by_solver: bool            # random sampling + repair found too few feasible starts
-    value_before_polish: float | None = None   # the GA's own best, before the 2-exchange polish
-    stopped: str | None = None        # why it ran fewer generations than asked ("time limit", "failed children")
+    failed_children: int  # children whose regeneration cap ran out (the parent stayed)
+    seeded_by_solver: bool  # random sampling + repair found too few feasible starts
+    value_before_polish: float | None = None  # the GA's own best, before the 2-exchange polish
+    stopped: str | None = None  # why it ran fewer generations than asked ("time limit", "failed children")
     history: list[dict] = field(default_factory=list, repr=False)  # best feasible Σ T_d every 10 generations
 
 
@@ -63,11 +64,11 @@ class GAResult:
 class Genome:
     """Per-layer allowed candidates, laid out for vectorized sampling and mutation."""
 
-    choices: np.ndarray               # [L, Cmax] allowed candidate indices (padded by repetition)
-    count: np.ndarray                 # [L] number of allowed candidates
-    moves: np.ndarray                 # [L, C, Cmax] candidate reached from g by moving s places along the list
-    weights: np.ndarray               # [L] random int64 weights: chromosome @ weights identifies it
-    layers: np.ndarray                # [L] 0..L-1
+    choices: np.ndarray  # [L, Cmax] allowed candidate indices (padded by repetition)
+    count: np.ndarray  # [L] number of allowed candidates
+    moves: np.ndarray  # [L, C, Cmax] candidate reached from g by moving s places along the list
+    weights: np.ndarray  # [L] random int64 weights: chromosome @ weights identifies it
+    layers: np.ndarray  # [L] 0..L-1
 
     @classmethod
     def from_mask(cls, allowed: np.ndarray, rng: np.random.Generator) -> "Genome":
@@ -88,11 +89,11 @@ class Genome:
 class Draws:
     """The random numbers of one generation for every island (pairings, cuts, mutations), T tries per pair."""
 
-    order: np.ndarray                 # [I, parents] how each island's parents are paired (empty on a retry)
-    head: np.ndarray                  # [I*P, T, 1, L] True: the child keeps its first parent's gene
-    hit: np.ndarray                   # [I*P, T, 2, L] True: the gene mutates
-    step: np.ndarray                  # [I*P, T, 2, L] how far along its layer's allowed list it moves
-    nudge: np.ndarray                 # [I*P, T, 2, L] one gene per child, mutated too if the child copies a parent
+    order: np.ndarray  # [I, parents] how each island's parents are paired (empty on a retry)
+    head: np.ndarray  # [I*P, T, 1, L] True: the child keeps its first parent's gene
+    hit: np.ndarray  # [I*P, T, 2, L] True: the gene mutates
+    step: np.ndarray  # [I*P, T, 2, L] how far along its layer's allowed list it moves
+    nudge: np.ndarray  # [I*P, T, 2, L] one gene per child, mutated too if the child copies a parent
 
 
 class DrawPool:
@@ -100,8 +101,17 @@ class DrawPool:
     generation): `next()` hands out one generation's worth, `first` tries per pair; `retry(count)`
     draws `tries` more for each of `count` pairs whose children were rejected."""
 
-    def __init__(self, genome: Genome, rng: np.random.Generator, islands: int, parents: int, first: int,
-                 tries: int, rate: float, block: int = 50):
+    def __init__(
+        self,
+        genome: Genome,
+        rng: np.random.Generator,
+        islands: int,
+        parents: int,
+        first: int,
+        tries: int,
+        rate: float,
+        block: int = 50,
+    ):
         self.genome, self.rng, self.block, self.rate = genome, rng, block, rate
         self.islands, self.parents, self.first, self.tries = islands, parents, first, tries
         self.used, self.stock = block, ()
@@ -109,7 +119,10 @@ class DrawPool:
     def next(self) -> Draws:
         if self.used == self.block:
             order = self.rng.random((self.block, self.islands, self.parents)).argsort(axis=-1)
-            self.stock, self.used = (order, *self._cross_and_mutate((self.block, self.islands * (self.parents // 2), self.first))), 0
+            self.stock, self.used = (
+                (order, *self._cross_and_mutate((self.block, self.islands * (self.parents // 2), self.first))),
+                0,
+            )
         draws = Draws(*(a[self.used] for a in self.stock))
         self.used += 1
         return draws
@@ -134,16 +147,23 @@ def create_classes() -> None:
         creator.create("Chromosome", list, fitness=creator.FitnessLoss)
         creator.create("FitnessFront", base.Fitness, weights=(1.0, -1.0))
         creator.create("FrontChromosome", list, fitness=creator.FitnessFront)
-        creator.create("AgedChromosome", list, fitness=creator.FitnessLoss, born=0, level=0)   # EcoNAS (econas.py)
+        creator.create("AgedChromosome", list, fitness=creator.FitnessLoss, born=0, level=0)  # EcoNAS (econas.py)
 
 
-def build_toolbox(problem: Problem, rng: np.random.Generator, evaluation: Evaluation | None = None,
-                  parents: int = PARENTS, islands: int = 1, tries: int = 8, rounds: int = ROUNDS) -> base.Toolbox:
+def build_toolbox(
+    problem: Problem,
+    rng: np.random.Generator,
+    evaluation: Evaluation | None = None,
+    parents: int = PARENTS,
+    islands: int = 1,
+    tries: int = 8,
+    rounds: int = ROUNDS,
+) -> base.Toolbox:
     """The one place search operators are declared (the Pareto search adds NSGA-II selection on top).
     `evaluation` (default: the hard bounds) gives fitness, which children are kept, and the genes allowed."""
     create_classes()
     evaluation = evaluation or hard_bounds(problem)
-    if not evaluation.allowed.any(axis=1).all():   # a bound no candidate of some layer meets: nothing to draw from
+    if not evaluation.allowed.any(axis=1).all():  # a bound no candidate of some layer meets: nothing to draw from
         raise explain_infeasible(problem)
     genome = Genome.from_mask(evaluation.allowed, rng)
     toolbox = base.Toolbox()
@@ -178,19 +198,21 @@ def mutate(genome: Genome, pop: np.ndarray, hit: np.ndarray, step: np.ndarray) -
     return np.where(hit, np.take(genome.moves, (genome.layers * cands + pop) * cands + step), pop)
 
 
-def breed(toolbox: base.Toolbox, genome: Genome, rounds: int, parents: np.ndarray, draws: Draws) -> tuple[np.ndarray, int]:
+def breed(
+    toolbox: base.Toolbox, genome: Genome, rounds: int, parents: np.ndarray, draws: Draws
+) -> tuple[np.ndarray, int]:
     """parents [I, n, L] -> children [I, n, L]: two per pair, pairs within an island. A child that breaks
     a bound or copies one of its island's parents is made again: `rounds` more rounds of `tries` each
     for the pairs still missing a child, then a repair; failing that its parent stays. A child that
     copies its own parents first gets one more mutated gene. Returns the children and how many fell back."""
     islands, n, layers = parents.shape
-    pairs = parents[np.arange(islands)[:, None], draws.order].reshape(-1, 2, layers)   # [I*P, 2, L]
-    known = np.repeat(parents @ genome.weights, n // 2, axis=0)                                # [I*P, n]
-    own = pairs @ genome.weights                                                                # [I*P, 2]
+    pairs = parents[np.arange(islands)[:, None], draws.order].reshape(-1, 2, layers)  # [I*P, 2, L]
+    known = np.repeat(parents @ genome.weights, n // 2, axis=0)  # [I*P, n]
+    own = pairs @ genome.weights  # [I*P, 2]
     children, done = pairs.copy(), np.zeros(pairs.shape[:2], dtype=bool)
     todo, d = np.arange(len(pairs)), draws
     for attempt in range(rounds + 1):
-        kids = toolbox.mutate(toolbox.mate(pairs[todo], d.head), d.hit, d.step)                 # [t, T, 2, L]
+        kids = toolbox.mutate(toolbox.mate(pairs[todo], d.head), d.hit, d.step)  # [t, T, 2, L]
         copies = ((kids @ genome.weights)[..., None] == own[todo, None, None]).any(axis=-1)
         kids = toolbox.mutate(kids, copies[..., None] & d.nudge, d.step)
         new = ~((kids @ genome.weights)[..., None] == known[todo, None, None]).any(axis=-1)
@@ -205,7 +227,7 @@ def breed(toolbox: base.Toolbox, genome: Genome, rounds: int, parents: np.ndarra
         todo, last = todo[left], kids[left]
         if attempt < rounds:
             d = toolbox.redraw(len(todo))
-    if not done.all():                          # the cap ran out: try repairing the last children
+    if not done.all():  # the cap ran out: try repairing the last children
         idx = np.argwhere(~done)
         fixed = toolbox.repair(last[np.searchsorted(todo, idx[:, 0]), 0, idx[:, 1]])
         good = toolbox.accept(fixed) & ~((fixed @ genome.weights)[:, None] == known[idx[:, 0]]).any(axis=1)
@@ -214,8 +236,15 @@ def breed(toolbox: base.Toolbox, genome: Genome, rounds: int, parents: np.ndarra
     return children.reshape(islands, n, layers), int((~done).sum())
 
 
-def init_population(problem: Problem, genome: Genome, rng: np.random.Generator, toolbox: base.Toolbox, n: int,
-                    batches: int = 8, batch: int = 64) -> tuple[np.ndarray, bool]:
+def init_population(
+    problem: Problem,
+    genome: Genome,
+    rng: np.random.Generator,
+    toolbox: base.Toolbox,
+    n: int,
+    batches: int = 8,
+    batch: int = 64,
+) -> tuple[np.ndarray, bool]:
     """n accepted chromosomes: random ones, those rejected repaired (capped); else walk out from a
     solver-found feasible one. Returns them and whether the solver had to seed them."""
     found = np.zeros((0, problem.num_layers), dtype=np.int64)
@@ -236,8 +265,9 @@ def init_population(problem: Problem, genome: Genome, rng: np.random.Generator, 
     return _walk(problem, genome, rng, found, n), True
 
 
-def _walk(problem: Problem, genome: Genome, rng: np.random.Generator, pop: np.ndarray, n: int,
-          steps: int = 50) -> np.ndarray:
+def _walk(
+    problem: Problem, genome: Genome, rng: np.random.Generator, pop: np.ndarray, n: int, steps: int = 50
+) -> np.ndarray:
     """Grow a feasible population by mutating feasible members and keeping feasible results."""
     for _ in range(steps):
         if len(pop) >= n:
@@ -252,24 +282,29 @@ def random_mutation(genome: Genome, rng: np.random.Generator, pop: np.ndarray, r
     return mutate(genome, pop, rng.random(pop.shape) < rate, step)
 
 
-def repair(problem: Problem, rng: np.random.Generator, pop: np.ndarray, steps: int | None = None,
-           frozen: np.ndarray | None = None) -> np.ndarray:
+def repair(
+    problem: Problem,
+    rng: np.random.Generator,
+    pop: np.ndarray,
+    steps: int | None = None,
+    frozen: np.ndarray | None = None,
+) -> np.ndarray:
     """Greedy descent on total bound violation: each step changes the one gene that helps most.
     `frozen` [L] bool: layers that keep their gene (PNAS completes a fixed prefix)."""
     if not len(problem.row_lo) or (frozen is not None and frozen.all()):
         return pop
     pop, layers = pop.copy(), np.arange(problem.num_layers)
-    rows = problem.rows                                                   # [K, L, C]
+    rows = problem.rows  # [K, L, C]
     blocked = np.where(problem.allowed, 0.0, np.inf)
     if frozen is not None:
         blocked = blocked + np.where(frozen[:, None], np.inf, 0.0)
     for _ in range(steps or problem.num_layers):
-        values = problem.row_values(pop)                                  # [K, N]
+        values = problem.row_values(pop)  # [K, N]
         bad = problem.row_violation(values).sum(axis=0) > 0
         if not bad.any():
             break
-        current = rows[:, layers, pop[bad]]                               # [K, n, L]
-        trial = values[:, bad, None, None] - current[..., None] + rows[:, None]   # [K, n, L, C]
+        current = rows[:, layers, pop[bad]]  # [K, n, L]
+        trial = values[:, bad, None, None] - current[..., None] + rows[:, None]  # [K, n, L, C]
         cost = problem.row_violation(trial.reshape(len(rows), -1)).sum(axis=0).reshape(trial.shape[1:])
         cost = cost + blocked - 1e-6 * problem.score + 1e-9 * rng.random(cost.shape)
         flat = cost.reshape(len(cost), -1).argmin(axis=1)
@@ -278,8 +313,15 @@ def repair(problem: Problem, rng: np.random.Generator, pop: np.ndarray, steps: i
     return pop
 
 
-def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, evaluation: Evaluation | None = None,
-           islands: int = ISLANDS, time_limit: float | None = None, max_failed: int | None = None) -> GAResult:
+def run_ga(
+    problem: Problem,
+    seed: int = 0,
+    generations: int = 1000,
+    evaluation: Evaluation | None = None,
+    islands: int = ISLANDS,
+    time_limit: float | None = None,
+    max_failed: int | None = None,
+) -> GAResult:
     """Run the PONAS GA on `islands` independent populations at once; deterministic for a given seed.
     It stops early once `max_failed` children have failed (deterministic: where nearly every child
     breaks a bound, each generation costs several times more) or after `time_limit` seconds (a safety
@@ -308,9 +350,18 @@ def run_ga(problem: Problem, seed: int = 0, generations: int = 1000, evaluation:
         if gen % 10 == 9:
             history.append({"generation": gen + 1, "best": best.value})
     genes = _polished_best(problem, [*_island_bests(problem, pop), best.genes])
-    return GAResult(genes, None if genes is None else float(problem.scores(genes[None])[0]),
-                    time.perf_counter() - start, done, islands * (POPULATION + done * (POPULATION - PARENTS)),
-                    failed, seeded, value_before_polish=best.value, stopped=stopped, history=history)
+    return GAResult(
+        genes,
+        None if genes is None else float(problem.scores(genes[None])[0]),
+        time.perf_counter() - start,
+        done,
+        islands * (POPULATION + done * (POPULATION - PARENTS)),
+        failed,
+        seeded,
+        value_before_polish=best.value,
+        stopped=stopped,
+        history=history,
+    )
 
 
 def _stop_reason(start: float, time_limit: float | None, failed: int, max_failed: int | None) -> str | None:
@@ -323,12 +374,24 @@ def _stop_reason(start: float, time_limit: float | None, failed: int, max_failed
 
 @register_strategy("ga", summary="PONAS genetic algorithm: 6 islands of 20, 1,000 generations, winner polished")
 def ga_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, seed: int) -> SearchResult:
-    r = run_ga(problem, seed=seed, generations=budget.generations, evaluation=evaluation, time_limit=budget.time_limit_s,
-               max_failed=FAILED_PER_GENERATION * budget.generations)
-    details = {"generations": r.generations, "generations_asked": budget.generations, "stopped": r.stopped,
-               "evaluations": r.evaluations, "failed_children": r.failed_children,
-               "seeded_by_solver": r.seeded_by_solver, "value_before_polish": r.value_before_polish}
-    status = "heuristic" if r.genes is not None else "not found"   # soft penalty: no child it saw met every bound
+    r = run_ga(
+        problem,
+        seed=seed,
+        generations=budget.generations,
+        evaluation=evaluation,
+        time_limit=budget.time_limit_s,
+        max_failed=FAILED_PER_GENERATION * budget.generations,
+    )
+    details = {
+        "generations": r.generations,
+        "generations_asked": budget.generations,
+        "stopped": r.stopped,
+        "evaluations": r.evaluations,
+        "failed_children": r.failed_children,
+        "seeded_by_solver": r.seeded_by_solver,
+        "value_before_polish": r.value_before_polish,
+    }
+    status = "heuristic" if r.genes is not None else "not found"  # soft penalty: no child it saw met every bound
     return SearchResult(r.genes, r.value, r.seconds, status, history=r.history, details=details)
 
 
@@ -353,15 +416,15 @@ def polish(problem: Problem, genes: np.ndarray, steps: int = 50) -> np.ndarray:
     genes, layers = genes.copy(), np.arange(problem.num_layers)
     rows, limits = problem.one_sided
     for _ in range(steps):
-        d_score = problem.score - problem.score[layers, genes][:, None]            # [L, C]
-        d_rows = rows - rows[:, layers, genes][:, :, None]                          # [K, L, C]
-        base = problem.gather(rows, genes[None]).sum(axis=-1)[:, 0]                 # [K]
-        pair_rows = d_rows[:, :, :, None, None] + d_rows[:, None, None]             # [K, L, C, L, C]
+        d_score = problem.score - problem.score[layers, genes][:, None]  # [L, C]
+        d_rows = rows - rows[:, layers, genes][:, :, None]  # [K, L, C]
+        base = problem.gather(rows, genes[None]).sum(axis=-1)[:, 0]  # [K]
+        pair_rows = d_rows[:, :, :, None, None] + d_rows[:, None, None]  # [K, L, C, L, C]
         ok = (base[:, None, None, None, None] + pair_rows <= limits[:, :, None, None, None]).all(axis=0)
         ok &= problem.allowed[:, :, None, None] & problem.allowed[None, None]
         same = layers[:, None, None, None] == layers[None, None, :, None]
         gain = np.where(ok & ~same, d_score[:, :, None, None] + d_score[None, None], -np.inf)
-        single = np.where(ok[layers, :, layers, genes], d_score, -np.inf)           # [L, C]: second move is a no-op
+        single = np.where(ok[layers, :, layers, genes], d_score, -np.inf)  # [L, C]: second move is a no-op
         best_pair, best_single = gain.max(), single.max()
         if max(best_pair, best_single) <= 1e-15:
             break

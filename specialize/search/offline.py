@@ -13,6 +13,7 @@ The answer is the best chromosome meeting every bound among those scored at full
 when none was does it fall back to the best at a lower fidelity (`details["answer_fidelity"]` says which).
 Full-fidelity scores are kept in `cache` (architecture -> score), lower ones in `partial`.
 """
+
 from __future__ import annotations
 
 import time
@@ -25,7 +26,7 @@ from specialize.search.registry import SearchResult
 
 
 FULL = 1.0
-SLACK = 1e-9     # budget units: 1/3 + 1/3 + 1/3 may add up to a hair over 1
+SLACK = 1e-9  # budget units: 1/3 + 1/3 + 1/3 may add up to a hair over 1
 
 
 class Evaluations:
@@ -33,13 +34,13 @@ class Evaluations:
 
     def __init__(self, problem: Problem, evaluation: Evaluation, limit: float):
         self.problem, self.evaluation, self.limit = problem, evaluation, limit
-        self.cache: dict[tuple[int, ...], float] = {}                  # full-fidelity scores
+        self.cache: dict[tuple[int, ...], float] = {}  # full-fidelity scores
         self.partial: dict[tuple[tuple[int, ...], float], float] = {}  # (architecture, fidelity < 1) -> score
         self.spent = 0.0
         self.spent_by_fidelity: dict[float, float] = {}
         self.best_genes: np.ndarray | None = None
         self.best_value: float | None = None
-        self.cheap_best: tuple[np.ndarray, float, float] | None = None   # (genes, score, fidelity) below full
+        self.cheap_best: tuple[np.ndarray, float, float] | None = None  # (genes, score, fidelity) below full
         self.history: list[dict] = []
         self.takes_fidelity = accepts_fidelity(evaluation.fitness)
         self.start = time.perf_counter()
@@ -75,8 +76,8 @@ class Evaluations:
         lasts (each costs `fidelity`); chromosomes past the budget get -inf (stop when `affordable` is 0)."""
         level = _check_fidelity(fidelity)
         pop = np.atleast_2d(np.asarray(pop, dtype=np.int64))
-        store, keys = self._store(level), [_key(row, level) for row in pop]   # rows of int64: tolist gives ints
-        new = list(dict.fromkeys(k for k in keys if k not in store))[:self.affordable(fidelity)]
+        store, keys = self._store(level), [_key(row, level) for row in pop]  # rows of int64: tolist gives ints
+        new = list(dict.fromkeys(k for k in keys if k not in store))[: self.affordable(fidelity)]
         if new:
             self._score(np.array([_genes(k, level) for k in new], dtype=np.int64), new, float(fidelity), level)
         return np.array([store.get(k, -np.inf) for k in keys])
@@ -96,8 +97,10 @@ class Evaluations:
     def _keep_best(self, genes: np.ndarray, score: float, fidelity: float) -> None:
         if fidelity == FULL and (self.best_value is None or score > self.best_value):
             self.best_genes, self.best_value = genes.copy(), score
-        elif fidelity < FULL and (self.cheap_best is None or (fidelity, score) > (self.cheap_best[2], self.cheap_best[1])):
-            self.cheap_best = (genes.copy(), score, fidelity)     # the highest fidelity first, then the score
+        elif fidelity < FULL and (
+            self.cheap_best is None or (fidelity, score) > (self.cheap_best[2], self.cheap_best[1])
+        ):
+            self.cheap_best = (genes.copy(), score, fidelity)  # the highest fidelity first, then the score
 
     def result(self, details: dict | None = None) -> SearchResult:
         """The best chromosome scored that meets every bound (at full fidelity when any was), as a SearchResult
@@ -105,25 +108,41 @@ class Evaluations:
         when none did (a heuristic cannot prove bounds infeasible). `details["best_scored"]` is then the fittest
         chromosome scored."""
         seconds = time.perf_counter() - self.start
-        info = {"evaluations": self.spent, "architectures": len(set(self.cache) | {arch for arch, _ in self.partial}),
-                "evaluations_per_second": self.spent / max(seconds, 1e-9),
-                "evaluations_by_fidelity": {f"{f:.4g}": units for f, units in sorted(self.spent_by_fidelity.items())},
-                **(details or {})}
+        info = {
+            "evaluations": self.spent,
+            "architectures": len(set(self.cache) | {arch for arch, _ in self.partial}),
+            "evaluations_per_second": self.spent / max(seconds, 1e-9),
+            "evaluations_by_fidelity": {f"{f:.4g}": units for f, units in sorted(self.spent_by_fidelity.items())},
+            **(details or {}),
+        }
         fittest = max(self.cache, key=self.cache.get, default=None)
         if fittest is not None:
-            info.update(fittest=list(fittest), fittest_value=self.cache[fittest])   # at full fidelity, any bounds
+            info.update(fittest=list(fittest), fittest_value=self.cache[fittest])  # at full fidelity, any bounds
         genes, value, fidelity = self.answer()
         if genes is None:
             scored = {**self.cache, **{k: v for (k, _), v in self.partial.items()}}
             fittest = max(scored, key=scored.get, default=None)
-            return SearchResult(None, None, seconds, "not found", history=self.history,
-                                details={**info, "best_scored": None if fittest is None else list(fittest)})
+            return SearchResult(
+                None,
+                None,
+                seconds,
+                "not found",
+                history=self.history,
+                details={**info, "best_scored": None if fittest is None else list(fittest)},
+            )
         table_value = float(self.problem.scores(np.asarray(genes)[None])[0])
-        return SearchResult(np.asarray(genes), table_value, seconds, "heuristic", history=self.history,
-                            details={**info, "fitness": value, "answer_fidelity": fidelity})
+        return SearchResult(
+            np.asarray(genes),
+            table_value,
+            seconds,
+            "heuristic",
+            history=self.history,
+            details={**info, "fitness": value, "answer_fidelity": fidelity},
+        )
 
     def answer(self) -> tuple[np.ndarray | None, float | None, float | None]:
-        """(genes, score, fidelity) of the answer: the best full-fidelity one meeting every bound, else the best cheaper one."""
+        """(genes, score, fidelity) of the answer: the best full-fidelity one meeting every bound, else the best
+        cheaper one."""
         if self.best_genes is not None:
             return self.best_genes, self.best_value, FULL
         return self.cheap_best if self.cheap_best is not None else (None, None, None)

@@ -9,6 +9,7 @@ of the same numbers in another order differ in the last bits), so a costlier poi
 only by float noise is dropped. Labelled points (most accurate, knee, cheapest) are checked against
 the exact solver at their own cost.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,15 +23,15 @@ from specialize.search.exact import solve_exact
 from specialize.search.ga import build_toolbox
 
 OBJECTIVES = {"latency": "latency_ms", "macs": "macs"}
-NOISE = 1e-12      # Σ T_d closer than this is one value; costs closer than NOISE of their largest are one value
+NOISE = 1e-12  # Σ T_d closer than this is one value; costs closer than NOISE of their largest are one value
 
 
 @dataclass(frozen=True)
 class RawFront:
-    genes: np.ndarray        # [M, L], sorted by cost
-    scores: np.ndarray       # [M] Σ T_d
-    costs: np.ndarray        # [M] objective value
-    labels: dict[int, str]   # index into the front -> label
+    genes: np.ndarray  # [M, L], sorted by cost
+    scores: np.ndarray  # [M] Σ T_d
+    costs: np.ndarray  # [M] objective value
+    labels: dict[int, str]  # index into the front -> label
     optimum: dict[int, float]  # index -> exact optimum of Σ T_d at that cost
     seconds: float
 
@@ -41,10 +42,12 @@ def nsga2(problem: Problem, metric: str, seed: int = 0, population: int = 48, ge
     toolbox = build_toolbox(problem, rng, parents=population)
     toolbox.register("select", _select_nsga2)
     cost_table, fixed = problem.linear[metric]
+
     def evaluate(pop: np.ndarray) -> np.ndarray:
         return np.stack([problem.scores(pop), problem.gather(cost_table, pop).sum(axis=-1) + fixed], axis=1)
+
     pop, _ = toolbox.population(population)
-    pop[0] = solve_exact(problem).genes      # the accurate end of the front: the optimum under the other bounds
+    pop[0] = solve_exact(problem).genes  # the accurate end of the front: the optimum under the other bounds
     archive = _nondominated(pop, evaluate)
     for gen in range(generations):
         children, _ = toolbox.breed(pop[None], toolbox.draw())
@@ -80,7 +83,7 @@ def nondominated(scores: np.ndarray, costs: np.ndarray, noise: float = NOISE) ->
     """[N] mask of the points no other point dominates (higher score, lower cost), where scores within
     `noise` and costs within `noise` of the largest cost are equal; of equal points the first stays."""
     cost_noise = noise * max(float(np.abs(costs).max()), 1e-300)
-    ds, dc = scores[None, :] - scores[:, None], costs[None, :] - costs[:, None]     # [i, j]: j against i
+    ds, dc = scores[None, :] - scores[:, None], costs[None, :] - costs[:, None]  # [i, j]: j against i
     no_worse = (ds >= -noise) & (dc <= cost_noise)
     better = (ds > noise) | (dc < -cost_noise)
     order = np.arange(len(scores))
@@ -94,6 +97,6 @@ def _labels(values: np.ndarray) -> dict[int, str]:
     labels = {int(np.argmax(s)): "most accurate", int(np.argmin(c)): "cheapest"}
     span_s, span_c = np.ptp(s) or 1.0, np.ptp(c) or 1.0
     x, y = (c - c.min()) / span_c, (s - s.min()) / span_s
-    knee = int(np.argmax(y - x))     # the line runs from (0, 0), the cheapest, to (1, 1), the most accurate
+    knee = int(np.argmax(y - x))  # the line runs from (0, 0), the cheapest, to (1, 1), the most accurate
     labels.setdefault(knee, "knee")
     return labels

@@ -15,6 +15,7 @@ Fitness is the table's score unless `accuracy` is given: an offline evaluator of
 here take that keyword (the share of validation images to use, for EcoNAS's cheaper evaluations) and the
 table's ignores it; a plain `fitness(pop)` also works (`score_at` then calls it without one).
 """
+
 from __future__ import annotations
 
 import inspect
@@ -26,15 +27,15 @@ import numpy as np
 from specialize.errors import SpecializeError
 from specialize.search.constraints import Problem
 
-SOFT_BASE = 0.9          # EPNAS's p_i, the same for every bound
+SOFT_BASE = 0.9  # EPNAS's p_i, the same for every bound
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    penalty: str                                   # a key of PENALTIES
-    fitness: Callable[..., np.ndarray]             # ([..., L] chromosomes, fidelity=1.0) -> [...], higher is better
-    accept: Callable[[np.ndarray], np.ndarray]     # [N, L] -> [N] bool: children a search keeps
-    allowed: np.ndarray                            # [L, C] bool: candidates a gene may take
+    penalty: str  # a key of PENALTIES
+    fitness: Callable[..., np.ndarray]  # ([..., L] chromosomes, fidelity=1.0) -> [...], higher is better
+    accept: Callable[[np.ndarray], np.ndarray]  # [N, L] -> [N] bool: children a search keeps
+    allowed: np.ndarray  # [L, C] bool: candidates a gene may take
 
 
 class SoftPenalty:
@@ -77,26 +78,34 @@ def soft_violation(problem: Problem, pop: np.ndarray) -> np.ndarray:
     return total
 
 
-Fitness = Callable[..., np.ndarray]   # (pop [..., L], fidelity: float = 1.0) -> [...]
+Fitness = Callable[..., np.ndarray]  # (pop [..., L], fidelity: float = 1.0) -> [...]
 
 
 def hard_bounds(problem: Problem, best_accuracy: float = 1.0, accuracy: Fitness | None = None) -> Evaluation:
     def table_score(pop: np.ndarray, fidelity: float = 1.0) -> np.ndarray:
         """Σ T_d (the table has no cheaper evaluation: `fidelity` is ignored)."""
         return problem.scores(pop)
+
     return Evaluation("hard", table_score if accuracy is None else accuracy, problem.feasible, problem.allowed)
 
 
-def soft_penalty(problem: Problem, best_accuracy: float = 1.0, accuracy: Fitness | None = None,
-                 base: float = SOFT_BASE) -> Evaluation:
+def soft_penalty(
+    problem: Problem, best_accuracy: float = 1.0, accuracy: Fitness | None = None, base: float = SOFT_BASE
+) -> Evaluation:
     def predicted_accuracy(pop: np.ndarray, fidelity: float = 1.0) -> np.ndarray:
         """Predicted accuracy, kept positive: the best network's plus Σ T_d (`fidelity` is ignored)."""
         return np.maximum(best_accuracy + problem.scores(pop), 1e-6)
+
     def accept_all(pop: np.ndarray) -> np.ndarray:
         return np.ones(len(pop), dtype=bool)
+
     # Bounds become penalties, but the space's own mask (skip only where shapes match) stays hard.
-    return Evaluation("soft", SoftPenalty(predicted_accuracy if accuracy is None else accuracy, problem, base),
-                      accept_all, problem.structural.copy())
+    return Evaluation(
+        "soft",
+        SoftPenalty(predicted_accuracy if accuracy is None else accuracy, problem, base),
+        accept_all,
+        problem.structural.copy(),
+    )
 
 
 PENALTIES: dict[str, Callable[..., Evaluation]] = {"hard": hard_bounds, "soft": soft_penalty}

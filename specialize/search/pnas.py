@@ -24,6 +24,7 @@ levels) to 24 of 24; the hard bounds' were 23 and 24 of 24. Everything is spent 
 `offline.Evaluations` (cached: an architecture seen before costs nothing). The answer is the best
 evaluated architecture meeting every bound. Deterministic for a seed. Numpy only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -36,16 +37,16 @@ from specialize.search.penalty import Evaluation
 from specialize.search.registry import Budget, SearchResult, register_strategy
 from specialize.search.surrogate import SurrogateEnsemble, fit_ensemble, one_hot
 
-SEEDS = 4              # architectures meeting every bound, kept as last-resort completion templates
-MIN_SAMPLES = 5        # evaluations before the surrogate ranks anything (fewer: random order)
-REFINE_ROUNDS = 50     # cap on the rounds of one-gene changes after the last layer
-PROGRESSIVE_SHARE = 0.5   # of the budget for the levels; the rest (and what they leave) refines the best
+SEEDS = 4  # architectures meeting every bound, kept as last-resort completion templates
+MIN_SAMPLES = 5  # evaluations before the surrogate ranks anything (fewer: random order)
+REFINE_ROUNDS = 50  # cap on the rounds of one-gene changes after the last layer
+PROGRESSIVE_SHARE = 0.5  # of the budget for the levels; the rest (and what they leave) refines the best
 
 
 @dataclass
 class Beam:
-    prefixes: np.ndarray       # [K, b] the layers each partial architecture fixes
-    completions: np.ndarray    # [K, L] the whole networks they were evaluated as
+    prefixes: np.ndarray  # [K, b] the layers each partial architecture fixes
+    completions: np.ndarray  # [K, L] the whole networks they were evaluated as
 
 
 class Completer:
@@ -82,7 +83,7 @@ class Completer:
         from specialize.search.ga import repair
 
         trial = template.copy()
-        trial[:, :prefixes.shape[1]] = prefixes
+        trial[:, : prefixes.shape[1]] = prefixes
         broken = ~self.problem.feasible(trial)
         frozen = np.arange(self.problem.num_layers) < prefixes.shape[1]
         trial[broken] = repair(self.problem, self.rng, trial[broken], frozen=frozen)
@@ -94,8 +95,9 @@ def expand(beam: Beam, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     prefixes [K*C', b+1] and their parents' completions [K*C', L]."""
     layer = beam.prefixes.shape[1]
     choices = np.flatnonzero(allowed[layer])
-    prefixes = np.concatenate([np.repeat(beam.prefixes, len(choices), axis=0),
-                               np.tile(choices, len(beam.prefixes))[:, None]], axis=1)
+    prefixes = np.concatenate(
+        [np.repeat(beam.prefixes, len(choices), axis=0), np.tile(choices, len(beam.prefixes))[:, None]], axis=1
+    )
     return prefixes, np.repeat(beam.completions, len(choices), axis=0)
 
 
@@ -104,12 +106,14 @@ def fit_surrogate(evaluations: Evaluations, num_candidates: int, rng: np.random.
     if len(evaluations.cache) < MIN_SAMPLES:
         return None
     genes = np.array(list(evaluations.cache), dtype=np.int64)
-    return fit_ensemble(one_hot(genes, num_candidates), np.array(list(evaluations.cache.values())),
-                        seed=int(rng.integers(2**31)))
+    return fit_ensemble(
+        one_hot(genes, num_candidates), np.array(list(evaluations.cache.values())), seed=int(rng.integers(2**31))
+    )
 
 
-def rank(surrogate: SurrogateEnsemble | None, genes: np.ndarray, num_candidates: int,
-         rng: np.random.Generator) -> np.ndarray:
+def rank(
+    surrogate: SurrogateEnsemble | None, genes: np.ndarray, num_candidates: int, rng: np.random.Generator
+) -> np.ndarray:
     """Indices of `genes` best first by the ensemble mean; random order without a surrogate."""
     if surrogate is None:
         return rng.permutation(len(genes))
@@ -133,8 +137,14 @@ def pick_new(order: np.ndarray, genes: np.ndarray, evaluations: Evaluations, k: 
     return np.array(picked, dtype=np.int64)
 
 
-def progressive(problem: Problem, evaluations: Evaluations, completer: Completer, allowed: np.ndarray,
-                rng: np.random.Generator, budget: float) -> list[dict]:
+def progressive(
+    problem: Problem,
+    evaluations: Evaluations,
+    completer: Completer,
+    allowed: np.ndarray,
+    rng: np.random.Generator,
+    budget: float,
+) -> list[dict]:
     """Levels 1..L of the beam search within `budget` units; returns one log line per level."""
     layers, cands = allowed.shape
     beam, log, surrogate = Beam(np.zeros((1, 0), dtype=np.int64), completer.seeds[:1]), [], None
@@ -151,8 +161,16 @@ def progressive(problem: Problem, evaluations: Evaluations, completer: Completer
         picked = picked[np.isfinite(scores)]
         beam = Beam(prefixes[picked], completions[picked])
         surrogate = fit_surrogate(evaluations, cands, rng)
-        log.append({"level": level + 1, "expansions": int(len(ok)), "completed": int(ok.sum()),
-                    "evaluated": int(len(picked)), "spent": evaluations.spent, "best": evaluations.best_value})
+        log.append(
+            {
+                "level": level + 1,
+                "expansions": int(len(ok)),
+                "completed": int(ok.sum()),
+                "evaluated": int(len(picked)),
+                "spent": evaluations.spent,
+                "best": evaluations.best_value,
+            }
+        )
     return log
 
 
@@ -177,7 +195,9 @@ def refine(problem: Problem, evaluations: Evaluations, allowed: np.ndarray, k: i
         if not len(fresh):
             break
         surrogate = fit_surrogate(evaluations, allowed.shape[1], rng)
-        picked = pick_new(rank(surrogate, fresh, allowed.shape[1], rng), fresh, evaluations, min(k, evaluations.affordable()))
+        picked = pick_new(
+            rank(surrogate, fresh, allowed.shape[1], rng), fresh, evaluations, min(k, evaluations.affordable())
+        )
         evaluations(fresh[picked])
         rounds += 1
     return rounds
@@ -186,18 +206,25 @@ def refine(problem: Problem, evaluations: Evaluations, allowed: np.ndarray, k: i
 def best_feasible(problem: Problem, evaluations: Evaluations, k: int) -> np.ndarray:
     """[<=k, L] the best-scored architectures that meet every bound."""
     genes = np.array(list(evaluations.cache), dtype=np.int64).reshape(-1, problem.num_layers)
-    scores = np.where(problem.feasible(genes), np.array(list(evaluations.cache.values())), -np.inf) if len(genes) else []
+    scores = (
+        np.where(problem.feasible(genes), np.array(list(evaluations.cache.values())), -np.inf) if len(genes) else []
+    )
     order = np.argsort(-np.asarray(scores), kind="stable")[:k]
     return genes[order[np.isfinite(np.asarray(scores)[order])]]
 
 
-@register_strategy("pnas", offline=True,
-                   summary="PNAS: progressive layer-by-layer beam search ranked by an ensemble of 5 MLP surrogates")
+@register_strategy(
+    "pnas",
+    offline=True,
+    summary="PNAS: progressive layer-by-layer beam search ranked by an ensemble of 5 MLP surrogates",
+)
 def pnas_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, seed: int) -> SearchResult:
     rng = np.random.default_rng(seed)
     evaluations = Evaluations(problem, evaluation, budget.evaluations)
     completer = Completer(problem, evaluation, rng)
-    levels = progressive(problem, evaluations, completer, evaluation.allowed, rng, PROGRESSIVE_SHARE * budget.evaluations)
+    levels = progressive(
+        problem, evaluations, completer, evaluation.allowed, rng, PROGRESSIVE_SHARE * budget.evaluations
+    )
     k = max(int(budget.evaluations * PROGRESSIVE_SHARE) // problem.num_layers, 1)
     rounds = refine(problem, evaluations, evaluation.allowed, k, rng)
     return evaluations.result({"levels": levels, "beam": k, "refine_rounds": rounds})

@@ -5,6 +5,7 @@ through `Evaluations` until the budget of distinct architectures is spent; the a
 scored that meets every bound. A space smaller than the budget stops once draws stop finding new
 architectures (at most DRAWS_PER_EVALUATION draws per evaluation). Registered as the strategy "random".
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,8 @@ from specialize.search.offline import Evaluations
 from specialize.search.penalty import Evaluation
 from specialize.search.registry import Budget, SearchResult, register_strategy
 
-BATCH = 32                    # architectures drawn (and scored) at a time
-DRAWS_PER_EVALUATION = 20     # cap on draws, so a space smaller than the budget ends
+BATCH = 32  # architectures drawn (and scored) at a time
+DRAWS_PER_EVALUATION = 20  # cap on draws, so a space smaller than the budget ends
 
 
 def leaves_a_layer_empty(allowed: np.ndarray) -> bool:
@@ -29,7 +30,9 @@ def uniform_architectures(allowed: np.ndarray, rng: np.random.Generator, n: int)
     return np.stack([rng.choice(c, size=n) for c in choices], axis=1)
 
 
-@register_strategy("random", offline=True, summary="random search: uniform architectures until the evaluation budget is spent")
+@register_strategy(
+    "random", offline=True, summary="random search: uniform architectures until the evaluation budget is spent"
+)
 def random_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, seed: int) -> SearchResult:
     rng = np.random.default_rng(seed)
     scores = Evaluations(problem, evaluation, budget.evaluations)

@@ -1,4 +1,5 @@
 """What the space can reach on each metric, and the message for bounds that no architecture meets."""
+
 from __future__ import annotations
 
 from dataclasses import replace
@@ -10,7 +11,7 @@ from specialize.errors import InfeasibleError
 from specialize.search.constraints import METRICS, Bound, Problem
 
 
-NARROW = 1e-3    # intervals narrower than this share of their metric's reachable range are widened to it
+NARROW = 1e-3  # intervals narrower than this share of their metric's reachable range are widened to it
 
 
 def with_tolerance(problem: Problem, bounds: tuple[Bound, ...]) -> tuple[Bound, ...]:
@@ -46,8 +47,10 @@ def _ratio_extreme(problem: Problem, pick) -> float:
     """Dinkelbach's method for the extreme of 2·MACs / bytes: per-layer picks, exact in a few steps."""
     (macs, fm), (nbytes, fb) = problem.linear["macs"], problem.linear["bytes"]
     layers, blocked = np.arange(macs.shape[0]), np.inf if pick is np.argmin else -np.inf
-    def best(values: np.ndarray) -> np.ndarray:   # per-layer pick over the space's allowed candidates
+
+    def best(values: np.ndarray) -> np.ndarray:  # per-layer pick over the space's allowed candidates
         return pick(np.where(problem.structural, values, blocked), axis=1)
+
     genes = best(macs)
     ratio = 2 * (macs[layers, genes].sum() + fm) / (nbytes[layers, genes].sum() + fb)
     for _ in range(100):
@@ -72,8 +75,10 @@ def explain_infeasible(problem: Problem) -> InfeasibleError:
     if not clauses:
         given = " ".join(f for b in problem.bounds for f in b.flags())
         ranges = "; ".join(f"{METRICS[k].label} {_fmt(k, lo)} to {_fmt(k, hi)}" for k, (lo, hi) in limits.items())
-        clauses = [f"no architecture in {where} meets {given} together, though each bound alone is reachable "
-                   f"(the space spans {ranges})"]
+        clauses = [
+            f"no architecture in {where} meets {given} together, though each bound alone is reachable "
+            f"(the space spans {ranges})"
+        ]
     return InfeasibleError("; ".join(clauses), limits={k: {"min": lo, "max": hi} for k, (lo, hi) in limits.items()})
 
 
@@ -82,11 +87,13 @@ def _clauses(b: Bound, reach: tuple[float, float], where: str) -> list[str]:
     label = METRICS[b.metric].label
     out = []
     if b.upper is not None and b.upper < low:
-        out.append(f"{flag(b.metric, 'max', b.upper)} is infeasible: the smallest {label} in {where} is "
-                   f"{_fmt(b.metric, low)}")
+        out.append(
+            f"{flag(b.metric, 'max', b.upper)} is infeasible: the smallest {label} in {where} is {_fmt(b.metric, low)}"
+        )
     if b.lower is not None and b.lower > high:
-        out.append(f"{flag(b.metric, 'min', b.lower)} is infeasible: the largest {label} in {where} is "
-                   f"{_fmt(b.metric, high)}")
+        out.append(
+            f"{flag(b.metric, 'min', b.lower)} is infeasible: the largest {label} in {where} is {_fmt(b.metric, high)}"
+        )
     return out
 
 

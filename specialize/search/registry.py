@@ -19,6 +19,7 @@ Given the table's score as their evaluation instead, they run (and are tested) l
 Those that need torch (EPNAS's policy) live in `supernet/strategies/`; the composition root (`specialize.api`)
 registers them with `register_lazy`, so their names are known without importing torch.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -33,27 +34,38 @@ if TYPE_CHECKING:
     from specialize.search.constraints import Problem
     from specialize.search.penalty import Evaluation
 
-BUILTIN = ("specialize.search.ga", "specialize.search.exact", "specialize.search.random_search",
-           "specialize.search.pnas", "specialize.search.econas")
-STATUSES = ("optimal", "not proven", "heuristic", "infeasible", "not found")   # not found: budget spent, no answer met every bound
+BUILTIN = (
+    "specialize.search.ga",
+    "specialize.search.exact",
+    "specialize.search.random_search",
+    "specialize.search.pnas",
+    "specialize.search.econas",
+)
+STATUSES = (
+    "optimal",
+    "not proven",
+    "heuristic",
+    "infeasible",
+    "not found",
+)  # not found: budget spent, no answer met every bound
 
 
 @dataclass(frozen=True)
 class Budget:
-    generations: int = 1000         # for population searches
-    time_limit_s: float = 30.0      # for solvers that stop on time (HiGHS)
-    evaluations: int = 300          # for offline strategies: distinct architectures they may score
+    generations: int = 1000  # for population searches
+    time_limit_s: float = 30.0  # for solvers that stop on time (HiGHS)
+    evaluations: int = 300  # for offline strategies: distinct architectures they may score
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    genes: np.ndarray | None        # [L] candidate per layer; None: no architecture meets every bound
-    value: float | None             # Σ T_d of the answer
+    genes: np.ndarray | None  # [L] candidate per layer; None: no architecture meets every bound
+    value: float | None  # Σ T_d of the answer
     seconds: float
-    status: str                     # one of STATUSES: "optimal" only when proven
-    bound: float | None = None      # proven upper bound on the optimum Σ T_d (exact strategies)
-    history: list[dict] = field(default_factory=list, repr=False)   # [{"generation", "best"}, ...]
-    details: dict = field(default_factory=dict)                       # strategy-specific figures
+    status: str  # one of STATUSES: "optimal" only when proven
+    bound: float | None = None  # proven upper bound on the optimum Σ T_d (exact strategies)
+    history: list[dict] = field(default_factory=list, repr=False)  # [{"generation", "best"}, ...]
+    details: dict = field(default_factory=dict)  # strategy-specific figures
 
 
 StrategyFn = Callable[["Problem", "Evaluation", Budget, int], SearchResult]
@@ -63,29 +75,34 @@ StrategyFn = Callable[["Problem", "Evaluation", Budget, int], SearchResult]
 class Strategy:
     name: str
     run: StrategyFn
-    exact: bool                     # proves its answer optimal (status "optimal") unless it runs out of time
+    exact: bool  # proves its answer optimal (status "optimal") unless it runs out of time
     summary: str
-    offline: bool = False           # spends `Budget.evaluations` of an expensive evaluator; the online command refuses it
+    offline: bool = False  # spends `Budget.evaluations` of an expensive evaluator; the online command refuses it
 
 
 STRATEGIES: dict[str, Strategy] = {}
 
 
-def register_strategy(name: str, *, exact: bool = False, offline: bool = False,
-                      summary: str = "") -> Callable[[StrategyFn], StrategyFn]:
+def register_strategy(
+    name: str, *, exact: bool = False, offline: bool = False, summary: str = ""
+) -> Callable[[StrategyFn], StrategyFn]:
     def add(fn: StrategyFn) -> StrategyFn:
         if name in STRATEGIES and STRATEGIES[name].run is not fn:
             raise ValueError(f"strategy {name!r} is registered twice")
         STRATEGIES[name] = Strategy(name, fn, exact, summary or (fn.__doc__ or "").strip().splitlines()[0], offline)
         return fn
+
     return add
 
 
-def register_lazy(name: str, load: Callable[[], StrategyFn], *, exact: bool = False, offline: bool = False,
-                  summary: str) -> None:
+def register_lazy(
+    name: str, load: Callable[[], StrategyFn], *, exact: bool = False, offline: bool = False, summary: str
+) -> None:
     """Register a strategy whose code is imported only when it first runs (`load` returns the function)."""
+
     def run(problem: "Problem", evaluation: "Evaluation", budget: Budget, seed: int) -> SearchResult:
         return load()(problem, evaluation, budget, seed)
+
     register_strategy(name, exact=exact, offline=offline, summary=summary)(run)
 
 

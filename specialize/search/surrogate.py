@@ -7,17 +7,18 @@ full-batch with Adam on standardized targets (so its learning rate does not depe
 Trained with L1 loss as PNAS's predictors are (`loss="l2"` for squared error). The members train side
 by side in the same numpy calls: member m weighs only the samples outside its fold.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-MEMBERS = 5          # PNAS: an ensemble of 5, each on 4/5 of the data
-HIDDEN = 16          # PNAS uses 100 (embedding and both layers); 16 ranks additive tables as well here, 3x faster
-STEPS = 200          # full-batch Adam steps per member
+MEMBERS = 5  # PNAS: an ensemble of 5, each on 4/5 of the data
+HIDDEN = 16  # PNAS uses 100 (embedding and both layers); 16 ranks additive tables as well here, 3x faster
+STEPS = 200  # full-batch Adam steps per member
 LEARNING_RATE = 0.01  # PNAS's rate for the first level
-DTYPE = np.float32   # half the time of float64; predictions are compared, not summed
+DTYPE = np.float32  # half the time of float64; predictions are compared, not summed
 
 
 def one_hot(genes: np.ndarray, num_candidates: int) -> np.ndarray:
@@ -33,7 +34,7 @@ class MLPStack:
     """`members` MLPs trained side by side in the same numpy calls: weights [(M, D, H), (M, H, H), (M, H, 1)]."""
 
     weights: list[np.ndarray]
-    biases: list[np.ndarray]          # [(M, 1, H), (M, 1, H), (M, 1, 1)]
+    biases: list[np.ndarray]  # [(M, 1, H), (M, 1, H), (M, 1, 1)]
 
     @classmethod
     def init(cls, members: int, inputs: int, hidden: int, rng: np.random.Generator) -> "MLPStack":
@@ -45,7 +46,9 @@ class MLPStack:
         """Outputs [M, N] and the activations every layer read (for the backward pass). The first layer,
         whose input every member shares, is one [N, D] x [D, M*H] product."""
         members, inputs, hidden = self.weights[0].shape
-        first = (x @ self.weights[0].transpose(1, 0, 2).reshape(inputs, members * hidden)).reshape(len(x), members, hidden)
+        first = (x @ self.weights[0].transpose(1, 0, 2).reshape(inputs, members * hidden)).reshape(
+            len(x), members, hidden
+        )
         h = np.maximum(first.transpose(1, 0, 2) + self.biases[0], 0.0)
         seen = [x, h]
         for w, b in zip(self.weights[1:-1], self.biases[1:-1]):
@@ -57,7 +60,7 @@ class MLPStack:
         """d loss / d (w0, b0, w1, b1, w2, b2) per member; member m's loss is Σ_n sample_weight[m, n] · loss_n."""
         out, seen = self.forward(x)
         error = out - y
-        grad = ((np.sign(error) if loss == "l1" else 2 * error) * sample_weight)[..., None]    # [M, N, 1]
+        grad = ((np.sign(error) if loss == "l1" else 2 * error) * sample_weight)[..., None]  # [M, N, 1]
         grads: list[np.ndarray] = []
         for i in reversed(range(1, len(self.weights))):
             grads[:0] = [np.swapaxes(seen[i], 1, 2) @ grad, grad.sum(axis=1, keepdims=True)]
@@ -70,8 +73,16 @@ class MLPStack:
         return [p for pair in zip(self.weights, self.biases) for p in pair]
 
 
-def fit_stack(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, rng: np.random.Generator, hidden: int = HIDDEN,
-              steps: int = STEPS, learning_rate: float = LEARNING_RATE, loss: str = "l1") -> MLPStack:
+def fit_stack(
+    x: np.ndarray,
+    y: np.ndarray,
+    sample_weight: np.ndarray,
+    rng: np.random.Generator,
+    hidden: int = HIDDEN,
+    steps: int = STEPS,
+    learning_rate: float = LEARNING_RATE,
+    loss: str = "l1",
+) -> MLPStack:
     """Members fit from scratch with Adam (β 0.9, 0.999), full batch; member m sees the samples its
     `sample_weight[m]` row weighs (rows sum to 1). Adam runs on one flat vector the weights are views of."""
     net = MLPStack.init(len(sample_weight), x.shape[1], hidden, rng)
@@ -83,7 +94,7 @@ def fit_stack(x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray, rng: np.r
         first += 0.1 * grad
         second *= 0.999
         second += 0.001 * grad * grad
-        flat -= DTYPE(learning_rate * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t)) * first / (np.sqrt(second) + 1e-8)
+        flat -= DTYPE(learning_rate * np.sqrt(1 - 0.999**t) / (1 - 0.9**t)) * first / (np.sqrt(second) + 1e-8)
     return net
 
 
@@ -93,7 +104,7 @@ def flatten(net: MLPStack) -> np.ndarray:
     flat = np.concatenate([p.ravel() for p in params])
     views, start = [], 0
     for p in params:
-        views.append(flat[start:start + p.size].reshape(p.shape))
+        views.append(flat[start : start + p.size].reshape(p.shape))
         start += p.size
     net.weights, net.biases = views[0::2], views[1::2]
     return flat
@@ -101,11 +112,11 @@ def flatten(net: MLPStack) -> np.ndarray:
 
 @dataclass
 class SurrogateEnsemble:
-    net: MLPStack                     # the members, side by side
-    held_out: list[np.ndarray]        # [member] indices of the fifth each member did not see
-    mean: float                       # targets are standardized: y = mean + scale * output
+    net: MLPStack  # the members, side by side
+    held_out: list[np.ndarray]  # [member] indices of the fifth each member did not see
+    mean: float  # targets are standardized: y = mean + scale * output
     scale: float
-    cv_error: float | None = field(default=None)   # mean |error| of each member on its own held-out fifth
+    cv_error: float | None = field(default=None)  # mean |error| of each member on its own held-out fifth
 
     @property
     def members(self) -> int:

@@ -32,6 +32,7 @@ Scores go through `specialize.search.offline.Evaluations`: the budget is distinc
 and the answer is the best one scored that meets every bound. Deterministic for a seed (torch's random
 state is forked and seeded; CPU). Registered as the strategy "epnas".
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,9 +57,9 @@ LEARNING_RATE, INIT_RANGE = 6e-4, 0.1
 BRANCHES, STEPS = 8, 4
 GROUP_LAYERS = 1
 BASELINE_DECAY = 0.8
-MOVES = 3                       # down, keep, up
+MOVES = 3  # down, keep, up
 KEEP, INSERT, REMOVE = 0, 1, 2
-STALE_EPISODES = 25             # stop after this many episodes in a row that score no new network
+STALE_EPISODES = 25  # stop after this many episodes in a row that score no new network
 
 
 # -- actions on architectures (numpy) ------------------------------------------------------------
@@ -73,8 +74,14 @@ def candidate_levels(names: tuple[str, ...], count: int) -> np.ndarray:
     if not names or parsed is None:
         return np.array([[-1] if n == SKIP else [i] for i, n in enumerate(names or range(count))])
     values = [sorted({getattr(c, a) for c in parsed.values()}) for a in ("kernel", "expansion", "se")]
-    return np.array([[-1] * 3 if n == SKIP else [v.index(getattr(parsed[n], a)) for v, a in
-                                                 zip(values, ("kernel", "expansion", "se"))] for n in names])
+    return np.array(
+        [
+            [-1] * 3
+            if n == SKIP
+            else [v.index(getattr(parsed[n], a)) for v, a in zip(values, ("kernel", "expansion", "se"))]
+            for n in names
+        ]
+    )
 
 
 def move_table(levels: np.ndarray) -> np.ndarray:
@@ -82,7 +89,7 @@ def move_table(levels: np.ndarray) -> np.ndarray:
     the candidate itself where no block has those levels (and for skip)."""
     where = {tuple(row): c for c, row in enumerate(levels.tolist())}
     count, attributes = levels.shape
-    combos = np.array(np.unravel_index(np.arange(MOVES ** attributes), (MOVES,) * attributes)[::-1]).T - 1
+    combos = np.array(np.unravel_index(np.arange(MOVES**attributes), (MOVES,) * attributes)[::-1]).T - 1
     table = np.tile(np.arange(count)[:, None], (1, len(combos)))
     for c in range(count):
         if levels[c, 0] >= 0:
@@ -93,11 +100,11 @@ def move_table(levels: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Actions:
-    moves: np.ndarray         # [C, MOVES**A] move_table
-    attributes: int           # A
-    groups: np.ndarray        # [L] the scale group of each layer
-    allowed: np.ndarray       # [L, C] candidates a layer may take
-    skip: int | None          # the identity candidate's index; None: no elastic depth
+    moves: np.ndarray  # [C, MOVES**A] move_table
+    attributes: int  # A
+    groups: np.ndarray  # [L] the scale group of each layer
+    allowed: np.ndarray  # [L, C] candidates a layer may take
+    skip: int | None  # the identity candidate's index; None: no elastic depth
     insert_block: np.ndarray  # [L] the block an insert puts at each layer
 
     @classmethod
@@ -105,14 +112,20 @@ class Actions:
         names = problem.candidates
         skip = names.index(SKIP) if SKIP in names else None
         allowed = allowed.copy()
-        if skip is not None:      # skip is structural: only where the problem allows it (shapes equal)
+        if skip is not None:  # skip is structural: only where the problem allows it (shapes equal)
             allowed[:, skip] &= problem.allowed[:, skip]
         levels = candidate_levels(names, allowed.shape[1])
         blocks = allowed.copy()
         if skip is not None:
             blocks[:, skip] = False
-        return cls(move_table(levels), levels.shape[1], np.arange(len(allowed)) // GROUP_LAYERS, allowed, skip,
-                   np.where(blocks.any(axis=1), blocks.argmax(axis=1), 0))
+        return cls(
+            move_table(levels),
+            levels.shape[1],
+            np.arange(len(allowed)) // GROUP_LAYERS,
+            allowed,
+            skip,
+            np.where(blocks.any(axis=1), blocks.argmax(axis=1), 0),
+        )
 
     @property
     def num_groups(self) -> int:
@@ -120,7 +133,7 @@ class Actions:
 
     def scale(self, genes: np.ndarray, moves: np.ndarray) -> np.ndarray:
         """Apply each group's attribute moves [N, F, A] (0/1/2) to every layer of the group."""
-        combined = (moves * MOVES ** np.arange(self.attributes)).sum(axis=-1)[:, self.groups]   # [N, L]
+        combined = (moves * MOVES ** np.arange(self.attributes)).sum(axis=-1)[:, self.groups]  # [N, L]
         target = self.moves[genes, combined]
         return np.where(self.allowed[np.arange(genes.shape[1]), target], target, genes)
 
@@ -166,18 +179,23 @@ class Policy(nn.Module):
     def _controller(lstm: nn.LSTM, network: torch.Tensor, steps: torch.Tensor) -> torch.Tensor:
         """[N, S, CONTROLLER_UNITS] the controller's hidden state at each step; its input at a step is the
         network embedding and that step's embedding (the sampled actions are not fed back, so one call runs all)."""
-        inputs = torch.cat([network[:, None].expand(-1, len(steps), -1), steps[None].expand(len(network), -1, -1)], dim=2)
+        inputs = torch.cat(
+            [network[:, None].expand(-1, len(steps), -1), steps[None].expand(len(network), -1, -1)], dim=2
+        )
         return lstm(inputs)[0]
 
     def scale(self, network: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sampled attribute moves [N, F, A] and their summed log-probability [N]."""
         hidden = self._controller(self.scale_lstm, network, self.group_embedding.weight)
-        dist = Categorical(logits=self.scale_head(hidden).view(*hidden.shape[:2], self.attributes, MOVES), validate_args=False)
+        dist = Categorical(
+            logits=self.scale_head(hidden).view(*hidden.shape[:2], self.attributes, MOVES), validate_args=False
+        )
         moves = dist.sample()
         return moves, dist.log_prob(moves).sum(dim=(1, 2))
 
     def insert(self, network: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sampled keep / insert / remove per layer [N, L] (only where `mask` [N, L, 3] allows) and log-probability [N]."""
+        """Sampled keep / insert / remove per layer [N, L] (only where `mask` [N, L, 3] allows) and
+        log-probability [N]."""
         hidden = self._controller(self.insert_lstm, network, self.position_embedding.weight)
         dist = Categorical(logits=self.insert_head(hidden).masked_fill(~mask, -1e9), validate_args=False)
         actions = dist.sample()
@@ -189,7 +207,9 @@ class EpnasSearch:
     def __init__(self, problem: Problem, evaluation: Evaluation, scores: Evaluations, branches: int, steps: int):
         self.evaluation, self.scores, self.branches, self.steps = evaluation, scores, branches, steps
         self.actions = Actions.build(problem, evaluation.allowed)
-        self.policy = Policy(problem.num_layers, problem.score.shape[1], self.actions.num_groups, self.actions.attributes)
+        self.policy = Policy(
+            problem.num_layers, problem.score.shape[1], self.actions.num_groups, self.actions.attributes
+        )
         self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=LEARNING_RATE)
         self.baseline: np.ndarray | None = None
         self.worst = np.inf
@@ -230,7 +250,7 @@ class EpnasSearch:
 
     def update(self, logps: torch.Tensor, rewards: np.ndarray) -> None:
         """One REINFORCE step with a moving-average baseline per step of the episode."""
-        returns = np.cumsum(rewards[::-1], axis=0)[::-1]                      # [T, N]: Σ_{t'>=t} r_t'
+        returns = np.cumsum(rewards[::-1], axis=0)[::-1]  # [T, N]: Σ_{t'>=t} r_t'
         mean = returns.mean(axis=1)
         if self.baseline is None or len(self.baseline) != len(mean):
             self.baseline = mean
@@ -247,7 +267,7 @@ class EpnasSearch:
         flat, flat_rewards = visited.reshape(-1, visited.shape[-1]), rewards.ravel()
         order = np.argsort(-flat_rewards, kind="stable")
         _, first = np.unique(flat[order], axis=0, return_index=True)
-        top = order[np.sort(first)][:self.branches]
+        top = order[np.sort(first)][: self.branches]
         return flat[np.resize(top, self.branches)]
 
     def run(self, rng: np.random.Generator) -> str:
@@ -263,8 +283,9 @@ class EpnasSearch:
         return "evaluation budget spent"
 
 
-def epnas_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, seed: int,
-                   branches: int = BRANCHES, steps: int = STEPS) -> SearchResult:
+def epnas_strategy(
+    problem: Problem, evaluation: Evaluation, budget: Budget, seed: int, branches: int = BRANCHES, steps: int = STEPS
+) -> SearchResult:
     scores = Evaluations(problem, evaluation, budget.evaluations)
     if leaves_a_layer_empty(evaluation.allowed):
         return scores.result({"episodes": 0, "stopped": "a bound leaves a layer no candidate"})
@@ -272,5 +293,12 @@ def epnas_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, see
         torch.manual_seed(seed)
         search = EpnasSearch(problem, evaluation, scores, branches, steps)
         stopped = search.run(np.random.default_rng(seed))
-    return scores.result({"episodes": search.episodes, "branches": branches, "steps": steps, "stopped": stopped,
-                          "elastic_depth": search.actions.skip is not None})
+    return scores.result(
+        {
+            "episodes": search.episodes,
+            "branches": branches,
+            "steps": steps,
+            "stopped": stopped,
+            "elastic_depth": search.actions.skip is not None,
+        }
+    )
