@@ -1,0 +1,105 @@
+"""A user's own data: 3 classes, 500 training images each, from an ImageNet start and from scratch, side by side.
+
+Builds the folder a user would have (cat, dog and bird from CIFAR-10's training split, 500 each; their whole
+test split) under --work, then runs the README's own-data commands through the library: `train --init
+efficientnet-lite0` at --input-size, and the same data from scratch on the `cifar10` plan at 32x32. Each table's
+best sub-network is exported and measured in onnxruntime on the test split. Prints one line per run:
+
+    python benchmarks/own_data.py --data ../shared/data/cifar10-jpg.tar.gz --work /root/runs/own-data --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import tarfile
+import time
+from pathlib import Path
+
+from specialize.api import offline
+
+CLASSES = ("bird", "cat", "dog")
+
+
+def make_folder(archive: Path, root: Path, per_class: int) -> Path:
+    """ROOT/train/<class>/ with the first `per_class` images of each class, ROOT/test/<class>/ with all of them."""
+    if (root / "test").is_dir():
+        return root
+    taken: dict[str, int] = {}
+    with tarfile.open(archive) as tar:
+        for member in tar:
+            parts = Path(member.name).parts  # cifar10/<split>/<class>/<n>.jpg
+            if not member.isfile() or len(parts) != 4 or parts[2] not in CLASSES:
+                continue
+            key = f"{parts[1]}/{parts[2]}"
+            if parts[1] == "train" and taken.get(key, 0) >= per_class:
+                continue
+            taken[key] = taken.get(key, 0) + 1
+            target = root / parts[1] / parts[2] / parts[3]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(tar.extractfile(member).read())
+    return root
+
+
+def run(name: str, cfg, out: Path) -> str:
+    start = time.time()
+    table = offline.train(cfg, out, resume=True, report=lambda event: None)
+    wall = time.time() - start
+    result = offline.export(
+        table.space.name,
+        table.best_arch,
+        out / "best.onnx",
+        weights=str(out / "table.json"),
+        data=Path(cfg.data),
+        fmt="onnx",
+        precision="fp32",
+        recalibrate=True,
+    )
+    return (
+        f"{name:28s} test accuracy {100 * result.measured_accuracy:6.2f}% (exported ONNX, onnxruntime)  "
+        f"MACs {result.macs / 1e6:6.1f}M  training wall {wall / 60:5.1f} min  best {table.best_arch}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, type=Path, help="the CIFAR-10 .tar.gz")
+    parser.add_argument("--work", required=True, type=Path)
+    parser.add_argument("--per-class", type=int, default=500)
+    parser.add_argument("--input-size", type=int, default=96)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    folder = make_folder(args.data, args.work / "three-classes", args.per_class)
+    config = offline.train_config_type()
+    common = dict(
+        data=str(folder),
+        epochs=args.epochs,
+        batch_size=64,
+        weight_decay=4e-5,
+        label_smoothing=0.1,
+        finetune_epochs=0.5,
+        threads=args.threads,
+        seed=0,
+    )
+    pretrained = config(
+        space="efficientnet-lite0",
+        init="efficientnet-lite0",
+        input_size=args.input_size,
+        lr=0.02,
+        finetune_lr=0.005,
+        **common,
+    )
+    scratch = config(space="cifar10", lr=0.1, finetune_lr=0.02, **common)
+    lines = [
+        run(f"--init efficientnet-lite0 @{args.input_size}", pretrained, args.work / "pretrained"),
+        run("from scratch (cifar10 @32)", scratch, args.work / "scratch"),
+    ]
+    print(
+        f"{len(CLASSES)} classes x {args.per_class} training images ({', '.join(CLASSES)}), "
+        f"{args.epochs} meta epochs, {args.threads} thread(s):"
+    )
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
