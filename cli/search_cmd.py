@@ -358,15 +358,21 @@ def _solver_line(result) -> str:
         return f"answer: optimal; {result.strategy_details['skipped']}, so {result.strategy} did not run; {timing}"
     value = "-" if result.strategy_value is None else f"{100 * result.strategy_value:+.3f}%"
     gap = "-" if result.strategy_gap is None else f"{100 * result.strategy_gap:.3f} points"
-    source = "" if result.answer_from == result.strategy else f", answer from {result.answer_from}"
     details = result.strategy_details
     stopped = (
         f", stopped after {details['generations']} of {details['generations_asked']} generations: {details['stopped']}"
         if details.get("stopped")
         else ""
     )
+    if result.strategy == "exact":
+        return f"answer: exact ({result.status}); {optimum}; {timing}"
+    source = (
+        f"{result.strategy}'s"
+        if result.answer_from == result.strategy
+        else f"exact's ({result.strategy} found a worse one)"
+    )
     return (
-        f"answer: {result.strategy} ({result.status}{source}{stopped}; penalty {result.penalty}, seed {result.seed}); "
+        f"answer: {source}, {result.status}{stopped}; penalty {result.penalty}, seed {result.seed}; "
         f"{result.strategy} {value}, {optimum}, gap {gap}; {timing} "
         f"({result.strategy} {result.strategy_seconds:.3f} s, exact {result.exact_seconds:.3f} s)"
     )

@@ -168,3 +168,21 @@ def test_an_exact_answer_stopped_early_is_labelled_not_proven(monkeypatch):
         result.optimum_bound - result.accuracy_loss
     )
     assert all(b["ok"] for b in result.bounds)
+
+
+def test_the_answer_is_the_best_any_solver_found():
+    """A strategy that returns a feasible but worse answer than the exact reference: the reference is returned,
+    and the result says where it came from."""
+    from specialize.search.registry import STRATEGIES, SearchResult, register_strategy
+
+    @register_strategy("smallest-feasible", summary="test: the smallest architecture")
+    def smallest(problem, evaluation, budget, seed):
+        genes = np.asarray(get_space(problem.space_name).smallest_arch().indices)
+        return SearchResult(genes, float(problem.scores(genes[None])[0]), 0.0, "heuristic")
+
+    try:
+        r = specialize("this-cpu", strategy="smallest-feasible", max_flops="45M")
+    finally:
+        STRATEGIES.pop("smallest-feasible")
+    assert r.strategy_value < r.optimum_value
+    assert r.answer_from == "exact" and r.accuracy_loss == r.optimum_value

@@ -493,7 +493,9 @@ def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
 def _result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: int) -> SpecializeResult:
     space, reference, own = tbl.space, outcome.reference, outcome.answer
     found = own is not None and own.genes is not None
-    answer = own if found else reference
+    # the best feasible answer any solver found: the strategy's, unless the exact reference scores higher
+    exact_better = found and own.value is not None and reference.value is not None and reference.value > own.value
+    answer = own if found and not exact_better else reference
     values = measured_values(problem, answer.genes)
     value = float(problem.scores(answer.genes[None])[0])
     predicted, band = tbl.predict(value)
@@ -521,7 +523,7 @@ def _result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: i
         best_arch=tbl.best_arch,
         bounds=bound_report(problem, values),
         strategy=outcome.strategy,
-        answer_from=outcome.strategy if found else "exact",
+        answer_from=outcome.strategy if answer is own else "exact",
         status=answer.status,
         penalty=penalty,
         seed=seed,
