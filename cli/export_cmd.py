@@ -36,8 +36,11 @@ def export(
         None,
         "--weights",
         "-w",
-        help="Supernet weights file, an accuracy table (.json: its weights), or 'default' for the shipped "
-        "ones. Omitted: UNTRAINED random weights.",
+        help="Supernet weights file, an accuracy table (.json: its weights), 'default' for the shipped ones, or "
+        "efficientnet-lite0 (ImageNet). Omitted: the shipped ones where the space is theirs, else refused.",
+    ),
+    untrained: bool = typer.Option(
+        False, "--untrained", help="Random weights, for latency work only: the model predicts nothing useful."
     ),
     data: Optional[Path] = typer.Option(
         None,
@@ -65,6 +68,7 @@ def export(
             fmt=fmt,
             precision=precision,
             recalibrate=not no_recalibrate,
+            untrained=untrained,
         )
     for warning in result.warnings:
         err_console.print(f"WARNING: {warning}", style="bold yellow", highlight=False, markup=False, soft_wrap=True)

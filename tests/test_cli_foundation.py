@@ -126,12 +126,24 @@ def test_export_untrained_tensorrt_fallback(tmp_path, monkeypatch):
 
     monkeypatch.setattr(export, "tensorrt_unavailable_reason", lambda: "the tensorrt Python package is not installed")
     out = tmp_path / "m.onnx"
-    result = invoke("export", "--arch", CIFAR_ARCH, "-o", str(out), "--format", "tensorrt", "--json")
+    result = invoke("export", "--arch", CIFAR_ARCH, "-o", str(out), "--format", "tensorrt", "--json", "--untrained")
     assert result.exit_code == 0, result.output
     assert "UNTRAINED" in result.stderr and "tensorrt Python package" in result.stderr
     data = json.loads(result.stdout)
     assert data["max_abs_diff"] <= 1e-4 and data["build_script"] == str(tmp_path / "build_m_engine.sh")
     assert out.is_file() and (tmp_path / "build_m_engine.sh").is_file()
+
+
+def test_export_never_ships_random_weights_by_default(tmp_path):
+    """No --weights: the default table's weights where the space is theirs; elsewhere a refusal naming --untrained."""
+    arch = ",".join(["k3e3"] * 19)
+    assert_one_line_error(
+        invoke("export", "--space", "ponas-imagenet", "--arch", arch, "-o", str(tmp_path / "m.onnx")), "--untrained"
+    )
+    assert not (tmp_path / "m.onnx").exists()
+    result = invoke("export", "--arch", CIFAR_ARCH, "-o", str(tmp_path / "d.onnx"), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["trained"] and "UNTRAINED" not in result.stderr
 
 
 def test_cli_fast_path_does_not_import_torch():

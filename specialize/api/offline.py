@@ -112,17 +112,37 @@ def export(
     fmt: str,
     precision: str,
     recalibrate: bool,
-    before_work: Callable[[], None] = lambda: None,
+    untrained: bool = False,
 ):
-    """Check the request (architecture, output, TensorRT companions), then export; returns the ExportResult."""
+    """Check the request (architecture, output, TensorRT companions), then export; returns the ExportResult.
+    Without `weights`, the embedded default table's weights where the space is theirs; elsewhere a refusal,
+    unless `untrained` asks for random weights (never shipped by default)."""
     get_space(space).parse_arch(arch)  # bad input fails here, before torch is even imported
+    weights = export_weights(space, weights, untrained)
     check_writable(output)
     from supernet.export import export_subnet
 
     check_companions(output, fmt)
-    before_work()
     return export_subnet(
         space, arch, output, weights=weights, data=data, fmt=fmt, precision=precision, recalibrate_bn=recalibrate
+    )
+
+
+def export_weights(space: str, weights: str | None, untrained: bool) -> str | None:
+    """The weights an export uses: those given; else the default table's, where `space` is its space."""
+    if untrained:
+        if weights is not None:
+            raise SpecializeError("--untrained and --weights contradict each other: give one")
+        return None
+    if weights is not None:
+        return weights
+    from specialize.table import load_table
+
+    if load_table("default").space.fingerprint == get_space(space).fingerprint:
+        return "default"
+    raise SpecializeError(
+        f"no --weights for space {space!r}: give --weights (a weights file, a table .json, 'default', or "
+        "efficientnet-lite0), or --untrained for a random-weight model (latency work only)"
     )
 
 
