@@ -334,6 +334,13 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
         cells = [escape(str(row["name"])), kind_cell(row), runtime_cell(row), row["space"] or "", anchor_cell(row)]
         table.add_row(*cells, *([(row["date"] or "")[:10], escape(str(row["description"]))] if wide else []))
     console.print(table)
+    elsewhere = sorted({row["space"] for row in rows if row.get("measured_on")})
+    if elsewhere:
+        console.print(
+            f"profiles marked 'not here' were timed on another machine; profile this one with "
+            f"`specialize profile --name this-cpu --space {elsewhere[0]} -o PROFILE.json`",
+            markup=False,
+        )
     aliases = ", ".join(f"{alias} = {row['name']}" for row in rows for alias in row["aliases"])
     console.print(f"aliases: {aliases}", markup=False)
     console.print(
@@ -355,6 +362,8 @@ def kind_cell(row: dict) -> str:
     band = row.get("expected_error")
     if row["kind"] == "estimated":
         return f"[yellow]estimated {'±%.0f%%' % (100 * band) if band is not None else '±?'}[/]"
+    if row.get("measured_on"):
+        return "[red]measured, not here ±?[/]"
     return f"[green]measured{' ±%.0f%%' % (100 * band) if band is not None else ''}[/]"
 
 

@@ -254,6 +254,8 @@ def render_result(result) -> None:
         if bound.get("note"):
             console.print(f"{_flag_text(bound)}: {bound['note']}", highlight=False, markup=False)
     console.print(_solver_line(result), highlight=False, markup=False)
+    if result.device_note:
+        console.print(f"note: {result.device_note}", highlight=False, markup=False)
     if result.rerank is not None:
         console.print(_rerank_line(result.rerank), highlight=False, markup=False, soft_wrap=True)
     console.print("architecture (copy-paste):", highlight=False)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hw_profiles.profile import DeviceProfile
-from hw_profiles.runtime import cpu_name
+from hw_profiles.host import cpu_name, measured_elsewhere
 from hw_profiles.validate import DEPLOYED_RUNS, time_deployed
 
 
@@ -17,9 +17,10 @@ def not_measured_here(profile: DeviceProfile) -> str | None:
         return f"{profile.name} is an estimated profile, not this machine"
     if profile.runtime != "onnxruntime":
         return f"profile {profile.name} was measured with {profile.runtime}, this check times onnxruntime"
-    host = (profile.hardware or {}).get("host_cpu")
-    if host != cpu_name():
-        return f"profile {profile.name} was measured on {host!r}, this machine is {cpu_name()!r}"
+    host = measured_elsewhere(profile.hardware or {})
+    if host is not None or (profile.hardware or {}).get("host_cpu") is None:
+        where = host or (profile.hardware or {}).get("device_name") or "another device"
+        return f"profile {profile.name} was measured on {where}, this machine is {cpu_name()!r}"
     return None
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hw_profiles.host import measured_elsewhere
 from specialize.cost import masked_extremes
 from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_json, read_json, require
@@ -50,7 +51,19 @@ class DeviceProfile:
         alias = f" (resolved from {self.resolved_from!r})" if self.resolved_from else ""
         threads = f", {self.threads} thread{'s' if self.threads > 1 else ''}" if self.kind == "measured" else ""
         setting = f"{self.runtime}, {self.precision}, batch {self.batch}{threads}"
-        return f"{self.name}{alias}, {self.kind} ({setting}), space {self.space.name}"
+        where = f", measured on {self.elsewhere}, not here" if self.elsewhere else ""
+        return f"{self.name}{alias}, {self.kind} ({setting}){where}, space {self.space.name}"
+
+    @property
+    def elsewhere(self) -> str | None:
+        """The host a measured profile was timed on when that is not this machine (hw_profiles.host), else None."""
+        return measured_elsewhere(self.hardware or {}) if self.kind == "measured" else None
+
+    def profile_here_command(self) -> str:
+        """The one command that measures this profile's setting on this machine."""
+        threads = f" --threads {self.threads}" if self.threads and self.threads > 1 else ""
+        batch = f" --batch {self.batch}" if self.batch != 1 else ""
+        return f"specialize profile --name this-cpu --space {self.space.name}{batch}{threads} -o PROFILE.json"
 
     @property
     def expected_error(self) -> float | None:
@@ -59,6 +72,8 @@ class DeviceProfile:
         combined with how much the same network's timing moved between rounds, or the error of a
         later validation recorded with `profile validate --record` where that is larger (measured);
         else the device's anchor band (estimated)."""
+        if self.elsewhere:
+            return None  # timed on another machine: it says nothing of this one
         if self.kind == "estimated":
             few_shot = self.hardware.get("few_shot") or {}
             band = few_shot.get("loo_mape", (self.hardware.get("anchor") or {}).get("expected_error"))

@@ -21,12 +21,12 @@ from hw_profiles.runtime import (
     Protocol,
     Timing,
     cpu_busy_share,
-    cpu_name,
     get_runtime,
     pick_timing,
     time_runs,
     torch_threads,
 )
+from hw_profiles.host import host_record
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.workloads import Workload, build_module, example_input, space_workloads
 from specialize.errors import SpecializeError
@@ -199,7 +199,7 @@ def profile_space(
         fixed_spread_ms=fixed_spread,
         threads=runtime.threads or 1,
         graph_optimization_level=runtime.graph_optimization_level,
-        hardware={"device_name": described["device_name"], "host_cpu": cpu_name()},
+        hardware={"device_name": described["device_name"], **host_record()},
         measurement={
             "protocol": protocol.__dict__,
             "threads": described.get("threads"),

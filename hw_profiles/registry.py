@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from hw_profiles import devices as device_registry
+from hw_profiles.host import measured_elsewhere
 from hw_profiles.profile import DeviceProfile, load_profile
 from hw_profiles.roofline import anchoring, estimate_profile
 from specialize.errors import SpecializeError
@@ -49,6 +50,7 @@ def _header(path: Path) -> dict:
         "threads": threads,
         "date": (data.get("provenance") or {}).get("date", ""),
         "expected_error": data.get("expected_error"),
+        "elsewhere": measured_elsewhere(data.get("hardware") or {}) if data.get("kind") == "measured" else None,
         "path": path,
     }
 
@@ -226,8 +228,10 @@ def list_devices() -> list[dict]:
                 "batch": header["batch"],
                 "threads": header["threads"],
                 "aliases": [],
-                "description": f"shipped profile {header['path'].name} (fingerprint {header['fingerprint']})",
-                "expected_error": header["expected_error"],
+                "description": f"shipped profile {header['path'].name} (fingerprint {header['fingerprint']})"
+                + (f"; measured on {header['elsewhere']}, not this machine" if header["elsewhere"] else ""),
+                "expected_error": None if header["elsewhere"] else header["expected_error"],
+                "measured_on": header["elsewhere"],  # another host: not this machine, error here unknown
             }
         )
     return rows

@@ -19,12 +19,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
 from specialize.errors import SpecializeError
+from hw_profiles.host import cpu_name
 from supernet.sessions import ort_session, tensorrt_engine
 
 # -- the timing protocol (run_bundle.py carries the same values) ---------------------------------
@@ -166,17 +166,6 @@ def check_graph_optimization(level: str) -> str:
 
 def all_cores() -> int:
     return os.cpu_count() or 1
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 BUSY_LIMIT = 0.15  # above this share of the CPU used by others, timings are flagged (and not shipped)

@@ -74,7 +74,7 @@ def test_rich_output_shows_blocks_bounds_and_gap(random_table_file):
         "intensity",
         "<= 1.5M",
         ">= 6",
-        "answer: ga (heuristic",
+        "answer: ga's, heuristic",
         "gap",
     ):
         assert words in done.stdout

@@ -128,3 +128,22 @@ def test_missing_field_and_bad_json_name_the_file(tmp_path):
     path.write_text("{not json")
     with pytest.raises(SpecializeError, match="not valid JSON"):
         load_profile(path)
+
+
+def test_a_profile_from_another_host_says_so(monkeypatch):
+    """A measured profile copied to another machine: labelled 'not here', its band unknown, the command shown."""
+    from hw_profiles import host, resolve_profile
+    from specialize import specialize
+    from specialize.space import get_space
+
+    profile = resolve_profile("this-cpu", get_space("cifar10"))
+    recorded = profile.hardware["host_cpu"]
+    monkeypatch.setattr(host, "cpu_name", lambda: recorded)
+    monkeypatch.setattr(host, "cpu_flags_digest", lambda: profile.hardware.get("host_flags"))
+    assert profile.elsewhere is None and profile.expected_error is not None and "not here" not in profile.label
+    monkeypatch.setattr(host, "cpu_name", lambda: "Faked CPU 9000")
+    assert profile.elsewhere.startswith(recorded) and profile.expected_error is None
+    assert f"measured on {recorded}" in profile.label and "not here" in profile.label
+    result = specialize("this-cpu", max_flops="45M")
+    assert result.latency_expected_error is None
+    assert "specialize profile --name this-cpu --space cifar10" in result.device_note

@@ -99,6 +99,7 @@ class SpecializeResult:
     table: str | None = field(default=None)
     layers_numbered_from: int = LAYERS_NUMBERED_FROM
     export: dict | None = None  # what --export wrote: the file's own figures, measured beside predicted
+    device_note: str | None = None  # a measured profile from another host: where it was timed, how to profile here
     rerank: dict | None = None  # --rerank: the k candidates, their table score and reranked prediction, changed or not
 
     def to_dict(self) -> dict:
@@ -506,6 +507,7 @@ def _result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: i
         device=prof.name if prof else None,
         device_kind=prof.kind if prof else None,
         latency_expected_error=getattr(prof, "expected_error", None) if prof else None,
+        device_note=_device_note(prof),
         batch=prof.batch if prof else None,
         threads=prof.threads if prof and prof.kind == "measured" else None,
         blocks=_blocks(tbl, prof, answer.genes),
@@ -540,6 +542,17 @@ def _result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: i
         strategy_details=details,
         history=own.history if own is not None else [],
         table=str(tbl.path) if tbl.path else None,
+    )
+
+
+def _device_note(prof) -> str | None:
+    """Where a measured profile from another host was timed, and the one command that profiles this machine."""
+    where = getattr(prof, "elsewhere", None) if prof else None
+    if not where:
+        return None
+    return (
+        f"profile {prof.name} was measured on {where}, not here: its latency predicts that machine, and its "
+        f"error on this one is unknown; profile this machine with `{prof.profile_here_command()}`"
     )
 
 
