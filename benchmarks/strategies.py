@@ -44,7 +44,7 @@ import numpy as np
 
 from specialize.api import prepare, search_offline, specialize
 from specialize.search.constraints import bounds_from_options
-from specialize.search.random_search import uniform_architectures
+from specialize.sampling import uniform_genes
 from specialize.search.registry import is_offline, strategy_names
 from specialize.fileio import atomic_write_json
 from specialize.table import load_table
@@ -69,7 +69,7 @@ def constraint_sets(table) -> tuple[dict[str, dict[str, float]], dict[str, float
     """Bound keywords for each set, at quantiles of uniform random architectures of the table's space, and
     the share of uniform random architectures (a fresh draw of FEASIBLE_SAMPLES) that meets each set."""
     _, _, problem = prepare(table, DEVICE, None, ())
-    values = problem.measure(uniform_architectures(problem.allowed, np.random.default_rng(0), SAMPLES))
+    values = problem.measure(uniform_genes(problem.allowed, np.random.default_rng(0), SAMPLES))
     small = values["macs"] <= np.quantile(values["macs"], 0.4)
     sets = {
         "tight": {
@@ -83,7 +83,7 @@ def constraint_sets(table) -> tuple[dict[str, dict[str, float]], dict[str, float
         },
         "latency": {"max_latency": float(np.quantile(values["latency_ms"], 0.3))},
     }
-    fresh = uniform_architectures(problem.allowed, np.random.default_rng(1), FEASIBLE_SAMPLES)
+    fresh = uniform_genes(problem.allowed, np.random.default_rng(1), FEASIBLE_SAMPLES)
     return sets, {
         name: float(prepare(table, DEVICE, None, bounds_from_options(**bounds))[2].feasible(fresh).mean())
         for name, bounds in sets.items()

@@ -1,5 +1,10 @@
-"""Architectures spread over a space's MACs range: the one sampler used by training (the accuracy fit),
-table validation, benchmarks and the profiler's whole-network workloads. Numpy only."""
+"""The samplers, one of each kind. Numpy only.
+
+- `uniform_genes` / `uniform_architectures`: each layer's candidate uniform over what the layer allows (the GA's
+  first population, random search, EPNAS's starts, tests).
+- `spread_architectures`: architectures spread over a space's MACs range (training's accuracy fit, table
+  validation, benchmarks and the profiler's whole-network workloads).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,19 @@ import numpy as np
 
 from specialize.cost import cost_arrays
 from specialize.space import Architecture, SearchSpace
+
+
+def uniform_genes(allowed: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
+    """[n, L] chromosomes, each gene uniform over its layer's allowed candidates ([L, C] mask)."""
+    count = allowed.sum(axis=1)
+    choices = np.stack([np.resize(np.flatnonzero(row), allowed.shape[1]) for row in allowed])
+    picks = (rng.random((n, len(count))) * count).astype(np.int64)
+    return choices[np.arange(len(count)), picks]
+
+
+def uniform_architectures(space: SearchSpace, rng: np.random.Generator, n: int) -> list[Architecture]:
+    """`n` architectures drawn by `uniform_genes` from the space's own mask."""
+    return [space.arch_from_indices(g) for g in uniform_genes(np.array(space.allowed_mask()), rng, n)]
 
 
 def spread_architectures(space: SearchSpace, n: int, seed: int = 0) -> list[Architecture]:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
@@ -318,10 +317,6 @@ class SearchSpace:
                 f"layer {bad + 1} of space {self.name!r} ({spec.in_channels} -> {spec.out_channels} channels, stride "
                 f"{spec.stride}) cannot be skipped: skip needs stride 1 and equal input and output channels"
             )
-
-    def random_arch(self, rng: random.Random) -> "Architecture":
-        """An architecture drawn uniformly from each layer's allowed candidates."""
-        return self.arch_from_indices([rng.choice(self.allowed_indices(l)) for l in range(self.num_layers)])
 
     def largest_arch(self) -> "Architecture":
         return self.arch_from_indices([self.candidates.index(self.largest)] * self.num_layers)

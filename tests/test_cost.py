@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 from functools import lru_cache
 
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from specialize.cost import arch_cost, cost_arrays, space_ranges
+from specialize.sampling import uniform_architectures
 from specialize.space import Architecture, SearchSpace, get_space
 from supernet.elastic import Supernet
 
@@ -26,9 +26,8 @@ def supernet(name: str) -> Supernet:
 
 
 def random_archs(space: SearchSpace, n: int, seed: int = 0) -> list[Architecture]:
-    rng = random.Random(seed)
     fixed = [space.largest_arch(), space.smallest_arch()]
-    return (fixed + [space.random_arch(rng) for _ in range(n)])[:n]
+    return (fixed + uniform_architectures(space, np.random.default_rng(seed), n))[:n]
 
 
 def counted(net: Supernet, arch: Architecture) -> tuple[int, int]:
@@ -67,7 +66,7 @@ def test_elastic_depth_archs_exact():
     space = get_space("cifar10-depth")
     skip = space.skip_index
     archs = random_archs(space, 30, seed=3)
-    assert sum(skip in a.indices for a in archs) >= 10 and skip in archs[1].indices
+    assert sum(skip in a.indices for a in archs) >= 5 and skip in archs[1].indices
     assert_exact("cifar10-depth", 30, seed=3)
 
 

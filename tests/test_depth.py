@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import random
 from dataclasses import replace
 
 import numpy as np
+
+from specialize.sampling import uniform_architectures
 import onnx
 import pytest
 import torch
@@ -121,9 +122,8 @@ def test_cli_refuses_skip_where_shapes_differ_in_one_line():
     assert all("skip_layers" not in r for r in listed if r["name"] in PRESET_FINGERPRINTS)
 
 
-def test_random_archs_respect_the_mask():
-    rng = random.Random(0)
-    archs = [DEPTH.random_arch(rng) for _ in range(300)]
+def test_uniform_sampler_respects_the_mask():
+    archs = uniform_architectures(DEPTH, np.random.default_rng(0), 300)
     assert not any(disallowed_skips(DEPTH, a.indices) for a in archs)
     assert {l for a in archs for l, g in enumerate(a.indices) if g == 12} == set(DEPTH.skippable_layers())
 

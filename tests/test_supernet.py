@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
 from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
+from specialize.sampling import uniform_architectures
 from specialize.space import Architecture, SearchSpace, get_space
 from supernet.bn import recalibrate_bn
 from supernet.checkpoint import load_supernet, save_supernet_weights
@@ -19,7 +21,8 @@ from supernet.static import build_static
 
 
 def random_arch(space: SearchSpace, rng: random.Random) -> Architecture:
-    return space.arch_from_indices([rng.randrange(space.num_candidates) for _ in range(space.num_layers)])
+    [arch] = uniform_architectures(space, np.random.default_rng(rng.randrange(2**32)), 1)
+    return arch
 
 
 @torch.no_grad()

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from deap import base, creator
 
+from specialize.sampling import uniform_genes
 from specialize.search.constraints import Problem
 from specialize.search.penalty import Evaluation, hard_bounds
 from specialize.search.reach import explain_infeasible
@@ -69,6 +70,7 @@ class Genome:
     moves: np.ndarray  # [L, C, Cmax] candidate reached from g by moving s places along the list
     weights: np.ndarray  # [L] random int64 weights: chromosome @ weights identifies it
     layers: np.ndarray  # [L] 0..L-1
+    allowed: np.ndarray  # [L, C] the mask it was built from (sampled by specialize.sampling.uniform_genes)
 
     @classmethod
     def from_mask(cls, allowed: np.ndarray, rng: np.random.Generator) -> "Genome":
@@ -78,11 +80,7 @@ class Genome:
         position = np.cumsum(allowed, axis=1) - 1
         places = (position[:, :, None] + np.arange(cands)) % count[:, None, None]
         moves = choices[layers[:, None, None], places]
-        return cls(choices, count, moves, rng.integers(1, 2**62, size=len(count)), layers)
-
-    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        picks = (rng.random((n, len(self.count))) * self.count).astype(np.int64)
-        return self.choices[self.layers, picks]
+        return cls(choices, count, moves, rng.integers(1, 2**62, size=len(count)), layers, allowed)
 
 
 @dataclass(frozen=True)
@@ -249,7 +247,7 @@ def init_population(
     solver-found feasible one. Returns them and whether the solver had to seed them."""
     found = np.zeros((0, problem.num_layers), dtype=np.int64)
     for _ in range(batches):
-        pop = genome.sample(rng, batch)
+        pop = uniform_genes(genome.allowed, rng, batch)
         rejected = ~toolbox.accept(pop)
         pop[rejected] = toolbox.repair(pop[rejected])
         found = np.concatenate([found, pop[toolbox.accept(pop)]])

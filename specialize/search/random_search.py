@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from specialize.sampling import uniform_genes
 from specialize.search.constraints import Problem
 from specialize.search.offline import Evaluations
 from specialize.search.penalty import Evaluation
@@ -24,12 +25,6 @@ def leaves_a_layer_empty(allowed: np.ndarray) -> bool:
     return not np.asarray(allowed).any(axis=1).all()
 
 
-def uniform_architectures(allowed: np.ndarray, rng: np.random.Generator, n: int) -> np.ndarray:
-    """[n, L] chromosomes, each gene uniform over its layer's allowed candidates."""
-    choices = [np.flatnonzero(row) for row in allowed]
-    return np.stack([rng.choice(c, size=n) for c in choices], axis=1)
-
-
 @register_strategy(
     "random", offline=True, summary="random search: uniform architectures until the evaluation budget is spent"
 )
@@ -41,6 +36,6 @@ def random_strategy(problem: Problem, evaluation: Evaluation, budget: Budget, se
     draws = 0
     while scores.remaining > 0 and draws < DRAWS_PER_EVALUATION * budget.evaluations:
         n = min(BATCH, scores.remaining)
-        scores(uniform_architectures(evaluation.allowed, rng, n))
+        scores(uniform_genes(evaluation.allowed, rng, n))
         draws += n
     return scores.result({"draws": draws})

@@ -46,7 +46,8 @@ from specialize.errors import SpecializeError
 from specialize.search.constraints import Problem
 from specialize.search.offline import Evaluations
 from specialize.search.penalty import Evaluation
-from specialize.search.random_search import leaves_a_layer_empty, uniform_architectures
+from specialize.sampling import uniform_genes
+from specialize.search.random_search import leaves_a_layer_empty
 from specialize.search.registry import Budget, SearchResult
 from specialize.space import Candidate
 
@@ -271,7 +272,7 @@ class EpnasSearch:
         return flat[np.resize(top, self.branches)]
 
     def run(self, rng: np.random.Generator) -> str:
-        starts = uniform_architectures(self.actions.allowed, rng, self.branches)
+        starts = uniform_genes(self.actions.allowed, rng, self.branches)
         self.rewards(starts)
         stale = 0
         while self.scores.remaining > 0:
