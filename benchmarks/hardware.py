@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from hw_profiles import load_profile, resolve_profile  # noqa: E402
 from hw_profiles.registry import DATA_DIR, shipped_file_name  # noqa: E402
-from hw_profiles.validate import uncalibrated_ms, validate_profile  # noqa: E402
+from hw_profiles.validate import validate_profile  # noqa: E402
 from specialize.cost import arch_cost  # noqa: E402
 from specialize.space import get_space  # noqa: E402
 
@@ -94,7 +94,7 @@ def main() -> None:
         roofline = resolve_profile(ROOFLINE_DEVICE, space)
         tau_roof = kendalltau([roofline.predict_ms(a) for a in archs], measured)[0]
         tau_macs = kendalltau([arch_cost(a)["macs"] for a in archs], measured)[0]
-        tau_blocks = kendalltau([uncalibrated_ms(profile, a) for a in archs], measured)[0]
+        tau_blocks = kendalltau([profile.predict_ms(a, calibrated=False) for a in archs], measured)[0]
         print(
             f"[{name}] roofline ({ROOFLINE_DEVICE} figures) vs measured: kendall_tau={tau_roof:.3f} "
             f"(MACs alone {tau_macs:.3f}, measured per-block sums {tau_blocks:.3f})"

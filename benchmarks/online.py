@@ -54,7 +54,7 @@ def problem_for(table: AccuracyTable, bounds: tuple[Bound, ...]):
         cost_arrays(table.space),
         bounds,
         table.space.name,
-        latency=(profile.block_latency_ms(), profile.offset_ms()),
+        latency=profile.latency_terms(),
         device=profile.name,
     )
 

@@ -90,18 +90,22 @@ class DeviceProfile:
     def scale(self) -> float:
         return float(self.calibration["scale"]) if self.calibration else 1.0
 
-    def block_latency_ms(self) -> np.ndarray:
-        """[layers, candidates] calibrated per-block latency: the additive part of a prediction."""
-        return self.scale * self.latency_ms
+    def latency_terms(self, calibrated: bool = True) -> tuple[np.ndarray, float]:
+        """The one latency formula, as its two terms: ([layers, candidates] per-block ms, architecture-independent
+        ms). A prediction is the sum of the architecture's blocks plus the fixed term, where
+        blocks = scale * measured blocks and fixed = scale * (stem + head + dispatch ...) + offset; uncalibrated,
+        scale 1 and offset 0. `predict_ms`, the search problem's latency row and validation all use it."""
+        scale = self.scale if calibrated else 1.0
+        offset = float(self.calibration["offset_ms"]) if self.calibration and calibrated else 0.0
+        return scale * self.latency_ms, scale * sum(self.fixed_ms.values()) + offset
 
     def offset_ms(self) -> float:
-        """The architecture-independent part of a prediction (fixed parts and calibration offset)."""
-        offset = float(self.calibration["offset_ms"]) if self.calibration else 0.0
-        return self.scale * sum(self.fixed_ms.values()) + offset
+        """The architecture-independent term of a prediction."""
+        return self.latency_terms()[1]
 
-    def predict_ms(self, arch: Architecture) -> float:
-        rows = np.arange(self.space.num_layers)
-        return float(self.block_latency_ms()[rows, np.asarray(arch.indices)].sum() + self.offset_ms())
+    def predict_ms(self, arch: Architecture, calibrated: bool = True) -> float:
+        blocks, fixed = self.latency_terms(calibrated)
+        return float(blocks[np.arange(self.space.num_layers), np.asarray(arch.indices)].sum() + fixed)
 
     def check_space(self, space: SearchSpace) -> None:
         if space.fingerprint != self.space.fingerprint:
@@ -208,7 +212,8 @@ def _threads(value, path: Path) -> int:
 def _check_predictions(profile: DeviceProfile, path: Path) -> None:
     """Every architecture must get a positive latency: a calibration offset below the fastest one is refused."""
     allowed = np.array(profile.space.allowed_mask(), dtype=bool).reshape(profile.latency_ms.shape)
-    fastest = float(masked_extremes(profile.block_latency_ms(), allowed)[0].sum() + profile.offset_ms())
+    blocks, fixed = profile.latency_terms()
+    fastest = float(masked_extremes(blocks, allowed)[0].sum() + fixed)
     if not fastest > 0:
         raise SpecializeError(
             f"{KIND} file {path}: the fastest architecture would take {fastest:.3f} ms; "

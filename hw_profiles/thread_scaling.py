@@ -31,7 +31,6 @@ from hw_profiles.validate import (
     CalibrationRounds,
     agreement,
     repeatability,
-    uncalibrated_ms,
 )
 from specialize.cost import arch_ops, candidate_ops, head_ops, stem_ops
 from specialize.errors import SpecializeError
@@ -52,7 +51,7 @@ def op_counts(profile: DeviceProfile) -> tuple[np.ndarray, dict[str, int]]:
 
 def scaling_features(base: DeviceProfile, archs: list[Architecture]) -> np.ndarray:
     """[1-thread block sum (ms), ops, 1] per network."""
-    return np.array([[uncalibrated_ms(base, a), len(arch_ops(a)), 1.0] for a in archs])
+    return np.array([[base.predict_ms(a, calibrated=False), len(arch_ops(a)), 1.0] for a in archs])
 
 
 def fit_scaling(x: np.ndarray, y: np.ndarray) -> np.ndarray:

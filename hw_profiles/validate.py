@@ -39,11 +39,6 @@ CALIBRATION_NETWORKS = 8  # whole networks `specialize profile` times to fit its
 CALIBRATION_SEED = 10_000  # networks for the fit are drawn apart from validation's (seed 0, 1, ...)
 
 
-def uncalibrated_ms(profile: DeviceProfile, arch: Architecture) -> float:
-    rows = np.arange(profile.space.num_layers)
-    return float(profile.latency_ms[rows, np.asarray(arch.indices)].sum() + sum(profile.fixed_ms.values()))
-
-
 def export_networks(
     space: SearchSpace, archs: list[Architecture], out_dir: Path, progress: Callable[[str], None] | None = None
 ) -> list[Path]:
@@ -166,7 +161,7 @@ def apply_whole_network_fit(
     then reads what was kept."""
     rounds = np.atleast_2d(np.asarray(measured, dtype=float))
     measured = list(np.median(rounds, axis=0))
-    raw = [uncalibrated_ms(profile, a) for a in archs]
+    raw = [profile.predict_ms(a, calibrated=False) for a in archs]
     whole = {
         "networks": len(archs),
         "source": source,
@@ -251,7 +246,7 @@ def validate_profile(
         raise SpecializeError(f"--samples must be at least 2, got {samples}")
     held_out = spread_architectures(profile.space, samples, seed)
     measured = measure_networks(profile, held_out, runtime_name, threads, runs, progress)
-    raw = [uncalibrated_ms(profile, a) for a in held_out]
+    raw = [profile.predict_ms(a, calibrated=False) for a in held_out]
     report = {
         "profile": str(profile.path or profile.name),
         "label": profile.label,
@@ -316,7 +311,7 @@ def _recalibrate(
     fit_archs = spread_architectures(profile.space, fit_samples, seed + CALIBRATION_SEED)
     fit_measured = measure_networks(profile, fit_archs, runtime_name, threads, runs, progress)
     try:
-        calibration = fit_calibration([uncalibrated_ms(profile, a) for a in fit_archs], fit_measured)
+        calibration = fit_calibration([profile.predict_ms(a, calibrated=False) for a in fit_archs], fit_measured)
     except SpecializeError as exc:
         return {"error": str(exc)}, False, profile
     calibrated = replace(profile, calibration=calibration)

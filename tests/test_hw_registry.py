@@ -3,6 +3,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import kendalltau
 
 from hw_profiles import list_devices, load_profile, resolve_profile
@@ -147,3 +149,24 @@ def test_a_profile_from_another_host_says_so(monkeypatch):
     result = specialize("this-cpu", max_flops="45M")
     assert result.latency_expected_error is None
     assert "specialize profile --name this-cpu --space cifar10" in result.device_note
+
+
+@settings(max_examples=50, deadline=None)
+@given(scale=st.floats(0.2, 5.0), offset=st.floats(-0.05, 0.5), seed=st.integers(0, 2**32 - 1))
+def test_prediction_is_scale_times_blocks_and_fixed_parts_plus_offset(scale, offset, seed):
+    """predicted = scale * (sum of the architecture's blocks + every fixed part) + offset, for any calibration."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from hw_profiles import resolve_profile
+    from specialize.sampling import uniform_architectures
+    from specialize.space import get_space
+
+    base = resolve_profile("this-cpu", get_space("cifar10"))
+    profile = replace(base, calibration={"scale": scale, "offset_ms": offset})
+    [arch] = uniform_architectures(profile.space, np.random.default_rng(seed), 1)
+    blocks = sum(profile.latency_ms[layer, c] for layer, c in enumerate(arch.indices))
+    expected = scale * (blocks + sum(profile.fixed_ms.values())) + offset
+    assert profile.predict_ms(arch) == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert profile.predict_ms(arch, calibrated=False) == pytest.approx(blocks + sum(profile.fixed_ms.values()))

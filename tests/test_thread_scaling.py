@@ -9,7 +9,6 @@ from typer.testing import CliRunner
 from cli.main import app
 from hw_profiles.profile import DeviceProfile, load_profile
 from hw_profiles.thread_scaling import fit_scaling, scale_to_threads, scaled_profile, scaling_model
-from hw_profiles.validate import uncalibrated_ms
 from specialize.cost import arch_ops
 from specialize.errors import SpecializeError
 from specialize.sampling import spread_architectures
@@ -50,7 +49,7 @@ def test_scaled_table_predicts_the_fitted_model_for_every_network():
     archs = spread_architectures(space, 20, 3)
     assert any(c.is_skip for a in archs for c in a.candidates)
     for arch in archs:
-        expected = 0.6 * uncalibrated_ms(base, arch) + 0.005 * len(arch_ops(arch)) - 0.02
+        expected = 0.6 * base.predict_ms(arch, calibrated=False) + 0.005 * len(arch_ops(arch)) - 0.02
         assert scaled.predict_ms(arch) == pytest.approx(expected, rel=1e-9)
     assert scaled.threads == 2 and scaled.measurement["validations"] == []  # 1-thread validations say nothing of it
     assert scaled.expected_error == pytest.approx(0.02)

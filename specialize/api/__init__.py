@@ -182,7 +182,7 @@ def rerank_result(
     value = float(problem.scores(chosen[None])[0])
     moved = replace(outcome, answer=SearchResult(chosen, value, report["seconds"], "heuristic"))
     return replace(
-        _result(tbl, prof, problem, moved, penalty, seed),
+        _result(tbl, prof, problem, moved, penalty, seed, best_of_both=False),
         answer_from=f"rerank {name}",
         rerank=report,
         strategy_value=before.strategy_value,
@@ -436,7 +436,7 @@ def prepare(
 
     tbl = table if isinstance(table, AccuracyTable) else load_table(table)
     prof = resolve_device(device, tbl.space, profile, batch, threads)
-    latency = (prof.block_latency_ms(), prof.offset_ms()) if prof is not None else None
+    latency = prof.latency_terms() if prof is not None else None
 
     def build(bounds: tuple[Bound, ...]) -> Problem:
         return build_problem(
@@ -491,11 +491,17 @@ def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> None:
         raise SpecializeError(f"unknown {name} {value!r}; valid: {', '.join(valid)}")
 
 
-def _result(tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: int) -> SpecializeResult:
+def _result(
+    tbl, prof, problem: Problem, outcome: Outcome, penalty: str, seed: int, best_of_both: bool = True
+) -> SpecializeResult:
+    """The result of `outcome`: the best feasible answer any solver found (with `best_of_both`; a re-ranked
+    answer, which trades table score for measured accuracy on purpose, is kept as it is)."""
     space, reference, own = tbl.space, outcome.reference, outcome.answer
     found = own is not None and own.genes is not None
     # the best feasible answer any solver found: the strategy's, unless the exact reference scores higher
-    exact_better = found and own.value is not None and reference.value is not None and reference.value > own.value
+    exact_better = (
+        best_of_both and found and own.value is not None and reference.value is not None and reference.value > own.value
+    )
     answer = own if found and not exact_better else reference
     values = measured_values(problem, answer.genes)
     value = float(problem.scores(answer.genes[None])[0])
@@ -558,7 +564,7 @@ def _device_note(prof) -> str | None:
 
 def _blocks(tbl: AccuracyTable, prof, genes: np.ndarray) -> list[BlockChoice]:
     space, costs = tbl.space, cost_arrays(tbl.space)
-    latency = prof.block_latency_ms() if prof is not None else None
+    latency = prof.latency_terms()[0] if prof is not None else None
     return [
         BlockChoice(
             l + LAYERS_NUMBERED_FROM,
