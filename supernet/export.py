@@ -489,19 +489,21 @@ def measure_onnx_accuracy(
     import numpy as np
 
     from supernet.data import load_dataset, to_tensor
+    from supernet.evaluate import top1
 
     dataset = load_dataset(data, image_size=resolution)
     session = ort_session(onnx_bytes, threads=torch.get_num_threads())
-    correct = 0
-    for i in range(0, len(dataset.test_labels), 500):
-        logits = session.run(None, {"input": to_tensor(dataset.test_images[i : i + 500], resolution).numpy()})[0]
-        if not np.isfinite(logits).all():
-            raise SpecializeError(
-                "the exported graph outputs NaN or infinity on real images: the weights are corrupt; nothing written"
-            )
-        correct += int((logits.argmax(1) == dataset.test_labels[i : i + 500]).sum())
+    images = dataset.test_images
+
+    def predict(start: int, stop: int) -> np.ndarray:
+        return session.run(None, {"input": to_tensor(images[start:stop], resolution).numpy()})[0]
+
+    try:
+        accuracy = top1(predict, dataset.test_labels)
+    except SpecializeError as exc:
+        raise SpecializeError(f"the exported graph: {exc}; nothing written") from None
     n = len(dataset.test_labels)
-    return correct / n, f"test split of {data} ({n} images, onnxruntime)"
+    return accuracy, f"test split of {data} ({n} images, onnxruntime)"
 
 
 def calibrate(
