@@ -56,7 +56,7 @@ def write_bundle(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> dict:
-    from supernet.onnx_graph import module_to_onnx_bytes
+    from supernet.onnx_graph import deploy_graph
 
     out_dir = make_bundle_dir(out_dir)
     workloads = space_workloads(space, batch) + [
@@ -67,12 +67,10 @@ def write_bundle(
         for i, workload in enumerate(workloads):
             # networks get a short numbered name; their arch is in the manifest
             name = _file_name(workload.key) if workload.arch is None else f"onnx/net{i:03d}.onnx"
-            onnx = bundle_graph(
-                module_to_onnx_bytes(
-                    build_module(space, workload), example_input(workload.input_shape), dynamic_batch=False
-                ),
-                workload.key,
-            )
+            module, example = build_module(space, workload), example_input(workload.input_shape)
+            onnx = deploy_graph(
+                module, example, check_ops=workload.key != "dispatch", dynamic_batch=False
+            ).SerializeToString()
             atomic_write_bytes(out_dir / name, onnx)
             entries.append(
                 {
@@ -99,19 +97,6 @@ def write_bundle(
     atomic_write_json(out_dir / MANIFEST, manifest)
     shutil.copyfile(RUNNER, out_dir / RUNNER.name)
     return manifest
-
-
-def bundle_graph(onnx_bytes: bytes, key: str) -> bytes:
-    """A bundle may be timed with trtexec: its graphs are tidied as exports are (weights as initializers, no
-    Identity) and must pass TensorRT's ONNX parser support check."""
-    import onnx
-
-    from supernet.onnx_graph import tidy_graph
-    from supernet.tensorrt_support import check_tensorrt_parser_support
-
-    model = tidy_graph(onnx.load_from_string(onnx_bytes))
-    check_tensorrt_parser_support(model, f"bundle graph {key}")
-    return model.SerializeToString()
 
 
 def _timing(entry: dict, key: str, path: Path) -> Timing:

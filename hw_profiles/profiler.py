@@ -61,9 +61,9 @@ def prepare_workload(runtime, space: SearchSpace, workload: Workload) -> tuple[C
     module, example = build_module(space, workload), example_input(workload.input_shape)
     if not hasattr(runtime, "load"):
         return runtime.prepare(module, example), None
-    from supernet.onnx_graph import module_to_onnx_bytes
+    from supernet.onnx_graph import deploy_graph
 
-    onnx = module_to_onnx_bytes(module, example, dynamic_batch=False)
+    onnx = deploy_graph(module, example, check_ops=workload.key != "dispatch").SerializeToString()
 
     def reopen() -> Callable[[], None]:
         return runtime.load(onnx, tuple(example.shape))

@@ -237,9 +237,9 @@ class OnnxRuntime:
         return lambda: session.run(None, feed)
 
     def prepare(self, module, example) -> Callable[[], None]:
-        from supernet.onnx_graph import module_to_onnx_bytes
+        from supernet.onnx_graph import deploy_graph
 
-        return self.load(module_to_onnx_bytes(module, example, dynamic_batch=False), tuple(example.shape))
+        return self.load(deploy_graph(module, example).SerializeToString(), tuple(example.shape))
 
 
 def _require_cuda(runtime: str):
@@ -356,9 +356,9 @@ class TensorRT:
         return self.session(data, input_shape)
 
     def prepare(self, module, example) -> Callable[[], None]:
-        from supernet.onnx_graph import module_to_onnx_bytes
+        from supernet.onnx_graph import deploy_graph
 
-        return self.session(module_to_onnx_bytes(module, example, dynamic_batch=False))
+        return self.session(deploy_graph(module, example).SerializeToString(), tuple(example.shape))
 
 
 RUNTIMES = {runtime.name: runtime for runtime in (OnnxRuntime, TorchCuda, TensorRT)}

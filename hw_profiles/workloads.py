@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from specialize.space import Architecture, SearchSpace
-from supernet.static import StaticNet, block_module, build_static, classify_features
+from supernet.static import StaticNet, build_static, classify_features, layer_module
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def build_module(space: SearchSpace, workload: Workload) -> nn.Module:
     if workload.arch is not None:
         return build_static(space, space.parse_arch(workload.arch))
     if workload.layer is not None:
-        return block_module(space.layers[workload.layer], space.candidates[workload.candidate])
+        return layer_module(space, workload.layer, space.candidates[workload.candidate])
     net = build_static(space, space.smallest_arch())
     return nn.Sequential(net.normalize, net.stem) if workload.key == "stem" else Head(net)
 

@@ -23,9 +23,8 @@ from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_bytes, check_writable, provenance
 from specialize.space import Architecture, SearchSpace, get_space
-from supernet.onnx_graph import clean_graph, module_to_onnx_bytes, onnx_ops, set_metadata
+from supernet.onnx_graph import deploy_graph, onnx_ops, set_metadata
 from supernet.sessions import ort_session, tensorrt_engine
-from supernet.tensorrt_support import check_tensorrt_parser_support
 
 if TYPE_CHECKING:
     from specialize.table import AccuracyTable
@@ -76,9 +75,7 @@ def subnet_to_onnx(module: nn.Module, resolution: int, metadata: dict[str, str])
     """Export, clean, check and verify a static sub-network: (ONNX bytes, max |ORT - torch|, ops)."""
     import onnx
 
-    raw = module_to_onnx_bytes(module, torch.rand(1, 3, resolution, resolution))
-    model = clean_graph(onnx.load_from_string(raw))
-    check_tensorrt_parser_support(model)
+    model = deploy_graph(module, torch.rand(1, 3, resolution, resolution))
     set_metadata(model, metadata)
     onnx.checker.check_model(model, full_check=True)
     data = model.SerializeToString()

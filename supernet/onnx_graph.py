@@ -165,3 +165,21 @@ def read_metadata(model: "onnx.ModelProto") -> dict[str, str]:
 
 
 # -- verification -------------------------------------------------------------------------------
+
+
+def deploy_graph(
+    module: nn.Module, example: torch.Tensor, *, check_ops: bool = True, dynamic_batch: bool = True
+) -> "onnx.ModelProto":
+    """The one graph builder for what ships and what is timed (export, the profiler, bundles, validation):
+    TorchScript export with a dynamic batch, constants as initializers, no Identity nodes, the op set checked
+    against the TensorRT-safe set (`check_ops=False` only for the empty dispatch probe), TensorRT's parser
+    support checked. Returns the ONNX model (metadata and verification are export's). Bundles ask for a fixed
+    batch (`dynamic_batch=False`): `trtexec` on the device times the shape the file declares."""
+    import onnx
+
+    from supernet.tensorrt_support import check_tensorrt_parser_support
+
+    model = onnx.load_from_string(module_to_onnx_bytes(module, example, dynamic_batch=dynamic_batch))
+    model = clean_graph(model) if check_ops else tidy_graph(model)
+    check_tensorrt_parser_support(model)
+    return model

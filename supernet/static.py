@@ -129,6 +129,13 @@ def block_module(spec: LayerSpec, cand: Candidate, pads: tuple[int, int] | None 
     return MBConv(spec.in_channels, spec.out_channels, spec.stride, cand.kernel, cand.expansion, cand.se, pads)
 
 
+def layer_module(space: SearchSpace, layer: int, cand: Candidate) -> nn.Module:
+    """Searchable layer `layer` of `space` as candidate `cand`, padded as the space pads: what a StaticNet holds
+    there and what the profiler times for that (layer, candidate)."""
+    spec, size = space.layers[layer], space.layer_in_sizes()[layer]
+    return block_module(spec, cand, None if cand.is_skip else space.conv_pads(size, cand.kernel, spec.stride))
+
+
 def build_stem(space: SearchSpace) -> nn.Sequential:
     """The fixed stem: conv 3x3 + BN + ReLU6, then an MBConv of expansion 1, kernel 3."""
     return nn.Sequential(
@@ -151,13 +158,7 @@ class StaticNet(nn.Module):
         self.arch_string = str(arch)
         self.normalize = Normalize(space.mean, space.std)
         self.stem = build_stem(space)
-        sizes = space.layer_in_sizes()
-        self.blocks = nn.Sequential(
-            *[
-                block_module(spec, c, None if c.is_skip else space.conv_pads(size, c.kernel, spec.stride))
-                for spec, c, size in zip(space.layers, arch.candidates, sizes)
-            ]
-        )
+        self.blocks = nn.Sequential(*[layer_module(space, layer, c) for layer, c in enumerate(arch.candidates)])
         self.head = conv_bn(space.layers[-1].out_channels, space.head_channels, 1)
         self.dropout = nn.Dropout(space.dropout)
         self.classifier = nn.Linear(space.head_channels, space.num_classes)

@@ -166,3 +166,15 @@ def test_same_padding_gives_the_cost_models_output_size(size: int, kernel: int, 
         stride=stride,
     )
     assert out.shape[-1] == conv_out_size(size, stride) and 0 <= after - before <= 1
+
+
+def test_timed_blocks_are_padded_as_the_shipped_network():
+    """The profiler's graph of a stride-2 Lite0 block has the same asymmetric 'same' padding as the export."""
+    from hw_profiles.workloads import build_module, example_input, space_workloads
+    from supernet.onnx_graph import deploy_graph
+
+    space = get_space("efficientnet-lite0").with_resolution(64)
+    workload = next(w for w in space_workloads(space) if w.key == "L00/k5e6")
+    model = deploy_graph(build_module(space, workload), example_input(workload.input_shape))
+    pads = [list(a.ints) for n in model.graph.node if n.op_type == "Conv" for a in n.attribute if a.name == "pads"]
+    assert [1, 1, 2, 2] in pads  # k5 stride 2 on an even input: one more pixel after (TensorFlow 'SAME')

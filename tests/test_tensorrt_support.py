@@ -101,11 +101,11 @@ def test_a_plain_conv_graph_passes():
 
 
 def test_the_export_path_runs_the_check(monkeypatch):
-    """subnet_to_onnx (the one export path) checks the cleaned graph it writes."""
-    from supernet import export
+    """subnet_to_onnx (the one export path) checks the cleaned graph it writes, through the one graph builder."""
+    from supernet import export, tensorrt_support
 
     seen = []
-    monkeypatch.setattr(export, "check_tensorrt_parser_support", seen.append)
+    monkeypatch.setattr(tensorrt_support, "check_tensorrt_parser_support", seen.append)
     space = tiny_space()
     export.subnet_to_onnx(build_static(space, space.smallest_arch()).eval(), space.resolution, {})
     assert len(seen) == 1 and "Conv" in {n.op_type for n in seen[0].graph.node}
