@@ -31,7 +31,7 @@ def _option(name: str) -> inspect.Parameter:
 
 def bound_options(fn: Callable) -> Callable:
     """Replace `fn`'s `bounds` parameter by one Typer option per bound; pass them back as `bounds`."""
-    signature = inspect.signature(fn)
+    signature = inspect.signature(fn, eval_str=True)  # annotations resolved where fn was written
     params = []
     for p in signature.parameters.values():
         params += [_option(name) for name in BOUND_OPTIONS] if p.name == "bounds" else [p]

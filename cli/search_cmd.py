@@ -8,14 +8,16 @@ numpy loads with the bound options; deap and highspy only when a search runs; ma
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
-from typing import Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.markup import escape
 
 from cli.bounds import bound_options
 from cli.common import handle_errors
+from specialize import api
 
 DEVICE_HELP = "device name (e.g. jetson) or profile id; sets the latency model"
 TABLE_HELP = "accuracy table file, or 'default' for the embedded one"
@@ -24,6 +26,20 @@ BATCH_HELP = (
     "estimate built at that batch"
 )
 THREADS_HELP = "intra-op threads of the device's measured profile to use (default: 1 thread where shipped)"
+
+# The options the main command and `pareto` share, declared once.
+DeviceOption = Annotated[Optional[str], typer.Option("--device", "-d", help=DEVICE_HELP)]
+TableOption = Annotated[str, typer.Option("--table", help=TABLE_HELP)]
+ProfileOption = Annotated[
+    Optional[Path], typer.Option("--profile", help="device profile file (instead of or refining --device)")
+]
+BatchOption = Annotated[Optional[int], typer.Option("--batch", help=BATCH_HELP)]
+ThreadsOption = Annotated[Optional[int], typer.Option("--threads", help=THREADS_HELP)]
+
+
+def _library_defaults(fn) -> dict:
+    """The defaults a library function declares: the CLI shows and passes the same ones."""
+    return {name: p.default for name, p in inspect.signature(fn).parameters.items() if p.default is not p.empty}
 
 
 def _strategy_help() -> str:
@@ -38,28 +54,28 @@ def _strategy_help() -> str:
 
 
 STRATEGY_HELP = _strategy_help()
+SPECIALIZE = _library_defaults(api.specialize)
+PARETO = _library_defaults(api.pareto)
 
 
 @handle_errors
 @bound_options
 def root(
     ctx: typer.Context,
-    device: Optional[str] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
+    device: DeviceOption = None,
     bounds: dict = None,
-    table: str = typer.Option("default", "--table", help=TABLE_HELP),
-    profile: Optional[Path] = typer.Option(
-        None, "--profile", help="device profile file (instead of or refining --device)"
-    ),
-    batch: Optional[int] = typer.Option(None, "--batch", help=BATCH_HELP),
-    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
-    seed: int = typer.Option(0, "--seed", help="GA random seed (same seed, same answer)"),
-    strategy: str = typer.Option("ga", "--strategy", help=STRATEGY_HELP),
+    table: TableOption = "default",
+    profile: ProfileOption = None,
+    batch: BatchOption = None,
+    threads: ThreadsOption = None,
+    seed: int = typer.Option(SPECIALIZE["seed"], "--seed", help="GA random seed (same seed, same answer)"),
+    strategy: str = typer.Option(SPECIALIZE["strategy"], "--strategy", help=STRATEGY_HELP),
     solver: Optional[str] = typer.Option(None, "--solver", hidden=True, help="older name of --strategy"),
     penalty: str = typer.Option(
-        "hard", "--penalty", help="hard: reject children that break a bound; soft: EPNAS penalty"
+        SPECIALIZE["penalty"], "--penalty", help="hard: reject children that break a bound; soft: EPNAS penalty"
     ),
     time_limit: float = typer.Option(
-        2.0,
+        SPECIALIZE["time_limit"],
         "--time-limit",
         help="seconds for the whole search; an exact answer "
         "not proven by then is labelled so, with HiGHS's bound and gap",
@@ -70,7 +86,9 @@ def root(
         help="surrogate: re-rank the --rerank-k best architectures "
         "by the table with PNAS's surrogate fit on the table's measured sub-networks",
     ),
-    rerank_k: int = typer.Option(10, "--rerank-k", help="with --rerank: how many of the table's best to re-rank"),
+    rerank_k: int = typer.Option(
+        SPECIALIZE["rerank_k"], "--rerank-k", help="with --rerank: how many of the table's best to re-rank"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     export: Optional[Path] = typer.Option(
         None,
@@ -140,14 +158,14 @@ def root(
 @bound_options
 def pareto(
     objective: str = typer.Option("latency", "--objective", help="trade accuracy loss against: latency or macs"),
-    device: Optional[str] = typer.Option(None, "--device", "-d", help=DEVICE_HELP),
+    device: DeviceOption = None,
     bounds: dict = None,
-    table: str = typer.Option("default", "--table", help=TABLE_HELP),
-    profile: Optional[Path] = typer.Option(None, "--profile", help="device profile file"),
-    batch: Optional[int] = typer.Option(None, "--batch", help=BATCH_HELP),
-    threads: Optional[int] = typer.Option(None, "--threads", help=THREADS_HELP),
-    seed: int = typer.Option(0, "--seed", help="random seed"),
-    generations: int = typer.Option(200, "--generations", help="NSGA-II generations"),
+    table: TableOption = "default",
+    profile: ProfileOption = None,
+    batch: BatchOption = None,
+    threads: ThreadsOption = None,
+    seed: int = typer.Option(PARETO["seed"], "--seed", help="random seed"),
+    generations: int = typer.Option(PARETO["generations"], "--generations", help="NSGA-II generations"),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="write the front as JSON here"),
     plot: Optional[Path] = typer.Option(None, "--plot", help="draw the front as a PNG here"),
     as_json: bool = typer.Option(False, "--json", help="print the front as JSON"),
@@ -161,8 +179,8 @@ def pareto(
         if path is not None:
             check_writable(path)
     front = pareto_front(
-        objective,
         device,
+        objective=objective,
         table=table,
         profile=profile,
         seed=seed,

@@ -86,15 +86,17 @@ def train(
     output: Path = typer.Option(
         ..., "-o", "--output", help="Run directory: table.json, weights.pt, checkpoint.pt, log.jsonl."
     ),
-    width: float = typer.Option(1.0, help="EcoNAS proxy c: channel width multiplier."),
+    width: float = typer.Option(TrainConfig.width, help="EcoNAS proxy c: channel width multiplier."),
     resolution: Optional[int] = typer.Option(None, help="EcoNAS proxy r: input resolution (default: the space's)."),
-    sample_ratio: float = typer.Option(1.0, help="EcoNAS proxy s: share of training images used."),
-    epochs: int = typer.Option(10, help="EcoNAS proxy e: meta-training epochs."),
-    finetune_epochs: float = typer.Option(0.2, help="Passes over the sampled data per fine-tuned layer."),
-    batch_size: int = typer.Option(128),
-    lr: float = typer.Option(0.1, help="Meta-training learning rate."),
-    finetune_lr: float = typer.Option(0.02, help="Fine-tuning learning rate."),
-    schedule: str = typer.Option("cosine", help="cosine or step."),
+    sample_ratio: float = typer.Option(TrainConfig.sample_ratio, help="EcoNAS proxy s: share of training images used."),
+    epochs: int = typer.Option(TrainConfig.epochs, help="EcoNAS proxy e: meta-training epochs."),
+    finetune_epochs: float = typer.Option(
+        TrainConfig.finetune_epochs, help="Passes over the sampled data per fine-tuned layer."
+    ),
+    batch_size: int = typer.Option(TrainConfig.batch_size),
+    lr: float = typer.Option(TrainConfig.lr, help="Meta-training learning rate."),
+    finetune_lr: float = typer.Option(TrainConfig.finetune_lr, help="Fine-tuning learning rate."),
+    schedule: str = typer.Option(TrainConfig.schedule, help="cosine or step."),
     weight_decay: float = typer.Option(TrainConfig.weight_decay, help="SGD weight decay."),
     label_smoothing: float = typer.Option(
         TrainConfig.label_smoothing, help="Label smoothing of the cross-entropy loss."
@@ -103,9 +105,13 @@ def train(
         None,
         help="Validation images held out per class (default: 2,500 in all, at most a fifth of the smallest class).",
     ),
-    calib_images: int = typer.Option(300, help="Images for batch-norm recalibration (shipped beside the weights)."),
-    spread_samples: int = typer.Option(30, help="Sub-networks measured after training to fit table score to accuracy."),
-    seed: int = typer.Option(0),
+    calib_images: int = typer.Option(
+        TrainConfig.calib_images, help="Images for batch-norm recalibration (shipped beside the weights)."
+    ),
+    spread_samples: int = typer.Option(
+        TrainConfig.spread_samples, help="Sub-networks measured after training to fit table score to accuracy."
+    ),
+    seed: int = typer.Option(TrainConfig.seed),
     threads: Optional[int] = typer.Option(None, help="torch intra-op threads."),
     candidates_per_pass: Optional[int] = typer.Option(
         None,

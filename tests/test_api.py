@@ -99,7 +99,9 @@ def test_infeasible_and_bad_input_raise():
 
 def test_pareto_front_points_carry_costs_and_labels():
     table = random_table(3)
-    front = pareto("latency", table=table, profile=roofline_profile(table.space), generations=30, population=20)
+    front = pareto(
+        objective="latency", table=table, profile=roofline_profile(table.space), generations=30, population=20
+    )
     labels = [p.label for p in front.points if p.label]
     assert "most accurate" in labels and "cheapest" in labels
     costs = [p.cost for p in front.points]

@@ -171,3 +171,10 @@ def test_json_stdout_is_only_json_even_when_highs_solves(random_table_file, args
     assert done.returncode == 0, done.stderr
     data = json.loads(done.stdout)
     assert data["exact_seconds"] >= 0 and data["optimum_status"] in ("optimal", "not proven")
+
+
+def test_shared_options_keep_their_help_and_short_flags():
+    """The options declared once for the main command and pareto keep their help and -d through bound_options."""
+    for args in (["--help"], ["pareto", "--help"]):
+        out = CliRunner().invoke(app, args, env={"COLUMNS": "200"}).stdout
+        assert "-d" in out and "device name (e.g. jetson)" in out and "batch size the latency is for" in out

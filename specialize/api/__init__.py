@@ -759,9 +759,9 @@ class ParetoFront:
 
 @takes_bounds
 def pareto(
-    objective: str = "latency",
     device: str | None = None,
     *,
+    objective: str = "latency",
     table=None,
     profile=None,
     seed: int = 0,
