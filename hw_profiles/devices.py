@@ -14,6 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from specialize.errors import SpecializeError
+from specialize.registry import Registry
 
 DEVICES_DIR = Path(__file__).parent / "devices"
 DEVICE_SCHEMA_VERSION = 1
@@ -102,14 +103,14 @@ def _check_anchor(anchor, where: str) -> dict:
 
 
 @lru_cache(maxsize=1)
-def devices() -> dict[str, Device]:
+def devices() -> Registry[Device]:
     """All registered devices by name (read once from hw_profiles/devices/*.json)."""
-    found = {}
+    found: Registry[Device] = Registry("device")
     for path in sorted(DEVICES_DIR.glob("*.json")):
         device = _load_device(path)
         if device.name in found:
             raise SpecializeError(f"device file {path}: device {device.name!r} is registered twice")
-        found[device.name] = device
+        found.add(device.name, device)
     return found
 
 

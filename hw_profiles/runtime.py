@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from specialize.errors import SpecializeError
+from specialize.registry import Registry
 from hw_profiles.host import cpu_name
 from supernet.sessions import ort_session, tensorrt_engine
 
@@ -361,7 +362,7 @@ class TensorRT:
         return self.session(deploy_graph(module, example).SerializeToString(), tuple(example.shape))
 
 
-RUNTIMES = {runtime.name: runtime for runtime in (OnnxRuntime, TorchCuda, TensorRT)}
+RUNTIMES = Registry("runtime", items={runtime.name: runtime for runtime in (OnnxRuntime, TorchCuda, TensorRT)})
 
 
 def get_runtime(
@@ -371,11 +372,9 @@ def get_runtime(
     graph_optimization_level: str = DEFAULT_GRAPH_OPTIMIZATION,
 ):
     """The one factory for runtimes; raises RuntimeUnavailable when it cannot run here."""
-    if name not in RUNTIMES:
-        raise SpecializeError(f"unknown runtime {name!r}; known runtimes: {', '.join(RUNTIMES)}")
     if precision not in PRECISIONS:
         raise SpecializeError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    return RUNTIMES[name](precision, threads, graph_optimization_level)
+    return RUNTIMES.lookup(name)(precision, threads, graph_optimization_level)
 
 
 @contextlib.contextmanager

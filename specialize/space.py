@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from specialize.errors import SpecializeError
+from specialize.registry import Registry
 
 SPACE_SCHEMA_VERSION = 1
 _CANDIDATE_RE = re.compile(r"^k([1-9][0-9]*)e([1-9][0-9]*)(se)?$", re.ASCII)  # ASCII digits, no leading zeros
@@ -358,18 +359,15 @@ def make_divisible(value: float, divisor: int = 8) -> int:
 
 
 # -- presets ----------------------------------------------------------------------------------
-SPACES: dict[str, Callable[[], SearchSpace]] = {}
+SPACES: Registry[Callable[[], SearchSpace]] = Registry("space")
 
 
 def register_space(fn: Callable[[], SearchSpace]) -> Callable[[], SearchSpace]:
-    SPACES[fn().name] = fn
-    return fn
+    return SPACES.add(fn().name, fn)
 
 
 def get_space(name: str) -> SearchSpace:
-    if name not in SPACES:
-        raise SpecializeError(f"unknown space {name!r}; known spaces: {', '.join(sorted(SPACES))}")
-    return SPACES[name]()
+    return SPACES.lookup(name)()
 
 
 def _plan(stem_channels: int, groups: list[tuple[int, int, int]]) -> tuple[LayerSpec, ...]:

@@ -88,7 +88,7 @@ def test_infeasible_and_bad_input_raise():
     ):
         specialize(table=random_table(), max_flops="10M")
     with pytest.raises(
-        SpecializeError, match="unknown strategy 'annealing'; known: econas, epnas, exact, ga, pnas, random"
+        SpecializeError, match="unknown strategy 'annealing'; known strategies: econas, epnas, exact, ga, pnas, random"
     ):
         specialize(table=random_table(), strategy="annealing")
     with pytest.raises(SpecializeError, match="unknown strategy"):

@@ -88,7 +88,7 @@ def test_rich_output_shows_blocks_bounds_and_gap(random_table_file):
         (("--max-latency", "2ms"), "needs a device"),
         (
             ("--strategy", "magic", "--max-flops", "40M"),
-            "unknown strategy 'magic'; known: econas, epnas, exact, ga, pnas, random",
+            "unknown strategy 'magic'; known strategies: econas, epnas, exact, ga, pnas, random",
         ),
         (("--solver", "magic", "--max-flops", "40M"), "unknown strategy 'magic'"),
         (("--device", "no-such-device"), "no-such-device"),

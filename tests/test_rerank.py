@@ -95,7 +95,7 @@ def test_rerank_keeps_the_answer_when_measured_accuracy_rewards_it():
 def test_a_table_with_too_few_measured_subnetworks_is_refused():
     with pytest.raises(SpecializeError, match=r"has 5 measured sub-networks .* at least 10"):
         specialize(table=table_with_spread(None, samples=5), rerank="surrogate", **BOUNDS)
-    with pytest.raises(SpecializeError, match=r"unknown rerank 'oracle'; known: surrogate"):
+    with pytest.raises(SpecializeError, match=r"unknown rerank 'oracle'; known reranks: surrogate"):
         specialize(table=table_with_spread(None), rerank="oracle", **BOUNDS)
 
 

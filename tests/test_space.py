@@ -126,3 +126,23 @@ def test_unknown_space_names_known_ones():
 def test_bad_indices(indices):
     with pytest.raises(SpecializeError):
         get_space("cifar10").arch_from_indices(indices)
+
+
+def test_every_registry_adds_once_and_refuses_unknown_names_in_one_line():
+    """The one generic registry behind spaces, devices, runtimes, strategies, penalties, rerankers and metrics."""
+    from hw_profiles.devices import devices
+    from hw_profiles.runtime import RUNTIMES
+    from specialize.registry import Registry
+    from specialize.search.constraints import METRICS
+    from specialize.search.penalty import PENALTIES
+    from specialize.search.registry import load_builtins
+    from specialize.search.rerank import RERANKERS
+    from specialize.space import SPACES
+
+    for registry in (SPACES, devices(), RUNTIMES, load_builtins(), PENALTIES, RERANKERS, METRICS):
+        assert isinstance(registry, Registry) and len(registry) > 0
+        with pytest.raises(SpecializeError, match=rf"^unknown {registry.kind} 'nope'; known {registry.plural}: "):
+            registry.lookup("nope")
+        name = next(iter(registry))
+        with pytest.raises(ValueError, match="registered twice"):
+            registry.add(name, object())

@@ -232,10 +232,10 @@ def test_the_composition_root_registers_the_torch_strategies_lazily():
 
 def test_unknown_strategy_names_the_known_ones():
     with pytest.raises(
-        SpecializeError, match=r"unknown strategy 'annealing'; known: econas, epnas, exact, ga, pnas, random"
+        SpecializeError, match=r"unknown strategy 'annealing'; known strategies: econas, epnas, exact, ga, pnas, random"
     ):
         get_strategy("annealing")
-    with pytest.raises(SpecializeError, match=r"unknown penalty 'gentle'; known: hard, soft"):
+    with pytest.raises(SpecializeError, match=r"unknown penalty 'gentle'; known penalties: hard, soft"):
         get_penalty("gentle")
 
 

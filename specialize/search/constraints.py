@@ -27,6 +27,7 @@ from typing import Callable, TypeVar
 import numpy as np
 
 from specialize.cost import CostArrays
+from specialize.registry import Registry
 from specialize.errors import SpecializeError
 from specialize.units import (
     format_bytes,
@@ -53,39 +54,47 @@ class Metric:
     help: str  # what a bound on it takes, for --help
 
 
-METRICS: dict[str, Metric] = {
-    m.key: m
-    for m in (
-        Metric(
-            "latency_ms",
-            "latency",
-            "latency",
-            parse_time_ms,
-            format_time_ms,
-            "latency on the device: 20ms, 500us, 0.02s (bare number = ms)",
-        ),
-        Metric(
-            "macs", "flops", "MACs", parse_count, format_count, "MACs (what MobileNet papers call FLOPs): 300M, 1.2G"
-        ),
-        Metric("params", "params", "parameters", parse_count, format_count, "parameters: 4.2M, 800k"),
-        Metric(
-            "intensity",
-            "intensity",
-            "compute intensity (FLOPs/byte)",
-            parse_ratio,
-            format_ratio,
-            "compute intensity, FLOPs (2 x MACs) per byte moved: 80",
-        ),
-        Metric(
-            "peak_activation_bytes",
-            "peak_memory",
-            "peak activation memory",
-            parse_bytes,
-            format_bytes,
-            "peak activation memory in bytes: 2M, 2MB, 1.5MiB",
-        ),
-    )
-}
+METRICS: Registry[Metric] = Registry(
+    "metric",
+    items={
+        m.key: m
+        for m in (
+            Metric(
+                "latency_ms",
+                "latency",
+                "latency",
+                parse_time_ms,
+                format_time_ms,
+                "latency on the device: 20ms, 500us, 0.02s (bare number = ms)",
+            ),
+            Metric(
+                "macs",
+                "flops",
+                "MACs",
+                parse_count,
+                format_count,
+                "MACs (what MobileNet papers call FLOPs): 300M, 1.2G",
+            ),
+            Metric("params", "params", "parameters", parse_count, format_count, "parameters: 4.2M, 800k"),
+            Metric(
+                "intensity",
+                "intensity",
+                "compute intensity (FLOPs/byte)",
+                parse_ratio,
+                format_ratio,
+                "compute intensity, FLOPs (2 x MACs) per byte moved: 80",
+            ),
+            Metric(
+                "peak_activation_bytes",
+                "peak_memory",
+                "peak activation memory",
+                parse_bytes,
+                format_bytes,
+                "peak activation memory in bytes: 2M, 2MB, 1.5MiB",
+            ),
+        )
+    },
+)
 OPTION_TO_METRIC = {m.option: m.key for m in METRICS.values()}
 SIDES = {"max": "upper", "min": "lower"}
 # Every bound option, declared here once: max_latency, min_latency, max_flops, ... (keyword -> (side, metric)).

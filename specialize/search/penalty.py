@@ -24,7 +24,7 @@ from typing import Callable
 
 import numpy as np
 
-from specialize.errors import SpecializeError
+from specialize.registry import Registry
 from specialize.search.constraints import Problem
 
 SOFT_BASE = 0.9  # EPNAS's p_i, the same for every bound
@@ -108,10 +108,10 @@ def soft_penalty(
     )
 
 
-PENALTIES: dict[str, Callable[..., Evaluation]] = {"hard": hard_bounds, "soft": soft_penalty}
+PENALTIES: Registry[Callable[..., Evaluation]] = Registry(
+    "penalty", "penalties", {"hard": hard_bounds, "soft": soft_penalty}
+)
 
 
 def get_penalty(name: str) -> Callable[..., Evaluation]:
-    if name not in PENALTIES:
-        raise SpecializeError(f"unknown penalty {name!r}; known: {', '.join(PENALTIES)}")
-    return PENALTIES[name]
+    return PENALTIES.lookup(name)

@@ -26,7 +26,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
-from specialize.errors import SpecializeError
+from specialize.registry import Registry
 
 if TYPE_CHECKING:
     import numpy as np
@@ -80,16 +80,16 @@ class Strategy:
     offline: bool = False  # spends `Budget.evaluations` of an expensive evaluator; the online command refuses it
 
 
-STRATEGIES: dict[str, Strategy] = {}
+STRATEGIES: Registry[Strategy] = Registry("strategy", "strategies")
 
 
 def register_strategy(
     name: str, *, exact: bool = False, offline: bool = False, summary: str = ""
 ) -> Callable[[StrategyFn], StrategyFn]:
     def add(fn: StrategyFn) -> StrategyFn:
-        if name in STRATEGIES and STRATEGIES[name].run is not fn:
-            raise ValueError(f"strategy {name!r} is registered twice")
-        STRATEGIES[name] = Strategy(name, fn, exact, summary or (fn.__doc__ or "").strip().splitlines()[0], offline)
+        if name in STRATEGIES and STRATEGIES[name].run is fn:
+            return fn
+        STRATEGIES.add(name, Strategy(name, fn, exact, summary or (fn.__doc__ or "").strip().splitlines()[0], offline))
         return fn
 
     return add
@@ -125,8 +125,4 @@ def is_offline(name: str) -> bool:
 
 def get_strategy(name: str) -> Strategy:
     """The registered strategy called `name`; an unknown name raises a one-line error listing the known ones."""
-    strategies = load_builtins()
-    if name not in strategies:
-        known = strategy_names()
-        raise SpecializeError(f"unknown strategy {name!r}; known: {', '.join(known)}")
-    return strategies[name]
+    return load_builtins().lookup(name)

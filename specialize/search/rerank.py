@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 
 from specialize.errors import SpecializeError
+from specialize.registry import Registry
 from specialize.search.surrogate import fit_ensemble, one_hot
 
 MIN_MEASURED = 10  # measured sub-networks below which a surrogate is refused
@@ -46,10 +47,8 @@ def rerank_by_surrogate(
     return Reranked(np.argsort(-mean, kind="stable"), mean, members.std(axis=0), ensemble.cv_error)
 
 
-RERANKERS: dict[str, Callable[..., Reranked]] = {"surrogate": rerank_by_surrogate}
+RERANKERS: Registry[Callable[..., Reranked]] = Registry("rerank", "reranks", {"surrogate": rerank_by_surrogate})
 
 
 def get_reranker(name: str) -> Callable[..., Reranked]:
-    if name not in RERANKERS:
-        raise SpecializeError(f"unknown rerank {name!r}; known: {', '.join(RERANKERS)}")
-    return RERANKERS[name]
+    return RERANKERS.lookup(name)
