@@ -12,11 +12,11 @@ import os
 import platform
 
 
-def cpu_name() -> str:
+def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.lower().startswith(("model name", "hardware")):
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass

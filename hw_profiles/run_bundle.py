@@ -46,6 +46,8 @@ def jetson_clocks_state():
     return {"on": pinned if triples else None, "output": text[:4000]}
 
 
+# -- cpu_name and ort_session copied verbatim from hw_profiles/host.py and supernet/sessions.py, the rest from
+# hw_profiles/runtime.py (tests/test_hw_runtime.py fails if any differ) --
 def cpu_name():
     try:
         with open("/proc/cpuinfo") as f:
@@ -57,7 +59,7 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
-# -- copied verbatim from hw_profiles/runtime.py (tests/test_hw_runtime.py fails if they differ) --
+# -- copied verbatim from hw_profiles/runtime.py --
 WARMUP_S = 0.02
 SAMPLE_S = 0.001
 REPEATS = 21

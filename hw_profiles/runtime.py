@@ -49,7 +49,7 @@ PROTOCOL_CONSTANTS = (
     "GRAPH_OPTIMIZATION_LEVELS",
     "DEFAULT_GRAPH_OPTIMIZATION",
 )
-SHARED = ("ort_session", "wall_clock", "time_samples", "summarize", "pick")
+SHARED = ("cpu_name", "ort_session", "wall_clock", "time_samples", "summarize", "pick")  # cpu_name: host.py
 PRECISIONS = ("fp32", "fp16")
 
 
