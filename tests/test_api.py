@@ -186,5 +186,5 @@ def test_the_answer_is_the_best_any_solver_found():
         r = specialize("this-cpu", strategy="smallest-feasible", max_flops="45M")
     finally:
         STRATEGIES.pop("smallest-feasible")
-    assert r.strategy_value < r.optimum_value
+    assert r.strategy_value < r.optimum_value and r.strategy_gap == pytest.approx(r.optimum_value - r.strategy_value)
     assert r.answer_from == "exact" and r.accuracy_loss == r.optimum_value

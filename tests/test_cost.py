@@ -89,6 +89,18 @@ def test_totals_keys_and_intensity():
     assert all(cost[k] > 0 for k in cost)
 
 
+def test_weights_are_read_once_per_batch_and_the_residual_is_held():
+    """An op's bytes: its weights once, its activations once per image; a residual block's peak holds its input."""
+    from specialize.cost import mbconv_ops
+
+    op = mbconv_ops(16, 16, 8, 1, 3, 6, False)[0]
+    assert op.bytes(4, 2) - op.bytes(4, 1) == 4 * (op.in_elems + op.out_elems)
+    assert op.bytes(4, 1) == 4 * (op.params + op.in_elems + op.out_elems)
+    held = max(o.activation_bytes() for o in mbconv_ops(16, 16, 8, 1, 3, 6, False))
+    free = max(o.activation_bytes() for o in mbconv_ops(16, 24, 8, 1, 3, 6, False))  # no residual
+    assert held == 4 * (2 * 96 * 64 + 16 * 64) and free == 4 * (2 * 96 * 64)  # the depthwise op peaks
+
+
 def test_bytes_scale_with_dtype_and_batch():
     arch = get_space("cifar10").largest_arch()
     base, half, batched = arch_cost(arch), arch_cost(arch, dtype_bytes=2), arch_cost(arch, batch=8)

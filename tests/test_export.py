@@ -134,10 +134,26 @@ def test_foreign_weights_are_refused(tmp_path):
 
 
 def test_recalibration_on_given_batches(tmp_path, weights_file):
-    batches = [torch.rand(20, 3, 32, 32) for _ in range(2)]
+    """The batch-norm statistics in the written file are those of the calibration images: the graph read back
+    computes what the extracted network recalibrated independently on the same images computes, and not what
+    the supernet's own statistics give."""
+    from supernet.bn import recalibrate_bn
+    from supernet.checkpoint import load_supernet
+    from supernet.sessions import ort_session
+
+    batches = [torch.rand(20, 3, 32, 32, generator=torch.Generator().manual_seed(i)) * 0.5 for i in range(2)]
     result = export_subnet("cifar10", ARCH, tmp_path / "m.onnx", weights=weights_file, calibration=batches)
     assert result.recalibrated_images == 40 and "recalibrated" in result.bn_statistics
     assert result.max_abs_diff <= 1e-4
+    net = load_supernet(weights_file)
+    inherited = net.extract(net.space.parse_arch(ARCH)).eval()
+    recalibrated = net.extract(net.space.parse_arch(ARCH))
+    recalibrate_bn(recalibrated, batches)
+    x = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(9))
+    written = ort_session((tmp_path / "m.onnx").read_bytes()).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        assert np.abs(written - recalibrated.eval()(x).numpy()).max() <= 1e-4
+        assert np.abs(written - inherited(x).numpy()).max() > 1e-2
 
 
 def test_tensorrt_fallback_writes_build_script(tmp_path, monkeypatch):
