@@ -23,14 +23,26 @@ class ProgressReporter:
         self.progress = progress
         self.task = None
         self.label = None
+        self.started: dict[str, tuple[float, int]] = {}  # log lines: when each epoch or layer's first step came
+
+    def eta(self, where: str, step: int, steps: int) -> str:
+        """', ETA 12 min' for the epoch or layer `where`, from its steps so far in this process."""
+        import time
+
+        start, first = self.started.setdefault(where, (time.monotonic(), step))
+        if step <= first:
+            return ""
+        left = (time.monotonic() - start) / (step - first) * (steps - step)
+        return f", ETA {left / 60:.0f} min" if left >= 60 else f", ETA {left:.0f} s"
 
     def __call__(self, event: dict) -> None:
         kind = event["event"]
         if kind == "step" and not self.progress.console.is_terminal:
+            where = f"epoch {event['epoch'] + 1}" if "epoch" in event else f"layer {event['layer'] + 1}"
+            eta = self.eta(f"{event['stage']} {where}", event["step"], event["steps"])
             if event["step"] % 50 == 0 or event["step"] == event["steps"]:  # log lines instead of a bar
-                where = f"epoch {event['epoch'] + 1}" if "epoch" in event else f"layer {event['layer'] + 1}"
                 self.progress.console.print(
-                    f"{event['stage']} {where}: step {event['step']}/{event['steps']}, loss {event['loss']:.3f}",
+                    f"{event['stage']} {where}: step {event['step']}/{event['steps']}, loss {event['loss']:.3f}{eta}",
                     highlight=False,
                 )
         elif kind == "step":

@@ -76,9 +76,13 @@ class RunDir:
 
     lock: int
     log: IO[str]
+    out: Path | None = None
 
-    def close(self) -> None:
+    def close(self, finished: bool = False) -> None:
+        """Release the run; a finished run also removes its lock file (a later --resume makes a new one)."""
         self.log.close()
+        if finished and self.out is not None:
+            (self.out / LOCK_FILE).unlink(missing_ok=True)  # still held: no other run can be inside it
         unlock(self.lock)
 
 
@@ -91,7 +95,7 @@ def claim_run_dir(out: Path, resume: bool, checkpoint_name: str) -> RunDir:
             raise SpecializeError(f"{out} already holds a run; pass --resume to continue it or pick another -o")
         if resume:
             clear_leftovers(out)
-        return RunDir(lock, open_log(out))
+        return RunDir(lock, open_log(out), out)
     except BaseException:
         unlock(lock)
         raise

@@ -617,12 +617,15 @@ def train(
         if dist_info.main:
             report(event)
 
+    finished = False
     try:
         if resume and (out / CHECKPOINT_FILE).is_file():  # refuse a bad or foreign checkpoint before loading any data
             check_resumable(read_checkpoint(out / CHECKPOINT_FILE)[0], cfg, out / CHECKPOINT_FILE)
-        return Trainer(cfg, out, report_and_log, dist_info).run(resume)
+        table = Trainer(cfg, out, report_and_log, dist_info).run(resume)
+        finished = True
+        return table
     finally:
         if run_dir:
-            run_dir.close()
+            run_dir.close(finished)
         if dist_info.world > 1 and dist.is_initialized():
             dist.destroy_process_group()

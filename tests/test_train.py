@@ -251,3 +251,21 @@ def test_candidates_per_pass_gives_the_same_gradient(synthetic_data: Path) -> No
         grads.append(torch.cat([p.grad.flatten() for p in trainer.net.parameters() if p.grad is not None]))
     for other in grads[1:]:
         torch.testing.assert_close(other, grads[0], rtol=1e-3, atol=1e-5)
+
+
+def test_a_finished_run_leaves_no_lock_file(tiny_run: Path) -> None:
+    assert (tiny_run / "table.json").is_file() and not (tiny_run / ".lock").exists()
+
+
+def test_training_log_lines_carry_an_eta() -> None:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from cli.train_cmd import ProgressReporter
+
+    console = Console(record=True, force_terminal=False, width=200)
+    with Progress(console=console) as progress:
+        report = ProgressReporter(progress)
+        for step in (1, 25, 50):
+            report({"event": "step", "stage": "meta", "epoch": 0, "step": step, "steps": 100, "loss": 1.0})
+    assert "meta epoch 1: step 50/100, loss 1.000, ETA" in console.export_text()
