@@ -314,6 +314,8 @@ def _render_export(export: dict) -> None:
         lines.append(f"latency: predicted {_fmt('latency_ms', export['predicted_latency_ms'])}{got}")
     for line in lines + [f"note: {n}" for n in export["notes"]]:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+    for miss in export.get("misses", []):
+        err_console.print(f"WARNING: {miss}", highlight=False, markup=False, soft_wrap=True)
 
 
 def _summary(result):

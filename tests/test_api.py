@@ -188,3 +188,32 @@ def test_the_answer_is_the_best_any_solver_found():
         STRATEGIES.pop("smallest-feasible")
     assert r.strategy_value < r.optimum_value and r.strategy_gap == pytest.approx(r.optimum_value - r.strategy_value)
     assert r.answer_from == "exact" and r.accuracy_loss == r.optimum_value
+
+
+def test_one_accuracy_model_in_text_json_and_front():
+    """The best network's predicted accuracy is the same figure in the result, its JSON and the Pareto front, and a
+    bound can only lower it."""
+    free = specialize("this-cpu")
+    bound = specialize("this-cpu", max_flops="45M")
+    front = pareto("this-cpu", objective="macs", generations=30, population=20)
+    best = next(p for p in front.points if p.label == "most accurate")
+    assert free.predicted_accuracy == free.best_accuracy == pytest.approx(best.predicted_accuracy)
+    assert best.predicted_accuracy_band == free.predicted_accuracy_band
+    assert bound.predicted_accuracy <= bound.best_accuracy == free.best_accuracy
+
+
+def test_a_measurement_outside_the_printed_band_is_said():
+    from dataclasses import replace
+
+    from specialize.api import _misses
+
+    r = replace(
+        specialize("this-cpu"),
+        predicted_accuracy=0.80,
+        predicted_accuracy_band=0.02,
+        latency_ms=1.0,
+        latency_expected_error=0.1,
+    )
+    assert _misses(r, 0.79, 1.05) == []
+    said = _misses(r, 0.75, 1.5)
+    assert "outside the printed band (80.00% ± 2.0)" in said[0] and "1.5 ms is outside" in said[1]

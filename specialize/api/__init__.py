@@ -482,7 +482,8 @@ def resolve_device(device: str | None, space, profile=None, batch: int | None = 
 
 
 def best_accuracy(table: AccuracyTable) -> float:
-    """Validation accuracy of the best network: the largest entry of the table's last row."""
+    """PONAS's validation accuracy of the best network (the largest entry of the table's last row): the base of
+    the search's own reward. Reported accuracies use the table's fitted map instead (`AccuracyTable.predict`)."""
     return float(table.accuracy[-1].max())
 
 
@@ -527,7 +528,7 @@ def _result(
         predicted_accuracy_band=band,
         accuracy_basis=accuracy_basis(tbl),
         accuracy_loss=value,
-        best_accuracy=best_accuracy(tbl),
+        best_accuracy=tbl.predict(0.0)[0],
         best_arch=tbl.best_arch,
         bounds=bound_report(problem, values),
         strategy=outcome.strategy,
@@ -683,6 +684,7 @@ def export_result(
         "predicted_latency_ms": result.latency_ms,
         "measured_latency_ms": latency,
         "latency_note": latency_note,
+        "misses": _misses(result, done.measured_accuracy, latency),
         "max_abs_diff": done.max_abs_diff,
         "build_script": str(done.build_script) if done.build_script else None,
         "warnings": done.warnings,
@@ -691,6 +693,24 @@ def export_result(
     from dataclasses import replace
 
     return replace(result, export=export)
+
+
+def _misses(result: SpecializeResult, accuracy: float | None, latency: float | None) -> list[str]:
+    """What the shipped file measured outside the band printed for it (said, never passed over)."""
+    out = []
+    band = result.predicted_accuracy_band
+    if accuracy is not None and band is not None and abs(accuracy - result.predicted_accuracy) > band:
+        out.append(
+            f"measured accuracy {100 * accuracy:.2f}% is outside the printed band "
+            f"({100 * result.predicted_accuracy:.2f}% ± {100 * band:.1f})"
+        )
+    error = result.latency_expected_error
+    if latency is not None and result.latency_ms and error is not None and abs(latency / result.latency_ms - 1) > error:
+        out.append(
+            f"measured latency {latency:.4g} ms is outside the printed band ({result.latency_ms:.4g} ms "
+            f"± {100 * error:.0f}%)"
+        )
+    return out
 
 
 def refuse_proxy_export(tbl: AccuracyTable) -> None:
@@ -731,7 +751,8 @@ def _deployed_latency(onnx_path: Path, prof) -> tuple[float | None, str]:
 class FrontPoint:
     arch: str
     accuracy_loss: float  # Σ T_d
-    predicted_accuracy: float
+    predicted_accuracy: float  # by the table's fitted score -> accuracy map, as every prediction
+    predicted_accuracy_band: float | None  # its half-width (None: the table has no fit)
     cost: float  # the objective: latency_ms or macs
     macs: int
     params: int
@@ -791,7 +812,8 @@ def pareto(
         FrontPoint(
             str(tbl.space.arch_from_indices(g)),
             float(raw.scores[i]),
-            best_accuracy(tbl) + float(raw.scores[i]),
+            tbl.predict(float(raw.scores[i]))[0],
+            tbl.predict(float(raw.scores[i]))[1],
             float(raw.costs[i]),
             int(values["macs"][i]),
             int(values["params"][i]),
