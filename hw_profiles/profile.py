@@ -8,13 +8,13 @@ identity runs nothing and nothing times it. Pure numpy.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from hw_profiles.host import measured_elsewhere
-from specialize.cost import masked_extremes
+from specialize.cost import head_ops, masked_extremes
 from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_json, read_json, require
 from specialize.space import Architecture, SearchSpace
@@ -106,6 +106,22 @@ class DeviceProfile:
     def predict_ms(self, arch: Architecture, calibrated: bool = True) -> float:
         blocks, fixed = self.latency_terms(calibrated)
         return float(blocks[np.arange(self.space.num_layers), np.asarray(arch.indices)].sum() + fixed)
+
+    def for_space(self, space: SearchSpace) -> "DeviceProfile":
+        """This profile for `space`: itself for the same space; for a space that differs only in the classifier
+        (a dataset's own class count), a copy whose head is priced for it (the measured head scaled by the head's
+        MACs); anything else is refused, naming both spaces."""
+        if space.fingerprint == self.space.fingerprint:
+            return self
+        if space.body_fingerprint != self.space.body_fingerprint:
+            self.check_space(space)
+        ratio = sum(op.macs for op in head_ops(space)) / sum(op.macs for op in head_ops(self.space))
+        note = (
+            f"head priced for {space.num_classes} classes from the measured {self.space.num_classes}-class head "
+            f"by its MACs (x{ratio:.4f}); the blocks and stem are the same network's"
+        )
+        fixed = {**self.fixed_ms, "head": self.fixed_ms.get("head", 0.0) * ratio}
+        return replace(self, space=space, fixed_ms=fixed, measurement={**self.measurement, "head_repriced": note})
 
     def check_space(self, space: SearchSpace) -> None:
         if space.fingerprint != self.space.fingerprint:
@@ -233,9 +249,7 @@ def load_profile(path: str | Path, space: SearchSpace | None = None) -> DevicePr
     """Read and check a profile file; with `space`, also check that it was made for that space."""
     path = Path(path)
     profile = profile_from_dict(read_json(path, KIND, PROFILE_SCHEMA_VERSION), path)
-    if space is not None:
-        profile.check_space(space)
-    return profile
+    return profile if space is None else profile.for_space(space)
 
 
 def profile_from_dict(data: dict, path: Path) -> DeviceProfile:

@@ -50,9 +50,17 @@ def _header(path: Path) -> dict:
         "threads": threads,
         "date": (data.get("provenance") or {}).get("date", ""),
         "expected_error": data.get("expected_error"),
+        "body_fingerprint": _body_fingerprint(data),
         "elsewhere": measured_elsewhere(data.get("hardware") or {}) if data.get("kind") == "measured" else None,
         "path": path,
     }
+
+
+def _body_fingerprint(data: dict) -> str | None:
+    try:
+        return SearchSpace.from_dict(data.get("space")).body_fingerprint
+    except ValueError:
+        return None
 
 
 def shipped_profiles(data_dir: Path | None = None) -> list[dict]:
@@ -116,7 +124,11 @@ def resolve_profile(
     name = device_registry.canonical_name(asked)
     resolved_from = asked if name != asked else None
     shipped = [h for h in shipped_profiles() if h["name"] == name]
-    for_space = [h for h in shipped if h["fingerprint"] == space.fingerprint]
+    for_space = [h for h in shipped if h["fingerprint"] == space.fingerprint] or [
+        h
+        for h in shipped
+        if h["body_fingerprint"] == space.body_fingerprint  # another class count: head repriced
+    ]
     header = pick_shipped(for_space, batch, threads)
     if header is not None:
         profile = load_profile(header["path"], space)

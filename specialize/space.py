@@ -251,6 +251,15 @@ class SearchSpace:
         canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
+    @property
+    def body_fingerprint(self) -> str:
+        """The fingerprint of everything but the classifier (name, class count and names left out): two spaces
+        with the same body differ only in their last fully connected layer."""
+        data = self.to_dict()
+        for key in ("name", "num_classes", "class_names", "base_space"):
+            data.pop(key, None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
     def scaled(self, width: float = 1.0, resolution: int | None = None) -> "SearchSpace":
         """An EcoNAS proxy of this space: channels times `width`, input at `resolution`."""
         if width == 1.0 and resolution in (None, self.resolution):

@@ -45,12 +45,18 @@ def test_two_class_folder_trains_a_two_class_space(tmp_path):
     meta = read_metadata(onnx.load(str(out.onnx_path)))
     assert json.loads(meta["specialize.class_names"]) == ["cats", "dogs"]
     assert out.measured_accuracy is not None  # the table's training data exists here, so its test split is measured
-    # the space exists only in its table: `profile --space TABLE.json` profiles it, and the refusal says so
+    # the space exists only in its table: `profile --space TABLE.json` profiles it, and refusals name the table;
+    # the shipped cifar10 profile serves it, its head priced for 2 classes (the body is the same network)
+    from hw_profiles.registry import space_option
     from specialize.api.hardware import resolve_profile, space_of
 
     assert space_of(str(tmp_path / "run" / "table.json")).fingerprint == table.fingerprint
-    with pytest.raises(SpecializeError, match=r"specialize profile --name this-cpu --space TABLE.json"):
-        resolve_profile("this-cpu", table.space)
+    assert space_option(table.space) == "TABLE.json" and space_option(get_space("cifar10")) == "cifar10"
+    served = resolve_profile("this-cpu", table.space)
+    assert (
+        served.space.fingerprint == table.fingerprint
+        and "head priced for 2 classes" in served.measurement["head_repriced"]
+    )
 
 
 def test_one_class_folder_is_one_clear_error(tmp_path):

@@ -170,3 +170,20 @@ def test_prediction_is_scale_times_blocks_and_fixed_parts_plus_offset(scale, off
     expected = scale * (blocks + sum(profile.fixed_ms.values())) + offset
     assert profile.predict_ms(arch) == pytest.approx(expected, rel=1e-9, abs=1e-12)
     assert profile.predict_ms(arch, calibrated=False) == pytest.approx(blocks + sum(profile.fixed_ms.values()))
+
+
+def test_a_profile_serves_a_space_that_differs_only_in_the_classifier():
+    """cifar10's measured profile serves a 3-class dataset's space, its head priced by the head's MACs; a space
+    whose body differs is refused, naming both."""
+    from hw_profiles import resolve_profile
+    from specialize.cost import head_ops
+    from specialize.space import get_space
+
+    base = resolve_profile("this-cpu", get_space("cifar10"))
+    three = get_space("cifar10").with_classes(("cat", "dog", "bird"))
+    served = resolve_profile("this-cpu", three)
+    ratio = sum(o.macs for o in head_ops(three)) / sum(o.macs for o in head_ops(base.space))
+    assert served.space.fingerprint == three.fingerprint and (served.latency_ms == base.latency_ms).all()
+    assert served.fixed_ms["head"] == pytest.approx(base.fixed_ms["head"] * ratio) and ratio < 1
+    with pytest.raises(SpecializeError, match="cifar10-depth"):
+        base.for_space(get_space("cifar10-depth"))

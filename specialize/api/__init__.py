@@ -468,8 +468,7 @@ def resolve_device(device: str | None, space, profile=None, batch: int | None = 
     if isinstance(profile, DeviceProfile):
         from hw_profiles.registry import check_profile_settings
 
-        profile.check_space(space)
-        return check_profile_settings(profile, batch, threads)
+        return check_profile_settings(profile.for_space(space), batch, threads)
     resolve = getattr(hw_profiles, "resolve_profile", None)
     if resolve is not None:
         return resolve(device, space, None if profile is None else str(profile), batch=batch, threads=threads)
