@@ -372,7 +372,11 @@ SPACES: Registry[Callable[[], SearchSpace]] = Registry("space")
 
 
 def register_space(fn: Callable[[], SearchSpace]) -> Callable[[], SearchSpace]:
-    return SPACES.add(fn().name, fn)
+    """Register a preset; the same space again (a module imported twice) is no conflict, another one is."""
+    space = fn()
+    if space.name in SPACES and SPACES[space.name]().fingerprint == space.fingerprint:
+        return SPACES[space.name]
+    return SPACES.add(space.name, fn)
 
 
 def get_space(name: str) -> SearchSpace:

@@ -141,9 +141,10 @@ def test_export_never_ships_random_weights_by_default(tmp_path):
         invoke("export", "--space", "ponas-imagenet", "--arch", arch, "-o", str(tmp_path / "m.onnx")), "--untrained"
     )
     assert not (tmp_path / "m.onnx").exists()
-    result = invoke("export", "--arch", CIFAR_ARCH, "-o", str(tmp_path / "d.onnx"), "--json")
-    assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["trained"] and "UNTRAINED" not in result.stderr
+    from specialize.api.offline import export_weights
+
+    assert export_weights("cifar10", None, untrained=False) == "default"
+    assert export_weights("ponas-imagenet", None, untrained=True) is None
 
 
 def test_cli_fast_path_does_not_import_torch():
