@@ -124,9 +124,10 @@ def root(
     check_counts(seed=seed)
     check_rerank_k(rerank_k)
     if export is not None:
-        from specialize.fileio import check_writable
+        from specialize.fileio import check_not_input, check_writable
 
         check_writable(export)
+        check_not_input(export, table, profile, data)
     result = specialize(
         device,
         table=table,

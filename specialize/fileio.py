@@ -19,11 +19,13 @@ TRACKED_PACKAGES = ("specialize", "torch", "onnx", "onnxruntime", "numpy", "deap
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file beside `path`, fsync, then rename: readers never see half a file."""
+    """Write to a temporary file beside `path`, fsync, then rename: readers never see half a file. Only a regular
+    file (or nothing) is replaced: a device node, pipe or socket at `path` is refused, never turned into a file."""
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise SpecializeError(f"cannot write {path}: directory {directory} does not exist")
+    _refuse_special(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
@@ -61,7 +63,26 @@ def check_writable(path: str | os.PathLike) -> Path:
         raise SpecializeError(f"cannot write {path}: directory {directory} is not writable")
     if path.is_dir():
         raise SpecializeError(f"cannot write {path}: it is a directory")
+    _refuse_special(path)
     return path
+
+
+def _refuse_special(path: Path) -> None:
+    """An output may replace a regular file or nothing; a device, pipe or socket there is refused."""
+    if path.exists() and not path.is_file():
+        raise SpecializeError(
+            f"cannot write {path}: it is not a regular file (a device, pipe or socket); pick a file path"
+        )
+
+
+def check_not_input(output: str | os.PathLike, *inputs: str | os.PathLike | None) -> None:
+    """Refuse, before any work, an output that resolves to one of the command's inputs (it would destroy it)."""
+    target = Path(output).resolve()
+    for given in inputs:
+        if given is not None and str(given) != "default" and Path(given).exists() and Path(given).resolve() == target:
+            raise SpecializeError(
+                f"output {output} is the input {given}: writing it would destroy the input; pick another output path"
+            )
 
 
 def read_json(path: str | os.PathLike, kind: str, schema_version: int | None = None) -> dict:

@@ -700,3 +700,33 @@ def test_every_option_parses_or_refuses(data):
             value,
             result.output,
         )
+
+
+def test_outputs_never_replace_a_device_or_pipe(tmp_path):
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    result = invoke("export", "--arch", ARCH, "--untrained", "-o", fifo)
+    assert "not a regular file" in assert_refused(result)
+    assert fifo.is_fifo()
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path):
+    import shutil
+
+    from specialize.table import resolve_table_path
+
+    table = tmp_path / "t.json"
+    shutil.copyfile(resolve_table_path("default"), table)
+    before = table.read_bytes()
+    assert "destroy the input" in assert_refused(invoke("--table", table, "--export", table))
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"not really weights")
+    assert "destroy the input" in assert_refused(invoke("export", "--arch", ARCH, "--weights", weights, "-o", weights))
+    assert table.read_bytes() == before and weights.read_bytes() == b"not really weights"
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "results.json").write_text("{}")
+    assert "destroy the input" in assert_refused(invoke("profile", "import", bundle, "-o", bundle / "results.json"))
+    assert (bundle / "results.json").read_text() == "{}"

@@ -631,6 +631,9 @@ def export_result(
     accuracy, and its latency timed as deployed when the device profile was measured on this machine."""
     tbl = load_table(result.table)
     refuse_proxy_export(tbl)
+    from specialize.fileio import check_not_input
+
+    check_not_input(output, tbl.path, tbl.weights_path(), tbl.calibration_path(), data, profile)
     try:
         from supernet.export import export_subnet
     except ImportError as exc:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from specialize.errors import SpecializeError
-from specialize.fileio import check_writable
+from specialize.fileio import check_not_input, check_writable
 from specialize.space import SearchSpace, get_space
 
 Progress = Callable[[str], None]
@@ -120,6 +120,7 @@ def scale_profile(
     from hw_profiles.thread_scaling import scale_to_threads
 
     check_writable(output)
+    check_not_input(output, base_path)
     base = load_profile(base_path, space_of(space) if space else None)
     result = scale_to_threads(base, threads, calibration_networks, progress=progress)
     if name:
@@ -186,6 +187,7 @@ def calibrate(profile: str, timings: Path, space: str | None, batch: int | None,
     if target is None:
         raise SpecializeError("--profile names a device, so give -o PROFILE.json to write the calibrated profile")
     check_writable(target)
+    check_not_input(target, timings)
     result = calibrate_profile_with_timings(loaded, timings)
     result.save(target)
     return target, result
@@ -215,6 +217,7 @@ def import_bundle(directory: Path, output: Path, name: str | None, estimate: str
     from hw_profiles.bundle import import_bundle as assemble, import_bundle_few_shot
 
     check_writable(output)
+    check_not_input(output, *Path(directory).glob("*"), *Path(directory).glob("onnx/*"))
     result = assemble(directory, name) if estimate is None else import_bundle_few_shot(directory, estimate, name)
     result.save(output)
     return result

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Callable
 
 from specialize.errors import SpecializeError
-from specialize.fileio import check_writable
+from specialize.fileio import check_not_input, check_writable
 from specialize.space import get_space
 
 
@@ -120,12 +120,26 @@ def export(
     get_space(space).parse_arch(arch)  # bad input fails here, before torch is even imported
     weights = export_weights(space, weights, untrained)
     check_writable(output)
+    check_not_input(output, *_weights_files(weights), data)
     from supernet.export import export_subnet
 
     check_companions(output, fmt)
     return export_subnet(
         space, arch, output, weights=weights, data=data, fmt=fmt, precision=precision, recalibrate_bn=recalibrate
     )
+
+
+def _weights_files(weights: str | None) -> list[Path]:
+    """The files an export reads for `weights`: the file itself; for a table, its weights and calibration too."""
+    if weights is None or weights == "default":
+        return []
+    files = [Path(weights)]
+    if weights.endswith(".json") and Path(weights).is_file():
+        from specialize.table import load_table
+
+        table = load_table(weights)
+        files += [p for p in (table.weights_path(), table.calibration_path()) if p is not None]
+    return files
 
 
 def export_weights(space: str, weights: str | None, untrained: bool) -> str | None:
