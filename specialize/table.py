@@ -65,10 +65,14 @@ class AccuracyTable:
         return self._beside(self.calibration)
 
     def training_data(self) -> str | None:
-        """The dataset this table was trained on, when that path exists on this machine (relative paths are
-        taken from the current directory, as `specialize train` was given them)."""
-        data = ((self.provenance or {}).get("settings") or {}).get("data")
-        return str(data) if data and Path(data).exists() else None
+        """The dataset this table was trained on, when that path exists on this machine: the absolute path training
+        recorded (`data_path`), or the path as given when that was absolute. A relative path as given is never
+        taken from the current directory, where an unrelated folder of that name may stand."""
+        settings = (self.provenance or {}).get("settings") or {}
+        for data in (settings.get("data_path"), settings.get("data")):
+            if isinstance(data, str) and Path(data).is_absolute() and Path(data).exists():
+                return data
+        return None
 
     def _beside(self, entry: dict | None) -> Path | None:
         if not entry:

@@ -21,7 +21,7 @@ from torch import nn
 
 from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
-from specialize.fileio import atomic_write_bytes, check_writable, provenance
+from specialize.fileio import atomic_write_bytes, check_writable, provenance, sha256_file
 from specialize.space import Architecture, SearchSpace, get_space
 from supernet.onnx_graph import deploy_graph, onnx_ops, set_metadata
 from supernet.sessions import ort_session, tensorrt_engine
@@ -106,11 +106,18 @@ def resolve_weights_path(weights: str | os.PathLike) -> Path:
 
     what = "--weights default" if str(weights) == "default" else f"accuracy table {weights}"
     try:
-        path = load_table(weights).weights_path()
+        table = load_table(weights)
     except SpecializeError as exc:
         raise SpecializeError(f"{what}: no weights available ({exc})") from None
+    path = table.weights_path()
     if path is None or not path.is_file():
         raise SpecializeError(f"{what}: names no weights file, or {path} is missing; give --weights PATH")
+    recorded = (table.weights or {}).get("sha256")
+    if recorded and sha256_file(path) != recorded:
+        raise SpecializeError(
+            f"weights file {path} is not the one {what} was trained with (its sha256 differs from the "
+            f"table's {str(recorded)[:16]}...): the table's accuracies would describe another network"
+        )
     return path
 
 
@@ -412,6 +419,8 @@ def export_subnet(
     module = loaded.net.extract(loaded.net.space.arch_from_indices(arch.indices)).eval()
     table_data = loaded.table.training_data() if loaded.trained and loaded.table is not None else None
     eval_data = data if data is not None else table_data
+    if loaded.trained and (data if data is not None else eval_data) is not None and (recalibrate_bn or eval_data):
+        check_data_classes(loaded.net.space, data if data is not None else eval_data, space.resolution)
     bn_source, images = calibrate(module, loaded, space.resolution, data, calibration, recalibrate_bn, eval_data)
     cost = arch_cost(exported)
     settings = {
@@ -501,6 +510,21 @@ def measure_onnx_accuracy(
         raise SpecializeError(f"the exported graph: {exc}; nothing written") from None
     n = len(dataset.test_labels)
     return accuracy, f"test split of {data} ({n} images, onnxruntime)"
+
+
+def check_data_classes(trained: SearchSpace, data: str | os.PathLike, resolution: int) -> None:
+    """Data that recalibrates or measures a model must have the model's classes, in its order: other classes give a
+    meaningless accuracy (two folders renamed measured 29.7%; a 3-class folder on a 10-class model, 8%)."""
+    from supernet.data import load_dataset
+
+    classes = tuple(load_dataset(data, image_size=resolution).classes)
+    names = tuple(trained.class_names or ())
+    if len(classes) != trained.num_classes or (names and classes != names):
+        mine = ", ".join(names) if names else f"{trained.num_classes} unnamed classes"
+        raise SpecializeError(
+            f"data {data} has classes {', '.join(classes)}, the model has {mine}: recalibrating on it or measuring "
+            "on it would mean nothing; give data with the model's classes (or --no-recalibrate without --data)"
+        )
 
 
 def calibrate(

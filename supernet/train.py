@@ -522,6 +522,7 @@ class Trainer:
                     "validation_per_class": self.val_per_class,
                 },
                 class_names=list(self.space.class_names or ()),
+                data_path=str(Path(self.cfg.data).resolve()),
                 data_notes=list(self.data.notes),
                 world_size=self.dist.world,
                 data_parallel=self.data_parallel(),

@@ -61,7 +61,7 @@ def _moved_run(deploy_run, tmp_path, keep_calibration: bool):
     run = tmp_path / "run"
     shutil.copytree(deploy_run, run)
     data = json.loads((run / "table.json").read_text())
-    data["provenance"]["settings"]["data"] = str(tmp_path / "gone")
+    data["provenance"]["settings"]["data"] = data["provenance"]["settings"]["data_path"] = str(tmp_path / "gone")
     (run / "table.json").write_text(json.dumps(data))
     if not keep_calibration:
         (run / "calibration.npz").unlink()

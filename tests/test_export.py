@@ -212,9 +212,13 @@ def test_default_weights_missing_is_clear(tmp_path, monkeypatch):
 
 
 def test_weights_from_an_accuracy_table(tmp_path, weights_file, monkeypatch):
+    from specialize.fileio import sha256_file
+
     import specialize.table as table
 
     class FakeTable:
+        weights = {"sha256": sha256_file(weights_file)}
+
         def weights_path(self):
             return weights_file
 

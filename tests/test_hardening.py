@@ -730,3 +730,51 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path):
     (bundle / "results.json").write_text("{}")
     assert "destroy the input" in assert_refused(invoke("profile", "import", bundle, "-o", bundle / "results.json"))
     assert (bundle / "results.json").read_text() == "{}"
+
+
+def test_export_refuses_data_of_other_classes_and_weights_the_table_did_not_record(tmp_path, deploy_run):
+    from specialize.table import load_table
+
+    import shutil
+
+    from supernet.data import make_synthetic_folder
+
+    table = deploy_run / "table.json"
+    arch = load_table(table).best_arch
+    other = make_synthetic_folder(tmp_path / "three", classes=3, train_per_class=4, test_per_class=2, size=16)
+    said = assert_refused(
+        invoke(
+            "export",
+            "--space",
+            "test-tiny",
+            "--arch",
+            arch,
+            "--weights",
+            table,
+            "--data",
+            other,
+            "-o",
+            tmp_path / "a.onnx",
+        ),
+        absent=tmp_path / "a.onnx",
+    )
+    assert "has classes class0, class1, class2" in said
+    copy = tmp_path / "copy"
+    shutil.copytree(deploy_run, copy)
+    weights = copy / load_table(copy / "table.json").weights["file"]
+    weights.write_bytes(weights.read_bytes()[:-8] + b"12345678")  # other weights beside a copy of the table
+    said = assert_refused(
+        invoke(
+            "export",
+            "--space",
+            "test-tiny",
+            "--arch",
+            arch,
+            "--weights",
+            copy / "table.json",
+            "-o",
+            tmp_path / "b.onnx",
+        ),
+        absent=tmp_path / "b.onnx",
+    )
+    assert "is not the one accuracy table" in said
