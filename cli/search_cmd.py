@@ -267,6 +267,14 @@ def render_result(result) -> None:
             _fmt("macs", b.macs),
         ]
         blocks.add_row(*row + ([_fmt("latency_ms", b.latency_ms)] if result.latency_ms is not None else []))
+    fixed = ["stem, head", "", "", "fixed", "", _fmt("macs", result.macs - sum(b.macs for b in result.blocks))]
+    if result.latency_ms is not None:  # the rows add up to the totals below
+        fixed.append(_fmt("latency_ms", result.latency_ms - sum(b.latency_ms for b in result.blocks)))
+    blocks.add_row(*fixed)
+    blocks.caption = (
+        "T_d loss: the table's accuracy drop of the block against its layer's best candidate (PONAS's "
+        "T_d); the predicted accuracy is fitted on their sum"
+    )
     console.print(blocks)
     console.print(_summary(result))
     for bound in result.bounds:

@@ -253,7 +253,7 @@ def validate(
     from rich.table import Table
 
     grid = Table(title=escape(f"table fidelity on {data}"))
-    for column in ("arch", "MACs", "predicted", "test accuracy"):
+    for column in ("arch", "MACs", "table score (T_d sum)", "test accuracy"):
         grid.add_column(column)
     for sample in fidelity.samples:
         grid.add_row(

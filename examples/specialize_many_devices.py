@@ -1,6 +1,6 @@
 """Specialize one trained supernet for several devices and compare the answers.
 
-    .venv/bin/python examples/specialize_many_devices.py [--table PATH] [--max-flops 300M] [--latency-share 0.8]
+    .venv/bin/python examples/specialize_many_devices.py [--table PATH] [--max-flops 300M] [--latency-share 0.5]
 
 Each device gets a latency bound `--latency-share` of the way from its fastest reachable network to the
 best (unconstrained) network on it, so every device has to give something up; MACs are bounded as given.
