@@ -13,6 +13,14 @@ from specialize.api.offline import train_config_type
 
 TrainConfig = train_config_type()  # torch-free: its defaults are the options' defaults
 
+
+def _recipe(key: str) -> str:
+    scratch, pretrained = (TrainConfig.recipes()[kind][key] for kind in ("scratch", "pretrained"))
+    return (
+        f"Default: {scratch:g} from scratch, {pretrained:g} with --init (the recipes that trained the shipped tables)."
+    )
+
+
 table_app = typer.Typer(help="Inspect and validate accuracy tables.", no_args_is_help=True)
 
 
@@ -106,10 +114,10 @@ def train(
         TrainConfig.finetune_epochs, help="Passes over the sampled data per fine-tuned layer."
     ),
     batch_size: int = typer.Option(TrainConfig.batch_size),
-    lr: float = typer.Option(TrainConfig.lr, help="Meta-training learning rate."),
-    finetune_lr: float = typer.Option(TrainConfig.finetune_lr, help="Fine-tuning learning rate."),
+    lr: Optional[float] = typer.Option(None, help=f"Meta-training learning rate. {_recipe('lr')}"),
+    finetune_lr: Optional[float] = typer.Option(None, help=f"Fine-tuning learning rate. {_recipe('finetune_lr')}"),
     schedule: str = typer.Option(TrainConfig.schedule, help="cosine or step."),
-    weight_decay: float = typer.Option(TrainConfig.weight_decay, help="SGD weight decay."),
+    weight_decay: Optional[float] = typer.Option(None, help=f"SGD weight decay. {_recipe('weight_decay')}"),
     label_smoothing: float = typer.Option(
         TrainConfig.label_smoothing, help="Label smoothing of the cross-entropy loss."
     ),

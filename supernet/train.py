@@ -121,6 +121,7 @@ class Trainer:
     def __init__(
         self, cfg: TrainConfig, out_dir: str | Path, report: Reporter = lambda e: None, dist_info: Dist = Dist()
     ):
+        cfg = cfg.with_recipe()
         self.cfg, self.out, self.report, self.dist = cfg, Path(out_dir), report, dist_info
         self.checkpoint_seconds = 600.0  # inside a meta epoch; every epoch and fine-tuned layer also checkpoints
         preset = get_space(cfg.space)
@@ -603,6 +604,7 @@ def train(
     cfg: TrainConfig, out_dir: str | Path, resume: bool = False, report: Reporter = lambda e: None
 ) -> AccuracyTable:
     """Run (or resume) the two-stage training; writes table.json, weights.pt and log.jsonl into out_dir."""
+    cfg = cfg.with_recipe()
     cfg.check()
     dist_info = init_distributed()
     out = Path(out_dir)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from specialize.errors import SpecializeError
 
@@ -12,6 +12,14 @@ VALIDATION_IMAGES = 2500  # table entries 0.04 points apart; 500 images gave 0.2
 RESUMABLE_CHANGES = ("threads", "candidates_per_pass")
 # Settings only the fine-tuning stage reads: a run resumed before that stage began may still change them.
 FINETUNE_SETTINGS = ("finetune_epochs", "finetune_lr", "distill", "spread_samples")
+
+
+# What trained the shipped tables (docs/training.md): from scratch (the embedded cifar10 table), and from ImageNet
+# weights (the efficientnet-lite0 default). The CLI's defaults are these; an option given overrides its part.
+RECIPES = {
+    "scratch": {"lr": 0.1, "finetune_lr": 0.02, "weight_decay": 5e-4},
+    "pretrained": {"lr": 0.02, "finetune_lr": 0.005, "weight_decay": 4e-5},
+}
 
 
 @dataclass
@@ -24,11 +32,11 @@ class TrainConfig:
     epochs: int = 10  # EcoNAS e: meta-training epochs
     finetune_epochs: float = 0.2  # passes over the sampled data per fine-tuned layer
     batch_size: int = 128
-    lr: float = 0.1
-    finetune_lr: float = 0.02
+    lr: float | None = None  # None: the recipe's (RECIPES)
+    finetune_lr: float | None = None
     momentum: float = 0.9
-    weight_decay: float = 4e-5
-    label_smoothing: float = 0.0
+    weight_decay: float | None = None
+    label_smoothing: float = 0.1
     schedule: str = "cosine"  # cosine | step
     val_per_class: int | None = None  # None: enough to separate candidates (VALIDATION_IMAGES in all)
     calib_images: int = 300  # batch-norm recalibration sample (shipped beside the weights)
@@ -43,6 +51,16 @@ class TrainConfig:
     teacher: str | None = None  # its architecture (None: the largest; with --init, the pretrained one)
     meta_arch: str | None = None  # what the meta stage trains (None: the largest; benchmarks/baseline.py: Lite0)
 
+    @staticmethod
+    def recipes() -> dict:
+        return RECIPES
+
+    def with_recipe(self) -> "TrainConfig":
+        """This config with the settings left None taken from the recipe that trained the shipped tables: from
+        scratch, or fine-tuning from a pretrained start (`init`)."""
+        recipe = RECIPES["pretrained" if self.init else "scratch"]
+        return replace(self, **{k: v for k, v in recipe.items() if getattr(self, k) is None})
+
     def proxy(self) -> dict:
         return {
             "width": self.width,
@@ -54,7 +72,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Refuse settings that would crash training or silently train something else, naming the option."""
-        for option, value, ok, valid in _rules(self):
+        for option, value, ok, valid in _rules(self.with_recipe()):
             if not ok:
                 raise SpecializeError(f"--{option} {value!r} is out of range: {valid}")
 

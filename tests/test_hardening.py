@@ -461,7 +461,9 @@ def test_resume_refuses_changed_settings(tmp_path, synthetic_data):
     run = tmp_path / "run"
     run.mkdir()
     (run / "checkpoint.pt").write_bytes(
-        torch_bytes({"config": asdict(config), "state_json": json.dumps(state), "net": {}, "optimizer": {}})
+        torch_bytes(
+            {"config": asdict(config.with_recipe()), "state_json": json.dumps(state), "net": {}, "optimizer": {}}
+        )
     )
     from supernet.data import make_synthetic_folder
 
