@@ -33,9 +33,15 @@ def clear_cache() -> int:
     import shutil
 
     root = cache_root() / "datasets"
-    freed = directory_bytes(root)
+    before = directory_bytes(root)
     shutil.rmtree(root, ignore_errors=True)
-    return freed
+    left = directory_bytes(root)
+    if left:
+        raise SpecializeError(
+            f"cannot empty the cache {root}: {left / 1e6:.1f} MB could not be removed "
+            f"(freed {(before - left) / 1e6:.1f} MB)"
+        )
+    return before
 
 
 def cache_root() -> Path:

@@ -780,3 +780,14 @@ def test_export_refuses_data_of_other_classes_and_weights_the_table_did_not_reco
         absent=tmp_path / "b.onnx",
     )
     assert "is not the one accuracy table" in said
+
+
+@pytest.mark.parametrize("limit", ["-1", "nan", "inf", "0"])
+def test_a_time_limit_out_of_range_is_refused(limit):
+    assert "time limit" in assert_refused(invoke("--time-limit", limit))
+
+
+def test_a_device_and_a_profile_of_another_device_are_refused():
+    profile = Path(__file__).resolve().parents[1] / "hw_profiles/data/this-cpu-onnxruntime.cifar10.json"
+    assert "disagree" in assert_refused(invoke("--device", "jetson", "--profile", profile))
+    assert invoke("--device", "this-cpu", "--profile", profile).exit_code == 0

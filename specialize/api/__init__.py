@@ -10,6 +10,7 @@ as the reference, so every answer carries the optimum (or HiGHS's proven bound) 
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -138,6 +139,8 @@ def specialize(
     from specialize.search.rerank import get_reranker
 
     refuse_offline(solver or strategy)
+    if not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and 0 < time_limit <= 86_400):
+        raise SpecializeError(f"time limit {time_limit!r} is out of range: a number of seconds in (0, 86400]")
     chosen, evaluate_with = get_strategy(solver or strategy), get_penalty(penalty)
     reranker = None if rerank is None else get_reranker(rerank)
     tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds), batch, threads)
@@ -436,6 +439,11 @@ def prepare(
 
     tbl = table if isinstance(table, AccuracyTable) else load_table(table)
     prof = resolve_device(device, tbl.space, profile, batch, threads)
+    if device is not None and profile is not None and prof is not None and not _names_device(prof, device):
+        raise SpecializeError(
+            f"--device {device} and --profile {getattr(profile, 'path', None) or profile} (device {prof.name!r}) "
+            "disagree: give one, or a profile of that device"
+        )
     latency = prof.latency_terms() if prof is not None else None
 
     def build(bounds: tuple[Bound, ...]) -> Problem:
@@ -450,6 +458,13 @@ def prepare(
         )
 
     return tbl, prof, build(with_tolerance(build(()), bounds))
+
+
+def _names_device(prof, device: str) -> bool:
+    """Whether `device` (a name or alias) names the profile's device."""
+    from hw_profiles.devices import canonical_name
+
+    return canonical_name(device) == canonical_name(prof.name)
 
 
 def resolve_device(device: str | None, space, profile=None, batch: int | None = None, threads: int | None = None):
