@@ -18,7 +18,7 @@ from hw_profiles.profiler import assemble_profile
 from hw_profiles.validate import apply_whole_network_fit
 from hw_profiles.workloads import build_module, example_input, network_workload, space_workloads
 from specialize.sampling import spread_architectures
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, has_control_characters
 from specialize.fileio import atomic_write_bytes, atomic_write_json, provenance, read_json, require
 from specialize.space import SearchSpace
 
@@ -97,6 +97,14 @@ def write_bundle(
     atomic_write_json(out_dir / MANIFEST, manifest)
     shutil.copyfile(RUNNER, out_dir / RUNNER.name)
     return manifest
+
+
+def _printable_name(results: dict, path: Path) -> str:
+    """The device name the runner recorded: a non-empty string of printable text."""
+    value = require(results, "name", path, "bundle results")
+    if not isinstance(value, str) or not value.strip() or has_control_characters(value):
+        raise SpecializeError(f"bundle results file {path}: field 'name' is not a non-empty string of printable text")
+    return value
 
 
 def _timing(entry: dict, key: str, path: Path) -> Timing:
@@ -185,7 +193,7 @@ def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfi
     latency, spread, fixed, fixed_spread = assemble_profile(space, timings, batch)
     runtime = "tensorrt" if results.get("runner") == "trtexec" else "onnxruntime"
     profile = DeviceProfile(
-        name=name or require(results, "name", results_path, "bundle results"),
+        name=name or _printable_name(results, results_path),
         kind="measured",
         runtime=runtime,
         space=space,
@@ -245,6 +253,6 @@ def import_bundle_few_shot(directory: str | Path, device: str, name: str | None 
         batch=manifest["batch"] if "batch" in manifest else 1,
     )
     profile = calibrate_estimate(estimate, pairs)
-    profile.name = name or require(results, "name", directory / RESULTS, "bundle results")
+    profile.name = name or _printable_name(results, directory / RESULTS)
     profile.provenance = provenance(bundle=str(directory), estimate_of=estimate.name, few_shot_networks=len(pairs))
     return profile

@@ -15,7 +15,7 @@ import numpy as np
 
 from hw_profiles.host import measured_elsewhere
 from specialize.cost import head_ops, masked_extremes
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, has_control_characters
 from specialize.fileio import atomic_write_json, read_json, require
 from specialize.space import Architecture, SearchSpace
 
@@ -272,6 +272,8 @@ def profile_from_dict(data: dict, path: Path) -> DeviceProfile:
     for key in ("name", "runtime"):
         if not isinstance(require(data, key, path, KIND), str) or not data[key].strip():
             raise SpecializeError(f"{KIND} file {path}: field {key!r} is not a non-empty string")
+        if has_control_characters(data[key]):
+            raise SpecializeError(f"{KIND} file {path}: field {key!r} holds control characters (terminal escapes)")
     fixed_spread = data.get("fixed_spread_ms")
     measurement = data.get("measurement") or {}
     _check_validations(measurement, path)

@@ -25,7 +25,7 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, has_control_characters
 from specialize.registry import Registry
 
 SPACE_SCHEMA_VERSION = 1
@@ -242,6 +242,8 @@ class SearchSpace:
             raise ValueError("width_multiplier and std must be positive")
         if self.class_names is not None and not all(isinstance(c, str) for c in self.class_names):
             raise ValueError("class_names must be strings")
+        if any(has_control_characters(t) for t in (self.name, self.base_space or "", *(self.class_names or ()))):
+            raise ValueError("name, base_space and class_names must be printable text (no control characters)")
 
     @property
     def fingerprint(self) -> str:

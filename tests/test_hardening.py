@@ -791,3 +791,26 @@ def test_a_device_and_a_profile_of_another_device_are_refused():
     profile = Path(__file__).resolve().parents[1] / "hw_profiles/data/this-cpu-onnxruntime.cifar10.json"
     assert "disagree" in assert_refused(invoke("--device", "jetson", "--profile", profile))
     assert invoke("--device", "this-cpu", "--profile", profile).exit_code == 0
+
+
+def test_terminal_escapes_in_files_are_refused_not_printed(tmp_path):
+    """A name from a file that holds an escape sequence would reach the terminal as a command."""
+    import shutil
+
+    from specialize.table import resolve_table_path
+
+    source = Path(__file__).resolve().parents[1] / "hw_profiles/data/this-cpu-onnxruntime.cifar10.json"
+    data = json.loads(source.read_text())
+    data["name"] = "cpu\x1b]0;pwned\x07"
+    profile = tmp_path / "p.json"
+    profile.write_text(json.dumps(data))
+    said = assert_refused(invoke("--profile", profile))
+    assert "control characters" in said and "\x1b" not in said
+    table = json.loads(Path(resolve_table_path("default")).read_text())
+    table["space"]["name"] = "cifar10\x1b[2J"
+    (tmp_path / "t.json").write_text(json.dumps(table))
+    shutil.copyfile(
+        Path(resolve_table_path("default")).with_name("cifar10.weights.pt"), tmp_path / "cifar10.weights.pt"
+    )
+    said = assert_refused(invoke("--table", tmp_path / "t.json"))
+    assert "printable" in said and "\x1b" not in said
