@@ -346,8 +346,9 @@ def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")
     console.print(
         "estimated = op-type roofline on datasheet figures, scaled to a published latency (anchor: each fit "
         "network with its published ms, each check network with the estimate's residual on it; v1, v2, v3_large "
-        "= MobileNet, b0 = EfficientNet-B0, mnasnet = MNASNet-1.0); ±X% = expected error, ±? = no anchor to "
-        "tell; measured = timed here."
+        "= MobileNet, b0 = EfficientNet-B0, mnasnet = MNASNet-1.0; in brackets, the runtime that published the fit "
+        "anchor: --json has its runtime, threads and statistic); ±X% = expected error, ±? = no anchor to tell; "
+        "measured = timed here."
     )
 
 
@@ -378,7 +379,15 @@ def anchor_cell(row: dict) -> str:
     anchors = row.get("anchors") or []
     if not any(a["role"] == "fit" for a in anchors):
         return "none" if row["kind"] == "estimated" else ""
-    fits = [f"{network_label(a['network'])} {a['latency_ms']:.3g}ms fit" for a in anchors if a["role"] == "fit"]
+
+    def runtime(a: dict) -> str:  # who published it: the runtime's first words ("ncnn benchncnn")
+        return escape(str(a.get("runtime", "?")).split(",")[0])
+
+    fits = [
+        f"{network_label(a['network'])} {a['latency_ms']:.3g}ms fit ({runtime(a)})"
+        for a in anchors
+        if a["role"] == "fit"
+    ]
     checks = [f"{network_label(a['network'])} {100 * a['residual']:+.0f}%" for a in anchors if a["role"] == "check"]
     return "\n".join(fits + checks)
 
