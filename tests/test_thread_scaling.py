@@ -117,3 +117,20 @@ def test_cli_from_one_thread_refuses_bad_input_with_one_line(tmp_path):
         ["profile", "--from-one-thread", str(tmp_path / "bad.json"), "--threads", "2", "-o", str(tmp_path / "o.json")],
     )
     assert result.exit_code == 2 and "bad.json" in result.output
+    elsewhere = one_thread_profile(space)
+    elsewhere.hardware = {"host_cpu": "Another CPU 3000", "host_cores": 64}
+    elsewhere.save(tmp_path / "other.json")
+    result = runner.invoke(
+        app,
+        [
+            "profile",
+            "--from-one-thread",
+            str(tmp_path / "other.json"),
+            "--threads",
+            "2",
+            "-o",
+            str(tmp_path / "o.json"),
+        ],
+    )
+    assert result.exit_code == 2 and "measured on Another CPU 3000, 64 cores, not here" in result.output
+    assert "specialize profile --name this-cpu" in result.output and not (tmp_path / "o.json").exists()

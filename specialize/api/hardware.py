@@ -122,6 +122,11 @@ def scale_profile(
     check_writable(output)
     check_not_input(output, base_path)
     base = load_profile(base_path, space_of(space) if space else None)
+    if base.elsewhere:
+        raise SpecializeError(
+            f"--from-one-thread {base_path} was measured on {base.elsewhere}, not here: its blocks and this "
+            f"machine's whole networks would mix two machines; profile this one first: `{base.profile_here_command()}`"
+        )
     result = scale_to_threads(base, threads, calibration_networks, progress=progress)
     if name:
         result = replace(result, name=name)
