@@ -10,6 +10,7 @@ import typer
 
 from cli.bounds import bound_options
 from cli.common import console, handle_errors, print_json, progress_status
+from specialize.api import OFFLINE_BUDGET
 
 
 def register(app: typer.Typer) -> None:
@@ -113,7 +114,9 @@ def search(
         "(its validation split is rebuilt; default: the path the table records)",
     ),
     bounds: dict = None,
-    budget: int = typer.Option(300, "--budget", help="distinct architectures the strategy may score with the supernet"),
+    budget: int = typer.Option(
+        OFFLINE_BUDGET, "--budget", help="distinct architectures the strategy may score with the supernet"
+    ),
     device: Optional[str] = typer.Option(None, "--device", "-d", help="device name or profile id (for latency bounds)"),
     profile: Optional[Path] = typer.Option(None, "--profile", help="device profile file"),
     penalty: str = typer.Option(

@@ -14,6 +14,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.common import console, err_console, fail, handle_errors, print_json
+from specialize.api.hardware import defaults
+
+DEFAULTS = defaults()
 
 profile_app = typer.Typer(
     help="Measure a device profile: without a subcommand, time every (layer, candidate) block, the stem and "
@@ -47,7 +50,7 @@ def profile(
     ),
     runtime: str = typer.Option("onnxruntime", "--runtime", help="onnxruntime | torch-cuda | tensorrt."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16."),
-    batch: int = typer.Option(1, "--batch", min=1, help="Batch size of every timed entry."),
+    batch: int = typer.Option(DEFAULTS["batch"], "--batch", min=1, help="Batch size of every timed entry."),
     threads: Optional[int] = typer.Option(
         None,
         "--threads",
@@ -67,7 +70,7 @@ def profile(
         help="Whole networks exported and timed as deployed to fit the profile's correction and expected error "
         "(0: none).",
     ),
-    repeats: int = typer.Option(21, "--repeats", min=3, help="Timed samples per entry."),
+    repeats: int = typer.Option(DEFAULTS["repeats"], "--repeats", min=3, help="Timed samples per entry."),
     force: bool = typer.Option(False, "--force", help="Write the profile even if some entries stay noisy."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Profile JSON to write."),
     from_one_thread: Optional[Path] = typer.Option(
@@ -263,9 +266,9 @@ def bundle(
     output: Path = typer.Option(
         ..., "--output", "-o", help="Directory to write (created; must be empty if it exists)."
     ),
-    batch: int = typer.Option(1, "--batch", min=1),
+    batch: int = typer.Option(DEFAULTS["batch"], "--batch", min=1),
     networks: int = typer.Option(
-        12,
+        DEFAULTS["networks"],
         "--networks",
         min=0,
         help="Whole networks spread over the space, timed for the calibration (5-20 suit the few-shot fit).",

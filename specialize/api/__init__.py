@@ -258,6 +258,9 @@ class OfflineResult:
         return asdict(self)
 
 
+OFFLINE_BUDGET = Budget().evaluations  # distinct architectures an offline strategy may score by default
+
+
 def offline_strategy_names() -> list[str]:
     """Strategies that score sub-networks of the supernet (`specialize search --strategy`)."""
     from specialize.search.registry import is_offline, strategy_names

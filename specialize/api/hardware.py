@@ -17,6 +17,15 @@ from specialize.space import SearchSpace, get_space
 Progress = Callable[[str], None]
 
 
+def defaults() -> dict:
+    """The library's defaults the profile commands show: timed samples per entry, batch, bundle networks."""
+    from hw_profiles.bundle import BUNDLE_NETWORKS
+    from hw_profiles.registry import DEFAULT_BATCH
+    from hw_profiles.runtime import REPEATS
+
+    return {"repeats": REPEATS, "batch": DEFAULT_BATCH, "networks": BUNDLE_NETWORKS}
+
+
 def space_of(space: str) -> SearchSpace:
     """A space by preset name, or the space a file carries: an accuracy table (.json), or supernet weights (a
     space trained on the user's own data, e.g. `cifar10-3class`, exists only there)."""
