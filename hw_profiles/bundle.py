@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from hw_profiles.runtime import Timing, torch_threads
+from hw_profiles.runtime import BUNDLE_NETWORKS, Timing, torch_threads
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.profiler import assemble_profile
 from hw_profiles.validate import apply_whole_network_fit
@@ -25,7 +25,6 @@ from specialize.space import SearchSpace
 BUNDLE_SCHEMA_VERSION = 1
 RUNNER = Path(__file__).with_name("run_bundle.py")
 MANIFEST, RESULTS = "manifest.json", "results.json"
-BUNDLE_NETWORKS = 12  # whole networks spread over the space: the few-shot fit takes 5-20
 
 
 def _file_name(key: str) -> str:

@@ -51,6 +51,7 @@ PROTOCOL_CONSTANTS = (
 )
 SHARED = ("cpu_name", "ort_session", "wall_clock", "time_samples", "summarize", "pick")  # cpu_name: host.py
 PRECISIONS = ("fp32", "fp16")
+BUNDLE_NETWORKS = 12  # whole networks a bundle spreads over the space and times: the few-shot fit takes 5-20
 
 
 class RuntimeUnavailable(SpecializeError):

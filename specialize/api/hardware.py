@@ -19,9 +19,8 @@ Progress = Callable[[str], None]
 
 def defaults() -> dict:
     """The library's defaults the profile commands show: timed samples per entry, batch, bundle networks."""
-    from hw_profiles.bundle import BUNDLE_NETWORKS
     from hw_profiles.registry import DEFAULT_BATCH
-    from hw_profiles.runtime import REPEATS
+    from hw_profiles.runtime import BUNDLE_NETWORKS, REPEATS
 
     return {"repeats": REPEATS, "batch": DEFAULT_BATCH, "networks": BUNDLE_NETWORKS}
 
