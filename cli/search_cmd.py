@@ -475,12 +475,24 @@ def plot_front(front, path: Path) -> None:
     scale, unit = (1.0, "ms") if front.cost_key == "latency_ms" else (1e-6, "M MACs")
     x = [p.cost * scale for p in front.points]
     y = [100 * p.predicted_accuracy for p in front.points]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     ax.plot(x, y, "o-", markersize=3, label="NSGA-II front")
-    for p, xi, yi in zip(front.points, x, y):
-        if p.label:
-            ax.annotate(f"{p.label}\n{p.arch}", (xi, yi), fontsize=5, xytext=(4, -14), textcoords="offset points")
-            ax.plot([xi], [yi], "r*", markersize=8)
+    middle = (min(x) + max(x)) / 2
+    labelled = [(p, xi, yi) for p, xi, yi in zip(front.points, x, y) if p.label]
+    for n, (p, xi, yi) in enumerate(labelled, start=1):
+        right = xi > middle  # labels point inward, so none runs off the plot
+        ax.annotate(
+            f"({n}) {p.label}: {yi:.1f}%",
+            (xi, yi),
+            fontsize=7,
+            xytext=(-6 if right else 6, -12),
+            textcoords="offset points",
+            ha="right" if right else "left",
+        )
+        ax.plot([xi], [yi], "r*", markersize=8)
+    ax.margins(x=0.08, y=0.1)
+    notes = "\n".join(f"({n}) {p.arch}" for n, (p, _, _) in enumerate(labelled, start=1))
+    fig.text(0.01, -0.02, notes, fontsize=6, family="monospace", va="top")
     ax.set_xlabel(f"{front.objective} ({unit})")
     ax.set_ylabel("predicted accuracy (%)")
     ax.set_title(f"{front.space}" + (f" on {front.device}" if front.device else ""))
