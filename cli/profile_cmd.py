@@ -94,7 +94,7 @@ def profile(
         fail("--name is empty; give the device a name, e.g. this-cpu")
     from specialize.api import hardware
 
-    hardware.check_measurable(space, runtime, precision, threads, graph_optimization, output)
+    hardware.check_measurable(space, runtime, precision, threads, graph_optimization, output, batch)
     with progress_bar(
         f"profiling {space} on {runtime}", hardware.measure_steps(space, batch, calibration_networks, repeats)
     ) as step:

@@ -70,6 +70,10 @@ def _decode(data: bytes, name: str, size: int | None, notes: dict) -> np.ndarray
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
+    except Image.DecompressionBombError:
+        raise SpecializeError(
+            f"image {name} is too large to decode safely (over {2 * Image.MAX_IMAGE_PIXELS:,} pixels, Pillow's limit)"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise SpecializeError(f"unreadable image {name}: {exc}") from None
     if image.mode != "RGB":

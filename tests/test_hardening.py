@@ -814,3 +814,20 @@ def test_terminal_escapes_in_files_are_refused_not_printed(tmp_path):
     )
     said = assert_refused(invoke("--table", tmp_path / "t.json"))
     assert "printable" in said and "\x1b" not in said
+
+
+def test_a_huge_batch_and_a_decompression_bomb_are_refused_before_allocating(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from supernet.data import make_synthetic_folder
+
+    said = assert_refused(invoke("profile", "bundle", "--space", "cifar10", "--batch", "20000", "-o", tmp_path / "b"))
+    assert "GiB of activations" in said and not (tmp_path / "b" / "onnx").exists()
+    said = assert_refused(
+        invoke("profile", "--name", "x", "--space", "cifar10", "--batch", "20000", "-o", tmp_path / "p.json")
+    )
+    assert "GiB of activations" in said
+    root = make_synthetic_folder(tmp_path / "d", classes=2, train_per_class=2, test_per_class=1, size=16)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # a 16x16 image now counts as a bomb (over 2 x 50 pixels)
+    said = assert_refused(invoke("table", "validate", "--data", root, "--samples", "2"))
+    assert "too large to decode safely" in said

@@ -39,6 +39,22 @@ def space_of(space: str) -> SearchSpace:
     return load_supernet(space).space
 
 
+MAX_ACTIVATION_BYTES = 4 * 2**30  # the largest network's peak activation memory at --batch may not exceed this
+
+
+def check_batch_memory(space: SearchSpace, batch: int) -> None:
+    """Refuse a batch whose largest network would need more activation memory than MAX_ACTIVATION_BYTES (the
+    cost model's count), before anything is allocated."""
+    from specialize.cost import arch_cost
+
+    peak = arch_cost(space.largest_arch(), batch=batch)["peak_activation_bytes"]
+    if peak > MAX_ACTIVATION_BYTES:
+        raise SpecializeError(
+            f"--batch {batch} would need {peak / 2**30:.1f} GiB of activations for the largest network of "
+            f"{space.name!r} (limit {MAX_ACTIVATION_BYTES / 2**30:.0f} GiB); use a smaller batch"
+        )
+
+
 def measure_steps(space: str, batch: int, calibration_networks: int, repeats: int) -> int:
     """How many progress steps `measure_profile` reports."""
     from hw_profiles.runtime import Protocol
@@ -49,13 +65,13 @@ def measure_steps(space: str, batch: int, calibration_networks: int, repeats: in
 
 
 def check_measurable(
-    space: str, runtime: str, precision: str, threads: int | None, graph_optimization: str, output: Path
+    space: str, runtime: str, precision: str, threads: int | None, graph_optimization: str, output: Path, batch: int = 1
 ) -> None:
     """Fail before any work when the space is unknown, the output unwritable or the runtime cannot run here."""
     from hw_profiles.runtime import get_runtime
 
     check_writable(output)
-    space_of(space)
+    check_batch_memory(space_of(space), batch)
     get_runtime(runtime, precision, threads, graph_optimization)
 
 
@@ -209,6 +225,7 @@ def calibrate(profile: str, timings: Path, space: str | None, batch: int | None,
 def bundle_steps(space: str, batch: int, networks: int) -> int:
     from hw_profiles.workloads import space_workloads
 
+    check_batch_memory(space_of(space), batch)
     return len(space_workloads(space_of(space), batch)) + networks
 
 
