@@ -63,7 +63,7 @@ class DeviceProfile:
         """The one command that measures this profile's setting on this machine."""
         threads = f" --threads {self.threads}" if self.threads and self.threads > 1 else ""
         batch = f" --batch {self.batch}" if self.batch != 1 else ""
-        return f"specialize profile --name this-cpu --space {self.space.name}{batch}{threads} -o PROFILE.json"
+        return f"specialize profile --name this-cpu --space {self.space.option_name}{batch}{threads} -o PROFILE.json"
 
     @property
     def expected_error(self) -> float | None:

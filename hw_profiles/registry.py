@@ -150,7 +150,7 @@ def resolve_profile(
         raise SpecializeError(
             f"device {name!r} has measured profiles for {have}, not for space {space.name!r} (fingerprint "
             f"{space.fingerprint}); measure one with "
-            f"`specialize profile --name {name} --space {space_option(space)} -o PROFILE.json` "
+            f"`specialize profile --name {name} --space {space.option_name} -o PROFILE.json` "
             "and pass --profile PROFILE.json"
         )
     raise SpecializeError(
@@ -166,22 +166,13 @@ def check_setting(option: str, value: int | None) -> None:
 def _missing_setting(name: str, space: SearchSpace, headers: list[dict], batch: int | None, threads: int | None) -> str:
     asked = f"batch {batch or DEFAULT_BATCH}" + (f", {threads} thread(s)" if threads is not None else "")
     measure = (
-        f"specialize profile --name {name} --space {space_option(space)} --batch {batch or DEFAULT_BATCH}"
+        f"specialize profile --name {name} --space {space.option_name} --batch {batch or DEFAULT_BATCH}"
         + (f" --threads {threads}" if threads is not None else "")
         + " -o PROFILE.json"
     )
     return (
         f"device {name!r} has measured profiles for space {space.name!r} at {_settings(headers)}, not at {asked}; "
         f"pick one of those, or measure one with `{measure}` and pass --profile PROFILE.json"
-    )
-
-
-def space_option(space: SearchSpace) -> str:
-    """What `--space` takes for this space: its preset name, or the table file a dataset's own space lives in."""
-    from specialize.space import SPACES
-
-    return (
-        space.name if space.name in SPACES and SPACES[space.name]().fingerprint == space.fingerprint else "TABLE.json"
     )
 
 

@@ -248,19 +248,23 @@ class SearchSpace:
     @property
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of everything that shapes the network (not the class names)."""
-        data = self.to_dict()
-        data.pop("class_names")
-        canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+        return self._digest("class_names")
 
     @property
     def body_fingerprint(self) -> str:
         """The fingerprint of everything but the classifier (name, class count and names left out): two spaces
         with the same body differ only in their last fully connected layer."""
-        data = self.to_dict()
-        for key in ("name", "num_classes", "class_names", "base_space"):
-            data.pop(key, None)
+        return self._digest("name", "num_classes", "class_names", "base_space")
+
+    def _digest(self, *left_out: str) -> str:
+        data = {k: v for k, v in self.to_dict().items() if k not in left_out}
         return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+    @property
+    def option_name(self) -> str:
+        """What `--space` takes for this space: its preset name, or the table file a dataset's own space lives in."""
+        preset = SPACES.get(self.name)
+        return self.name if preset is not None and preset().fingerprint == self.fingerprint else "TABLE.json"
 
     def scaled(self, width: float = 1.0, resolution: int | None = None) -> "SearchSpace":
         """An EcoNAS proxy of this space: channels times `width`, input at `resolution`."""

@@ -47,11 +47,10 @@ def test_two_class_folder_trains_a_two_class_space(tmp_path):
     assert out.measured_accuracy is not None  # the table's training data exists here, so its test split is measured
     # the space exists only in its table: `profile --space TABLE.json` profiles it, and refusals name the table;
     # the shipped cifar10 profile serves it, its head priced for 2 classes (the body is the same network)
-    from hw_profiles.registry import space_option
     from specialize.api.hardware import resolve_profile, space_of
 
     assert space_of(str(tmp_path / "run" / "table.json")).fingerprint == table.fingerprint
-    assert space_option(table.space) == "TABLE.json" and space_option(get_space("cifar10")) == "cifar10"
+    assert table.space.option_name == "TABLE.json" and get_space("cifar10").option_name == "cifar10"
     served = resolve_profile("this-cpu", table.space)
     assert (
         served.space.fingerprint == table.fingerprint
