@@ -20,7 +20,7 @@ try:
 except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import ClickException
 
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, command_line_spelling
 
 console = Console()
 err_console = Console(stderr=True)
@@ -39,7 +39,8 @@ def handle_errors(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with command_line_spelling():
+                return fn(*args, **kwargs)
         except SpecializeError as exc:
             fail(str(exc))
         except OSError as exc:  # a file the user cannot read or write: the readers name most of them

@@ -9,7 +9,7 @@ from cli.common import OneLineErrors
 
 app = typer.Typer(
     help="Train once, specialize in seconds, deploy anywhere.\n\n"
-    "Example that binds on the embedded default (space cifar10 spans 33.6M to 69.7M MACs): "
+    "Example that binds on the embedded default (`specialize spaces` prints its MACs range): "
     "specialize --device jetson --max-flops 45M --export model.onnx",
     no_args_is_help=False,
     add_completion=False,

@@ -110,7 +110,7 @@ def root(
 ) -> None:
     """Specialize the supernet for a device: pick one block per layer under the bounds, in under a second.
 
-    Example that binds on the embedded default (space cifar10 spans 33.6M-69.7M MACs):
+    Example that binds on the embedded default (`specialize spaces` prints its MACs range):
     specialize --device jetson --max-flops 45M --export model.onnx. A bound the whole space meets is
     reported as not binding, with the space's reachable value.
     """

@@ -77,7 +77,7 @@ def _spaces_table(rows: list[dict]) -> Table:
             str(r["layers"]),
             str(len(r["candidates"])),
             r["fingerprint"],
-            _range(r["macs_range"], 0),
+            _range(r["macs_range"], 1),
             _range(r["params_range"], 1),
         )
     return table

@@ -18,7 +18,7 @@ from hw_profiles.profiler import assemble_profile
 from hw_profiles.validate import apply_whole_network_fit
 from hw_profiles.workloads import build_module, example_input, network_workload, space_workloads
 from specialize.sampling import spread_architectures
-from specialize.errors import SpecializeError, has_control_characters
+from specialize.errors import SpecializeError, has_control_characters, option
 from specialize.fileio import atomic_write_bytes, atomic_write_json, provenance, read_json, require
 from specialize.space import SearchSpace
 
@@ -237,7 +237,7 @@ def import_bundle_few_shot(directory: str | Path, device: str, name: str | None 
     registered = devices()
     if canonical_name(device) not in registered:
         raise SpecializeError(
-            f"--estimate {device!r} is not a registered device; known: {', '.join(sorted(registered))}"
+            f"{option('estimate', device)} is not a registered device; known: {', '.join(sorted(registered))}"
         )
     pairs = [(space.parse_arch(e["arch"]), timings[e["key"]].median_ms) for e in entries if e.get("arch")][:MAX_TIMINGS]
     if len(pairs) < MIN_TIMINGS:

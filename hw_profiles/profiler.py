@@ -29,7 +29,7 @@ from hw_profiles.runtime import (
 from hw_profiles.host import host_record
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.workloads import Workload, build_module, example_input, space_workloads
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, option
 from specialize.fileio import provenance
 from specialize.space import SearchSpace
 
@@ -220,7 +220,7 @@ def profile_space(
         raise NoisyProfileError(
             f"{len(noisy)} entries stayed noisier than {100 * protocol.rel_iqr_max:.0f}% relative IQR after "
             f"{protocol.retries} re-measurements; worst: {listed}. Is something else using the CPU/GPU? "
-            f"Re-run when the machine is idle, or pass --force to write it anyway",
+            f"Re-run when the machine is idle, or pass {option('force')} to write it anyway",
             profile,
         )
     if calibration_networks and whole is None:

@@ -18,7 +18,7 @@ from hw_profiles import devices as device_registry
 from hw_profiles.host import measured_elsewhere
 from hw_profiles.profile import DeviceProfile, load_profile
 from hw_profiles.roofline import anchoring, estimate_profile
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, option
 from specialize.space import SearchSpace
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -117,7 +117,9 @@ def resolve_profile(
     check_setting("batch", batch)
     check_setting("threads", threads)
     if device is not None and not device.strip():
-        raise SpecializeError("--device is empty; give a device name (see `specialize devices`) or leave it out")
+        raise SpecializeError(
+            f"{option('device')} is empty; give a device name (see `specialize devices`) or leave it out"
+        )
     if profile_path is not None:
         return check_profile_settings(load_profile(profile_path, space), batch, threads)
     asked = device or DEFAULT_DEVICE
@@ -137,8 +139,9 @@ def resolve_profile(
     if name in device_registry.devices():
         if threads is not None:
             raise SpecializeError(
-                f"--threads applies to measured profiles; {name!r} has none for space {space.name!r} "
-                f"at batch {batch or DEFAULT_BATCH}, and its estimate has no thread count (leave --threads out)"
+                f"{option('threads')} applies to measured profiles; {name!r} has none for space {space.name!r} "
+                f"at batch {batch or DEFAULT_BATCH}, and its estimate has no thread count "
+                f"(leave {option('threads')} out)"
             )
         return estimate_profile(
             device_registry.devices()[name], space, batch=batch or DEFAULT_BATCH, resolved_from=resolved_from
@@ -151,16 +154,17 @@ def resolve_profile(
             f"device {name!r} has measured profiles for {have}, not for space {space.name!r} (fingerprint "
             f"{space.fingerprint}); measure one with "
             f"`specialize profile --name {name} --space {space.option_name} -o PROFILE.json` "
-            "and pass --profile PROFILE.json"
+            f"and pass {option('profile', 'PROFILE.json')}"
         )
     raise SpecializeError(
-        f"unknown device {asked!r}; known devices: {', '.join(known_devices())} (or pass --profile PROFILE.json)"
+        f"unknown device {asked!r}; known devices: {', '.join(known_devices())} "
+        f"(or pass {option('profile', 'PROFILE.json')})"
     )
 
 
-def check_setting(option: str, value: int | None) -> None:
+def check_setting(name: str, value: int | None) -> None:
     if value is not None and (type(value) is not int or not 1 <= value <= 65536):
-        raise SpecializeError(f"--{option} must be a whole number from 1 to 65536, got {value!r}")
+        raise SpecializeError(f"{option(name)} must be a whole number from 1 to 65536, got {value!r}")
 
 
 def _missing_setting(name: str, space: SearchSpace, headers: list[dict], batch: int | None, threads: int | None) -> str:
@@ -172,7 +176,7 @@ def _missing_setting(name: str, space: SearchSpace, headers: list[dict], batch: 
     )
     return (
         f"device {name!r} has measured profiles for space {space.name!r} at {_settings(headers)}, not at {asked}; "
-        f"pick one of those, or measure one with `{measure}` and pass --profile PROFILE.json"
+        f"pick one of those, or measure one with `{measure}` and pass {option('profile', 'PROFILE.json')}"
     )
 
 
@@ -183,13 +187,13 @@ def check_profile_settings(profile: DeviceProfile, batch: int | None, threads: i
     where = profile.path or profile.name
     if batch is not None and batch != profile.batch:
         raise SpecializeError(
-            f"device profile {where} was measured at batch {profile.batch}, not --batch {batch}; "
-            f"leave --batch out or give a profile made with `specialize profile --batch {batch}`"
+            f"device profile {where} was measured at batch {profile.batch}, not {option('batch', batch)}; "
+            f"leave {option('batch')} out or give a profile made with `specialize profile --batch {batch}`"
         )
     if threads is not None and (profile.kind != "measured" or threads != profile.threads):
         made = f"{profile.threads} thread(s)" if profile.kind == "measured" else "no thread count (estimated)"
         raise SpecializeError(
-            f"device profile {where} has {made}, not --threads {threads}; leave --threads out "
+            f"device profile {where} has {made}, not {option('threads', threads)}; leave {option('threads')} out "
             f"or give a profile made with `specialize profile --threads {threads}`"
         )
     return profile

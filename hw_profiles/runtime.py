@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, option
 from specialize.registry import Registry
 from hw_profiles.host import cpu_name
 from supernet.sessions import ort_session, tensorrt_engine
@@ -250,7 +250,7 @@ def _require_cuda(runtime: str):
     if not torch.cuda.is_available():
         raise RuntimeUnavailable(
             f"runtime {runtime} needs a CUDA GPU, but torch {torch.__version__} sees none "
-            f"(torch.cuda.is_available() is False); use --runtime onnxruntime on this machine"
+            f"(torch.cuda.is_available() is False); use {option('runtime', 'onnxruntime')} on this machine"
         )
     return torch
 

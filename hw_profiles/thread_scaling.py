@@ -33,7 +33,7 @@ from hw_profiles.validate import (
     repeatability,
 )
 from specialize.cost import arch_ops, candidate_ops, head_ops, stem_ops
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, option
 from specialize.fileio import provenance
 from specialize.space import Architecture
 
@@ -84,7 +84,7 @@ def check_base(base: DeviceProfile) -> None:
     """Only the base's raw block timings are used (not its 1-thread whole-network correction)."""
     if base.kind != "measured" or base.threads != 1 or base.runtime != "onnxruntime":
         raise SpecializeError(
-            f"--from-one-thread needs a measured onnxruntime profile timed at 1 thread; "
+            f"{option('from_one_thread')} needs a measured onnxruntime profile timed at 1 thread; "
             f"{base.path or base.name} is {base.label}"
         )
 
@@ -141,9 +141,11 @@ def scale_to_threads(
     """The `threads`-thread profile of `base`'s space (see the module docstring)."""
     check_base(base)
     if threads < 2:
-        raise SpecializeError(f"--from-one-thread scales to 2 or more threads, not {threads}")
+        raise SpecializeError(f"{option('from_one_thread')} scales to 2 or more threads, not {threads}")
     if networks < 4:
-        raise SpecializeError(f"thread scaling fits 3 terms: give at least 4 --calibration-networks, not {networks}")
+        raise SpecializeError(
+            f"thread scaling fits 3 terms: give at least 4 {option('calibration_networks')}, not {networks}"
+        )
     timing = CalibrationRounds(
         base.space,
         base.batch,

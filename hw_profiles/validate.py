@@ -30,7 +30,7 @@ from scipy.stats import kendalltau
 
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.runtime import deployment_protocol, get_runtime, time_runs, torch_threads
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, option
 from specialize.sampling import spread_architectures
 from specialize.space import Architecture, SearchSpace
 
@@ -68,7 +68,7 @@ def time_deployed(
     if not hasattr(runtime, "load"):
         raise SpecializeError(
             f"runtime {runtime_name} runs torch modules, not exported ONNX files; validate on "
-            f"--runtime onnxruntime or tensorrt"
+            f"{option('runtime')} onnxruntime or tensorrt"
         )
     medians = []
     for path in paths:
@@ -91,7 +91,7 @@ def measure_networks(
     if runtime_name == "roofline":
         raise SpecializeError(
             f"profile {profile.path or profile.name} is estimated (roofline), so there is no runtime "
-            f"to measure it on; give --runtime (e.g. onnxruntime) to compare it with this machine"
+            f"to measure it on; give {option('runtime')} (e.g. onnxruntime) to compare it with this machine"
         )
     shape = (profile.batch, 3, profile.space.resolution, profile.space.resolution)
     with tempfile.TemporaryDirectory(prefix="specialize-validate-") as tmp, torch_threads(1):
@@ -243,7 +243,7 @@ def validate_profile(
 ) -> tuple[dict, DeviceProfile]:
     """Figures on `samples` held-out networks, and the profile (with a new calibration when kept)."""
     if samples < 2:
-        raise SpecializeError(f"--samples must be at least 2, got {samples}")
+        raise SpecializeError(f"{option('samples')} must be at least 2, got {samples}")
     held_out = spread_architectures(profile.space, samples, seed)
     measured = measure_networks(profile, held_out, runtime_name, threads, runs, progress)
     raw = [profile.predict_ms(a, calibrated=False) for a in held_out]
@@ -273,7 +273,7 @@ def validate_profile(
 def check_recordable(profile: DeviceProfile, runtime_name: str | None, threads: int | None) -> None:
     if (runtime_name or profile.runtime) != profile.runtime or (threads or profile.threads) != profile.threads:
         raise SpecializeError(
-            f"--record keeps validations of the profile's own settings ({profile.runtime}, "
+            f"{option('record')} keeps validations of the profile's own settings ({profile.runtime}, "
             f"{profile.threads} thread(s)), not of {runtime_name or profile.runtime}, "
             f"{threads or profile.threads} thread(s)"
         )

@@ -1,4 +1,34 @@
-"""User-facing errors: the CLI prints the message on one line and exits with code 2."""
+"""User-facing errors: the CLI prints the message on one line and exits with code 2.
+
+A message that names an option spells it the way the caller gave it: `--max-flops 45M` on the command line,
+`max_flops='45M'` from Python. Library code names options with `option()`; the CLI's commands run inside
+`command_line_spelling()`.
+"""
+
+import contextlib
+import contextvars
+from typing import Iterator
+
+_COMMAND_LINE = contextvars.ContextVar("specialize_command_line_spelling", default=False)
+_NO_VALUE = object()
+
+
+@contextlib.contextmanager
+def command_line_spelling() -> Iterator[None]:
+    """Inside it (the CLI's commands), messages name options as flags."""
+    token = _COMMAND_LINE.set(True)
+    try:
+        yield
+    finally:
+        _COMMAND_LINE.reset(token)
+
+
+def option(name: str, value: object = _NO_VALUE) -> str:
+    """The option `name` (its Python keyword, e.g. 'max_flops') as the caller wrote it, with `value` if given."""
+    if _COMMAND_LINE.get():
+        flag = "--" + name.replace("_", "-")
+        return flag if value is _NO_VALUE else f"{flag} {value}"
+    return name if value is _NO_VALUE else f"{name}={value!r}"
 
 
 class SpecializeError(Exception):

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from specialize.cost import arch_cost
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, option
 from specialize.fileio import atomic_write_json
 from specialize.sampling import spread_architectures
 from specialize.space import Architecture, SearchSpace
@@ -162,7 +162,7 @@ def proxy_check(
     from scipy.stats import spearmanr
 
     if zoo < 3:
-        raise SpecializeError(f"--zoo must be at least 3 to rank architectures, got {zoo}")
+        raise SpecializeError(f"{option('zoo')} must be at least 3 to rank architectures, got {zoo}")
     rest, val = balanced_split(data.train_labels, val_per_class, seed)
     archs = spread_architectures(space, zoo, seed)
     key = {

@@ -217,3 +217,33 @@ def test_a_measurement_outside_the_printed_band_is_said():
     assert _misses(r, 0.79, 1.05) == []
     said = _misses(r, 0.75, 1.5)
     assert "outside the printed band (80.00% ± 2.0)" in said[0] and "1.5 ms is outside" in said[1]
+
+
+def test_library_errors_name_keywords_and_the_command_line_names_flags():
+    """A Python caller is told `profile='PROFILE.json'` and `max_flops='45M'`, a shell user `--profile PROFILE.json`
+    and `--max-flops 45M`: the same message, spelled the way each gave it."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    with pytest.raises(SpecializeError) as info:
+        specialize("no-such-device", max_flops="45M")
+    assert "(or pass profile='PROFILE.json')" in str(info.value) and "--" not in str(info.value)
+    with pytest.raises(SpecializeError) as info:
+        specialize("", max_flops="45M")
+    assert str(info.value).startswith("device is empty")
+    shell = CliRunner().invoke(app, ["--device", "no-such-device", "--max-flops", "45M"])
+    assert shell.exit_code == 2 and "(or pass --profile PROFILE.json)" in " ".join(shell.stderr.split())
+    with pytest.raises(SpecializeError) as info:
+        specialize("no-such-device", max_flops="45M")  # the command line's spelling ended with the command
+    assert "profile='PROFILE.json'" in str(info.value)
+
+
+def test_a_bound_is_named_as_the_caller_wrote_it():
+    from specialize.errors import command_line_spelling
+    from specialize.search.constraints import Bound
+
+    bound = Bound("macs", 1e6, 4.5e7)
+    assert bound.flags() == ["min_flops='1M'", "max_flops='45M'"]
+    with command_line_spelling():
+        assert bound.flags() == ["--min-flops 1M", "--max-flops 45M"]

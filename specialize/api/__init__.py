@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from specialize.cost import cost_arrays, masked_extremes
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, option
 from specialize.search.constraints import METRICS, Bound, Problem, bounds_from_options, build_problem, takes_bounds
 from specialize.search.registry import Budget, SearchResult, Strategy, register_lazy
 from specialize.search.rerank import MIN_MEASURED
@@ -291,7 +291,7 @@ def search_offline(
     from specialize.search.registry import get_strategy
 
     if not 1 <= budget <= 10_000_000:
-        raise SpecializeError(f"--budget must be 1..10000000 architectures, got {budget}")
+        raise SpecializeError(f"{option('budget')} must be 1..10000000 architectures, got {budget}")
     evaluate_with = get_penalty(penalty)
     from supernet.fitness import supernet_fitness
 
@@ -337,7 +337,7 @@ def _training_data(tbl: AccuracyTable, data: str | Path | None) -> str | Path:
     if found is None:
         recorded = ((tbl.provenance or {}).get("settings") or {}).get("data")
         raise SpecializeError(
-            f"give --data: the dataset accuracy table {tbl.path} was trained on "
+            f"give {option('data')}: the dataset accuracy table {tbl.path} was trained on "
             f"({recorded or 'not recorded'}) is not on this machine"
         )
     return found
@@ -444,7 +444,8 @@ def prepare(
     prof = resolve_device(device, tbl.space, profile, batch, threads)
     if device is not None and profile is not None and prof is not None and not _names_device(prof, device):
         raise SpecializeError(
-            f"--device {device} and --profile {getattr(profile, 'path', None) or profile} (device {prof.name!r}) "
+            f"{option('device', device)} and {option('profile', getattr(profile, 'path', None) or profile)} "
+            f"(device {prof.name!r}) "
             "disagree: give one, or a profile of that device"
         )
     latency = prof.latency_terms() if prof is not None else None

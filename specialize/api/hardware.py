@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, option
 from specialize.fileio import check_not_input, check_writable
 from specialize.space import SearchSpace, get_space
 
@@ -50,7 +50,7 @@ def check_batch_memory(space: SearchSpace, batch: int) -> None:
     peak = arch_cost(space.largest_arch(), batch=batch)["peak_activation_bytes"]
     if peak > MAX_ACTIVATION_BYTES:
         raise SpecializeError(
-            f"--batch {batch} would need {peak / 2**30:.1f} GiB of activations for the largest network of "
+            f"{option('batch', batch)} would need {peak / 2**30:.1f} GiB of activations for the largest network of "
             f"{space.name!r} (limit {MAX_ACTIVATION_BYTES / 2**30:.0f} GiB); use a smaller batch"
         )
 
@@ -148,7 +148,8 @@ def scale_profile(
     base = load_profile(base_path, space_of(space) if space else None)
     if base.elsewhere:
         raise SpecializeError(
-            f"--from-one-thread {base_path} was measured on {base.elsewhere}, not here: its blocks and this "
+            f"{option('from_one_thread', str(base_path))} was measured on {base.elsewhere}, not here: "
+            "its blocks and this "
             f"machine's whole networks would mix two machines; profile this one first: `{base.profile_here_command()}`"
         )
     result = scale_to_threads(base, threads, calibration_networks, progress=progress)
@@ -178,7 +179,7 @@ def validate(
 
     if (calibrate or record) and output is None:
         raise SpecializeError(
-            f"{'--calibrate' if calibrate else '--record'} writes the profile to a file: give -o PROFILE.json"
+            f"{option('calibrate' if calibrate else 'record')} writes the profile to a file: give {option('output')}"
         )
     if output is not None:
         check_writable(output)
@@ -202,7 +203,9 @@ def profile_or_estimate(profile: str, space: str | None, batch: int | None = Non
 
     if canonical_name(profile) in devices() and not Path(profile).is_file():
         if space is None:
-            raise SpecializeError(f"--profile {profile} is a device name: give --space for its estimate")
+            raise SpecializeError(
+                f"{option('profile', profile)} is a device name: give {option('space')} for its estimate"
+            )
         return resolve_profile(profile, space_of(space), batch=batch)
     return check_profile_settings(load_profile(profile), batch, None)
 
@@ -214,7 +217,9 @@ def calibrate(profile: str, timings: Path, space: str | None, batch: int | None,
     loaded = profile_or_estimate(profile, space, batch)
     target = output or loaded.path
     if target is None:
-        raise SpecializeError("--profile names a device, so give -o PROFILE.json to write the calibrated profile")
+        raise SpecializeError(
+            f"{option('profile')} names a device, so give {option('output')} to write the calibrated profile"
+        )
     check_writable(target)
     check_not_input(target, timings)
     result = calibrate_profile_with_timings(loaded, timings)

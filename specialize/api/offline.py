@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, option
 from specialize.fileio import check_not_input, check_writable
 from specialize.space import get_space
 
@@ -65,7 +65,7 @@ def proxy_check(
     """EcoNAS's rank-consistency check of reduced settings against a reference, over a zoo of architectures."""
     search_space = get_space(space)
     if not 3 <= zoo <= 10_000:
-        raise SpecializeError(f"--zoo must be 3..10000, got {zoo}")
+        raise SpecializeError(f"{option('zoo')} must be 3..10000, got {zoo}")
     from supernet.proxy_check import Setting, plot_proxy_check, proxy_check as run_check
 
     ref = Setting.parse(reference)
@@ -146,7 +146,7 @@ def export_weights(space: str, weights: str | None, untrained: bool) -> str | No
     """The weights an export uses: those given; else the default table's, where `space` is its space."""
     if untrained:
         if weights is not None:
-            raise SpecializeError("--untrained and --weights contradict each other: give one")
+            raise SpecializeError(f"{option('untrained')} and {option('weights')} contradict each other: give one")
         return None
     if weights is not None:
         return weights
@@ -155,8 +155,9 @@ def export_weights(space: str, weights: str | None, untrained: bool) -> str | No
     if load_table("default").space.fingerprint == get_space(space).fingerprint:
         return "default"
     raise SpecializeError(
-        f"no --weights for space {space!r}: give --weights (a weights file, a table .json, 'default', or "
-        "efficientnet-lite0), or --untrained for a random-weight model (latency work only)"
+        f"no {option('weights')} for space {space!r}: give {option('weights')} (a weights file, a table .json, "
+        "'default', or "
+        f"efficientnet-lite0), or {option('untrained')} for a random-weight model (latency work only)"
     )
 
 
@@ -170,7 +171,10 @@ def check_companions(output: Path, fmt: str) -> None:
     companions = [p for p in (onnx_path, engine_path, onnx_path.parent / "build_engine.sh") if p != Path(output)]
     existing = [str(p) for p in companions if p.exists() or p.is_symlink()]
     if existing:
-        raise SpecializeError(f"--format tensorrt would overwrite {', '.join(existing)}; move them or pick another -o")
+        raise SpecializeError(
+            f"{option('format', 'tensorrt')} would overwrite {', '.join(existing)}; move them or pick another "
+            f"{option('output')}"
+        )
 
 
 def cache_summary() -> tuple[Path, int, int]:

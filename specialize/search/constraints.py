@@ -28,7 +28,7 @@ import numpy as np
 
 from specialize.cost import CostArrays
 from specialize.registry import Registry
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, option
 from specialize.units import (
     format_bytes,
     format_count,
@@ -134,11 +134,10 @@ class Bound:
         return None if self.upper is None else self.upper + self.tolerance
 
     def flags(self) -> list[str]:
-        """The options as a user would type them: ['--min-flops 100M', '--max-flops 300M']."""
+        """The options as the caller gave them: ['--min-flops 100M', '--max-flops 300M'] (errors.option)."""
         m = METRICS[self.metric]
-        stem = m.option.replace("_", "-")
-        out = [f"--min-{stem} {m.format(self.lower)}"] if self.lower is not None else []
-        return out + ([f"--max-{stem} {m.format(self.upper)}"] if self.upper is not None else [])
+        out = [option(f"min_{m.option}", m.format(self.lower))] if self.lower is not None else []
+        return out + ([option(f"max_{m.option}", m.format(self.upper))] if self.upper is not None else [])
 
     def holds(self, value: float, rel: float = TOLERANCE) -> bool:
         low, high = self.low, self.high
@@ -308,7 +307,9 @@ def build_problem(
     fixed_bad: list[Bound] = []
     for b in bounds:
         if b.metric == "latency_ms" and latency is None:
-            raise SpecializeError(f"{' and '.join(b.flags())} needs a device: give --device or --profile")
+            raise SpecializeError(
+                f"{' and '.join(b.flags())} needs a device: give {option('device')} or {option('profile')}"
+            )
         if b.metric in linear:
             arr, fixed = linear[b.metric]
             rows.append((arr, fixed, -np.inf if b.low is None else b.low, np.inf if b.high is None else b.high))
