@@ -53,7 +53,12 @@ def export(
         False, "--no-recalibrate", help="Keep the supernet's batch-norm statistics (recorded in the metadata)."
     ),
     fmt: str = typer.Option("onnx", "--format", "-f", help="onnx or tensorrt."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 or fp16 (fp16 with --format tensorrt)."),
+    precision: str = typer.Option(
+        "fp32",
+        "--precision",
+        help="fp32, int8 (QDQ ONNX: per-channel int8 weights, activation ranges from the batch-norm images), "
+        "or fp16 (with --format tensorrt).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     from specialize.api import offline
@@ -100,9 +105,18 @@ def _render(result) -> None:
             "not measured" if result.measured_accuracy is None else f"{100 * result.measured_accuracy:.2f}%",
         ),
         ("measured on", result.measured_on),
+        *(
+            [("precision", f"int8 QDQ; the fp32 graph measured {100 * result.fp32_accuracy:.2f}% on the same images")]
+            if result.fp32_accuracy is not None
+            else [("precision", result.precision)]
+        ),
         ("MACs", f"{result.macs / 1e6:.1f} M (what MobileNet papers call FLOPs)"),
         ("params", f"{result.params / 1e6:.3f} M"),
-        ("onnxruntime vs torch", f"max abs diff {result.max_abs_diff:.2e} at batch 1 and 3"),
+        (
+            "onnxruntime vs torch",
+            f"max abs diff {result.max_abs_diff:.2e} at batch 1 and 3"
+            + (" (the fp32 graph, before quantizing)" if result.precision == "int8" else ""),
+        ),
         ("ops", " ".join(result.ops)),
         ("ONNX", str(result.onnx_path)),
     ]

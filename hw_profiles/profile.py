@@ -227,7 +227,7 @@ def _threads(value, path: Path) -> int:
 
 def _check_predictions(profile: DeviceProfile, path: Path) -> None:
     """Every architecture must get a positive latency: a calibration offset below the fastest one is refused."""
-    allowed = np.array(profile.space.allowed_mask(), dtype=bool).reshape(profile.latency_ms.shape)
+    allowed = np.array(profile.space.allowed_mask())  # [layers][candidates] of bools
     blocks, fixed = profile.latency_terms()
     fastest = float(masked_extremes(blocks, allowed)[0].sum() + fixed)
     if not fastest > 0:
@@ -278,9 +278,9 @@ def profile_from_dict(data: dict, path: Path) -> DeviceProfile:
     measurement = data.get("measurement") or {}
     _check_validations(measurement, path)
     profile = DeviceProfile(
-        name=str(require(data, "name", path, KIND)),
+        name=data["name"],  # checked above
         kind=kind,
-        runtime=str(require(data, "runtime", path, KIND)),
+        runtime=data["runtime"],
         space=profile_space,
         latency_ms=_array(data, "latency_ms", shape, path),
         fixed_ms=_ms_dict(require(data, "fixed_ms", path, KIND), "fixed_ms", path),

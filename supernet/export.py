@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from specialize.cost import arch_cost
-from specialize.errors import SpecializeError
+from specialize.errors import SpecializeError, option
 from specialize.fileio import atomic_write_bytes, check_writable, provenance, sha256_file
 from specialize.space import Architecture, SearchSpace, get_space
 from supernet.onnx_graph import deploy_graph, onnx_ops, set_metadata
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from supernet.elastic import Supernet
 
 FORMATS = ("onnx", "tensorrt")
-PRECISIONS = ("fp32", "fp16")
+PRECISIONS = ("fp32", "fp16", "int8")
 MAX_ABS_DIFF = 1e-4
 UNTRAINED_WARNING = (
     "UNTRAINED weights: no --weights given, so the exported model has random initial weights "
@@ -271,8 +271,8 @@ def trtexec_command(onnx_path: Path, engine_path: Path, resolution: int, precisi
         f"--optShapes=input:{dims[1]}",
         f"--maxShapes=input:{dims[2]}",
     ]
-    if precision == "fp16":
-        parts.append("--fp16")
+    if precision in ("fp16", "int8"):
+        parts.append(f"--{precision}")  # int8: explicit quantization, the scales are in the QDQ graph
     return " ".join(parts)
 
 
@@ -319,6 +319,7 @@ class ExportResult:
     bn_statistics: str = "inherited from the supernet"
     measured_accuracy: float | None = None  # top-1 of the written graph in onnxruntime on held-out images
     measured_on: str = ""
+    fp32_accuracy: float | None = None  # int8: the same network's FP32 graph on the same images, before quantizing
     engine_path: Path | None = None
     build_script: Path | None = None
     warnings: list[str] = field(default_factory=list)  # say these loudly
@@ -332,8 +333,8 @@ def check_options(fmt: str, precision: str) -> None:
         raise SpecializeError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
     if precision == "fp16" and fmt != "tensorrt":
         raise SpecializeError(
-            "--precision fp16 applies to --format tensorrt (the ONNX file stays fp32 and TensorRT "
-            "picks fp16 kernels at engine build); valid for onnx: fp32"
+            f"{option('precision', 'fp16')} applies to {option('format', 'tensorrt')} (the ONNX file stays fp32 and "
+            "TensorRT picks fp16 kernels at engine build); valid for onnx: fp32, int8"
         )
 
 
@@ -421,7 +422,12 @@ def export_subnet(
     eval_data = data if data is not None else table_data
     if loaded.trained and (data if data is not None else eval_data) is not None and (recalibrate_bn or eval_data):
         check_data_classes(loaded.net.space, data if data is not None else eval_data, space.resolution)
-    bn_source, images = calibrate(module, loaded, space.resolution, data, calibration, recalibrate_bn, eval_data)
+    images_from, batches = (
+        calibration_images(loaded, space.resolution, data, calibration, eval_data)
+        if recalibrate_bn or precision == "int8" or not loaded.trained
+        else ("", [])
+    )
+    bn_source, images = calibrate(module, loaded, images_from, batches, recalibrate_bn)
     cost = arch_cost(exported)
     settings = {
         "space": space.name,
@@ -436,6 +442,11 @@ def export_subnet(
     metadata.update({META + k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in cost.items()})
     metadata.update({META + "bn_recalibrated": "true" if images else "false", **(extra_metadata or {})})
     onnx_bytes, diff, ops = subnet_to_onnx(module, space.resolution, metadata)
+    fp32_accuracy = None
+    if precision == "int8":
+        if loaded.trained:
+            fp32_accuracy = measure_onnx_accuracy(onnx_bytes, eval_data, space.resolution)[0]
+        onnx_bytes, ops = to_int8(onnx_bytes, batches, images_from, fmt)
     measured, measured_on = (
         measure_onnx_accuracy(onnx_bytes, eval_data, space.resolution)
         if loaded.trained
@@ -470,12 +481,32 @@ def export_subnet(
         bn_statistics=bn_source,
         measured_accuracy=measured,
         measured_on=measured_on,
+        fp32_accuracy=fp32_accuracy,
         notes=list(loaded.notes),
     )
     _collect_warnings(result, loaded, arch, exported)
     if fmt == "tensorrt":
         _tensorrt_output(result, onnx_bytes, engine_path, space.resolution)
     return result
+
+
+def to_int8(onnx_bytes: bytes, batches: list[torch.Tensor], images_from: str, fmt: str) -> tuple[bytes, list[str]]:
+    """The checked FP32 graph quantized to INT8 QDQ (supernet.quantize) on the images that set batch norm, in the
+    form of the runtime that will run it: TensorRT's for --format tensorrt, else onnxruntime's."""
+    import onnx
+
+    from supernet.quantize import FORMS, quantize_int8
+
+    if not batches:
+        raise SpecializeError(
+            f"{option('precision', 'int8')} needs calibration images for the activation ranges: give "
+            f"{option('data')}, or keep the table's calibration file beside the weights"
+        )
+    target = "tensorrt" if fmt == "tensorrt" else "onnxruntime"
+    quantized = quantize_int8(onnx_bytes, batches, target)
+    settings = {**FORMS[target], "for": target, "calibration": f"{sum(len(b) for b in batches)} {images_from}"}
+    quantized = with_metadata(quantized, {META + "precision": "int8", META + "quantization": json.dumps(settings)})
+    return quantized, sorted(onnx_ops(onnx.load_from_string(quantized)))
 
 
 def with_metadata(onnx_bytes: bytes, metadata: dict[str, str]) -> bytes:
@@ -527,35 +558,42 @@ def check_data_classes(trained: SearchSpace, data: str | os.PathLike, resolution
         )
 
 
-def calibrate(
-    module: nn.Module,
+def calibration_images(
     loaded: LoadedWeights,
     resolution: int,
     data: str | os.PathLike | None,
     calibration: Sequence[torch.Tensor] | None,
-    recalibrate_bn: bool = True,
     table_data: str | None = None,
-) -> tuple[str, int]:
-    """Set the sub-network's BN statistics; returns (where they came from, images used)."""
+) -> tuple[str, list[torch.Tensor]]:
+    """The images that calibrate an export (batch norm, then INT8 ranges) and where they came from: given batches,
+    `data`, the data the table was trained on, or the calibration images shipped beside the weights."""
     if not loaded.trained:
-        return "uniform noise (untrained weights)", recalibrate(module, noise_batches(resolution))
-    if not recalibrate_bn:
-        return "inherited from the supernet, NOT recalibrated (--no-recalibrate)", 0
+        return "uniform noise (untrained weights)", noise_batches(resolution)
     if calibration is not None:
-        return "recalibrated on given batches", recalibrate(module, calibration)
+        return "images of the given batches", list(calibration)
     source = data if data is not None else table_data
     if source is not None:
-        images = recalibrate(module, calibration_batches_from(source, resolution))
-        return f"recalibrated on {images} training images of {source}", images
+        return f"training images of {source}", calibration_batches_from(source, resolution)
     shipped = shipped_calibration(loaded.table)
     if shipped is not None:
-        images = recalibrate(module, calibration_file_batches(shipped, resolution))
-        return f"recalibrated on {images} training images shipped in {shipped.name}", images
+        return f"training images shipped in {shipped.name}", calibration_file_batches(shipped, resolution)
     raise SpecializeError(
         f"cannot recalibrate batch norm for weights {loaded.source}: give --data with the training images, or keep "
         f"the table's {'calibration file' if loaded.table else 'table.json and calibration.npz'} beside the weights; "
         f"--no-recalibrate exports with the supernet's statistics (much less accurate for smaller sub-networks)"
     )
+
+
+def calibrate(
+    module: nn.Module, loaded: LoadedWeights, images_from: str, batches: list[torch.Tensor], recalibrate_bn: bool
+) -> tuple[str, int]:
+    """Set the sub-network's BN statistics from `batches`; returns (where they came from, images used)."""
+    if not loaded.trained:
+        return images_from, recalibrate(module, batches)
+    if not recalibrate_bn:
+        return "inherited from the supernet, NOT recalibrated (--no-recalibrate)", 0
+    count = recalibrate(module, batches)
+    return f"recalibrated on {count} {images_from}", count
 
 
 def shipped_calibration(table: "AccuracyTable | None") -> Path | None:

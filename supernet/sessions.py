@@ -31,8 +31,8 @@ def ort_session(model, threads=1, graph_optimization_level="all"):
 
 
 def tensorrt_engine(onnx_bytes: bytes, precision: str, input_shapes: tuple | None = None):
-    """A serialized TensorRT engine built from ONNX with builder + OnnxParser (fp16 flag for fp16);
-    `input_shapes` (min, opt, max) adds an optimization profile for a dynamic batch."""
+    """A serialized TensorRT engine built from ONNX with builder + OnnxParser (fp16 flag for fp16, int8 flag for a
+    QDQ graph); `input_shapes` (min, opt, max) adds an optimization profile for a dynamic batch."""
     import tensorrt as trt
 
     logger = trt.Logger(trt.Logger.WARNING)
@@ -52,6 +52,8 @@ def tensorrt_engine(onnx_bytes: bytes, precision: str, input_shapes: tuple | Non
         config.add_optimization_profile(profile)
     if precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "int8":  # explicit quantization: the QDQ graph carries its scales, no calibrator
+        config.set_flag(trt.BuilderFlag.INT8)
     engine = builder.build_serialized_network(network, config)
     if engine is None:
         raise SpecializeError("TensorRT failed to build an engine (see its log above)")

@@ -176,7 +176,7 @@ def test_engine_output_name_puts_onnx_beside_it():
 
 @pytest.mark.parametrize(
     "fmt, precision, needle",
-    [("pdf", "fp32", "onnx, tensorrt"), ("onnx", "int8", "fp32, fp16"), ("onnx", "fp16", "tensorrt")],
+    [("pdf", "fp32", "onnx, tensorrt"), ("onnx", "int4", "fp32, fp16, int8"), ("onnx", "fp16", "tensorrt")],
 )
 def test_bad_options(tmp_path, fmt, precision, needle):
     with pytest.raises(SpecializeError, match=needle):
@@ -283,3 +283,59 @@ def test_tensorrt_engine_build(tmp_path):
     result = export_subnet("cifar10", ARCH, tmp_path / "model.engine", fmt="tensorrt", precision="fp16")
     assert result.engine_path == tmp_path / "model.engine" and result.engine_path.stat().st_size > 0
     assert result.build_script is None
+
+
+def dequantized(model) -> dict[str, list]:
+    """The int8 graph's DequantizeLinear inputs by kind: weights (4-D initializers), biases (int32), activations."""
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    kinds = {"weights": [], "biases": [], "activations": []}
+    for n in model.graph.node:
+        if n.op_type != "DequantizeLinear":
+            continue
+        value, scale, zero = (inits.get(name) for name in (list(n.input) + [""] * 3)[:3])
+        kind = "activations" if value is None else "biases" if value.dtype == np.int32 else "weights"
+        kinds[kind].append((value, scale, zero))
+    return kinds
+
+
+def test_int8_export_is_qdq_per_channel_in_each_runtimes_form_and_close_to_fp32(tmp_path, weights_file, monkeypatch):
+    """--precision int8 writes a QDQ graph calibrated on the batch-norm images, weights int8 per output channel,
+    whose outputs follow the fp32 graph's: for onnxruntime uint8 activations and int32 biases; for TensorRT
+    (--format tensorrt) int8 activations with zero points 0 and float biases, and its script says --int8."""
+    from supernet.sessions import ort_session
+
+    batches = [torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    fp32 = export_subnet("cifar10", ARCH, tmp_path / "fp32.onnx", weights=weights_file, calibration=batches)
+    int8 = export_subnet(
+        "cifar10", ARCH, tmp_path / "int8.onnx", weights=weights_file, calibration=batches, precision="int8"
+    )
+    model = onnx.load(int8.onnx_path)
+    onnx.checker.check_model(model, full_check=True)
+    assert {"QuantizeLinear", "DequantizeLinear"} <= set(int8.ops) and int8.precision == "int8"
+    meta = read_metadata(model)
+    quantization = json.loads(meta["specialize.quantization"])
+    assert meta["specialize.precision"] == "int8" and quantization["calibration"].startswith("32 images")
+    assert meta["specialize.architecture"] == ARCH and quantization["for"] == "onnxruntime"
+    kinds = dequantized(model)
+    assert all(w.dtype == np.int8 and (z == 0).all() for w, _, z in kinds["weights"])
+    assert any(w.ndim == 4 and s.size == w.shape[0] > 1 for w, s, _ in kinds["weights"])  # per output channel
+    assert kinds["biases"] and kinds["activations"]
+    x = torch.rand(64, 3, 32, 32, generator=torch.Generator().manual_seed(7)).numpy()
+    out32 = ort_session(fp32.onnx_path.read_bytes()).run(None, {"input": x})[0]
+    out8 = ort_session(int8.onnx_path.read_bytes()).run(None, {"input": x})[0]
+    assert np.corrcoef(out32.ravel(), out8.ravel())[0, 1] > 0.9 and np.abs(out32 - out8).max() > 0
+
+    monkeypatch.setattr(export, "tensorrt_unavailable_reason", lambda: "no CUDA GPU is available")
+    trt = export_subnet("cifar10", ARCH, tmp_path / "t.onnx", fmt="tensorrt", precision="int8", calibration=batches)
+    assert "--int8" in (tmp_path / "build_t_engine.sh").read_text()
+    model = onnx.load(trt.onnx_path)
+    kinds = dequantized(model)
+    assert (
+        not kinds["biases"]
+        and kinds["weights"]
+        and json.loads(read_metadata(model)["specialize.quantization"])["for"] == "tensorrt"
+    )
+    zero_points = [numpy_helper.to_array(t) for t in model.graph.initializer if t.name.endswith("zero_point")]
+    assert zero_points and all(z.dtype == np.int8 and (z == 0).all() for z in zero_points)
+    out_trt = ort_session(trt.onnx_path.read_bytes()).run(None, {"input": x})[0]  # onnxruntime runs this form too
+    assert np.corrcoef(out32.ravel(), out_trt.ravel())[0, 1] > 0.9

@@ -213,7 +213,7 @@ def test_an_offset_that_makes_some_network_take_no_time_is_refused(tmp_path):
     refused as well as below."""
     data = profile_dict(fixed_ms={"stem": 0.0, "head": 0.0}, calibration=None)
     allowed = np.array(SPACE.allowed_mask(), dtype=bool)
-    latency = np.where(allowed, 1.0, 0.0)  # the disallowed cells are the cheap ones
+    latency = np.where(allowed, 1.0 + np.arange(C) % 2, 0.0)  # the disallowed cells are the cheap ones
     assert not allowed.all()
     data["latency_ms"] = latency.tolist()
     fastest = fastest_allowed(data)
@@ -226,9 +226,17 @@ def test_an_offset_that_makes_some_network_take_no_time_is_refused(tmp_path):
     assert refusal(tmp_path, data) == expected
     zero = profile_dict(fixed_ms={"stem": 0.0}, calibration=None, latency_ms=[[0.0] * C] * L)
     assert refusal(tmp_path, zero).startswith(": the fastest architecture would take 0.000 ms")
+    data["calibration"]["offset_ms"] = -MAX_MS  # in the field's range, but no network can take negative time
+    assert refusal(tmp_path, data).startswith(": the fastest architecture would take -")
     slow_fixed = profile_dict(fixed_ms={"head": 5.0}, calibration=None, latency_ms=[[0.001] * C] * L)
     path.write_text(json.dumps(slow_fixed))
     load_profile(path)  # fixed parts larger than the blocks are fine
+
+
+def test_the_offset_is_the_fixed_term_of_the_formula():
+    profile = rich_profile()
+    scale, offset = profile.calibration["scale"], profile.calibration["offset_ms"]
+    assert profile.offset_ms() == pytest.approx(scale * sum(profile.fixed_ms.values()) + offset)
 
 
 def test_a_profile_that_would_not_load_is_not_saved(tmp_path):

@@ -1,0 +1,93 @@
+"""INT8 as devices run it: static QDQ quantization of an exported FP32 graph with onnxruntime.quantization.
+
+One graph form per target runtime, both QuantizeLinear / DequantizeLinear pairs (QDQ) with int8 weights per output
+channel and activation ranges from min/max over the images that recalibrated batch norm:
+
+- `onnxruntime` (CPU): uint8 activations with a zero point, int32 biases. onnxruntime fuses each QDQ group into an
+  integer kernel. On this machine's CPU this form ran faster than FP32 and the symmetric form below slower
+  (`benchmarks/int8.py` prints both ratios).
+- `tensorrt`: int8 activations, symmetric (zero point 0), float biases: TensorRT's explicit-quantization path takes
+  scales from the graph (`--int8`, no calibration cache), requires zero points of 0, and refuses a DequantizeLinear of
+  int32 biases ("only activation types allowed as input", onnx/onnx-tensorrt#850, NVIDIA/TensorRT#3360).
+
+What this machine checks: onnxruntime runs both forms and their accuracy is measured. What it cannot: a TensorRT
+build (no GPU or TensorRT here); the TensorRT form follows the constraints above and is untested by a build.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+FORMS = {
+    "onnxruntime": {
+        "format": "QDQ",
+        "activations": "uint8, asymmetric, per tensor, min/max over the calibration images",
+        "weights": "int8, symmetric, per output channel",
+        "biases": "int32",
+    },
+    "tensorrt": {
+        "format": "QDQ",
+        "activations": "int8, symmetric (zero point 0), per tensor, min/max over the calibration images",
+        "weights": "int8, symmetric, per output channel",
+        "biases": "float (TensorRT refuses quantized biases)",
+    },
+}
+
+
+class _Batches:
+    """onnxruntime's CalibrationDataReader over the calibration batches, one image batch per call."""
+
+    def __init__(self, batches: Sequence[torch.Tensor]):
+        self._feed: Iterator[dict[str, np.ndarray]] = iter([{"input": b.numpy().astype(np.float32)} for b in batches])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feed, None)
+
+    def rewind(self) -> None:  # pragma: no cover - onnxruntime calls it only for some calibrators
+        pass
+
+
+def quantize_int8(onnx_bytes: bytes, batches: Sequence[torch.Tensor], target: str = "onnxruntime") -> bytes:
+    """The FP32 graph `onnx_bytes` as an INT8 QDQ graph for `target` (a key of FORMS), calibrated on `batches`
+    (float [0, 1] NCHW images)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not batches:
+        raise ValueError("INT8 quantization needs calibration images")
+    tensorrt = target == "tensorrt"
+    with tempfile.TemporaryDirectory(prefix="specialize-int8-") as tmp:
+        source, target_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        source.write_bytes(onnx_bytes)
+        quant_pre_process(str(source), str(source), skip_symbolic_shape=True)  # shapes and fusions, as advised
+        quantize_static(
+            str(source),
+            str(target_path),
+            _Batches(batches),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QInt8 if tensorrt else QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": tensorrt, "WeightSymmetric": True, "QuantizeBias": not tensorrt},
+        )
+        model = onnx.load(str(target_path))
+    fp32_meta = {p.key: p.value for p in onnx.load_from_string(onnx_bytes).metadata_props}
+    del model.metadata_props[:]
+    for key, value in fp32_meta.items():  # quantize_static drops the graph's metadata: carry it over
+        model.metadata_props.add(key=key, value=value)
+    return model.SerializeToString()
+
+
+def quantized_ops(onnx_bytes: bytes) -> dict[str, int]:
+    """How many QuantizeLinear / DequantizeLinear nodes the graph holds (0 and 0 for a float graph)."""
+    import onnx
+
+    nodes = onnx.load_from_string(onnx_bytes).graph.node
+    return {op: sum(n.op_type == op for n in nodes) for op in ("QuantizeLinear", "DequantizeLinear")}
