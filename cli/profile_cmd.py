@@ -49,7 +49,9 @@ def profile(
         None, "--space", "-s", help="Search space preset, or an accuracy table / weights file whose space to profile."
     ),
     runtime: str = typer.Option("onnxruntime", "--runtime", help="onnxruntime | torch-cuda | tensorrt."),
-    precision: str = typer.Option("fp32", "--precision", help="fp32 | fp16."),
+    precision: str = typer.Option(
+        "fp32", "--precision", help="fp32 | fp16 | int8 (QDQ, quantized as `export --precision int8` ships it)."
+    ),
     batch: int = typer.Option(DEFAULTS["batch"], "--batch", min=1, help="Batch size of every timed entry."),
     threads: Optional[int] = typer.Option(
         None,

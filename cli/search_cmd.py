@@ -35,6 +35,11 @@ ProfileOption = Annotated[
 ]
 BatchOption = Annotated[Optional[int], typer.Option("--batch", help=BATCH_HELP)]
 ThreadsOption = Annotated[Optional[int], typer.Option("--threads", help=THREADS_HELP)]
+PRECISION_HELP = (
+    "precision the latency is for and --export ships: fp32, fp16 (TensorRT builds) or int8 (QDQ); default fp32 "
+    "where measured, else the estimate's own"
+)
+PrecisionOption = Annotated[Optional[str], typer.Option("--precision", help=PRECISION_HELP)]
 
 
 def _library_defaults(fn) -> dict:
@@ -68,6 +73,7 @@ def root(
     profile: ProfileOption = None,
     batch: BatchOption = None,
     threads: ThreadsOption = None,
+    precision: PrecisionOption = None,
     seed: int = typer.Option(SPECIALIZE["seed"], "--seed", help="GA random seed (same seed, same answer)"),
     strategy: str = typer.Option(SPECIALIZE["strategy"], "--strategy", help=STRATEGY_HELP),
     solver: Optional[str] = typer.Option(None, "--solver", hidden=True, help="older name of --strategy"),
@@ -140,6 +146,7 @@ def root(
         threads=threads,
         rerank=rerank,
         rerank_k=rerank_k,
+        precision=precision,
         **bounds,
     )
     if export is not None:
@@ -333,7 +340,7 @@ def _summary(result):
 
     bounds = {b["metric"]: b for b in result.bounds}
     where = (
-        f"{result.device} ({device_setting(result.device_kind, result.batch, result.threads)})"
+        f"{result.device} ({device_setting(result.device_kind, result.batch, result.threads, result.precision)})"
         if result.device
         else "no device given"
     )
@@ -360,10 +367,10 @@ def _summary(result):
     return table
 
 
-def device_setting(kind: str | None, batch: int | None, threads: int | None) -> str:
-    """'estimated, batch 32' or 'measured, batch 1, 2 threads'."""
+def device_setting(kind: str | None, batch: int | None, threads: int | None, precision: str | None = None) -> str:
+    """'estimated, fp16, batch 32' or 'measured, int8, batch 1, 2 threads'."""
     thread_text = "" if threads is None else f", {threads} thread{'s' if threads > 1 else ''}"
-    return f"{kind}, batch {batch}{thread_text}"
+    return f"{kind}{f', {precision}' if precision else ''}, batch {batch}{thread_text}"
 
 
 def _latency_band(result) -> str:

@@ -22,6 +22,7 @@ from specialize.space import Architecture, SearchSpace
 PROFILE_SCHEMA_VERSION = 1
 KIND = "device profile"
 PROFILE_KINDS = ("measured", "estimated")
+PRECISIONS = ("fp32", "fp16", "int8")  # what a profile can be timed at and an export can ship
 
 
 @dataclass

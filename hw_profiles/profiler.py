@@ -18,6 +18,7 @@ import numpy as np
 
 from hw_profiles.runtime import (
     DEFAULT_GRAPH_OPTIMIZATION,
+    as_deployed,
     Protocol,
     Timing,
     cpu_busy_share,
@@ -64,6 +65,8 @@ def prepare_workload(runtime, space: SearchSpace, workload: Workload) -> tuple[C
     from supernet.onnx_graph import deploy_graph
 
     onnx = deploy_graph(module, example, check_ops=workload.key != "dispatch").SerializeToString()
+    if workload.key != "dispatch":  # the empty probe measures the per-call cost, the same at any precision
+        onnx = as_deployed(onnx, runtime.precision, runtime.name, tuple(example.shape))
 
     def reopen() -> Callable[[], None]:
         return runtime.load(onnx, tuple(example.shape))
@@ -220,7 +223,7 @@ def profile_space(
         raise NoisyProfileError(
             f"{len(noisy)} entries stayed noisier than {100 * protocol.rel_iqr_max:.0f}% relative IQR after "
             f"{protocol.retries} re-measurements; worst: {listed}. Is something else using the CPU/GPU? "
-            f"Re-run when the machine is idle, or pass {option('force')} to write it anyway",
+            f"Re-run when the machine is idle, or pass {option('force', True)} to write it anyway",
             profile,
         )
     if calibration_networks and whole is None:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from hw_profiles import devices as device_registry
 from hw_profiles.host import measured_elsewhere
-from hw_profiles.profile import DeviceProfile, load_profile
-from hw_profiles.roofline import anchoring, estimate_profile
+from hw_profiles.profile import PRECISIONS, DeviceProfile, load_profile
+from hw_profiles.roofline import DTYPE_BYTES, anchoring, estimate_profile
 from specialize.errors import SpecializeError, option
 from specialize.space import SearchSpace
 
@@ -25,11 +25,16 @@ DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_DEVICE = "this-cpu"
 DEFAULT_BATCH = 1
 DEFAULT_THREADS = 1
+ESTIMATED_PRECISIONS = tuple(DTYPE_BYTES)  # what the roofline estimates cover
 
 
-def shipped_file_name(name: str, runtime: str, space_name: str, batch: int = 1, threads: int = 1) -> str:
-    """The file a measured profile is shipped as in hw_profiles/data/ (batch and threads only when not 1)."""
+def shipped_file_name(
+    name: str, runtime: str, space_name: str, batch: int = 1, threads: int = 1, precision: str = "fp32"
+) -> str:
+    """The file a measured profile is shipped as in hw_profiles/data/ (batch, threads and precision only when not
+    1, 1 and fp32)."""
     suffix = (f".b{batch}" if batch != 1 else "") + (f".t{threads}" if threads != 1 else "")
+    suffix += f".{precision}" if precision != "fp32" else ""
     return f"{name}-{runtime}.{space_name}{suffix}.json"
 
 
@@ -74,11 +79,19 @@ def known_devices() -> list[str]:
     return sorted(names)
 
 
-def pick_shipped(headers: list[dict], batch: int | None, threads: int | None) -> dict | None:
-    """The shipped profile at `batch` (default 1) and `threads` (default: 1 if shipped, else the fewest);
-    ties (another runtime or precision) go to fp32, then by runtime and file name. None when none fits."""
+def pick_shipped(
+    headers: list[dict], batch: int | None, threads: int | None, precision: str | None = None
+) -> dict | None:
+    """The shipped profile at `batch` (default 1), `threads` (default: 1 if shipped, else the fewest) and
+    `precision` (default: fp32 where there is one); then by runtime and file name. None when none fits."""
     batch = DEFAULT_BATCH if batch is None else batch
-    fits = [h for h in headers if h["batch"] == batch and (threads is None or h["threads"] == threads)]
+    fits = [
+        h
+        for h in headers
+        if h["batch"] == batch
+        and (threads is None or h["threads"] == threads)
+        and (precision is None or (h["precision"] or "fp32") == precision)
+    ]
 
     def order(h: dict) -> tuple:
         return h["threads"] != DEFAULT_THREADS, h["threads"], h["precision"] != "fp32", h["runtime"], h["path"].name
@@ -105,8 +118,10 @@ def resolve_profile(
     *,
     batch: int | None = None,
     threads: int | None = None,
+    precision: str | None = None,
 ) -> DeviceProfile:
-    """The latency profile to use for `space`.
+    """The latency profile to use for `space`, at `precision` when given (else fp32 where measured, or the
+    device's own precision for an estimate).
 
     `profile_path` wins (checked against `space`, and `batch`/`threads` when given). Otherwise `device`
     (default "this-cpu") names a shipped measured profile for this space's fingerprint at `batch`
@@ -116,12 +131,13 @@ def resolve_profile(
     """
     check_setting("batch", batch)
     check_setting("threads", threads)
+    check_precision(precision)
     if device is not None and not device.strip():
         raise SpecializeError(
             f"{option('device')} is empty; give a device name (see `specialize devices`) or leave it out"
         )
     if profile_path is not None:
-        return check_profile_settings(load_profile(profile_path, space), batch, threads)
+        return check_profile_settings(load_profile(profile_path, space), batch, threads, precision)
     asked = device or DEFAULT_DEVICE
     name = device_registry.canonical_name(asked)
     resolved_from = asked if name != asked else None
@@ -131,7 +147,7 @@ def resolve_profile(
         for h in shipped
         if h["body_fingerprint"] == space.body_fingerprint  # another class count: head repriced
     ]
-    header = pick_shipped(for_space, batch, threads)
+    header = pick_shipped(for_space, batch, threads, precision)
     if header is not None:
         profile = load_profile(header["path"], space)
         profile.resolved_from = resolved_from
@@ -143,11 +159,22 @@ def resolve_profile(
                 f"at batch {batch or DEFAULT_BATCH}, and its estimate has no thread count "
                 f"(leave {option('threads')} out)"
             )
+        if precision not in (None, *ESTIMATED_PRECISIONS):
+            raise SpecializeError(
+                f"device {name!r} has no measured {precision} profile for space {space.name!r}, and its estimate "
+                f"covers {', '.join(ESTIMATED_PRECISIONS)} only (no published {precision} anchor yet); measure one "
+                f"with `specialize profile --precision {precision} --space {space.option_name} -o PROFILE.json` "
+                f"on the device and pass {option('profile', 'PROFILE.json')}"
+            )
         return estimate_profile(
-            device_registry.devices()[name], space, batch=batch or DEFAULT_BATCH, resolved_from=resolved_from
+            device_registry.devices()[name],
+            space,
+            precision=precision,
+            batch=batch or DEFAULT_BATCH,
+            resolved_from=resolved_from,
         )
     if for_space:
-        raise SpecializeError(_missing_setting(name, space, for_space, batch, threads))
+        raise SpecializeError(_missing_setting(name, space, for_space, batch, threads, precision))
     if shipped:
         have = ", ".join(sorted({f"{h['space']} (fingerprint {h['fingerprint']})" for h in shipped}))
         raise SpecializeError(
@@ -162,16 +189,28 @@ def resolve_profile(
     )
 
 
+def check_precision(precision: str | None) -> None:
+    if precision is not None and precision not in PRECISIONS:
+        raise SpecializeError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+
+
 def check_setting(name: str, value: int | None) -> None:
     if value is not None and (type(value) is not int or not 1 <= value <= 65536):
         raise SpecializeError(f"{option(name)} must be a whole number from 1 to 65536, got {value!r}")
 
 
-def _missing_setting(name: str, space: SearchSpace, headers: list[dict], batch: int | None, threads: int | None) -> str:
-    asked = f"batch {batch or DEFAULT_BATCH}" + (f", {threads} thread(s)" if threads is not None else "")
+def _missing_setting(
+    name: str, space: SearchSpace, headers: list[dict], batch: int | None, threads: int | None, precision: str | None
+) -> str:
+    asked = (
+        f"batch {batch or DEFAULT_BATCH}"
+        + (f", {threads} thread(s)" if threads is not None else "")
+        + (f", {precision}" if precision is not None else "")
+    )
     measure = (
         f"specialize profile --name {name} --space {space.option_name} --batch {batch or DEFAULT_BATCH}"
         + (f" --threads {threads}" if threads is not None else "")
+        + (f" --precision {precision}" if precision is not None else "")
         + " -o PROFILE.json"
     )
     return (
@@ -180,10 +219,14 @@ def _missing_setting(name: str, space: SearchSpace, headers: list[dict], batch: 
     )
 
 
-def check_profile_settings(profile: DeviceProfile, batch: int | None, threads: int | None) -> DeviceProfile:
-    """A given profile is used as it is: a --batch or --threads it was not made with is refused, not ignored."""
+def check_profile_settings(
+    profile: DeviceProfile, batch: int | None, threads: int | None, precision: str | None = None
+) -> DeviceProfile:
+    """A given profile is used as it is: a batch, thread count or precision it was not made with is refused, not
+    ignored."""
     check_setting("batch", batch)
     check_setting("threads", threads)
+    check_precision(precision)
     where = profile.path or profile.name
     if batch is not None and batch != profile.batch:
         raise SpecializeError(
@@ -195,6 +238,12 @@ def check_profile_settings(profile: DeviceProfile, batch: int | None, threads: i
         raise SpecializeError(
             f"device profile {where} has {made}, not {option('threads', threads)}; leave {option('threads')} out "
             f"or give a profile made with `specialize profile --threads {threads}`"
+        )
+    if precision is not None and precision != profile.precision:
+        raise SpecializeError(
+            f"device profile {where} was measured at {profile.precision}, not {option('precision', precision)}; "
+            f"leave {option('precision')} out or give a profile made with `specialize profile --precision "
+            f"{precision}`"
         )
     return profile
 

@@ -23,6 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Callable
 
+from hw_profiles.profile import PRECISIONS
 from specialize.errors import SpecializeError, option
 from specialize.registry import Registry
 from hw_profiles.host import cpu_name
@@ -50,7 +51,6 @@ PROTOCOL_CONSTANTS = (
     "DEFAULT_GRAPH_OPTIMIZATION",
 )
 SHARED = ("cpu_name", "ort_session", "wall_clock", "time_samples", "summarize", "pick")  # cpu_name: host.py
-PRECISIONS = ("fp32", "fp16")
 BUNDLE_NETWORKS = 12  # whole networks a bundle spreads over the space and times: the few-shot fit takes 5-20
 
 
@@ -207,10 +207,10 @@ class OnnxRuntime:
         threads: int | None = None,
         graph_optimization_level: str = DEFAULT_GRAPH_OPTIMIZATION,
     ):
-        if precision != "fp32":
+        if precision not in ("fp32", "int8"):
             raise SpecializeError(
-                "runtime onnxruntime (CPU) measures fp32 only; use --precision fp32, "
-                "or --runtime tensorrt / torch-cuda for fp16"
+                f"runtime onnxruntime (CPU) measures fp32 and int8 (QDQ), not {precision}; use "
+                f"{option('runtime')} tensorrt or torch-cuda for fp16"
             )
         self.precision, self.threads = precision, threads or DEFAULT_THREADS
         self.graph_optimization_level = check_graph_optimization(graph_optimization_level)
@@ -276,6 +276,11 @@ class TorchCuda:
     def __init__(
         self, precision: str = "fp32", threads: int | None = None, graph_optimization_level: str | None = None
     ):
+        if precision == "int8":
+            raise SpecializeError(
+                f"runtime torch-cuda times eager modules in fp32 or fp16, not int8; use {option('runtime')} "
+                "onnxruntime or tensorrt for int8"
+            )
         self.torch = _require_cuda(self.name)
         self.precision, self.threads, self.graph_optimization_level = precision, threads, None
 
@@ -364,6 +369,21 @@ class TensorRT:
 
 
 RUNTIMES = Registry("runtime", items={runtime.name: runtime for runtime in (OnnxRuntime, TorchCuda, TensorRT)})
+
+
+def as_deployed(onnx_bytes: bytes, precision: str, runtime_name: str, input_shape: tuple[int, ...]) -> bytes:
+    """A timed graph in the form its precision ships in: an INT8 graph quantized as `export --precision int8`
+    quantizes it for that runtime (supernet.quantize), with random calibration images (the ranges change no
+    kernel's cost); fp32 and fp16 graphs unchanged (fp16 is a TensorRT build flag)."""
+    if precision != "int8":
+        return onnx_bytes
+    import torch
+
+    from supernet.quantize import quantize_int8
+
+    generator = torch.Generator().manual_seed(0)
+    batches = [torch.rand(input_shape, generator=generator) for _ in range(2)]
+    return quantize_int8(onnx_bytes, batches, "tensorrt" if runtime_name == "tensorrt" else "onnxruntime")
 
 
 def get_runtime(

@@ -29,7 +29,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from hw_profiles.profile import DeviceProfile
-from hw_profiles.runtime import deployment_protocol, get_runtime, time_runs, torch_threads
+from hw_profiles.runtime import as_deployed, deployment_protocol, get_runtime, time_runs, torch_threads
 from specialize.errors import SpecializeError, option
 from specialize.sampling import spread_architectures
 from specialize.space import Architecture, SearchSpace
@@ -40,14 +40,24 @@ CALIBRATION_SEED = 10_000  # networks for the fit are drawn apart from validatio
 
 
 def export_networks(
-    space: SearchSpace, archs: list[Architecture], out_dir: Path, progress: Callable[[str], None] | None = None
+    space: SearchSpace,
+    archs: list[Architecture],
+    out_dir: Path,
+    progress: Callable[[str], None] | None = None,
+    precision: str = "fp32",
+    runtime_name: str = "onnxruntime",
 ) -> list[Path]:
-    """Each architecture exported by `specialize export`'s function (random weights) to out_dir."""
+    """Each architecture exported by `specialize export`'s function (random weights) to out_dir, then put in the
+    form its precision runs in (`as_deployed`: INT8 quantized as the blocks were for that runtime)."""
     from supernet.export import export_subnet
 
+    shape = (1, 3, space.resolution, space.resolution)
     paths = []
     for i, arch in enumerate(archs):
-        paths.append(export_subnet(space.name, str(arch), out_dir / f"net{i:03d}.onnx").onnx_path)
+        path = export_subnet(space.name, str(arch), out_dir / f"net{i:03d}.onnx").onnx_path
+        if precision == "int8":
+            path.write_bytes(as_deployed(path.read_bytes(), precision, runtime_name, shape))
+        paths.append(path)
         if progress:
             progress(f"export {arch}")
     return paths
@@ -95,7 +105,7 @@ def measure_networks(
         )
     shape = (profile.batch, 3, profile.space.resolution, profile.space.resolution)
     with tempfile.TemporaryDirectory(prefix="specialize-validate-") as tmp, torch_threads(1):
-        paths = export_networks(profile.space, archs, Path(tmp), progress)
+        paths = export_networks(profile.space, archs, Path(tmp), progress, profile.precision, runtime_name)
         return time_deployed(
             paths,
             shape,
@@ -211,7 +221,9 @@ class CalibrationRounds:
     def __enter__(self) -> "CalibrationRounds":
         self._tmp = tempfile.TemporaryDirectory(prefix="specialize-calibrate-")
         with torch_threads(1):
-            self.paths = export_networks(self.space, self.archs, Path(self._tmp.name), self.progress)
+            self.paths = export_networks(
+                self.space, self.archs, Path(self._tmp.name), self.progress, self.timing[1], self.timing[0]
+            )
         return self
 
     def __exit__(self, *exc) -> None:

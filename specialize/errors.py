@@ -24,10 +24,11 @@ def command_line_spelling() -> Iterator[None]:
 
 
 def option(name: str, value: object = _NO_VALUE) -> str:
-    """The option `name` (its Python keyword, e.g. 'max_flops') as the caller wrote it, with `value` if given."""
+    """The option `name` (its Python keyword, e.g. 'max_flops') as the caller wrote it, with `value` if given
+    (`True` for a flag: `--force` on the command line, `force=True` from Python)."""
     if _COMMAND_LINE.get():
         flag = "--" + name.replace("_", "-")
-        return flag if value is _NO_VALUE else f"{flag} {value}"
+        return flag if value is _NO_VALUE or value is True else f"{flag} {value}"  # True: a flag, `--force`
     return name if value is _NO_VALUE else f"{name}={value!r}"
 
 

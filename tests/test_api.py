@@ -247,3 +247,23 @@ def test_a_bound_is_named_as_the_caller_wrote_it():
     assert bound.flags() == ["min_flops='1M'", "max_flops='45M'"]
     with command_line_spelling():
         assert bound.flags() == ["--min-flops 1M", "--max-flops 45M"]
+
+
+def test_precision_picks_the_profile_and_the_export_ships_it(tmp_path):
+    """precision='int8' uses an int8 profile (a file made at fp32 is refused); the result says int8, and an export
+    of it ships int8 (fp16 only as a TensorRT build: an fp16 ONNX stays fp32)."""
+    from dataclasses import replace
+
+    from hw_profiles import resolve_profile
+    from specialize.api import shipped_precision
+
+    fp32 = resolve_profile("this-cpu", get_space("cifar10"))
+    path = tmp_path / "int8.json"
+    replace(fp32, precision="int8", latency_ms=fp32.latency_ms * 0.5).save(path)
+    result = specialize(profile=str(path), precision="int8", max_flops="45M")
+    assert result.precision == "int8" and result.device == "this-cpu"
+    assert specialize("this-cpu", max_flops="45M").precision == "fp32"
+    with pytest.raises(SpecializeError, match="measured at int8, not precision='fp32'"):
+        specialize(profile=str(path), precision="fp32", max_flops="45M")
+    assert [shipped_precision(p, "onnx") for p in ("fp32", "fp16", "int8", None)] == ["fp32", "fp32", "int8", "fp32"]
+    assert shipped_precision("fp16", "tensorrt") == "fp16"

@@ -177,7 +177,7 @@ def test_a_recorded_later_validation_widens_the_expected_error(tmp_path, tiny):
 @pytest.mark.parametrize(
     "args, needle",
     [
-        (("--record",), "--record writes the profile to a file: give -o"),
+        (("--record",), "--record writes the profile to a file: give --output"),
         (("--record", "--threads", 2, "-o", "X"), "--record keeps validations of the profile's own settings"),
     ],
 )

@@ -88,14 +88,20 @@ def test_a_profile_file_at_another_batch_or_thread_count_is_refused(tmp_path):
     lab_profile(1, 2, 1.0).save(path)
     space = get_space(SPACE)
     assert resolve_profile(None, space, str(path), batch=1, threads=2).threads == 2
-    with pytest.raises(SpecializeError, match="batch 1, not --batch 32"):
+    with pytest.raises(SpecializeError, match="batch 1, not batch=32"):
         resolve_profile(None, space, str(path), batch=32)
-    with pytest.raises(SpecializeError, match="not --threads 1"):
+    with pytest.raises(SpecializeError, match="not threads=1"):
         resolve_profile(None, space, str(path), threads=1)
-    with pytest.raises(SpecializeError, match="--threads applies to measured"):
+    with pytest.raises(SpecializeError, match="^threads applies to measured"):
         resolve_profile("jetson", space, threads=2)
-    with pytest.raises(SpecializeError, match="--batch must be"):
+    with pytest.raises(SpecializeError, match="^batch must be"):
         resolve_profile("jetson", space, batch=0)
+    with pytest.raises(SpecializeError, match="measured at fp32, not precision='int8'"):
+        resolve_profile(None, space, str(path), precision="int8")
+    with pytest.raises(SpecializeError, match="unknown precision 'int4'; valid: fp32, fp16, int8"):
+        resolve_profile("jetson", space, precision="int4")
+    with pytest.raises(SpecializeError, match="its estimate covers fp32, fp16 only"):
+        resolve_profile("jetson", space, precision="int8")
 
 
 def test_shipped_profiles_are_named_by_their_settings_and_unique():
@@ -133,7 +139,7 @@ def test_api_batch_picks_the_profile_and_the_result_says_so():
     assert many.latency_ms > 10 * one.latency_ms and json.loads(json.dumps(many.to_dict()))["batch"] == 32
     measured = specialize("this-cpu", table=table, max_flops="45M")
     assert (measured.batch, measured.threads) == (1, 1)
-    with pytest.raises(SpecializeError, match="give --device"):
+    with pytest.raises(SpecializeError, match="give device or profile"):
         specialize(table=table, max_flops="45M", batch=32)
 
 

@@ -70,7 +70,7 @@ def test_noisy_entries_refuse_unless_forced(monkeypatch):
     noisy = replace(QUICK, rel_iqr_max=0.1, retries=2)
     with pytest.raises(NoisyProfileError) as info:
         profile_space(tiny_space(), "x", threads=1, protocol=noisy)
-    assert "L00/k3e3" in str(info.value) and "--force" in str(info.value) and "50%" in str(info.value)
+    assert "L00/k3e3" in str(info.value) and "force=True" in str(info.value) and "50%" in str(info.value)
     forced = profile_space(tiny_space(), "x", threads=1, protocol=noisy, force=True)
     assert forced.measurement["forced"] and forced.measurement["noisy"]
 
@@ -84,7 +84,7 @@ def test_runtimes_without_cuda_or_tensorrt_say_why():
         get_runtime("torch-cuda")
     with pytest.raises(RuntimeUnavailable, match="TensorRT|CUDA GPU"):
         get_runtime("tensorrt", "fp16")
-    with pytest.raises(SpecializeError, match="fp32 only"):
+    with pytest.raises(SpecializeError, match="fp32 and int8"):
         get_runtime("onnxruntime", "fp16")
     with pytest.raises(SpecializeError, match="known runtimes"):
         get_runtime("coreml")
@@ -174,7 +174,7 @@ def test_old_profiles_without_threads_load_as_one_thread(tmp_path):
 def test_validate_estimated_profile_needs_a_runtime():
     from hw_profiles import resolve_profile
 
-    with pytest.raises(SpecializeError, match="--runtime"):
+    with pytest.raises(SpecializeError, match="give runtime"):
         validate_profile(resolve_profile("jetson", tiny_space()), samples=2)
 
 
@@ -367,3 +367,35 @@ def test_hardware_truth_ships_a_fresh_profile_only_if_it_predicts_the_timings_at
     assert bench.ship(unsteady, "cifar10", tmp_path).startswith("shipped nothing")
     (tmp_path / name).unlink()
     assert bench.ship(exact, "cifar10", tmp_path) == f"shipped {name}"  # nothing shipped yet
+
+
+def test_an_int8_profile_times_blocks_and_networks_quantized_as_shipped(tiny, monkeypatch):
+    """--precision int8 on onnxruntime: every timed block (not the empty dispatch probe) and every whole network
+    of the correction is the QDQ graph `export --precision int8` would ship; the profile says int8."""
+    from hw_profiles import profiler, validate as validate_module
+    from supernet.quantize import quantized_ops
+
+    loaded = []
+    real_load = profiler.get_runtime("onnxruntime", "int8", 1).__class__.load
+
+    def spy_load(self, model, shape):
+        data = model if isinstance(model, bytes) else open(model, "rb").read()
+        loaded.append(quantized_ops(data)["QuantizeLinear"])
+        return real_load(self, model, shape)
+
+    monkeypatch.setattr(profiler.get_runtime("onnxruntime").__class__, "load", spy_load)
+    networks = {}
+    real_time = validate_module.time_deployed
+
+    def spy_time(paths, *args):
+        networks.update({p.name: quantized_ops(p.read_bytes())["QuantizeLinear"] for p in paths})
+        return real_time(paths, *args)
+
+    monkeypatch.setattr(validate_module, "time_deployed", spy_time)
+    profile = profile_space(tiny, "this-cpu", precision="int8", protocol=QUICK, force=True, calibration_networks=4)
+    workloads = space_workloads(tiny)
+    assert profile.precision == "int8" and "int8" in profile.label
+    assert len(loaded) >= len(workloads) and sum(q == 0 for q in loaded) == 1  # the dispatch probe alone is float
+    assert len(networks) == 4 and all(q > 0 for q in networks.values())
+    with pytest.raises(SpecializeError, match="not int8"):
+        get_runtime("torch-cuda", "int8")

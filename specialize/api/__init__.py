@@ -102,6 +102,7 @@ class SpecializeResult:
     export: dict | None = None  # what --export wrote: the file's own figures, measured beside predicted
     device_note: str | None = None  # a measured profile from another host: where it was timed, how to profile here
     rerank: dict | None = None  # --rerank: the k candidates, their table score and reranked prediction, changed or not
+    precision: str | None = None  # the latency profile's precision, which an export ships (None without a device)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -123,6 +124,7 @@ def specialize(
     threads: int | None = None,
     rerank: str | None = None,
     rerank_k: int = 10,
+    precision: str | None = None,
     **bounds: str | float | None,
 ) -> SpecializeResult:
     """Best sub-network for a device under bounds (max_latency=, min_flops=, ...: one pair per metric of
@@ -132,6 +134,8 @@ def specialize(
     the whole search in seconds: HiGHS then answers "not proven" with its bound, the GA stops early and says so.
     `batch` picks the device's latency profile at that batch size (default 1): a shipped measured profile at that
     batch, or the device's estimate built at that batch; `threads` picks among a device's measured profiles.
+    `precision` ("fp32", "fp16", "int8") picks the device's latency profile at that precision (default: fp32
+    where measured, else the estimate's own); `--export` then ships that precision.
     `rerank="surrogate"` re-ranks the `rerank_k` best architectures by the table with PNAS's surrogate fit on
     the table's measured sub-networks and returns its top one (`result.rerank` says whether that changed it)."""
     from specialize.search.penalty import get_penalty
@@ -143,7 +147,7 @@ def specialize(
         raise SpecializeError(f"time limit {time_limit!r} is out of range: a number of seconds in (0, 86400]")
     chosen, evaluate_with = get_strategy(solver or strategy), get_penalty(penalty)
     reranker = None if rerank is None else get_reranker(rerank)
-    tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds), batch, threads)
+    tbl, prof, problem = prepare(table, device, profile, bounds_from_options(**bounds), batch, threads, precision)
     measured = None if reranker is None else tbl.measured(MIN_MEASURED)
     budget = Budget(generations=generations, time_limit_s=time_limit)
     outcome = search(problem, chosen, evaluate_with(problem, best_accuracy(tbl)), budget, seed)
@@ -435,13 +439,19 @@ def search(problem: Problem, chosen: Strategy, evaluation, budget: Budget, seed:
 
 
 def prepare(
-    table, device: str | None, profile, bounds: tuple[Bound, ...], batch: int | None = None, threads: int | None = None
+    table,
+    device: str | None,
+    profile,
+    bounds: tuple[Bound, ...],
+    batch: int | None = None,
+    threads: int | None = None,
+    precision: str | None = None,
 ):
     """Load the table, resolve the device profile and compile the bounds into a Problem."""
     from specialize.search.reach import with_tolerance
 
     tbl = table if isinstance(table, AccuracyTable) else load_table(table)
-    prof = resolve_device(device, tbl.space, profile, batch, threads)
+    prof = resolve_device(device, tbl.space, profile, batch, threads, precision)
     if device is not None and profile is not None and prof is not None and not _names_device(prof, device):
         raise SpecializeError(
             f"{option('device', device)} and {option('profile', getattr(profile, 'path', None) or profile)} "
@@ -471,15 +481,23 @@ def _names_device(prof, device: str) -> bool:
     return canonical_name(device) == canonical_name(prof.name)
 
 
-def resolve_device(device: str | None, space, profile=None, batch: int | None = None, threads: int | None = None):
-    """A DeviceProfile for `device` (a name) or `profile` (a file or a DeviceProfile), at `batch` and
-    `threads` when given; None when neither device nor profile is given."""
+def resolve_device(
+    device: str | None,
+    space,
+    profile=None,
+    batch: int | None = None,
+    threads: int | None = None,
+    precision: str | None = None,
+):
+    """A DeviceProfile for `device` (a name) or `profile` (a file or a DeviceProfile), at `batch`, `threads` and
+    `precision` when given; None when neither device nor profile is given."""
     from hw_profiles.profile import DeviceProfile, load_profile
 
     if device is None and profile is None:
-        if batch is not None or threads is not None:
+        if batch is not None or threads is not None or precision is not None:
             raise SpecializeError(
-                "--batch and --threads choose a device's latency profile: give --device or --profile too"
+                f"{option('batch')}, {option('threads')} and {option('precision')} choose a device's latency "
+                f"profile: give {option('device')} or {option('profile')} too"
             )
         return None
     import hw_profiles
@@ -487,10 +505,11 @@ def resolve_device(device: str | None, space, profile=None, batch: int | None = 
     if isinstance(profile, DeviceProfile):
         from hw_profiles.registry import check_profile_settings
 
-        return check_profile_settings(profile.for_space(space), batch, threads)
+        return check_profile_settings(profile.for_space(space), batch, threads, precision)
     resolve = getattr(hw_profiles, "resolve_profile", None)
     if resolve is not None:
-        return resolve(device, space, None if profile is None else str(profile), batch=batch, threads=threads)
+        path = None if profile is None else str(profile)
+        return resolve(device, space, path, batch=batch, threads=threads, precision=precision)
     if profile is not None:
         return load_profile(profile, space)
     raise SpecializeError(
@@ -567,6 +586,7 @@ def _result(
         strategy_details=details,
         history=own.history if own is not None else [],
         table=str(tbl.path) if tbl.path else None,
+        precision=prof.precision if prof else None,
     )
 
 
@@ -676,6 +696,7 @@ def export_result(
         weights=str(tbl.path),
         data=data,
         fmt=fmt,
+        precision=shipped_precision(result.precision, fmt),
         recalibrate_bn=recalibrate,
         extra_metadata=extra,
     )
@@ -686,7 +707,7 @@ def export_result(
             f"internal error: the exported network's figures {written} differ from the reported {reported}"
         )
     prof = (
-        resolve_device(result.device, tbl.space, profile, result.batch, result.threads)
+        resolve_device(result.device, tbl.space, profile, result.batch, result.threads, result.precision)
         if (result.device or profile)
         else None
     )
@@ -702,6 +723,8 @@ def export_result(
         "predicted_accuracy_band": result.predicted_accuracy_band,
         "measured_accuracy": done.measured_accuracy,
         "measured_on": done.measured_on,
+        "precision": done.precision,
+        "fp32_accuracy": done.fp32_accuracy,
         "predicted_latency_ms": result.latency_ms,
         "measured_latency_ms": latency,
         "latency_note": latency_note,
@@ -714,6 +737,14 @@ def export_result(
     from dataclasses import replace
 
     return replace(result, export=export)
+
+
+def shipped_precision(profile_precision: str | None, fmt: str) -> str:
+    """The precision an export ships for a profile's: int8 as a QDQ file; fp16 as a TensorRT fp16 build (an ONNX
+    file stays fp32, and TensorRT picks fp16 kernels when it builds the engine); else fp32."""
+    if profile_precision == "int8" or (profile_precision == "fp16" and fmt == "tensorrt"):
+        return profile_precision
+    return "fp32"
 
 
 def _misses(result: SpecializeResult, accuracy: float | None, latency: float | None) -> list[str]:
