@@ -23,7 +23,8 @@ core comes and goes, a fresh profile made in the other state is the worse one. W
 nothing when fewer than 90% of the files time again within ±10% of their first timing. It prints which it
 kept, and refuses to ship when other processes use more than 15% of the CPU. After re-shipping the
 batch-1, 1-thread profiles, refit the op model the estimates use: `python -m hw_profiles.refit_opmodel`.
-`--from-one-thread` makes each multi-thread profile from the shipped 1-thread one instead
+`--precision int8` profiles and validates INT8 QDQ networks (blocks and exports quantized as `export --precision
+int8` ships them). `--from-one-thread` makes each multi-thread profile from the shipped 1-thread one instead
 (`specialize profile --from-one-thread`, hw_profiles/thread_scaling.py).
 
 Run it on an idle machine: figures taken beside another busy process are distorted (it warns).
@@ -71,7 +72,7 @@ def thread_counts(values: list[str]) -> list[int]:
 
 
 def check(space: str, threads: int, batch: int, args: argparse.Namespace, out_dir: Path) -> dict:
-    name = shipped_file_name("this-cpu", "onnxruntime", space, batch, threads)
+    name = shipped_file_name("this-cpu", "onnxruntime", space, batch, threads, args.precision)
     path = out_dir / f"fresh-{name}"
     if args.from_one_thread and threads > 1:
         base = DATA_DIR / shipped_file_name("this-cpu", "onnxruntime", space, batch, 1)
@@ -105,6 +106,8 @@ def check(space: str, threads: int, batch: int, args: argparse.Namespace, out_di
             str(args.calibration_networks),
             "--repeats",
             str(args.repeats),
+            "--precision",
+            args.precision,
             "-o",
             str(path),
         ]
@@ -207,6 +210,12 @@ def main() -> None:
     parser.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 32")
     parser.add_argument("--force", action="store_true", help="keep profiles with noisy entries (busy machine)")
     parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "int8"),
+        help="int8: blocks and validation networks quantized as `export --precision int8` ships them",
+    )
+    parser.add_argument(
         "--retime",
         action="store_true",
         help="validate twice and print how well the first timing "
@@ -240,7 +249,7 @@ def main() -> None:
                 f" ±{100 * drift:.1f}%)"
             )
             print(
-                f"[{space}, {threads} thread(s), batch {batch}] {args.samples} networks as deployed: "
+                f"[{space}, {args.precision}, {threads} thread(s), batch {batch}] {args.samples} networks as deployed: "
                 f"within_10pct={r['within_10pct']:.3f} "
                 f"kendall_tau={r['kendall_tau']:.3f} mape={r['mape']:.3f} (block sums alone: within_10pct="
                 f"{r['uncalibrated']['within_10pct']:.3f} mape={r['uncalibrated']['mape']:.3f}); profile "

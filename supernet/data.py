@@ -10,7 +10,9 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tarfile
+import tempfile
 from zlib import error as zlib_error
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +32,6 @@ def directory_bytes(path: Path) -> int:
 
 def clear_cache() -> int:
     """Remove every cached decoded dataset; returns the bytes freed."""
-    import shutil
-
     root = cache_root() / "datasets"
     before = directory_bytes(root)
     shutil.rmtree(root, ignore_errors=True)
@@ -198,35 +198,86 @@ def _cache_key(path: Path, size: int | None) -> str:
     return digest.hexdigest()
 
 
+ARRAY_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_cache(cache_dir: Path) -> tuple[dict, dict] | str | None:
+    """(arrays, meta) of an intact cache entry; None when there is none; the reason, when the entry is damaged
+    (a torn write, a truncated or edited file): it is then removed, so the caller rebuilds it."""
+    meta_file = cache_dir / "meta.json"
+    if not cache_dir.exists():
+        return None
+    try:
+        meta = json.loads(meta_file.read_text())
+        if "checksums" not in meta:
+            raise ValueError("written by an older version, without checksums")
+        sums = meta["checksums"]
+        arrays = {}
+        for key in ARRAY_KEYS:
+            file = cache_dir / f"{key}.npy"
+            if _file_digest(file) != sums[key]:
+                raise ValueError(f"{file.name} does not match its checksum")
+            arrays[key] = np.load(file, allow_pickle=False)
+        classes, notes = list(meta["classes"]), list(meta["notes"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        return f"{type(exc).__name__}: {exc}"
+    return arrays, {"classes": classes, "notes": notes}
+
+
+def _write_cache(cache_dir: Path, arrays: dict, meta: dict) -> str:
+    """Write the entry into a temporary folder, then rename it into place (atomic: a reader sees a whole entry or
+    none; two writers keep the first). A full disk costs the cache, not the run. Returns a note for the user."""
+    cache_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{cache_dir.name}.", dir=cache_dir.parent))
+    try:
+        for key in ARRAY_KEYS:
+            np.save(tmp / f"{key}.npy", arrays[key])
+        sums = {key: _file_digest(tmp / f"{key}.npy") for key in ARRAY_KEYS}
+        (tmp / "meta.json").write_text(
+            json.dumps({"classes": list(meta["classes"]), "notes": list(meta["notes"]), "checksums": sums})
+        )
+        try:
+            os.rename(tmp, cache_dir)
+        except OSError:  # another process cached the same content first: keep its entry
+            shutil.rmtree(tmp, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        return f"decoded images not cached ({exc.strerror or exc}); the next run decodes them again"
+    return (
+        f"decoded images cached in {cache_dir} ({directory_bytes(cache_dir) / 1e6:.0f} MB; the cache holds "
+        f"{directory_bytes(cache_root()) / 1e6:.0f} MB in all; `specialize cache --clear` empties it)"
+    )
+
+
 def load_dataset(path: str | os.PathLike, image_size: int | None = None, cache: bool = True) -> ImageDataset:
-    """Read an image folder or a .tar.gz of one; decoded arrays are cached by a hash of the content."""
+    """Read an image folder or a .tar.gz of one; decoded arrays are cached by a hash of the content, each file
+    checked against its checksum when read back (a damaged entry is rebuilt, and the notes say so)."""
     path = Path(path)
     if not path.exists():
         raise SpecializeError(f"data path {path} does not exist")
     if path.is_dir() and not any(path.iterdir()):
         raise SpecializeError(f"data folder {path} is empty")
     cache_dir = cache_root() / "datasets" / _cache_key(path, image_size)
-    meta_file = cache_dir / "meta.json"
-    if cache and meta_file.is_file():
-        meta = json.loads(meta_file.read_text())
-        arrays = {
-            k: np.load(cache_dir / f"{k}.npy") for k in ("train_images", "train_labels", "test_images", "test_labels")
-        }
+    cached = _read_cache(cache_dir) if cache else None
+    if isinstance(cached, tuple):
+        arrays, meta = cached
     else:
         arrays, meta = (_read_folder if path.is_dir() else _read_tar)(path, image_size)
+        notes = list(meta["notes"])
         if cache:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            for key, value in arrays.items():
-                np.save(cache_dir / f"{key}.npy", value)
-            meta_file.write_text(json.dumps({"classes": list(meta["classes"]), "notes": meta["notes"]}))
-            meta = dict(
-                meta,
-                notes=list(meta["notes"])
-                + [
-                    f"decoded images cached in {cache_dir} ({directory_bytes(cache_dir) / 1e6:.0f} MB; the cache holds "
-                    f"{directory_bytes(cache_root()) / 1e6:.0f} MB in all; `specialize cache --clear` empties it)"
-                ],
-            )
+            written = _write_cache(cache_dir, arrays, meta)
+            damaged = [f"the cached copy in {cache_dir} was damaged ({cached}); decoded again"] if cached else []
+            notes = notes + damaged + [written]
+        meta = dict(meta, notes=notes)
     if len(meta["classes"]) < 2:
         raise SpecializeError(
             f"{path} has {len(meta['classes'])} class folder ({', '.join(meta['classes'])}); "

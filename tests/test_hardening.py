@@ -547,6 +547,53 @@ def test_data_cache_keyed_by_content(tmp_path, monkeypatch):
     assert not (first.train_images == second.train_images).all()
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: (d / "meta.json").write_text(""),  # a full disk left it empty
+        lambda d: (d / "meta.json").unlink(),  # a crash before the last write (old writers)
+        lambda d: (d / "train_images.npy").write_bytes((d / "train_images.npy").read_bytes()[:100]),  # truncated
+        lambda d: (d / "test_labels.npy").write_bytes(  # one byte flipped, header intact
+            (d / "test_labels.npy").read_bytes()[:-1] + bytes([(d / "test_labels.npy").read_bytes()[-1] ^ 1])
+        ),
+        lambda d: (d / "test_images.npy").unlink(),
+    ],
+)
+def test_a_damaged_dataset_cache_entry_is_rebuilt_and_said(tmp_path, monkeypatch, damage):
+    import numpy as np
+
+    from supernet.data import load_dataset, make_synthetic_folder
+
+    monkeypatch.setenv("SPECIALIZE_CACHE", str(tmp_path / "cache"))
+    root = make_synthetic_folder(tmp_path / "d", classes=2, train_per_class=3, test_per_class=2, size=8)
+    first = load_dataset(root)
+    [entry] = (tmp_path / "cache" / "datasets").iterdir()
+    damage(entry)
+    again = load_dataset(root)
+    assert any("was damaged" in n for n in again.notes)
+    for key in ("train_images", "train_labels", "test_images", "test_labels"):
+        assert np.array_equal(getattr(first, key), getattr(again, key))
+    clean = load_dataset(root)  # rebuilt whole: read back from the cache without a remark
+    assert not any("damaged" in n or "cached in" in n for n in clean.notes)
+
+
+def test_a_full_disk_costs_the_cache_not_the_run(tmp_path, monkeypatch):
+    import errno
+
+    from supernet import data
+
+    monkeypatch.setenv("SPECIALIZE_CACHE", str(tmp_path / "cache"))
+    root = data.make_synthetic_folder(tmp_path / "d", classes=2, train_per_class=2, test_per_class=1, size=8)
+
+    def full(path, value):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(data.np, "save", full)
+    loaded = data.load_dataset(root)
+    assert len(loaded.train_labels) == 4 and any("not cached (No space left on device)" in n for n in loaded.notes)
+    assert list((tmp_path / "cache" / "datasets").iterdir()) == []  # no half-written entry left behind
+
+
 # -- bundles -------------------------------------------------------------------------------------------
 def write_bundle_files(root: Path, manifest_edit, results_edit) -> Path:
     from hw_profiles.workloads import space_workloads

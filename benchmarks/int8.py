@@ -1,0 +1,116 @@
+"""What INT8 costs in accuracy and buys in latency on this machine, side by side with FP32.
+
+    .venv/bin/python benchmarks/int8.py accuracy --data ../shared/data/cifar10-jpg.tar.gz [--networks 20]
+    .venv/bin/python benchmarks/int8.py latency [--budgets 40M 50M 60M] [--threads 1 2]
+
+`accuracy`: --networks sub-networks spread over the embedded default's space (specialize.sampling), each exported
+twice by `specialize export`'s function from the default weights, FP32 and `--precision int8` (QDQ, onnxruntime's
+form, calibrated on the same 500 training images that recalibrate batch norm), both measured on the whole test
+split in onnxruntime. Prints each network's drop and the median and worst, and writes them to --out (JSON).
+
+`latency`: the network `specialize --device this-cpu --max-flops B` picks at each budget, exported FP32 and INT8,
+timed as deployed (plain onnxruntime session, warm-up, median of --runs single runs) in alternating rounds at each
+thread count, so drift hits both alike. Prints INT8/FP32 per budget and thread count. Run it on an idle machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def accuracy(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from specialize.sampling import spread_architectures
+    from specialize.table import load_table
+    from supernet.export import export_subnet
+
+    table = load_table("default")
+    archs = spread_architectures(table.space, args.networks, args.seed)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="int8-accuracy-") as tmp:
+        for i, arch in enumerate(archs):
+            done = export_subnet(
+                table.space.name, str(arch), Path(tmp) / "m.onnx", weights=str(table.path), data=args.data,
+                precision="int8",
+            )  # fmt: skip
+            drop = 100 * (done.fp32_accuracy - done.measured_accuracy)
+            rows.append(
+                {"arch": str(arch), "macs": done.macs, "fp32": done.fp32_accuracy, "int8": done.measured_accuracy}
+            )
+            print(
+                f"{i + 1:2d}/{len(archs)} {arch} {done.macs / 1e6:5.1f}M MACs: fp32 {100 * done.fp32_accuracy:.2f}% "
+                f"int8 {100 * done.measured_accuracy:.2f}% drop {drop:+.2f} points",
+                flush=True,
+            )
+    drops = np.array([100 * (r["fp32"] - r["int8"]) for r in rows])
+    worst = rows[int(drops.argmax())]
+    print(
+        f"INT8 accuracy drop over {len(rows)} networks ({done.measured_on}): median {np.median(drops):.2f} "
+        f"points, mean {drops.mean():.2f}, worst {drops.max():.2f} ({worst['arch']}), best {drops.min():.2f}"
+    )
+    if args.out:
+        Path(args.out).write_text(json.dumps({"networks": rows, "command": " ".join(sys.argv)}, indent=1))
+
+
+def latency(args: argparse.Namespace) -> None:
+    from hw_profiles.runtime import cpu_busy_share, deployment_protocol, get_runtime, time_runs
+    from specialize import specialize
+    from specialize.table import load_table
+    from supernet.export import export_subnet
+
+    busy = cpu_busy_share(1.0)
+    if busy is not None and busy > 0.15:
+        print(f"WARNING: other processes use {100 * busy:.0f}% of the CPU: latency figures are distorted")
+    table = load_table("default")
+    shape = (1, 3, table.space.resolution, table.space.resolution)
+    with tempfile.TemporaryDirectory(prefix="int8-latency-") as tmp:
+        for budget in args.budgets:
+            arch = specialize("this-cpu", max_flops=budget).arch
+            files = {}
+            for precision in ("fp32", "int8"):
+                path = Path(tmp) / f"{precision}.onnx"
+                export_subnet(table.space.name, arch, path, weights=str(table.path), precision=precision)
+                files[precision] = path
+            for threads in args.threads:
+                medians = {"fp32": [], "int8": []}
+                for _ in range(args.rounds):
+                    for precision, path in files.items():
+                        runtime = get_runtime("onnxruntime", precision, threads)
+                        timing = time_runs(runtime.load(path, shape), runtime.clock, deployment_protocol(args.runs))
+                        medians[precision].append(timing.median_ms)
+                fp32, int8 = (statistics.median(medians[p]) for p in ("fp32", "int8"))
+                print(
+                    f"max-flops {budget} ({arch}), {threads} thread(s): fp32 {fp32:.3f} ms, int8 {int8:.3f} ms, "
+                    f"INT8/FP32 {int8 / fp32:.2f}",
+                    flush=True,
+                )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="part", required=True)
+    acc = sub.add_parser("accuracy")
+    acc.add_argument("--data", required=True)
+    acc.add_argument("--networks", type=int, default=20)
+    acc.add_argument("--seed", type=int, default=0)
+    acc.add_argument("--out", default=None, help="write the per-network figures here (JSON)")
+    lat = sub.add_parser("latency")
+    lat.add_argument("--budgets", nargs="+", default=["40M", "50M", "60M"])
+    lat.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    lat.add_argument("--rounds", type=int, default=5)
+    lat.add_argument("--runs", type=int, default=50)
+    args = parser.parse_args()
+    {"accuracy": accuracy, "latency": latency}[args.part](args)
+
+
+if __name__ == "__main__":
+    main()
