@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # module -> (source path, test files): the core formulas the layers issue named
 MODULES = {
-    "cost": ("specialize/cost.py", ["tests/test_cost.py", "tests/test_depth.py"]),
+    "cost": ("specialize/cost.py", ["tests/test_cost_model.py", "tests/test_cost.py"]),
     "profile": ("hw_profiles/profile.py", ["tests/test_profile_file.py", "tests/test_hw_registry.py"]),
     "ga": ("specialize/search/ga.py", ["tests/test_ga_operators.py", "tests/test_search.py"]),
     "api": ("specialize/api/__init__.py", ["tests/test_api.py"]),
