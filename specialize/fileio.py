@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import glob
 import hashlib
 import json
 import os
@@ -26,8 +27,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     if not directory.is_dir():
         raise SpecializeError(f"cannot write {path}: directory {directory} does not exist")
     _refuse_special(path)
+    _sweep_orphans(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise SpecializeError(f"cannot write {path}: {exc.strerror}") from None
     try:
@@ -42,6 +44,28 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise SpecializeError(f"cannot write {path}: {exc.strerror}") from None
+
+
+TEMP_NAME_EXTRA = 40  # ".", ".<pid>.", mkstemp's 8 characters and ".tmp" around the name of a temporary file
+
+
+def _sweep_orphans(path: Path) -> None:
+    """Remove temporaries of `path` left by writers that died mid-write (kill -9): `.name.<pid>.*.tmp` whose
+    process is gone. A live writer's file is left alone."""
+    for orphan in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = orphan.name[len(path.name) + 2 :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            orphan.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or not a pid we can ask about: leave its file
+    return True
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> None:
@@ -64,7 +88,20 @@ def check_writable(path: str | os.PathLike) -> Path:
     if path.is_dir():
         raise SpecializeError(f"cannot write {path}: it is a directory")
     _refuse_special(path)
+    longest = _name_max(directory) - TEMP_NAME_EXTRA
+    if len(os.fsencode(path.name)) > longest:
+        raise SpecializeError(
+            f"cannot write {path}: its file name is {len(os.fsencode(path.name))} bytes, and at most {longest} "
+            "leave room for the temporary file it is written through; pick a shorter name"
+        )
     return path
+
+
+def _name_max(directory: Path) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 def _refuse_special(path: Path) -> None:

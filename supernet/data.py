@@ -74,7 +74,9 @@ def _decode(data: bytes, name: str, size: int | None, notes: dict) -> np.ndarray
         raise SpecializeError(
             f"image {name} is too large to decode safely (over {2 * Image.MAX_IMAGE_PIXELS:,} pixels, Pillow's limit)"
         ) from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except UnidentifiedImageError:
+        raise SpecializeError(f"unreadable image {name}: not an image Pillow can identify") from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise SpecializeError(f"unreadable image {name}: {exc}") from None
     if image.mode != "RGB":
         notes.setdefault(f"converted from {image.mode} to RGB", 0)

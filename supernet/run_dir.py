@@ -19,15 +19,18 @@ LOCK_FILE = ".lock"
 LEFTOVERS = (".checkpoint.pt.*.tmp", ".weights.pt.*.tmp", ".table.json.*.tmp", ".calibration.pt.*.tmp", ".*.tmp")
 
 
-def make_run_dir(out: Path) -> None:
+def make_run_dir(out: Path) -> bool:
+    """Create `out` (and its parents); True when this call created it."""
     if out.exists() and not out.is_dir():
         raise SpecializeError(f"-o {out} exists and is not a directory; give a directory for the run")
+    created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise SpecializeError(f"cannot create run directory {out}: {exc.strerror or exc}") from None
     if not os.access(out, os.W_OK):
         raise SpecializeError(f"run directory {out} is not writable")
+    return created
 
 
 def lock_run_dir(out: Path) -> int:
@@ -77,25 +80,35 @@ class RunDir:
     lock: int
     log: IO[str]
     out: Path | None = None
+    created: bool = False  # this run made the directory
 
     def close(self, finished: bool = False) -> None:
-        """Release the run; a finished run also removes its lock file (a later --resume makes a new one)."""
+        """Release the run; a finished run also removes its lock file (a later --resume makes a new one). A run
+        that made its directory and failed before its first checkpoint (bad data, a bad option) removes the
+        directory again: a refusal leaves nothing behind."""
         self.log.close()
         if finished and self.out is not None:
             (self.out / LOCK_FILE).unlink(missing_ok=True)  # still held: no other run can be inside it
+        if not finished and self.created and self.out is not None and self._only_bookkeeping():
+            for name in (LOCK_FILE, "log.jsonl"):
+                (self.out / name).unlink(missing_ok=True)
+            self.out.rmdir()
         unlock(self.lock)
+
+    def _only_bookkeeping(self) -> bool:
+        return {p.name for p in self.out.iterdir()} <= {LOCK_FILE, "log.jsonl"}
 
 
 def claim_run_dir(out: Path, resume: bool, checkpoint_name: str) -> RunDir:
     """Make and lock `out`; refuse a finished or running run unless resuming; clear a killed run's leftovers."""
-    make_run_dir(out)
+    created = make_run_dir(out)
     lock = lock_run_dir(out)
     try:
         if not resume and (out / checkpoint_name).exists():
             raise SpecializeError(f"{out} already holds a run; pass --resume to continue it or pick another -o")
         if resume:
             clear_leftovers(out)
-        return RunDir(lock, open_log(out), out)
+        return RunDir(lock, open_log(out), out, created)
     except BaseException:
         unlock(lock)
         raise

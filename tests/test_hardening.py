@@ -594,6 +594,44 @@ def test_a_full_disk_costs_the_cache_not_the_run(tmp_path, monkeypatch):
     assert list((tmp_path / "cache" / "datasets").iterdir()) == []  # no half-written entry left behind
 
 
+def test_a_writer_killed_mid_write_leaves_nothing_the_next_write_keeps(tmp_path):
+    import os
+
+    from specialize.fileio import atomic_write_bytes
+
+    dead = tmp_path / ".m.onnx.999999999.abcd1234.tmp"  # no such process
+    live = tmp_path / f".m.onnx.{os.getpid()}.efgh5678.tmp"  # a writer still at work
+    other = tmp_path / ".n.onnx.999999999.abcd1234.tmp"  # another file's
+    for path in (dead, live, other):
+        path.write_bytes(b"half")
+    atomic_write_bytes(tmp_path / "m.onnx", b"whole")
+    assert (tmp_path / "m.onnx").read_bytes() == b"whole"
+    assert not dead.exists() and live.exists() and other.exists()
+
+
+def test_a_name_too_long_for_its_temporary_is_refused_before_any_work(tmp_path):
+    name = "m" * 240 + ".onnx"
+    result = invoke("export", "--arch", ARCH, "-o", tmp_path / name)
+    assert "its file name is 245 bytes" in assert_refused(result)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_training_run_leaves_no_run_directory(tmp_path):
+    data = tmp_path / "bad"
+    for split in ("train", "test"):
+        for cls in ("a", "b"):
+            (data / split / cls).mkdir(parents=True)
+            (data / split / cls / "x.jpg").write_text("not an image")
+    run = tmp_path / "run"
+    result = invoke("train", "--space", "cifar10", "--data", data, "-o", run, "--epochs", "1")
+    assert "unreadable image" in assert_refused(result) and "0x" not in result.stderr
+    assert not run.exists()
+    run.mkdir()
+    (run / "mine.txt").write_text("keep")
+    assert_refused(invoke("train", "--space", "cifar10", "--data", data, "-o", run, "--epochs", "1"))
+    assert (run / "mine.txt").read_text() == "keep"  # a directory the user made stays
+
+
 # -- bundles -------------------------------------------------------------------------------------------
 def write_bundle_files(root: Path, manifest_edit, results_edit) -> Path:
     from hw_profiles.workloads import space_workloads
