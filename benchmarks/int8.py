@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/int8.py accuracy --data ../shared/data/cifar10-jpg.tar.gz [--networks 20]
     .venv/bin/python benchmarks/int8.py latency [--budgets 40M 50M 60M] [--threads 1 2]
 
-`accuracy`: --networks sub-networks spread over the embedded default's space (specialize.sampling), each exported
-twice by `specialize export`'s function from the default weights, FP32 and `--precision int8` (QDQ, onnxruntime's
-form, calibrated on the same 500 training images that recalibrate batch norm), both measured on the whole test
-split in onnxruntime. Prints each network's drop and the median and worst, and writes them to --out (JSON).
+`accuracy`: `specialize table int8-check` on the embedded default: --networks sub-networks spread over its space,
+each exported twice by `specialize export`'s function from the default weights, FP32 and `--precision int8` (QDQ,
+onnxruntime's form, calibrated on the same 500 training images that recalibrate batch norm), both measured on the
+whole test split in onnxruntime. Prints each network's drop and the median and worst; --record keeps it in the
+table, where predictions at int8 read it.
 
 `latency`: the network `specialize --device this-cpu --max-flops B` picks at each budget, exported FP32 and INT8,
 timed as deployed (plain onnxruntime session, warm-up, median of --runs single runs) in alternating rounds at each
@@ -16,7 +17,6 @@ thread count, so drift hits both alike. Prints INT8/FP32 per budget and thread c
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -27,38 +27,16 @@ sys.path.insert(0, str(ROOT))
 
 
 def accuracy(args: argparse.Namespace) -> None:
-    import numpy as np
+    from specialize.api import offline
 
-    from specialize.sampling import spread_architectures
-    from specialize.table import load_table
-    from supernet.export import export_subnet
-
-    table = load_table("default")
-    archs = spread_architectures(table.space, args.networks, args.seed)
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="int8-accuracy-") as tmp:
-        for i, arch in enumerate(archs):
-            done = export_subnet(
-                table.space.name, str(arch), Path(tmp) / "m.onnx", weights=str(table.path), data=args.data,
-                precision="int8",
-            )  # fmt: skip
-            drop = 100 * (done.fp32_accuracy - done.measured_accuracy)
-            rows.append(
-                {"arch": str(arch), "macs": done.macs, "fp32": done.fp32_accuracy, "int8": done.measured_accuracy}
-            )
-            print(
-                f"{i + 1:2d}/{len(archs)} {arch} {done.macs / 1e6:5.1f}M MACs: fp32 {100 * done.fp32_accuracy:.2f}% "
-                f"int8 {100 * done.measured_accuracy:.2f}% drop {drop:+.2f} points",
-                flush=True,
-            )
-    drops = np.array([100 * (r["fp32"] - r["int8"]) for r in rows])
-    worst = rows[int(drops.argmax())]
+    result = offline.int8_check("default", args.data, args.networks, args.seed, args.record, print)
+    drops = [100 * (r["fp32"] - r["int8"]) for r in result["networks"]]
+    worst = result["networks"][drops.index(max(drops))]["arch"]
     print(
-        f"INT8 accuracy drop over {len(rows)} networks ({done.measured_on}): median {np.median(drops):.2f} "
-        f"points, mean {drops.mean():.2f}, worst {drops.max():.2f} ({worst['arch']}), best {drops.min():.2f}"
+        f"INT8 accuracy drop over {len(drops)} networks ({result['measured_on']}): median "
+        f"{statistics.median(drops):.2f} points, mean {statistics.mean(drops):.2f}, worst {max(drops):.2f} ({worst}), "
+        f"best {min(drops):.2f}" + ("; recorded in the default table" if args.record else "")
     )
-    if args.out:
-        Path(args.out).write_text(json.dumps({"networks": rows, "command": " ".join(sys.argv)}, indent=1))
 
 
 def latency(args: argparse.Namespace) -> None:
@@ -102,7 +80,7 @@ def main() -> None:
     acc.add_argument("--data", required=True)
     acc.add_argument("--networks", type=int, default=20)
     acc.add_argument("--seed", type=int, default=0)
-    acc.add_argument("--out", default=None, help="write the per-network figures here (JSON)")
+    acc.add_argument("--record", action="store_true", help="keep the result in the default table (`table int8-check`)")
     lat = sub.add_parser("latency")
     lat.add_argument("--budgets", nargs="+", default=["40M", "50M", "60M"])
     lat.add_argument("--threads", nargs="+", type=int, default=[1, 2])

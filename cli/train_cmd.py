@@ -277,6 +277,43 @@ def validate(
     )
 
 
+@table_app.command("int8-check")
+@handle_errors
+def int8_check(
+    table: str = typer.Option("default", help="Accuracy table file, or `default`."),
+    data: Optional[Path] = typer.Option(
+        None, help="Image folder or .tar.gz with the test split (default: the data the table was trained on)."
+    ),
+    networks: int = typer.Option(20, help="Sub-networks spread over the MACs range, each exported FP32 and INT8."),
+    seed: int = typer.Option(0),
+    record: bool = typer.Option(False, "--record", help="Keep the result in the table: predictions at int8 use it."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """INT8's accuracy drop: sub-networks exported FP32 and INT8 (QDQ), both measured on the test split."""
+    from specialize.api import offline
+
+    with progress_status("exporting and measuring sub-networks") as update:
+        result = offline.int8_check(table, data, networks, seed, record, update)
+    if as_json:
+        print_json(result)
+        return
+    for row in result["networks"]:
+        console.print(
+            f"{row['arch']}  {row['macs'] / 1e6:.1f}M MACs  fp32 {100 * row['fp32']:.2f}%  int8 "
+            f"{100 * row['int8']:.2f}%  drop {100 * (row['fp32'] - row['int8']):+.2f}",
+            highlight=False,
+            markup=False,
+        )
+    band = "" if result["band"] is None else f", band ±{100 * result['band']:.2f}"
+    console.print(
+        f"INT8 accuracy drop over {len(result['networks'])} networks ({result['measured_on']}): median "
+        f"{100 * result['median_drop']:.2f} points, worst {100 * result['worst_drop']:.2f}{band}"
+        + ("; recorded in the table" if record else ""),
+        highlight=False,
+        markup=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.add_typer(table_app, name="table")

@@ -85,13 +85,26 @@ class AccuracyTable:
         """Map from table score (sum of T_d) to validation accuracy, fitted on measured sub-networks."""
         return self.results.get("accuracy_fit")
 
-    def predict(self, score: float) -> tuple[float, float | None]:
+    @property
+    def int8(self) -> dict | None:
+        """What INT8 costs this table's networks (`specialize table int8-check`): median drop and its band."""
+        return self.results.get("int8")
+
+    def predict(self, score: float, precision: str | None = None) -> tuple[float, float | None]:
         """(predicted accuracy, half-width of its band) for a table score. Without a fit: PONAS's
-        best-network accuracy plus the score, and no band."""
+        best-network accuracy plus the score, and no band. At int8: the FP32 prediction less the measured median
+        INT8 drop, the two bands combined; no band where the drop was never measured."""
         fit = self.accuracy_fit
         if not fit:
-            return float(self.accuracy[-1].max()) + score, None
-        return fit["intercept"] + fit["slope"] * score, fit["band"]
+            predicted, band = float(self.accuracy[-1].max()) + score, None
+        else:
+            predicted, band = fit["intercept"] + fit["slope"] * score, fit["band"]
+        if precision != "int8":
+            return predicted, band
+        if not self.int8:
+            return predicted, None
+        drop_band = self.int8.get("band") or 0.0
+        return predicted - self.int8["median_drop"], None if band is None else float(np.hypot(band, drop_band))
 
     def measured(self, at_least: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """The sub-networks training measured (`results.spread`): genes [n, L] and validation accuracy [n].
@@ -196,6 +209,16 @@ def _check_fields(data: dict, space: SearchSpace, path: Path) -> None:
     for key in ("weights", "calibration"):
         if data.get(key) and not isinstance(data[key].get("file"), str):
             raise SpecializeError(f"{KIND} file {path}: field '{key}.file' is not a file name")
+    int8 = (data.get("results") or {}).get("int8")
+    if int8 is not None and not (
+        isinstance(int8, dict)
+        and _is_number(int8.get("median_drop"))
+        and -1 <= int8["median_drop"] <= 1
+        and (int8.get("band") is None or (_is_number(int8["band"]) and 0 <= int8["band"] <= 1))
+    ):
+        raise SpecializeError(
+            f"{KIND} file {path}: field 'results.int8' needs a 'median_drop' in [-1, 1] and a 'band' in [0, 1]"
+        )
     fit = (data.get("results") or {}).get("accuracy_fit")
     if fit is not None and not (
         isinstance(fit, dict) and all(_is_number(fit.get(k)) for k in ("intercept", "slope", "band"))

@@ -16,12 +16,16 @@ build (no GPU or TensorRT here); the TensorRT form follows the constraints above
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
+
+if TYPE_CHECKING:
+    from specialize.table import AccuracyTable
 
 FORMS = {
     "onnxruntime": {
@@ -91,3 +95,42 @@ def quantized_ops(onnx_bytes: bytes) -> dict[str, int]:
 
     nodes = onnx.load_from_string(onnx_bytes).graph.node
     return {op: sum(n.op_type == op for n in nodes) for op in ("QuantizeLinear", "DequantizeLinear")}
+
+
+def int8_drop(
+    table: "AccuracyTable",
+    data: str | os.PathLike,
+    networks: int = 20,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """What INT8 costs in accuracy: `networks` sub-networks spread over the table's space, each exported as FP32
+    and as INT8 (onnxruntime's form) from the table's weights, both measured on the test split of `data`. Returns
+    the per-network figures and the drop's median and band (the record `table int8-check` keeps in the table)."""
+    from specialize.sampling import spread_architectures
+    from supernet.export import export_subnet
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="specialize-int8-check-") as tmp:
+        for arch in spread_architectures(table.space, networks, seed):
+            done = export_subnet(
+                table.space.name, str(arch), Path(tmp) / "m.onnx", weights=str(table.path), data=data,
+                precision="int8",
+            )  # fmt: skip
+            if done.fp32_accuracy is None or done.measured_accuracy is None:
+                raise ValueError(f"no test split to measure on in {data}")
+            rows.append(
+                {"arch": str(arch), "macs": done.macs, "fp32": done.fp32_accuracy, "int8": done.measured_accuracy}
+            )
+            if progress:
+                drop = 100 * (done.fp32_accuracy - done.measured_accuracy)
+                progress(f"{len(rows)}/{networks} {arch}: fp32 {100 * done.fp32_accuracy:.2f}%, drop {drop:+.2f}")
+    drops = np.array([r["fp32"] - r["int8"] for r in rows])
+    return {
+        "form": "onnxruntime",
+        "networks": rows,
+        "median_drop": float(np.median(drops)),
+        "worst_drop": float(drops.max()),
+        "band": float(2 * drops.std(ddof=1)) if len(drops) > 1 else None,
+        "measured_on": done.measured_on,
+    }

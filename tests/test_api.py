@@ -267,3 +267,35 @@ def test_precision_picks_the_profile_and_the_export_ships_it(tmp_path):
         specialize(profile=str(path), precision="fp32", max_flops="45M")
     assert [shipped_precision(p, "onnx") for p in ("fp32", "fp16", "int8", None)] == ["fp32", "fp32", "int8", "fp32"]
     assert shipped_precision("fp16", "tensorrt") == "fp16"
+
+
+def test_int8_predictions_take_the_measured_drop_and_say_so(tmp_path):
+    """At int8 the prediction is the FP32 one less the recorded median drop, bands combined; with no record, the
+    FP32 figure with no band, and the basis says the drop was never measured. A bad record is refused."""
+    import json
+    from dataclasses import replace
+
+    from hw_profiles import resolve_profile
+    from specialize.table import load_table
+
+    table = load_table("default")
+    profile = resolve_profile("this-cpu", table.space)
+    int8_profile = tmp_path / "int8.json"
+    replace(profile, precision="int8").save(int8_profile)
+    bare = dict(table.results)
+    bare.pop("int8", None)
+    unmeasured = replace(table, results=bare)
+    fp32 = specialize(table=unmeasured, profile=str(profile.path), max_flops="45M")
+    plain = specialize(table=unmeasured, profile=str(int8_profile), max_flops="45M")
+    assert plain.predicted_accuracy == fp32.predicted_accuracy and plain.predicted_accuracy_band is None
+    assert "INT8 drop never measured" in plain.accuracy_basis
+    measured = replace(table, results={**bare, "int8": {"median_drop": 0.01, "band": 0.006, "networks": [{}] * 20}})
+    int8 = specialize(table=measured, profile=str(int8_profile), max_flops="45M")
+    assert int8.predicted_accuracy == pytest.approx(fp32.predicted_accuracy - 0.01)
+    assert int8.predicted_accuracy_band == pytest.approx(np.hypot(fp32.predicted_accuracy_band, 0.006))
+    assert "less the median INT8 drop 1.00 points over 20 networks" in int8.accuracy_basis
+    data = json.loads(table.path.read_text())
+    data["results"]["int8"] = {"median_drop": "0.01"}
+    (tmp_path / "t.json").write_text(json.dumps(data))
+    with pytest.raises(SpecializeError, match="field 'results.int8' needs a 'median_drop' in"):
+        load_table(tmp_path / "t.json")

@@ -543,7 +543,8 @@ def _result(
     answer = own if found and not exact_better else reference
     values = measured_values(problem, answer.genes)
     value = float(problem.scores(answer.genes[None])[0])
-    predicted, band = tbl.predict(value)
+    precision = prof.precision if prof else None
+    predicted, band = tbl.predict(value, precision)
     details = own.details if own is not None else {"skipped": outcome.skipped}
     return SpecializeResult(
         arch=str(space.arch_from_indices(answer.genes)),
@@ -563,9 +564,9 @@ def _result(
         latency_ms=values.get("latency_ms"),
         predicted_accuracy=predicted,
         predicted_accuracy_band=band,
-        accuracy_basis=accuracy_basis(tbl),
+        accuracy_basis=accuracy_basis(tbl, precision),
         accuracy_loss=value,
-        best_accuracy=tbl.predict(0.0)[0],
+        best_accuracy=tbl.predict(0.0, precision)[0],
         best_arch=tbl.best_arch,
         bounds=bound_report(problem, values),
         strategy=outcome.strategy,
@@ -619,11 +620,21 @@ def _blocks(tbl: AccuracyTable, prof, genes: np.ndarray) -> list[BlockChoice]:
     ]
 
 
-def accuracy_basis(table: AccuracyTable) -> str:
+def accuracy_basis(table: AccuracyTable, precision: str | None = None) -> str:
     fit = table.accuracy_fit
     if not fit:
-        return "PONAS table sum (this table has no measured fit: no error band)"
-    return f"{fit['split']} split, {fit['images']} images, fit over {fit['samples']} measured sub-networks"
+        basis = "PONAS table sum (this table has no measured fit: no error band)"
+    else:
+        basis = f"{fit['split']} split, {fit['images']} images, fit over {fit['samples']} measured sub-networks"
+    if precision != "int8":
+        return basis
+    int8 = table.int8
+    if not int8:
+        return basis + "; int8: FP32 figure, the INT8 drop never measured (`specialize table int8-check`): no band"
+    return (
+        basis + f"; int8: less the median INT8 drop {100 * int8['median_drop']:.2f} points over "
+        f"{len(int8.get('networks') or [])} networks"
+    )
 
 
 def bound_report(problem: Problem, values: dict[str, float]) -> list[dict]:

@@ -49,6 +49,37 @@ def validate_table(
     return fidelity
 
 
+def int8_check(
+    table: str, data: Path | None, networks: int, seed: int, record: bool, progress: Callable[[str], None]
+) -> dict:
+    """INT8's accuracy drop over `networks` spread sub-networks of the table (supernet.quantize.int8_drop), on the
+    test split of `data` (default: the data the table was trained on); with `record`, kept in the table, where
+    predictions at int8 read it."""
+    from specialize.fileio import provenance
+    from specialize.table import load_table
+    from supernet.quantize import int8_drop
+
+    if not 2 <= networks <= 1000:
+        raise SpecializeError(f"{option('networks')} must be 2..1000, got {networks}")
+    t = load_table(table)
+    source = data if data is not None else t.training_data()
+    if source is None:
+        raise SpecializeError(
+            f"give {option('data')}: the data accuracy table {t.path} was trained on is not on this machine"
+        )
+    if record:
+        check_writable(t.path)
+    from supernet.export import check_data_classes
+
+    check_data_classes(t.space, source, t.space.resolution)
+    result = int8_drop(t, source, networks, seed, progress)
+    result["provenance"] = provenance(command="table int8-check", networks=networks, seed=seed, data=str(source))
+    if record:
+        t.results = {**t.results, "int8": result}
+        t.save(t.path)
+    return result
+
+
 def proxy_check(
     space: str,
     data: Path,
