@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from specialize import cost
 from specialize.cost import (
     MAX_BATCH,
     MAX_DTYPE_BYTES,
@@ -16,6 +17,8 @@ from specialize.cost import (
     candidate_ops,
     cost_arrays,
     head_ops,
+    mbconv_ops,
+    se_channels,
     stem_ops,
 )
 from specialize.errors import SpecializeError
@@ -23,6 +26,15 @@ from specialize.sampling import uniform_architectures
 from specialize.space import get_space
 
 SPACE = replace(get_space("cifar10-depth"), name="cost-brute-force", resolution=24)
+
+
+@pytest.fixture(autouse=True)
+def no_cached_arrays():
+    """Every test computes the arrays itself: a cache filled elsewhere (another test, a mutation run's first pass)
+    must not answer for the code under test."""
+    cost._cost_arrays.cache_clear()
+    yield
+    cost._cost_arrays.cache_clear()
 
 
 def brute_force(arch, dtype_bytes: int, batch: int) -> dict:
@@ -58,11 +70,23 @@ def test_squeeze_excite_candidates_have_their_se_op_and_skip_has_none():
     assert candidate_ops(SPACE, 1, SPACE.candidates[names.index("skip")]) == []
 
 
+def test_mbconv_by_hand_residual_held_se_width_and_mid_channels():
+    residual = mbconv_ops(16, 16, 8, 1, 3, 3, True)
+    assert [o.kind for o in residual] == ["conv", "dwconv", "se", "conv"]
+    assert all(o.held_elems == 16 * 8 * 8 for o in residual)  # the block input stays alive for the add
+    assert all(o.held_elems == 0 for o in mbconv_ops(16, 24, 8, 2, 3, 3, True))  # no residual: nothing held
+    assert residual[2].macs == 2 * 48 * se_channels(48) and (se_channels(16), se_channels(48)) == (8, 12)
+    assert mbconv_ops(16, 16, 8, 1, 3, 3, True, se_reduced=4)[2].macs == 2 * 48 * 4
+    wide = mbconv_ops(16, 16, 8, 1, 3, 3, False, mid_channels=200)
+    assert wide[0].out_elems == 200 * 64 and wide[1].macs == 64 * 200 * 9
+
+
 def test_stem_and_head_by_hand():
     size, out, c = SPACE.resolution, SPACE.stem_out_size, SPACE.stem_channels
     assert stem_ops(SPACE)[0] == Op("conv", out * out * 3 * c * 9, 3 * c * 9 + 2 * c, 3 * size * size, c * out * out)
     head, classes = SPACE.head_channels, SPACE.num_classes
     assert head_ops(SPACE)[-1] == Op("fc", head * classes, head * classes + classes, head, classes)
+    assert head_ops(SPACE)[0].kind == "conv"
 
 
 def test_the_arrays_as_a_file_name_every_part():
