@@ -290,12 +290,32 @@ def render_result(result) -> None:
     console.print(_solver_line(result), highlight=False, markup=False)
     if result.device_note:
         console.print(f"note: {result.device_note}", highlight=False, markup=False)
+    for line in _precision_lines(result.precision_choice or []):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
     if result.rerank is not None:
         console.print(_rerank_line(result.rerank), highlight=False, markup=False, soft_wrap=True)
     console.print("architecture (copy-paste):", highlight=False)
     console.print(result.arch, highlight=False, markup=False, soft_wrap=True)
     if result.export is not None:
         _render_export(result.export)
+
+
+def _precision_lines(choice: list[dict]) -> list[str]:
+    """--precision auto: one line per precision tried, the chosen one marked."""
+    lines = []
+    for c in choice:
+        if "infeasible" in c:
+            lines.append(f"  {c['precision']}: no answer ({c['infeasible']})")
+            continue
+        band = "" if c["predicted_accuracy_band"] is None else f" (±{100 * c['predicted_accuracy_band']:.1f})"
+        latency = "" if c["latency_ms"] is None else f", {_fmt('latency_ms', c['latency_ms'])}"
+        mark = "chosen" if c["chosen"] else "      "
+        lines.append(
+            f"  {mark} {c['precision']}: predicted {100 * c['predicted_accuracy']:.2f}%{band}{latency}, "
+            f"{_fmt('macs', c['macs'])} MACs, {c['arch']}"
+        )
+    title = "precision auto (highest predicted accuracy at its precision; ties to the faster):"
+    return [title, *lines] if lines else []
 
 
 def _flag_text(bound: dict) -> str:
@@ -321,6 +341,11 @@ def _render_export(export: dict) -> None:
         f"(the figures above); batch norm {export['bn_statistics']}",
         f"accuracy: predicted {100 * export['predicted_accuracy']:.2f}%{band}{measured}",
     ]
+    if export.get("fp32_accuracy") is not None:
+        lines.append(
+            f"precision: {export['precision']} (QDQ); the same network's fp32 graph measured "
+            f"{100 * export['fp32_accuracy']:.2f}% on the same images"
+        )
     if export["predicted_latency_ms"] is not None:
         got = (
             f"; {export['latency_note']}"

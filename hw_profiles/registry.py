@@ -189,6 +189,27 @@ def resolve_profile(
     )
 
 
+def precisions_for(device: str | None, space: SearchSpace, batch: int | None = None, threads: int | None = None):
+    """The precisions `device` has a latency profile at for `space` (what `--precision auto` compares): its
+    shipped measured profiles' at this batch and thread count, else those its estimate has published anchors at
+    (and its own default precision)."""
+    name = device_registry.canonical_name(device or DEFAULT_DEVICE)
+    shipped = [h for h in shipped_profiles() if h["name"] == name and h["body_fingerprint"] == space.body_fingerprint]
+    batch = DEFAULT_BATCH if batch is None else batch
+    measured = {
+        h["precision"] or "fp32"
+        for h in shipped
+        if h["batch"] == batch and h["threads"] == (DEFAULT_THREADS if threads is None else threads)
+    }
+    if measured:
+        return sorted(measured, key=PRECISIONS.index)
+    if name in device_registry.devices():
+        known = device_registry.devices()[name]
+        anchored = {a["precision"] for a in known.anchors} | {known.default_precision}
+        return sorted(anchored & set(ESTIMATED_PRECISIONS), key=PRECISIONS.index)
+    return []
+
+
 def check_precision(precision: str | None) -> None:
     if precision is not None and precision not in PRECISIONS:
         raise SpecializeError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")

@@ -299,3 +299,16 @@ def test_int8_predictions_take_the_measured_drop_and_say_so(tmp_path):
     (tmp_path / "t.json").write_text(json.dumps(data))
     with pytest.raises(SpecializeError, match="field 'results.int8' needs a 'median_drop' in"):
         load_table(tmp_path / "t.json")
+
+
+def test_auto_precision_tries_each_profile_and_keeps_the_best_prediction(tmp_path):
+    result = specialize("jetson", precision="auto", max_latency="1.6ms")
+    tried = {c["precision"]: c for c in result.precision_choice}
+    assert set(tried) == {"fp32", "fp16"} and sum(c["chosen"] for c in tried.values()) == 1
+    best = max(tried.values(), key=lambda c: c["predicted_accuracy"])
+    assert best["chosen"] and result.precision == best["precision"] and result.arch == best["arch"]
+    for precision, c in tried.items():
+        alone = specialize("jetson", precision=precision, max_latency="1.6ms")
+        assert (alone.arch, alone.predicted_accuracy) == (c["arch"], c["predicted_accuracy"])
+    with pytest.raises(SpecializeError, match="a profile file has one precision"):
+        specialize(profile=str(tmp_path / "p.json"), precision="auto", max_flops="45M")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from specialize.cost import cost_arrays, masked_extremes
-from specialize.errors import SpecializeError, option
+from specialize.errors import InfeasibleError, SpecializeError, option
 from specialize.search.constraints import METRICS, Bound, Problem, bounds_from_options, build_problem, takes_bounds
 from specialize.search.registry import Budget, SearchResult, Strategy, register_lazy
 from specialize.search.rerank import MIN_MEASURED
@@ -103,6 +103,7 @@ class SpecializeResult:
     device_note: str | None = None  # a measured profile from another host: where it was timed, how to profile here
     rerank: dict | None = None  # --rerank: the k candidates, their table score and reranked prediction, changed or not
     precision: str | None = None  # the latency profile's precision, which an export ships (None without a device)
+    precision_choice: list[dict] | None = None  # precision="auto": every precision tried, its answer, which won
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -142,6 +143,15 @@ def specialize(
     from specialize.search.registry import get_strategy
     from specialize.search.rerank import get_reranker
 
+    if precision == "auto":
+        return _best_precision(
+            lambda p: specialize(
+                device, table=table, profile=profile, seed=seed, strategy=strategy, penalty=penalty,
+                generations=generations, solver=solver, time_limit=time_limit, batch=batch, threads=threads,
+                rerank=rerank, rerank_k=rerank_k, precision=p, **bounds,
+            ),
+            device, table, profile, batch, threads,
+        )  # fmt: skip
     refuse_offline(solver or strategy)
     if not (isinstance(time_limit, (int, float)) and math.isfinite(time_limit) and 0 < time_limit <= 86_400):
         raise SpecializeError(f"time limit {time_limit!r} is out of range: a number of seconds in (0, 86400]")
@@ -154,6 +164,48 @@ def specialize(
     if reranker is None:
         return _result(tbl, prof, problem, outcome, penalty, seed)
     return rerank_result(tbl, prof, problem, outcome, penalty, seed, (rerank, reranker, rerank_k, measured), time_limit)
+
+
+def _best_precision(run, device, table, profile, batch, threads) -> SpecializeResult:
+    """precision="auto": the search at every precision the device has a profile at; the answer with the highest
+    predicted accuracy at its precision (INT8's measured drop subtracted) wins, ties to the faster; every one tried
+    is kept in `precision_choice`."""
+    from hw_profiles.registry import precisions_for
+
+    if profile is not None:
+        raise SpecializeError(
+            f"{option('precision', 'auto')} compares a device's profiles; a profile file has one precision: "
+            f"leave {option('precision')} out, or give {option('device')} instead"
+        )
+    tbl = table if isinstance(table, AccuracyTable) else load_table(table)
+    candidates = precisions_for(device, tbl.space, batch, threads)
+    if not candidates:
+        raise SpecializeError(f"{option('precision', 'auto')} needs a device with latency profiles: give one")
+    results, refused = {}, {}
+    for precision in candidates:
+        try:
+            results[precision] = run(precision)
+        except InfeasibleError as exc:
+            refused[precision] = str(exc)
+    if not results:
+        said = "; ".join(f"{p}: {m}" for p, m in refused.items())
+        raise InfeasibleError(f"no precision meets the bounds: {said}")
+    best = max(results.values(), key=lambda r: (round(r.predicted_accuracy, 6), -(r.latency_ms or 0.0)))
+    choice = [
+        {
+            "precision": p,
+            "chosen": r is best,
+            "arch": r.arch,
+            "predicted_accuracy": r.predicted_accuracy,
+            "predicted_accuracy_band": r.predicted_accuracy_band,
+            "latency_ms": r.latency_ms,
+            "macs": r.macs,
+        }
+        for p, r in results.items()
+    ] + [{"precision": p, "chosen": False, "infeasible": m} for p, m in refused.items()]
+    from dataclasses import replace
+
+    return replace(best, precision_choice=choice)
 
 
 def rerank_result(
