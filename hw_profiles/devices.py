@@ -41,6 +41,11 @@ class Device:
         return float(self.figures[name]["value"])
 
     def peak_flops(self, precision: str) -> float:
+        if f"peak_flops_{precision}" not in self.figures:
+            raise SpecializeError(
+                f"device {self.name!r} has no {precision} peak-throughput figure (peak_flops_{precision}), so no "
+                f"{precision} estimate; measure a profile on the device (`specialize profile --precision {precision}`)"
+            )
         return self.figure(f"peak_flops_{precision}")
 
 
@@ -91,8 +96,8 @@ def _check_anchor(anchor, where: str) -> dict:
         raise SpecializeError(
             f"{where}: anchor network {anchor['network']!r} is not one of {', '.join(REFERENCE_NETWORKS)}"
         )
-    if anchor["role"] not in ANCHOR_ROLES or anchor["precision"] not in ("fp32", "fp16"):
-        raise SpecializeError(f"{where}: anchor role must be one of {ANCHOR_ROLES} and precision fp32 or fp16")
+    if anchor["role"] not in ANCHOR_ROLES or anchor["precision"] not in ("fp32", "fp16", "int8"):
+        raise SpecializeError(f"{where}: anchor role must be one of {ANCHOR_ROLES} and precision fp32, fp16 or int8")
     try:
         latency = float(anchor["latency_ms"])
     except (TypeError, ValueError):

@@ -17,7 +17,7 @@ from pathlib import Path
 from hw_profiles import devices as device_registry
 from hw_profiles.host import measured_elsewhere
 from hw_profiles.profile import PRECISIONS, DeviceProfile, load_profile
-from hw_profiles.roofline import DTYPE_BYTES, anchoring, estimate_profile
+from hw_profiles.roofline import anchoring, estimate_profile
 from specialize.errors import SpecializeError, option
 from specialize.space import SearchSpace
 
@@ -25,7 +25,6 @@ DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_DEVICE = "this-cpu"
 DEFAULT_BATCH = 1
 DEFAULT_THREADS = 1
-ESTIMATED_PRECISIONS = tuple(DTYPE_BYTES)  # what the roofline estimates cover
 
 
 def shipped_file_name(
@@ -159,12 +158,13 @@ def resolve_profile(
                 f"at batch {batch or DEFAULT_BATCH}, and its estimate has no thread count "
                 f"(leave {option('threads')} out)"
             )
-        if precision not in (None, *ESTIMATED_PRECISIONS):
+        known = device_registry.devices()[name]
+        if precision is not None and f"peak_flops_{precision}" not in known.figures:
             raise SpecializeError(
-                f"device {name!r} has no measured {precision} profile for space {space.name!r}, and its estimate "
-                f"covers {', '.join(ESTIMATED_PRECISIONS)} only (no published {precision} anchor yet); measure one "
-                f"with `specialize profile --precision {precision} --space {space.option_name} -o PROFILE.json` "
-                f"on the device and pass {option('profile', 'PROFILE.json')}"
+                f"device {name!r} has no measured {precision} profile for space {space.name!r}, and no {precision} "
+                f"throughput figure to estimate one from; measure one with `specialize profile --precision "
+                f"{precision} --space {space.option_name} -o PROFILE.json` on the device and pass "
+                f"{option('profile', 'PROFILE.json')}"
             )
         return estimate_profile(
             device_registry.devices()[name],
@@ -206,7 +206,7 @@ def precisions_for(device: str | None, space: SearchSpace, batch: int | None = N
     if name in device_registry.devices():
         known = device_registry.devices()[name]
         anchored = {a["precision"] for a in known.anchors} | {known.default_precision}
-        return sorted(anchored & set(ESTIMATED_PRECISIONS), key=PRECISIONS.index)
+        return sorted((p for p in anchored if f"peak_flops_{p}" in known.figures), key=PRECISIONS.index)
     return []
 
 

@@ -26,7 +26,7 @@ from specialize.errors import SpecializeError
 from specialize.fileio import provenance
 from specialize.space import SearchSpace
 
-DTYPE_BYTES = {"fp32": 4, "fp16": 2}
+DTYPE_BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
 ANCHOR_BATCH = 1  # published anchors are single-image latencies
 
 
@@ -78,7 +78,8 @@ def borrowed_se_factor(device: Device, precision: str) -> tuple[float, str]:
 
     donors = {}
     for other in devices().values():
-        if other.processor == device.processor and other.name != device.name:
+        has_figure = f"peak_flops_{precision}" in other.figures
+        if other.processor == device.processor and other.name != device.name and has_figure:
             scale = plain_scale(other, precision)
             factor = None if scale is None else fitted_se_factor(other, precision, scale)
             if factor is not None:
@@ -118,6 +119,7 @@ def anchoring(device: Device, precision: str) -> dict:
     class without one borrow that factor, and say so."""
     anchors = device_anchors(device, precision)
     scale = plain_scale(device, precision)
+    borrowed = bool(anchors) and all(a["precision"] != precision for a in anchors)
     if scale is None:
         return {
             "scale": 1.0,
@@ -148,6 +150,15 @@ def anchoring(device: Device, precision: str) -> dict:
     checks = [r["residual"] for r in rows if r["role"] == "check"]
     fit_error = op_model()["fit"]["network_mape"]
     band = math.sqrt(max(abs(c) for c in checks) ** 2 + fit_error**2) if checks else None
+    if borrowed and precision == "int8":  # no published INT8 latency checks this: its error is unknown
+        return {
+            "scale": scale,
+            "se_factor": round(se_factor, 4),
+            "se_source": se_source,
+            "anchors": rows,
+            "expected_error": None,
+            "note": f"no published int8 anchor: scaled by its {anchors[0]['precision']} anchors, error unknown",
+        }
     return {
         "scale": scale,
         "se_factor": round(se_factor, 4),

@@ -100,8 +100,28 @@ def test_a_profile_file_at_another_batch_or_thread_count_is_refused(tmp_path):
         resolve_profile(None, space, str(path), precision="int8")
     with pytest.raises(SpecializeError, match="unknown precision 'int4'; valid: fp32, fp16, int8"):
         resolve_profile("jetson", space, precision="int4")
-    with pytest.raises(SpecializeError, match="its estimate covers fp32, fp16 only"):
+    with pytest.raises(SpecializeError, match="no int8 throughput figure to estimate one from"):
         resolve_profile("jetson", space, precision="int8")
+
+
+def test_an_int8_estimate_rests_on_int8_anchors_or_says_its_error_is_unknown():
+    """raspberry-pi-4 has published INT8 latencies (opencv_zoo): its int8 estimate is scaled and banded by them.
+    The same device without them is scaled by its fp32 anchors and its error is unknown (±?), not borrowed."""
+    from dataclasses import replace
+
+    from hw_profiles.devices import devices
+    from hw_profiles.roofline import anchoring
+
+    space = get_space(SPACE)
+    pi4 = resolve_profile("raspberry-pi-4", space, precision="int8")
+    anchors = pi4.hardware["anchor"]["anchors"]
+    assert pi4.precision == "int8" and {a["precision"] for a in anchors} == {"int8"}
+    assert pi4.expected_error is not None
+    fp32_only = replace(devices()["raspberry-pi-4"], anchors=tuple(a for a in devices()["raspberry-pi-4"].anchors
+                                                                     if a["precision"] == "fp32"))  # fmt: skip
+    borrowed = anchoring(fp32_only, "int8")
+    assert borrowed["expected_error"] is None and "no published int8 anchor" in borrowed["note"]
+    assert anchoring(fp32_only, "fp32")["expected_error"] is not None
 
 
 def test_shipped_profiles_are_named_by_their_settings_and_unique():
