@@ -179,6 +179,15 @@ class Fixtures:
         (run / "log.jsonl").symlink_to(self.root / "victim.txt")
         return str(run)
 
+    def bad_images(self) -> str:
+        """An image folder whose files are not images."""
+        target = self.root / "bad-images"
+        for split in ("train", "test"):
+            for cls in ("a", "b"):
+                (target / split / cls).mkdir(parents=True, exist_ok=True)
+                (target / split / cls / "x.jpg").write_text("not an image")
+        return str(target)
+
     def data(self) -> str:
         from supernet.data import make_synthetic_folder
 
@@ -525,6 +534,34 @@ def cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
         ),
         ("refuse", "fullwidth digit k３e3", ["cost", "--arch", ",".join(["k３e3"] + ["k3e3"] * 11)], {}),
         ("refuse", "leading zero k03e3", ["cost", "--arch", ",".join(["k03e3"] + ["k3e3"] * 11)], {}),
+        # issue 19, second pass: side effects before validation ends, and the precision options
+        (
+            "refuse",
+            "train on unreadable images leaves no run directory",
+            ["train", "--space", "cifar10", "--data", fx.bad_images(), "-o", fx.path("r-bad-images"), "--epochs", "1"],
+            {"absent": fx.path("r-bad-images"), "text": "unreadable image"},
+        ),
+        (
+            "refuse",
+            "export -o a 245-byte file name",
+            ["export", "--arch", ARCH, "--untrained", "-o", fx.path("m" * 240 + ".onnx")],
+            {"absent": fx.path("m" * 240 + ".onnx"), "text": "file name is 245 bytes"},
+        ),
+        ("refuse", "--precision int4", ["--device", "jetson", "--precision", "int4"], {"text": "unknown precision"}),
+        ("refuse", "--precision int8, no int8 figure", ["--device", "jetson", "--precision", "int8"], {}),
+        (
+            "refuse",
+            "--precision auto with a profile file",
+            ["--profile", fx.profile("auto.json"), "--precision", "auto"],
+            {"text": "one precision"},
+        ),
+        (
+            "refuse",
+            "export --precision fp16 to ONNX",
+            ["export", "--arch", ARCH, "--untrained", "--precision", "fp16", "-o", fx.path("fp16.onnx")],
+            {"absent": fx.path("fp16.onnx")},
+        ),
+        ("refuse", "table int8-check --networks 1", ["table", "int8-check", "--networks", "1"], {}),
     ]
     return out
 
