@@ -246,6 +246,19 @@ def _check_validations(measurement: dict, path: Path) -> None:
         )
 
 
+WHOLE_NETWORK_NUMBERS = ("calibrated_loo_mape", "uncalibrated_mape", "repeatability")  # what expected_error reads
+
+
+def _check_numbers(record, keys: tuple[str, ...], field: str, path: Path) -> None:
+    """`record` is an object whose `keys`, where present and not null, are non-negative finite numbers."""
+    if not isinstance(record, dict):
+        raise SpecializeError(f"{KIND} file {path}: field {field!r} is not an object")
+    for key in keys:
+        value = record.get(key)
+        if value is not None and not (_ms(value)):
+            raise SpecializeError(f"{KIND} file {path}: field '{field}.{key}' is {value!r}, not a non-negative number")
+
+
 def load_profile(path: str | Path, space: SearchSpace | None = None) -> DeviceProfile:
     """Read and check a profile file; with `space`, also check that it was made for that space."""
     path = Path(path)
@@ -278,6 +291,12 @@ def profile_from_dict(data: dict, path: Path) -> DeviceProfile:
     fixed_spread = data.get("fixed_spread_ms")
     measurement = data.get("measurement") or {}
     _check_validations(measurement, path)
+    for key in ("hardware", "provenance"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise SpecializeError(f"{KIND} file {path}: field {key!r} is not an object")
+    _check_numbers(measurement.get("whole_network") or {}, WHOLE_NETWORK_NUMBERS, "measurement.whole_network", path)
+    _check_numbers((data.get("hardware") or {}).get("anchor") or {}, ("expected_error",), "hardware.anchor", path)
+    _check_numbers((data.get("hardware") or {}).get("few_shot") or {}, ("loo_mape",), "hardware.few_shot", path)
     profile = DeviceProfile(
         name=data["name"],  # checked above
         kind=kind,

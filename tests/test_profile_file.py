@@ -169,6 +169,22 @@ ROWS = [[1.0] * C] * L
         ({"measurement": {"validations": [5]}}, MAPE),
         ({"measurement": [1]}, MAPE),
         ({"schema_version": 99}, ": field 'schema_version' is 99, expected 1"),
+        ({"hardware": ["cpu"]}, ": field 'hardware' is not an object"),
+        ({"provenance": "x"}, ": field 'provenance' is not an object"),
+        (
+            {"hardware": {"anchor": {"expected_error": "10%"}}},
+            ": field 'hardware.anchor.expected_error' is '10%', not a non-negative number",
+        ),
+        ({"hardware": {"anchor": [1]}}, ": field 'hardware.anchor' is not an object"),
+        (
+            {"hardware": {"few_shot": {"loo_mape": -0.1}}},
+            ": field 'hardware.few_shot.loo_mape' is -0.1, not a non-negative number",
+        ),
+        ({"measurement": {"whole_network": "fast"}}, ": field 'measurement.whole_network' is not an object"),
+        (
+            {"measurement": {"whole_network": {"repeatability": [0.1]}}},
+            ": field 'measurement.whole_network.repeatability' is [0.1], not a non-negative number",
+        ),
     ],
 )
 def test_a_bad_field_gets_one_exact_line(tmp_path, changes, expected):
