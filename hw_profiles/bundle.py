@@ -130,6 +130,25 @@ def _timing(entry: dict, key: str, path: Path) -> Timing:
     return Timing(float(entry["median_ms"]), float(entry["iqr_ms"]), entry["samples"], entry.get("runs_per_sample", 1))
 
 
+def _check_results_settings(results: dict, path: Path) -> None:
+    """The run's settings the profile keeps: threads a whole number 1..65536, precision one we know, names text."""
+    from hw_profiles.profile import PRECISIONS
+
+    threads = results.get("threads")
+    if threads is not None and (type(threads) is not int or not 1 <= threads <= 65536):
+        raise SpecializeError(
+            f"bundle results file {path}: field 'threads' is {threads!r}, not a whole number 1..65536"
+        )
+    if results.get("precision", "fp32") not in PRECISIONS:
+        raise SpecializeError(
+            f"bundle results file {path}: field 'precision' is {results.get('precision')!r}; "
+            f"expected one of {', '.join(PRECISIONS)}"
+        )
+    for key in ("runner", "graph_optimization_level", "device_name", "host", "date"):
+        if results.get(key) is not None and not isinstance(results[key], str):
+            raise SpecializeError(f"bundle results file {path}: field {key!r} is not text")
+
+
 def _manifest_entries(manifest: dict, path: Path) -> list[dict]:
     """The manifest's entries: a list of objects, each with string 'key' and 'file' and an optional string 'arch'."""
     entries = require(manifest, "entries", path, "bundle manifest")
@@ -189,6 +208,7 @@ def import_bundle(directory: str | Path, name: str | None = None) -> DeviceProfi
     directory = Path(directory)
     manifest, results, results_path, space, entries, timings = _read_bundle(directory)
     batch = manifest["batch"] if "batch" in manifest else 1
+    _check_results_settings(results, results_path)
     latency, spread, fixed, fixed_spread = assemble_profile(space, timings, batch)
     runtime = "tensorrt" if results.get("runner") == "trtexec" else "onnxruntime"
     profile = DeviceProfile(

@@ -678,6 +678,11 @@ bundle_mutations = st.one_of(
         st.sampled_from([math.nan, math.inf, -5.0, "x", None, 0]),
     ),
     st.builds(lambda v: ("results", lambda r: _set_key(r, "results", v)), st.sampled_from(["x", [], None])),
+    st.builds(
+        lambda k, v: ("results", lambda r: _set_key(r, k, v)),
+        st.sampled_from(["threads", "precision", "runner", "device_name"]),
+        st.sampled_from(["abc", 10**400, 0, -1, 1.5, True, [1], {"a": 1}, "int4"]),
+    ),
 )
 
 
@@ -692,10 +697,26 @@ def test_corrupt_bundles_refused(tmp_path, mutation):
     )
     out = tmp_path / "p.json"
     result = invoke("profile", "import", root, "-o", out)
-    if result.exit_code == 0:  # only a zero iqr or samples-as-int edits can be valid, and then the profile loads
+    if result.exit_code == 0:  # a zero iqr, samples-as-int or text settings can be valid: then the profile loads
         out.unlink()
         return
     assert_refused(result, absent=out)
+
+
+@pytest.mark.parametrize(
+    "key,value,said",
+    [
+        ("threads", "abc", "field 'threads' is 'abc', not a whole number 1..65536"),
+        ("threads", 10**400, "not a whole number 1..65536"),
+        ("threads", 0, "field 'threads' is 0, not a whole number 1..65536"),
+        ("precision", "int4", "field 'precision' is 'int4'; expected one of fp32, fp16, int8"),
+        ("runner", ["trtexec"], "field 'runner' is not text"),
+    ],
+)
+def test_bundle_run_settings_are_checked(tmp_path, key, value, said):
+    root = write_bundle_files(tmp_path / "b", lambda m: None, lambda r: _set_key(r, key, value))
+    out = tmp_path / "p.json"
+    assert said in assert_refused(invoke("profile", "import", root, "-o", out), absent=out)
 
 
 def test_profile_bundle_output_must_be_a_directory(tmp_path):
