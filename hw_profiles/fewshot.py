@@ -48,8 +48,8 @@ def load_timings(path: str | Path, profile: DeviceProfile) -> list[tuple[Archite
                 f"{KIND} file {path}: entry {i} needs 'arch' (of space {profile.space.name}) and a "
                 f"number 'latency_ms': {exc}"
             ) from None
-        if not ms > 0:
-            raise SpecializeError(f"{KIND} file {path}: entry {i} has latency {ms}, which is not positive")
+        if not 0 < ms <= 1e7:
+            raise SpecializeError(f"{KIND} file {path}: entry {i} has latency {ms}, not a positive number of ms")
         pairs.append((arch, ms))
     if not MIN_TIMINGS <= len(pairs) <= MAX_TIMINGS:
         raise SpecializeError(

@@ -122,6 +122,11 @@ def check_not_input(output: str | os.PathLike, *inputs: str | os.PathLike | None
             )
 
 
+def _non_standard(name: str):
+    """Python's json reads NaN and Infinity, which no other JSON reader does and no figure may be."""
+    raise ValueError(f"{name} is not a JSON number (JSON has no NaN or infinity)")
+
+
 def read_json(path: str | os.PathLike, kind: str, schema_version: int | None = None) -> dict:
     """Read a JSON artifact of `kind` ('accuracy table', 'device profile', ...), naming file and field on error."""
     path = Path(path)
@@ -130,10 +135,10 @@ def read_json(path: str | os.PathLike, kind: str, schema_version: int | None = N
     if not path.is_file():
         raise SpecializeError(f"{kind} file {path} does not exist")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(), parse_constant=_non_standard)
     except OSError as exc:
         raise SpecializeError(f"{kind} file {path} cannot be read: {exc.strerror or exc}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, ValueError) as exc:
         raise SpecializeError(f"{kind} file {path} is not valid JSON: {exc}") from None
     except RecursionError:
         raise SpecializeError(f"{kind} file {path} is nested too deeply to be a {kind}") from None

@@ -719,6 +719,18 @@ def test_bundle_run_settings_are_checked(tmp_path, key, value, said):
     assert said in assert_refused(invoke("profile", "import", root, "-o", out), absent=out)
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_non_standard_json_numbers_are_refused_by_every_reader(tmp_path, constant):
+    from hw_profiles import resolve_profile
+    from specialize.space import get_space
+
+    text = json.dumps(resolve_profile("jetson", get_space("cifar10")).to_dict())
+    path = tmp_path / "p.json"
+    path.write_text(text.replace('"batch": 1', f'"batch": {constant}', 1))
+    said = assert_refused(invoke("--profile", path, "--max-flops", "45M"))
+    assert f"is not valid JSON: {constant.lstrip('-')}" in said or f"{constant} is not a JSON number" in said
+
+
 def test_profile_bundle_output_must_be_a_directory(tmp_path):
     (tmp_path / "f").write_text("x")
     assert "not a directory" in assert_refused(invoke("profile", "bundle", "--space", "cifar10", "-o", tmp_path / "f"))
