@@ -116,4 +116,39 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
         or not isinstance(state["chosen"], list)
     ):
         raise SpecializeError(f"checkpoint file {path}: field 'state_json' is not a training state")
+    problem = state_problem(state)
+    if problem:
+        raise SpecializeError(f"checkpoint file {path}: field 'state_json.{problem}")
     return payload, state
+
+
+def _count(value) -> bool:
+    return type(value) is int and 0 <= value <= 1_000_000
+
+
+def _share(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1
+
+
+def state_problem(state: dict) -> str | None:
+    """What is wrong with a training state's fields, as "<field>' <why>", or None: epoch and layer counts, one chosen
+    block name and one row of accuracies in [0, 1] per finished layer, wall seconds, the history a list of records."""
+    if not _count(state["epoch"]) or not _count(state["layer"]):
+        return "epoch' and 'layer' must be whole numbers >= 0"
+    chosen, accuracy = state["chosen"], state["accuracy"]
+    if len(chosen) != state["layer"] or not all(isinstance(c, str) for c in chosen):
+        return f"chosen' must name one block per finished layer ({state['layer']})"
+    if not isinstance(accuracy, list) or len(accuracy) != state["layer"]:
+        return f"accuracy' must hold one row per finished layer ({state['layer']})"
+    if not all(isinstance(row, list) and row and all(_share(a) for a in row) for row in accuracy):
+        return "accuracy' rows must be lists of accuracies in [0, 1]"
+    wall = state["wall"]
+    if not isinstance(wall, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1e9 for v in wall.values()
+    ):
+        return "wall' must map stages to seconds"
+    if not isinstance(state["history"], list) or not all(isinstance(h, dict) for h in state["history"]):
+        return "history' must be a list of records"
+    if "meta_test_accuracy" in state and not _share(state["meta_test_accuracy"]):
+        return "meta_test_accuracy' must be an accuracy in [0, 1]"
+    return None

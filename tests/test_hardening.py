@@ -438,6 +438,49 @@ def test_corrupt_checkpoints_refused(tmp_path, synthetic_data, content):
     assert not (run / "table.json").exists()
 
 
+GOOD_STATE = {
+    "stage": "finetune",
+    "epoch": 4,
+    "layer": 2,
+    "chosen": ["k3e3", "k5e6"],
+    "accuracy": [[0.5, 0.6], [0.7, 0.0]],
+    "wall": {"meta": 10.0},
+    "history": [{"stage": "meta", "epoch": 1}],
+    "meta_test_accuracy": 0.8,
+}
+
+
+@pytest.mark.parametrize(
+    "edit,said",
+    [
+        ({"epoch": -1}, "epoch' and 'layer' must be whole numbers"),
+        ({"layer": "2"}, "epoch' and 'layer' must be whole numbers"),
+        ({"layer": 3}, "chosen' must name one block per finished layer (3)"),
+        ({"chosen": ["k3e3", 5]}, "chosen' must name one block per finished layer"),
+        ({"accuracy": [[0.5, 5.0], [0.7, 0.0]]}, "rows must be lists of accuracies in [0, 1]"),
+        ({"accuracy": [[0.5, -3.0], [0.7, 0.0]]}, "rows must be lists of accuracies in [0, 1]"),
+        ({"accuracy": [[0.5, 0.6]]}, "accuracy' must hold one row per finished layer (2)"),
+        ({"wall": {"meta": "long"}}, "wall' must map stages to seconds"),
+        ({"history": "x"}, "history' must be a list of records"),
+        ({"meta_test_accuracy": 87.5}, "meta_test_accuracy' must be an accuracy in [0, 1]"),
+    ],
+)
+def test_edited_training_state_is_refused_on_resume(tmp_path, edit, said):
+    import torch
+
+    from specialize.errors import SpecializeError
+    from supernet.checkpoint import read_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    good = {"config": {}, "net": {"w": torch.zeros(1)}, "optimizer": {}}
+    path.write_bytes(torch_bytes(dict(good, state_json=json.dumps(GOOD_STATE))))
+    read_checkpoint(path)
+    path.write_bytes(torch_bytes(dict(good, state_json=json.dumps({**GOOD_STATE, **edit}))))
+    with pytest.raises(SpecializeError) as info:
+        read_checkpoint(path)
+    assert str(info.value).startswith(f"checkpoint file {path}: field 'state_json.") and said in str(info.value)
+
+
 def test_resume_refuses_changed_settings(tmp_path, synthetic_data):
     """A resumed run with another --lr, --calib-images or --data would mix two configurations in one table."""
     from dataclasses import asdict
