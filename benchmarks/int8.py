@@ -2,12 +2,16 @@
 
     .venv/bin/python benchmarks/int8.py accuracy --data ../shared/data/cifar10-jpg.tar.gz [--networks 20]
     .venv/bin/python benchmarks/int8.py latency [--budgets 40M 50M 60M] [--threads 1 2]
+    .venv/bin/python benchmarks/int8.py auto [--devices jetson raspberry-pi-4 this-cpu] [--max-flops 45M]
 
 `accuracy`: `specialize table int8-check` on the embedded default: --networks sub-networks spread over its space,
 each exported twice by `specialize export`'s function from the default weights, FP32 and `--precision int8` (QDQ,
 onnxruntime's form, calibrated on the same 500 training images that recalibrate batch norm), both measured on the
 whole test split in onnxruntime. Prints each network's drop and the median and worst; --record keeps it in the
 table, where predictions at int8 read it.
+
+`auto`: per device, the latency of its FP32 pick at --max-flops as the bound, then `--precision auto` under it:
+the precision chosen, what each predicts, and the gain over FP32.
 
 `latency`: the network `specialize --device this-cpu --max-flops B` picks at each budget, exported FP32 and INT8,
 timed as deployed (plain onnxruntime session, warm-up, median of --runs single runs) in alternating rounds at each
@@ -73,6 +77,29 @@ def latency(args: argparse.Namespace) -> None:
                 )
 
 
+def auto(args: argparse.Namespace) -> None:
+    """For each device: the latency of the FP32 pick at --max-flops as the budget, then `--precision auto` under it:
+    what each precision predicts and which wins (the gain: its predicted accuracy over FP32's)."""
+    from specialize import specialize
+
+    for device in args.devices:
+        budget = specialize(device, precision="fp32", max_flops=args.max_flops).latency_ms
+        result = specialize(device, precision="auto", max_latency=f"{budget:.6g}ms")
+        fp32 = next(c for c in result.precision_choice if c["precision"] == "fp32")
+        tried = ", ".join(
+            f"{c['precision']} {100 * c['predicted_accuracy']:.2f}% at {c['latency_ms']:.3f} ms "
+            f"({c['macs'] / 1e6:.1f}M)"
+            for c in result.precision_choice
+            if "infeasible" not in c
+        )
+        gain = 100 * (result.predicted_accuracy - fp32["predicted_accuracy"])
+        print(
+            f"{device}: budget {budget:.3f} ms (FP32 pick at {args.max_flops} MACs): chose {result.precision}, "
+            f"{gain:+.2f} points over fp32; tried {tried}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="part", required=True)
@@ -86,8 +113,11 @@ def main() -> None:
     lat.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     lat.add_argument("--rounds", type=int, default=5)
     lat.add_argument("--runs", type=int, default=50)
+    choose = sub.add_parser("auto")
+    choose.add_argument("--devices", nargs="+", default=["jetson", "raspberry-pi-4", "this-cpu"])
+    choose.add_argument("--max-flops", default="45M", help="the FP32 pick at this budget sets the latency bound")
     args = parser.parse_args()
-    {"accuracy": accuracy, "latency": latency}[args.part](args)
+    {"accuracy": accuracy, "latency": latency, "auto": auto}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -144,9 +144,11 @@ def _check_results_settings(results: dict, path: Path) -> None:
             f"bundle results file {path}: field 'precision' is {results.get('precision')!r}; "
             f"expected one of {', '.join(PRECISIONS)}"
         )
-    for key in ("runner", "graph_optimization_level", "device_name", "host", "date"):
+    for key in ("runner", "graph_optimization_level", "device_name", "date"):
         if results.get(key) is not None and not isinstance(results[key], str):
             raise SpecializeError(f"bundle results file {path}: field {key!r} is not text")
+    if results.get("host") is not None and not isinstance(results["host"], dict):
+        raise SpecializeError(f"bundle results file {path}: field 'host' is not an object")
 
 
 def _manifest_entries(manifest: dict, path: Path) -> list[dict]:

@@ -128,7 +128,7 @@ def test_shipped_profiles_are_named_by_their_settings_and_unique():
     keys = set()
     for header in shipped_profiles():
         assert header["path"].name == shipped_file_name(
-            header["name"], header["runtime"], header["space"], header["batch"], header["threads"]
+            header["name"], header["runtime"], header["space"], header["batch"], header["threads"], header["precision"]
         )
         key = (
             header["name"],
