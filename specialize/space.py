@@ -34,6 +34,17 @@ _CANDIDATE_RE = re.compile(r"^k([1-9][0-9]*)e([1-9][0-9]*)(se)?$", re.ASCII)  # 
 
 SKIP_NAME = "skip"
 PADDINGS = ("symmetric", "same")
+# The largest space a file may declare: ImageNet-21k's classes, EfficientNet-B7-sized channels and resolution; a
+# 28 KB file listing 2,000 kernels x 2,000 expansions took 1 GB before it was refused.
+LIMITS = {
+    "channels": 8192,
+    "layers": 200,
+    "candidates": 256,
+    "resolution": 1024,
+    "kernels": 15,
+    "expansions": 16,
+    "classes": 100_000,
+}
 
 
 @dataclass(frozen=True, order=True)
@@ -244,6 +255,38 @@ class SearchSpace:
             raise ValueError("class_names must be strings")
         if any(has_control_characters(t) for t in (self.name, self.base_space or "", *(self.class_names or ()))):
             raise ValueError("name, base_space and class_names must be printable text (no control characters)")
+        self._check_shape()
+
+    def _check_shape(self) -> None:
+        """A network that can be built: odd kernels and no repeated option, each layer taking the channels the one
+        before gives, one name per class; and sizes a small file cannot turn into gigabytes (LIMITS)."""
+        if any(k % 2 == 0 for k in self.kernels):
+            raise ValueError("kernels must be odd (a depthwise kernel has a centre)")
+        for key in ("kernels", "expansions", "se_options"):
+            if len(set(getattr(self, key))) != len(getattr(self, key)):
+                raise ValueError(f"{key} repeat a value")
+        chain = [self.first_block_channels] + [layer.out_channels for layer in self.layers[:-1]]
+        if any(layer.in_channels != given for layer, given in zip(self.layers, chain)):
+            raise ValueError("each layer's in_channels must be the channels the layer before it gives out")
+        if self.class_names is not None and len(self.class_names) != self.num_classes:
+            raise ValueError(f"class_names holds {len(self.class_names)} names for {self.num_classes} classes")
+        sizes = {
+            "channels": max(
+                self.stem_channels,
+                self.first_block_channels,
+                self.head_channels,
+                *(x.out_channels for x in self.layers),
+            ),
+            "layers": len(self.layers),
+            "candidates": self.num_candidates,
+            "resolution": self.resolution,
+            "kernels": max(self.kernels),
+            "expansions": max(self.expansions),
+            "classes": self.num_classes,
+        }
+        over = [f"{k} {v} (at most {LIMITS[k]})" for k, v in sizes.items() if v > LIMITS[k]]
+        if over:
+            raise ValueError(f"too large: {', '.join(over)}")
 
     @property
     def fingerprint(self) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -146,3 +148,27 @@ def test_every_registry_adds_once_and_refuses_unknown_names_in_one_line():
         name = next(iter(registry))
         with pytest.raises(ValueError, match="registered twice"):
             registry.add(name, object())
+
+
+@pytest.mark.parametrize(
+    "edit,said",
+    [
+        (lambda d: d.update(kernels=[3, 4]), "kernels must be odd"),
+        (lambda d: d.update(kernels=[3, 3, 5]), "kernels repeat a value"),
+        (lambda d: d.update(expansions=[3, 6, 3]), "expansions repeat a value"),
+        (lambda d: d["layers"][2].update(in_channels=d["layers"][2]["in_channels"] + 1), "in_channels must be"),
+        (lambda d: d.update(class_names=["a", "b"]), "class_names holds 2 names for 10 classes"),
+        (lambda d: d.update(kernels=list(range(1, 4001, 2))), "too large: candidates 8000 (at most 256)"),
+        (lambda d: d.update(head_channels=100_000), "too large: channels 100000 (at most 8192)"),
+        (lambda d: d.update(resolution=4096), "too large: resolution 4096 (at most 1024)"),
+    ],
+)
+def test_a_space_from_a_file_must_be_buildable_and_bounded(edit, said):
+    import copy
+
+    from specialize.space import SearchSpace
+
+    data = copy.deepcopy(get_space("cifar10").to_dict())
+    edit(data)
+    with pytest.raises(ValueError, match=re.escape(said)):
+        SearchSpace.from_dict(data)
