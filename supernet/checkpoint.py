@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_bytes
 from specialize.space import SearchSpace
@@ -82,6 +83,12 @@ def load_supernet(path: str | Path) -> Supernet:
     except ValueError as exc:
         raise SpecializeError(f"weights file {path}: field 'space' is not a valid space: {exc}") from None
     state = check_state_dict(payload.get("state_dict"), path, "weights", "state_dict")
+    held, needed = sum(v.numel() for v in state.values()), arch_cost(space.largest_arch())["params"]
+    if held < needed:  # refused before building: a few-KB file declaring a huge space would allocate gigabytes
+        raise SpecializeError(
+            f"weights file {path}: field 'state_dict' holds {held:,} numbers, and field 'space' needs at least "
+            f"{needed:,} (its largest network's parameters)"
+        )
     try:
         net = Supernet(space)
         net.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})

@@ -992,3 +992,28 @@ def test_a_huge_batch_and_a_decompression_bomb_are_refused_before_allocating(tmp
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # a 16x16 image now counts as a bomb (over 2 x 50 pixels)
     said = assert_refused(invoke("table", "validate", "--data", root, "--samples", "2"))
     assert "too large to decode safely" in said
+
+
+def test_a_small_weights_file_declaring_a_huge_space_is_refused_before_building(tmp_path):
+    """2 KB declaring 8,000-channel layers used to allocate gigabytes building the supernet before the shapes
+    were compared; the tensors it holds are counted first."""
+    import resource
+
+    import torch
+
+    from specialize.errors import SpecializeError
+    from specialize.space import get_space
+    from supernet.checkpoint import WEIGHTS_FORMAT, load_supernet
+
+    space = get_space("cifar10").to_dict()
+    space["head_channels"] = 8000
+    for layer in space["layers"]:
+        layer["in_channels"] = layer["out_channels"] = 1500
+    space["first_block_channels"] = 1500
+    path = tmp_path / "w.pt"
+    path.write_bytes(torch_bytes({"format": WEIGHTS_FORMAT, "space": space, "state_dict": {"w": torch.zeros(4)}}))
+    assert path.stat().st_size < 10_000
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(SpecializeError, match="holds 4 numbers, and field 'space' needs at least"):
+        load_supernet(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: no gigabytes allocated
