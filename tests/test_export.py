@@ -122,7 +122,7 @@ def test_proxy_width_export_warns_with_macs(tmp_path):
 
 
 def test_foreign_weights_are_refused(tmp_path):
-    other = dataclasses.replace(SPACE, name="cifar100", num_classes=100)
+    other = dataclasses.replace(SPACE, name="cifar100", num_classes=100, class_names=tuple(f"c{i}" for i in range(100)))
     path = tmp_path / "other.pt"
     save_supernet_weights(path, Supernet(other))
     with pytest.raises(SpecializeError) as err:
