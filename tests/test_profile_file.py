@@ -2,6 +2,7 @@
 and the field, and each range ends where its message says. The message is the interface, so it is compared whole."""
 
 import json
+import re
 from dataclasses import fields, replace
 
 import numpy as np
@@ -160,7 +161,10 @@ ROWS = [[1.0] * C] * L
         ({"calibration": {"scale": True, "offset_ms": 0}}, NUMBERS),
         ({"calibration": {"scale": 0, "offset_ms": 0}}, RANGE),
         ({"calibration": {"scale": 1000.5, "offset_ms": 0}}, RANGE),
-        ({"calibration": {"scale": 1.0, "offset_ms": float("nan")}}, RANGE),
+        (
+            {"calibration": {"scale": 1.0, "offset_ms": float("nan")}},
+            " is not valid JSON: NaN is not a JSON number (JSON has no NaN or infinity)",
+        ),
         ({"calibration": {"scale": 1.0, "offset_ms": MAX_MS * 1.01}}, RANGE),
         ({"threads": 0}, ": field 'threads' must be a positive integer, got 0"),
         ({"threads": "abc"}, ": field 'threads' must be a positive integer, got 'abc'"),
@@ -193,6 +197,13 @@ def test_a_bad_field_gets_one_exact_line(tmp_path, changes, expected):
 
 def test_a_space_that_is_not_a_space_says_why(tmp_path):
     assert refusal(tmp_path, profile_dict(space={"bogus": 1})).startswith(": field 'space' is not a valid space: ")
+
+
+def test_a_nan_offset_is_refused_when_saving_too(tmp_path):
+    """Files cannot carry NaN (the reader refuses it), but a profile built in memory can: save checks the range."""
+    profile = replace(rich_profile(), calibration={"scale": 1.0, "offset_ms": float("nan")})
+    with pytest.raises(SpecializeError, match=re.escape(RANGE)):
+        profile.save(tmp_path / "p.json")
 
 
 def test_bad_json_is_named(tmp_path):
