@@ -310,9 +310,10 @@ def _precision_lines(choice: list[dict]) -> list[str]:
         band = "" if c["predicted_accuracy_band"] is None else f" (±{100 * c['predicted_accuracy_band']:.1f})"
         latency = "" if c["latency_ms"] is None else f", {_fmt('latency_ms', c['latency_ms'])}"
         mark = "chosen" if c["chosen"] else "      "
+        elsewhere = " [profile from another machine]" if c.get("device_note") else ""
         lines.append(
             f"  {mark} {c['precision']}: predicted {100 * c['predicted_accuracy']:.2f}%{band}{latency}, "
-            f"{_fmt('macs', c['macs'])} MACs, {c['arch']}"
+            f"{_fmt('macs', c['macs'])} MACs, {c['arch']}{elsewhere}"
         )
     title = "precision auto (highest predicted accuracy at its precision; ties to the faster):"
     return [title, *lines] if lines else []

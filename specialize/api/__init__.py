@@ -200,6 +200,7 @@ def _best_precision(run, device, table, profile, batch, threads) -> SpecializeRe
             "predicted_accuracy_band": r.predicted_accuracy_band,
             "latency_ms": r.latency_ms,
             "macs": r.macs,
+            "device_note": r.device_note,  # a profile timed on another machine says so: then auto compares machines
         }
         for p, r in results.items()
     ] + [{"precision": p, "chosen": False, "infeasible": m} for p, m in refused.items()]
