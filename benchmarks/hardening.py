@@ -19,6 +19,7 @@ import contextlib
 import io
 import json
 import os
+import resource
 import sys
 import tempfile
 from pathlib import Path
@@ -627,9 +628,12 @@ def main() -> None:
         fx = Fixtures(Path(tmp))
         all_cases = cases(fx)
         data = fx.data()
+        raised = (0, "")  # the most any one case raised this process's peak memory, and which
         for kind, name, argv, options in all_cases:
             argv = [a.replace("{data}", data) for a in argv]
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             result = run_case(runner, argv, options)
+            raised = max(raised, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, name))
             verdict = classify(result, kind, options)
             counts[verdict] += 1
             if args.verbose or verdict != "clean":
@@ -641,6 +645,11 @@ def main() -> None:
     print(f"tracebacks: {counts['traceback']} (goal 0)")
     print(f"silent wrong answers (accepted): {counts['silent']} (goal 0)")
     print(f"other (exit 2 without one clean line, exit 1, or a file written): {counts['unclear']}")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(
+        f"peak memory of the whole run: {peak:.0f} MB; the most one case raised it: {raised[0] / 1024:.0f} MB "
+        f"({raised[1] or 'none'}) (goal: under 500 MB for any file under 1 MB)"
+    )
 
 
 if __name__ == "__main__":
