@@ -54,7 +54,7 @@ def export_networks(
     shape = (1, 3, space.resolution, space.resolution)
     paths = []
     for i, arch in enumerate(archs):
-        path = export_subnet(space.name, str(arch), out_dir / f"net{i:03d}.onnx").onnx_path
+        path = export_subnet(space, str(arch), out_dir / f"net{i:03d}.onnx").onnx_path  # table-only spaces too
         if precision == "int8":
             path.write_bytes(as_deployed(path.read_bytes(), precision, runtime_name, shape))
         paths.append(path)

@@ -370,11 +370,13 @@ def build_metadata(space: SearchSpace, exported: Architecture, loaded: LoadedWei
     return {META + k: v for k, v in meta.items()}
 
 
-def resolve_space(space_name: str, weights: str | os.PathLike | None) -> SearchSpace:
-    """A preset by name, or the space of the given weights when it carries that name (a space trained on a
-    dataset of its own, e.g. `cifar10-2class`, exists only in its table and weights)."""
+def resolve_space(space_name: "str | SearchSpace", weights: str | os.PathLike | None) -> SearchSpace:
+    """The space itself when given one; a preset by name, or the space of the given weights when it carries that
+    name (a space trained on a dataset of its own, e.g. `cifar10-2class`, exists only in its table and weights)."""
     from specialize.space import SPACES
 
+    if isinstance(space_name, SearchSpace):
+        return space_name
     if space_name in SPACES or weights is None:
         return get_space(space_name)
     from supernet.checkpoint import load_supernet
@@ -390,7 +392,7 @@ def resolve_space(space_name: str, weights: str | os.PathLike | None) -> SearchS
 
 
 def export_subnet(
-    space_name: str,
+    space_name: "str | SearchSpace",
     arch_string: str,
     output: str | os.PathLike,
     weights: str | os.PathLike | None = None,

@@ -400,3 +400,15 @@ def test_an_int8_profile_times_blocks_and_networks_quantized_as_shipped(tiny, mo
     assert len(networks) == 4 and all(q > 0 for q in networks.values())
     with pytest.raises(SpecializeError, match="not int8"):
         get_runtime("torch-cuda", "int8")
+
+
+def test_a_space_that_lives_only_in_a_table_profiles_with_its_whole_network_correction():
+    """A dataset's own space (e.g. efficientnet-lite0-3class-96px) is no preset: the correction's exports must use
+    the space given, not look its name up (a fresh-clone run of README's own-data section was refused)."""
+    space = tiny_space()  # not registered as a preset here
+    with pytest.raises(SpecializeError, match="unknown space"):
+        get_space(space.name)
+    profile = profile_space(space, "this-cpu", threads=1, protocol=QUICK, force=True, calibration_networks=4)
+    assert profile.measurement["whole_network"]["networks"] == 4
+    report, _ = validate_profile(profile, samples=3, runs=3)
+    assert len(report["samples"]) == 3
