@@ -358,6 +358,8 @@ def build_metadata(space: SearchSpace, exported: Architecture, loaded: LoadedWei
         "requested_space_fingerprint": space.fingerprint,
         "width_multiplier": f"{net_space.width_multiplier:g}",
         "input": INPUT_CONVENTION.format(r=space.resolution),
+        "resolution": str(space.resolution),  # README tells users to read it here
+        "precision": settings["precision"],
         "input_name": "input",
         "output_name": "output",
         "weights_trained": "true" if loaded.trained else "false",

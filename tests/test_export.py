@@ -89,6 +89,7 @@ def test_metadata(exported):
     assert meta["specialize.space"] == "cifar10"
     assert meta["specialize.space_fingerprint"] == SPACE.fingerprint
     assert "[0, 1]" in meta["specialize.input"] and "NCHW" in meta["specialize.input"]
+    assert meta["specialize.resolution"] == "32" and meta["specialize.precision"] == "fp32"  # README names both
     assert json.loads(meta["specialize.class_names"])[0] == "airplane"
     assert meta["specialize.weights_trained"] == "true"
     prov = json.loads(meta["specialize.provenance"])
