@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES = {
     "cost": ("specialize/cost.py", ["tests/test_cost_model.py", "tests/test_cost.py"]),
     "profile": ("hw_profiles/profile.py", ["tests/test_profile_file.py", "tests/test_hw_registry.py"]),
-    "ga": ("specialize/search/ga.py", ["tests/test_ga_operators.py", "tests/test_search.py"]),
+    "ga": ("specialize/search/ga.py", ["tests/test_ga_operators.py"]),
     "api": ("specialize/api/__init__.py", ["tests/test_api.py"]),
     "export": ("supernet/export.py", ["tests/test_export.py"]),
 }
