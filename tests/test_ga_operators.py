@@ -55,3 +55,94 @@ def test_ga_before_polish_is_near_the_optimum():
         result = ga.run_ga(problem, seed=seed, generations=60)
         gaps.append(solve_exact(problem).value - result.value_before_polish)
     assert min(gaps) >= -1e-12 and np.mean(gaps) <= 0.02
+
+
+def bound_problem(seed: int, share: float = 0.3):
+    space = get_space("cifar10-depth")
+    lo, hi = reachable(problem_for(space, seed, ()), "macs")
+    return space, problem_for(space, seed, (Bound("macs", None, lo + share * (hi - lo)),))
+
+
+def test_deap_classes_are_made_with_their_weights_and_attributes():
+    """DEAP's creator is process-global: delete the classes and make them again, as a fresh process would."""
+    from deap import creator
+
+    names = ("FitnessLoss", "Chromosome", "FitnessFront", "FrontChromosome", "AgedChromosome")
+    for name in names:
+        if hasattr(creator, name):
+            delattr(creator, name)
+    ga.create_classes()
+    assert creator.FitnessLoss.weights == (1.0,) and creator.FitnessFront.weights == (1.0, -1.0)
+    for name, fitness in (("Chromosome", "FitnessLoss"), ("FrontChromosome", "FitnessFront")):
+        made = getattr(creator, name)([1, 2])
+        assert isinstance(made, list) and type(made.fitness).__name__ == fitness
+    aged = creator.AgedChromosome([0])
+    assert (aged.born, aged.level, type(aged.fitness).__name__) == (0, 0, "FitnessLoss")
+    ga.create_classes()  # a second call keeps them
+    assert creator.FitnessLoss.weights == (1.0,)
+
+
+def test_repair_makes_infeasible_chromosomes_feasible_and_keeps_feasible_ones():
+    space, problem = bound_problem(1, 0.2)
+    rng = np.random.default_rng(0)
+    largest = np.tile(np.array(space.largest_arch().indices), (16, 1))  # breaks the MACs bound everywhere
+    assert not problem.feasible(largest).any()
+    fixed = ga.repair(problem, rng, largest)
+    assert problem.feasible(fixed).all() and (np.array(space.allowed_mask())[np.arange(12), fixed]).all()
+    feasible = fixed.copy()
+    assert (ga.repair(problem, rng, feasible) == feasible).all()
+    frozen = np.zeros(12, dtype=bool)
+    frozen[:3] = True
+    partly = ga.repair(problem, rng, largest, frozen=frozen)
+    assert (partly[:, :3] == largest[:, :3]).all()
+
+
+def brute_best_neighbour(problem, genes):
+    """The best feasible score among every change of one or two genes (brute force)."""
+    best = problem.scores(genes[None])[0]
+    allowed = problem.allowed
+    for l1 in range(problem.num_layers):
+        for c1 in np.flatnonzero(allowed[l1]):
+            one = genes.copy()
+            one[l1] = c1
+            if problem.feasible(one[None])[0]:
+                best = max(best, problem.scores(one[None])[0])
+            for l2 in range(l1 + 1, problem.num_layers):
+                two = np.repeat(one[None], allowed[l2].sum(), axis=0)
+                two[:, l2] = np.flatnonzero(allowed[l2])
+                ok = problem.feasible(two)
+                if ok.any():
+                    best = max(best, problem.scores(two[ok]).max())
+    return best
+
+
+def test_polish_ends_where_no_change_of_one_or_two_genes_helps():
+    space, problem = bound_problem(2)
+    rng = np.random.default_rng(3)
+    start = ga.repair(problem, rng, np.tile(np.array(space.largest_arch().indices), (1, 1)))[0]
+    polished = ga.polish(problem, start)
+    assert problem.feasible(polished[None])[0]
+    assert problem.scores(polished[None])[0] >= problem.scores(start[None])[0]
+    assert brute_best_neighbour(problem, polished) <= problem.scores(polished[None])[0] + 1e-12
+
+
+def test_random_mutation_changes_genes_at_the_rate_to_allowed_candidates():
+    space = get_space("cifar10-depth")
+    allowed = np.array(space.allowed_mask())
+    genome = ga.Genome.from_mask(allowed, np.random.default_rng(0))
+    pop = np.tile(np.array(space.largest_arch().indices), (400, 1))
+    out = ga.random_mutation(genome, np.random.default_rng(1), pop)
+    changed = out != pop
+    assert changed.mean() == pytest.approx(ga.MUTATION, abs=0.015) and allowed[np.arange(12), out].all()
+    assert (ga.random_mutation(genome, np.random.default_rng(1), pop, rate=0.0) == pop).all()
+
+
+def test_init_population_is_feasible_and_the_walk_is_used_only_when_needed():
+    space, problem = bound_problem(4)
+    rng = np.random.default_rng(0)
+    toolbox = ga.build_toolbox(problem, rng)
+    genome = ga.Genome.from_mask(np.array(space.allowed_mask()), rng)
+    pop, seeded = ga.init_population(problem, genome, rng, toolbox, 50)
+    assert pop.shape == (50, 12) and problem.feasible(pop).all() and not seeded
+    walked = ga._walk(problem, genome, rng, pop[:1], 30)
+    assert walked.shape == (30, 12) and problem.feasible(walked).all() and len({tuple(g) for g in walked}) > 1
