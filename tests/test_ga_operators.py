@@ -146,3 +146,33 @@ def test_init_population_is_feasible_and_the_walk_is_used_only_when_needed():
     assert pop.shape == (50, 12) and problem.feasible(pop).all() and not seeded
     walked = ga._walk(problem, genome, rng, pop[:1], 30)
     assert walked.shape == (30, 12) and problem.feasible(walked).all() and len({tuple(g) for g in walked}) > 1
+
+
+def test_init_population_walks_from_a_solver_start_when_draws_and_repair_find_none():
+    class Refusing:  # a toolbox whose draws and repairs never pass: the solver must seed the population
+        @staticmethod
+        def accept(pop):
+            return np.zeros(len(pop), dtype=bool)
+
+        @staticmethod
+        def repair(pop):
+            return pop
+
+    space, problem = bound_problem(5)
+    rng = np.random.default_rng(0)
+    genome = ga.Genome.from_mask(np.array(space.allowed_mask()), rng)
+    pop, seeded = ga.init_population(problem, genome, rng, Refusing, 20)
+    assert seeded and pop.shape == (20, 12) and problem.feasible(pop).all()
+
+
+def test_run_ga_is_deterministic_counts_its_generations_and_says_why_it_stopped():
+    space, problem = bound_problem(6)
+    first, again = ga.run_ga(problem, seed=3, generations=20), ga.run_ga(problem, seed=3, generations=20)
+    assert (first.genes == again.genes).all() and first.value == again.value
+    assert first.generations == 20 and first.stopped is None and problem.feasible(first.genes[None])[0]
+    assert first.value == pytest.approx(problem.scores(first.genes[None])[0])
+    assert first.value >= first.value_before_polish and first.evaluations > 0
+    history = [h["best"] for h in first.history]
+    assert history == sorted(history)  # the best seen never gets worse
+    capped = ga.run_ga(problem, seed=3, generations=1000, max_failed=0)
+    assert capped.generations < 1000 and capped.stopped.startswith("0 failed children (cap 0)")
