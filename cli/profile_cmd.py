@@ -361,7 +361,8 @@ def runtime_cell(row: dict) -> str:
     """'onnxruntime fp32, batch 1, 1 thread' (measured) or 'roofline fp16, any batch' (estimated)."""
     batch = "any batch" if row["batch"] == "any" else f"batch {row['batch']}"
     threads = "" if row["threads"] is None else f", {row['threads']} thread{'s' if row['threads'] > 1 else ''}"
-    return f"{row['runtime']} {row['precision'] or ''}, {batch}{threads}"
+    precision = "/".join(p.split()[0] for p in row["precisions"]) if row.get("precisions") else row["precision"]
+    return f"{row['runtime']} {precision or ''}, {batch}{threads}"
 
 
 def kind_cell(row: dict) -> str:

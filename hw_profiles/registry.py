@@ -269,6 +269,16 @@ def check_profile_settings(
     return profile
 
 
+def _estimable(device) -> list[str]:
+    """The precisions a device's estimate exists at (a throughput figure), each with its band ('±?': no anchor)."""
+    out = []
+    for precision in PRECISIONS:
+        if f"peak_flops_{precision}" in device.figures:
+            band = anchoring(device, precision)["expected_error"]
+            out.append(f"{precision} {'±?' if band is None else f'±{100 * band:.0f}%'}")
+    return out
+
+
 def list_devices() -> list[dict]:
     """Every registered device (estimated, any space and batch) and every shipped measured profile."""
     rows = []
@@ -282,6 +292,7 @@ def list_devices() -> list[dict]:
                 "date": device.date,
                 "space": "any",
                 "precision": device.default_precision,
+                "precisions": _estimable(device),  # what --precision can ask of its estimate
                 "batch": "any",
                 "threads": None,
                 "aliases": list(device.aliases),

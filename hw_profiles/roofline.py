@@ -51,8 +51,10 @@ def has_squeeze_excite(network: str) -> bool:
 
 
 def device_anchors(device: Device, precision: str) -> list[dict]:
-    """The device's anchors at this precision (all of them when it has none at this one)."""
-    return [a for a in device.anchors if a["precision"] == precision] or list(device.anchors)
+    """The device's anchors at this precision; when it has none there, those at its default precision (else all):
+    one precision's anchors at a time, never a mixture."""
+    at = [a for a in device.anchors if a["precision"] == precision]
+    return at or [a for a in device.anchors if a["precision"] == device.default_precision] or list(device.anchors)
 
 
 def fitted_se_factor(device: Device, precision: str, scale: float) -> float | None:

@@ -122,6 +122,8 @@ def test_an_int8_estimate_rests_on_int8_anchors_or_says_its_error_is_unknown():
     borrowed = anchoring(fp32_only, "int8")
     assert borrowed["expected_error"] is None and "no published int8 anchor" in borrowed["note"]
     assert anchoring(fp32_only, "fp32")["expected_error"] is not None
+    # a precision without anchors of its own borrows the default precision's alone: INT8 anchors change no fp16 band
+    assert anchoring(devices()["raspberry-pi-4"], "fp16") == anchoring(fp32_only, "fp16")
 
 
 def test_shipped_profiles_are_named_by_their_settings_and_unique():
