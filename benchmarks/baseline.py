@@ -9,21 +9,25 @@ from the table under `--max-latency`, exported and measured the same way. Each l
 supernet's whole training, beside the baseline's own).
 
     python benchmarks/baseline.py --table RUN/table.json --profile P.json --data ../shared/data/cifar10-jpg.tar.gz \\
-        --budgets 1.5,2.5,4 --out /root/runs/baseline --threads 1
+        --budgets 1.7,2.2,2.7 --out /root/runs/baseline --threads 1
 
-Baseline runs checkpoint in --out and resume when the command is run again.
+The latencies and the tool's exports are measured first, on a quiet machine, every file timed in turn over
+--rounds rounds (medians), and saved in --out/measured.json; then each baseline trains (checkpointed in --out, resumed
+when the command is run again) and is exported and measured on the test split.
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
+import json
+import statistics
 from pathlib import Path
 
 import torch
 
 from hw_profiles.validate import time_deployed
 from specialize.api import export_result, specialize
+from specialize.errors import SpecializeError
 from specialize.space import LITE0_ARCH, get_space
 from specialize.table import load_table
 from supernet.checkpoint import save_supernet_weights
@@ -35,17 +39,48 @@ from supernet.train import Trainer, TrainConfig
 RECIPE = ("epochs", "lr", "batch_size", "weight_decay", "label_smoothing", "momentum", "schedule", "seed", "init")
 
 
-def lite0_latency_ms(classes: int, resolution: int, threads: int) -> float:
-    """Lite0 at `resolution` with a `classes`-way classifier, exported and timed as deployed (batch 1)."""
+def lite0_onnx(classes: int, resolution: int, path: Path) -> Path:
+    """Lite0 at `resolution` with a `classes`-way classifier, exported as deployed (batch 1) to `path`."""
     space = get_space("efficientnet-lite0").with_classes(tuple(map(str, range(classes)))).with_resolution(resolution)
     net = Supernet(space)
     import_pretrained(net, "efficientnet-lite0")
     onnx_bytes, _, _ = subnet_to_onnx(net.extract(space.parse_arch(LITE0_ARCH)).eval(), resolution, {})
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "lite0.onnx"
-        path.write_bytes(onnx_bytes)
-        [median] = time_deployed([path], (1, 3, resolution, resolution), "onnxruntime", "fp32", threads, "all")
-    return median
+    path.write_bytes(onnx_bytes)
+    return path
+
+
+def interleaved_ms(files: dict[str, tuple[Path, int]], threads: int, rounds: int) -> dict[str, float]:
+    """Median over `rounds` of each file's deployed median, the files timed in turn each round, so that a slow
+    stretch of the machine falls on all of them rather than on one."""
+    samples: dict[str, list[float]] = {name: [] for name in files}
+    for _ in range(rounds):
+        for name, (path, resolution) in files.items():
+            [ms] = time_deployed([path], (1, 3, resolution, resolution), "onnxruntime", "fp32", threads, "all")
+            samples[name].append(ms)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+def measure_phase(args, table) -> dict:
+    """Phase 1, on a quiet machine: Lite0's deployed latency at every resolution and the tool's exports at every
+    budget (accuracy on the test split, MACs), then all their latencies timed interleaved. Saved to --out."""
+    classes = table.space.num_classes
+    files = {f"lite0@{r}": (lite0_onnx(classes, r, args.out / f"lite0-{r}px.onnx"), r) for r in args.resolutions}
+    tool = {}
+    for budget in args.budgets:
+        name = f"tool@{budget:g}ms"
+        try:
+            picked = specialize(table=table, profile=args.profile, max_latency=f"{budget}ms")
+        except SpecializeError as exc:
+            tool[name] = {"refused": str(exc)}
+            continue
+        path = args.out / f"tool-{budget:g}ms.onnx"
+        shipped = export_result(picked, path, data=args.data).export
+        tool[name] = {"accuracy": shipped["measured_accuracy"], "macs": shipped["macs"], "arch": picked.arch}
+        files[name] = (path, table.space.resolution)
+    latency = interleaved_ms(files, args.threads, args.rounds)
+    for name, entry in tool.items():
+        entry["latency_ms"] = latency.get(name)
+    return {"lite0_ms": {r: latency[f"lite0@{r}"] for r in args.resolutions}, "tool": tool}
 
 
 def train_baseline(recipe: dict, data: str, resolution: int, out: Path, threads: int) -> tuple[object, float]:
@@ -60,7 +95,7 @@ def train_baseline(recipe: dict, data: str, resolution: int, out: Path, threads:
     trainer.meta_stage(resume=True)
     weights = out / "weights.pt"
     save_supernet_weights(weights, trainer.net)
-    result = export_subnet(trainer.space.name, LITE0_ARCH, out / "lite0.onnx", weights=str(weights), data=data)
+    result = export_subnet(trainer.space, LITE0_ARCH, out / "lite0.onnx", weights=str(weights), data=data)
     return result, trainer.state["wall"]["meta"]
 
 
@@ -69,40 +104,61 @@ def main() -> None:
     parser.add_argument("--table", required=True)
     parser.add_argument("--profile", required=True, help="this CPU's measured profile for the table's space")
     parser.add_argument("--data", required=True)
-    parser.add_argument("--budgets", required=True, help="latency budgets in ms, comma-separated")
-    parser.add_argument("--resolutions", default="32,48,64,80,96,112,128,160")
+    parser.add_argument("--budgets", required=True, type=floats, help="latency budgets in ms, comma-separated")
+    parser.add_argument("--resolutions", default=[48, 64, 80, 96, 112, 128], type=ints)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
     table = load_table(args.table)
+    saved = args.out / "measured.json"
+    if not saved.exists():
+        saved.write_text(json.dumps(measure_phase(args, table), indent=1))
+    measured = json.loads(saved.read_text())
+    lite0_ms = {int(r): ms for r, ms in measured["lite0_ms"].items()}
+    print("Lite0 as deployed: " + ", ".join(f"{r}px {ms:.2f} ms" for r, ms in lite0_ms.items()), flush=True)
     settings = table.provenance["settings"]
     recipe = {key: settings[key] for key in RECIPE if key in settings}
-    classes = table.space.num_classes
-    latency = {r: lite0_latency_ms(classes, r, args.threads) for r in map(int, args.resolutions.split(","))}
-    print("Lite0 as deployed: " + ", ".join(f"{r}px {ms:.2f} ms" for r, ms in latency.items()), flush=True)
-    tool_cpu = sum(table.results["wall_seconds"].values())
+    tool_hours = sum(table.results["wall_seconds"].values()) / 3600
     lines = []
-    for budget in map(float, args.budgets.split(",")):
-        fits = [r for r, ms in latency.items() if ms <= budget]
-        picked = specialize(table=table, profile=args.profile, max_latency=f"{budget}ms")
-        shipped = export_result(picked, args.out / f"tool-{budget:g}ms.onnx", data=args.data).export
+    for budget in args.budgets:
+        entry = measured["tool"][f"tool@{budget:g}ms"]
         tool = (
-            f"tool {100 * shipped['measured_accuracy']:.2f}% {shipped.get('measured_latency_ms', float('nan')):.2f} ms "
-            f"{shipped['macs'] / 1e6:.0f}M MACs train {tool_cpu / 3600:.2f} h"
+            f"tool: refused ({entry['refused']})"
+            if "refused" in entry
+            else f"tool {100 * entry['accuracy']:.2f}% {entry['latency_ms']:.2f} ms {entry['macs'] / 1e6:.0f}M MACs "
+            f"train {tool_hours:.2f} h"
         )
+        fits = [r for r, ms in lite0_ms.items() if ms <= budget]
         if not fits:
             lines.append(f"budget {budget:g} ms: {tool} | baseline: no resolution of Lite0 meets it")
+            print(lines[-1], flush=True)
             continue
         resolution = max(fits)
-        result, cpu = train_baseline(recipe, args.data, resolution, args.out / f"lite0-{resolution}px", args.threads)
-        gap = 100 * (shipped["measured_accuracy"] - result.measured_accuracy)
+        result, seconds = train_baseline(
+            recipe, args.data, resolution, args.out / f"lite0-{resolution}px", args.threads
+        )
+        gap = (
+            ""
+            if "refused" in entry
+            else f" | tool - baseline {100 * (entry['accuracy'] - result.measured_accuracy):+.2f} points"
+        )
         lines.append(
             f"budget {budget:g} ms: {tool} | baseline Lite0 @{resolution}px {100 * result.measured_accuracy:.2f}% "
-            f"{latency[resolution]:.2f} ms {result.macs / 1e6:.0f}M MACs train {cpu / 3600:.2f} h | "
-            f"tool - baseline {gap:+.2f} points"
+            f"{lite0_ms[resolution]:.2f} ms {result.macs / 1e6:.0f}M MACs train {seconds / 3600:.2f} h{gap}"
         )
         print(lines[-1], flush=True)
     print("\n".join(lines))
+
+
+def floats(text: str) -> list[float]:
+    return [float(value) for value in text.split(",")]
+
+
+def ints(text: str) -> list[int]:
+    return [int(value) for value in text.split(",")]
 
 
 if __name__ == "__main__":

@@ -144,3 +144,18 @@ def test_latency_is_timed_only_for_a_profile_measured_here(deploy_run, tmp_path)
     elsewhere = SimpleNamespace(**{**vars(here), "hardware": {"host_cpu": "Cortex-A72"}})
     assert "Cortex-A72" in not_measured_here(elsewhere)
     assert "estimated" in not_measured_here(SimpleNamespace(**{**vars(here), "kind": "estimated"}))
+
+
+def test_export_times_the_file_against_the_profile_the_search_read(deploy_run, tmp_path):
+    """A library user passes the profile to `specialize` only; `export_result` must use that same file (it once
+    looked the device up among the shipped profiles and refused, the space having none)."""
+    from hw_profiles.profiler import profile_space
+    from hw_profiles.runtime import Protocol
+
+    table = load_table(deploy_run / "table.json")
+    quick = Protocol(warmup_s=0.0, sample_s=0.0005, repeats=3, budget_s=0.005, rel_iqr_max=10.0, retries=0, passes=1)
+    profile_space(table.space, "this-cpu", threads=1, protocol=quick, force=True).save(tmp_path / "p.json")
+    picked = specialize(table=str(deploy_run / "table.json"), profile=str(tmp_path / "p.json"))
+    assert picked.profile_file == str(tmp_path / "p.json")
+    result = export_result(picked, tmp_path / "m.onnx")
+    assert result.export["measured_latency_ms"] > 0

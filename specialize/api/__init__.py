@@ -104,6 +104,7 @@ class SpecializeResult:
     rerank: dict | None = None  # --rerank: the k candidates, their table score and reranked prediction, changed or not
     precision: str | None = None  # the latency profile's precision, which an export ships (None without a device)
     precision_choice: list[dict] | None = None  # precision="auto": every precision tried, its answer, which won
+    profile_file: str | None = None  # the profile file the search read, if it read one: export_result's default
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -641,6 +642,7 @@ def _result(
         history=own.history if own is not None else [],
         table=str(tbl.path) if tbl.path else None,
         precision=prof.precision if prof else None,
+        profile_file=str(prof.path) if prof and prof.path else None,
     )
 
 
@@ -736,6 +738,7 @@ def export_result(
     refuse_proxy_export(tbl)
     from specialize.fileio import check_not_input
 
+    profile = profile or result.profile_file
     check_not_input(output, tbl.path, tbl.weights_path(), tbl.calibration_path(), data, profile)
     try:
         from supernet.export import export_subnet
