@@ -314,6 +314,22 @@ def int8_check(
     )
 
 
+@table_app.command("refit")
+@handle_errors
+def refit(table: str = typer.Option(..., help="Accuracy table file to refit in place.")) -> None:
+    """Refit the table's score -> accuracy prediction from the sub-networks its training measured."""
+    from specialize.api import offline
+
+    old, new = offline.refit_accuracy(table)
+    before = "none" if old is None else f"{old.get('method', 'line')}, band ±{100 * old['band']:.2f}"
+    console.print(
+        f"accuracy fit over {new['samples']} sub-networks: was {before}; now {new['method']}, band "
+        f"±{100 * new['band']:.2f} points (leave-one-out)",
+        highlight=False,
+        markup=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
     app.command("train")(train)
     app.add_typer(table_app, name="table")

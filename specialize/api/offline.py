@@ -80,6 +80,23 @@ def int8_check(
     return result
 
 
+def refit_accuracy(table: str) -> tuple[dict | None, dict]:
+    """Refit the table's score -> accuracy map from the sub-networks training measured (`results.spread`) with
+    this version's method, and keep it in the table: (the fit it had, the new one)."""
+    from specialize.fileio import provenance
+    from specialize.table import fit_accuracy, load_table
+
+    t = load_table(table)
+    t.measured(at_least=3)  # refuses a table without enough measured sub-networks, naming the field
+    check_writable(t.path)
+    old = t.accuracy_fit
+    images = (old or {}).get("images") or t.results.get("validation_images") or 0
+    new = {**fit_accuracy(t.results["spread"], images), "provenance": provenance(command="table refit")}
+    t.results = {**t.results, "accuracy_fit": new}
+    t.save(t.path)
+    return old, new
+
+
 def proxy_check(
     space: str,
     data: Path,

@@ -1,0 +1,136 @@
+"""The table score -> accuracy prediction: a monotone curve with an out-of-sample band, because accuracy
+saturates towards the best networks and a straight line then predicts too high exactly where the search picks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from typer.testing import CliRunner
+
+from cli.main import app
+from specialize.errors import SpecializeError
+from specialize.table import fit_accuracy, isotonic_knots, load_table
+
+runner = CliRunner()
+
+
+def saturating(n: int, seed: int = 0) -> list[dict]:
+    """Sub-networks whose accuracy rises steeply with the score, then flattens: the shape the Lite0 table has."""
+    rng = np.random.default_rng(seed)
+    score = np.sort(rng.uniform(-0.3, 0.0, n))
+    accuracy = 0.88 - 5.0 * score**2 - 0.3 * np.clip(-score - 0.1, 0, None) + rng.normal(0, 0.005, n)
+    return [{"score": float(s), "accuracy": float(np.clip(a, 0, 1))} for s, a in zip(score, accuracy)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.floats(-1, 0), st.floats(0, 1)), min_size=1, max_size=40))
+def test_knots_are_monotone_and_inside_the_data(points):
+    score, accuracy = (np.array(v, dtype=float) for v in zip(*points))
+    knot_score, knot_accuracy = isotonic_knots(score, accuracy)
+    assert (np.diff(knot_score) > 0).all() and (np.diff(knot_accuracy) >= 0).all()
+    assert knot_accuracy.min() >= accuracy.min() - 1e-12 and knot_accuracy.max() <= accuracy.max() + 1e-12
+    assert knot_score.min() >= score.min() - 1e-12 and knot_score.max() <= score.max() + 1e-12
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(0, 1), min_size=2, max_size=30, unique=True))
+def test_rising_points_are_kept_and_falling_ones_pooled_to_their_mean(values):
+    accuracy = np.sort(np.array(values))
+    score = np.linspace(-0.3, 0.0, len(accuracy))
+    knot_score, knot_accuracy = isotonic_knots(score, accuracy)
+    np.testing.assert_allclose(knot_score, score)
+    np.testing.assert_allclose(knot_accuracy, accuracy)
+    knot_score, knot_accuracy = isotonic_knots(score, accuracy[::-1])
+    assert knot_accuracy == pytest.approx([accuracy.mean()]) and knot_score == pytest.approx([score.mean()])
+
+
+def test_the_curve_is_not_biased_high_at_the_top_where_the_line_is():
+    fit = fit_accuracy(saturating(40), images=2500)
+    truth_at_top = 0.88
+    line_at_top = fit["intercept"]
+    curve_at_top = float(np.interp(0.0, fit["knots"]["score"], fit["knots"]["accuracy"]))
+    assert line_at_top - truth_at_top > 0.05  # the line overshoots the saturated top
+    assert abs(curve_at_top - truth_at_top) <= fit["band"]  # the curve is right within its own band
+
+
+def test_the_band_is_out_of_sample_and_holds_for_unseen_networks():
+    fit = fit_accuracy(saturating(40, seed=1), images=2500)
+    unseen = saturating(200, seed=2)
+    predicted = np.interp([s["score"] for s in unseen], fit["knots"]["score"], fit["knots"]["accuracy"])
+    inside = np.abs(np.array([s["accuracy"] for s in unseen]) - predicted) <= fit["band"]
+    assert inside.mean() >= 0.9
+    in_sample = np.array([s["accuracy"] for s in saturating(40, seed=1)]) - np.interp(
+        [s["score"] for s in saturating(40, seed=1)], fit["knots"]["score"], fit["knots"]["accuracy"]
+    )
+    assert fit["residual_std"] > np.sqrt(np.mean(in_sample**2))  # leave-one-out is wider than in-sample
+
+
+def _copy_run(deploy_run, tmp_path):
+    for name in ("table.json", "weights.pt", "calibration.npz"):
+        if (deploy_run / name).exists():
+            shutil.copy(deploy_run / name, tmp_path / name)
+    return tmp_path / "table.json"
+
+
+def test_predictions_read_the_knots(deploy_run, tmp_path):
+    path = _copy_run(deploy_run, tmp_path)
+    data = json.loads(path.read_text())
+    data["results"]["accuracy_fit"] = {
+        **data["results"]["accuracy_fit"],
+        "knots": {"score": [-0.2, -0.1, 0.0], "accuracy": [0.3, 0.6, 0.7]},
+    }
+    path.write_text(json.dumps(data))
+    table = load_table(path)
+    assert table.predict(-0.05)[0] == pytest.approx(0.65)
+    assert table.predict(-5.0)[0] == pytest.approx(0.3)  # flat beyond the measured range
+    assert table.predict(0.0)[0] == pytest.approx(0.7)
+
+
+@pytest.mark.parametrize(
+    "knots",
+    [
+        {"score": [0.0, -0.1], "accuracy": [0.5, 0.6]},  # scores not increasing
+        {"score": [-0.1, 0.0], "accuracy": [0.6, 0.5]},  # accuracy falling
+        {"score": [-0.1, 0.0], "accuracy": [0.6, 1.5]},  # out of [0, 1]
+        {"score": [-0.1], "accuracy": [0.6, 0.7]},  # lengths differ
+        {"score": [], "accuracy": []},
+        {"score": [-0.1, "x"], "accuracy": [0.6, 0.7]},
+        {"score": [-(10**400), 0.0], "accuracy": [0.6, 0.7]},
+        [1, 2],
+    ],
+)
+def test_a_damaged_fit_is_refused_naming_the_field(deploy_run, tmp_path, knots):
+    path = _copy_run(deploy_run, tmp_path)
+    data = json.loads(path.read_text())
+    data["results"]["accuracy_fit"]["knots"] = knots
+    path.write_text(json.dumps(data))
+    with pytest.raises(SpecializeError, match="results.accuracy_fit.knots"):
+        load_table(path)
+
+
+def test_table_refit_rewrites_an_old_line_fit(deploy_run, tmp_path):
+    path = _copy_run(deploy_run, tmp_path)
+    data = json.loads(path.read_text())
+    fit = data["results"]["accuracy_fit"]
+    data["results"]["accuracy_fit"] = {k: fit[k] for k in ("intercept", "slope", "residual_std", "band", "samples")}
+    data["results"]["accuracy_fit"].update(split="validation", images=fit["images"])
+    path.write_text(json.dumps(data))
+    done = runner.invoke(app, ["table", "refit", "--table", str(path)])
+    assert done.exit_code == 0, done.output
+    assert "was line" in done.output and "now isotonic" in done.output
+    refit = load_table(path).accuracy_fit
+    assert refit["method"] == "isotonic" and refit["knots"]["score"] and refit["provenance"]["command"]
+    assert refit == {**fit_accuracy(data["results"]["spread"], fit["images"]), "provenance": refit["provenance"]}
+
+
+def test_table_refit_refuses_a_table_without_measured_networks(deploy_run, tmp_path):
+    path = _copy_run(deploy_run, tmp_path)
+    data = json.loads(path.read_text())
+    data["results"]["spread"] = data["results"]["spread"][:2]
+    path.write_text(json.dumps(data))
+    done = runner.invoke(app, ["table", "refit", "--table", str(path)])
+    assert done.exit_code == 2 and "results.spread" in done.output
