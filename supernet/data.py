@@ -63,16 +63,30 @@ class ImageDataset:
         return {"train": int(len(self.train_labels)), "test": int(len(self.test_labels)), "classes": len(self.classes)}
 
 
+MAX_IMAGE_FILE_BYTES = 64 * 2**20  # one image file; a bigger one is refused before it is read
+MAX_IMAGE_PIXELS = 40_000_000  # one image (about 6300 x 6300); bigger is refused from its header, before decoding
+
+
+def _checked_size(name: str, nbytes: int) -> None:
+    if nbytes > MAX_IMAGE_FILE_BYTES:
+        raise SpecializeError(
+            f"image {name} is {nbytes:,} bytes, over the {MAX_IMAGE_FILE_BYTES:,}-byte limit for one image file"
+        )
+
+
 def _decode(data: bytes, name: str, size: int | None, notes: dict) -> np.ndarray:
     """RGB uint8 [H, W, 3]; other modes are converted and other sizes resized to `size` (counted in `notes`)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         image = Image.open(io.BytesIO(data))
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            raise Image.DecompressionBombError
         image.load()
     except Image.DecompressionBombError:
         raise SpecializeError(
-            f"image {name} is too large to decode safely (over {2 * Image.MAX_IMAGE_PIXELS:,} pixels, Pillow's limit)"
+            f"image {name} is too large to decode safely (over {min(MAX_IMAGE_PIXELS, 2 * Image.MAX_IMAGE_PIXELS):,} "
+            "pixels)"
         ) from None
     except UnidentifiedImageError:
         raise SpecializeError(f"unreadable image {name}: not an image Pillow can identify") from None
@@ -135,13 +149,23 @@ def _read_folder(root: Path, size: int | None) -> tuple[dict, dict]:
     notes: dict = {}
     arrays = {
         split: [
-            (_decode(Path(n).read_bytes(), n, size, notes), c)
+            (_decode(_read_image_file(Path(n)), n, size, notes), c)
             for c, cls in enumerate(classes)
             for n in sorted(layout[split][cls])
         ]
         for split in ("train", "test")
     }
     return _stack(arrays, size), {"classes": classes, "notes": _notes_text(notes, str(root))}
+
+
+def _read_image_file(path: Path) -> bytes:
+    _checked_size(str(path), path.stat().st_size)
+    return path.read_bytes()
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str) -> bytes:
+    _checked_size(name, member.size)
+    return tar.extractfile(member).read()
 
 
 def _read_tar(path: Path, size: int | None) -> tuple[dict, dict]:
@@ -158,7 +182,7 @@ def _read_tar(path: Path, size: int | None) -> tuple[dict, dict]:
             notes: dict = {}
             arrays = {
                 split: [
-                    (_decode(tar.extractfile(members[n]).read(), f"{path}:{n}", size, notes), c)
+                    (_decode(_read_member(tar, members[n], f"{path}:{n}"), f"{path}:{n}", size, notes), c)
                     for c, cls in enumerate(classes)
                     for n in sorted(layout[split][cls])
                 ]

@@ -209,12 +209,14 @@ def load_checkpoint(path: str | Path, key: dict) -> dict[str, list[float]]:
     try:
         saved = json.loads(path.read_text())
         accuracies = saved["accuracies"]
-        if not all(isinstance(v, list) and all(isinstance(a, float) for a in v) for v in accuracies.values()):
+        if not isinstance(saved.get("key"), dict) or not all(
+            isinstance(v, list) and all(isinstance(a, float) and 0 <= a <= 1 for a in v) for v in accuracies.values()
+        ):
             raise TypeError
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise SpecializeError(
             f"proxy-check checkpoint {path}: not a checkpoint written by proxy-check "
-            f"(field 'accuracies' missing or malformed)"
+            f"(field 'key' or 'accuracies' missing or malformed: accuracies are lists of numbers in [0, 1])"
         ) from None
     for field_name, value in key.items():
         if saved.get("key", {}).get(field_name) != value:

@@ -1017,3 +1017,51 @@ def test_a_small_weights_file_declaring_a_huge_space_is_refused_before_building(
     with pytest.raises(SpecializeError, match="holds 4 numbers, and field 'space' needs at least"):
         load_supernet(path)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: no gigabytes allocated
+
+
+def png_header_claiming(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares `width` x `height` (its one row of data is all there is): a bomb's
+    header without the bomb."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 2)) + chunk(b"IEND", b"")
+
+
+def test_a_huge_image_header_and_a_huge_archive_member_are_refused_before_reading(tmp_path, monkeypatch):
+    """A 100-byte PNG declaring 9000 x 9000 would decode to 243 MB in RGB; an archive member is sized from its header.
+    Both are refused before any pixel or byte of them is read."""
+    import io
+    import resource
+    import tarfile
+
+    from supernet import data as data_module
+    from supernet.data import make_synthetic_folder
+
+    root = make_synthetic_folder(tmp_path / "d", classes=2, train_per_class=2, test_per_class=1, size=16)
+    bomb = next((root / "train").rglob("*.png"), None) or next((root / "train").rglob("*.*"))
+    bomb.write_bytes(png_header_claiming(9000, 9000))  # under Pillow's own bomb limit, over ours
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    said = assert_refused(invoke("table", "validate", "--data", root, "--samples", "2"))
+    assert "too large to decode safely" in said and bomb.name in said
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KB: nothing near 588 MB
+
+    monkeypatch.setattr(data_module, "MAX_IMAGE_FILE_BYTES", 4096)
+    archive = tmp_path / "big.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for path in sorted(root.rglob("*")):
+            if path.is_file() and path != bomb:
+                tar.add(path, arcname=str(path.relative_to(tmp_path)))
+        member = tarfile.TarInfo(str(bomb.relative_to(tmp_path)))
+        member.size = 8192
+        tar.addfile(member, io.BytesIO(b"\0" * 8192))
+    said = assert_refused(invoke("table", "validate", "--data", archive, "--samples", "2"))
+    assert "8,192 bytes, over the 4,096-byte limit for one image file" in said
+    big = tmp_path / "e"
+    make_synthetic_folder(big, classes=2, train_per_class=2, test_per_class=1, size=16)
+    next((big / "test").rglob("*.*")).write_bytes(b"\0" * 8192)
+    assert "limit for one image file" in assert_refused(invoke("table", "validate", "--data", big, "--samples", "2"))

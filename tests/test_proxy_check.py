@@ -81,5 +81,26 @@ def test_a_checkpoint_of_another_run_is_refused(synthetic_data, tmp_path):
     with pytest.raises(SpecializeError, match=r"check.json was written by a different run \(field 'seed'"):
         proxy_check(space, data, 3, Setting.parse("c0r0s0e1"), [], seed=1, val_per_class=2, checkpoint=checkpoint)
     checkpoint.write_text('{"key": {}, "accuracies": {"c0r0s0e1": ["x"]}}')
-    with pytest.raises(SpecializeError, match="field 'accuracies' missing or malformed"):
+    with pytest.raises(SpecializeError, match="'accuracies' missing or malformed"):
         proxy_check(space, data, 3, Setting.parse("c0r0s0e1"), [], val_per_class=2, checkpoint=checkpoint)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"key": {}, "accuracies": {"c0r0s0e1": [5.0]}}',  # reported as a result once
+        '{"key": {}, "accuracies": {"c0r0s0e1": [-3.0]}}',
+        '{"key": {}, "accuracies": {"c0r0s0e1": [NaN]}}',
+        '{"key": [], "accuracies": {"c0r0s0e1": [0.5]}}',
+        '{"accuracies": {"c0r0s0e1": [0.5]}}',
+        "[1, 2]",
+        '{"key": {}, "accuracies": []}',
+    ],
+)
+def test_an_edited_checkpoint_is_refused_naming_the_field(tmp_path, content):
+    from supernet.proxy_check import load_checkpoint
+
+    checkpoint = tmp_path / "check.json"
+    checkpoint.write_text(content)
+    with pytest.raises(SpecializeError, match="'accuracies' missing or malformed"):
+        load_checkpoint(checkpoint, {"zoo": []})
