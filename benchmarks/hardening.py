@@ -209,6 +209,107 @@ class Fixtures:
         (out / "checkpoint.pt").write_bytes(content or b"")
         return str(out)
 
+    def damage_cache(self) -> None:
+        """Decode the training data into the cache, then truncate one of its arrays as a full disk would."""
+        from supernet.data import load_dataset
+
+        load_dataset(self.data(), image_size=16)
+        cache = Path(os.environ["SPECIALIZE_CACHE"])
+        for victim in cache.rglob("train_images.npy"):  # every entry: earlier cases cached this data at other sizes
+            victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+
+    def fifo(self, name: str) -> str:
+        os.mkfifo(self.root / name)
+        return self.path(name)
+
+    def default_run(self, name: str, edit_weights: bool = False) -> str:
+        """A copy of the embedded default run (table, weights, calibration) in `name`/; with `edit_weights`, weights
+        other than the ones the table recorded."""
+        import shutil
+
+        from specialize.table import DEFAULT_TABLE
+
+        run = self.root / name
+        run.mkdir(parents=True, exist_ok=True)
+        for entry in ("weights", "calibration"):
+            shutil.copyfile(DEFAULT_TABLE.parent / self.table[entry]["file"], run / self.table[entry]["file"])
+        shutil.copyfile(DEFAULT_TABLE, run / "table.json")
+        if edit_weights:
+            weights = run / self.table["weights"]["file"]
+            weights.write_bytes(weights.read_bytes()[:-8] + b"12345678")
+        return str(run / "table.json")
+
+    def other_classes(self, name: str, renamed: bool = False) -> str:
+        """A small image folder: 3 classes, or the default's 10 classes with two of them renamed."""
+        from supernet.data import make_synthetic_folder
+
+        target = self.root / name
+        if renamed:
+            make_synthetic_folder(target, classes=10, train_per_class=2, test_per_class=1, size=32)
+            names = self.table["space"]["class_names"]
+            for split in ("train", "test"):
+                for i, folder in enumerate(sorted((target / split).iterdir(), key=lambda p: int(p.name[5:]))):
+                    folder.rename(folder.with_name(names[i] if i > 1 else f"renamed{i}"))
+        else:
+            make_synthetic_folder(target, classes=3, train_per_class=2, test_per_class=1, size=32)
+        return str(target)
+
+    def png_bomb(self, name: str) -> str:
+        """A 10-class folder in which one file is a 100-byte PNG declaring 9000 x 9000 pixels."""
+        from supernet.data import png_declaring
+
+        target = self.other_classes(name, renamed=False)
+        victim = next((Path(target) / "train").rglob("*.*"))
+        victim.write_bytes(png_declaring(9000, 9000))
+        return target
+
+    def big_member_archive(self, name: str, member_bytes: int) -> str:
+        """A .tar.gz of a 2-class folder plus one all-zero member of `member_bytes` (it compresses about 1000:1)."""
+        import tarfile
+
+        from supernet.data import make_synthetic_folder
+
+        root = self.root / (name + "-src")
+        make_synthetic_folder(root, classes=2, train_per_class=2, test_per_class=1, size=16)
+        path = self.root / name
+        with tarfile.open(path, "w:gz") as tar:
+            tar.add(root, arcname="d")
+            member = tarfile.TarInfo("d/train/class0/huge.png")
+            member.size = member_bytes
+            tar.addfile(member, _Zeros(member_bytes))
+        return str(path)
+
+    def space_profile(self, name: str, kernels: int, expansions: int) -> str:
+        """A profile whose space lists `kernels` x `expansions` candidates (small file, huge arrays if trusted)."""
+
+        def edit(data):
+            data["space"]["kernels"] = list(range(3, 3 + 2 * kernels, 2))
+            data["space"]["expansions"] = list(range(1, expansions + 1))
+
+        return self.profile(name, edit)
+
+    def this_cpu_profile(self, name: str, edit=lambda d: None) -> str:
+        source = Path(__file__).resolve().parents[1] / "hw_profiles/data/this-cpu-onnxruntime.cifar10.json"
+        data = json.loads(source.read_text())
+        edit(data)
+        return self.write(name, data)
+
+
+class _Zeros(io.RawIOBase):
+    """A file of `n` zero bytes that holds none of them."""
+
+    def __init__(self, n: int):
+        self.left = n
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
 
 def _set(path: list, value):
     def edit(data):
@@ -564,7 +665,287 @@ def cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
         ),
         ("refuse", "table int8-check --networks 1", ["table", "int8-check", "--networks", "1"], {}),
     ]
-    return out
+    return out + issue19_cases(fx)
+
+
+def _weights_declaring(channels: int):
+    def edit(payload):
+        import torch
+
+        space = payload["space"]
+        for layer in space["layers"]:
+            layer["in_channels"] = layer["out_channels"] = channels
+        space["first_block_channels"] = channels
+        payload["state_dict"] = {"w": torch.zeros(4)}
+
+    return edit
+
+
+def issue19_cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
+    """Issue 19's classes, one or more cases each: 1 outputs that are not regular files, 2 an output that is an
+    input, 3-4 exports trusting the wrong data or weights, 5 a damaged cache (must work, and say so), 6 small files
+    that would allocate gigabytes, 7 loaders' fields, 8 side effects before validation ends, 9 terminal escapes,
+    10 a base profile from another host, 11 silent disagreements."""
+    esc = "\x1b]0;pwned\x07\x1b[2J"
+    results_json = fx.bundle("same-bundle") + "/results.json"
+    same_table = fx.default_run("same-run")
+    same_weights = fx.write("same.pt", b"not really weights")
+    build_script = fx.write("trt2/build_x_engine.sh", "#!/bin/sh\necho mine\n")
+    shipped_t1 = str(Path(__file__).resolve().parents[1] / "hw_profiles/data/this-cpu-onnxruntime.cifar10.json")
+    return [
+        # 1
+        (
+            "refuse",
+            "19.1 export -o a named pipe",
+            ["export", "--arch", ARCH, "--untrained", "-o", fx.fifo("p1")],
+            {"text": "not a regular file", "fifo": fx.path("p1")},
+        ),
+        (
+            "refuse",
+            "19.1 --export a named pipe",
+            ["--device", "jetson", "--export", fx.fifo("p2")],
+            {"text": "not a regular file", "fifo": fx.path("p2")},
+        ),
+        # 2
+        (
+            "refuse",
+            "19.2 --table T --export T",
+            ["--table", same_table, "--export", same_table],
+            {"text": "destroy the input", "inputs": [same_table]},
+        ),
+        (
+            "refuse",
+            "19.2 export --weights W -o W",
+            ["export", "--arch", ARCH, "--weights", same_weights, "-o", same_weights],
+            {"text": "destroy the input", "inputs": [same_weights]},
+        ),
+        (
+            "refuse",
+            "19.2 profile import B -o B/results.json",
+            ["profile", "import", str(Path(results_json).parent), "-o", results_json],
+            {"text": "destroy the input", "inputs": [results_json]},
+        ),
+        # 3, 4
+        (
+            "refuse",
+            "19.3 export --data with 3 classes on a 10-class model",
+            ["--device", "jetson", "--export", fx.path("c3.onnx"), "--data", fx.other_classes("three")],
+            {"absent": fx.path("c3.onnx"), "text": "has classes"},
+        ),
+        (
+            "refuse",
+            "19.3 export --data with two class folders renamed",
+            ["--device", "jetson", "--export", fx.path("c3r.onnx"), "--data", fx.other_classes("renamed", True)],
+            {"absent": fx.path("c3r.onnx"), "text": "has classes"},
+        ),
+        (
+            "refuse",
+            "19.4 weights beside a copy of the table are not its weights",
+            ["--table", fx.default_run("edited-run", edit_weights=True), "--export", fx.path("c4.onnx")],
+            {"absent": fx.path("c4.onnx"), "text": "is not the one accuracy table"},
+        ),
+        # 5
+        (
+            "works",
+            "19.5 a truncated cache entry is rebuilt, and said",
+            train_args(fx.path("r-cache")),
+            {"setup": fx.damage_cache, "text": "was damaged"},
+        ),
+        # 6
+        (
+            "refuse",
+            "19.6 profile whose space lists 2000 kernels x 2000 expansions",
+            ["--profile", fx.space_profile("k2000.json", 2000, 2000)],
+            {},
+        ),
+        (
+            "refuse",
+            "19.6 weights file declaring 1500-channel layers",
+            [
+                "export",
+                "--arch",
+                ARCH,
+                "--weights",
+                fx.weights("w1500.pt", _weights_declaring(1500)),
+                "-o",
+                fx.path("w1500.onnx"),
+            ],
+            {"absent": fx.path("w1500.onnx")},
+        ),
+        (
+            "refuse",
+            "19.6 archive with a 512 MiB member",
+            ["table", "validate", "--data", fx.big_member_archive("big.tar.gz", 512 * 2**20), "--samples", "2"],
+            {"text": "limit for one image file"},
+        ),
+        (
+            "refuse",
+            "19.6 100-byte PNG declaring 9000x9000",
+            ["table", "validate", "--data", fx.png_bomb("bomb")],
+            {"text": "too large to decode safely"},
+        ),
+        (
+            "refuse",
+            "19.6 profile bundle --batch 20000",
+            ["profile", "bundle", "--space", "cifar10", "--batch", "20000", "-o", fx.path("b20000")],
+            {"text": "GiB of activations", "absent": fx.path("b20000/onnx")},
+        ),
+        # 7
+        (
+            "refuse",
+            "19.7 profile 'hardware' a list",
+            ["--profile", fx.this_cpu_profile("h.json", _set(["hardware"], [1]))],
+            {},
+        ),
+        (
+            "refuse",
+            "19.7 profile expected_error 'abc'",
+            ["--profile", fx.this_cpu_profile("ee.json", _set(["expected_error"], "abc"))],
+            {},
+        ),
+        (
+            "refuse",
+            "19.7 profile measurement.whole_network malformed",
+            ["--profile", fx.this_cpu_profile("wn.json", _set(["measurement", "whole_network"], "x"))],
+            {},
+        ),
+        (
+            "refuse",
+            "19.7 bundle results threads 'abc'",
+            ["profile", "import", fx.bundle("thr", edit_results=_set(["threads"], "abc")), "-o", fx.path("thr.json")],
+            {"absent": fx.path("thr.json")},
+        ),
+        (
+            "refuse",
+            "19.7 bundle results threads 10**400",
+            [
+                "profile",
+                "import",
+                fx.bundle("thr2", edit_results=_set(["threads"], 10**400)),
+                "-o",
+                fx.path("thr-big.json"),
+            ],
+            {"absent": fx.path("thr-big.json")},
+        ),
+        (
+            "refuse",
+            "19.7 bundle timing Infinity",
+            [
+                "profile",
+                "import",
+                fx.bundle("inf", edit_results=_set(["results", "stem", "median_ms"], float("inf"))),
+                "-o",
+                fx.path("inf.json"),
+            ],
+            {"absent": fx.path("inf.json")},
+        ),
+        (
+            "refuse",
+            "19.7 table space with even kernels",
+            ["--table", fx.table_with("ek.json", _set(["space", "kernels"], [2, 4]))],
+            {},
+        ),
+        (
+            "refuse",
+            "19.7 table space with duplicate kernels",
+            ["--table", fx.table_with("dk.json", _set(["space", "kernels"], [3, 3, 5]))],
+            {},
+        ),
+        (
+            "refuse",
+            "19.7 table space with a broken channel chain",
+            ["--table", fx.table_with("cc.json", _set(["space", "layers", 1, "in_channels"], 999))],
+            {},
+        ),
+        (
+            "refuse",
+            "19.7 table class names disagree with num_classes",
+            ["--table", fx.table_with("cn.json", _set(["space", "num_classes"], 7))],
+            {},
+        ),
+        (
+            "refuse",
+            "19.7 table space with 10**12 channels",
+            ["--table", fx.table_with("hc.json", _set(["space", "layers", 0, "out_channels"], 10**12))],
+            {},
+        ),
+        (
+            "refuse",
+            "19.7 proxy-check checkpoint accuracy 5.0",
+            [
+                "proxy-check",
+                "--space",
+                "cifar10",
+                "--data",
+                "{data}",
+                "--zoo",
+                "3",
+                "--checkpoint",
+                fx.write("pc.json", {"key": {}, "accuracies": {"c0r0s0e1": [5.0]}}),
+            ],
+            {"text": "missing or malformed"},
+        ),
+        # 8
+        (
+            "refuse",
+            "19.8 a bad --profile with --export writes nothing",
+            ["--profile", fx.profile("bad8.json", _set(["latency_ms", 0, 0], "x")), "--export", fx.path("m8.onnx")],
+            {"absent": fx.path("m8.onnx")},
+        ),
+        # 9
+        (
+            "refuse",
+            "19.9 escape sequence in a profile name",
+            ["--profile", fx.this_cpu_profile("esc.json", _set(["name"], "cpu" + esc))],
+            {},
+        ),
+        (
+            "refuse",
+            "19.9 escape sequence in a table's space name",
+            ["--table", fx.table_with("esc-t.json", _set(["space", "name"], "cifar10" + esc))],
+            {},
+        ),
+        (
+            "refuse",
+            "19.9 escape sequence in a bundle result name",
+            ["profile", "import", fx.bundle("escb", edit_results=_set(["name"], "dev" + esc)), "-o", fx.path("e.json")],
+            {"absent": fx.path("e.json")},
+        ),
+        # 10
+        (
+            "refuse",
+            "19.10 --from-one-thread on a profile timed on another host",
+            [
+                "profile",
+                "--from-one-thread",
+                shipped_t1,
+                "--threads",
+                "2",
+                "--name",
+                "this-cpu",
+                "--space",
+                "cifar10",
+                "-o",
+                fx.path("scaled.json"),
+            ],
+            {"absent": fx.path("scaled.json")},
+        ),
+        # 11
+        ("refuse", "19.11 --time-limit -1", ["--device", "jetson", "--time-limit", "-1"], {"text": "time limit"}),
+        ("refuse", "19.11 --time-limit nan", ["--device", "jetson", "--time-limit", "nan"], {"text": "time limit"}),
+        (
+            "refuse",
+            "19.11 --device jetson with another device's profile",
+            ["--device", "jetson", "--profile", shipped_t1],
+            {"text": "disagree"},
+        ),
+        (
+            "refuse",
+            "19.11 tensorrt export over an existing build script",
+            ["export", "--arch", ARCH, "--untrained", "--format", "tensorrt", "-o", fx.path("trt2/x.engine")],
+            {"text": "overwrite", "inputs": [build_script]},
+        ),
+    ]
 
 
 def _pickled() -> bytes:
@@ -576,13 +957,24 @@ def _pickled() -> bytes:
     return buffer.getvalue()
 
 
-def classify(result, kind: str, options: dict) -> str:
-    """'clean', 'traceback', 'silent' (exit 0: accepted) or 'unclear' (exit 2 but not one clean line, or exit 1)."""
+def classify(result, kind: str, options: dict, before: dict[str, bytes]) -> str:
+    """'clean', 'traceback', 'silent' (exit 0: accepted), 'damaged' (an input changed or a pipe was replaced),
+    'escape' (a terminal escape from a file reached the output) or 'unclear' (exit 2 but not one clean line,
+    or exit 1). A 'works' case must exit 0 (saying `text` where given) without damage."""
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         return "traceback"
     stderr = result.stderr.strip()
     if "Traceback" in result.output or "Traceback" in stderr:
         return "traceback"
+    if any(Path(path).read_bytes() != content for path, content in before.items()):
+        return "damaged"
+    if options.get("fifo") and not Path(options["fifo"]).is_fifo():
+        return "damaged"
+    if "\x1b" in result.output or "\x1b" in stderr:
+        return "escape"
+    if kind == "works":
+        said = "text" not in options or options["text"] in (result.output + stderr).replace("\n", "")
+        return "clean" if result.exit_code == 0 and said else "unclear"
     if result.exit_code == 0:
         return "silent"
     if options.get("absent") and Path(options["absent"]).exists():
@@ -592,6 +984,41 @@ def classify(result, kind: str, options: dict) -> str:
     if result.exit_code != 2 or len(stderr.splitlines()) != 1 or result.stdout.strip():
         return "unclear"
     return "clean"
+
+
+ENCODING_CASES = [  # 19.11: a terminal that cannot encode ± or → (run as a real process: the encoding is the point)
+    ("PYTHONIOENCODING=ascii specialize devices", ["devices"], 0),
+    (
+        "PYTHONIOENCODING=ascii specialize --device jetson --max-flops 45M",
+        ["--device", "jetson", "--max-flops", "45M"],
+        0,
+    ),
+    ("PYTHONIOENCODING=ascii specialize --device 'jetsön'", ["--device", "jetsön"], 2),
+]
+
+
+def run_with_ascii_output(argv: list[str], expected: int) -> str:
+    import subprocess
+
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run(
+        [sys.executable, "-c", "from cli.main import main; main()", *argv],
+        capture_output=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    if b"Traceback" in done.stderr:
+        return "traceback"
+    if done.returncode != expected:
+        return "unclear"
+    return "clean" if expected == 0 or len(done.stderr.strip().splitlines()) == 1 else "unclear"
+
+
+def judge(runner: CliRunner, kind: str, argv: list[str], options: dict):
+    """(verdict, result) of one case: its input files read before it runs and compared after."""
+    inputs = {path: Path(path).read_bytes() for path in options.get("inputs", [])}
+    result = run_case(runner, argv, options)
+    return classify(result, kind, options, inputs), result
 
 
 def run_case(runner: CliRunner, argv: list[str], options: dict):
@@ -622,7 +1049,7 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true", help="print every case and its stderr")
     args = parser.parse_args()
     runner = CliRunner()
-    counts = {"clean": 0, "traceback": 0, "silent": 0, "unclear": 0}
+    counts = {"clean": 0, "traceback": 0, "silent": 0, "damaged": 0, "escape": 0, "unclear": 0}
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SPECIALIZE_CACHE"] = str(Path(tmp) / "cache")  # decoded synthetic images stay in the temporary dir
         fx = Fixtures(Path(tmp))
@@ -632,18 +1059,24 @@ def main() -> None:
         for kind, name, argv, options in all_cases:
             argv = [a.replace("{data}", data) for a in argv]
             before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            result = run_case(runner, argv, options)
+            verdict, result = judge(runner, kind, argv, options)
             raised = max(raised, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before, name))
-            verdict = classify(result, kind, options)
             counts[verdict] += 1
             if args.verbose or verdict != "clean":
                 detail = repr(result.exception) if verdict == "traceback" else result.stderr.strip()[:300]
                 print(f"{verdict:9s} {name}: exit {result.exit_code}: {detail}")
+        for name, argv, expected in ENCODING_CASES:
+            verdict = run_with_ascii_output(argv, expected)
+            counts[verdict] += 1
+            if args.verbose or verdict != "clean":
+                print(f"{verdict:9s} {name}")
     total = sum(counts.values())
     print(f"bad inputs tried: {total}")
-    print(f"clean exit 2 (one line, nothing written): {counts['clean']}")
+    print(f"clean (exit 2, one line, nothing written; or, where it must work, exit 0 saying so): {counts['clean']}")
     print(f"tracebacks: {counts['traceback']} (goal 0)")
     print(f"silent wrong answers (accepted): {counts['silent']} (goal 0)")
+    print(f"inputs damaged (an input file changed, a pipe replaced): {counts['damaged']} (goal 0)")
+    print(f"terminal escapes from a file printed: {counts['escape']} (goal 0)")
     print(f"other (exit 2 without one clean line, exit 1, or a file written): {counts['unclear']}")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(

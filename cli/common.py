@@ -20,7 +20,7 @@ try:
 except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import ClickException
 
-from specialize.errors import SpecializeError, command_line_spelling
+from specialize.errors import SpecializeError, command_line_spelling, printable
 
 console = Console()
 err_console = Console(stderr=True)
@@ -28,9 +28,14 @@ err_console = Console(stderr=True)
 
 def fail(message: str) -> None:
     """One line on stderr, exit 2. The message is plain text: brackets in paths or names are never markup."""
-    line = " ".join(str(message).split())  # one line, whatever the message held
+    line = " ".join(map(_shortened, printable(str(message)).split()))  # one printable line, whatever it held
     err_console.print(Text.assemble(("error:", "bold red"), " ", line), highlight=False, soft_wrap=True)
     raise typer.Exit(2)
+
+
+def _shortened(word: str, keep: int = 300) -> str:
+    """A word of the message cut to `keep` characters (a 400-digit number from a file once filled the screen)."""
+    return word if len(word) <= keep else f"{word[:keep]}...({len(word):,} characters)"
 
 
 def handle_errors(fn: Callable) -> Callable:

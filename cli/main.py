@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from cli import cache_cmd, export_cmd, offline_cmd, profile_cmd, search_cmd, space_cmd, train_cmd
@@ -27,6 +29,11 @@ offline_cmd.register(app)
 
 
 def main() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        # a terminal or pipe that cannot encode every character (PYTHONIOENCODING=ascii, LANG=C) gets '?' for the
+        # ones it lacks (±, →) instead of a UnicodeEncodeError traceback
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
     app()
 
 

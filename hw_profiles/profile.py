@@ -296,6 +296,11 @@ def profile_from_dict(data: dict, path: Path) -> DeviceProfile:
             raise SpecializeError(f"{KIND} file {path}: field {key!r} is not an object")
     _check_numbers(measurement.get("whole_network") or {}, WHOLE_NETWORK_NUMBERS, "measurement.whole_network", path)
     _check_numbers((data.get("hardware") or {}).get("anchor") or {}, ("expected_error",), "hardware.anchor", path)
+    expected_error = data.get("expected_error")  # written for readers; the loader derives its own from the above
+    if expected_error is not None and not (_ms(expected_error) and expected_error <= 100):
+        raise SpecializeError(
+            f"{KIND} file {path}: field 'expected_error' is {expected_error!r}, not a relative error in [0, 100]"
+        )
     _check_numbers((data.get("hardware") or {}).get("few_shot") or {}, ("loo_mape",), "hardware.few_shot", path)
     profile = DeviceProfile(
         name=data["name"],  # checked above

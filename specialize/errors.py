@@ -6,6 +6,7 @@ A message that names an option spells it the way the caller gave it: `--max-flop
 """
 
 import contextlib
+import re
 import contextvars
 from typing import Iterator
 
@@ -42,6 +43,18 @@ class InfeasibleError(SpecializeError):
     def __init__(self, message: str, limits: dict | None = None):
         super().__init__(message)
         self.limits = limits or {}
+
+
+ANSI_SEQUENCE = re.compile(r"\x1b(\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)?|.)")
+
+
+def printable(text: str) -> str:
+    """`text` with terminal escape sequences removed and any other control or format character made a space: what
+    an error message may carry to the terminal, whoever wrote it (a library's message holds bold codes)."""
+    import unicodedata
+
+    text = ANSI_SEQUENCE.sub("", text)
+    return "".join(" " if unicodedata.category(ch) in ("Cc", "Cf") else ch for ch in text)
 
 
 def has_control_characters(text: str) -> bool:

@@ -260,6 +260,24 @@ class SearchSpace:
     def _check_shape(self) -> None:
         """A network that can be built: odd kernels and no repeated option, each layer taking the channels the one
         before gives, one name per class; and sizes a small file cannot turn into gigabytes (LIMITS)."""
+        sizes = {
+            "channels": max(
+                self.stem_channels,
+                self.first_block_channels,
+                self.head_channels,
+                *(x.out_channels for x in self.layers),
+            ),
+            "layers": len(self.layers),
+            # counted, not built: 2,000 x 2,000 options would make 4 million Candidate objects (800 MB) first
+            "candidates": len(self.kernels) * len(self.expansions) * len(self.se_options) + int(self.skip is True),
+            "resolution": self.resolution,
+            "kernels": max(self.kernels),
+            "expansions": max(self.expansions),
+            "classes": self.num_classes,
+        }
+        over = [f"{k} {v} (at most {LIMITS[k]})" for k, v in sizes.items() if v > LIMITS[k]]
+        if over:
+            raise ValueError(f"too large: {', '.join(over)}")
         if any(k % 2 == 0 for k in self.kernels):
             raise ValueError("kernels must be odd (a depthwise kernel has a centre)")
         for key in ("kernels", "expansions", "se_options"):
@@ -270,23 +288,6 @@ class SearchSpace:
             raise ValueError("each layer's in_channels must be the channels the layer before it gives out")
         if self.class_names is not None and len(self.class_names) != self.num_classes:
             raise ValueError(f"class_names holds {len(self.class_names)} names for {self.num_classes} classes")
-        sizes = {
-            "channels": max(
-                self.stem_channels,
-                self.first_block_channels,
-                self.head_channels,
-                *(x.out_channels for x in self.layers),
-            ),
-            "layers": len(self.layers),
-            "candidates": self.num_candidates,
-            "resolution": self.resolution,
-            "kernels": max(self.kernels),
-            "expansions": max(self.expansions),
-            "classes": self.num_classes,
-        }
-        over = [f"{k} {v} (at most {LIMITS[k]})" for k, v in sizes.items() if v > LIMITS[k]]
-        if over:
-            raise ValueError(f"too large: {', '.join(over)}")
 
     @property
     def fingerprint(self) -> str:

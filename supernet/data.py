@@ -368,6 +368,19 @@ def calibration_batches(
     return image_batches(dataset.train_images[idx], resolution, batch_size)
 
 
+def png_declaring(width: int, height: int) -> bytes:
+    """A 100-byte PNG whose header declares `width` x `height` pixels (one row of data is all it holds): a
+    decompression bomb's header without the bomb, for tests of the size checks."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(bytes(2))) + chunk(b"IEND", b"")
+
+
 def make_synthetic_folder(
     root: str | os.PathLike,
     classes: int = 3,

@@ -276,10 +276,16 @@ def trtexec_command(onnx_path: Path, engine_path: Path, resolution: int, precisi
     return " ".join(parts)
 
 
+def build_script_path(onnx_path: Path) -> Path:
+    """build_<model>_engine.sh beside the ONNX file: named after the model, so the next export beside it does not
+    overwrite it."""
+    return onnx_path.parent / f"build_{onnx_path.stem}_engine.sh"
+
+
 def write_build_script(onnx_path: Path, engine_path: Path, resolution: int, precision: str) -> Path:
-    """An executable build_<model>_engine.sh beside the ONNX file that runs trtexec on the target device
-    (named after the model, so the next export beside it does not overwrite it)."""
-    script = onnx_path.parent / f"build_{onnx_path.stem}_engine.sh"
+    """An executable build script (build_script_path) beside the ONNX file that runs trtexec on the target
+    device."""
+    script = build_script_path(onnx_path)
     text = (
         "#!/bin/sh\n"
         "# Build the TensorRT engine on the device that will run it: engines are specific to the GPU and\n"

@@ -201,11 +201,12 @@ def proxy_check(
     return results
 
 
-def load_checkpoint(path: str | Path, key: dict) -> dict[str, list[float]]:
-    """Accuracies already trained by a run with the same `key`; empty when `path` does not exist yet."""
+def read_checkpoint(path: str | Path) -> dict | None:
+    """The checkpoint file's content, its format checked (None when it does not exist yet): `proxy-check` reads
+    it before loading any data, so an edited file is refused before minutes of decoding."""
     path = Path(path)
     if not path.exists():
-        return {}
+        return None
     try:
         saved = json.loads(path.read_text())
         accuracies = saved["accuracies"]
@@ -218,13 +219,21 @@ def load_checkpoint(path: str | Path, key: dict) -> dict[str, list[float]]:
             f"proxy-check checkpoint {path}: not a checkpoint written by proxy-check "
             f"(field 'key' or 'accuracies' missing or malformed: accuracies are lists of numbers in [0, 1])"
         ) from None
+    return saved
+
+
+def load_checkpoint(path: str | Path, key: dict) -> dict[str, list[float]]:
+    """Accuracies already trained by a run with the same `key`; empty when `path` does not exist yet."""
+    saved = read_checkpoint(path)
+    if saved is None:
+        return {}
     for field_name, value in key.items():
-        if saved.get("key", {}).get(field_name) != value:
+        if saved["key"].get(field_name) != value:
             raise SpecializeError(
                 f"proxy-check checkpoint {path} was written by a different run (field "
                 f"'{field_name}' differs); remove it or pass another --checkpoint"
             )
-    return {name: list(values)[: len(key["zoo"])] for name, values in accuracies.items()}
+    return {name: list(values)[: len(key["zoo"])] for name, values in saved["accuracies"].items()}
 
 
 def plot_proxy_check(results: list[SettingResult], path: str | Path, title: str) -> None:

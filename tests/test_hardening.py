@@ -569,6 +569,11 @@ def test_tensorrt_export_refuses_to_overwrite_companions(tmp_path):
     result = invoke("export", "--arch", ARCH, "--format", "tensorrt", "-o", tmp_path / "x.engine")
     assert "x.onnx" in assert_refused(result)
     assert (tmp_path / "x.onnx").read_text() == "mine"
+    (tmp_path / "x.onnx").unlink()
+    (tmp_path / "build_x_engine.sh").write_text("mine")  # the script is named after the model
+    result = invoke("export", "--arch", ARCH, "--format", "tensorrt", "-o", tmp_path / "x.engine")
+    assert "build_x_engine.sh" in assert_refused(result)
+    assert (tmp_path / "build_x_engine.sh").read_text() == "mine"
 
 
 def test_data_cache_keyed_by_content(tmp_path, monkeypatch):
@@ -790,7 +795,9 @@ def test_hardening_benchmark_all_clean(tmp_path, synthetic_data):
     verdicts = {}
     for kind, name, argv, options in bench.cases(fx):
         argv = [a.replace("{data}", str(synthetic_data)) for a in argv]
-        verdicts[name] = bench.classify(bench.run_case(runner, argv, options), kind, options)
+        verdicts[name] = bench.judge(runner, kind, argv, options)[0]
+    for name, argv, expected in bench.ENCODING_CASES:
+        verdicts[name] = bench.run_with_ascii_output(argv, expected)
     assert {n: v for n, v in verdicts.items() if v != "clean"} == {}
 
 
@@ -1019,19 +1026,6 @@ def test_a_small_weights_file_declaring_a_huge_space_is_refused_before_building(
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: no gigabytes allocated
 
 
-def png_header_claiming(width: int, height: int) -> bytes:
-    """A tiny PNG whose header declares `width` x `height` (its one row of data is all there is): a bomb's
-    header without the bomb."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 2)) + chunk(b"IEND", b"")
-
-
 def test_a_huge_image_header_and_a_huge_archive_member_are_refused_before_reading(tmp_path, monkeypatch):
     """A 100-byte PNG declaring 9000 x 9000 would decode to 243 MB in RGB; an archive member is sized from its header.
     Both are refused before any pixel or byte of them is read."""
@@ -1040,11 +1034,11 @@ def test_a_huge_image_header_and_a_huge_archive_member_are_refused_before_readin
     import tarfile
 
     from supernet import data as data_module
-    from supernet.data import make_synthetic_folder
+    from supernet.data import make_synthetic_folder, png_declaring
 
     root = make_synthetic_folder(tmp_path / "d", classes=2, train_per_class=2, test_per_class=1, size=16)
     bomb = next((root / "train").rglob("*.png"), None) or next((root / "train").rglob("*.*"))
-    bomb.write_bytes(png_header_claiming(9000, 9000))  # under Pillow's own bomb limit, over ours
+    bomb.write_bytes(png_declaring(9000, 9000))  # under Pillow's own bomb limit, over ours
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     said = assert_refused(invoke("table", "validate", "--data", root, "--samples", "2"))
     assert "too large to decode safely" in said and bomb.name in said

@@ -740,6 +740,9 @@ def export_result(
 
     profile = profile or result.profile_file
     check_not_input(output, tbl.path, tbl.weights_path(), tbl.calibration_path(), data, profile)
+    from specialize.api.offline import check_companions
+
+    check_companions(Path(output), fmt)
     try:
         from supernet.export import export_subnet
     except ImportError as exc:

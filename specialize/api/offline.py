@@ -114,13 +114,15 @@ def proxy_check(
     search_space = get_space(space)
     if not 3 <= zoo <= 10_000:
         raise SpecializeError(f"{option('zoo')} must be 3..10000, got {zoo}")
-    from supernet.proxy_check import Setting, plot_proxy_check, proxy_check as run_check
+    from supernet.proxy_check import Setting, plot_proxy_check, proxy_check as run_check, read_checkpoint
 
     ref = Setting.parse(reference)
     reduced = [Setting.parse(s) for s in settings.split(",") if s.strip()]
     for path in (plot, checkpoint):
         if path is not None:
             check_writable(path)
+    if checkpoint is not None:
+        read_checkpoint(checkpoint)
     import torch
 
     from supernet.data import load_dataset
@@ -211,12 +213,12 @@ def export_weights(space: str, weights: str | None, untrained: bool) -> str | No
 
 def check_companions(output: Path, fmt: str) -> None:
     """`--format tensorrt -o d/x.engine` also writes d/x.onnx and its build script: refuse to replace them silently."""
-    from supernet.export import output_paths
+    from supernet.export import build_script_path, output_paths
 
     if fmt != "tensorrt":
         return
     onnx_path, engine_path = output_paths(output, fmt)
-    companions = [p for p in (onnx_path, engine_path, onnx_path.parent / "build_engine.sh") if p != Path(output)]
+    companions = [p for p in (onnx_path, engine_path, build_script_path(onnx_path)) if p != Path(output)]
     existing = [str(p) for p in companions if p.exists() or p.is_symlink()]
     if existing:
         raise SpecializeError(
