@@ -1059,3 +1059,54 @@ def test_a_huge_image_header_and_a_huge_archive_member_are_refused_before_readin
     make_synthetic_folder(big, classes=2, train_per_class=2, test_per_class=1, size=16)
     next((big / "test").rglob("*.*")).write_bytes(b"\0" * 8192)
     assert "limit for one image file" in assert_refused(invoke("table", "validate", "--data", big, "--samples", "2"))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@FAST
+@given(
+    accuracies=st.dictionaries(st.sampled_from(["c0r0s0e1", "x"]), json_values, max_size=2) | json_values,
+    key=json_values,
+)
+def test_proxy_check_checkpoints_load_or_refuse_naming_the_field(tmp_path_factory, accuracies, key):
+    """Whatever a proxy-check checkpoint holds, reading it gives accuracies in [0, 1] or one named refusal."""
+    from specialize.errors import SpecializeError
+    from supernet.proxy_check import read_checkpoint
+
+    path = tmp_path_factory.mktemp("pc") / "check.json"
+    path.write_text(json.dumps({"key": key, "accuracies": accuracies}))
+    try:
+        saved = read_checkpoint(path)
+    except SpecializeError as exc:
+        assert "'accuracies' missing or malformed" in str(exc)
+        return
+    assert all(0 <= a <= 1 for values in saved["accuracies"].values() for a in values)
+
+
+@FAST
+@given(
+    shape=st.lists(st.integers(0, 5), min_size=0, max_size=5),
+    dtype=st.sampled_from(["uint8", "float32", "int64", "bool"]),
+    name=st.sampled_from(["images", "other"]),
+)
+def test_calibration_files_load_or_refuse_naming_the_field(tmp_path_factory, shape, dtype, name):
+    """A calibration file (the npz shipped beside weights) of any array gives uint8 [N, H, W, 3] batches or one
+    named refusal."""
+    import numpy as np
+
+    from specialize.errors import SpecializeError
+    from supernet.export import calibration_file_batches
+
+    path = tmp_path_factory.mktemp("cal") / "c.npz"
+    np.savez(path, **{name: np.zeros(shape, dtype=dtype)})
+    try:
+        batches = calibration_file_batches(path, 8)
+    except SpecializeError as exc:
+        assert f"calibration file {path}: field 'images'" in str(exc)
+        return
+    assert batches and all(tuple(b.shape[1:]) == (3, 8, 8) for b in batches)
