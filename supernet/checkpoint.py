@@ -126,6 +126,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict, dict]:
     problem = state_problem(state)
     if problem:
         raise SpecializeError(f"checkpoint file {path}: field 'state_json.{problem}")
+    state["wall"] = {"meta": 0.0, "finetune": 0.0, **state["wall"]}  # a stage not timed yet counts from zero
     return payload, state
 
 

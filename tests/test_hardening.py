@@ -1110,3 +1110,26 @@ def test_calibration_files_load_or_refuse_naming_the_field(tmp_path_factory, sha
         assert f"calibration file {path}: field 'images'" in str(exc)
         return
     assert batches and all(tuple(b.shape[1:]) == (3, 8, 8) for b in batches)
+
+
+@FAST
+@given(field=st.sampled_from(sorted(GOOD_STATE)), value=json_values)
+def test_any_edit_of_the_training_state_resumes_valid_or_is_refused_naming_it(tmp_path_factory, field, value):
+    """Generated from the state's own fields: any JSON value in any field either reads back as a state the
+    trainer can use (whole-number counters, accuracies in [0, 1]) or is refused naming `state_json.<field>`."""
+    import torch
+
+    from specialize.errors import SpecializeError
+    from supernet.checkpoint import read_checkpoint
+
+    path = tmp_path_factory.mktemp("state") / "checkpoint.pt"
+    good = {"config": {}, "net": {"w": torch.zeros(1)}, "optimizer": {}}
+    path.write_bytes(torch_bytes(dict(good, state_json=json.dumps({**GOOD_STATE, field: value}))))
+    try:
+        _, state = read_checkpoint(path)
+    except SpecializeError as exc:
+        assert str(exc).startswith(f"checkpoint file {path}: field 'state_json")
+        return
+    assert type(state["epoch"]) is int and type(state["layer"]) is int and state["layer"] == len(state["chosen"])
+    assert all(0 <= a <= 1 for row in state["accuracy"] for a in row)
+    assert {"meta", "finetune"} <= set(state["wall"])  # the trainer adds to both (an empty 'wall' was a KeyError)
