@@ -176,3 +176,76 @@ def test_run_ga_is_deterministic_counts_its_generations_and_says_why_it_stopped(
     assert history == sorted(history)  # the best seen never gets worse
     capped = ga.run_ga(problem, seed=3, generations=1000, max_failed=0)
     assert capped.generations < 1000 and capped.stopped.startswith("0 failed children (cap 0)")
+
+
+def test_run_ga_reports_what_it_did(monkeypatch):
+    """The result's record is the run's: a history point every 10 generations (numbered from 1), the children
+    evaluated, the failed children summed over generations, seconds spent, and seed 0 by default."""
+    space, problem = bound_problem(2, share=0.05)  # a narrow bound: many children fail
+    lost_per_generation = []
+    real_breed = ga.breed
+
+    def counting_breed(*args):
+        children, lost = real_breed(*args)
+        lost_per_generation.append(lost)
+        return children, lost
+
+    monkeypatch.setattr(ga, "breed", counting_breed)
+    result = ga.run_ga(problem, seed=0, generations=20, islands=2)
+    assert [h["generation"] for h in result.history] == [10, 20] and len(lost_per_generation) == 20
+    assert result.failed_children == sum(lost_per_generation) > 0
+    assert result.evaluations == 2 * (ga.POPULATION + 20 * (ga.POPULATION - ga.PARENTS))
+    assert 0 < result.seconds < 60
+    default = ga.run_ga(problem, generations=20, islands=2)
+    assert (default.genes == result.genes).all() and default.history == result.history
+
+
+def test_run_ga_uses_the_evaluation_it_is_given_and_stops_at_its_time_limit():
+    from specialize.search.penalty import hard_bounds
+
+    space, problem = bound_problem(4)
+    calls = []
+    evaluation = hard_bounds(problem)
+    fitness = evaluation.fitness
+
+    def counted(pop):
+        calls.append(pop.shape)
+        return fitness(pop)
+
+    evaluation = type(evaluation)(**{**vars(evaluation), "fitness": counted})
+    ga.run_ga(problem, seed=0, generations=3, evaluation=evaluation, islands=2)
+    assert len(calls) == 4  # the first population and three generations of children
+    stopped = ga.run_ga(problem, seed=0, generations=1000, time_limit=0.0, islands=2)
+    assert stopped.generations == 0 and stopped.stopped.startswith("time limit")
+    assert stopped.evaluations == 2 * ga.POPULATION and stopped.history == []
+
+
+def test_breed_children_are_new_and_meet_the_bounds_or_their_parent_stays():
+    """Every child either meets every bound and copies none of its island's parents, or is the parent it
+    replaces; breed's count of fallen-back children is exactly the children equal to their parent."""
+    space, problem = bound_problem(7, share=0.15)
+    rng = np.random.default_rng(0)
+    toolbox = ga.build_toolbox(problem, rng, islands=3)
+    pop, _ = toolbox.population(3 * ga.POPULATION)
+    parents = pop.reshape(3, ga.POPULATION, -1)[:, : ga.PARENTS]
+    for _ in range(5):
+        draws = toolbox.draw()
+        children, lost = toolbox.breed(parents, draws)
+        pairs = parents[np.arange(3)[:, None], draws.order].reshape(3, ga.PARENTS, -1)
+        assert children.shape == parents.shape
+        fell_back = (children == pairs).all(axis=-1)
+        for island in range(3):
+            seen = {tuple(p) for p in parents[island]}
+            for child, back in zip(children[island], fell_back[island]):
+                assert back or (tuple(child) not in seen and problem.feasible(child[None])[0])
+        assert lost == int(fell_back.sum())
+        assert lost < fell_back.size  # most children are new
+        parents = children
+
+
+def test_run_ga_on_a_problem_no_chromosome_can_meet_says_so():
+    space, problem = bound_problem(3)
+    impossible = problem_for(space, 3, (Bound("macs", None, 1.0),))
+    with pytest.raises(Exception) as info:
+        ga.run_ga(impossible, seed=0, generations=5, islands=2)
+    assert "macs" in str(info.value).lower() or "reach" in str(info.value).lower()
