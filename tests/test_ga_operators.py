@@ -249,3 +249,115 @@ def test_run_ga_on_a_problem_no_chromosome_can_meet_says_so():
     with pytest.raises(Exception) as info:
         ga.run_ga(impossible, seed=0, generations=5, islands=2)
     assert "macs" in str(info.value).lower() or "reach" in str(info.value).lower()
+
+
+def random_mask(seed: int, layers: int = 9, cands: int = 7) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    mask = rng.random((layers, cands)) < 0.6
+    mask[np.arange(layers), rng.integers(0, cands, layers)] = True  # every layer keeps one candidate
+    return mask
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_move_table_steps_through_every_allowed_candidate_once(seed):
+    """moves[l, c, s]: step 0 stays at c, steps 1..count-1 reach every other allowed candidate exactly once."""
+    allowed = random_mask(seed)
+    genome = ga.Genome.from_mask(allowed, np.random.default_rng(seed))
+    for layer, row in enumerate(allowed):
+        others = set(np.flatnonzero(row).tolist())
+        for c in others:
+            reached = [int(genome.moves[layer, c, s]) for s in range(genome.count[layer])]
+            assert reached[0] == c and set(reached) == others and len(set(reached)) == len(reached)
+
+
+def test_chromosome_weights_tell_apart_every_one_and_two_gene_change():
+    space = get_space("cifar10")
+    genome = ga.Genome.from_mask(np.array(space.allowed_mask()), np.random.default_rng(0))
+    base, codes = np.zeros(space.num_layers, dtype=np.int64), set()
+    for l1 in range(space.num_layers):
+        for c1 in range(space.num_candidates):
+            for l2 in range(l1, space.num_layers):
+                for c2 in range(space.num_candidates):
+                    genes = base.copy()
+                    genes[l1], genes[l2] = c1, c2
+                    codes.add((tuple(genes), int(genes @ genome.weights)))
+    assert len({code for _, code in codes}) == len({genes for genes, _ in codes})
+
+
+def test_random_mutation_reaches_every_other_allowed_candidate_evenly():
+    allowed = random_mask(5)
+    genome = ga.Genome.from_mask(allowed, np.random.default_rng(0))
+    pop = np.repeat(genome.choices[:, :1].T, 4000, axis=0)  # every layer at its first allowed candidate
+    out = ga.random_mutation(genome, np.random.default_rng(1), pop, rate=1.0)
+    for layer, row in enumerate(allowed):
+        others = set(np.flatnonzero(row).tolist()) - {int(pop[0, layer])}
+        counts = np.bincount(out[:, layer], minlength=allowed.shape[1])
+        if not others:
+            assert (out[:, layer] == pop[:, layer]).all()
+            continue
+        assert set(np.flatnonzero(counts).tolist()) == others
+        assert counts[list(others)].min() > 0.7 * 4000 / len(others)
+
+
+def test_draws_cut_between_genes_nudge_one_gene_and_pair_every_parent_once():
+    layers = 8
+    genome = ga.Genome.from_mask(np.ones((layers, 5), dtype=bool), np.random.default_rng(0))
+    pool = ga.DrawPool(genome, np.random.default_rng(1), islands=3, parents=10, first=4, tries=4, rate=ga.MUTATION)
+    cuts, nudged = [], []
+    for _ in range(3 * 50 + 7):  # past the end of several blocks
+        d = pool.next()
+        assert sorted(d.order[0].tolist()) == list(range(10)) and d.order.shape == (3, 10)
+        cuts += d.head.sum(axis=-1).ravel().tolist()
+        assert (d.nudge.sum(axis=-1) == 1).all()
+        nudged += d.nudge.argmax(axis=-1).ravel().tolist()
+        assert (d.step >= 1).all() and (d.step <= 4).all()
+    assert set(cuts) == set(range(1, layers))  # never all of one parent
+    assert set(nudged) == set(range(layers))
+    retry = pool.retry(5)
+    assert retry.order.size == 0 and retry.head.shape == (5, 4, 1, layers)
+
+
+def test_selection_keeps_population_order_among_equals():
+    fitness = np.zeros((2, 40))
+    fitness[1, ::3] = 1.0
+    order = ga.select_best(fitness, 10)
+    assert order[0].tolist() == list(range(10)) and order[1].tolist() == list(range(0, 30, 3))
+
+
+def test_making_the_deap_classes_twice_does_not_remake_them():
+    import warnings
+
+    from deap import creator
+
+    ga.create_classes()
+    made = creator.FitnessLoss
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ga.create_classes()
+    assert creator.FitnessLoss is made
+
+
+def test_a_layer_with_no_allowed_candidate_is_refused_as_infeasible():
+    from specialize.errors import InfeasibleError
+    from specialize.search.penalty import hard_bounds
+
+    space, problem = bound_problem(1)
+    evaluation = hard_bounds(problem)
+    allowed = evaluation.allowed.copy()
+    allowed[3] = False
+    with pytest.raises(InfeasibleError):
+        ga.build_toolbox(
+            problem, np.random.default_rng(0), type(evaluation)(**{**vars(evaluation), "allowed": allowed})
+        )
+
+
+def test_the_walk_returns_exactly_n_feasible_chromosomes_from_one():
+    space, problem = bound_problem(8)
+    rng = np.random.default_rng(0)
+    genome = ga.Genome.from_mask(np.array(space.allowed_mask()), rng)
+    start = ga.polish(problem, np.zeros(space.num_layers, dtype=np.int64))
+    assert problem.feasible(start[None])[0]
+    for n in (1, 7, 40):
+        pop = ga._walk(problem, genome, rng, start[None], n)
+        assert pop.shape == (n, space.num_layers) and problem.feasible(pop).all()
+    assert len({tuple(g) for g in ga._walk(problem, genome, rng, start[None], 40)}) > 1
