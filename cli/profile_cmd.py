@@ -276,14 +276,21 @@ def bundle(
         help="Whole networks spread over the space, timed for the calibration (5-20 suit the few-shot fit).",
     ),
     seed: int = typer.Option(0, "--seed"),
+    precision: str = typer.Option(
+        "fp32", "--precision", help="fp32 | int8: int8 writes every graph quantized (QDQ) as an INT8 export ships it."
+    ),
+    runtime: str = typer.Option(
+        "onnxruntime", "--runtime", help="onnxruntime | tensorrt: the runtime whose INT8 QDQ form the graphs take."
+    ),
 ) -> None:
     """Write every block, the stem, the head and some whole networks as ONNX, with a standalone runner."""
     from specialize.api import hardware
 
+    hardware.check_bundle_options(precision, runtime)
     total = hardware.bundle_steps(space, batch, networks)
     hardware.prepare_bundle(output)  # refused before the progress bar starts, so the error stays one line
     with progress_bar(f"exporting {space}", total) as step:
-        manifest = hardware.write_bundle(space, output, batch, networks, seed, step)
+        manifest = hardware.write_bundle(space, output, batch, networks, seed, step, precision, runtime)
     console.print(
         f"wrote {len(manifest['entries'])} ONNX files to {output}; on the device run:\n"
         f"  python run_bundle.py            (needs onnxruntime and numpy, or trtexec)\n"

@@ -54,8 +54,20 @@ def write_bundle(
     networks: int = BUNDLE_NETWORKS,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    precision: str = "fp32",
+    runtime: str = "onnxruntime",
 ) -> dict:
+    """Every block, the stem, the head and `networks` whole networks as ONNX files with the standalone runner. At
+    int8 each graph is quantized as `export --precision int8` ships it for `runtime` (onnxruntime's or TensorRT's
+    QDQ form), so the device times what it will run; the empty dispatch graph stays as it is."""
+    from hw_profiles.runtime import as_deployed
     from supernet.onnx_graph import deploy_graph
+
+    if precision not in BUNDLE_PRECISIONS or runtime not in ("onnxruntime", "tensorrt"):
+        raise SpecializeError(
+            f"a bundle is fp32 or int8 (fp16 is the runner's --fp16 flag on TensorRT), for onnxruntime or tensorrt; "
+            f"got {option('precision')} {precision} for {runtime}"
+        )
 
     out_dir = make_bundle_dir(out_dir)
     workloads = space_workloads(space, batch) + [
@@ -70,6 +82,8 @@ def write_bundle(
             onnx = deploy_graph(
                 module, example, check_ops=workload.key != "dispatch", dynamic_batch=False
             ).SerializeToString()
+            if workload.key != "dispatch":
+                onnx = as_deployed(onnx, precision, runtime, tuple(workload.input_shape))
             atomic_write_bytes(out_dir / name, onnx)
             entries.append(
                 {
@@ -90,12 +104,19 @@ def write_bundle(
         "space_name": space.name,
         "fingerprint": space.fingerprint,
         "batch": batch,
+        "precision": precision,
+        "runtime": runtime,
         "entries": entries,
-        "provenance": provenance(space=space.name, batch=batch, networks=networks, seed=seed),
+        "provenance": provenance(
+            space=space.name, batch=batch, networks=networks, seed=seed, precision=precision, runtime=runtime
+        ),
     }
     atomic_write_json(out_dir / MANIFEST, manifest)
     shutil.copyfile(RUNNER, out_dir / RUNNER.name)
     return manifest
+
+
+BUNDLE_PRECISIONS = ("fp32", "int8")
 
 
 def _printable_name(results: dict, path: Path) -> str:
@@ -104,6 +125,23 @@ def _printable_name(results: dict, path: Path) -> str:
     if not isinstance(value, str) or not value.strip() or has_control_characters(value):
         raise SpecializeError(f"bundle results file {path}: field 'name' is not a non-empty string of printable text")
     return value
+
+
+def _check_precisions(manifest: dict, manifest_path: Path, results: dict, results_path: Path) -> None:
+    """The graphs' precision (the manifest's) and the one the runner says it timed (the results') agree: an int8
+    bundle's QDQ graphs time as int8 on any runner; an fp32 bundle times as fp32, or fp16 with trtexec --fp16."""
+    bundled = manifest.get("precision", "fp32")
+    if bundled not in BUNDLE_PRECISIONS:
+        raise SpecializeError(
+            f"bundle manifest file {manifest_path}: field 'precision' is {bundled!r}; expected one of "
+            f"{', '.join(BUNDLE_PRECISIONS)}"
+        )
+    timed = results.get("precision", "fp32")
+    if (bundled == "int8") != (timed == "int8"):
+        raise SpecializeError(
+            f"bundle results file {results_path}: field 'precision' is {timed!r}, but the bundle's graphs are "
+            f"{bundled}: run the runner the bundle came with"
+        )
 
 
 def _timing(entry: dict, key: str, path: Path) -> Timing:
@@ -187,6 +225,7 @@ def _read_bundle(directory: Path) -> tuple[dict, dict, Path, SearchSpace, list[d
             f"bundle manifest file {manifest_path}: field 'space' is not a valid space: {exc}"
         ) from None
     entries = _manifest_entries(manifest, manifest_path)
+    _check_precisions(manifest, manifest_path, results, results_path)
     measured = require(results, "results", results_path, "bundle results")
     if not isinstance(measured, dict):
         raise SpecializeError(f"bundle results file {results_path}: field 'results' is not an object")

@@ -186,6 +186,8 @@ def time_trtexec(path, shape, args):
         ]
         if args.fp16:
             command.append("--fp16")
+        if getattr(args, "int8", False):
+            command.append("--int8")  # explicit quantization: the scales are in the QDQ graph
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit("trtexec failed on %s:\n%s" % (path, (done.stdout + done.stderr)[-3000:]))
@@ -252,6 +254,10 @@ def main():
         raise SystemExit("--fp16 needs --runner trtexec; onnxruntime on CPU measures fp32")
     with open(os.path.join(HERE, "manifest.json")) as f:
         manifest = json.load(f)
+    precision = manifest.get("precision", "fp32")  # int8: the graphs are QDQ, quantized for manifest["runtime"]
+    if precision == "int8" and args.fp16:
+        raise SystemExit("this bundle's graphs are int8 (QDQ): run it without --fp16")
+    args.int8 = precision == "int8"
     if runner == "onnxruntime":
         import onnxruntime
 
@@ -281,7 +287,7 @@ def main():
         "device_name": device,
         "threads": args.threads if runner == "onnxruntime" else None,
         "graph_optimization_level": args.graph_optimization if runner == "onnxruntime" else None,
-        "precision": "fp16" if args.fp16 else "fp32",
+        "precision": "int8" if args.int8 else "fp16" if args.fp16 else "fp32",
         "repeats": args.repeats,
         "fingerprint": manifest["fingerprint"],
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

@@ -412,3 +412,46 @@ def test_a_space_that_lives_only_in_a_table_profiles_with_its_whole_network_corr
     assert profile.measurement["whole_network"]["networks"] == 4
     report, _ = validate_profile(profile, samples=3, runs=3)
     assert len(report["samples"]) == 3
+
+
+def test_an_int8_bundle_holds_quantized_graphs_and_imports_as_an_int8_profile(tmp_path):
+    import onnx
+
+    space = tiny_space()
+    manifest = write_bundle(space, tmp_path / "b", networks=2, precision="int8")
+    assert manifest["precision"] == "int8" and manifest["runtime"] == "onnxruntime"
+    for entry in manifest["entries"]:
+        ops = {node.op_type for node in onnx.load(str(tmp_path / "b" / entry["file"])).graph.node}
+        assert ("QuantizeLinear" in ops) == (entry["key"] != "dispatch"), entry["key"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "b" / "run_bundle.py"),
+            "--runner",
+            "onnxruntime",
+            "--repeats",
+            "3",
+            "--budget-s",
+            "0.005",
+            "--warmup-s",
+            "0",
+            "--threads",
+            "1",
+            "--name",
+            "arm-board",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert results["precision"] == "int8"
+    profile = import_bundle(tmp_path / "b")
+    assert profile.precision == "int8" and profile.name == "arm-board"
+    results["precision"] = "fp32"  # a results file that does not match its graphs
+    (tmp_path / "b" / "results.json").write_text(json.dumps(results))
+    with pytest.raises(SpecializeError, match="field 'precision' is 'fp32', but the bundle's graphs are int8"):
+        import_bundle(tmp_path / "b")
+    with pytest.raises(SpecializeError, match="fp32 or int8"):
+        write_bundle(space, tmp_path / "c", precision="fp16")

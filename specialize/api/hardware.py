@@ -234,6 +234,16 @@ def bundle_steps(space: str, batch: int, networks: int) -> int:
     return len(space_workloads(space_of(space), batch)) + networks
 
 
+def check_bundle_options(precision: str, runtime: str) -> None:
+    if precision not in ("fp32", "int8"):
+        raise SpecializeError(
+            f"{option('precision', precision)} for a bundle must be fp32 or int8 (fp16 is the runner's --fp16 "
+            "flag on TensorRT)"
+        )
+    if runtime not in ("onnxruntime", "tensorrt"):
+        raise SpecializeError(f"{option('runtime', runtime)} for a bundle must be onnxruntime or tensorrt")
+
+
 def prepare_bundle(output: Path) -> None:
     """Refuse a bundle directory that exists and is not empty (before any progress is drawn)."""
     from hw_profiles.bundle import make_bundle_dir
@@ -241,10 +251,19 @@ def prepare_bundle(output: Path) -> None:
     make_bundle_dir(output)
 
 
-def write_bundle(space: str, output: Path, batch: int, networks: int, seed: int, progress: Progress) -> dict:
+def write_bundle(
+    space: str,
+    output: Path,
+    batch: int,
+    networks: int,
+    seed: int,
+    progress: Progress,
+    precision: str = "fp32",
+    runtime: str = "onnxruntime",
+) -> dict:
     from hw_profiles.bundle import write_bundle as write
 
-    return write(space_of(space), output, batch, networks, seed, progress)
+    return write(space_of(space), output, batch, networks, seed, progress, precision, runtime)
 
 
 def import_bundle(directory: Path, output: Path, name: str | None, estimate: str | None):
