@@ -89,6 +89,27 @@ class Dist:
 Reporter = Callable[[dict], None]
 
 
+ACTIVATION_BUDGET = 0.25  # share of physical memory one fine-tuning pass may hold in activations
+TRAINING_BYTES_PER_OUTPUT = 12  # float32 outputs x 3: the convolution's, batch norm's and the activation's, kept
+# for backward (measured: Lite0 at 96 px, layer 6 on, 3.7 MB an image against 1.4 MB of outputs)
+
+
+def activation_budget() -> float:
+    try:
+        return ACTIVATION_BUDGET * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not a POSIX sysconf: assume 16 GiB
+        return ACTIVATION_BUDGET * 16 * 2**30
+
+
+def training_activation_bytes(space, layer: int) -> int:
+    """Bytes one image holds for backward through the largest candidate at `layer`, the layers after it and the
+    head (what one more candidate in a fairness pass costs)."""
+    from specialize.cost import candidate_ops, head_ops
+
+    ops = [op for l in range(layer, space.num_layers) for op in candidate_ops(space, l, space.largest)]
+    return TRAINING_BYTES_PER_OUTPUT * sum(op.out_elems for op in ops + head_ops(space))
+
+
 class FairnessPass(nn.Module):
     """One forward of a training step: the `chosen` blocks run once, then each of `cands` (at the next
     layer) followed by `suffix` runs on that shared prefix. Returns logits
@@ -144,6 +165,7 @@ class Trainer:
         torch.manual_seed(_seeded(cfg.seed, 0))
         self.net = Supernet(self.trained_space).to(memory_format=torch.channels_last)  # 1.7x faster convs on CPU
         self.pretrained = import_pretrained(self.net, cfg.init) if cfg.init else None
+        self._per_pass: dict[int, int] = {}  # fine-tuning: candidates per forward, by layer (candidates_per_pass)
         self.crop_padding = max(4, self.res // 8)  # random-crop shift: 4 pixels at 32x32, the same share above
         teacher = cfg.teacher or (self.pretrained["architecture"] if self.pretrained else None)
         self.teacher_arch = list(
@@ -286,6 +308,29 @@ class Trainer:
         """The candidates layer `layer` may take (`skip` only where it keeps its shape)."""
         return [self.space.candidates[i] for i in self.space.allowed_indices(layer)]
 
+    def candidates_per_pass(self, layer: int, count: int, batch: int) -> int:
+        """How many of a layer's `count` candidates one forward/backward holds at once when --candidates-per-pass
+        is not given: as many as fit in ACTIVATION_BUDGET of this machine's memory. Each candidate in a pass holds
+        the activations of its block and every layer after it; an early layer of Lite0 at 96 px holds about 11 MB
+        an image, so all ten candidates of a batch of 128 held 14 GB and a run was killed for memory. Passes in
+        turn sum the same gradients (strict fairness is kept); only the peak changes."""
+        if layer not in self._per_pass:
+            held = batch * training_activation_bytes(self.trained_space, layer)
+            size = torch.tensor([max(1, min(count, int(activation_budget() // max(held, 1))))])
+            if isinstance(self.model, DistributedDataParallel):  # every rank must make the same passes
+                dist.all_reduce(size, op=dist.ReduceOp.MIN)
+            self._per_pass[layer] = int(size)
+            if self._per_pass[layer] < count:
+                self.report(
+                    {
+                        "event": "note",
+                        "text": f"layer {layer + 1}: {self._per_pass[layer]} of {count} candidates per pass, "
+                        f"{held * self._per_pass[layer] / 2**30:.1f} GiB of activations (the budget "
+                        f"{activation_budget() / 2**30:.1f} GiB; --candidates-per-pass sets it)",
+                    }
+                )
+        return self._per_pass[layer]
+
     def fairness_step(
         self, x: torch.Tensor, y: torch.Tensor, chosen: list[Candidate], suffix: list[Candidate]
     ) -> float:
@@ -295,7 +340,7 @@ class Trainer:
         parameter an earlier group touched is used there too. With `distill` > 0 each candidate's loss mixes
         in the teacher architecture's soft labels (in-place distillation, once-for-all §3.2)."""
         cands = [c for c in self.layer_candidates(len(chosen)) if c != self.largest] + [self.largest]
-        size = self.cfg.candidates_per_pass or len(cands)
+        size = self.cfg.candidates_per_pass or self.candidates_per_pass(len(chosen), len(cands), len(x))
         groups = [cands[i : i + size] for i in range(0, len(cands), size)]
         soft = self.teacher_probabilities(x)
         total = 0.0

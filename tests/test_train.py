@@ -272,3 +272,28 @@ def test_training_log_lines_carry_an_eta() -> None:
         for step in (1, 25, 50):
             report({"event": "step", "stage": "meta", "epoch": 0, "step": step, "steps": 100, "loss": 1.0})
     assert "meta epoch 1: step 50/100, loss 1.000, ETA" in console.export_text()
+
+
+def test_candidates_per_pass_follows_the_memory_budget(synthetic_data: Path, monkeypatch) -> None:
+    """Without --candidates-per-pass, a pass holds as many candidates as the activation budget allows: all of them
+    on a small network, fewer where each holds more (an early layer, a bigger batch), never fewer than one, and the
+    note says so once per layer."""
+    from supernet import train as train_module
+    from supernet.train import Trainer, training_activation_bytes
+
+    notes = []
+    trainer = Trainer(
+        tiny_config(synthetic_data), synthetic_data.parent / "unused-run", report=lambda e: notes.append(e)
+    )
+    space = trainer.trained_space
+    assert trainer.candidates_per_pass(0, 12, 16) == 12 and not [n for n in notes if n.get("event") == "note"]
+    early, late = training_activation_bytes(space, 0), training_activation_bytes(space, space.num_layers - 1)
+    assert early > late > 0
+    trainer._per_pass.clear()
+    monkeypatch.setattr(train_module, "activation_budget", lambda: 3.5 * 16 * early)
+    assert trainer.candidates_per_pass(0, 12, 16) == 3
+    assert trainer.candidates_per_pass(space.num_layers - 1, 12, 16) == min(12, int(3.5 * 16 * early // (16 * late)))
+    monkeypatch.setattr(train_module, "activation_budget", lambda: 1.0)
+    assert trainer.candidates_per_pass(1, 12, 16) == 1  # at least one, whatever the budget
+    said = [n["text"] for n in notes if n.get("event") == "note"]
+    assert len(said) == 2 and said[0].startswith("layer 1: 3 of 12 candidates per pass")
