@@ -83,29 +83,12 @@ def test_noisy_profile_is_refused_without_force(tmp_path, tiny, monkeypatch):
 
 
 def test_bundle_and_import_via_cli(tmp_path, tiny):
-    import subprocess
-    import sys
+    from test_hw_measure import run_bundle_runner
 
     bundle = tmp_path / "bundle"
     result = invoke("profile", "bundle", "--space", "tiny", "-o", bundle, "--networks", 4)
     assert result.exit_code == 0, result.output
-    subprocess.run(
-        [
-            sys.executable,
-            bundle / "run_bundle.py",
-            "--runner",
-            "onnxruntime",
-            "--repeats",
-            "3",
-            "--budget-s",
-            "0.005",
-            "--threads",
-            "1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    run_bundle_runner(bundle, "lab-board")
     result = invoke("profile", "import", bundle, "--name", "board", "-o", tmp_path / "p.json")
     assert result.exit_code == 0, result.output
     assert load_profile(tmp_path / "p.json", tiny).name == "board"

@@ -182,28 +182,7 @@ def test_bundle_runner_import_round_trip(tmp_path):
     space = tiny_space()
     manifest = write_bundle(space, tmp_path / "b", networks=4)
     assert (tmp_path / "b" / "run_bundle.py").is_file() and len(manifest["entries"]) == len(space_workloads(space)) + 4
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(tmp_path / "b" / "run_bundle.py"),
-            "--runner",
-            "onnxruntime",
-            "--repeats",
-            "3",
-            "--budget-s",
-            "0.005",
-            "--warmup-s",
-            "0",
-            "--threads",
-            "1",
-            "--name",
-            "lab-board",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    run_bundle_runner(tmp_path / "b", "lab-board")
     results = json.loads((tmp_path / "b" / "results.json").read_text())
     assert results["runner"] == "onnxruntime" and "nvpmodel" in results and "jetson_clocks" in results
     profile = import_bundle(tmp_path / "b")
@@ -213,30 +192,19 @@ def test_bundle_runner_import_round_trip(tmp_path):
     assert load_profile(tmp_path / "p.json", space).predict_ms(space.largest_arch()) > 0
 
 
+def run_bundle_runner(directory, name: str) -> None:
+    """The bundle's own standalone runner, in a fresh interpreter, with tiny repeat counts."""
+    done = subprocess.run(
+        [sys.executable, str(directory / "run_bundle.py"), "--runner", "onnxruntime", "--repeats", "3",
+         "--budget-s", "0.005", "--warmup-s", "0", "--threads", "1", "--name", name],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
 def run_tiny_bundle(directory, networks: int) -> None:
     write_bundle(tiny_space(), directory, networks=networks)
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(directory / "run_bundle.py"),
-            "--runner",
-            "onnxruntime",
-            "--repeats",
-            "3",
-            "--budget-s",
-            "0.005",
-            "--warmup-s",
-            "0",
-            "--threads",
-            "1",
-            "--name",
-            "lab-board",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    run_bundle_runner(directory, "lab-board")
 
 
 def test_bundle_import_few_shot_fits_the_estimate_to_the_timed_networks(tmp_path):
@@ -423,28 +391,7 @@ def test_an_int8_bundle_holds_quantized_graphs_and_imports_as_an_int8_profile(tm
     for entry in manifest["entries"]:
         ops = {node.op_type for node in onnx.load(str(tmp_path / "b" / entry["file"])).graph.node}
         assert ("QuantizeLinear" in ops) == (entry["key"] != "dispatch"), entry["key"]
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(tmp_path / "b" / "run_bundle.py"),
-            "--runner",
-            "onnxruntime",
-            "--repeats",
-            "3",
-            "--budget-s",
-            "0.005",
-            "--warmup-s",
-            "0",
-            "--threads",
-            "1",
-            "--name",
-            "arm-board",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    run_bundle_runner(tmp_path / "b", "arm-board")
     results = json.loads((tmp_path / "b" / "results.json").read_text())
     assert results["precision"] == "int8"
     profile = import_bundle(tmp_path / "b")
