@@ -318,6 +318,7 @@ class Trainer:
             held = batch * training_activation_bytes(self.trained_space, layer)
             size = torch.tensor([max(1, min(count, int(activation_budget() // max(held, 1))))])
             if isinstance(self.model, DistributedDataParallel):  # every rank must make the same passes
+                size = size.to(next(self.net.parameters()).device)  # NCCL reduces GPU tensors only
                 dist.all_reduce(size, op=dist.ReduceOp.MIN)
             self._per_pass[layer] = int(size)
             if self._per_pass[layer] < count:
