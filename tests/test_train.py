@@ -253,9 +253,11 @@ def test_candidates_per_pass_gives_the_same_gradient(synthetic_data: Path) -> No
         torch.testing.assert_close(other, grads[0], rtol=1e-3, atol=1e-5)
 
 
-def test_a_finished_run_leaves_no_lock_file(tiny_run: Path) -> None:
-    """The session's tiny run (conftest) finished: its table is there and its lock is gone."""
-    assert (tiny_run / "table.json").is_file() and not (tiny_run / ".lock").exists()
+def test_a_finished_run_leaves_no_lock_file(tmp_path: Path, synthetic_data: Path) -> None:
+    from supernet.train import train
+
+    train(tiny_config(synthetic_data), tmp_path / "run")
+    assert (tmp_path / "run" / "table.json").is_file() and not (tmp_path / "run" / ".lock").exists()
 
 
 def test_training_log_lines_carry_an_eta() -> None:
