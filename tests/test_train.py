@@ -194,8 +194,10 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path: Path, synthetic_da
 
 
 def test_existing_run_without_resume_is_refused(tmp_path: Path, tiny_run: Path, synthetic_data: Path) -> None:
+    before = sorted(p.name for p in tiny_run.iterdir())
     result = CliRunner().invoke(app, ["train", "--data", str(synthetic_data), "-o", str(tiny_run), *TINY_TRAIN_ARGS])
     assert result.exit_code == 2 and "--resume" in result.output
+    assert sorted(p.name for p in tiny_run.iterdir()) == before  # no .lock left in the finished run
 
 
 def _free_port() -> int:
