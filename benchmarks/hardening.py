@@ -888,6 +888,12 @@ def issue19_cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
         # 8
         (
             "refuse",
+            "19.8 train into a finished run without --resume leaves no lock file",
+            train_args(fx.checkpoint("r-finished", b"a finished run's checkpoint")),
+            {"absent": fx.path("r-finished/.lock"), "text": "already holds a run"},
+        ),
+        (
+            "refuse",
             "19.8 a bad --profile with --export writes nothing",
             ["--profile", fx.profile("bad8.json", _set(["latency_ms", 0, 0], "x")), "--export", fx.path("m8.onnx")],
             {"absent": fx.path("m8.onnx")},
