@@ -63,12 +63,7 @@ def write_bundle(
     from hw_profiles.runtime import as_deployed
     from supernet.onnx_graph import deploy_graph
 
-    if precision not in BUNDLE_PRECISIONS or runtime not in ("onnxruntime", "tensorrt"):
-        raise SpecializeError(
-            f"a bundle is fp32 or int8 (fp16 is the runner's --fp16 flag on TensorRT), for onnxruntime or tensorrt; "
-            f"got {option('precision')} {precision} for {runtime}"
-        )
-
+    check_bundle_settings(precision, runtime)
     out_dir = make_bundle_dir(out_dir)
     workloads = space_workloads(space, batch) + [
         network_workload(space, a, batch) for a in spread_architectures(space, networks, seed)
@@ -116,7 +111,18 @@ def write_bundle(
     return manifest
 
 
-BUNDLE_PRECISIONS = ("fp32", "int8")
+BUNDLE_PRECISIONS = ("fp32", "int8")  # fp16 is the runner's --fp16 flag on TensorRT, not a form of the graphs
+BUNDLE_RUNTIMES = ("onnxruntime", "tensorrt")  # whose INT8 QDQ form the graphs take
+
+
+def check_bundle_settings(precision: str, runtime: str) -> None:
+    if precision not in BUNDLE_PRECISIONS:
+        raise SpecializeError(
+            f"{option('precision', precision)} for a bundle must be fp32 or int8 (fp16 is the runner's --fp16 "
+            "flag on TensorRT)"
+        )
+    if runtime not in BUNDLE_RUNTIMES:
+        raise SpecializeError(f"{option('runtime', runtime)} for a bundle must be onnxruntime or tensorrt")
 
 
 def _printable_name(results: dict, path: Path) -> str:

@@ -102,14 +102,17 @@ class RunDir:
 def claim_run_dir(out: Path, resume: bool, checkpoint_name: str) -> RunDir:
     """Make and lock `out`; refuse a finished or running run unless resuming; clear a killed run's leftovers.
     A refusal leaves the directory as it found it: no lock file of ours stays behind in a user's finished run."""
-    if not resume and (out / checkpoint_name).exists():
-        raise SpecializeError(f"{out} already holds a run; pass --resume to continue it or pick another -o")
+
+    def refuse_a_finished_run() -> None:
+        if not resume and (out / checkpoint_name).exists():
+            raise SpecializeError(f"{out} already holds a run; pass --resume to continue it or pick another -o")
+
+    refuse_a_finished_run()
     had_lock_file = (out / LOCK_FILE).exists()
     created = make_run_dir(out)
     lock = lock_run_dir(out)
     try:
-        if not resume and (out / checkpoint_name).exists():  # written between the check and the lock
-            raise SpecializeError(f"{out} already holds a run; pass --resume to continue it or pick another -o")
+        refuse_a_finished_run()  # again: a checkpoint written between the first check and the lock
         if resume:
             clear_leftovers(out)
         return RunDir(lock, open_log(out), out, created)

@@ -235,13 +235,10 @@ def bundle_steps(space: str, batch: int, networks: int) -> int:
 
 
 def check_bundle_options(precision: str, runtime: str) -> None:
-    if precision not in ("fp32", "int8"):
-        raise SpecializeError(
-            f"{option('precision', precision)} for a bundle must be fp32 or int8 (fp16 is the runner's --fp16 "
-            "flag on TensorRT)"
-        )
-    if runtime not in ("onnxruntime", "tensorrt"):
-        raise SpecializeError(f"{option('runtime', runtime)} for a bundle must be onnxruntime or tensorrt")
+    """Refused before the progress bar starts (hw_profiles.bundle's one check)."""
+    from hw_profiles.bundle import check_bundle_settings
+
+    check_bundle_settings(precision, runtime)
 
 
 def prepare_bundle(output: Path) -> None:
