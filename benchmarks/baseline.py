@@ -8,12 +8,16 @@ from the table under `--max-latency`, exported and measured the same way. Each l
 (exported ONNX in onnxruntime), latency as deployed, MACs, and training CPU time (wall time at the same threads: the
 supernet's whole training, beside the baseline's own).
 
-    python benchmarks/baseline.py --table RUN/table.json --profile P.json --data ../shared/data/cifar10-jpg.tar.gz \\
-        --budgets 1.7,2.2,2.7 --out /root/runs/baseline --threads 1
+    python benchmarks/baseline.py --table RUN/table.json --data ../shared/data/cifar10-jpg.tar.gz \\
+        --budgets-at 64,80,96 --out /root/runs/baseline --threads 1
 
-The latencies and the tool's exports are measured first, on a quiet machine, every file timed in turn over
---rounds rounds (medians), and saved in --out/measured.json; then each baseline trains (checkpointed in --out, resumed
-when the command is run again) and is exported and measured on the test split.
+Budgets are given in ms (--budgets), or as Lite0's own latency at given resolutions (--budgets-at): this machine's
+speed drifts by 10-35% within an hour, so a budget in ms picks a different baseline resolution from one timing to
+the next; "as fast as Lite0 at 80 px, timed now" does not move. Without --profile, this CPU is profiled first at
+every input size the table has (elastic resolution: one profile per size), so the tool predicts the machine as it
+is now. The latencies and the tool's exports are measured next, on a quiet machine, every file timed in turn over
+--rounds rounds, and saved in --out/measured.json; then each baseline trains (checkpointed in --out, resumed when the
+command is run again) and is exported and measured on the test split.
 """
 
 from __future__ import annotations
@@ -61,31 +65,47 @@ def interleaved_ms(files: dict[str, tuple[Path, int]], threads: int, rounds: int
     return {name: min(values) for name, values in samples.items()}
 
 
-def tool_exports(args, table, scale: float, previous: dict) -> dict:
-    """The tool's pick at every budget, searched at budget / `scale`, exported and measured on the test split
-    (an architecture exported before is reused)."""
+def tool_exports(args, table, budgets: dict[str, float], scale: float, previous: dict) -> dict:
+    """The tool's pick at every budget, searched at budget / `scale` over every input size the table has,
+    exported and measured on the test split (a network exported before is reused)."""
     tool = {}
-    for budget in args.budgets:
-        name = f"tool@{budget:g}ms"
+    for name, budget in budgets.items():
         try:
-            picked = specialize(table=table, profile=args.profile, max_latency=f"{budget / scale}ms")
+            picked = specialize(table=table, profile=args.profiles, max_latency=f"{budget / scale}ms")
         except SpecializeError as exc:
             tool[name] = {"refused": str(exc)}
             continue
-        known = {entry.get("arch"): entry for entry in previous.values()}
-        if picked.arch in known:
-            tool[name] = dict(known[picked.arch])
+        known = {(entry.get("arch"), entry.get("resolution")): entry for entry in previous.values()}
+        if (picked.arch, picked.resolution) in known:
+            tool[name] = dict(known[picked.arch, picked.resolution])
             continue
-        path = args.out / f"tool-{budget:g}ms-{len(previous)}.onnx"
+        path = args.out / f"tool-{name.removeprefix('tool@')}-{len(previous)}.onnx"
         shipped = export_result(picked, path, data=args.data).export
         tool[name] = {
             "accuracy": shipped["measured_accuracy"],
             "macs": shipped["macs"],
             "arch": picked.arch,
+            "resolution": picked.resolution,
             "predicted_ms": picked.latency_ms,
             "file": str(path),
         }
     return tool
+
+
+def profile_sizes(table, out: Path, threads: int) -> list[str]:
+    """This CPU profiled now at every input size of the table (one measured profile per size), as
+    `specialize profile` does; the files' paths."""
+    from specialize.api.hardware import defaults, measure_profile
+
+    paths = []
+    for size, path in (table.sizes() or {table.space.resolution: table.path}).items():
+        target = out / f"this-cpu-{size}px.json"
+        measure_profile(
+            "this-cpu", str(path), "onnxruntime", "fp32", 1, threads, "all", 8, defaults()["repeats"], True, target,
+            lambda *_: None,
+        )  # fmt: skip
+        paths.append(str(target))
+    return paths
 
 
 def measure_phase(args, table) -> dict:
@@ -95,18 +115,29 @@ def measure_phase(args, table) -> dict:
     budget / drift (either way, beyond 2%), so that both sides meet the budget on the machine as it is now. Saved
     to --out."""
     classes = table.space.num_classes
+    if args.profiles is None:
+        args.profiles = profile_sizes(table, args.out, args.threads)
     lite0 = {f"lite0@{r}": (lite0_onnx(classes, r, args.out / f"lite0-{r}px.onnx"), r) for r in args.resolutions}
-    first = tool_exports(args, table, 1.0, {})
-    timed = {name: (Path(e["file"]), table.space.resolution) for name, e in first.items() if "file" in e}
+    lite0_ms = interleaved_ms(lite0, args.threads, args.rounds)
+    budgets = (
+        {f"tool@{b:g}ms": b for b in args.budgets}
+        if args.budgets
+        else {f"tool@lite0-{r}px": lite0_ms[f"lite0@{r}"] for r in args.budgets_at}
+    )
+    first = tool_exports(args, table, budgets, 1.0, {})
+    timed = {name: (Path(e["file"]), e["resolution"]) for name, e in first.items() if "file" in e}
     latency = interleaved_ms({**lite0, **timed}, args.threads, args.rounds)
     ratios = [latency[name] / first[name]["predicted_ms"] for name in timed]
     drift = statistics.median(ratios) if ratios else 1.0
-    tool = tool_exports(args, table, drift, first) if abs(drift - 1.0) > 0.02 else first
-    timed = {name: (Path(e["file"]), table.space.resolution) for name, e in tool.items() if "file" in e}
+    tool = tool_exports(args, table, budgets, drift, first) if abs(drift - 1.0) > 0.02 else first
+    timed = {name: (Path(e["file"]), e["resolution"]) for name, e in tool.items() if "file" in e}
     latency = interleaved_ms({**lite0, **timed}, args.threads, args.rounds)
     for name, entry in tool.items():
         entry["latency_ms"] = latency.get(name)
-    return {"lite0_ms": {r: latency[f"lite0@{r}"] for r in args.resolutions}, "tool": tool, "drift": drift}
+    lite0_now = {r: latency[f"lite0@{r}"] for r in args.resolutions}
+    if not args.budgets:  # the budget is Lite0's latency at that size in this same timing
+        budgets = {f"tool@lite0-{r}px": lite0_now[r] for r in args.budgets_at}
+    return {"lite0_ms": lite0_now, "tool": tool, "drift": drift, "budgets": budgets, "profiles": args.profiles}
 
 
 def train_baseline(recipe: dict, data: str, resolution: int, out: Path, threads: int) -> tuple[object, float]:
@@ -128,9 +159,16 @@ def train_baseline(recipe: dict, data: str, resolution: int, out: Path, threads:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", required=True)
-    parser.add_argument("--profile", required=True, help="this CPU's measured profile for the table's space")
+    parser.add_argument(
+        "--profile", dest="profiles", action="append", help="this CPU's measured profile, one per input size of the "
+        "table (default: profile them all now)",
+    )  # fmt: skip
     parser.add_argument("--data", required=True)
-    parser.add_argument("--budgets", required=True, type=floats, help="latency budgets in ms, comma-separated")
+    budgets = parser.add_mutually_exclusive_group(required=True)
+    budgets.add_argument("--budgets", type=floats, help="latency budgets in ms, comma-separated")
+    budgets.add_argument(
+        "--budgets-at", type=ints, help="budgets: Lite0's own latency at these resolutions, timed now (e.g. 64,80,96)"
+    )
     parser.add_argument("--resolutions", default=[48, 64, 80, 96, 112, 128], type=ints)
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
     parser.add_argument("--out", required=True, type=Path)
@@ -154,17 +192,20 @@ def main() -> None:
     recipe = {key: settings[key] for key in RECIPE if key in settings}
     tool_hours = sum(table.results["wall_seconds"].values()) / 3600
     lines = []
-    for budget in args.budgets:
-        entry = measured["tool"][f"tool@{budget:g}ms"]
+    budgets = measured.get("budgets") or {f"tool@{b:g}ms": b for b in args.budgets}
+    for name, budget in budgets.items():
+        entry = measured["tool"][name]
         tool = (
             f"tool: refused ({entry['refused']})"
             if "refused" in entry
-            else f"tool {100 * entry['accuracy']:.2f}% {entry['latency_ms']:.2f} ms {entry['macs'] / 1e6:.0f}M MACs "
-            f"train {tool_hours:.2f} h" + (" OVER BUDGET" if entry["latency_ms"] > budget else "")
+            else f"tool {100 * entry['accuracy']:.2f}% {entry['latency_ms']:.2f} ms @{entry.get('resolution', '?')}px "
+            f"{entry['macs'] / 1e6:.0f}M MACs train {tool_hours:.2f} h"
+            + (" OVER BUDGET" if entry["latency_ms"] > budget else "")
         )
-        fits = [r for r, ms in lite0_ms.items() if ms <= budget]
+        at = name.removeprefix("tool@lite0-").removesuffix("px")
+        fits = [int(at)] if at.isdigit() else [r for r, ms in lite0_ms.items() if ms <= budget]
         if not fits:
-            lines.append(f"budget {budget:g} ms: {tool} | baseline: no resolution of Lite0 meets it")
+            lines.append(f"budget {budget:.2f} ms ({name}): {tool} | baseline: no resolution of Lite0 meets it")
             print(lines[-1], flush=True)
             continue
         resolution = max(fits)
@@ -177,8 +218,9 @@ def main() -> None:
             else f" | tool - baseline {100 * (entry['accuracy'] - result.measured_accuracy):+.2f} points"
         )
         lines.append(
-            f"budget {budget:g} ms: {tool} | baseline Lite0 @{resolution}px {100 * result.measured_accuracy:.2f}% "
-            f"{lite0_ms[resolution]:.2f} ms {result.macs / 1e6:.0f}M MACs train {seconds / 3600:.2f} h{gap}"
+            f"budget {budget:.2f} ms ({name.removeprefix('tool@')}): {tool} | baseline Lite0 @{resolution}px "
+            f"{100 * result.measured_accuracy:.2f}% {lite0_ms[resolution]:.2f} ms {result.macs / 1e6:.0f}M MACs "
+            f"train {seconds / 3600:.2f} h{gap}"
         )
         print(lines[-1], flush=True)
     print("\n".join(lines))

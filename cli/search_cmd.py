@@ -40,6 +40,11 @@ PRECISION_HELP = (
     "where measured, else the estimate's own"
 )
 PrecisionOption = Annotated[Optional[str], typer.Option("--precision", help=PRECISION_HELP)]
+RESOLUTION_HELP = (
+    "input size to ship at, for a table trained with --resolutions (elastic resolution); default: every size the "
+    "table has is searched and the most accurate answer wins"
+)
+ResolutionOption = Annotated[Optional[int], typer.Option("--resolution", help=RESOLUTION_HELP)]
 
 
 def _library_defaults(fn) -> dict:
@@ -74,6 +79,7 @@ def root(
     batch: BatchOption = None,
     threads: ThreadsOption = None,
     precision: PrecisionOption = None,
+    resolution: ResolutionOption = None,
     seed: int = typer.Option(SPECIALIZE["seed"], "--seed", help="GA random seed (same seed, same answer)"),
     strategy: str = typer.Option(SPECIALIZE["strategy"], "--strategy", help=STRATEGY_HELP),
     solver: Optional[str] = typer.Option(None, "--solver", hidden=True, help="older name of --strategy"),
@@ -147,6 +153,7 @@ def root(
         rerank=rerank,
         rerank_k=rerank_k,
         precision=precision,
+        resolution=resolution,
         **bounds,
     )
     if export is not None:
@@ -290,7 +297,9 @@ def render_result(result) -> None:
     console.print(_solver_line(result), highlight=False, markup=False)
     if result.device_note:
         console.print(f"note: {result.device_note}", highlight=False, markup=False)
-    for line in _precision_lines(result.precision_choice or []):
+    for line in _choice_lines(result.precision_choice or [], "precision", PRECISION_TITLE):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    for line in _choice_lines(result.resolution_choice or [], "resolution", RESOLUTION_TITLE):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if result.rerank is not None:
         console.print(_rerank_line(result.rerank), highlight=False, markup=False, soft_wrap=True)
@@ -300,22 +309,26 @@ def render_result(result) -> None:
         _render_export(result.export)
 
 
-def _precision_lines(choice: list[dict]) -> list[str]:
-    """--precision auto: one line per precision tried, the chosen one marked."""
+PRECISION_TITLE = "precision auto (highest predicted accuracy at its precision; ties to the faster):"
+RESOLUTION_TITLE = "input sizes searched (elastic resolution; highest predicted accuracy wins, ties to the faster):"
+
+
+def _choice_lines(choice: list[dict], key: str, title: str) -> list[str]:
+    """--precision auto, or a table of several input sizes: one line per option tried, the chosen one marked."""
     lines = []
     for c in choice:
-        if "infeasible" in c:
-            lines.append(f"  {c['precision']}: no answer ({c['infeasible']})")
+        name = f"{c[key]} px" if key == "resolution" else c[key]
+        if "infeasible" in c or "not_searched" in c:
+            lines.append(f"         {name}: no answer ({c.get('infeasible') or c['not_searched']})")
             continue
         band = "" if c["predicted_accuracy_band"] is None else f" (±{100 * c['predicted_accuracy_band']:.1f})"
         latency = "" if c["latency_ms"] is None else f", {_fmt('latency_ms', c['latency_ms'])}"
         mark = "chosen" if c["chosen"] else "      "
         elsewhere = " [profile from another machine]" if c.get("device_note") else ""
         lines.append(
-            f"  {mark} {c['precision']}: predicted {100 * c['predicted_accuracy']:.2f}%{band}{latency}, "
+            f"  {mark} {name}: predicted {100 * c['predicted_accuracy']:.2f}%{band}{latency}, "
             f"{_fmt('macs', c['macs'])} MACs, {c['arch']}{elsewhere}"
         )
-    title = "precision auto (highest predicted accuracy at its precision; ties to the faster):"
     return [title, *lines] if lines else []
 
 
@@ -370,7 +383,8 @@ def _summary(result):
         if result.device
         else "no device given"
     )
-    table = Table(title=escape(f"space {result.space}, {where}"), title_justify="left", show_edge=False)
+    size = f", input {result.resolution}x{result.resolution}" if result.resolution else ""
+    table = Table(title=escape(f"space {result.space}{size}, {where}"), title_justify="left", show_edge=False)
     for name in ("", "value", "bound"):
         table.add_column(name)
     band = "" if result.predicted_accuracy_band is None else f" (±{100 * result.predicted_accuracy_band:.1f})"

@@ -146,6 +146,11 @@ def train(
         help="Deployed input resolution (default: the space's); images are resized to it with Pillow's "
         "bilinear filter.",
     ),
+    resolutions: Optional[str] = typer.Option(
+        None,
+        help="Elastic resolution: more input sizes, comma-separated (e.g. 64,80,96); each batch trains at one, and "
+        "each gets a table (table-<r>px.json) the search picks among.",
+    ),
     distill: float = typer.Option(
         TrainConfig.distill, help="Fine-tuning: weight of in-place distillation (0: none, 1: soft labels only)."
     ),
@@ -181,6 +186,7 @@ def train(
         spread_samples=spread_samples,
         init=init,
         input_size=input_size,
+        resolutions=TrainConfig.parse_sizes(resolutions),
         distill=distill,
         teacher=teacher,
     )

@@ -80,6 +80,16 @@ class AccuracyTable:
         base = self.path.parent if self.path else Path(".")
         return base / entry["file"]
 
+    def sizes(self) -> dict[int, Path]:
+        """Elastic resolution's tables, by input size (`results.resolutions`, files beside this one; this table at
+        its own size); {} for a table of one size."""
+        family = self.results.get("resolutions") or {}
+        if not family:
+            return {}
+        base = self.path.parent if self.path else Path(".")
+        return {int(size): (self.path if int(size) == self.space.resolution and self.path else base / name)
+                for size, name in sorted(family.items(), key=lambda item: int(item[0]))}  # fmt: skip
+
     @property
     def accuracy_fit(self) -> dict | None:
         """Map from table score (sum of T_d) to validation accuracy, fitted on measured sub-networks."""
@@ -222,6 +232,7 @@ def _check_fields(data: dict, space: SearchSpace, path: Path) -> None:
         raise SpecializeError(
             f"{KIND} file {path}: field 'results.int8' needs a 'median_drop' in [-1, 1] and a 'band' in [0, 1]"
         )
+    _check_sizes((data.get("results") or {}).get("resolutions"), space, path)
     fit = (data.get("results") or {}).get("accuracy_fit")
     if fit is not None and not (
         isinstance(fit, dict) and all(_is_number(fit.get(k)) for k in ("intercept", "slope", "band"))
@@ -234,6 +245,30 @@ def _check_fields(data: dict, space: SearchSpace, path: Path) -> None:
             f"{KIND} file {path}: field 'results.accuracy_fit.knots' needs lists 'score' (increasing) and "
             "'accuracy' (non-decreasing, in [0, 1]) of one length, 1 to 10000 long"
         )
+
+
+def _check_sizes(family, space: SearchSpace, path: Path) -> None:
+    """results.resolutions: {"<size>": "<file name beside this one>"}, listing this table's own size."""
+    ok = (
+        isinstance(family, dict)
+        and 0 < len(family) <= 16
+        and all(
+            isinstance(k, str) and k.isdigit() and len(k) <= 5 and isinstance(v, str) and _plain_file_name(v)
+            for k, v in family.items()
+        )
+        and str(space.resolution) in family
+    )
+    if family is not None and not ok:
+        raise SpecializeError(
+            f"{KIND} file {path}: field 'results.resolutions' needs input sizes mapped to table file names beside "
+            f'it (e.g. {{"64": "table-64px.json"}}), its own size {space.resolution} among them'
+        )
+
+
+def _plain_file_name(name: str) -> bool:
+    return (
+        0 < len(name) <= 255 and name not in (".", "..") and "/" not in name and "\\" not in name and name.isprintable()
+    )
 
 
 def _monotone_knots(knots) -> bool:

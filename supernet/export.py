@@ -144,9 +144,9 @@ def load_weights(space: SearchSpace, weights: str | os.PathLike | None, seed: in
 
     path = resolve_weights_path(weights)
     net = load_supernet(path)
-    return LoadedWeights(
-        net, True, str(path), check_weights_space(space, net.space, path), companion_table(weights, path)
-    )
+    table = companion_table(weights, path)
+    elastic = tuple(int(r) for r in ((table.results.get("resolutions") or {}) if table is not None else {}))
+    return LoadedWeights(net, True, str(path), check_weights_space(space, net.space, path, elastic), table)
 
 
 def companion_table(weights: str | os.PathLike, path: Path) -> "AccuracyTable | None":
@@ -167,9 +167,15 @@ def companion_table(weights: str | os.PathLike, path: Path) -> "AccuracyTable | 
     return table if (table.weights or {}).get("sha256") == sha256_file(path) else None
 
 
-def check_weights_space(space: SearchSpace, trained: SearchSpace, path: Path) -> list[str]:
-    """Accept the requested space or an EcoNAS proxy of it (notes say how it differs); refuse anything else."""
+def check_weights_space(
+    space: SearchSpace, trained: SearchSpace, path: Path, elastic: tuple[int, ...] = ()
+) -> list[str]:
+    """Accept the requested space, the same network at an input size its table says it was trained at (`elastic`:
+    elastic resolution's sizes), or an EcoNAS proxy of it (notes say how it differs); refuse anything else."""
     if trained.fingerprint == space.fingerprint:
+        return []
+    at_size = dataclasses.replace(trained, name=space.name, resolution=space.resolution)
+    if space.resolution in elastic and at_size.fingerprint == space.fingerprint:
         return []
     if trained.with_classes(space.class_names or ()).fingerprint == space.fingerprint if space.class_names else False:
         return []

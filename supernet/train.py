@@ -146,11 +146,19 @@ class Trainer:
         self.cfg, self.out, self.report, self.dist = cfg, Path(out_dir), report, dist_info
         self.checkpoint_seconds = 600.0  # inside a meta epoch; every epoch and fine-tuned layer also checkpoints
         preset = get_space(cfg.space)
-        self.data = load_dataset(cfg.data, image_size=(cfg.resolution or cfg.input_size or preset.resolution))
-        for note in self.data.notes:
+        main = cfg.input_size or preset.resolution
+        # elastic resolution: every size's images decoded by Pillow as a user's would be, main size first
+        self.resolutions = tuple(sorted(set(cfg.resolutions) | {main})) if cfg.resolutions else ()
+        self.data_at = {
+            r: load_dataset(cfg.data, image_size=r) for r in sorted(self.resolutions, key=lambda r: r != main)
+        }
+        self.data = self.data_at.get(main) or load_dataset(cfg.data, image_size=(cfg.resolution or main))
+        for note in [n for d in {id(d): d for d in [self.data, *self.data_at.values()]}.values() for n in d.notes]:
             report({"event": "note", "text": note})
         # the classifier is sized to the data's classes, the input to --input-size
-        self.space = preset.with_classes(self.data.classes).with_resolution(cfg.input_size)
+        classed = preset.with_classes(self.data.classes)
+        self.space = classed.with_resolution(cfg.input_size)
+        self.space_at = {r: classed.with_resolution(r) for r in self.resolutions}
         self.trained_space = self.space.scaled(cfg.width, cfg.resolution)
         self.val_per_class = validation_per_class(self.data.train_labels, cfg.val_per_class)
         rest, val, self.calib_idx = held_out_split(self.data.train_labels, cfg)
@@ -161,12 +169,13 @@ class Trainer:
         self.val_x = to_tensor(self.data.train_images[val], self.res)
         self.val_y = torch.from_numpy(self.data.train_labels[val])
         self.calib = image_batches(self.data.train_images[self.calib_idx], self.res)
+        self.val_at = {r: to_tensor(d.train_images[val], r) for r, d in self.data_at.items() if r != self.res}
+        self.calib_at = {r: image_batches(d.train_images[self.calib_idx], r) for r, d in self.data_at.items()}
         self.macs = cost_arrays(self.space).macs
         torch.manual_seed(_seeded(cfg.seed, 0))
         self.net = Supernet(self.trained_space).to(memory_format=torch.channels_last)  # 1.7x faster convs on CPU
         self.pretrained = import_pretrained(self.net, cfg.init) if cfg.init else None
         self._per_pass: dict[int, int] = {}  # fine-tuning: candidates per forward, by layer (candidates_per_pass)
-        self.crop_padding = max(4, self.res // 8)  # random-crop shift: 4 pixels at 32x32, the same share above
         teacher = cfg.teacher or (self.pretrained["architecture"] if self.pretrained else None)
         self.teacher_arch = list(
             (self.trained_space.parse_arch(teacher) if teacher else self.trained_space.largest_arch()).candidates
@@ -203,10 +212,17 @@ class Trainer:
                 self.dist.rank * per_rank : (self.dist.rank + 1) * per_rank
             ]
             gb = torch.Generator().manual_seed(_seeded(self.cfg.seed, stage, index, step))
-            x = augment(to_tensor(self.data.train_images[idx], self.res), gb, self.crop_padding).contiguous(
-                memory_format=torch.channels_last
-            )
+            size = self.batch_resolution(gb)
+            images = (self.data_at[size] if self.resolutions else self.data).train_images[idx]
+            x = augment(to_tensor(images, size), gb, max(4, size // 8)).contiguous(memory_format=torch.channels_last)
             yield x, torch.from_numpy(self.data.train_labels[idx])
+
+    def batch_resolution(self, generator: torch.Generator) -> int:
+        """The batch's input size: the run's, or with elastic resolution one of `resolutions` drawn with the
+        batch's own generator (the same on every rank, and again after a resume)."""
+        if not self.resolutions:
+            return self.res
+        return self.resolutions[int(torch.randint(len(self.resolutions), (1,), generator=generator))]
 
     def steps_per_epoch(self) -> int:
         return max(1, len(self.train_idx) // self.cfg.batch_size)
@@ -375,32 +391,41 @@ class Trainer:
         distilled = -(soft * F.log_softmax(logits, dim=1)).sum(1).mean()
         return (1 - self.cfg.distill) * hard + self.cfg.distill * distilled
 
-    def evaluate(self, arch_cands: list[Candidate], x: torch.Tensor, y: torch.Tensor) -> float:
-        """Accuracy of the extracted sub-network after batch-norm recalibration."""
+    def evaluate(self, arch_cands: list[Candidate], x: torch.Tensor, y: torch.Tensor, size: int | None = None) -> float:
+        """Accuracy of the extracted sub-network after batch-norm recalibration (at input `size`, elastic
+        resolution's other sizes; default the run's)."""
         arch = self.trained_space.arch_from_indices([self.space.candidates.index(c) for c in arch_cands])
-        return subnet_accuracy(self.net, arch, x, y, self.calib)
+        return subnet_accuracy(self.net, arch, x, y, self.calib if size in (None, self.res) else self.calib_at[size])
 
-    def evaluate_layer(self, layer: int, chosen: list[Candidate]) -> list[float]:
+    def validation_at(self, size: int) -> torch.Tensor:
+        return self.val_x if size == self.res else self.val_at[size]
+
+    def evaluate_layer(self, layer: int, chosen: list[Candidate], size: int | None = None) -> list[float]:
         """T[l, i] for every candidate; 0.0, not evaluated, where the layer may not take it (skip on a
         layer that changes shape: the mask keeps every reader off that cell)."""
+        size = size or self.res
         suffix = [self.largest] * (self.space.num_layers - layer - 1)
         allowed = self.space.allowed_indices(layer)
         row = [0.0] * self.space.num_candidates
         for n, i in enumerate(allowed):
             cand = self.space.candidates[i]
-            row[i] = self.evaluate(chosen + [cand] + suffix, self.val_x, self.val_y)
+            row[i] = self.evaluate(chosen + [cand] + suffix, self.validation_at(size), self.val_y, size)
             self.report(
                 {
                     "event": "eval",
                     "stage": "finetune",
                     "layer": layer,
-                    "candidate": cand.name,
+                    "candidate": cand.name if size == self.res else f"{cand.name} @{size}px",
                     "index": n + 1,
                     "count": len(allowed),
                     "accuracy": row[i],
                 }
             )
         return row
+
+    def other_resolutions(self) -> tuple[int, ...]:
+        """Elastic resolution's sizes besides the run's own, each measured into a table of its own."""
+        return tuple(r for r in self.resolutions if r != self.res)
 
     # -- checkpoints ----------------------------------------------------------------------
     def save_checkpoint(self, opt: torch.optim.Optimizer) -> None:
@@ -470,6 +495,10 @@ class Trainer:
             opt = self.optimizer(self.cfg.finetune_lr)  # a fresh optimizer per layer
             loss = self.finetune_layer(opt, layer, s["chosen"])
             row = self.evaluate_layer(layer, s["chosen"])
+            for size in self.other_resolutions():  # the path stays the run's size's; each size gets its row
+                s.setdefault("accuracy_at", {}).setdefault(str(size), []).append(
+                    self.evaluate_layer(layer, s["chosen"], size)
+                )
             best = pick_best(row, self.macs[layer], self.space.allowed_indices(layer))
             s["chosen"].append(self.space.candidates[best])
             s["accuracy"].append(row)
@@ -502,26 +531,34 @@ class Trainer:
         if "spread" not in s:
             s["spread"] = self.measure_spread()
             self.save_checkpoint(opt)
+        for size in self.other_resolutions():
+            if str(size) not in s.setdefault("spread_at", {}):
+                s["spread_at"][str(size)] = self.measure_spread(size)
+                self.save_checkpoint(opt)
         return self.finish()
 
-    def measure_spread(self) -> list[dict]:
+    def measure_spread(self, size: int | None = None) -> list[dict]:
         """Validation accuracy of `spread_samples` sub-networks spread over the MACs range (and the best one),
-        each after batch-norm recalibration: the data the table's score -> accuracy fit is made from."""
+        each after batch-norm recalibration: the data the table's score -> accuracy fit is made from (at input
+        `size` with that size's table)."""
+        size = size or self.res
         best = self.space.arch_from_indices([self.space.candidates.index(c) for c in self.state["chosen"]])
         archs = spread_architectures(self.space, self.cfg.spread_samples, _seeded(self.cfg.seed, 30))
         archs = archs + ([best] if best not in archs else [])
         allowed = np.array(self.space.allowed_mask(), dtype=bool)
-        loss = accuracy_loss(np.asarray(self.state["accuracy"]), allowed)
+        rows_at = self.state["accuracy"] if size == self.res else self.state["accuracy_at"][str(size)]
+        loss = accuracy_loss(np.asarray(rows_at), allowed)
         rows, out = np.arange(self.space.num_layers), []
+        macs = self.macs if size == self.res else cost_arrays(self.space_at[size]).macs
         for i, arch in enumerate(archs):
             genes = np.asarray(arch.indices)
-            accuracy = self.evaluate(list(arch.candidates), self.val_x, self.val_y)
+            accuracy = self.evaluate(list(arch.candidates), self.validation_at(size), self.val_y, size)
             out.append(
                 {
                     "arch": str(arch),
                     "score": float(loss[rows, genes].sum()),
                     "accuracy": accuracy,
-                    "macs": int(self.macs[rows, genes].sum()),
+                    "macs": int(macs[rows, genes].sum()),
                 }
             )
             self.report(
@@ -536,29 +573,66 @@ class Trainer:
             )
         return out
 
-    def test_accuracy(self, cands: list[Candidate]) -> float:
-        x = to_tensor(self.data.test_images, self.res)
-        return self.evaluate(cands, x, torch.from_numpy(self.data.test_labels))
+    def test_accuracy(self, cands: list[Candidate], size: int | None = None) -> float:
+        size = size or self.res
+        x = to_tensor((self.data if size == self.res else self.data_at[size]).test_images, size)
+        return self.evaluate(cands, x, torch.from_numpy(self.data.test_labels), size)
+
+    def table_files(self) -> dict[str, str]:
+        """Elastic resolution's tables by input size (table.json at the run's own), each listing them all, so
+        that a search given any one of them can search every size; {} for a run at one size."""
+        return {str(r): "table.json" if r == self.res else f"table-{r}px.json" for r in self.resolutions}
 
     def finish(self) -> AccuracyTable:
         s = self.state
         best_arch = ",".join(c.name for c in s["chosen"])
-        best_test = self.test_accuracy(s["chosen"])
+        table = self.table_at(self.res, best_arch)
+        others = [self.table_at(size, best_arch) for size in self.other_resolutions()]
+        if self.dist.main:
+            weights = self.out / "weights.pt"
+            save_supernet_weights(
+                weights,
+                self.net,
+                getattr(torch, self.cfg.weights_dtype),
+                extra={"best_arch": best_arch, "table": "table.json"},
+            )
+            table.weights = {"file": weights.name, "sha256": sha256_file(weights), "dtype": self.cfg.weights_dtype}
+            table.calibration = self.save_calibration()
+            for size, other in zip(self.other_resolutions(), others):
+                other.weights, other.calibration = table.weights, table.calibration
+                other.save(self.out / self.table_files()[str(size)])
+            table.save(self.out / "table.json")
+        self.report(
+            {
+                "event": "done",
+                "best_arch": best_arch,
+                "best_test_accuracy": table.results["best_test_accuracy"],
+                "meta_test_accuracy": s["meta_test_accuracy"],
+            }
+        )
+        return table
+
+    def table_at(self, size: int, best_arch: str) -> AccuracyTable:
+        """The accuracy table at input `size`: the run's own, or one of elastic resolution's."""
+        s = self.state
+        own = size == self.res
+        spread = s["spread"] if own else s["spread_at"][str(size)]
         n_val = len(self.val_idx)
-        table = AccuracyTable(
-            space=self.space,
-            accuracy=np.asarray(s["accuracy"]),
+        return AccuracyTable(
+            space=self.space if own else self.space_at[size],
+            accuracy=np.asarray(s["accuracy"] if own else s["accuracy_at"][str(size)]),
             best_arch=best_arch,
-            trained_space=self.trained_space,
+            trained_space=self.trained_space if own else self.space_at[size],
             proxy=self.cfg.proxy(),
             results={
-                "meta_test_accuracy": s["meta_test_accuracy"],
-                "best_test_accuracy": best_test,
+                "meta_test_accuracy": s["meta_test_accuracy"] if own else None,
+                "best_test_accuracy": self.test_accuracy(s["chosen"], size),
                 "validation_images": n_val,
                 "wall_seconds": s["wall"],
                 "history": s["history"],
-                "spread": s["spread"],
-                "accuracy_fit": fit_accuracy(s["spread"], n_val),
+                "spread": spread,
+                "accuracy_fit": fit_accuracy(spread, n_val),
+                **({"resolutions": self.table_files()} if self.resolutions else {}),
             },
             provenance=provenance(
                 **asdict(self.cfg),
@@ -577,26 +651,6 @@ class Trainer:
                 torch_threads=torch.get_num_threads(),
             ),
         )
-        if self.dist.main:
-            weights = self.out / "weights.pt"
-            save_supernet_weights(
-                weights,
-                self.net,
-                getattr(torch, self.cfg.weights_dtype),
-                extra={"best_arch": best_arch, "table": "table.json"},
-            )
-            table.weights = {"file": weights.name, "sha256": sha256_file(weights), "dtype": self.cfg.weights_dtype}
-            table.calibration = self.save_calibration()
-            table.save(self.out / "table.json")
-        self.report(
-            {
-                "event": "done",
-                "best_arch": best_arch,
-                "best_test_accuracy": best_test,
-                "meta_test_accuracy": s["meta_test_accuracy"],
-            }
-        )
-        return table
 
     def save_calibration(self) -> dict:
         """The batch-norm recalibration images (uint8, from the training split) beside the weights, so exports

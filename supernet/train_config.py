@@ -12,6 +12,7 @@ VALIDATION_IMAGES = 2500  # table entries 0.04 points apart; 500 images gave 0.2
 RESUMABLE_CHANGES = ("threads", "candidates_per_pass")
 # Settings only the fine-tuning stage reads: a run resumed before that stage began may still change them.
 FINETUNE_SETTINGS = ("finetune_epochs", "finetune_lr", "distill", "spread_samples")
+MAX_RESOLUTIONS = 8  # elastic resolution: each size adds a table's worth of evaluation to fine-tuning
 
 
 # What trained the shipped tables (docs/training.md): from scratch (the embedded cifar10 table), and from ImageNet
@@ -50,6 +51,21 @@ class TrainConfig:
     distill: float = 0.0  # fine-tuning: weight of in-place distillation from the teacher architecture
     teacher: str | None = None  # its architecture (None: the largest; with --init, the pretrained one)
     meta_arch: str | None = None  # what the meta stage trains (None: the largest; benchmarks/baseline.py: Lite0)
+    # elastic resolution (once-for-all §3.2): more input sizes, one drawn per batch in training, each measured into a
+    # table of its own (table-<r>px.json beside table.json, which stays at input_size); the search picks among them
+    resolutions: tuple[int, ...] = ()
+
+    @staticmethod
+    def parse_sizes(text: str | None) -> tuple[int, ...]:
+        """--resolutions: input sizes in pixels, comma-separated ("64,80,96"); None or "" gives ()."""
+        if not text:
+            return ()
+        parts = [part.strip() for part in text.split(",")]
+        if not all(part.isdigit() and len(part) <= 5 for part in parts):
+            raise SpecializeError(
+                f"--resolutions {text[:40]!r}: give input sizes in pixels, comma-separated, e.g. 64,80,96"
+            )
+        return tuple(int(part) for part in parts)
 
     @staticmethod
     def recipes() -> dict:
@@ -116,4 +132,18 @@ def _rules(c: "TrainConfig") -> list[tuple]:
         ("threads", c.threads, _count(c.threads, 1, 4096, optional=True), "1..4096"),
         ("candidates-per-pass", c.candidates_per_pass, _count(c.candidates_per_pass, 1, optional=True), "1 or more"),
         ("schedule", c.schedule, c.schedule in ("cosine", "step"), "cosine or step"),
+        (
+            "resolutions",
+            ",".join(map(str, c.resolutions)),
+            isinstance(c.resolutions, tuple)
+            and len(c.resolutions) <= MAX_RESOLUTIONS
+            and all(_count(r, 8, 4096) for r in c.resolutions),
+            f"at most {MAX_RESOLUTIONS} sizes, each 8..4096 pixels",
+        ),
+        (
+            "resolutions",
+            ",".join(map(str, c.resolutions)),
+            not (c.resolutions and c.resolution is not None),
+            "elastic resolution trains at full size: leave out the proxy --resolution",
+        ),
     ]

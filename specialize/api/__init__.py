@@ -104,6 +104,8 @@ class SpecializeResult:
     rerank: dict | None = None  # --rerank: the k candidates, their table score and reranked prediction, changed or not
     precision: str | None = None  # the latency profile's precision, which an export ships (None without a device)
     precision_choice: list[dict] | None = None  # precision="auto": every precision tried, its answer, which won
+    resolution: int | None = None  # the input size the network ships at (the table's)
+    resolution_choice: list[dict] | None = None  # elastic resolution: every size searched, its answer, which won
     profile_file: str | None = None  # the profile file the search read, if it read one: export_result's default
 
     def to_dict(self) -> dict:
@@ -127,6 +129,7 @@ def specialize(
     rerank: str | None = None,
     rerank_k: int = 10,
     precision: str | None = None,
+    resolution: int | None = None,
     **bounds: str | float | None,
 ) -> SpecializeResult:
     """Best sub-network for a device under bounds (max_latency=, min_flops=, ...: one pair per metric of
@@ -139,11 +142,25 @@ def specialize(
     `precision` ("fp32", "fp16", "int8") picks the device's latency profile at that precision (default: fp32
     where measured, else the estimate's own); `--export` then ships that precision.
     `rerank="surrogate"` re-ranks the `rerank_k` best architectures by the table with PNAS's surrogate fit on
-    the table's measured sub-networks and returns its top one (`result.rerank` says whether that changed it)."""
+    the table's measured sub-networks and returns its top one (`result.rerank` says whether that changed it).
+    A table trained with elastic resolution has a table per input size: every size is searched and the answer
+    with the highest predicted accuracy wins (`resolution_choice` lists them), unless `resolution` pins one;
+    `profile` may then be a list, one measured profile per size (a size without one is not searched)."""
     from specialize.search.penalty import get_penalty
     from specialize.search.registry import get_strategy
     from specialize.search.rerank import get_reranker
 
+    search_at = lambda t, size, p: specialize(  # noqa: E731
+        device, table=t, profile=p, seed=seed, strategy=strategy, penalty=penalty, generations=generations,
+        solver=solver, time_limit=time_limit, batch=batch, threads=threads, rerank=rerank, rerank_k=rerank_k,
+        precision=precision, resolution=size, **bounds,
+    )  # fmt: skip
+    tbl = table if isinstance(table, AccuracyTable) else load_table(table)
+    if tbl.sizes() and resolution is None:
+        return _best_resolution(search_at, tbl, profile)
+    if resolution is not None:
+        tbl, profile = _at_size(tbl, resolution, profile)
+    table = tbl
     if precision == "auto":
         return _best_precision(
             lambda p: specialize(
@@ -165,6 +182,64 @@ def specialize(
     if reranker is None:
         return _result(tbl, prof, problem, outcome, penalty, seed)
     return rerank_result(tbl, prof, problem, outcome, penalty, seed, (rerank, reranker, rerank_k, measured), time_limit)
+
+
+def _at_size(tbl: AccuracyTable, size: int, profile):
+    """The table of input `size` in `tbl`'s family (tbl itself at its own size), and the one profile for it."""
+    sizes = tbl.sizes() or {tbl.space.resolution: tbl.path}
+    if not (type(size) is int and size in sizes):
+        raise SpecializeError(
+            f"{option('resolution', size)}: table {tbl.path} has input sizes "
+            f"{', '.join(map(str, sizes))} (train with --resolutions for more)"
+        )
+    at = tbl if size == tbl.space.resolution else load_table(sizes[size])
+    if isinstance(profile, (list, tuple)):
+        fitting = [p for p in _profiles(profile) if p.space.body_fingerprint == at.space.body_fingerprint]
+        if not fitting:
+            raise SpecializeError(f"none of the {len(profile)} profiles given is for input size {size}")
+        profile = fitting[0]
+    return at, profile
+
+
+def _profiles(profiles) -> list:
+    from hw_profiles.profile import DeviceProfile, load_profile
+
+    return [p if isinstance(p, DeviceProfile) else load_profile(p) for p in profiles]
+
+
+def _best_resolution(search_at, tbl: AccuracyTable, profile) -> SpecializeResult:
+    """Elastic resolution: the search at every input size of the table's family; the answer with the highest
+    predicted accuracy wins, ties to the faster, then the smaller. With profiles given, only the sizes one fits
+    are searched (a measured profile is of one size); the others are listed as not searched."""
+    given = None if profile is None else _profiles(profile if isinstance(profile, (list, tuple)) else [profile])
+    results, skipped = {}, {}
+    for size, path in tbl.sizes().items():
+        at = tbl if size == tbl.space.resolution else load_table(path)
+        fitting = None if given is None else [p for p in given if p.space.body_fingerprint == at.space.body_fingerprint]
+        if fitting == []:
+            skipped[size] = "no profile given at this input size"
+            continue
+        try:
+            results[size] = search_at(at, size, None if fitting is None else fitting[0])
+        except InfeasibleError as exc:
+            skipped[size] = str(exc)
+    if not results:
+        said = "; ".join(f"{size} px: {why}" for size, why in skipped.items())
+        raise InfeasibleError(f"no input size meets the bounds: {said}")
+    best = max(results.items(), key=lambda kv: (round(kv[1].predicted_accuracy, 6), -(kv[1].latency_ms or 0), -kv[0]))
+    choice = [
+        {
+            "resolution": size,
+            "chosen": size == best[0],
+            "arch": r.arch,
+            "predicted_accuracy": r.predicted_accuracy,
+            "predicted_accuracy_band": r.predicted_accuracy_band,
+            "latency_ms": r.latency_ms,
+            "macs": r.macs,
+        }
+        for size, r in results.items()
+    ] + [{"resolution": size, "chosen": False, "not_searched": why} for size, why in skipped.items()]
+    return replace(best[1], resolution_choice=sorted(choice, key=lambda c: c["resolution"]))
 
 
 def _best_precision(run, device, table, profile, batch, threads) -> SpecializeResult:
@@ -643,6 +718,7 @@ def _result(
         table=str(tbl.path) if tbl.path else None,
         precision=prof.precision if prof else None,
         profile_file=str(prof.path) if prof and prof.path else None,
+        resolution=space.resolution,
     )
 
 
