@@ -58,6 +58,7 @@ class ImageDataset:
     test_labels: np.ndarray
     source: str
     notes: tuple[str, ...] = ()  # what the reader changed: grayscale converted, images resized
+    source_size: int | None = None  # the side of the files' own images when all are one square size, else None
 
     def counts(self) -> dict:
         return {"train": int(len(self.train_labels)), "test": int(len(self.test_labels)), "classes": len(self.classes)}
@@ -92,6 +93,7 @@ def _decode(data: bytes, name: str, size: int | None, notes: dict) -> np.ndarray
         raise SpecializeError(f"unreadable image {name}: not an image Pillow can identify") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise SpecializeError(f"unreadable image {name}: {exc}") from None
+    notes.setdefault(SOURCE_SIZES, set()).add(image.size)
     if image.mode != "RGB":
         notes.setdefault(f"converted from {image.mode} to RGB", 0)
         notes[f"converted from {image.mode} to RGB"] += 1
@@ -103,8 +105,16 @@ def _decode(data: bytes, name: str, size: int | None, notes: dict) -> np.ndarray
     return np.asarray(image, dtype=np.uint8)
 
 
+SOURCE_SIZES = "_source_sizes"  # _decode's record of the files' own sizes, kept apart from the notes' counts
+
+
 def _notes_text(notes: dict, source: str) -> list[str]:
-    return [f"{count} images of {source} {what}" for what, count in sorted(notes.items())]
+    return [f"{count} images of {source} {what}" for what, count in sorted(notes.items()) if what != SOURCE_SIZES]
+
+
+def _source_size(notes: dict) -> int | None:
+    sizes = notes.get(SOURCE_SIZES, set())
+    return next(iter(sizes))[0] if len(sizes) == 1 and len(set(next(iter(sizes)))) == 1 else None
 
 
 def _split_members(names: list[str]) -> dict[str, dict[str, list[str]]]:
@@ -155,7 +165,11 @@ def _read_folder(root: Path, size: int | None) -> tuple[dict, dict]:
         ]
         for split in ("train", "test")
     }
-    return _stack(arrays, size), {"classes": classes, "notes": _notes_text(notes, str(root))}
+    return _stack(arrays, size), {
+        "classes": classes,
+        "notes": _notes_text(notes, str(root)),
+        "source_size": _source_size(notes),
+    }
 
 
 def _read_image_file(path: Path) -> bytes:
@@ -190,7 +204,11 @@ def _read_tar(path: Path, size: int | None) -> tuple[dict, dict]:
             }
     except (tarfile.TarError, EOFError, OSError, zlib_error) as exc:
         raise SpecializeError(f"cannot read archive {path}: {exc}") from None
-    return _stack(arrays, size), {"classes": classes, "notes": _notes_text(notes, str(path))}
+    return _stack(arrays, size), {
+        "classes": classes,
+        "notes": _notes_text(notes, str(path)),
+        "source_size": _source_size(notes),
+    }
 
 
 def _stack(arrays: dict, size: int | None) -> dict:
@@ -256,7 +274,7 @@ def _read_cache(cache_dir: Path) -> tuple[dict, dict] | str | None:
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         shutil.rmtree(cache_dir, ignore_errors=True)
         return f"{type(exc).__name__}: {exc}"
-    return arrays, {"classes": classes, "notes": notes}
+    return arrays, {"classes": classes, "notes": notes, "source_size": meta.get("source_size")}
 
 
 def _write_cache(cache_dir: Path, arrays: dict, meta: dict) -> str:
@@ -269,7 +287,14 @@ def _write_cache(cache_dir: Path, arrays: dict, meta: dict) -> str:
             np.save(tmp / f"{key}.npy", arrays[key])
         sums = {key: _file_digest(tmp / f"{key}.npy") for key in ARRAY_KEYS}
         (tmp / "meta.json").write_text(
-            json.dumps({"classes": list(meta["classes"]), "notes": list(meta["notes"]), "checksums": sums})
+            json.dumps(
+                {
+                    "classes": list(meta["classes"]),
+                    "notes": list(meta["notes"]),
+                    "source_size": meta.get("source_size"),
+                    "checksums": sums,
+                }
+            )
         )
         try:
             os.rename(tmp, cache_dir)
@@ -309,7 +334,13 @@ def load_dataset(path: str | os.PathLike, image_size: int | None = None, cache: 
             f"{path} has {len(meta['classes'])} class folder ({', '.join(meta['classes'])}); "
             "a classifier needs at least 2 classes under train/ and test/"
         )
-    return ImageDataset(classes=tuple(meta["classes"]), source=str(path), notes=tuple(meta.get("notes", ())), **arrays)
+    return ImageDataset(
+        classes=tuple(meta["classes"]),
+        source=str(path),
+        notes=tuple(meta.get("notes", ())),
+        source_size=meta.get("source_size") if type(meta.get("source_size")) is int else None,
+        **arrays,
+    )
 
 
 def balanced_split(labels: np.ndarray, per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -654,20 +654,29 @@ class Trainer:
 
     def save_calibration(self) -> dict:
         """The batch-norm recalibration images (uint8, from the training split) beside the weights, so exports
-        of this table recalibrate without the dataset."""
+        of this table recalibrate without the dataset. Stored as small as they come: at the data's own size when
+        every image has one and it is no larger than the smallest size trained (CIFAR-10's 32x32: 300 images in
+        under 1 MB, so a shipped table can carry them), else at that smallest size; an export resizes them to its
+        input as training did."""
+        images, size = self.smallest_calibration_images()
         path = self.out / CALIBRATION_FILE
         buffer = io.BytesIO()
-        np.savez_compressed(
-            buffer, images=self.data.train_images[self.calib_idx], labels=self.data.train_labels[self.calib_idx]
-        )
+        np.savez_compressed(buffer, images=images, labels=self.data.train_labels[self.calib_idx])
         atomic_write_bytes(path, buffer.getvalue())
         return {
             "file": path.name,
             "sha256": sha256_file(path),
             "images": int(len(self.calib_idx)),
             "source": f"training split of {self.cfg.data}",
-            "resolution": self.res,
+            "resolution": size,
         }
+
+    def smallest_calibration_images(self) -> tuple[np.ndarray, int]:
+        smallest = min(self.resolutions or (self.res,))
+        native = next((d.source_size for d in [self.data, *self.data_at.values()] if d.source_size), None)
+        if native is not None and native < smallest:
+            return load_dataset(self.cfg.data, image_size=native).train_images[self.calib_idx], native
+        return (self.data_at.get(smallest) or self.data).train_images[self.calib_idx], smallest
 
 
 def check_resumable(payload: dict, cfg: TrainConfig, path: Path) -> None:

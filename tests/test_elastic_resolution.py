@@ -162,3 +162,29 @@ def test_the_cli_lists_every_size_searched(elastic_run: Path) -> None:
 def test_elastic_training_keeps_torch_state_sane(elastic_run: Path) -> None:
     payload = torch.load(elastic_run / "weights.pt", weights_only=True)
     assert all(torch.isfinite(v).all() for v in payload["state_dict"].values() if v.is_floating_point())
+
+
+def _calibration_side(run: Path) -> int:
+    with np.load(run / "calibration.npz") as archive:
+        return archive["images"].shape[1]
+
+
+def test_calibration_images_ship_at_the_smallest_size(elastic_run: Path) -> None:
+    table = load_table(elastic_run / "table.json")
+    assert _calibration_side(elastic_run) == 12 == table.calibration["resolution"]
+
+
+def test_calibration_images_ship_at_the_files_own_size_when_smaller(synthetic_data: Path, tmp_path: Path) -> None:
+    cfg = replace(_config(synthetic_data), input_size=20, resolutions=(24,), epochs=1, finetune_epochs=0.1)
+    table = train(cfg, tmp_path)  # synthetic images are 16x16: stored as they are, not upscaled to 20
+    assert _calibration_side(tmp_path) == 16 == table.calibration["resolution"]
+    from supernet.export import calibration_file_batches
+
+    assert {b.shape[-1] for b in calibration_file_batches(tmp_path / "calibration.npz", 24)} == {24}
+
+
+def test_the_files_own_size_survives_the_cache(synthetic_data: Path) -> None:
+    from supernet.data import load_dataset
+
+    first, cached = load_dataset(synthetic_data, image_size=20), load_dataset(synthetic_data, image_size=20)
+    assert first.source_size == cached.source_size == 16 and first.train_images.shape[1] == 20
