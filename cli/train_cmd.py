@@ -146,6 +146,11 @@ def train(
         help="Deployed input resolution (default: the space's); images are resized to it with Pillow's "
         "bilinear filter.",
     ),
+    fit_images: int = typer.Option(
+        TrainConfig.fit_images,
+        help="Training images held out to measure the sub-networks the accuracy fit is made from (0: the "
+        "validation split, which the table picked on, so its predictions run high).",
+    ),
     resolutions: Optional[str] = typer.Option(
         None,
         help="Elastic resolution: more input sizes, comma-separated (e.g. 64,80,96); each batch trains at one, and "
@@ -187,6 +192,7 @@ def train(
         init=init,
         input_size=input_size,
         resolutions=TrainConfig.parse_sizes(resolutions),
+        fit_images=fit_images,
         distill=distill,
         teacher=teacher,
     )

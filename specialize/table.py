@@ -310,7 +310,7 @@ def load_table(path: str | Path | None = None, space: SearchSpace | None = None)
     return table
 
 
-def fit_accuracy(samples: list[dict], images: int) -> dict | None:
+def fit_accuracy(samples: list[dict], images: int, split: str = "validation") -> dict | None:
     """Table score -> accuracy over measured sub-networks: a monotone curve (isotonic regression, the pooled
     points as `knots`, interpolated linearly between them and held flat beyond them), beside the least-squares
     line older readers use. Accuracy saturates towards the best networks, so a line overshoots exactly where
@@ -341,7 +341,7 @@ def fit_accuracy(samples: list[dict], images: int) -> dict | None:
         "residual_std": std,
         "band": 2 * std,
         "samples": len(samples),
-        "split": "validation",
+        "split": split,
         "images": int(images),
     }
 

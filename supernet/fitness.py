@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,15 +46,15 @@ class ValidationSplit:
 
 
 def training_config(table: AccuracyTable) -> TrainConfig:
-    """The settings the table was trained with, from its provenance (missing ones take today's defaults)."""
+    """The settings the table was trained with, from its provenance (missing ones take the values runs had before
+    they existed)."""
     settings = (table.provenance or {}).get("settings")
     if not isinstance(settings, dict) or "seed" not in settings:
         raise SpecializeError(
             f"accuracy table {table.path}: field 'provenance' has no training settings, so its "
             "validation split cannot be rebuilt"
         )
-    known = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in settings.items() if k in known})
+    return TrainConfig.from_settings(settings)
 
 
 def check_same_data(table: AccuracyTable, dataset: ImageDataset) -> None:
@@ -74,7 +74,7 @@ def table_split(table: AccuracyTable, dataset: ImageDataset, resolution: int) ->
     """The validation split and calibration images of the table's training run, as `Trainer.__init__` made them."""
     cfg, labels = training_config(table), dataset.train_labels
     check_same_data(table, dataset)
-    _, held_out, calib = held_out_split(labels, cfg)
+    _, held_out, calib, _ = held_out_split(labels, cfg)
     order = held_out[np.random.default_rng(_seeded(cfg.seed, ORDER_STREAM)).permutation(len(held_out))]
     return ValidationSplit(
         to_tensor(dataset.train_images[order], resolution),

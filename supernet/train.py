@@ -63,12 +63,23 @@ def validation_per_class(labels: np.ndarray, requested: int | None) -> int:
     return max(1, min(-(-VALIDATION_IMAGES // len(classes)), int(counts.min()) // 5))
 
 
-def held_out_split(labels: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(rest, validation, calibration) indices into the training images, fixed by the run's settings: the
+def held_out_split(labels: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(rest, validation, calibration, fit) indices into the training images, fixed by the run's settings: the
     one derivation both training and the offline evaluator (`supernet.fitness`) use. Calibration images
-    come from the rest, never from the validation split."""
+    come from the rest, never from the validation split; the fit split (`fit_images`, balanced) is taken out of
+    the rest, so nothing trains or picks on it."""
     rest, validation = balanced_split(labels, validation_per_class(labels, cfg.val_per_class), cfg.seed)
-    return rest, validation, calibration_indices(rest, cfg.calib_images, cfg.seed)
+    fit = np.zeros(0, dtype=np.int64)
+    if cfg.fit_images:
+        kept, held = balanced_split(labels[rest], fit_per_class(labels[rest], cfg.fit_images), _seeded(cfg.seed, 40))
+        rest, fit = rest[kept], rest[held]
+    return rest, validation, calibration_indices(rest, cfg.calib_images, cfg.seed), fit
+
+
+def fit_per_class(labels: np.ndarray, images: int) -> int:
+    """The fit split per class: `images` in all, at most a fifth of the smallest class (as validation)."""
+    classes, counts = np.unique(labels, return_counts=True)
+    return max(1, min(-(-images // len(classes)), int(counts.min()) // 5))
 
 
 def pick_best(row: list[float], macs: np.ndarray, allowed: tuple[int, ...] | None = None) -> int:
@@ -161,7 +172,7 @@ class Trainer:
         self.space_at = {r: classed.with_resolution(r) for r in self.resolutions}
         self.trained_space = self.space.scaled(cfg.width, cfg.resolution)
         self.val_per_class = validation_per_class(self.data.train_labels, cfg.val_per_class)
-        rest, val, self.calib_idx = held_out_split(self.data.train_labels, cfg)
+        rest, val, self.calib_idx, self.fit_idx = held_out_split(self.data.train_labels, cfg)
         rng = np.random.default_rng(_seeded(cfg.seed, 1))
         self.train_idx = np.sort(rng.choice(rest, max(1, int(round(len(rest) * cfg.sample_ratio))), replace=False))
         self.val_idx = val
@@ -170,6 +181,8 @@ class Trainer:
         self.val_y = torch.from_numpy(self.data.train_labels[val])
         self.calib = image_batches(self.data.train_images[self.calib_idx], self.res)
         self.val_at = {r: to_tensor(d.train_images[val], r) for r, d in self.data_at.items() if r != self.res}
+        self.fit_split = "fit" if len(self.fit_idx) else "validation"  # what the spread sub-networks are measured on
+        self.fit_y = torch.from_numpy(self.data.train_labels[self.fit_idx]) if len(self.fit_idx) else self.val_y
         self.calib_at = {r: image_batches(d.train_images[self.calib_idx], r) for r, d in self.data_at.items()}
         self.macs = cost_arrays(self.space).macs
         torch.manual_seed(_seeded(cfg.seed, 0))
@@ -400,6 +413,12 @@ class Trainer:
     def validation_at(self, size: int) -> torch.Tensor:
         return self.val_x if size == self.res else self.val_at[size]
 
+    def fit_images_at(self, size: int) -> torch.Tensor:
+        """The fit split at input `size` (the validation split in runs without one), made when first asked."""
+        if not len(self.fit_idx):
+            return self.validation_at(size)
+        return to_tensor((self.data if size == self.res else self.data_at[size]).train_images[self.fit_idx], size)
+
     def evaluate_layer(self, layer: int, chosen: list[Candidate], size: int | None = None) -> list[float]:
         """T[l, i] for every candidate; 0.0, not evaluated, where the layer may not take it (skip on a
         layer that changes shape: the mask keeps every reader off that cell)."""
@@ -550,9 +569,10 @@ class Trainer:
         loss = accuracy_loss(np.asarray(rows_at), allowed)
         rows, out = np.arange(self.space.num_layers), []
         macs = self.macs if size == self.res else cost_arrays(self.space_at[size]).macs
+        images = self.fit_images_at(size)
         for i, arch in enumerate(archs):
             genes = np.asarray(arch.indices)
-            accuracy = self.evaluate(list(arch.candidates), self.validation_at(size), self.val_y, size)
+            accuracy = self.evaluate(list(arch.candidates), images, self.fit_y, size)
             out.append(
                 {
                     "arch": str(arch),
@@ -631,7 +651,7 @@ class Trainer:
                 "wall_seconds": s["wall"],
                 "history": s["history"],
                 "spread": spread,
-                "accuracy_fit": fit_accuracy(spread, n_val),
+                "accuracy_fit": fit_accuracy(spread, len(self.fit_y), self.fit_split),
                 **({"resolutions": self.table_files()} if self.resolutions else {}),
             },
             provenance=provenance(
@@ -640,6 +660,7 @@ class Trainer:
                     **self.data.counts(),
                     "train_used": len(self.train_idx),
                     "validation": n_val,
+                    "fit": int(len(self.fit_idx)),
                     "validation_per_class": self.val_per_class,
                 },
                 class_names=list(self.space.class_names or ()),
@@ -732,7 +753,9 @@ def train(
     finished = False
     try:
         if resume and (out / CHECKPOINT_FILE).is_file():  # refuse a bad or foreign checkpoint before loading any data
-            check_resumable(read_checkpoint(out / CHECKPOINT_FILE)[0], cfg, out / CHECKPOINT_FILE)
+            saved = read_checkpoint(out / CHECKPOINT_FILE)[0]
+            cfg = cfg.as_checkpointed(saved.get("config") if isinstance(saved, dict) else None)
+            check_resumable(saved, cfg, out / CHECKPOINT_FILE)
         table = Trainer(cfg, out, report_and_log, dist_info).run(resume)
         finished = True
         return table

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 from specialize.errors import SpecializeError
 
@@ -12,6 +12,8 @@ VALIDATION_IMAGES = 2500  # table entries 0.04 points apart; 500 images gave 0.2
 RESUMABLE_CHANGES = ("threads", "candidates_per_pass")
 # Settings only the fine-tuning stage reads: a run resumed before that stage began may still change them.
 FINETUNE_SETTINGS = ("finetune_epochs", "finetune_lr", "distill", "spread_samples")
+# what a checkpoint written before a setting existed was trained with: a resumed run takes these, not the defaults
+LEGACY = {"resolutions": (), "fit_images": 0}
 MAX_RESOLUTIONS = 8  # elastic resolution: each size adds a table's worth of evaluation to fine-tuning
 
 
@@ -54,6 +56,10 @@ class TrainConfig:
     # elastic resolution (once-for-all §3.2): more input sizes, one drawn per batch in training, each measured into a
     # table of its own (table-<r>px.json beside table.json, which stays at input_size); the search picks among them
     resolutions: tuple[int, ...] = ()
+    # training images held out (balanced, apart from validation and calibration) to measure the spread sub-networks
+    # the accuracy fit is made from: the table picked its path on the validation images, so a fit made there
+    # predicts high (winner's curse); 0: measure on the validation split, as runs before this setting did
+    fit_images: int = 2500
 
     @staticmethod
     def parse_sizes(text: str | None) -> tuple[int, ...]:
@@ -76,6 +82,21 @@ class TrainConfig:
         scratch, or fine-tuning from a pretrained start (`init`)."""
         recipe = RECIPES["pretrained" if self.init else "scratch"]
         return replace(self, **{k: v for k, v in recipe.items() if getattr(self, k) is None})
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "TrainConfig":
+        """The config a table's provenance settings record (JSON: lists back to tuples; unknown keys dropped;
+        settings newer than the table take their LEGACY values)."""
+        known = {f.name for f in fields(cls)}
+        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in settings.items() if k in known}
+        return cls(**values).as_checkpointed(settings)
+
+    def as_checkpointed(self, saved: object) -> "TrainConfig":
+        """This config for resuming a checkpoint saved with the settings `saved`: a setting newer than the
+        checkpoint takes the value runs had before it existed (LEGACY), so the run goes on as it began."""
+        if not isinstance(saved, dict):
+            return self
+        return replace(self, **{k: v for k, v in LEGACY.items() if k not in saved})
 
     def proxy(self) -> dict:
         return {
@@ -127,6 +148,7 @@ def _rules(c: "TrainConfig") -> list[tuple]:
         ),
         ("val-per-class", c.val_per_class, _count(c.val_per_class, 1, optional=True), "1 or more"),
         ("calib-images", c.calib_images, _count(c.calib_images, 1, 1_000_000), "1..1000000"),
+        ("fit-images", c.fit_images, _count(c.fit_images, 0, 1_000_000), "0..1000000"),
         ("spread-samples", c.spread_samples, _count(c.spread_samples, 0, 100_000), "0..100000"),
         ("seed", c.seed, _count(c.seed, 0, 2**32 - 1), "0..4294967295"),
         ("threads", c.threads, _count(c.threads, 1, 4096, optional=True), "1..4096"),

@@ -85,7 +85,9 @@ def test_training_writes_a_complete_table(tiny_run: Path) -> None:
     space = table.space
     assert table.accuracy.shape == (space.num_layers, space.num_candidates)
     assert np.allclose(table.loss.max(axis=1), 0) and (table.loss <= 0).all()
-    assert table.best_arch == ",".join(space.candidate_names[int(i)] for i in table.accuracy.argmax(axis=1))
+    chosen = space.parse_arch(table.best_arch).indices  # each layer's most accurate block (ties: fewer MACs)
+    assert all(table.accuracy[layer, i] == table.accuracy[layer].max() for layer, i in enumerate(chosen))
+    assert table.results["accuracy_fit"]["split"] == "fit" and prov_counts(table)["fit"] == 10
     assert table.trained_space.width_multiplier == 0.25 and table.trained_space.base_space == "cifar10"
     assert table.proxy["width"] == 0.25 and table.proxy["resolution"] == 16
     assert sha256_file(table.weights_path()) == table.weights["sha256"]
@@ -97,6 +99,10 @@ def test_training_writes_a_complete_table(tiny_run: Path) -> None:
     assert {"meta", "finetune"} == set(table.results["wall_seconds"])
     events = [json.loads(line)["event"] for line in (tiny_run / "log.jsonl").read_text().splitlines()]
     assert events.count("layer") == space.num_layers and events[-1] == "done"
+
+
+def prov_counts(table) -> dict:
+    return table.provenance["settings"]["data_counts"]
 
 
 def test_table_show_json(tiny_table: Path) -> None:
@@ -299,3 +305,28 @@ def test_candidates_per_pass_follows_the_memory_budget(synthetic_data: Path, mon
     assert trainer.candidates_per_pass(1, 12, 16) == 1  # at least one, whatever the budget
     said = [n["text"] for n in notes if n.get("event") == "note"]
     assert len(said) == 2 and said[0].startswith("layer 1: 3 of 12 candidates per pass")
+
+
+def test_the_fit_split_is_apart_from_training_validation_and_calibration(synthetic_data: Path) -> None:
+    from dataclasses import replace
+
+    from supernet.train import held_out_split
+
+    labels = load_dataset(synthetic_data).train_labels
+    cfg = tiny_config(synthetic_data)
+    rest, validation, calibration, fit = held_out_split(labels, cfg)
+    assert len(fit) == 10 and sorted(np.bincount(labels[fit])) == [1] * 10
+    assert not set(fit) & (set(rest) | set(validation)) and set(calibration) <= set(rest)
+    old_rest, old_validation, _, none = held_out_split(labels, replace(cfg, fit_images=0))
+    assert len(none) == 0 and sorted(old_rest) == sorted([*rest, *fit]) and list(old_validation) == list(validation)
+
+
+def test_settings_newer_than_a_checkpoint_take_the_values_runs_had_before() -> None:
+    from supernet.train import TrainConfig
+
+    cfg = TrainConfig(space="cifar10", data="d", resolutions=(64,))
+    old = cfg.as_checkpointed({"space": "cifar10", "data": "d"})
+    assert old.fit_images == 0 and old.resolutions == ()
+    assert cfg.as_checkpointed({"fit_images": 2500, "resolutions": (64,)}) == cfg
+    restored = TrainConfig.from_settings({"space": "cifar10", "data": "d", "resolutions": [64, 80], "new_key": 1})
+    assert restored.resolutions == (64, 80) and restored.fit_images == 0

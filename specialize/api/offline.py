@@ -91,7 +91,8 @@ def refit_accuracy(table: str) -> tuple[dict | None, dict]:
     check_writable(t.path)
     old = t.accuracy_fit
     images = (old or {}).get("images") or t.results.get("validation_images") or 0
-    new = {**fit_accuracy(t.results["spread"], images), "provenance": provenance(command="table refit")}
+    split = (old or {}).get("split") or "validation"
+    new = {**fit_accuracy(t.results["spread"], images, split), "provenance": provenance(command="table refit")}
     t.results = {**t.results, "accuracy_fit": new}
     t.save(t.path)
     return old, new
