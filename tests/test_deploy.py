@@ -98,14 +98,17 @@ def test_cli_json_export_has_export_key_and_band(deploy_run, tmp_path):
     assert done.exit_code == 0, done.output
     data = json.loads(done.stdout)
     assert data["export"]["file"] == str(out) and data["export"]["macs"] == data["macs"]
-    assert data["predicted_accuracy_band"] > 0 and "validation split" in data["accuracy_basis"]
+    assert (
+        data["predicted_accuracy_band"] > 0
+        and "held-out split (images neither training nor the table saw), 10 images" in data["accuracy_basis"]
+    )
     assert data["layers_numbered_from"] == 1 and data["blocks"][0]["layer"] == 1
 
 
 def test_table_carries_fit_over_spread_subnetworks(deploy_run):
     table = load_table(deploy_run / "table.json")
     fit, spread = table.accuracy_fit, table.results["spread"]
-    assert fit["samples"] == len(spread) >= 10 and fit["images"] == table.results["validation_images"]
+    assert fit["samples"] == len(spread) >= 10 and fit["images"] == table.provenance["settings"]["data_counts"]["fit"]
     score = np.array([s["score"] for s in spread])
     acc = np.array([s["accuracy"] for s in spread])
     residual = acc - (fit["intercept"] + fit["slope"] * score)

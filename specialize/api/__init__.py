@@ -756,7 +756,12 @@ def accuracy_basis(table: AccuracyTable, precision: str | None = None) -> str:
     if not fit:
         basis = "PONAS table sum (this table has no measured fit: no error band)"
     else:
-        basis = f"{fit['split']} split, {fit['images']} images, fit over {fit['samples']} measured sub-networks"
+        split = (
+            "held-out split (images neither training nor the table saw)"
+            if fit["split"] == "fit"
+            else "validation split"
+        )
+        basis = f"{split}, {fit['images']} images, fit over {fit['samples']} measured sub-networks"
     if precision != "int8":
         return basis
     int8 = table.int8
