@@ -76,9 +76,11 @@ def test_noisy_profile_is_refused_without_force(tmp_path, tiny, monkeypatch):
 
     monkeypatch.setattr(profiler, "time_runs", lambda run, clock, protocol: Timing(1.0, 0.4, 5, 1))
     out = tmp_path / "p.json"
-    result = invoke("profile", "--name", "x", "--space", "tiny", "--threads", 1, "-o", out)
+    result = invoke("profile", "--name", "x", "--space", "tiny", "--threads", 1, "--calibration-networks", 0, "-o", out)
     assert result.exit_code == 2 and "noisier" in result.output and "L00/k3e3" in result.output and not out.exists()
-    result = invoke("profile", "--name", "x", "--space", "tiny", "--threads", 1, "--force", "-o", out)
+    result = invoke(
+        "profile", "--name", "x", "--space", "tiny", "--threads", 1, "--calibration-networks", 0, "--force", "-o", out
+    )
     assert result.exit_code == 0 and load_profile(out).measurement["forced"]
 
 

@@ -262,9 +262,11 @@ def test_candidates_per_pass_gives_the_same_gradient(synthetic_data: Path) -> No
 
 
 def test_a_finished_run_leaves_no_lock_file(tmp_path: Path, synthetic_data: Path) -> None:
-    from supernet.train import train
+    from supernet.train import TrainConfig, train
 
-    train(tiny_config(synthetic_data), tmp_path / "run")
+    cfg = TrainConfig(space="test-tiny", data=str(synthetic_data), epochs=1, val_per_class=2, finetune_epochs=0.1,
+                      batch_size=16, calib_images=20, spread_samples=3)  # fmt: skip
+    train(cfg, tmp_path / "run")
     assert (tmp_path / "run" / "table.json").is_file() and not (tmp_path / "run" / ".lock").exists()
 
 
