@@ -6,11 +6,19 @@ no test reaches count as not killed). Needs `pip install mutmut` (not a project 
 hand). mutmut runs each mutant against the tests that cover the mutated function only, on one core here:
 
     python benchmarks/mutation.py --work /root/runs/mutation --modules cost,profile
+
+A module whose every mutant takes a minute (export: about 1,000 mutants, each running the deploy tests) is checked
+on a seeded random sample instead (--sample N): "killed K of N sampled" estimates the whole module's rate, with the
+binomial 95% interval printed beside it.
+
+    python benchmarks/mutation.py --work /root/runs/mutation --modules export --sample 60
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import random
 import shutil
 import subprocess
 import sys
@@ -24,11 +32,14 @@ MODULES = {
     "profile": ("hw_profiles/profile.py", ["tests/test_profile_file.py", "tests/test_hw_registry.py"]),
     "ga": ("specialize/search/ga.py", ["tests/test_ga_operators.py"]),
     "api": ("specialize/api/__init__.py", ["tests/test_api.py"]),
-    "export": ("supernet/export.py", ["tests/test_export.py"]),
+    "export": (
+        "supernet/export.py",
+        ["tests/test_export.py", "tests/test_deploy.py", "tests/test_elastic_resolution.py"],
+    ),
 }
 
 
-def run_module(work: Path, name: str, mutmut: str) -> Counter:
+def run_module(work: Path, name: str, mutmut: str, sample: int | None = None, seed: int = 0) -> Counter:
     source, tests = MODULES[name]
     here = work / name
     shutil.rmtree(here, ignore_errors=True)
@@ -41,22 +52,48 @@ def run_module(work: Path, name: str, mutmut: str) -> Counter:
         "also_copy = ['specialize', 'supernet', 'hw_profiles', 'cli', 'tests']\n"
     ).replace("'", '"')
     (here / "pyproject.toml").write_text(config)
-    subprocess.run([mutmut, "run", "--max-children", "1"], cwd=here, stdout=subprocess.DEVNULL, check=False)
+    names = []
+    if sample is not None:  # generate every mutant (a name that matches none runs none), then run a sample
+        subprocess.run([mutmut, "run", "none-matches-this"], cwd=here, capture_output=True, check=False)
+        names = sorted(results(here, mutmut))
+        names = sorted(random.Random(seed).sample(names, min(sample, len(names))))
+    subprocess.run([mutmut, "run", "--max-children", "1", *names], cwd=here, stdout=subprocess.DEVNULL, check=False)
+    status = results(here, mutmut)
+    return Counter(status[n] for n in names) if names else Counter(status.values())
+
+
+def results(here: Path, mutmut: str) -> dict[str, str]:
+    """Every mutant's status by name (mutmut's `results --all true`)."""
     done = subprocess.run([mutmut, "results", "--all", "true"], cwd=here, capture_output=True, text=True)
-    return Counter(line.rsplit(": ", 1)[1].strip() for line in done.stdout.splitlines() if ": " in line)
+    pairs = [line.strip().rsplit(": ", 1) for line in done.stdout.splitlines() if ": " in line]
+    return {name: status.strip() for name, status in pairs}
+
+
+def interval(killed: int, n: int) -> str:
+    """Wilson 95% interval of a kill rate measured on a sample of n."""
+    if n == 0:
+        return ""
+    p, z = killed / n, 1.96
+    scale = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / scale
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / scale
+    return f"; 95% interval {100 * (centre - half):.0f}-{100 * (centre + half):.0f}%"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", required=True, type=Path)
     parser.add_argument("--modules", default=",".join(MODULES))
+    parser.add_argument("--sample", type=int, help="check a seeded random sample of this many mutants per module")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     mutmut = shutil.which("mutmut") or str(Path(sys.executable).parent / "mutmut")
     total = Counter()
     for name in args.modules.split(","):
-        counts = run_module(args.work, name, mutmut)
+        counts = run_module(args.work, name, mutmut, args.sample, args.seed)
         checked = sum(v for k, v in counts.items() if k != "not checked")
-        print(f"{name:8s} killed {counts['killed']} of {checked} ({dict(counts)})", flush=True)
+        sampled = f" sampled{interval(counts['killed'], checked)}" if args.sample else ""
+        print(f"{name:8s} killed {counts['killed']} of {checked}{sampled} ({dict(counts)})", flush=True)
         total += counts
     checked = sum(v for k, v in total.items() if k != "not checked")
     print(f"killed {total['killed']} of {checked}")

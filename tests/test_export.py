@@ -340,3 +340,16 @@ def test_int8_export_is_qdq_per_channel_in_each_runtimes_form_and_close_to_fp32(
     assert zero_points and all(z.dtype == np.int8 and (z == 0).all() for z in zero_points)
     out_trt = ort_session(trt.onnx_path.read_bytes()).run(None, {"input": x})[0]  # onnxruntime runs this form too
     assert np.corrcoef(out32.ravel(), out_trt.ravel())[0, 1] > 0.9
+
+
+def test_int8_without_calibration_images_says_what_to_give(tmp_path, weights_file):
+    with pytest.raises(SpecializeError) as caught:
+        export_subnet(
+            "cifar10", ARCH, tmp_path / "q.onnx", weights=weights_file, calibration=[], recalibrate_bn=False,
+            precision="int8",
+        )  # fmt: skip
+    assert str(caught.value) == (
+        "precision='int8' needs calibration images for the activation ranges: give data, or keep the table's "
+        "calibration file beside the weights"
+    )
+    assert not (tmp_path / "q.onnx").exists()
