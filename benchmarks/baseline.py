@@ -97,12 +97,12 @@ def profile_sizes(table, out: Path, threads: int) -> list[str]:
     `specialize profile` does; the files' paths."""
     from specialize.api.hardware import defaults, measure_profile
 
-    paths = []
+    paths, d = [], defaults()
     for size, path in (table.sizes() or {table.space.resolution: table.path}).items():
         target = out / f"this-cpu-{size}px.json"
         measure_profile(
-            "this-cpu", str(path), "onnxruntime", "fp32", 1, threads, "all", 8, defaults()["repeats"], True, target,
-            lambda *_: None,
+            "this-cpu", str(path), "onnxruntime", "fp32", d["batch"], threads, d["graph_optimization"],
+            d["calibration_networks"], d["repeats"], True, target, lambda *_: None,
         )  # fmt: skip
         paths.append(str(target))
     return paths

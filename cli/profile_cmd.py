@@ -61,12 +61,12 @@ def profile(
         "steadiest timings.",
     ),
     graph_optimization: str = typer.Option(
-        "all",
+        DEFAULTS["graph_optimization"],
         "--graph-optimization",
         help="onnxruntime graph optimization level, recorded: disabled | basic | extended | all.",
     ),
     calibration_networks: int = typer.Option(
-        8,
+        DEFAULTS["calibration_networks"],
         "--calibration-networks",
         min=0,
         help="Whole networks exported and timed as deployed to fit the profile's correction and expected error "
@@ -183,7 +183,7 @@ def validate(
         "validation that misses by more widens the profile's expected error.",
     ),
     runs: int = typer.Option(
-        30, "--runs", min=3, help="Single runs per network after warm-up; the figure is their median."
+        DEFAULTS["runs"], "--runs", min=3, help="Single runs per network after warm-up; the figure is their median."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the figures and samples as JSON."),
 ) -> None:

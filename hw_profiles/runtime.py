@@ -51,6 +51,7 @@ PROTOCOL_CONSTANTS = (
     "DEFAULT_GRAPH_OPTIMIZATION",
 )
 SHARED = ("cpu_name", "ort_session", "wall_clock", "time_samples", "summarize", "pick")  # cpu_name: host.py
+PROFILE_CALIBRATION_NETWORKS = 8  # whole networks `specialize profile` times to fit its correction and expected error
 BUNDLE_NETWORKS = 12  # whole networks a bundle spreads over the space and times: the few-shot fit takes 5-20
 
 

@@ -18,11 +18,25 @@ Progress = Callable[[str], None]
 
 
 def defaults() -> dict:
-    """The library's defaults the profile commands show: timed samples per entry, batch, bundle networks."""
+    """The library's defaults the profile commands show: timed samples per entry, batch, bundle networks, whole
+    networks a profile is calibrated on, graph optimization, single runs per network a validation times."""
     from hw_profiles.registry import DEFAULT_BATCH
-    from hw_profiles.runtime import BUNDLE_NETWORKS, REPEATS
+    from hw_profiles.runtime import (
+        BUNDLE_NETWORKS,
+        DEFAULT_GRAPH_OPTIMIZATION,
+        PROFILE_CALIBRATION_NETWORKS,
+        REPEATS,
+    )
+    from hw_profiles.validate import DEPLOYED_RUNS
 
-    return {"repeats": REPEATS, "batch": DEFAULT_BATCH, "networks": BUNDLE_NETWORKS}
+    return {
+        "repeats": REPEATS,
+        "batch": DEFAULT_BATCH,
+        "networks": BUNDLE_NETWORKS,
+        "calibration_networks": PROFILE_CALIBRATION_NETWORKS,
+        "graph_optimization": DEFAULT_GRAPH_OPTIMIZATION,
+        "runs": DEPLOYED_RUNS,
+    }
 
 
 def space_of(space: str) -> SearchSpace:
