@@ -98,7 +98,8 @@ def profile(
 
     hardware.check_measurable(space, runtime, precision, threads, graph_optimization, output, batch)
     with progress_bar(
-        f"profiling {space} on {runtime}", hardware.measure_steps(space, batch, calibration_networks, repeats)
+        f"profiling {space} on {runtime}",
+        hardware.measure_steps(space, batch, calibration_networks, repeats, precision),
     ) as step:
         result = hardware.measure_profile(
             name,
@@ -287,7 +288,7 @@ def bundle(
     from specialize.api import hardware
 
     hardware.check_bundle_options(precision, runtime)
-    total = hardware.bundle_steps(space, batch, networks)
+    total = hardware.bundle_steps(space, batch, networks, precision)
     hardware.prepare_bundle(output)  # refused before the progress bar starts, so the error stays one line
     with progress_bar(f"exporting {space}", total) as step:
         manifest = hardware.write_bundle(space, output, batch, networks, seed, step, precision, runtime)

@@ -16,7 +16,7 @@ from hw_profiles.runtime import BUNDLE_NETWORKS, Timing, torch_threads
 from hw_profiles.profile import DeviceProfile
 from hw_profiles.profiler import assemble_profile
 from hw_profiles.validate import apply_whole_network_fit
-from hw_profiles.workloads import build_module, example_input, network_workload, space_workloads
+from hw_profiles.workloads import network_workload, space_workloads, timed_workloads, workload_onnx
 from specialize.sampling import spread_architectures
 from specialize.errors import SpecializeError, has_control_characters, option
 from specialize.fileio import atomic_write_bytes, atomic_write_json, provenance, read_json, require
@@ -60,12 +60,9 @@ def write_bundle(
     """Every block, the stem, the head and `networks` whole networks as ONNX files with the standalone runner. At
     int8 each graph is quantized as `export --precision int8` ships it for `runtime` (onnxruntime's or TensorRT's
     QDQ form), so the device times what it will run; the empty dispatch graph stays as it is."""
-    from hw_profiles.runtime import as_deployed
-    from supernet.onnx_graph import deploy_graph
-
     check_bundle_settings(precision, runtime)
     out_dir = make_bundle_dir(out_dir)
-    workloads = space_workloads(space, batch) + [
+    workloads = timed_workloads(space, batch, precision) + [
         network_workload(space, a, batch) for a in spread_architectures(space, networks, seed)
     ]
     entries = []
@@ -73,12 +70,7 @@ def write_bundle(
         for i, workload in enumerate(workloads):
             # networks get a short numbered name; their arch is in the manifest
             name = _file_name(workload.key) if workload.arch is None else f"onnx/net{i:03d}.onnx"
-            module, example = build_module(space, workload), example_input(workload.input_shape)
-            onnx = deploy_graph(
-                module, example, check_ops=workload.key != "dispatch", dynamic_batch=False
-            ).SerializeToString()
-            if workload.key != "dispatch":
-                onnx = as_deployed(onnx, precision, runtime, tuple(workload.input_shape))
+            onnx = workload_onnx(space, workload, precision, runtime, dynamic_batch=False)
             atomic_write_bytes(out_dir / name, onnx)
             entries.append(
                 {

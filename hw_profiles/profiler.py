@@ -18,7 +18,6 @@ import numpy as np
 
 from hw_profiles.runtime import (
     DEFAULT_GRAPH_OPTIMIZATION,
-    as_deployed,
     Protocol,
     Timing,
     cpu_busy_share,
@@ -29,7 +28,17 @@ from hw_profiles.runtime import (
 )
 from hw_profiles.host import host_record
 from hw_profiles.profile import DeviceProfile
-from hw_profiles.workloads import Workload, build_module, example_input, space_workloads
+from hw_profiles.workloads import (
+    BOUNDARY,
+    Workload,
+    boundary_key,
+    build_module,
+    example_input,
+    handover_shapes,
+    space_workloads,
+    timed_workloads,
+    workload_onnx,
+)
 from specialize.errors import SpecializeError, option
 from specialize.fileio import provenance
 from specialize.space import SearchSpace
@@ -43,6 +52,11 @@ class NoisyProfileError(SpecializeError):
         self.profile = profile
 
 
+BOUNDARY_NOTE = (
+    "each block less half a QuantizeLinear->DequantizeLinear pair on its input and on its output tensor (timed "
+    "alone, it pays a Q at its input and a DQ at its output that consecutive blocks in a network do not); the stem "
+    "less half its output's pair, the head half its input's"
+)
 MIN_AVAILABLE_MEMORY = 0.3  # below this share of RAM available, sessions stop being held between passes
 
 
@@ -59,17 +73,12 @@ def memory_low() -> bool:
 def prepare_workload(runtime, space: SearchSpace, workload: Workload) -> tuple[Callable[[], None], Callable | None]:
     """(run, reopen): `reopen()` makes a fresh run of the same model from its ONNX bytes, on runtimes that
     load ONNX files; None on runtimes that time torch modules."""
-    module, example = build_module(space, workload), example_input(workload.input_shape)
     if not hasattr(runtime, "load"):
-        return runtime.prepare(module, example), None
-    from supernet.onnx_graph import deploy_graph
-
-    onnx = deploy_graph(module, example, check_ops=workload.key != "dispatch").SerializeToString()
-    if workload.key != "dispatch":  # the empty probe measures the per-call cost, the same at any precision
-        onnx = as_deployed(onnx, runtime.precision, runtime.name, tuple(example.shape))
+        return runtime.prepare(build_module(space, workload), example_input(workload.input_shape)), None
+    onnx = workload_onnx(space, workload, runtime.precision, runtime.name)
 
     def reopen() -> Callable[[], None]:
-        return runtime.load(onnx, tuple(example.shape))
+        return runtime.load(onnx, tuple(workload.input_shape))
 
     return reopen(), reopen
 
@@ -126,6 +135,18 @@ def measure_workloads(
     return timings, held
 
 
+def boundary_share(space: SearchSpace, timings: dict[str, Timing], batch: int) -> list[float]:
+    """Per handover tensor (the stem's output, each layer's output), half the time of a QuantizeLinear ->
+    DequantizeLinear pair on it, less the per-call cost: what a block timed alone at int8 pays at each end and
+    does not pay inside a network (one Q at its input, one DQ at its output). Zeros without probes (fp32, or an
+    INT8 bundle written before the probes existed)."""
+    dispatch = timings["dispatch"].median_ms
+    shapes = handover_shapes(space, batch)
+    if not all(boundary_key(shape) in timings for shape in shapes):
+        return [0.0] * len(shapes)
+    return [max(timings[boundary_key(shape)].median_ms - dispatch, 0.0) / 2 for shape in shapes]
+
+
 def noisy_entries(timings: dict[str, Timing], protocol: Protocol) -> list[dict]:
     """Entries noisier than the protocol allows, worst first."""
     noisy = [(key, t) for key, t in timings.items() if t.rel_iqr > protocol.rel_iqr_max and key != "dispatch"]
@@ -134,16 +155,21 @@ def noisy_entries(timings: dict[str, Timing], protocol: Protocol) -> list[dict]:
 
 
 def assemble_profile(space: SearchSpace, timings: dict[str, Timing], batch: int) -> tuple:
-    """(latency [L][C], spread [L][C], fixed_ms, fixed_spread_ms) from timings keyed like `space_workloads`."""
+    """(latency [L][C], spread [L][C], fixed_ms, fixed_spread_ms) from timings keyed like `timed_workloads`.
+    With INT8 boundary probes among them, each block loses half the QDQ pair of its input and half that of its
+    output, the stem half its output's and the head half its input's (`boundary_share`)."""
     dispatch = timings["dispatch"].median_ms
+    boundary = boundary_share(space, timings, batch)
     latency = np.zeros((space.num_layers, space.num_candidates))
     spread = np.zeros_like(latency)
     for workload in space_workloads(space, batch):
         if workload.layer is not None:
             timing = timings[workload.key]
-            latency[workload.layer, workload.candidate] = max(timing.median_ms - dispatch, 0.0)
+            paid = boundary[workload.layer] + boundary[workload.layer + 1]
+            latency[workload.layer, workload.candidate] = max(timing.median_ms - dispatch - paid, 0.0)
             spread[workload.layer, workload.candidate] = timing.iqr_ms
-    fixed = {part: max(timings[part].median_ms - dispatch, 0.0) for part in ("stem", "head")}
+    paid = {"stem": boundary[0], "head": boundary[-1]}
+    fixed = {part: max(timings[part].median_ms - dispatch - paid[part], 0.0) for part in ("stem", "head")}
     fixed["dispatch"] = dispatch
     fixed_spread = {part: timings[part].iqr_ms for part in ("stem", "head", "dispatch")}
     return latency, spread, fixed, fixed_spread
@@ -184,7 +210,12 @@ def profile_space(
         )
     with whole or contextlib.nullcontext(), torch_threads(1):  # tracing for export is single-threaded work
         timings, held = measure_workloads(
-            runtime, space, space_workloads(space, batch), protocol, progress, whole.time_round if whole else None
+            runtime,
+            space,
+            timed_workloads(space, batch, precision),
+            protocol,
+            progress,
+            whole.time_round if whole else None,
         )
     latency, spread, fixed, fixed_spread = assemble_profile(space, timings, batch)
     described = runtime.describe()
@@ -215,6 +246,7 @@ def profile_space(
             "wall_s": round(time.perf_counter() - start, 2),
             "spread": "interquartile range of the samples, ms",
             "dispatch": "per-call cost of an empty graph, taken off every entry and counted once in fixed_ms",
+            **({"int8_boundary": BOUNDARY_NOTE} if any(k.startswith(BOUNDARY) for k in timings) else {}),
         },
         provenance=provenance(name=name, batch=batch, **described),
     )

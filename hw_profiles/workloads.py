@@ -45,6 +45,45 @@ def space_workloads(space: SearchSpace, batch: int = 1) -> list[Workload]:
     return items
 
 
+BOUNDARY = "qdq/"  # key prefix of the INT8 boundary probes
+
+
+def boundary_key(shape: tuple[int, ...]) -> str:
+    return BOUNDARY + "x".join(map(str, shape[1:]))
+
+
+def handover_shapes(space: SearchSpace, batch: int = 1) -> list[tuple[int, ...]]:
+    """The tensor each block takes: the stem's output, every layer's output; the last one is the head's input."""
+    sizes = space.layer_in_sizes() + [space.final_size]
+    channels = [spec.in_channels for spec in space.layers] + [space.layers[-1].out_channels]
+    return [(batch, c, s, s) for c, s in zip(channels, sizes)]
+
+
+def timed_workloads(space: SearchSpace, batch: int = 1, precision: str = "fp32") -> list[Workload]:
+    """What a profile times: `space_workloads`, and at int8 one QuantizeLinear -> DequantizeLinear probe per
+    tensor shape blocks hand over (`supernet.quantize.boundary_graph`): a block timed alone pays that pair at its
+    input and output, a block inside a network does not, so `assemble_profile` takes it off."""
+    probes = sorted(set(handover_shapes(space, batch))) if precision == "int8" else []
+    return space_workloads(space, batch) + [Workload(boundary_key(shape), shape) for shape in probes]
+
+
+def workload_onnx(
+    space: SearchSpace, workload: Workload, precision: str, runtime_name: str, dynamic_batch: bool = True
+) -> bytes:
+    """The ONNX graph timed for `workload`, in the form its precision ships in (`as_deployed`); a boundary probe
+    is its QDQ pair; the empty dispatch graph stays as it is at any precision."""
+    from hw_profiles.runtime import as_deployed
+    from supernet.onnx_graph import deploy_graph
+    from supernet.quantize import boundary_graph
+
+    if workload.key.startswith(BOUNDARY):
+        return boundary_graph(workload.input_shape, "tensorrt" if runtime_name == "tensorrt" else "onnxruntime")
+    module, example = build_module(space, workload), example_input(workload.input_shape)
+    dispatch = workload.key == "dispatch"
+    onnx = deploy_graph(module, example, check_ops=not dispatch, dynamic_batch=dynamic_batch).SerializeToString()
+    return onnx if dispatch else as_deployed(onnx, precision, runtime_name, tuple(workload.input_shape))
+
+
 def network_workload(space: SearchSpace, arch: Architecture, batch: int = 1) -> Workload:
     return Workload(f"net/{arch}", (batch, 3, space.resolution, space.resolution), arch=str(arch))
 

@@ -89,6 +89,34 @@ def quantize_int8(onnx_bytes: bytes, batches: Sequence[torch.Tensor], target: st
     return model.SerializeToString()
 
 
+def boundary_graph(shape: tuple[int, ...], target: str = "onnxruntime") -> bytes:
+    """A QuantizeLinear -> DequantizeLinear pair on a float tensor of `shape`, in `target`'s activation type: what
+    a block timed alone pays at its input and output and the same block inside a network does not (there
+    consecutive blocks hand each other int8 tensors). Profiles at int8 time it to take it off the blocks."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    tensorrt = target == "tensorrt"
+    zero_type = TensorProto.INT8 if tensorrt else TensorProto.UINT8
+    nodes = [
+        helper.make_node("QuantizeLinear", ["input", "scale", "zero"], ["q"]),
+        helper.make_node("DequantizeLinear", ["q", "scale", "zero"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "qdq-boundary",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(shape))],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, list(shape))],
+        [
+            helper.make_tensor("scale", TensorProto.FLOAT, [], [1 / 255]),
+            helper.make_tensor("zero", zero_type, [], [0]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
 def quantized_ops(onnx_bytes: bytes) -> dict[str, int]:
     """How many QuantizeLinear / DequantizeLinear nodes the graph holds (0 and 0 for a float graph)."""
     import onnx

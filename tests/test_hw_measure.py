@@ -402,3 +402,53 @@ def test_an_int8_bundle_holds_quantized_graphs_and_imports_as_an_int8_profile(tm
         import_bundle(tmp_path / "b")
     with pytest.raises(SpecializeError, match="fp32 or int8"):
         write_bundle(space, tmp_path / "c", precision="fp16")
+
+
+def test_int8_blocks_lose_the_qdq_boundary_they_pay_alone(tiny):
+    """A block timed alone at int8 pays a Q at its input and a DQ at its output; the profile takes half of each
+    handover tensor's measured QDQ pair off each end (the stem its output's, the head its input's)."""
+    from hw_profiles.profiler import assemble_profile
+    from hw_profiles.workloads import boundary_key, handover_shapes, timed_workloads
+
+    shapes = handover_shapes(tiny)
+    probes = {boundary_key(shape): 0.1 + 0.2 * i for i, shape in enumerate(shapes)}  # seconds-free ms, distinct
+    work = timed_workloads(tiny, 1, "int8")
+    assert {w.key for w in work} - {w.key for w in space_workloads(tiny)} == set(probes)
+    timings = {w.key: Timing(probes.get(w.key, 5.0), 0.1, 5, 1) for w in work}
+    timings["dispatch"] = Timing(0.05, 0.0, 5, 1)
+    latency, _, fixed, _ = assemble_profile(tiny, timings, 1)
+    half = [(probes[boundary_key(shape)] - 0.05) / 2 for shape in shapes]
+    for layer in range(tiny.num_layers):
+        expected = 5.0 - 0.05 - half[layer] - half[layer + 1]
+        assert np.allclose(latency[layer][latency[layer] > 0], expected)
+    assert fixed["stem"] == pytest.approx(5.0 - 0.05 - half[0]) and fixed["head"] == pytest.approx(
+        5.0 - 0.05 - half[-1]
+    )
+    plain = {k: v for k, v in timings.items() if not k.startswith("qdq/")}  # fp32, or a bundle without probes
+    assert np.allclose(assemble_profile(tiny, plain, 1)[0][latency > 0], 5.0 - 0.05)
+
+
+def test_the_boundary_probe_is_a_qdq_pair_each_runtime_runs(tiny):
+    from supernet.quantize import boundary_graph, quantized_ops
+    from supernet.sessions import ort_session
+
+    x = np.random.default_rng(0).random((1, 16, 8, 8), dtype=np.float32)
+    for target in ("onnxruntime", "tensorrt"):
+        graph = boundary_graph(x.shape, target)
+        assert quantized_ops(graph) == {"QuantizeLinear": 1, "DequantizeLinear": 1}
+        y = ort_session(graph).run(None, {"input": x})[0]
+        assert np.abs(y - np.clip(x, None, 127 / 255 if target == "tensorrt" else None)).max() <= 0.5 / 255 + 1e-6
+
+
+def test_an_int8_profile_and_bundle_carry_the_probes(tiny, tmp_path):
+    profile = profile_space(tiny, "this-cpu", precision="int8", protocol=QUICK, force=True)
+    assert "int8_boundary" in profile.measurement
+    assert "int8_boundary" not in profile_space(tiny, "this-cpu", protocol=QUICK, force=True).measurement
+    manifest = write_bundle(tiny, tmp_path / "b", networks=2, precision="int8")
+    assert sum(e["key"].startswith("qdq/") for e in manifest["entries"]) == len(set(handover(tiny)))
+
+
+def handover(space):
+    from hw_profiles.workloads import handover_shapes
+
+    return handover_shapes(space)

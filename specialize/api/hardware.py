@@ -69,13 +69,15 @@ def check_batch_memory(space: SearchSpace, batch: int) -> None:
         )
 
 
-def measure_steps(space: str, batch: int, calibration_networks: int, repeats: int) -> int:
+def measure_steps(space: str, batch: int, calibration_networks: int, repeats: int, precision: str = "fp32") -> int:
     """How many progress steps `measure_profile` reports."""
     from hw_profiles.runtime import Protocol
-    from hw_profiles.workloads import space_workloads
+    from hw_profiles.workloads import timed_workloads
 
     protocol = Protocol(repeats=repeats)
-    return len(space_workloads(space_of(space), batch)) * protocol.passes + calibration_networks * (protocol.passes + 2)
+    return len(timed_workloads(space_of(space), batch, precision)) * protocol.passes + calibration_networks * (
+        protocol.passes + 2
+    )
 
 
 def check_measurable(
@@ -241,11 +243,11 @@ def calibrate(profile: str, timings: Path, space: str | None, batch: int | None,
     return target, result
 
 
-def bundle_steps(space: str, batch: int, networks: int) -> int:
-    from hw_profiles.workloads import space_workloads
+def bundle_steps(space: str, batch: int, networks: int, precision: str = "fp32") -> int:
+    from hw_profiles.workloads import timed_workloads
 
     check_batch_memory(space_of(space), batch)
-    return len(space_workloads(space_of(space), batch)) + networks
+    return len(timed_workloads(space_of(space), batch, precision)) + networks
 
 
 def check_bundle_options(precision: str, runtime: str) -> None:
