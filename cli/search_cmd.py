@@ -33,6 +33,14 @@ TableOption = Annotated[str, typer.Option("--table", help=TABLE_HELP)]
 ProfileOption = Annotated[
     Optional[Path], typer.Option("--profile", help="device profile file (instead of or refining --device)")
 ]
+ProfilesOption = Annotated[
+    Optional[list[Path]],
+    typer.Option(
+        "--profile",
+        help="device profile file (instead of or refining --device); for a table of several input sizes, give one "
+        "per size (--profile a.json --profile b.json)",
+    ),
+]
 BatchOption = Annotated[Optional[int], typer.Option("--batch", help=BATCH_HELP)]
 ThreadsOption = Annotated[Optional[int], typer.Option("--threads", help=THREADS_HELP)]
 PRECISION_HELP = (
@@ -75,7 +83,7 @@ def root(
     device: DeviceOption = None,
     bounds: dict = None,
     table: TableOption = "default",
-    profile: ProfileOption = None,
+    profiles: ProfilesOption = None,
     batch: BatchOption = None,
     threads: ThreadsOption = None,
     precision: PrecisionOption = None,
@@ -139,7 +147,8 @@ def root(
         from specialize.fileio import check_not_input, check_writable
 
         check_writable(export)
-        check_not_input(export, table, profile, data)
+        check_not_input(export, table, *(profiles or []), data)
+    profile = profiles[0] if profiles and len(profiles) == 1 else profiles or None
     result = specialize(
         device,
         table=table,
@@ -160,7 +169,7 @@ def root(
         from cli.common import progress_status
 
         with progress_status("exporting: batch-norm recalibration, ONNX, checks, measurement"):
-            result = export_result(result, export, data=data, recalibrate=not no_recalibrate, profile=profile)
+            result = export_result(result, export, data=data, recalibrate=not no_recalibrate)
     if as_json:
         from cli.common import print_json
 

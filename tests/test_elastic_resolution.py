@@ -188,3 +188,18 @@ def test_the_files_own_size_survives_the_cache(synthetic_data: Path) -> None:
 
     first, cached = load_dataset(synthetic_data, image_size=20), load_dataset(synthetic_data, image_size=20)
     assert first.source_size == cached.source_size == 16 and first.train_images.shape[1] == 20
+
+
+def test_the_cli_takes_a_profile_per_size(elastic_run: Path, tmp_path: Path) -> None:
+    table = load_table(elastic_run / "table.json")
+    paths = []
+    for size in (12, 20):
+        path = tmp_path / f"p{size}.json"
+        resolve_profile("jetson", load_table(table.sizes()[size]).space).save(path)
+        paths += ["--profile", str(path)]
+    done = CliRunner().invoke(app, ["--table", str(elastic_run / "table.json"), *paths, "--json"])
+    assert done.exit_code == 0, done.output
+    searched = {c["resolution"]: c for c in json.loads(done.stdout)["resolution_choice"]}
+    assert "not_searched" in searched[16] and "arch" in searched[12] and "arch" in searched[20]
+    one = CliRunner().invoke(app, ["--table", str(elastic_run / "table-12px.json"), "--resolution", "12", *paths])
+    assert one.exit_code == 0, one.output

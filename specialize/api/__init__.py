@@ -158,8 +158,8 @@ def specialize(
     tbl = table if isinstance(table, AccuracyTable) else load_table(table)
     if tbl.sizes() and resolution is None:
         return _best_resolution(search_at, tbl, profile)
-    if resolution is not None:
-        tbl, profile = _at_size(tbl, resolution, profile)
+    if resolution is not None or isinstance(profile, (list, tuple)):
+        tbl, profile = _at_size(tbl, tbl.space.resolution if resolution is None else resolution, profile)
     table = tbl
     if precision == "auto":
         return _best_precision(
