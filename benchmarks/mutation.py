@@ -31,10 +31,31 @@ MODULES = {
     "cost": ("specialize/cost.py", ["tests/test_cost_model.py", "tests/test_cost.py"]),
     "profile": ("hw_profiles/profile.py", ["tests/test_profile_file.py", "tests/test_hw_registry.py"]),
     "ga": ("specialize/search/ga.py", ["tests/test_ga_operators.py"]),
-    "api": ("specialize/api/__init__.py", ["tests/test_api.py"]),
+    # the composition root and the deploy path are reached through many files: each mutant runs the tests that
+    # cover its function, among these
+    "api": (
+        "specialize/api/__init__.py",
+        [
+            "tests/test_api.py",
+            "tests/test_cli_search.py",
+            "tests/test_deploy.py",
+            "tests/test_elastic_resolution.py",
+            "tests/test_rerank.py",
+            "tests/test_search.py",
+            "tests/test_accuracy_fit.py",
+            "tests/test_depth.py",
+            "tests/test_hw_registry.py",
+        ],
+    ),
     "export": (
         "supernet/export.py",
-        ["tests/test_export.py", "tests/test_deploy.py", "tests/test_elastic_resolution.py"],
+        [
+            "tests/test_export.py",
+            "tests/test_deploy.py",
+            "tests/test_elastic_resolution.py",
+            "tests/test_pretrained.py",
+            "tests/test_any_dataset.py",
+        ],
     ),
 }
 

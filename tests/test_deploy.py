@@ -162,3 +162,36 @@ def test_export_times_the_file_against_the_profile_the_search_read(deploy_run, t
     assert picked.profile_file == str(tmp_path / "p.json")
     result = export_result(picked, tmp_path / "m.onnx")
     assert result.export["measured_latency_ms"] > 0
+
+
+def test_a_weights_file_finds_its_table_beside_it(deploy_run, tmp_path):
+    """Weights given as a file (not a table) still recalibrate on and are measured against the table's data: the
+    table beside them whose sha256 names them is found."""
+    from supernet.export import export_subnet
+
+    table = load_table(deploy_run / "table.json")
+    done = export_subnet("test-tiny", table.best_arch, tmp_path / "m.onnx", weights=deploy_run / "weights.pt")
+    assert done.measured_accuracy is not None and table.training_data() in done.measured_on
+    assert "training images of" in done.bn_statistics
+
+
+def test_given_data_is_what_is_measured_at_fp32_and_int8(deploy_run, synthetic_data, tmp_path):
+    from supernet.export import export_subnet
+
+    copy = tmp_path / "copy"
+    shutil.copytree(synthetic_data, copy)  # the same classes, elsewhere: the export must name this one
+    table = load_table(deploy_run / "table.json")
+    done = export_subnet(
+        "test-tiny", table.best_arch, tmp_path / "q.onnx", weights=deploy_run / "table.json", data=copy,
+        precision="int8",
+    )  # fmt: skip
+    assert str(copy) in done.measured_on and str(copy) in done.bn_statistics
+    assert 0 <= done.fp32_accuracy <= 1 and 0 <= done.measured_accuracy <= 1
+
+
+def test_tensorrt_profiles_run_batch_one_at_best(tmp_path):
+    from supernet.export import TRT_MAX_BATCH, trt_shapes, trtexec_command
+
+    assert trt_shapes(32) == ((1, 3, 32, 32), (1, 3, 32, 32), (TRT_MAX_BATCH, 3, 32, 32))
+    command = trtexec_command(tmp_path / "m.onnx", tmp_path / "m.engine", 32, "fp16")
+    assert "--optShapes=input:1x3x32x32" in command and "--fp16" in command
