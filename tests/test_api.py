@@ -312,3 +312,29 @@ def test_auto_precision_tries_each_profile_and_keeps_the_best_prediction(tmp_pat
         assert (alone.arch, alone.predicted_accuracy) == (c["arch"], c["predicted_accuracy"])
     with pytest.raises(SpecializeError, match="a profile file has one precision"):
         specialize(profile=str(tmp_path / "p.json"), precision="auto", max_flops="45M")
+
+
+def test_threads_pick_the_measured_profile_of_that_thread_count():
+    one, two = specialize("this-cpu", max_flops="45M"), specialize("this-cpu", max_flops="45M", threads=2)
+    assert (one.threads, two.threads) == (1, 2) and one.profile_file != two.profile_file
+    assert one.params == arch_cost(get_space("cifar10").parse_arch(one.arch))["params"]
+
+
+def test_a_profile_measured_on_another_host_says_where(tmp_path):
+    from hw_profiles.registry import DATA_DIR
+
+    data = json.loads((DATA_DIR / "this-cpu-onnxruntime.cifar10.json").read_text())
+    data["hardware"]["host_cpu"] = "Imaginary CPU 9000"
+    (tmp_path / "p.json").write_text(json.dumps(data))
+    result = specialize(profile=tmp_path / "p.json", max_flops="45M")
+    assert "Imaginary CPU 9000" in result.device_note and "specialize profile" in result.device_note
+
+
+def test_a_device_and_a_profile_of_another_device_are_refused(tmp_path):
+    from hw_profiles.registry import DATA_DIR
+
+    with pytest.raises(SpecializeError) as caught:
+        specialize("jetson", profile=DATA_DIR / "this-cpu-onnxruntime.cifar10.json")
+    assert str(caught.value).startswith("device='jetson' and profile=") and str(caught.value).endswith(
+        "(device 'this-cpu') disagree: give one, or a profile of that device"
+    )
