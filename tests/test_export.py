@@ -353,3 +353,32 @@ def test_int8_without_calibration_images_says_what_to_give(tmp_path, weights_fil
         "calibration file beside the weights"
     )
     assert not (tmp_path / "q.onnx").exists()
+
+
+def test_what_the_user_reads_when_fp16_or_tensorrt_cannot_be(tmp_path, monkeypatch):
+    from supernet.export import check_options, tensorrt_unavailable_reason, write_build_script
+
+    with pytest.raises(SpecializeError) as caught:
+        check_options("onnx", "fp16")
+    assert str(caught.value) == (
+        "precision='fp16' applies to format='tensorrt' (the ONNX file stays fp32 and TensorRT picks fp16 kernels at "
+        "engine build); valid for onnx: fp32, int8"
+    )
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert tensorrt_unavailable_reason() in ("the tensorrt Python package is not installed", "no CUDA GPU is available")
+    script = write_build_script(tmp_path / "m.onnx", tmp_path / "m.engine", 32, "fp32").read_text().splitlines()
+    assert script[1:3] == [
+        "# Build the TensorRT engine on the device that will run it: engines are specific to the GPU and",
+        "# the TensorRT version (on Jetson, run this on the Jetson itself).",
+    ]
+
+
+def test_no_cuda_is_the_reason_where_tensorrt_is_installed(monkeypatch):
+    import sys
+    import types
+
+    from supernet.export import tensorrt_unavailable_reason
+
+    monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert tensorrt_unavailable_reason() == "no CUDA GPU is available"
