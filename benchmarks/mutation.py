@@ -45,6 +45,8 @@ MODULES = {
             "tests/test_accuracy_fit.py",
             "tests/test_depth.py",
             "tests/test_hw_registry.py",
+            "tests/test_offline_strategies.py",
+            "tests/test_strategies.py",
         ],
     ),
     "export": (

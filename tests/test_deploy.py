@@ -195,3 +195,13 @@ def test_tensorrt_profiles_run_batch_one_at_best(tmp_path):
     assert trt_shapes(32) == ((1, 3, 32, 32), (1, 3, 32, 32), (TRT_MAX_BATCH, 3, 32, 32))
     command = trtexec_command(tmp_path / "m.onnx", tmp_path / "m.engine", 32, "fp16")
     assert "--optShapes=input:1x3x32x32" in command and "--fp16" in command
+
+
+def test_a_measured_latency_outside_its_band_is_said_after_export(deploy_run, tmp_path, monkeypatch):
+    import specialize.api as api
+
+    result = specialize("jetson", table=str(deploy_run / "table.json"), max_flops="1G")
+    monkeypatch.setattr(api, "_deployed_latency", lambda path, prof: (10 * result.latency_ms, "timed here"))
+    shipped = export_result(result, tmp_path / "m.onnx").export
+    assert shipped["measured_latency_ms"] == 10 * result.latency_ms
+    assert any(m.startswith(f"measured latency {10 * result.latency_ms:.4g} ms is outside") for m in shipped["misses"])

@@ -71,6 +71,7 @@ def test_rerank_follows_measured_accuracy_the_table_misses():
     chosen = next(r for r in rows if r["rerank_position"] == 1)
     assert chosen["arch"] == result.arch and chosen["predicted_accuracy"] == max(r["predicted_accuracy"] for r in rows)
     assert result.accuracy_loss == pytest.approx(chosen["table_score"]) and result.optimality_gap > 0
+    assert result.strategy_details == plain.strategy_details  # how the search ran, kept through the rerank
 
 
 def test_rerank_keeps_the_answer_when_measured_accuracy_rewards_it():
