@@ -57,10 +57,13 @@ CALIBRATION_FILE = "calibration.npz"
 
 def validation_per_class(labels: np.ndarray, requested: int | None) -> int:
     """Images held out per class: as asked, else VALIDATION_IMAGES in all, at most a fifth of the smallest class."""
-    if requested is not None:
-        return requested
+    return requested if requested is not None else per_class(labels, VALIDATION_IMAGES)
+
+
+def per_class(labels: np.ndarray, images: int) -> int:
+    """A balanced held-out split's share of each class: `images` in all, at most a fifth of the smallest class."""
     classes, counts = np.unique(labels, return_counts=True)
-    return max(1, min(-(-VALIDATION_IMAGES // len(classes)), int(counts.min()) // 5))
+    return max(1, min(-(-images // len(classes)), int(counts.min()) // 5))
 
 
 def held_out_split(labels: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -71,15 +74,9 @@ def held_out_split(labels: np.ndarray, cfg: TrainConfig) -> tuple[np.ndarray, np
     rest, validation = balanced_split(labels, validation_per_class(labels, cfg.val_per_class), cfg.seed)
     fit = np.zeros(0, dtype=np.int64)
     if cfg.fit_images:
-        kept, held = balanced_split(labels[rest], fit_per_class(labels[rest], cfg.fit_images), _seeded(cfg.seed, 40))
+        kept, held = balanced_split(labels[rest], per_class(labels[rest], cfg.fit_images), _seeded(cfg.seed, 40))
         rest, fit = rest[kept], rest[held]
     return rest, validation, calibration_indices(rest, cfg.calib_images, cfg.seed), fit
-
-
-def fit_per_class(labels: np.ndarray, images: int) -> int:
-    """The fit split per class: `images` in all, at most a fifth of the smallest class (as validation)."""
-    classes, counts = np.unique(labels, return_counts=True)
-    return max(1, min(-(-images // len(classes)), int(counts.min()) // 5))
 
 
 def pick_best(row: list[float], macs: np.ndarray, allowed: tuple[int, ...] | None = None) -> int:
@@ -183,7 +180,9 @@ class Trainer:
         self.val_at = {r: to_tensor(d.train_images[val], r) for r, d in self.data_at.items() if r != self.res}
         self.fit_split = "fit" if len(self.fit_idx) else "validation"  # what the spread sub-networks are measured on
         self.fit_y = torch.from_numpy(self.data.train_labels[self.fit_idx]) if len(self.fit_idx) else self.val_y
-        self.calib_at = {r: image_batches(d.train_images[self.calib_idx], r) for r, d in self.data_at.items()}
+        self.calib_at = {
+            r: image_batches(d.train_images[self.calib_idx], r) for r, d in self.data_at.items() if r != self.res
+        }
         self.macs = cost_arrays(self.space).macs
         torch.manual_seed(_seeded(cfg.seed, 0))
         self.net = Supernet(self.trained_space).to(memory_format=torch.channels_last)  # 1.7x faster convs on CPU
@@ -414,7 +413,8 @@ class Trainer:
         return self.val_x if size == self.res else self.val_at[size]
 
     def fit_images_at(self, size: int) -> torch.Tensor:
-        """The fit split at input `size` (the validation split in runs without one), made when first asked."""
+        """The fit split at input `size` (the validation split in runs without one), decoded to tensors per call:
+        the spread stage asks once per size."""
         if not len(self.fit_idx):
             return self.validation_at(size)
         return to_tensor((self.data if size == self.res else self.data_at[size]).train_images[self.fit_idx], size)
