@@ -94,17 +94,20 @@ def tool_exports(args, table, budgets: dict[str, float], scale: float, previous:
 
 def profile_sizes(table, out: Path, threads: int) -> list[str]:
     """This CPU profiled now at every input size of the table (one measured profile per size), as
-    `specialize profile` does; the files' paths."""
+    `specialize profile` does; the files' paths. A profile already in --out (written whole: the write is atomic)
+    is kept, so a rerun after an interruption goes on where it stopped."""
     from specialize.api.hardware import defaults, measure_profile
 
     paths, d = [], defaults()
     for size, path in (table.sizes() or {table.space.resolution: table.path}).items():
         target = out / f"this-cpu-{size}px.json"
+        paths.append(str(target))
+        if target.exists():
+            continue
         measure_profile(
             "this-cpu", str(path), "onnxruntime", "fp32", d["batch"], threads, d["graph_optimization"],
             d["calibration_networks"], d["repeats"], True, target, lambda *_: None,
         )  # fmt: skip
-        paths.append(str(target))
     return paths
 
 

@@ -47,6 +47,7 @@ MODULES = {
             "tests/test_hw_registry.py",
             "tests/test_offline_strategies.py",
             "tests/test_strategies.py",
+            "tests/test_offline.py",
         ],
     ),
     "export": (
@@ -57,6 +58,7 @@ MODULES = {
             "tests/test_elastic_resolution.py",
             "tests/test_pretrained.py",
             "tests/test_any_dataset.py",
+            "tests/test_hardening.py",
         ],
     ),
 }

@@ -164,6 +164,15 @@ def test_export_times_the_file_against_the_profile_the_search_read(deploy_run, t
     assert result.export["measured_latency_ms"] > 0
 
 
+def test_export_of_a_device_search_says_why_its_latency_is_not_measured(deploy_run, tmp_path):
+    """A search by device name alone (no profile file) still hands its device to the export: the note says why
+    an estimated device cannot be timed here, not that no device was given."""
+    result = export_result(specialize("jetson", table=str(deploy_run / "table.json")), tmp_path / "m.onnx")
+    note = result.export["latency_note"]
+    assert note.startswith("not measured: ") and "no device given" not in note
+    assert result.export["predicted_latency_ms"] == result.latency_ms > 0
+
+
 def test_a_weights_file_finds_its_table_beside_it(deploy_run, tmp_path):
     """Weights given as a file (not a table) still recalibrate on and are measured against the table's data: the
     table beside them whose sha256 names them is found."""

@@ -107,8 +107,18 @@ def one_arch(table, size: int, arch: str):
 
 
 def test_an_unknown_size_names_the_sizes_there_are(elastic_run: Path) -> None:
-    with pytest.raises(SpecializeError, match="has input sizes 12, 16, 20"):
+    with pytest.raises(SpecializeError, match=r"^resolution=13: table .* has input sizes 12, 16, 20"):
         specialize(table=elastic_run / "table.json", resolution=13)
+
+
+def test_one_profile_not_in_a_list_searches_the_size_it_fits(elastic_run: Path, tmp_path: Path) -> None:
+    """A single profile (a file, as a library user passes one) is one profile, not a list to iterate."""
+    table = load_table(elastic_run / "table.json")
+    at_20 = resolve_profile("jetson", load_table(table.sizes()[20]).space)
+    at_20.save(tmp_path / "p20.json")
+    result = specialize(table=table, profile=str(tmp_path / "p20.json"))
+    searched = {c["resolution"]: c for c in result.resolution_choice}
+    assert result.resolution == 20 and "not_searched" in searched[12] and "not_searched" in searched[16]
 
 
 def test_each_size_exports_at_its_own_input(elastic_run: Path, synthetic_data: Path, tmp_path: Path) -> None:

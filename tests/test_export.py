@@ -157,6 +157,30 @@ def test_recalibration_on_given_batches(tmp_path, weights_file):
         assert np.abs(written - inherited(x).numpy()).max() > 1e-2
 
 
+def test_where_tensorrt_runs_the_engine_is_written_beside_the_onnx(tmp_path, monkeypatch):
+    """The engine path (no GPU here, so the builder is a stand-in): the builder's bytes land in model.engine and
+    the result names that file as what ships."""
+    built = []
+    monkeypatch.setattr(export, "tensorrt_unavailable_reason", lambda: None)
+    monkeypatch.setattr(export, "build_tensorrt_engine", lambda onnx_bytes, r, p: built.append((r, p)) or b"plan")
+    result = export_subnet("cifar10", ARCH, tmp_path / "model.engine", fmt="tensorrt", precision="fp16")
+    assert built == [(32, "fp16")] and (tmp_path / "model.engine").read_bytes() == b"plan"
+    assert result.output == result.engine_path == tmp_path / "model.engine" and result.build_script is None
+
+
+def test_default_weights_that_cannot_load_name_the_option(monkeypatch):
+    import specialize.table
+
+    def broken(path):
+        raise SpecializeError("gone")
+
+    monkeypatch.setattr(specialize.table, "load_table", broken)
+    with pytest.raises(SpecializeError, match=r"^--weights default: no weights available \(gone\)"):
+        export.resolve_weights_path("default")
+    with pytest.raises(SpecializeError, match=r"^accuracy table t.json: no weights available"):
+        export.resolve_weights_path("t.json")
+
+
 def test_tensorrt_fallback_writes_build_script(tmp_path, monkeypatch):
     monkeypatch.setattr(export, "tensorrt_unavailable_reason", lambda: "no CUDA GPU is available")
     result = export_subnet("cifar10", ARCH, tmp_path / "model.onnx", fmt="tensorrt", precision="fp16")

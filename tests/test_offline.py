@@ -121,6 +121,14 @@ def test_search_offline_returns_a_measured_answer_within_budget(seeded_run, synt
     assert result.validation_accuracy == fitness(genes)[0]
 
 
+def test_search_offline_finds_the_data_the_table_was_trained_on(seeded_run):
+    """Without data, the offline search scores on the dataset the table records (here, on this machine)."""
+    from specialize.api import search_offline
+
+    result = search_offline(seeded_run, strategy="random", budget=2, seed=1, val_images=20)
+    assert result.evaluations <= 2 and 0.0 <= result.validation_accuracy <= 1.0
+
+
 def test_search_offline_refuses_infeasible_bounds_before_measuring(seeded_run, synthetic_data, fitness, measured):
     from specialize.api import search_offline
 
