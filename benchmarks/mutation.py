@@ -64,17 +64,21 @@ MODULES = {
 }
 
 
+# what the tests read: the packages, and benchmarks/ (tests load its scripts, e.g. test_hardening)
+PACKAGES = ("specialize", "supernet", "hw_profiles", "cli", "tests", "benchmarks")
+
+
 def run_module(work: Path, name: str, mutmut: str, sample: int | None = None, seed: int = 0) -> Counter:
     source, tests = MODULES[name]
     here = work / name
     shutil.rmtree(here, ignore_errors=True)
     here.mkdir(parents=True)
-    for part in ("specialize", "supernet", "hw_profiles", "cli", "tests"):
+    for part in PACKAGES:
         shutil.copytree(ROOT / part, here / part, ignore=shutil.ignore_patterns("__pycache__"))
     config = (ROOT / "pyproject.toml").read_text().split("[tool.importlinter]")[0]
     config += (
         f"\n[tool.mutmut]\nsource_paths = [{source!r}]\npytest_add_cli_args_test_selection = {tests!r}\n"
-        "also_copy = ['specialize', 'supernet', 'hw_profiles', 'cli', 'tests']\n"
+        f"also_copy = {list(PACKAGES)!r}\n"
     ).replace("'", '"')
     (here / "pyproject.toml").write_text(config)
     names = []
@@ -117,6 +121,9 @@ def main() -> None:
     for name in args.modules.split(","):
         counts = run_module(args.work, name, mutmut, args.sample, args.seed)
         checked = sum(v for k, v in counts.items() if k != "not checked")
+        if not checked:  # mutmut stops before any mutant when the selected tests fail unmutated
+            print(f"{name:8s} no mutant checked: run `mutmut run` in {args.work / name} to see why", flush=True)
+            continue
         sampled = f" sampled{interval(counts['killed'], checked)}" if args.sample else ""
         print(f"{name:8s} killed {counts['killed']} of {checked}{sampled} ({dict(counts)})", flush=True)
         total += counts
