@@ -314,6 +314,15 @@ def test_auto_precision_tries_each_profile_and_keeps_the_best_prediction(tmp_pat
         specialize(profile=str(tmp_path / "p.json"), precision="auto", max_flops="45M")
 
 
+def test_auto_precision_tries_the_profiles_of_the_batch_asked_for():
+    """At batch 32 this CPU has an fp32 profile only (int8 ones are batch 1): auto tries that one alone."""
+    result = specialize("this-cpu", precision="auto", max_flops="45M", batch=32)
+    assert [c["precision"] for c in result.precision_choice] == ["fp32"] and result.batch == 32
+    refused = r"^precision='auto' needs .* of space cifar10 at batch=64 and threads=1: "
+    with pytest.raises(SpecializeError, match=refused):
+        specialize("this-cpu", precision="auto", max_flops="45M", batch=64)
+
+
 def test_threads_pick_the_measured_profile_of_that_thread_count():
     one, two = specialize("this-cpu", max_flops="45M"), specialize("this-cpu", max_flops="45M", threads=2)
     assert (one.threads, two.threads) == (1, 2) and one.profile_file != two.profile_file

@@ -256,7 +256,10 @@ def _best_precision(run, device, table, profile, batch, threads) -> SpecializeRe
     tbl = table if isinstance(table, AccuracyTable) else load_table(table)
     candidates = precisions_for(device, tbl.space, batch, threads)
     if not candidates:
-        raise SpecializeError(f"{option('precision', 'auto')} needs a device with latency profiles: give one")
+        raise SpecializeError(
+            f"{option('precision', 'auto')} needs a device with latency profiles of space {tbl.space.name} at "
+            f"{option('batch', batch or 1)} and {option('threads', threads or 1)}: {device!r} has none"
+        )
     results, refused = {}, {}
     for precision in candidates:
         try:
