@@ -38,6 +38,7 @@ from supernet.checkpoint import save_supernet_weights
 from supernet.elastic import Supernet
 from supernet.export import export_subnet, subnet_to_onnx
 from supernet.pretrained import import_pretrained
+from supernet.run_dir import lock_run_dir
 from supernet.train import Trainer, TrainConfig
 
 RECIPE = ("epochs", "lr", "batch_size", "weight_decay", "label_smoothing", "momentum", "schedule", "seed", "init")
@@ -179,6 +180,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
+    try:  # two runs on one --out overwrite each other's exports mid-timing (it happened: one crashed, one misled)
+        lock_run_dir(args.out)  # held until exit
+    except SpecializeError:
+        raise SystemExit(f"another run is using {args.out}: wait for it, or give another --out") from None
     table = load_table(args.table)
     saved = args.out / "measured.json"
     if not saved.exists():
