@@ -181,9 +181,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     try:  # two runs on one --out overwrite each other's exports mid-timing (it happened: one crashed, one misled)
-        lock_run_dir(args.out)  # held until exit
-    except SpecializeError:
-        raise SystemExit(f"another run is using {args.out}: wait for it, or give another --out") from None
+        lock_run_dir(args.out, "baseline.py", "--out")  # held until exit
+    except SpecializeError as exc:
+        raise SystemExit(str(exc)) from None
     table = load_table(args.table)
     saved = args.out / "measured.json"
     if not saved.exists():

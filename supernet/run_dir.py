@@ -33,7 +33,7 @@ def make_run_dir(out: Path) -> bool:
     return created
 
 
-def lock_run_dir(out: Path) -> int:
+def lock_run_dir(out: Path, holder: str = "`specialize train`", other_option: str = "-o") -> int:
     """An exclusive lock held until `unlock`; a second run on the same directory is refused at once."""
     try:
         fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
@@ -44,7 +44,7 @@ def lock_run_dir(out: Path) -> int:
     except OSError:
         os.close(fd)
         raise SpecializeError(
-            f"another `specialize train` is running in {out}; wait for it or pick another -o"
+            f"another {holder} is running in {out}; wait for it or pick another {other_option}"
         ) from None
     return fd
 
