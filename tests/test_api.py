@@ -63,6 +63,7 @@ def test_exact_solver_answer_is_the_optimum():
     result = specialize(table=random_table(1), strategy="exact", max_params="1.5M")
     assert result.optimality_gap == 0 and result.accuracy_loss == result.optimum_value
     assert result.status == result.optimum_status == "optimal" and result.answer_from == "exact"
+    assert result.search_seconds > 0
     assert specialize(table=random_table(1), solver="exact", max_params="1.5M").strategy == "exact"
 
 
@@ -288,7 +289,9 @@ def test_int8_predictions_take_the_measured_drop_and_say_so(tmp_path):
     fp32 = specialize(table=unmeasured, profile=str(profile.path), max_flops="45M")
     plain = specialize(table=unmeasured, profile=str(int8_profile), max_flops="45M")
     assert plain.predicted_accuracy == fp32.predicted_accuracy and plain.predicted_accuracy_band is None
-    assert "INT8 drop never measured" in plain.accuracy_basis
+    assert plain.accuracy_basis.endswith(
+        "; int8: FP32 figure, the INT8 drop never measured (`specialize table int8-check`): no band"
+    )
     measured = replace(table, results={**bare, "int8": {"median_drop": 0.01, "band": 0.006, "networks": [{}] * 20}})
     int8 = specialize(table=measured, profile=str(int8_profile), max_flops="45M")
     assert int8.predicted_accuracy == pytest.approx(fp32.predicted_accuracy - 0.01)
@@ -347,3 +350,18 @@ def test_a_device_and_a_profile_of_another_device_are_refused(tmp_path):
     assert str(caught.value).startswith("device='jetson' and profile=") and str(caught.value).endswith(
         "(device 'this-cpu') disagree: give one, or a profile of that device"
     )
+    agreed = specialize("this-cpu", profile=DATA_DIR / "this-cpu-onnxruntime.cifar10.json", max_flops="45M")
+    assert agreed.device == "this-cpu"
+
+
+def test_loss_range_is_the_tables_spread_over_the_allowed_blocks():
+    """The gap's scale: the unconstrained optimum minus the worst architecture, layer by layer over the blocks
+    each layer allows (a skip where the shape changes is not one)."""
+    table = random_table(2)
+    space = table.space
+    spread = sum(
+        max(table.accuracy[layer][i] for i in space.allowed_indices(layer))
+        - min(table.accuracy[layer][i] for i in space.allowed_indices(layer))
+        for layer in range(space.num_layers)
+    )
+    assert specialize(table=table, max_flops="45M").loss_range == pytest.approx(spread)

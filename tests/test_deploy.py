@@ -48,6 +48,7 @@ def test_export_is_the_reported_network(deploy_run, tmp_path):
     assert result.params == result.export["params"] == int(meta["specialize.params"])
     assert meta["specialize.bn_recalibrated"] == "true" and meta["specialize.architecture"] == result.arch
     assert float(meta["specialize.predicted_accuracy"]) == pytest.approx(result.predicted_accuracy, abs=1e-6)
+    assert float(meta["specialize.predicted_accuracy_band"]) == pytest.approx(result.predicted_accuracy_band, abs=1e-6)
 
 
 def test_export_recalibrates_on_training_data_and_measures_accuracy(deploy_run, tmp_path):
@@ -98,6 +99,7 @@ def test_cli_json_export_has_export_key_and_band(deploy_run, tmp_path):
     assert done.exit_code == 0, done.output
     data = json.loads(done.stdout)
     assert data["export"]["file"] == str(out) and data["export"]["macs"] == data["macs"]
+    assert data["export"]["build_script"] is None  # an ONNX export writes no TensorRT build script
     assert (
         data["predicted_accuracy_band"] > 0
         and "held-out split (images neither training nor the table saw), 10 images" in data["accuracy_basis"]
@@ -162,6 +164,17 @@ def test_export_times_the_file_against_the_profile_the_search_read(deploy_run, t
     assert picked.profile_file == str(tmp_path / "p.json")
     result = export_result(picked, tmp_path / "m.onnx")
     assert result.export["measured_latency_ms"] > 0
+
+
+def test_export_times_the_file_at_the_thread_count_searched(tmp_path, monkeypatch):
+    """A search at threads=2 reads this CPU's 2-thread profile: its export is timed at 2 threads, not the default
+    (the profile taken as measured on this host, whichever host runs the test)."""
+    import hw_profiles.deployed
+
+    monkeypatch.setattr(hw_profiles.deployed, "not_measured_here", lambda profile: None)
+    picked = specialize("this-cpu", threads=2, max_flops="45M")
+    result = export_result(picked, tmp_path / "m.onnx", recalibrate=False)
+    assert "2 thread(s)" in result.export["latency_note"] and result.export["measured_latency_ms"] > 0
 
 
 def test_export_of_a_device_search_says_why_its_latency_is_not_measured(deploy_run, tmp_path):

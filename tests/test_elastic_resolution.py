@@ -96,6 +96,7 @@ def test_a_profile_per_size_and_sizes_without_one(elastic_run: Path) -> None:
     both = specialize(table=table, profile=[profiles[12], profiles[20]])
     searched = {c["resolution"]: c for c in both.resolution_choice}
     assert "not_searched" in searched[16] and "arch" in searched[12] and "arch" in searched[20]
+    assert searched[16]["chosen"] is False and sum(c["chosen"] for c in searched.values()) == 1
     one = specialize(table=table, profile=profiles[20], resolution=20)
     assert one.resolution == 20 and one.latency_ms == profiles[20].predict_ms(one_arch(table, 20, one.arch))
     with pytest.raises(SpecializeError, match="none of the 1 profiles given is for input size 12"):

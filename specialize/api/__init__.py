@@ -623,7 +623,7 @@ def resolve_device(
 ):
     """A DeviceProfile for `device` (a name) or `profile` (a file or a DeviceProfile), at `batch`, `threads` and
     `precision` when given; None when neither device nor profile is given."""
-    from hw_profiles.profile import DeviceProfile, load_profile
+    from hw_profiles.profile import DeviceProfile
 
     if device is None and profile is None:
         if batch is not None or threads is not None or precision is not None:
@@ -638,16 +638,8 @@ def resolve_device(
         from hw_profiles.registry import check_profile_settings
 
         return check_profile_settings(profile.for_space(space), batch, threads, precision)
-    resolve = getattr(hw_profiles, "resolve_profile", None)
-    if resolve is not None:
-        path = None if profile is None else str(profile)
-        return resolve(device, space, path, batch=batch, threads=threads, precision=precision)
-    if profile is not None:
-        return load_profile(profile, space)
-    raise SpecializeError(
-        f"cannot resolve device {device!r}: this install has no device registry "
-        "(hw_profiles.resolve_profile); give --profile PATH"
-    )
+    path = None if profile is None else str(profile)
+    return hw_profiles.resolve_profile(device, space, path, batch=batch, threads=threads, precision=precision)
 
 
 def best_accuracy(table: AccuracyTable) -> float:

@@ -1,0 +1,87 @@
+"""Pilot: how much does a short whole-network fine-tune of the search's pick add, with and without distillation?
+
+The sub-networks of a PONAS table were never trained whole: the meta stage trains the largest, fine-tuning trains
+each layer's candidates beside the largest. A user of NVIDIA ModelOpt prunes and then distils the pruned network
+from the original; once-for-all offers fine-tuning a specialized sub-network. This starts from a finished run's
+weights (`--checkpoint`, RUN/checkpoint.pt), trains `--arch` alone for `--epochs` of the run's own batches at the
+run's fine-tuning learning rate (cosine), once plainly and once with `--distill` of the largest architecture's soft
+labels (the meta network), and prints the test accuracy (batch norm recalibrated, as exports are) before and after
+each, with the wall time.
+
+    python benchmarks/pick_finetune.py --checkpoint /root/runs/lite0-cifar10-96/checkpoint.pt \\
+        --arch k5e6,k3e6,... --epochs 0.5 --distill 0.5 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from dataclasses import fields, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from supernet.checkpoint import read_checkpoint
+from supernet.train import Trainer
+from supernet.train_config import TrainConfig
+
+
+def finetune(trainer: Trainer, arch: list, steps: int, lr: float) -> None:
+    """`arch` alone for `steps` batches (SGD, cosine from `lr`); with the run's `distill` > 0 the loss mixes in the
+    largest architecture's soft labels on the same batch (the trainer's own loss)."""
+    teacher = list(trainer.trained_space.largest_arch().candidates)
+    opt = trainer.optimizer(lr)
+    trainer.net.train()
+    for step, (x, y) in zip(range(steps), trainer.batches(30, 0)):
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+        soft = None
+        if trainer.cfg.distill:
+            with torch.no_grad():
+                soft = F.softmax(trainer.net(x, teacher), dim=1)
+        logits = trainer.model(x, [], arch[:1], arch[1:])[0]
+        loss = trainer.loss(logits, y, soft)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, type=Path)
+    parser.add_argument("--arch", required=True)
+    parser.add_argument("--epochs", type=float, default=0.5)
+    parser.add_argument("--distill", type=float, default=0.5)
+    parser.add_argument("--lr", type=float, default=None, help="default: the run's fine-tuning learning rate")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    payload, _ = read_checkpoint(args.checkpoint)
+    known = {f.name for f in fields(TrainConfig)}
+    cfg = replace(TrainConfig(**{k: v for k, v in payload["config"].items() if k in known}), threads=args.threads)
+    torch.set_num_threads(args.threads)
+    lines = []
+    for distill in (0.0, args.distill):
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = Trainer(replace(cfg, distill=distill), tmp)
+            trainer.net.load_state_dict(payload["net"])
+            arch = list(trainer.trained_space.parse_arch(args.arch).candidates)
+            steps = max(1, round(args.epochs * trainer.steps_per_epoch()))
+            before = trainer.test_accuracy(arch)
+            start = time.time()
+            finetune(trainer, arch, steps, args.lr or trainer.cfg.finetune_lr)
+            wall = time.time() - start
+            after = trainer.test_accuracy(arch)
+        lines.append(
+            f"distill {distill:4.2f}, {args.epochs:g} epoch ({steps} steps): test accuracy {100 * before:.2f}% -> "
+            f"{100 * after:.2f}% ({100 * (after - before):+.2f} points, {wall / 60:.1f} min at {args.threads} thread)"
+        )
+        print(lines[-1], flush=True)
+    print(f"pick {args.arch}")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
