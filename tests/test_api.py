@@ -315,6 +315,9 @@ def test_auto_precision_tries_each_profile_and_keeps_the_best_prediction(tmp_pat
         assert (alone.arch, alone.predicted_accuracy) == (c["arch"], c["predicted_accuracy"])
     with pytest.raises(SpecializeError, match="a profile file has one precision"):
         specialize(profile=str(tmp_path / "p.json"), precision="auto", max_flops="45M")
+    no_device = r"^batch, threads and precision choose a device's latency profile: give device or profile too$"
+    with pytest.raises(SpecializeError, match=no_device):
+        specialize(precision="auto", max_flops="45M")
 
 
 def test_auto_precision_tries_the_profiles_of_the_batch_asked_for():

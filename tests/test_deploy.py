@@ -186,6 +186,11 @@ def test_export_of_a_device_search_says_why_its_latency_is_not_measured(deploy_r
     assert result.export["predicted_latency_ms"] == result.latency_ms > 0
 
 
+def test_auto_precision_searches_the_table_given(deploy_run):
+    result = specialize("jetson", table=str(deploy_run / "table.json"), precision="auto")
+    assert result.space == load_table(deploy_run / "table.json").space.name and len(result.precision_choice) == 2
+
+
 def test_a_weights_file_finds_its_table_beside_it(deploy_run, tmp_path):
     """Weights given as a file (not a table) still recalibrate on and are measured against the table's data: the
     table beside them whose sha256 names them is found."""
