@@ -217,6 +217,8 @@ def profile_space(
             progress,
             whole.time_round if whole else None,
         )
+        if whole:
+            whole.time_after_passes()
     latency, spread, fixed, fixed_spread = assemble_profile(space, timings, batch)
     described = runtime.describe()
     noisy = noisy_entries(timings, protocol)

@@ -8,9 +8,10 @@ profile records (threads, graph optimization level), warmed up, then the median 
 runs is taken (`hw_profiles.runtime.deployment_protocol`).
 
 `CalibrationRounds` times the calibration networks in rounds spread over the profiling window (one
-before the block passes, one after each), so the correction sees the machine in the same states as the
-blocks rather than in one few-second window; their median per network is fitted by
-`apply_whole_network_fit`: measured = scale * block sum + offset, kept only if it lowers the leave-one-out
+before the block passes, one after each) and in `AFTER_PASS_ROUNDS` more once the passes are over and their
+sessions closed. The later rounds are the ones fitted (INT8 networks at one thread ran ~30% slower between the
+passes than as deployed afterwards); both windows' ratio to the block sums is recorded. Their median per network
+is fitted by `apply_whole_network_fit`: measured = scale * block sum + offset, kept only if it lowers the leave-one-out
 error. How far a network's rounds stray from its median (`repeatability`) is the machine's own drift: no
 profile can be expected to agree with a later timing more closely than that. Both are recorded, so the
 profile says how far off it is expected to be (`DeviceProfile.expected_error`). `validate_profile`
@@ -37,6 +38,7 @@ from specialize.space import Architecture, SearchSpace
 DEPLOYED_RUNS = 30  # single runs per network after warm-up; the figure is their median
 CALIBRATION_NETWORKS = 8  # whole networks `specialize profile` times to fit its correction
 CALIBRATION_SEED = 10_000  # networks for the fit are drawn apart from validation's (seed 0, 1, ...)
+AFTER_PASS_ROUNDS = 2  # calibration rounds once the block passes are over (the ones the correction is fitted on)
 
 
 def export_networks(
@@ -216,7 +218,8 @@ class CalibrationRounds:
         self.space, self.seed, self.runs, self.progress = space, seed, runs, progress
         self.timing = (runtime_name, precision, threads, graph_optimization_level)
         self.shape = (batch, 3, space.resolution, space.resolution)
-        self.rounds: list[list[float]] = []
+        self.rounds: list[list[float]] = []  # between the block passes
+        self.after: list[list[float]] = []  # after them, the block sessions closed
 
     def __enter__(self) -> "CalibrationRounds":
         self._tmp = tempfile.TemporaryDirectory(prefix="specialize-calibrate-")
@@ -232,14 +235,30 @@ class CalibrationRounds:
     def time_round(self) -> None:
         self.rounds.append(time_deployed(self.paths, self.shape, *self.timing, self.runs, self.progress))
 
+    def time_after_passes(self, rounds: int = AFTER_PASS_ROUNDS) -> None:
+        """Rounds once the block passes are over and their sessions closed: the state a deployment runs in."""
+        for _ in range(rounds):
+            self.after.append(time_deployed(self.paths, self.shape, *self.timing, self.runs, self.progress))
+
     def fit(self, profile: DeviceProfile) -> DeviceProfile:
-        return apply_whole_network_fit(
+        """The correction fitted on the rounds after the passes when there are any (between the passes, with
+        hundreds of block sessions held open, INT8 networks at one thread ran ~30% slower than the same networks
+        timed later as deployed: docs/int8.md), else on the rounds between them. Both windows' median
+        measured / block-sum ratio is recorded, so a profile shows how far apart they were."""
+        fitted, window = (self.after, "after the block passes") if self.after else (self.rounds, "between them")
+        profile = apply_whole_network_fit(
             profile,
             self.archs,
-            self.rounds,
-            f"{len(self.archs)} exported networks, seed {self.seed}, {len(self.rounds)} rounds "
-            f"spread over the profiling window, each the median of {self.runs} deployed runs",
+            fitted,
+            f"{len(self.archs)} exported networks, seed {self.seed}, {len(fitted)} rounds {window}, "
+            f"each the median of {self.runs} deployed runs",
         )
+        raw = np.array([profile.predict_ms(a, calibrated=False) for a in self.archs])
+        profile.measurement["whole_network"]["measured_over_block_sum"] = {
+            name: round(float(np.median(np.median(np.array(r), axis=0) / raw)), 4) if r else None
+            for name, r in (("between_passes", self.rounds), ("after_passes", self.after))
+        }
+        return profile
 
 
 def validate_profile(

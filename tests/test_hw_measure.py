@@ -13,6 +13,7 @@ from hw_profiles import profiler as profiler_module
 from hw_profiles.bundle import import_bundle, import_bundle_few_shot, write_bundle
 from hw_profiles.runtime import Protocol, RuntimeUnavailable, Timing, get_runtime
 from hw_profiles.profiler import NoisyProfileError, profile_space
+from hw_profiles.validate import AFTER_PASS_ROUNDS
 from hw_profiles.validate import agreement, fit_calibration, validate_profile
 from hw_profiles.workloads import space_workloads
 from specialize.sampling import spread_architectures
@@ -150,7 +151,8 @@ def test_profile_records_threads_and_fits_its_whole_network_correction(tiny, tmp
         calibration_networks=4,
     )
     whole = profile.measurement["whole_network"]
-    assert whole["networks"] == 4 and whole["uncalibrated_mape"] >= 0 and whole["rounds"] == QUICK.passes + 1
+    assert whole["networks"] == 4 and whole["uncalibrated_mape"] >= 0 and whole["rounds"] == AFTER_PASS_ROUNDS
+    assert set(whole["measured_over_block_sum"]) == {"between_passes", "after_passes"}
     model_error = whole["calibrated_loo_mape"] if profile.calibration else whole["uncalibrated_mape"]
     assert profile.expected_error == pytest.approx(np.hypot(model_error, whole["repeatability"]))
     profile.save(tmp_path / "p.json")
@@ -243,17 +245,40 @@ def test_profile_cifar10_with_tiny_repeat_counts(tmp_path):
 
 
 def test_whole_network_rounds_interleave_with_the_block_passes(tiny, monkeypatch):
-    """One round of whole networks before the first block pass and one after each: the correction is
-    fitted on the machine in the same states as the blocks, not in one few-second window."""
+    """One round of whole networks before the first block pass and one after each, then AFTER_PASS_ROUNDS more
+    once the passes are over (the rounds the correction is fitted on)."""
     from hw_profiles import validate as validate_module
 
     events, real_runs, real_deployed = [], profiler_module.time_runs, validate_module.time_deployed
     monkeypatch.setattr(profiler_module, "time_runs", lambda *a: events.append("block") or real_runs(*a))
     monkeypatch.setattr(validate_module, "time_deployed", lambda *a: events.append("whole") or real_deployed(*a))
     profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True, calibration_networks=4)
-    passes = "".join("w" if e == "whole" else "b" for e in events).strip("b").split("w")[1:-1]
-    assert events[0] == "whole" and events.count("whole") == QUICK.passes + 1
+    order = "".join("w" if e == "whole" else "b" for e in events)
+    assert order.endswith("b" + "w" * (1 + AFTER_PASS_ROUNDS))
+    passes = order[:-AFTER_PASS_ROUNDS].strip("b").split("w")[1:-1]
+    assert events[0] == "whole" and events.count("whole") == QUICK.passes + 1 + AFTER_PASS_ROUNDS
     assert all(len(p) >= len(space_workloads(tiny, 1)) for p in passes) and len(passes) == QUICK.passes
+
+
+def test_the_correction_is_fitted_on_the_rounds_after_the_passes(tiny):
+    """Networks timed between the passes ran slower than the same ones timed afterwards (INT8, one thread): the
+    correction takes the later rounds, and both windows' measured / block-sum ratios are recorded."""
+    from hw_profiles.validate import CalibrationRounds
+
+    profile = profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True)
+    rounds = object.__new__(CalibrationRounds)
+    rounds.archs, rounds.seed, rounds.runs = spread_architectures(tiny, 5, 3), 3, 1
+    raw = [profile.predict_ms(a, calibrated=False) for a in rounds.archs]
+    rounds.rounds = [[1.6 * ms for ms in raw]] * 3
+    rounds.after = [[1.3 * ms for ms in raw]] * 2
+    fitted = rounds.fit(profile)
+    whole = fitted.measurement["whole_network"]
+    assert whole["rounds"] == 2 and "after the block passes" in whole["source"]
+    assert whole["measured_over_block_sum"]["after_passes"] == pytest.approx(1.3, abs=1e-4)
+    assert whole["measured_over_block_sum"]["between_passes"] == pytest.approx(1.6, abs=1e-4)
+    assert [fitted.predict_ms(a) for a in rounds.archs] == pytest.approx([1.3 * ms for ms in raw], rel=1e-6)
+    rounds.after = []
+    assert rounds.fit(profile).measurement["whole_network"]["rounds"] == 3
 
 
 def test_repeatability_is_the_rounds_spread_and_widens_the_expected_error(tiny):
