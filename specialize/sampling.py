@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from specialize.cost import cost_arrays
+from specialize.errors import SpecializeError, option
 from specialize.space import Architecture, SearchSpace
 
 
@@ -27,6 +28,12 @@ def uniform_architectures(space: SearchSpace, rng: np.random.Generator, n: int) 
     return [space.arch_from_indices(g) for g in uniform_genes(np.array(space.allowed_mask()), rng, n)]
 
 
+def check_seed(seed: int) -> None:
+    """A sampling seed is a non-negative integer (numpy's generators refuse the rest with a traceback)."""
+    if seed < 0:
+        raise SpecializeError(f"{option('seed')} must be a non-negative integer, got {seed}")
+
+
 def spread_architectures(space: SearchSpace, n: int, seed: int = 0) -> list[Architecture]:
     """`n` distinct architectures spread from the cheapest to the largest end of the space.
 
@@ -34,6 +41,7 @@ def spread_architectures(space: SearchSpace, n: int, seed: int = 0) -> list[Arch
     layer's allowed candidates sorted by MACs (Gaussian jitter of a quarter of the ranks), so the sample is
     random within each stratum and covers the whole MACs range. Duplicates are redrawn. A `skip` a layer
     may not take sorts last and lies beyond that layer's top rank, so it is never drawn."""
+    check_seed(seed)
     rng = np.random.default_rng(seed)
     costs = cost_arrays(space)
     order = np.argsort(np.where(costs.allowed, costs.macs, np.iinfo(np.int64).max), axis=1, kind="stable")

@@ -104,6 +104,11 @@ def test_seed_out_of_range(option, value):
     assert_refused(invoke("pareto", "--objective", "macs", option, value))
 
 
+def test_a_negative_sampling_seed_is_refused_before_any_work():
+    """It reached numpy's generator (a ValueError traceback) once the data had been decoded."""
+    assert "--seed" in assert_refused(invoke("table", "int8-check", "--seed", "-51693863"))
+
+
 @FAST
 @given(batch=st.integers(min_value=(1 << 20) + 1, max_value=10**30), dtype=st.integers(1, 4))
 def test_cost_batch_overflow(batch, dtype):

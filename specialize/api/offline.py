@@ -59,8 +59,11 @@ def int8_check(
     from specialize.table import load_table
     from supernet.quantize import int8_drop
 
+    from specialize.sampling import check_seed
+
     if not 2 <= networks <= 1000:
         raise SpecializeError(f"{option('networks')} must be 2..1000, got {networks}")
+    check_seed(seed)
     t = load_table(table)
     source = data if data is not None else t.training_data()
     if source is None:
