@@ -9,7 +9,7 @@ labels (the meta network), and prints the test accuracy (batch norm recalibrated
 each, with the wall time.
 
     python benchmarks/pick_finetune.py --checkpoint /root/runs/lite0-cifar10-96/checkpoint.pt \\
-        --arch k5e6,k3e6,... --epochs 0.5 --distill 0.5 --threads 1
+        --arch k5e6,k3e6,... --epochs 0.5 --distill 0.5 --threads 1 [--lr 0.01] [--distilled-only]
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=0.5)
     parser.add_argument("--distill", type=float, default=0.5)
     parser.add_argument("--lr", type=float, default=None, help="default: the run's fine-tuning learning rate")
+    parser.add_argument("--distilled-only", action="store_true", help="skip the plain fine-tune")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     payload, _ = read_checkpoint(args.checkpoint)
@@ -63,7 +64,7 @@ def main() -> None:
     cfg = replace(TrainConfig(**{k: v for k, v in payload["config"].items() if k in known}), threads=args.threads)
     torch.set_num_threads(args.threads)
     lines = []
-    for distill in (0.0, args.distill):
+    for distill in (args.distill,) if args.distilled_only else (0.0, args.distill):
         with tempfile.TemporaryDirectory() as tmp:
             trainer = Trainer(replace(cfg, distill=distill), tmp)
             trainer.net.load_state_dict(payload["net"])
