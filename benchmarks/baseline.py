@@ -231,7 +231,8 @@ def main() -> None:
             f"train {seconds / 3600:.2f} h{gap}"
         )
         print(lines[-1], flush=True)
-    print("\n".join(lines))
+    if len(lines) > 1:  # each line was printed as its baseline finished (hours apart); all of them together
+        print("all budgets:\n" + "\n".join(lines))
 
 
 def floats(text: str) -> list[float]:
