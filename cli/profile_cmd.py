@@ -330,11 +330,16 @@ def import_bundle_cmd(
 
 
 @handle_errors
-def devices(as_json: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def devices(
+    precision: Optional[str] = typer.Option(
+        None, help="Only devices with a latency figure at fp32, fp16 or int8, each estimate banded at it."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
     """List registered devices (roofline estimates) and shipped measured profiles."""
     from specialize.api import hardware
 
-    rows = hardware.list_devices()
+    rows = hardware.list_devices(precision)
     if as_json:
         print_json(rows)
         return

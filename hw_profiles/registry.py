@@ -279,11 +279,16 @@ def _estimable(device) -> list[str]:
     return out
 
 
-def list_devices() -> list[dict]:
-    """Every registered device (estimated, any space and batch) and every shipped measured profile."""
+def list_devices(precision: str | None = None) -> list[dict]:
+    """Every registered device (estimated, any space and batch) and every shipped measured profile; with
+    `precision`, those that have a figure at it, each estimate anchored and banded at that precision."""
+    check_precision(precision)
     rows = []
     for device in device_registry.devices().values():
-        anchor = anchoring(device, device.default_precision)
+        at = precision or device.default_precision
+        if f"peak_flops_{at}" not in device.figures:
+            continue
+        anchor = anchoring(device, at)
         rows.append(
             {
                 "name": device.name,
@@ -291,7 +296,7 @@ def list_devices() -> list[dict]:
                 "runtime": "roofline",
                 "date": device.date,
                 "space": "any",
-                "precision": device.default_precision,
+                "precision": at,
                 "precisions": _estimable(device),  # what --precision can ask of its estimate
                 "batch": "any",
                 "threads": None,
@@ -305,6 +310,8 @@ def list_devices() -> list[dict]:
             }
         )
     for header in shipped_profiles():
+        if precision is not None and header["precision"] != precision:
+            continue
         rows.append(
             {
                 "name": header["name"],

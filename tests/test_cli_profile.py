@@ -106,6 +106,22 @@ def test_devices_lists_every_device_with_its_kind():
     assert result.exit_code == 0 and "estimated" in result.output and "jetson-orin-nano" in result.output
 
 
+def test_devices_at_a_precision_lists_only_what_has_a_figure_there():
+    """--precision int8: estimates with an int8 throughput figure, banded by their int8 anchors, and the shipped
+    int8 profiles; a GPU estimate without an int8 figure (jetson-orin-nano) and fp32 profiles are left out."""
+    rows = json.loads(invoke("devices", "--precision", "int8", "--json").stdout)
+    names = {r["name"] for r in rows}
+    assert "raspberry-pi-4" in names and "jetson-orin-nano" not in names and {r["precision"] for r in rows} == {"int8"}
+    pi4 = next(r for r in rows if r["name"] == "raspberry-pi-4")
+    assert {a["precision"] for a in pi4["anchors"]} == {"int8"}
+    fp32 = next(r for r in json.loads(invoke("devices", "--json").stdout) if r["name"] == "raspberry-pi-4")
+    assert pi4["expected_error"] != fp32["expected_error"]
+    assert any(r["kind"] == "measured" for r in rows)
+    refused = invoke("devices", "--precision", "int4")
+    assert refused.exit_code == 2
+    assert refused.stderr.strip() == "error: unknown precision 'int4'; valid: fp32, fp16, int8"
+
+
 def test_devices_shows_every_anchor_under_a_distinct_short_name():
     """Each fit anchor with its published ms and each check with its residual; the names were once cut at
     their second '_', which showed MNASNet's check as '1.0-1%' and left out a second fit anchor."""

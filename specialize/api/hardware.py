@@ -290,10 +290,10 @@ def import_bundle(directory: Path, output: Path, name: str | None, estimate: str
     return result
 
 
-def list_devices() -> list[dict]:
+def list_devices(precision: str | None = None) -> list[dict]:
     from hw_profiles import list_devices as rows
 
-    return rows()
+    return rows(precision)
 
 
 def resolve_profile(device: str | None, space, **options):
