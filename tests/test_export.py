@@ -105,8 +105,23 @@ def test_untrained_warns_and_says_so_in_metadata(tmp_path):
     result = export_subnet("cifar10", ARCH, tmp_path / "m.onnx")
     assert not result.trained and UNTRAINED_WARNING in result.warnings
     assert "UNTRAINED" in result.warnings[0]
-    assert read_metadata(onnx.load(result.onnx_path))["specialize.weights_trained"] == "false"
+    model = onnx.load(result.onnx_path)
+    meta = read_metadata(model)
+    assert meta["specialize.weights_trained"] == "false"
     assert result.max_abs_diff <= 1e-4
+    # what a user reads to feed and read the file: the input size and convention, the output's name
+    assert meta["specialize.resolution"] == "32" and result.arch == meta["specialize.architecture"] == ARCH
+    assert (
+        meta["specialize.input"] == export.INPUT_CONVENTION.format(r=32)
+        and "[batch, 3, 32, 32]" in meta["specialize.input"]
+    )
+    assert meta["specialize.output_name"] == model.graph.output[0].name == "output"
+
+
+def test_noise_batches_are_the_seeds_own():
+    """Random-init exports recalibrate on these: the same seed gives the same file."""
+    assert all(torch.equal(a, b) for a, b in zip(export.noise_batches(8, seed=3), export.noise_batches(8, seed=3)))
+    assert not torch.equal(export.noise_batches(8, seed=3)[0], export.noise_batches(8, seed=4)[0])
 
 
 def test_proxy_width_export_warns_with_macs(tmp_path):
@@ -394,6 +409,13 @@ def test_what_the_user_reads_when_fp16_or_tensorrt_cannot_be(tmp_path, monkeypat
     assert script[1:3] == [
         "# Build the TensorRT engine on the device that will run it: engines are specific to the GPU and",
         "# the TensorRT version (on Jetson, run this on the Jetson itself).",
+    ]
+    script = write_build_script(tmp_path / "m.onnx", tmp_path / "m.engine", 32, "int8").read_text().splitlines()
+    assert script[3:] == [
+        "set -e",
+        'cd "$(dirname "$0")"',  # run from anywhere: the files sit beside the script
+        "trtexec --onnx=m.onnx --saveEngine=m.engine --minShapes=input:1x3x32x32 --optShapes=input:1x3x32x32 "
+        "--maxShapes=input:32x3x32x32 --int8",
     ]
 
 
