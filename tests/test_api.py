@@ -313,8 +313,12 @@ def test_auto_precision_tries_each_profile_and_keeps_the_best_prediction(tmp_pat
     for precision, c in tried.items():
         alone = specialize("jetson", precision=precision, max_latency="1.6ms")
         assert (alone.arch, alone.predicted_accuracy) == (c["arch"], c["predicted_accuracy"])
-    with pytest.raises(SpecializeError, match="a profile file has one precision"):
+    with pytest.raises(SpecializeError) as caught:
         specialize(profile=str(tmp_path / "p.json"), precision="auto", max_flops="45M")
+    assert str(caught.value) == (
+        "precision='auto' compares a device's profiles; a profile file has one precision: leave precision out, "
+        "or give device instead"
+    )
     no_device = r"^batch, threads and precision choose a device's latency profile: give device or profile too$"
     with pytest.raises(SpecializeError, match=no_device):
         specialize(precision="auto", max_flops="45M")

@@ -186,6 +186,14 @@ def test_export_of_a_device_search_says_why_its_latency_is_not_measured(deploy_r
     assert result.export["predicted_latency_ms"] == result.latency_ms > 0
 
 
+def test_an_export_onto_its_own_data_is_refused_before_any_work(deploy_run, tmp_path):
+    data = tmp_path / "data.tar.gz"
+    data.write_bytes(b"images a user cannot lose")
+    with pytest.raises(SpecializeError, match=f"^output {data} is the input {data}: writing it would destroy"):
+        export_result(specialize(table=str(deploy_run / "table.json")), data, data=data)
+    assert data.read_bytes() == b"images a user cannot lose"
+
+
 def test_auto_precision_searches_the_table_given(deploy_run):
     result = specialize("jetson", table=str(deploy_run / "table.json"), precision="auto")
     assert result.space == load_table(deploy_run / "table.json").space.name and len(result.precision_choice) == 2

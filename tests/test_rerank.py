@@ -64,6 +64,8 @@ def test_rerank_follows_measured_accuracy_the_table_misses():
     assert rerank["changed"] and rerank["before"] == plain.arch and rerank["after"] == result.arch != plain.arch
     assert table.space.parse_arch(result.arch).indices[reward[0]] == reward[1]
     assert result.answer_from == "rerank surrogate" and all(b["ok"] for b in result.bounds)
+    on_device = specialize("jetson", table=table, rerank="surrogate", **BOUNDS)  # the moved answer keeps its device
+    assert on_device.rerank["changed"] and on_device.device == "jetson-orin-nano" and on_device.latency_ms > 0
     rows = rerank["candidates"]
     assert len(rows) == rerank["k"] == 10 and rerank["samples"] == 40
     assert [r["table_score"] for r in rows] == sorted((r["table_score"] for r in rows), reverse=True)
