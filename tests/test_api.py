@@ -357,6 +357,14 @@ def test_a_device_and_a_profile_of_another_device_are_refused(tmp_path):
     assert str(caught.value).startswith("device='jetson' and profile=") and str(caught.value).endswith(
         "(device 'this-cpu') disagree: give one, or a profile of that device"
     )
+    from hw_profiles import load_profile
+
+    loaded = load_profile(DATA_DIR / "this-cpu-onnxruntime.cifar10.json")
+    with pytest.raises(SpecializeError) as caught:
+        specialize("jetson", profile=loaded)  # a DeviceProfile object is named by its file, not its whole repr
+    assert str(caught.value).startswith("device='jetson' and profile=PosixPath(") and "DeviceProfile(" not in str(
+        caught.value
+    )
     agreed = specialize("this-cpu", profile=DATA_DIR / "this-cpu-onnxruntime.cifar10.json", max_flops="45M")
     assert agreed.device == "this-cpu"
 

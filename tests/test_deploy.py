@@ -194,6 +194,13 @@ def test_an_export_onto_its_own_data_is_refused_before_any_work(deploy_run, tmp_
     assert data.read_bytes() == b"images a user cannot lose"
 
 
+def test_an_int8_search_ships_an_int8_file(deploy_run, tmp_path):
+    result = specialize("raspberry-pi-4", table=str(deploy_run / "table.json"), precision="int8")
+    exported = export_result(result, tmp_path / "m.onnx")
+    ops = {node.op_type for node in onnx.load(tmp_path / "m.onnx").graph.node}
+    assert exported.export["precision"] == "int8" and {"QuantizeLinear", "DequantizeLinear"} <= ops
+
+
 def test_auto_precision_searches_the_table_given(deploy_run):
     result = specialize("jetson", table=str(deploy_run / "table.json"), precision="auto")
     assert result.space == load_table(deploy_run / "table.json").space.name and len(result.precision_choice) == 2
