@@ -242,7 +242,7 @@ def _best_resolution(search_at, tbl: AccuracyTable, profile) -> SpecializeResult
     return replace(best[1], resolution_choice=sorted(choice, key=lambda c: c["resolution"]))
 
 
-def _best_precision(run, device, table, profile, batch, threads) -> SpecializeResult:
+def _best_precision(run, device, tbl: AccuracyTable, profile, batch, threads) -> SpecializeResult:
     """precision="auto": the search at every precision the device has a profile at; the answer with the highest
     predicted accuracy at its precision (INT8's measured drop subtracted) wins, ties to the faster; every one tried
     is kept in `precision_choice`."""
@@ -253,7 +253,6 @@ def _best_precision(run, device, table, profile, batch, threads) -> SpecializeRe
             f"{option('precision', 'auto')} compares a device's profiles; a profile file has one precision: "
             f"leave {option('precision')} out, or give {option('device')} instead"
         )
-    tbl = table if isinstance(table, AccuracyTable) else load_table(table)
     candidates = precisions_for(device, tbl.space, batch, threads)
     if not candidates:
         raise SpecializeError(
