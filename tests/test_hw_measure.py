@@ -261,8 +261,8 @@ def test_whole_network_rounds_interleave_with_the_block_passes(tiny, monkeypatch
 
 
 def test_the_correction_is_fitted_on_the_rounds_after_the_passes(tiny):
-    """Networks timed between the passes ran slower than the same ones timed afterwards (INT8, one thread): the
-    correction takes the later rounds, and both windows' measured / block-sum ratios are recorded."""
+    """The correction takes the rounds timed after the passes, not those between them, and both windows'
+    measured / block-sum ratios are recorded; with no later rounds it falls back to the ones between."""
     from hw_profiles.validate import CalibrationRounds
 
     profile = profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True)

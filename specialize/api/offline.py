@@ -56,10 +56,9 @@ def int8_check(
     test split of `data` (default: the data the table was trained on); with `record`, kept in the table, where
     predictions at int8 read it."""
     from specialize.fileio import provenance
+    from specialize.sampling import check_seed
     from specialize.table import load_table
     from supernet.quantize import int8_drop
-
-    from specialize.sampling import check_seed
 
     if not 2 <= networks <= 1000:
         raise SpecializeError(f"{option('networks')} must be 2..1000, got {networks}")
