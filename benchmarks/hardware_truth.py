@@ -46,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from hw_profiles.registry import DATA_DIR, shipped_file_name  # noqa: E402
 from hw_profiles.runtime import BUSY_LIMIT, cpu_busy_share  # noqa: E402
+from specialize.api.hardware import space_of  # noqa: E402
 
 SPECIALIZE = str(ROOT / ".venv/bin/specialize")
 PRESETS = ("cifar10", "ponas-imagenet")
@@ -72,10 +73,11 @@ def thread_counts(values: list[str]) -> list[int]:
 
 
 def check(space: str, threads: int, batch: int, args: argparse.Namespace, out_dir: Path) -> dict:
-    name = shipped_file_name("this-cpu", "onnxruntime", space, batch, threads, args.precision)
+    # a table's space (e.g. the Lite0 run's `efficientnet-lite0-10class-96px`) ships under its own name
+    name = shipped_file_name("this-cpu", "onnxruntime", space_of(space).name, batch, threads, args.precision)
     path = out_dir / f"fresh-{name}"
     if args.from_one_thread and threads > 1:
-        base = DATA_DIR / shipped_file_name("this-cpu", "onnxruntime", space, batch, 1)
+        base = DATA_DIR / shipped_file_name("this-cpu", "onnxruntime", space_of(space).name, batch, 1)
         run(
             [
                 SPECIALIZE,
@@ -135,26 +137,25 @@ def check(space: str, threads: int, batch: int, args: argparse.Namespace, out_di
     return report
 
 
-def shipped_agreement(report: dict, space_name: str, data_dir: Path = DATA_DIR) -> dict | None:
+def shipped_agreement(report: dict, space: str, data_dir: Path = DATA_DIR) -> dict | None:
     """How the profile shipped now predicts the very timings the fresh profile was validated on (None if
     none is shipped): a fresh profile made while the machine was in another state can be the worse one."""
     from hw_profiles.profile import load_profile
     from hw_profiles.validate import agreement
-    from specialize.space import get_space
 
     shipped = data_dir / report["shipped_name"]
     if not shipped.exists():
         return None
-    space = get_space(space_name)
-    profile = load_profile(shipped, space)
-    predicted = [profile.predict_ms(space.parse_arch(s["arch"])) for s in report["samples"]]
+    searched = space_of(space)
+    profile = load_profile(shipped, searched)
+    predicted = [profile.predict_ms(searched.parse_arch(s["arch"])) for s in report["samples"]]
     return agreement(predicted, [s["measured_ms"] for s in report["samples"]])
 
 
 STEADY_RETIME = 0.9  # share of files whose second timing is within ±10% of the first, below which nothing ships
 
 
-def ship(report: dict, space_name: str, data_dir: Path = DATA_DIR) -> str:
+def ship(report: dict, space: str, data_dir: Path = DATA_DIR) -> str:
     """Replace the shipped profile by the fresh one unless the shipped one predicts the same timings better
     (share within ±10%, then Kendall τ), or (with --retime) the same files did not time alike twice, which
     makes any comparison a coin toss; says which was kept."""
@@ -164,7 +165,7 @@ def ship(report: dict, space_name: str, data_dir: Path = DATA_DIR) -> str:
             f"shipped nothing: only {100 * retimed['within_10pct']:.0f}% of the files timed again within ±10% "
             f"of their first timing (the machine is not steady enough to compare profiles)"
         )
-    old = shipped_agreement(report, space_name, data_dir)
+    old = shipped_agreement(report, space, data_dir)
     fresh = (report["within_10pct"], report["kendall_tau"])
     if old is not None and (old["within_10pct"], old["kendall_tau"]) > fresh:
         return (
@@ -205,7 +206,9 @@ def main() -> None:
     )
     parser.add_argument("--runs", type=int, default=30, help="single runs per network after warm-up (median taken)")
     parser.add_argument("--repeats", type=int, default=21, help="timed samples per profile entry")
-    parser.add_argument("--spaces", nargs="+", default=list(PRESETS))
+    parser.add_argument(
+        "--spaces", nargs="+", default=list(PRESETS), help="presets, or accuracy tables whose space to profile"
+    )
     parser.add_argument("--threads", nargs="+", default=["1", "all"], help="thread counts; 'all' = every core")
     parser.add_argument("--batch", nargs="+", type=int, default=[1], help="batch sizes, e.g. 1 32")
     parser.add_argument("--force", action="store_true", help="keep profiles with noisy entries (busy machine)")

@@ -110,6 +110,14 @@ def test_bytes_scale_with_dtype_and_batch():
     assert batched["macs"] == base["macs"] and batched["params"] == base["params"]
 
 
+def test_cost_arrays_default_to_fp32_at_batch_one():
+    arrays = cost_arrays(get_space("cifar10"))
+    assert (arrays.dtype_bytes, arrays.batch) == (4, 1)
+    arch = get_space("cifar10").largest_arch()
+    block_bytes = sum(int(arrays.bytes[layer, i]) for layer, i in enumerate(arch.indices))
+    assert arrays.fixed_bytes + block_bytes == arch_cost(arch, dtype_bytes=4, batch=1)["bytes"]
+
+
 @pytest.mark.parametrize("name", ["cifar10", "cifar10-depth", "ponas-imagenet", "ponas-table1"])
 def test_arrays_shape_and_ranges(name):
     space = get_space(name)

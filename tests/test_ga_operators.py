@@ -243,6 +243,27 @@ def test_breed_children_are_new_and_meet_the_bounds_or_their_parent_stays():
         parents = children
 
 
+def test_breeding_without_bounds_finds_every_child_without_repair():
+    """Unbounded, every child that copies no parent is kept as bred: repair (the fallback) is never reached."""
+    problem = problem_for(get_space("cifar10-depth"), 3, ())
+    toolbox = ga.build_toolbox(problem, np.random.default_rng(1), islands=2)
+    pop, _ = toolbox.population(2 * ga.POPULATION)
+    toolbox.register("repair", lambda pop: pytest.fail("breed repaired a child on a problem with no bounds"))
+    children, lost = toolbox.breed(pop.reshape(2, ga.POPULATION, -1)[:, : ga.PARENTS], toolbox.draw())
+    assert lost == 0 and children.shape == (2, ga.PARENTS, pop.shape[-1])
+
+
+def test_the_best_so_far_keeps_the_first_of_equal_scores():
+    problem = problem_for(get_space("cifar10-depth"), 3, ())
+    best = ga._Best(problem)
+    pop, _ = ga.build_toolbox(problem, np.random.default_rng(2)).population(4)
+    top = pop[int(np.argmax(problem.scores(pop)))]
+    best.update(top[None])
+    kept = best.genes
+    best.update(top.copy()[None])  # an equal score: the first stays
+    assert best.genes is kept and best.value == float(problem.scores(top[None])[0])
+
+
 def test_run_ga_on_a_problem_no_chromosome_can_meet_says_so():
     space, problem = bound_problem(3)
     impossible = problem_for(space, 3, (Bound("macs", None, 1.0),))

@@ -180,6 +180,8 @@ ROWS = [[1.0] * C] * L
             ": field 'hardware.anchor.expected_error' is '10%', not a non-negative number",
         ),
         ({"hardware": {"anchor": [1]}}, ": field 'hardware.anchor' is not an object"),
+        ({"expected_error": 100.5}, ": field 'expected_error' is 100.5, not a relative error in [0, 100]"),
+        ({"expected_error": -0.1}, ": field 'expected_error' is -0.1, not a relative error in [0, 100]"),
         (
             {"hardware": {"few_shot": {"loo_mape": -0.1}}},
             ": field 'hardware.few_shot.loo_mape' is -0.1, not a non-negative number",
@@ -222,6 +224,8 @@ def test_range_edges_are_inclusive_where_the_message_says(tmp_path):
         {"calibration": {"scale": 0.5, "offset_ms": 0.0}},
         {"calibration": {"scale": 1.0, "offset_ms": MAX_MS}},
         {"fixed_ms": {"stem": 0, "head": MAX_MS}},
+        {"expected_error": 100},
+        {"expected_error": 0},
     ]
     for changes in edges:
         path.write_text(json.dumps(profile_dict(**changes)))
