@@ -1,8 +1,8 @@
 """What INT8 costs in accuracy and buys in latency on this machine, side by side with FP32.
 
     .venv/bin/python benchmarks/int8.py accuracy --data ../shared/data/cifar10-jpg.tar.gz [--networks 20]
-    .venv/bin/python benchmarks/int8.py latency [--budgets 40M 50M 60M] [--threads 1 2]
-    .venv/bin/python benchmarks/int8.py auto [--devices jetson raspberry-pi-4 this-cpu] [--max-flops 45M]
+    .venv/bin/python benchmarks/int8.py latency [--budgets 40M 50M 60M] [--threads 1 2] [--table T.json]
+    .venv/bin/python benchmarks/int8.py auto [--devices jetson raspberry-pi-4 this-cpu] [--max-flops 45M] [--table T]
 
 `accuracy`: `specialize table int8-check` on the embedded default: --networks sub-networks spread over its space,
 each exported twice by `specialize export`'s function from the default weights, FP32 and `--precision int8` (QDQ,
@@ -15,7 +15,9 @@ the precision chosen, what each predicts, and the gain over FP32.
 
 `latency`: the network `specialize --device this-cpu --max-flops B` picks at each budget, exported FP32 and INT8,
 timed as deployed (plain onnxruntime session, warm-up, median of --runs single runs) in alternating rounds at each
-thread count, so drift hits both alike. Prints INT8/FP32 per budget and thread count. Run it on an idle machine.
+thread count, so drift hits both alike. Prints INT8/FP32 per budget and thread count, and beside it the INT8 file
+in TensorRT's form (`export --format tensorrt --precision int8`: int8 activations) as onnxruntime runs it on this
+CPU, which says nothing of TensorRT's speed on a GPU. Run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -43,6 +45,11 @@ def accuracy(args: argparse.Namespace) -> None:
     )
 
 
+# what is timed: (precision, --format) of each exported file; the last is TensorRT's explicit-quantization form
+# (int8 activations, symmetric), run here by onnxruntime's CPU kernels, not by TensorRT
+FORMS = {"fp32": ("fp32", "onnx"), "int8": ("int8", "onnx"), "int8-tensorrt-form": ("int8", "tensorrt")}
+
+
 def latency(args: argparse.Namespace) -> None:
     from hw_profiles.runtime import cpu_busy_share, deployment_protocol, get_runtime, time_runs
     from specialize import specialize
@@ -52,27 +59,28 @@ def latency(args: argparse.Namespace) -> None:
     busy = cpu_busy_share(1.0)
     if busy is not None and busy > 0.15:
         print(f"WARNING: other processes use {100 * busy:.0f}% of the CPU: latency figures are distorted")
-    table = load_table("default")
+    table = load_table(args.table)
     shape = (1, 3, table.space.resolution, table.space.resolution)
     with tempfile.TemporaryDirectory(prefix="int8-latency-") as tmp:
         for budget in args.budgets:
-            arch = specialize("this-cpu", max_flops=budget).arch
+            arch = specialize("this-cpu", table=table, max_flops=budget).arch
             files = {}
-            for precision in ("fp32", "int8"):
-                path = Path(tmp) / f"{precision}.onnx"
-                export_subnet(table.space.name, arch, path, weights=str(table.path), precision=precision)
-                files[precision] = path
+            for form, (precision, fmt) in FORMS.items():
+                path = Path(tmp) / f"{form}.onnx"
+                export_subnet(table.space, arch, path, weights=str(table.path), fmt=fmt, precision=precision)
+                files[form] = (precision, path)
             for threads in args.threads:
-                medians = {"fp32": [], "int8": []}
+                medians = {form: [] for form in files}
                 for _ in range(args.rounds):
-                    for precision, path in files.items():
+                    for form, (precision, path) in files.items():
                         runtime = get_runtime("onnxruntime", precision, threads)
                         timing = time_runs(runtime.load(path, shape), runtime.clock, deployment_protocol(args.runs))
-                        medians[precision].append(timing.median_ms)
-                fp32, int8 = (statistics.median(medians[p]) for p in ("fp32", "int8"))
+                        medians[form].append(timing.median_ms)
+                fp32, int8, trt = (statistics.median(medians[form]) for form in FORMS)
                 print(
                     f"max-flops {budget} ({arch}), {threads} thread(s): fp32 {fp32:.3f} ms, int8 {int8:.3f} ms, "
-                    f"INT8/FP32 {int8 / fp32:.2f}",
+                    f"INT8/FP32 {int8 / fp32:.2f}; TensorRT's int8 form in onnxruntime {trt:.3f} ms, "
+                    f"{trt / fp32:.2f} x FP32",
                     flush=True,
                 )
 
@@ -83,8 +91,8 @@ def auto(args: argparse.Namespace) -> None:
     from specialize import specialize
 
     for device in args.devices:
-        budget = specialize(device, precision="fp32", max_flops=args.max_flops).latency_ms
-        result = specialize(device, precision="auto", max_latency=f"{budget:.6g}ms")
+        budget = specialize(device, table=args.table, precision="fp32", max_flops=args.max_flops).latency_ms
+        result = specialize(device, table=args.table, precision="auto", max_latency=f"{budget:.6g}ms")
         fp32 = next(c for c in result.precision_choice if c["precision"] == "fp32")
         tried = ", ".join(
             f"{c['precision']} {100 * c['predicted_accuracy']:.2f}% at {c['latency_ms']:.3f} ms "
@@ -113,9 +121,11 @@ def main() -> None:
     lat.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     lat.add_argument("--rounds", type=int, default=5)
     lat.add_argument("--runs", type=int, default=50)
+    lat.add_argument("--table", default="default", help="accuracy table (its weights beside it); default: embedded")
     choose = sub.add_parser("auto")
     choose.add_argument("--devices", nargs="+", default=["jetson", "raspberry-pi-4", "this-cpu"])
     choose.add_argument("--max-flops", default="45M", help="the FP32 pick at this budget sets the latency bound")
+    choose.add_argument("--table", default="default", help="accuracy table; default: the embedded one")
     args = parser.parse_args()
     {"accuracy": accuracy, "latency": latency, "auto": auto}[args.part](args)
 
