@@ -264,7 +264,7 @@ class CalibrationRounds:
 
 def validate_profile(
     profile: DeviceProfile,
-    samples: int = 30,
+    samples: int,  # default: `profile validate --samples`, declared there only
     seed: int = 0,
     calibrate: bool = False,
     fit_samples: int | None = None,

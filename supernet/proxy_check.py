@@ -150,8 +150,9 @@ def proxy_check(
     zoo: int,
     reference: Setting,
     settings: list[Setting],
+    *,
+    val_per_class: int,  # its default is the CLI's --val-per-class, declared there only
     seed: int = 0,
-    val_per_class: int = 50,
     progress=lambda text: None,
     checkpoint: str | Path | None = None,
 ) -> list[SettingResult]:

@@ -128,7 +128,7 @@ def quantized_ops(onnx_bytes: bytes) -> dict[str, int]:
 def int8_drop(
     table: "AccuracyTable",
     data: str | os.PathLike,
-    networks: int = 20,
+    networks: int,  # default: `table int8-check --networks`, declared there only
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> dict:

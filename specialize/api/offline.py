@@ -139,8 +139,8 @@ def proxy_check(
         zoo,
         ref,
         reduced,
-        seed,
-        val_per_class,
+        seed=seed,
+        val_per_class=val_per_class,
         progress=progress,
         checkpoint=checkpoint,
     )
