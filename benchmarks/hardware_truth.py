@@ -128,8 +128,12 @@ def check(space: str, threads: int, batch: int, args: argparse.Namespace, out_di
         str(args.runs),
         "--json",
     ]
-    report = json.loads(run(validate))
-    report["whole_network"] = json.loads(path.read_text())["measurement"]["whole_network"]
+    # the held-out check is recorded in the profile (widening its expected error where it missed by more than the
+    # profile's own fit expects), so a shipped profile states the error measured on networks it was not fitted on
+    report = json.loads(run(validate + ["--record", "-o", str(path)]))
+    recorded = json.loads(path.read_text())
+    report["whole_network"] = recorded["measurement"]["whole_network"]
+    report["recorded_error"] = recorded["expected_error"]
     report["fresh_path"], report["shipped_name"] = path, name
     if args.retime:
         again = json.loads(run(validate))
@@ -251,6 +255,8 @@ def main() -> None:
                 else f" (of which the machine's own drift over {r['whole_network']['rounds']} rounds"
                 f" ±{100 * drift:.1f}%)"
             )
+            if r["recorded_error"] is not None and r["recorded_error"] != r["expected_error"]:
+                expected += f", ±{100 * r['recorded_error']:.1f}% once this check is recorded in it"
             print(
                 f"[{space}, {args.precision}, {threads} thread(s), batch {batch}] {args.samples} networks as deployed: "
                 f"within_10pct={r['within_10pct']:.3f} "
