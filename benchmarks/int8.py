@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/int8.py accuracy --data ../shared/data/cifar10-jpg.tar.gz [--networks 20]
     .venv/bin/python benchmarks/int8.py latency [--budgets 40M 50M 60M] [--threads 1 2] [--table T.json]
+    .venv/bin/python benchmarks/int8.py blocks [--table T.json] [--threads 1]
     .venv/bin/python benchmarks/int8.py auto [--devices jetson raspberry-pi-4 this-cpu] [--max-flops 45M] [--table T]
 
 `accuracy`: `specialize table int8-check` on the embedded default: --networks sub-networks spread over its space,
@@ -9,6 +10,9 @@ each exported twice by `specialize export`'s function from the default weights, 
 onnxruntime's form, calibrated on the same 500 training images that recalibrate batch norm), both measured on the
 whole test split in onnxruntime. Prints each network's drop and the median and worst; --record keeps it in the
 table, where predictions at int8 read it.
+
+`blocks`: which blocks run slower at INT8 than at FP32, from the two shipped this-cpu profiles of the table's space
+(the search, reading the INT8 profile, avoids them by itself). Prints the per-block INT8/FP32 ratios.
 
 `auto`: per device, the latency of its FP32 pick at --max-flops as the bound, then `--precision auto` under it:
 the precision chosen, what each predicts, and the gain over FP32.
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+
+import numpy as np
 import sys
 import tempfile
 from pathlib import Path
@@ -85,6 +91,40 @@ def latency(args: argparse.Namespace) -> None:
                 )
 
 
+def blocks(args: argparse.Namespace) -> None:
+    """Which blocks run slower at INT8 than at FP32 on this CPU: the shipped this-cpu profiles of the table's space
+    at both precisions (calibrated terms, as the search reads them), block by block."""
+    from hw_profiles.registry import resolve_profile
+    from specialize.table import load_table
+
+    space = load_table(args.table).space
+    fp32, int8 = (resolve_profile("this-cpu", space, threads=args.threads, precision=p) for p in ("fp32", "int8"))
+    if fp32.hardware.get("host_cpu") != int8.hardware.get("host_cpu"):
+        print(
+            f"WARNING: the two profiles come from different CPUs: {fp32.hardware.get('host_cpu')} and "
+            f"{int8.hardware.get('host_cpu')}"
+        )
+    (int8_ms, _), (fp32_ms, _) = int8.latency_terms(), fp32.latency_terms()
+    ratio = np.divide(int8_ms, fp32_ms, out=np.ones_like(fp32_ms), where=fp32_ms > 0)  # skip: 0 ms at both
+    allowed = np.array(space.allowed_mask(), dtype=bool).reshape(ratio.shape) & (fp32.latency_ms > 0)
+    slower = [
+        (layer, space.candidate_names[c], float(ratio[layer, c]))
+        for layer, c in zip(*np.nonzero(allowed & (ratio > 1)))
+    ]
+    by_name = {
+        name: float(np.median(ratio[:, i][allowed[:, i]]))
+        for i, name in enumerate(space.candidate_names)
+        if allowed[:, i].any()
+    }
+    print(
+        f"{space.name}, {args.threads} thread(s): INT8/FP32 per block median {np.median(ratio[allowed]):.2f}, "
+        f"range {ratio[allowed].min():.2f}-{ratio[allowed].max():.2f}; slower at INT8: {len(slower)} of "
+        f"{int(allowed.sum())} blocks"
+        + ("".join(f"\n    layer {layer + 1} {name}: x{r:.2f}" for layer, name, r in slower))
+    )
+    print("    median per candidate: " + ", ".join(f"{name} {r:.2f}" for name, r in by_name.items()))
+
+
 def auto(args: argparse.Namespace) -> None:
     """For each device: the latency of the FP32 pick at --max-flops as the budget, then `--precision auto` under it:
     what each precision predicts and which wins (the gain: its predicted accuracy over FP32's)."""
@@ -122,12 +162,15 @@ def main() -> None:
     lat.add_argument("--rounds", type=int, default=5)
     lat.add_argument("--runs", type=int, default=50)
     lat.add_argument("--table", default="default", help="accuracy table (its weights beside it); default: embedded")
+    per_block = sub.add_parser("blocks")
+    per_block.add_argument("--table", default="default")
+    per_block.add_argument("--threads", type=int, default=1)
     choose = sub.add_parser("auto")
     choose.add_argument("--devices", nargs="+", default=["jetson", "raspberry-pi-4", "this-cpu"])
     choose.add_argument("--max-flops", default="45M", help="the FP32 pick at this budget sets the latency bound")
     choose.add_argument("--table", default="default", help="accuracy table; default: the embedded one")
     args = parser.parse_args()
-    {"accuracy": accuracy, "latency": latency, "auto": auto}[args.part](args)
+    {"accuracy": accuracy, "latency": latency, "blocks": blocks, "auto": auto}[args.part](args)
 
 
 if __name__ == "__main__":
