@@ -191,11 +191,14 @@ def test_run_ga_reports_what_it_did(monkeypatch):
         return children, lost
 
     monkeypatch.setattr(ga, "breed", counting_breed)
+    ticks = iter(range(1000))  # a clock that moves one second per reading: seconds is the clock's, not a guess
+    monkeypatch.setattr(ga.time, "perf_counter", lambda: float(next(ticks)))
     result = ga.run_ga(problem, seed=0, generations=20, islands=2)
     assert [h["generation"] for h in result.history] == [10, 20] and len(lost_per_generation) == 20
     assert result.failed_children == sum(lost_per_generation) > 0
     assert result.evaluations == 2 * (ga.POPULATION + 20 * (ga.POPULATION - ga.PARENTS))
-    assert 0 < result.seconds < 60
+    reads = next(ticks)  # the clock was read this many times; seconds is the last reading less the first
+    assert result.seconds == reads - 1
     default = ga.run_ga(problem, generations=20, islands=2)
     assert (default.genes == result.genes).all() and default.history == result.history
 
