@@ -57,6 +57,18 @@ def test_export_recalibrates_on_training_data_and_measures_accuracy(deploy_run, 
     assert 0 <= result.export["measured_accuracy"] <= 1 and "test split" in result.export["measured_on"]
 
 
+def test_export_with_data_records_it_and_its_batch_norm_source_in_the_file(deploy_run, synthetic_data, tmp_path):
+    result = export_result(specialize(table=str(deploy_run / "table.json")), tmp_path / "m.onnx", data=synthetic_data)
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    meta = read_metadata(model)
+    settings = json.loads(meta["specialize.provenance"])["settings"]
+    assert settings["data"] == str(synthetic_data) and settings["format"] == "onnx"
+    assert settings["bn_statistics"] == result.export["bn_statistics"]
+    assert result.export["bn_statistics"].endswith(f"training images of {synthetic_data}")
+    assert meta["specialize.input_name"] == model.graph.input[0].name == "input"  # what a user feeds by name
+    assert str(synthetic_data) in result.export["measured_on"]
+
+
 def _moved_run(deploy_run, tmp_path, keep_calibration: bool):
     """A copy of the run whose table names training data that does not exist here."""
     run = tmp_path / "run"

@@ -119,7 +119,8 @@ def test_untrained_warns_and_says_so_in_metadata(tmp_path):
 
 
 def test_noise_batches_are_the_seeds_own():
-    """Random-init exports recalibrate on these: the same seed gives the same file."""
+    """Random-init exports recalibrate on these: the same seed gives the same file; two batches of 8 by default."""
+    assert [tuple(b.shape) for b in export.noise_batches(8)] == [(8, 3, 8, 8)] * 2
     assert all(torch.equal(a, b) for a, b in zip(export.noise_batches(8, seed=3), export.noise_batches(8, seed=3)))
     assert not torch.equal(export.noise_batches(8, seed=3)[0], export.noise_batches(8, seed=4)[0])
 
@@ -203,6 +204,7 @@ def test_tensorrt_fallback_writes_build_script(tmp_path, monkeypatch):
     assert result.build_script == script and result.engine_path is None
     assert script.stat().st_mode & stat.S_IXUSR
     text = script.read_text()
+    assert text.startswith("#!/bin/sh\n") and "\nset -e\n" in text
     assert "trtexec --onnx=model.onnx --saveEngine=model.engine" in text and "--fp16" in text
     assert "--minShapes=input:1x3x32x32" in text and "--maxShapes=input:32x3x32x32" in text
     assert any("no CUDA GPU" in w and "specific" in w for w in result.warnings)
@@ -379,6 +381,15 @@ def test_int8_export_is_qdq_per_channel_in_each_runtimes_form_and_close_to_fp32(
     assert zero_points and all(z.dtype == np.int8 and (z == 0).all() for z in zero_points)
     out_trt = ort_session(trt.onnx_path.read_bytes()).run(None, {"input": x})[0]  # onnxruntime runs this form too
     assert np.corrcoef(out32.ravel(), out_trt.ravel())[0, 1] > 0.9
+
+
+def test_bare_trained_weights_without_data_say_what_recalibration_needs(tmp_path, weights_file):
+    """A weights file with no table beside it and no --data: nothing to recalibrate batch norm on."""
+    with pytest.raises(SpecializeError) as caught:
+        export_subnet("cifar10", ARCH, tmp_path / "m.onnx", weights=weights_file)
+    assert str(caught.value).startswith(f"cannot recalibrate batch norm for weights {weights_file}: give --data")
+    assert "keep the table's table.json and calibration.npz beside the weights" in str(caught.value)
+    assert not (tmp_path / "m.onnx").exists()
 
 
 def test_int8_without_calibration_images_says_what_to_give(tmp_path, weights_file):
