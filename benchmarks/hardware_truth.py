@@ -13,7 +13,10 @@ next, the ceiling this machine allows any profile). Validation exports each netw
 function and times the
 .onnx file as a deployment would: a plain onnxruntime session with the threads and graph optimization
 level the profile records, warm-up, then the median of --runs single runs. It prints the share of
-networks predicted within ±10%, Kendall τ, MAPE, and the error the profile itself expects.
+networks predicted within ±10%, Kendall τ, MAPE, and the error the profile itself expects. The check is
+recorded in the fresh profile (`validate --record`): where it missed by more than the profile's own fit
+expects, the file's expected error becomes that miss. `--spaces` also takes accuracy tables (a space that
+lives only in a table, e.g. benchmarks/results/lite0-cifar10-96/table.json), shipped under the space's name.
 
 `--ship` writes each profile into hw_profiles/data/ under `hw_profiles.registry.shipped_file_name`
 (`this-cpu-onnxruntime.cifar10.json` at batch 1 and 1 thread, `...cifar10.b32.t2.json` at batch 32 and
