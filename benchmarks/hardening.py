@@ -659,9 +659,9 @@ def cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
         ),
         (
             "refuse",
-            "export --precision fp16 to ONNX",
-            ["export", "--arch", ARCH, "--untrained", "--precision", "fp16", "-o", fx.path("fp16.onnx")],
-            {"absent": fx.path("fp16.onnx")},
+            "--precision fp16 on this-cpu (no fp16 profile) with --export",
+            ["--device", "this-cpu", "--precision", "fp16", "--export", fx.path("fp16.onnx")],
+            {"absent": fx.path("fp16.onnx"), "text": "fp16"},
         ),
         ("refuse", "table int8-check --networks 1", ["table", "int8-check", "--networks", "1"], {}),
     ]

@@ -22,6 +22,15 @@ except ImportError:  # pragma: no cover - older typer on top of click
 
 from specialize.errors import SpecializeError, command_line_spelling, printable
 
+# how the precisions that convert the fp32 graph are named where an export is shown
+PRECISION_FORMS = {"int8": "int8 QDQ", "fp16": "fp16 (half-precision ONNX)"}
+
+
+def converted(precision: str, fmt: str) -> bool:
+    """Whether the written file is the fp32 graph converted (int8 QDQ, or an fp16 ONNX file), not the graph itself."""
+    return precision == "int8" or (precision == "fp16" and fmt == "onnx")
+
+
 console = Console()
 err_console = Console(stderr=True)
 

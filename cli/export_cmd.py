@@ -13,7 +13,15 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from cli.common import console, err_console, handle_errors, print_json, progress_status
+from cli.common import (
+    PRECISION_FORMS,
+    console,
+    converted,
+    err_console,
+    handle_errors,
+    print_json,
+    progress_status,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -57,7 +65,8 @@ def export(
         "fp32",
         "--precision",
         help="fp32, int8 (QDQ ONNX: per-channel int8 weights, activation ranges from the batch-norm images), "
-        "or fp16 (with --format tensorrt).",
+        "or fp16 (a half-precision ONNX file that takes float16 input; with --format tensorrt, an fp16 engine build "
+        "from the fp32 ONNX).",
     ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
@@ -106,7 +115,13 @@ def _render(result) -> None:
         ),
         ("measured on", result.measured_on),
         *(
-            [("precision", f"int8 QDQ; the fp32 graph measured {100 * result.fp32_accuracy:.2f}% on the same images")]
+            [
+                (
+                    "precision",
+                    f"{PRECISION_FORMS[result.precision]}; the fp32 graph measured "
+                    f"{100 * result.fp32_accuracy:.2f}% on the same images",
+                )
+            ]
             if result.fp32_accuracy is not None
             else [("precision", result.precision)]
         ),
@@ -115,7 +130,7 @@ def _render(result) -> None:
         (
             "onnxruntime vs torch",
             f"max abs diff {result.max_abs_diff:.2e} at batch 1 and 3"
-            + (" (the fp32 graph, before quantizing)" if result.precision == "int8" else ""),
+            + (" (the fp32 graph, before conversion)" if converted(result.precision, result.fmt) else ""),
         ),
         ("ops", " ".join(result.ops)),
         ("ONNX", str(result.onnx_path)),

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from cli.bounds import bound_options
-from cli.common import handle_errors
+from cli.common import PRECISION_FORMS, handle_errors
 from specialize import api
 
 DEVICE_HELP = "device name (e.g. jetson) or profile id; sets the latency model"
@@ -44,8 +44,8 @@ ProfilesOption = Annotated[
 BatchOption = Annotated[Optional[int], typer.Option("--batch", help=BATCH_HELP)]
 ThreadsOption = Annotated[Optional[int], typer.Option("--threads", help=THREADS_HELP)]
 PRECISION_HELP = (
-    "precision the latency is for and --export ships: fp32, fp16 (TensorRT builds) or int8 (QDQ); default fp32 "
-    "where measured, else the estimate's own"
+    "precision the latency is for and --export ships: fp32, fp16 (a half ONNX file, or an fp16 TensorRT build) "
+    "or int8 (QDQ); default fp32 where measured, else the estimate's own"
 )
 PrecisionOption = Annotated[Optional[str], typer.Option("--precision", help=PRECISION_HELP)]
 RESOLUTION_HELP = (
@@ -366,7 +366,7 @@ def _render_export(export: dict) -> None:
     ]
     if export.get("fp32_accuracy") is not None:
         lines.append(
-            f"precision: {export['precision']} (QDQ); the same network's fp32 graph measured "
+            f"precision: {PRECISION_FORMS[export['precision']]}; the same network's fp32 graph measured "
             f"{100 * export['fp32_accuracy']:.2f}% on the same images"
         )
     if export["predicted_latency_ms"] is not None:

@@ -40,7 +40,9 @@ UNTRAINED_WARNING = (
 )
 VERIFY_BATCHES = (1, 3)
 TRT_MAX_BATCH = 32
-INPUT_CONVENTION = "RGB float32 in [0, 1], NCHW, shape [batch, 3, {r}, {r}]; mean/std normalization is inside the model"
+INPUT_CONVENTION = "RGB {dtype} in [0, 1], NCHW, shape [batch, 3, {r}, {r}]; mean/std normalization is inside the model"
+# an fp16 ONNX file against the fp32 graph it came from, on noise: max |diff| may be this share of the largest logit
+FP16_MAX_REL_DIFF = 0.05
 META = "specialize."
 
 
@@ -343,11 +345,12 @@ def check_options(fmt: str, precision: str) -> None:
         raise SpecializeError(f"unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
     if precision not in PRECISIONS:
         raise SpecializeError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
-    if precision == "fp16" and fmt != "tensorrt":
-        raise SpecializeError(
-            f"{option('precision', 'fp16')} applies to {option('format', 'tensorrt')} (the ONNX file stays fp32 and "
-            "TensorRT picks fp16 kernels at engine build); valid for onnx: fp32, int8"
-        )
+
+
+def input_dtype(precision: str, fmt: str) -> str:
+    """What the written ONNX file takes: float16 for an fp16 ONNX export; float32 otherwise (an int8 QDQ file takes
+    float32 and quantizes inside; for --format tensorrt the ONNX stays fp32 and TensorRT builds fp16 kernels)."""
+    return "float16" if precision == "fp16" and fmt == "onnx" else "float32"
 
 
 def output_paths(output: str | os.PathLike, fmt: str) -> tuple[Path, Path | None]:
@@ -369,7 +372,9 @@ def build_metadata(space: SearchSpace, exported: Architecture, loaded: LoadedWei
         "requested_space": space.name,
         "requested_space_fingerprint": space.fingerprint,
         "width_multiplier": f"{net_space.width_multiplier:g}",
-        "input": INPUT_CONVENTION.format(r=space.resolution),
+        "input": INPUT_CONVENTION.format(
+            r=space.resolution, dtype=input_dtype(settings["precision"], settings["format"])
+        ),
         "resolution": str(space.resolution),  # README tells users to read it here
         "precision": settings["precision"],
         "input_name": "input",
@@ -459,10 +464,14 @@ def export_subnet(
     metadata.update({META + "bn_recalibrated": "true" if images else "false", **(extra_metadata or {})})
     onnx_bytes, diff, ops = subnet_to_onnx(module, space.resolution, metadata)
     fp32_accuracy = None
-    if precision == "int8":
+    if input_dtype(precision, fmt) == "float16" or precision == "int8":
         if loaded.trained:
             fp32_accuracy = measure_onnx_accuracy(onnx_bytes, eval_data, space.resolution)[0]
-        onnx_bytes, ops = to_int8(onnx_bytes, batches, images_from, fmt)
+        if precision == "int8":
+            onnx_bytes, ops = to_int8(onnx_bytes, batches, images_from, fmt)
+        else:
+            onnx_bytes, half_diff = to_fp16(onnx_bytes, space.resolution)
+            loaded.notes.append(f"float16 file against the float32 graph on noise: max |diff| {half_diff:.3g}")
     measured, measured_on = (
         measure_onnx_accuracy(onnx_bytes, eval_data, space.resolution)
         if loaded.trained
@@ -525,6 +534,32 @@ def to_int8(onnx_bytes: bytes, batches: list[torch.Tensor], images_from: str, fm
     return quantized, sorted(onnx_ops(onnx.load_from_string(quantized)))
 
 
+def to_fp16(onnx_bytes: bytes, resolution: int) -> tuple[bytes, float]:
+    """The checked FP32 graph in half precision (weights, activations, input and output), checked against it on
+    noise in onnxruntime: (bytes, max |fp16 - fp32|). Refused when the half graph overflows or drifts by more than
+    FP16_MAX_REL_DIFF of the largest logit."""
+    import numpy as np
+    import onnx
+
+    from supernet.onnx_graph import to_float16
+    from supernet.tensorrt_support import check_tensorrt_parser_support
+
+    half = to_float16(onnx.load_from_string(onnx_bytes))
+    onnx.checker.check_model(half, full_check=True)
+    check_tensorrt_parser_support(half)  # for a GPU target: TensorRT parses float16 graphs as well
+    half_bytes = half.SerializeToString()
+    x = noise_batches(resolution, n_batches=1)[0].numpy()
+    full = ort_session(onnx_bytes).run(None, {"input": x})[0]
+    low = ort_session(half_bytes).run(None, {"input": x.astype(np.float16)})[0].astype(np.float32)
+    diff = float(np.abs(full - low).max())
+    if not np.isfinite(low).all() or diff > FP16_MAX_REL_DIFF * max(1.0, float(np.abs(full).max())):
+        raise SpecializeError(
+            f"the float16 graph disagrees with the float32 one: max |diff| {diff:.3g} against logits up to "
+            f"{float(np.abs(full).max()):.3g}; nothing written (export fp32, or --format tensorrt --precision fp16)"
+        )
+    return half_bytes, diff
+
+
 def with_metadata(onnx_bytes: bytes, metadata: dict[str, str]) -> bytes:
     import onnx
 
@@ -548,8 +583,10 @@ def measure_onnx_accuracy(
     session = ort_session(onnx_bytes, threads=torch.get_num_threads())
     images = dataset.test_images
 
+    dtype = np.float16 if session.get_inputs()[0].type == "tensor(float16)" else np.float32
+
     def predict(start: int, stop: int) -> np.ndarray:
-        return session.run(None, {"input": to_tensor(images[start:stop], resolution).numpy()})[0]
+        return session.run(None, {"input": to_tensor(images[start:stop], resolution).numpy().astype(dtype)})[0]
 
     try:
         accuracy = top1(predict, dataset.test_labels)

@@ -154,6 +154,30 @@ def clean_graph(model: "onnx.ModelProto") -> "onnx.ModelProto":
     return model
 
 
+def to_float16(model: "onnx.ModelProto") -> "onnx.ModelProto":
+    """The same graph in half precision, input and output included: every float32 initializer, graph input,
+    output and value_info becomes float16, and a Cast to float32 casts to float16. The graph is tidied first
+    (constants are initializers), so no float32 constant is left inside a node."""
+    import numpy as np
+    from onnx import TensorProto, numpy_helper
+
+    graph = model.graph
+    for i, init in enumerate(graph.initializer):
+        if init.data_type == TensorProto.FLOAT:
+            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name)
+            graph.initializer[i].CopyFrom(half)
+    for value in (*graph.input, *graph.output, *graph.value_info):
+        if value.type.tensor_type.elem_type == TensorProto.FLOAT:
+            value.type.tensor_type.elem_type = TensorProto.FLOAT16
+    for node in graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
+                attr.i = TensorProto.FLOAT16
+            if attr.type == attr.TENSOR and attr.t.data_type == TensorProto.FLOAT:
+                raise SpecializeError(f"float16 conversion: node {node.name!r} holds a float32 constant")
+    return model
+
+
 def set_metadata(model: "onnx.ModelProto", metadata: dict[str, str]) -> None:
     from onnx import helper
 

@@ -252,7 +252,7 @@ def test_a_bound_is_named_as_the_caller_wrote_it():
 
 def test_precision_picks_the_profile_and_the_export_ships_it(tmp_path):
     """precision='int8' uses an int8 profile (a file made at fp32 is refused); the result says int8, and an export
-    of it ships int8 (fp16 only as a TensorRT build: an fp16 ONNX stays fp32)."""
+    of it ships int8, and an fp16 profile an fp16 file."""
     from dataclasses import replace
 
     from hw_profiles import resolve_profile
@@ -266,8 +266,7 @@ def test_precision_picks_the_profile_and_the_export_ships_it(tmp_path):
     assert specialize("this-cpu", max_flops="45M").precision == "fp32"
     with pytest.raises(SpecializeError, match="measured at int8, not precision='fp32'"):
         specialize(profile=str(path), precision="fp32", max_flops="45M")
-    assert [shipped_precision(p, "onnx") for p in ("fp32", "fp16", "int8", None)] == ["fp32", "fp32", "int8", "fp32"]
-    assert shipped_precision("fp16", "tensorrt") == "fp16"
+    assert [shipped_precision(p) for p in ("fp32", "fp16", "int8", None)] == ["fp32", "fp16", "int8", "fp32"]
 
 
 def test_int8_predictions_take_the_measured_drop_and_say_so(tmp_path):

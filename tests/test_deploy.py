@@ -69,6 +69,30 @@ def test_export_with_data_records_it_and_its_batch_norm_source_in_the_file(deplo
     assert str(synthetic_data) in result.export["measured_on"]
 
 
+def test_an_fp16_search_ships_a_half_file_and_measures_it(deploy_run, synthetic_data, tmp_path):
+    result = specialize("jetson", table=str(deploy_run / "table.json"), precision="fp16")
+    exported = export_result(result, tmp_path / "h.onnx", data=synthetic_data).export
+    model = onnx.load(str(tmp_path / "h.onnx"))
+    assert (
+        exported["precision"] == "fp16" and model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    )
+    assert 0 <= exported["measured_accuracy"] <= 1 and 0 <= exported["fp32_accuracy"] <= 1  # both files measured
+    assert abs(exported["measured_accuracy"] - exported["fp32_accuracy"]) <= 0.1
+
+
+def test_cli_export_at_fp16_says_what_it_wrote_beside_the_fp32_graph(deploy_run, synthetic_data, tmp_path):
+    table = deploy_run / "table.json"
+    space = load_table(table).space
+    args = ["export", "--space", space.name, "--weights", str(table), "--arch", str(space.largest_arch())]
+    args += ["--precision", "fp16"]
+    done = runner.invoke(app, [*args, "--data", str(synthetic_data), "-o", str(tmp_path / "h.onnx")])
+    assert done.exit_code == 0, done.output
+    text = " ".join(done.output.split())
+    assert (
+        "fp16 (half-precision ONNX); the fp32 graph measured" in text and "(the fp32 graph, before conversion)" in text
+    )
+
+
 def _moved_run(deploy_run, tmp_path, keep_calibration: bool):
     """A copy of the run whose table names training data that does not exist here."""
     run = tmp_path / "run"

@@ -218,7 +218,7 @@ def test_engine_output_name_puts_onnx_beside_it():
 
 @pytest.mark.parametrize(
     "fmt, precision, needle",
-    [("pdf", "fp32", "onnx, tensorrt"), ("onnx", "int4", "fp32, fp16, int8"), ("onnx", "fp16", "tensorrt")],
+    [("pdf", "fp32", "onnx, tensorrt"), ("onnx", "int4", "fp32, fp16, int8")],
 )
 def test_bad_options(tmp_path, fmt, precision, needle):
     with pytest.raises(SpecializeError, match=needle):
@@ -383,6 +383,41 @@ def test_int8_export_is_qdq_per_channel_in_each_runtimes_form_and_close_to_fp32(
     assert np.corrcoef(out32.ravel(), out_trt.ravel())[0, 1] > 0.9
 
 
+def test_fp16_export_is_half_throughout_says_so_and_follows_fp32(tmp_path, weights_file):
+    """--precision fp16 (ONNX) writes weights, activations, input and output in float16; the metadata tells the user
+    to feed float16; onnxruntime runs it and its logits follow the fp32 file's to fp16's precision."""
+    from supernet.sessions import ort_session
+
+    batches = [torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    fp32 = export_subnet("cifar10", ARCH, tmp_path / "fp32.onnx", weights=weights_file, calibration=batches)
+    half = export_subnet(
+        "cifar10", ARCH, tmp_path / "h.onnx", weights=weights_file, calibration=batches, precision="fp16"
+    )
+    model = onnx.load(half.onnx_path)
+    onnx.checker.check_model(model, full_check=True)
+    floats = {t.data_type for t in model.graph.initializer} - {TensorProto.INT64}
+    assert floats == {TensorProto.FLOAT16} and half.precision == "fp16"
+    assert [v.type.tensor_type.elem_type for v in (*model.graph.input, *model.graph.output)] == [
+        TensorProto.FLOAT16
+    ] * 2
+    meta = read_metadata(model)
+    assert meta["specialize.precision"] == "fp16" and meta["specialize.input"].startswith("RGB float16 in [0, 1]")
+    assert any(n.startswith("float16 file against the float32 graph on noise: max |diff|") for n in half.notes)
+    x = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(7)).numpy()
+    out32 = ort_session(fp32.onnx_path.read_bytes()).run(None, {"input": x})[0]
+    out16 = ort_session(half.onnx_path.read_bytes()).run(None, {"input": x.astype(np.float16)})[0]
+    assert out16.dtype == np.float16 and np.abs(out32 - out16).max() <= 0.02 * max(1.0, np.abs(out32).max())
+    assert (out32.argmax(1) == out16.argmax(1)).mean() >= 0.75
+    assert half.onnx_path.stat().st_size < 0.6 * fp32.onnx_path.stat().st_size  # half the bytes of weights
+
+
+def test_an_fp16_graph_that_drifts_is_refused_and_nothing_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(export, "FP16_MAX_REL_DIFF", 0.0)
+    with pytest.raises(SpecializeError, match="^the float16 graph disagrees with the float32 one: max [|]diff[|] "):
+        export_subnet("cifar10", ARCH, tmp_path / "h.onnx", precision="fp16")
+    assert not (tmp_path / "h.onnx").exists()
+
+
 def test_bare_trained_weights_without_data_say_what_recalibration_needs(tmp_path, weights_file):
     """A weights file with no table beside it and no --data: nothing to recalibrate batch norm on."""
     with pytest.raises(SpecializeError) as caught:
@@ -408,12 +443,7 @@ def test_int8_without_calibration_images_says_what_to_give(tmp_path, weights_fil
 def test_what_the_user_reads_when_fp16_or_tensorrt_cannot_be(tmp_path, monkeypatch):
     from supernet.export import check_options, tensorrt_unavailable_reason, write_build_script
 
-    with pytest.raises(SpecializeError) as caught:
-        check_options("onnx", "fp16")
-    assert str(caught.value) == (
-        "precision='fp16' applies to format='tensorrt' (the ONNX file stays fp32 and TensorRT picks fp16 kernels at "
-        "engine build); valid for onnx: fp32, int8"
-    )
+    check_options("onnx", "fp16")  # an fp16 ONNX file (test_fp16_export_...)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert tensorrt_unavailable_reason() in ("the tensorrt Python package is not installed", "no CUDA GPU is available")
     script = write_build_script(tmp_path / "m.onnx", tmp_path / "m.engine", 32, "fp32").read_text().splitlines()

@@ -841,7 +841,7 @@ def export_result(
         weights=str(tbl.path),
         data=data,
         fmt=fmt,
-        precision=shipped_precision(result.precision, fmt),
+        precision=shipped_precision(result.precision),
         recalibrate_bn=recalibrate,
         extra_metadata=extra,
     )
@@ -884,12 +884,10 @@ def export_result(
     return replace(result, export=export)
 
 
-def shipped_precision(profile_precision: str | None, fmt: str) -> str:
-    """The precision an export ships for a profile's: int8 as a QDQ file; fp16 as a TensorRT fp16 build (an ONNX
-    file stays fp32, and TensorRT picks fp16 kernels when it builds the engine); else fp32."""
-    if profile_precision == "int8" or (profile_precision == "fp16" and fmt == "tensorrt"):
-        return profile_precision
-    return "fp32"
+def shipped_precision(profile_precision: str | None) -> str:
+    """The precision an export ships for a profile's: int8 as a QDQ file; fp16 as a half-precision ONNX file (weights,
+    activations, input and output), or for --format tensorrt as an fp16 engine build from the fp32 ONNX; else fp32."""
+    return profile_precision if profile_precision in ("int8", "fp16") else "fp32"
 
 
 def _misses(result: SpecializeResult, accuracy: float | None, latency: float | None) -> list[str]:
