@@ -112,7 +112,7 @@ def test_untrained_warns_and_says_so_in_metadata(tmp_path):
     # what a user reads to feed and read the file: the input size and convention, the output's name
     assert meta["specialize.resolution"] == "32" and result.arch == meta["specialize.architecture"] == ARCH
     assert (
-        meta["specialize.input"] == export.INPUT_CONVENTION.format(r=32)
+        meta["specialize.input"] == export.INPUT_CONVENTION.format(r=32, dtype="float32")
         and "[batch, 3, 32, 32]" in meta["specialize.input"]
     )
     assert meta["specialize.output_name"] == model.graph.output[0].name == "output"
