@@ -379,3 +379,23 @@ def test_loss_range_is_the_tables_spread_over_the_allowed_blocks():
         for layer in range(space.num_layers)
     )
     assert specialize(table=table, max_flops="45M").loss_range == pytest.approx(spread)
+
+
+def test_a_bound_at_the_space_edge_is_met_by_every_network_and_said_not_binding():
+    from specialize.cost import space_ranges
+
+    low, high = space_ranges(get_space("cifar10"))["macs"]
+    result = specialize(min_flops=low, max_flops=high)
+    (bound,) = result.bounds
+    assert not bound["binding"] and bound["ok"]
+    assert "the smallest network in cifar10 has MACs" in bound["note"] and "the largest network" in bound["note"]
+
+
+def test_best_accuracy_is_the_largest_entry_of_the_last_row():
+    from specialize.api import best_accuracy
+
+    space = get_space("cifar10")
+    accuracy = np.full((space.num_layers, space.num_candidates), 0.5)
+    accuracy[-2, 0], accuracy[-1, 3] = 0.9, 0.7  # another row's larger entry is not the base
+    table = AccuracyTable(space=space, accuracy=accuracy, best_arch="-")
+    assert best_accuracy(table) == 0.7

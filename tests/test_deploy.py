@@ -93,6 +93,15 @@ def test_cli_export_at_fp16_says_what_it_wrote_beside_the_fp32_graph(deploy_run,
     )
 
 
+def test_a_tensorrt_export_refuses_to_replace_a_build_script_before_any_work(deploy_run, tmp_path):
+    script = tmp_path / "build_m_engine.sh"
+    script.write_text("#!/bin/sh\necho the user's own\n")
+    result = specialize(table=str(deploy_run / "table.json"))
+    with pytest.raises(SpecializeError, match="^format='tensorrt' would overwrite .*build_m_engine.sh"):
+        export_result(result, tmp_path / "m.onnx", fmt="tensorrt")
+    assert script.read_text().endswith("the user's own\n") and not (tmp_path / "m.onnx").exists()
+
+
 def _moved_run(deploy_run, tmp_path, keep_calibration: bool):
     """A copy of the run whose table names training data that does not exist here."""
     run = tmp_path / "run"

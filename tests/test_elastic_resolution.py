@@ -214,3 +214,27 @@ def test_the_cli_takes_a_profile_per_size(elastic_run: Path, tmp_path: Path) -> 
     assert "not_searched" in searched[16] and "arch" in searched[12] and "arch" in searched[20]
     one = CliRunner().invoke(app, ["--table", str(elastic_run / "table-12px.json"), "--resolution", "12", *paths])
     assert one.exit_code == 0, one.output
+
+
+def test_equal_predictions_at_two_sizes_go_to_the_faster_one(monkeypatch):
+    """_best_resolution's order: predicted accuracy, then latency, then the smaller size; here the larger size is
+    the faster, so only the latency tie-break can pick it."""
+    from dataclasses import dataclass, field
+    from types import SimpleNamespace
+
+    import specialize.api as api
+
+    @dataclass
+    class Answer:
+        latency_ms: float
+        predicted_accuracy: float = 0.8
+        predicted_accuracy_band: float | None = None
+        arch: str = "-"
+        macs: int = 1
+        resolution_choice: list = field(default_factory=list)
+
+    table = SimpleNamespace(sizes=lambda: {64: "t64", 80: "t80"}, space=SimpleNamespace(resolution=64))
+    monkeypatch.setattr(api, "load_table", lambda path: table)
+    answers = {64: Answer(latency_ms=2.0), 80: Answer(latency_ms=1.0)}
+    best = api._best_resolution(lambda at, size, profile: answers[size], table, None)
+    assert best.latency_ms == 1.0 and [c["chosen"] for c in best.resolution_choice] == [False, True]

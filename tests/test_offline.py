@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
+from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
 from specialize.table import load_table
 
@@ -119,6 +120,21 @@ def test_search_offline_returns_a_measured_answer_within_budget(seeded_run, synt
     assert result.evaluations <= 12 and result.history
     genes = np.array([table.space.parse_arch(result.arch).indices])
     assert result.validation_accuracy == fitness(genes)[0]
+    cost = arch_cost(table.space.parse_arch(result.arch))
+    assert (result.macs, result.params, result.bytes) == (cost["macs"], cost["params"], cost["bytes"])
+    assert result.evaluations_per_second == pytest.approx(result.evaluations / result.wall_seconds)
+
+
+def test_search_offline_on_a_device_reports_the_answer_latency(seeded_run, synthetic_data, fitness):
+    from hw_profiles import resolve_profile
+    from specialize.api import search_offline
+
+    table = load_table(seeded_run)
+    result = search_offline(
+        seeded_run, synthetic_data, device="jetson", strategy="random", budget=4, seed=1, fitness=fitness
+    )
+    expected = resolve_profile("jetson", table.space).predict_ms(table.space.parse_arch(result.arch))
+    assert result.device == "jetson-orin-nano" and result.latency_ms == pytest.approx(expected)
 
 
 def test_search_offline_finds_the_data_the_table_was_trained_on(seeded_run):

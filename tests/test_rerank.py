@@ -74,6 +74,8 @@ def test_rerank_follows_measured_accuracy_the_table_misses():
     assert chosen["arch"] == result.arch and chosen["predicted_accuracy"] == max(r["predicted_accuracy"] for r in rows)
     assert result.accuracy_loss == pytest.approx(chosen["table_score"]) and result.optimality_gap > 0
     assert result.strategy_details == plain.strategy_details  # how the search ran, kept through the rerank
+    assert (result.strategy_value, result.strategy_gap) == (plain.strategy_value, plain.strategy_gap)
+    assert all(r["prediction_spread"] >= 0 for r in rows) and any(r["prediction_spread"] > 0 for r in rows)
 
 
 def test_rerank_keeps_the_answer_when_measured_accuracy_rewards_it():
