@@ -4,8 +4,8 @@ One graph form per target runtime, both QuantizeLinear / DequantizeLinear pairs 
 channel and activation ranges from min/max over the images that recalibrated batch norm:
 
 - `onnxruntime` (CPU): uint8 activations with a zero point, int32 biases. onnxruntime fuses each QDQ group into an
-  integer kernel. On this machine's CPU this form ran faster than FP32 (`benchmarks/int8.py latency` prints the
-  ratios); the symmetric form below ran slower in one ad-hoc timing, which no project script repeats yet.
+  integer kernel. On this machine's CPU this form runs faster than FP32, and the symmetric form below, run by
+  onnxruntime, slower (`benchmarks/int8.py latency` prints both beside FP32; docs/int8.md has the figures).
 - `tensorrt`: int8 activations, symmetric (zero point 0), float biases: TensorRT's explicit-quantization path takes
   scales from the graph (`--int8`, no calibration cache), requires zero points of 0, and refuses a DequantizeLinear of
   int32 biases ("only activation types allowed as input", onnx/onnx-tensorrt#850, NVIDIA/TensorRT#3360).
