@@ -340,19 +340,26 @@ def dequantized(model) -> dict[str, list]:
     return kinds
 
 
+def fp32_and(tmp_path, weights_file, precision: str):
+    """(batches, the fp32 export, the export at `precision`, its checked ONNX model), both files calibrated on the
+    same two noise batches."""
+    batches = [torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    fp32 = export_subnet("cifar10", ARCH, tmp_path / "fp32.onnx", weights=weights_file, calibration=batches)
+    other = export_subnet(
+        "cifar10", ARCH, tmp_path / f"{precision}.onnx", weights=weights_file, calibration=batches, precision=precision
+    )
+    model = onnx.load(other.onnx_path)
+    onnx.checker.check_model(model, full_check=True)
+    return batches, fp32, other, model
+
+
 def test_int8_export_is_qdq_per_channel_in_each_runtimes_form_and_close_to_fp32(tmp_path, weights_file, monkeypatch):
     """--precision int8 writes a QDQ graph calibrated on the batch-norm images, weights int8 per output channel,
     whose outputs follow the fp32 graph's: for onnxruntime uint8 activations and int32 biases; for TensorRT
     (--format tensorrt) int8 activations with zero points 0 and float biases, and its script says --int8."""
     from supernet.sessions import ort_session
 
-    batches = [torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
-    fp32 = export_subnet("cifar10", ARCH, tmp_path / "fp32.onnx", weights=weights_file, calibration=batches)
-    int8 = export_subnet(
-        "cifar10", ARCH, tmp_path / "int8.onnx", weights=weights_file, calibration=batches, precision="int8"
-    )
-    model = onnx.load(int8.onnx_path)
-    onnx.checker.check_model(model, full_check=True)
+    batches, fp32, int8, model = fp32_and(tmp_path, weights_file, "int8")
     assert {"QuantizeLinear", "DequantizeLinear"} <= set(int8.ops) and int8.precision == "int8"
     meta = read_metadata(model)
     quantization = json.loads(meta["specialize.quantization"])
@@ -388,13 +395,7 @@ def test_fp16_export_is_half_throughout_says_so_and_follows_fp32(tmp_path, weigh
     to feed float16; onnxruntime runs it and its logits follow the fp32 file's to fp16's precision."""
     from supernet.sessions import ort_session
 
-    batches = [torch.rand(16, 3, 32, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
-    fp32 = export_subnet("cifar10", ARCH, tmp_path / "fp32.onnx", weights=weights_file, calibration=batches)
-    half = export_subnet(
-        "cifar10", ARCH, tmp_path / "h.onnx", weights=weights_file, calibration=batches, precision="fp16"
-    )
-    model = onnx.load(half.onnx_path)
-    onnx.checker.check_model(model, full_check=True)
+    _, fp32, half, model = fp32_and(tmp_path, weights_file, "fp16")
     floats = {t.data_type for t in model.graph.initializer} - {TensorProto.INT64}
     assert floats == {TensorProto.FLOAT16} and half.precision == "fp16"
     assert [v.type.tensor_type.elem_type for v in (*model.graph.input, *model.graph.output)] == [
