@@ -41,13 +41,16 @@ sys.path.insert(0, str(ROOT))
 def accuracy(args: argparse.Namespace) -> None:
     from specialize.api import offline
 
-    result = offline.int8_check("default", args.data, args.networks, args.seed, args.record, print)
+    from specialize.table import load_table
+
+    table = args.table or str(load_table("default").path)  # a path: --record may rewrite it (`default` refuses)
+    result = offline.int8_check(table, args.data, args.networks, args.seed, args.record, print)
     drops = [100 * (r["fp32"] - r["int8"]) for r in result["networks"]]
     worst = result["networks"][drops.index(max(drops))]["arch"]
     print(
         f"INT8 accuracy drop over {len(drops)} networks ({result['measured_on']}): median "
         f"{statistics.median(drops):.2f} points, mean {statistics.mean(drops):.2f}, worst {max(drops):.2f} ({worst}), "
-        f"best {min(drops):.2f}" + ("; recorded in the default table" if args.record else "")
+        f"best {min(drops):.2f}" + ("; recorded in the table" if args.record else "")
     )
 
 
@@ -155,7 +158,8 @@ def main() -> None:
     acc.add_argument("--data", required=True)
     acc.add_argument("--networks", type=int, default=20)
     acc.add_argument("--seed", type=int, default=0)
-    acc.add_argument("--record", action="store_true", help="keep the result in the default table (`table int8-check`)")
+    acc.add_argument("--record", action="store_true", help="keep the result in the table (`table int8-check`)")
+    acc.add_argument("--table", help="accuracy table (default: the embedded one, by its file)")
     lat = sub.add_parser("latency")
     lat.add_argument("--budgets", nargs="+", default=["40M", "50M", "60M"])
     lat.add_argument("--threads", nargs="+", type=int, default=[1, 2])

@@ -1141,3 +1141,18 @@ def test_any_edit_of_the_training_state_resumes_valid_or_is_refused_naming_it(tm
     assert type(state["epoch"]) is int and type(state["layer"]) is int and state["layer"] == len(state["chosen"])
     assert all(0 <= a <= 1 for row in state["accuracy"] for a in row)
     assert {"meta", "finetune"} <= set(state["wall"])  # the trainer adds to both (an empty 'wall' was a KeyError)
+
+
+@pytest.mark.parametrize(
+    "args", [["table", "refit", "--table", "default"], ["table", "int8-check", "--record", "--data", "/nonexistent"]]
+)
+def test_commands_that_rewrite_a_table_refuse_the_name_default(args):
+    """`--table default` is the table inside the package: a command that rewrites its table in place refuses the
+    name (a fuzzed `table refit --table default` once rewrote the shipped file) and says how to consent."""
+    from specialize.table import load_table
+
+    shipped = load_table("default").path
+    before = shipped.read_bytes()
+    result = invoke(*args)
+    assert result.exit_code == 2 and f"name its file to rewrite it: --table {shipped}" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and shipped.read_bytes() == before

@@ -49,6 +49,17 @@ def validate_table(
     return fidelity
 
 
+def check_rewritable(table: str, path: Path, what: str) -> None:
+    """A command that rewrites a table in place: the name `default` (the table inside the installed package) is
+    refused, so that no mistyped or scripted `--table default` edits the package; naming its file is consent."""
+    if table == "default":
+        raise SpecializeError(
+            f"{what} rewrites the table, and `--table default` is the one inside the package; copy it and give the "
+            f"copy, or name its file to rewrite it: --table {path}"
+        )
+    check_writable(path)
+
+
 def int8_check(
     table: str, data: Path | None, networks: int, seed: int, record: bool, progress: Callable[[str], None]
 ) -> dict:
@@ -70,7 +81,7 @@ def int8_check(
             f"give {option('data')}: the data accuracy table {t.path} was trained on is not on this machine"
         )
     if record:
-        check_writable(t.path)
+        check_rewritable(table, t.path, "--record")
     from supernet.export import check_data_classes
 
     check_data_classes(t.space, source, t.space.resolution)
@@ -90,7 +101,7 @@ def refit_accuracy(table: str) -> tuple[dict | None, dict]:
 
     t = load_table(table)
     t.measured(at_least=3)  # refuses a table without enough measured sub-networks, naming the field
-    check_writable(t.path)
+    check_rewritable(table, t.path, "table refit")
     old = t.accuracy_fit
     images = (old or {}).get("images") or t.results.get("validation_images") or 0
     split = (old or {}).get("split") or "validation"
