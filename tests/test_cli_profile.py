@@ -1,7 +1,9 @@
 """`specialize profile ...` and `specialize devices` through typer's CliRunner, on a tiny space."""
 
 import json
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -37,6 +39,24 @@ def tiny(monkeypatch):
 
 def invoke(*args):
     return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def tiny_profile_file(tmp_path_factory) -> Path:
+    """One quick profile of the tiny space (3 repeats), made once for the tests that only read or refuse it."""
+    out = tmp_path_factory.mktemp("tiny-profile") / "p.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(space_module.SPACES, "tiny", tiny_space)
+        made = invoke("profile", "--name", "this-cpu", "--space", "tiny", "--repeats", 3, "--force", "-o", out)
+    assert made.exit_code == 0, made.output
+    return out
+
+
+def tiny_profile(tmp_path, tiny_profile_file) -> Path:
+    """A copy of the module's tiny profile that a test may edit."""
+    out = tmp_path / "p.json"
+    shutil.copyfile(tiny_profile_file, out)
+    return out
 
 
 def test_profile_then_validate(tmp_path, tiny):
@@ -182,11 +202,8 @@ def test_a_recorded_later_validation_widens_the_expected_error(tmp_path, tiny):
         (("--record", "--threads", 2, "-o", "X"), "--record keeps validations of the profile's own settings"),
     ],
 )
-def test_record_refusals_exit_2_before_timing(tmp_path, tiny, args, needle):
-    out = tmp_path / "p.json"
-    assert (
-        invoke("profile", "--name", "this-cpu", "--space", "tiny", "--repeats", 3, "--force", "-o", out).exit_code == 0
-    )
+def test_record_refusals_exit_2_before_timing(tmp_path, tiny, tiny_profile_file, args, needle):
+    out = tiny_profile(tmp_path, tiny_profile_file)
     result = invoke(
         "profile", "validate", "--profile", out, "--samples", 3, *[tmp_path / "r.json" if a == "X" else a for a in args]
     )
@@ -194,11 +211,8 @@ def test_record_refusals_exit_2_before_timing(tmp_path, tiny, args, needle):
     assert not (tmp_path / "r.json").exists()
 
 
-def test_malformed_recorded_validations_name_the_field(tmp_path, tiny):
-    out = tmp_path / "p.json"
-    assert (
-        invoke("profile", "--name", "this-cpu", "--space", "tiny", "--repeats", 3, "--force", "-o", out).exit_code == 0
-    )
+def test_malformed_recorded_validations_name_the_field(tmp_path, tiny, tiny_profile_file):
+    out = tiny_profile(tmp_path, tiny_profile_file)
     data = json.loads(out.read_text())
     data["measurement"]["validations"] = [{"mape": "high"}]
     out.write_text(json.dumps(data))
