@@ -156,8 +156,8 @@ def clean_graph(model: "onnx.ModelProto") -> "onnx.ModelProto":
 
 def to_float16(model: "onnx.ModelProto") -> "onnx.ModelProto":
     """The same graph in half precision, input and output included: every float32 initializer, graph input,
-    output and value_info becomes float16, and a Cast to float32 casts to float16. The graph is tidied first
-    (constants are initializers), so no float32 constant is left inside a node."""
+    output and value_info becomes float16, and a Cast to float32 casts to float16. It expects a tidied graph
+    (`tidy_graph`: constants as initializers); a float32 constant still inside a node is refused, not missed."""
     import numpy as np
     from onnx import TensorProto, numpy_helper
 

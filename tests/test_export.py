@@ -412,6 +412,21 @@ def test_fp16_export_is_half_throughout_says_so_and_follows_fp32(tmp_path, weigh
     assert half.onnx_path.stat().st_size < 0.6 * fp32.onnx_path.stat().st_size  # half the bytes of weights
 
 
+def test_float16_conversion_refuses_a_constant_it_would_miss():
+    from supernet.onnx_graph import to_float16
+
+    constant = helper.make_node("Constant", [], ["c"], name="k", value=numpy_helper.from_array(np.ones(2, np.float32)))
+    add = helper.make_node("Add", ["x", "c"], ["y"])
+    graph = helper.make_graph(
+        [constant, add],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    with pytest.raises(SpecializeError, match="^float16 conversion: node 'k' holds a float32 constant$"):
+        to_float16(helper.make_model(graph))
+
+
 def test_an_fp16_graph_that_drifts_is_refused_and_nothing_written(tmp_path, monkeypatch):
     monkeypatch.setattr(export, "FP16_MAX_REL_DIFF", 0.0)
     with pytest.raises(SpecializeError, match="^the float16 graph disagrees with the float32 one: max [|]diff[|] "):
