@@ -5,11 +5,11 @@
     .venv/bin/python benchmarks/int8.py blocks [--table T.json] [--threads 1]
     .venv/bin/python benchmarks/int8.py auto [--devices jetson raspberry-pi-4 this-cpu] [--max-flops 45M] [--table T]
 
-`accuracy`: `specialize table int8-check` on the embedded default: --networks sub-networks spread over its space,
-each exported twice by `specialize export`'s function from the default weights, FP32 and `--precision int8` (QDQ,
-onnxruntime's form, calibrated on the same 500 training images that recalibrate batch norm), both measured on the
-whole test split in onnxruntime. Prints each network's drop and the median and worst; --record keeps it in the
-table, where predictions at int8 read it.
+`accuracy`: `specialize table int8-check` on --table (default: the embedded table, by its file): --networks
+sub-networks spread over its space, each exported twice by `specialize export`'s function from the table's weights,
+FP32 and `--precision int8` (QDQ, onnxruntime's form, calibrated on the same 500 training images that recalibrate
+batch norm), both measured on the whole test split in onnxruntime. Prints each network's drop and the median and
+worst; --record keeps it in the table, where predictions at int8 read it.
 
 `blocks`: which blocks run slower at INT8 than at FP32, from the two shipped this-cpu profiles of the table's space
 (the search, reading the INT8 profile, avoids them by itself). Prints the per-block INT8/FP32 ratios.
@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-
-import numpy as np
 import sys
 import tempfile
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,7 +40,6 @@ sys.path.insert(0, str(ROOT))
 
 def accuracy(args: argparse.Namespace) -> None:
     from specialize.api import offline
-
     from specialize.table import load_table
 
     table = args.table or str(load_table("default").path)  # a path: --record may rewrite it (`default` refuses)
