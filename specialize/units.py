@@ -48,7 +48,7 @@ def _split(text: str | float | int, what: str, example: str) -> tuple[Decimal, s
     if isinstance(text, (int, float)):
         if not math.isfinite(text) or text < 0:
             raise SpecializeError(f"malformed {what} {text!r}: expected a finite non-negative number, e.g. {example}")
-        return _in_range(Decimal(repr(text)) if isinstance(text, float) else Decimal(text), text, what), ""
+        return _in_range(Decimal(repr(float(text))) if isinstance(text, float) else Decimal(text), text, what), ""
     match = _QUANTITY_RE.match(str(text))
     if not match:
         raise SpecializeError(f"malformed {what} {text!r}: expected a non-negative number and unit, e.g. {example}")

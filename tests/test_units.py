@@ -108,3 +108,13 @@ def test_real_values_round_trip(x):
         (parse_ratio, format_ratio),
     ):
         assert math.isclose(parse(fmt(x)), x, rel_tol=1e-12, abs_tol=1e-300)
+
+
+@given(real)
+def test_numpy_numbers_parse_like_python_ones(x):
+    """A bound computed with numpy (np.float64 is a float whose repr is 'np.float64(...)') parses as its value."""
+    import numpy as np
+
+    for parse in (parse_count, parse_bytes, parse_time_ms, parse_ratio):
+        assert parse(np.float64(x)) == parse(x)
+    assert parse_count(np.int64(42)) == parse_count(42)
