@@ -3,9 +3,10 @@
     python benchmarks/deploy.py --data ../shared/data/cifar10-jpg.tar.gz [--table default] [--sets 20] [--samples 20]
 
 Prints, in one run:
-- for --sets random bound sets on the table (device jetson), each exported through the one deploy path:
+- for --sets random bound sets on the table (--device, default jetson), each exported through the one deploy path:
   exported MACs/params equal to the printed ones, ONNX test accuracy (onnxruntime) inside the printed band,
-  and the mean absolute error of predicted vs measured accuracy;
+  and the mean absolute error of predicted vs measured accuracy; beside it, the same figures for the fit on
+  random sub-networks, where the table also has a fit on the search's answers (`table refit --picks`);
 - the 40M-MAC pick of `specialize --device jetson --max-flops 40M --export`: predicted and measured accuracy;
 - the meta network (largest block everywhere) and the best sub-network: ONNX test accuracy;
 - Kendall tau of the table over --samples sub-networks spread over the MACs range;
@@ -42,6 +43,7 @@ def main() -> None:
     parser.add_argument("--sets", type=int, default=20)
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="jetson", help="device of the random bound sets (MACs and params bounds)")
     args = parser.parse_args()
 
     from specialize.api import export_result, specialize
@@ -54,13 +56,14 @@ def main() -> None:
     table = load_table(args.table)
     ranges = space_ranges(table.space)
     rng = np.random.default_rng(args.seed)
-    equal = inside = 0
-    errors = []
+    equal = inside = inside_spread = 0
+    errors, spread_errors = [], []
+    spread_fit = table.accuracy_fit
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.sets):
             bounds = random_bounds(rng, ranges["macs"], ranges["params"])
             result = export_result(
-                specialize("jetson", table=args.table, **bounds), Path(tmp) / f"set{i}.onnx", data=args.data
+                specialize(args.device, table=args.table, **bounds), Path(tmp) / f"set{i}.onnx", data=args.data
             )
             ex = result.export
             equal += ex["macs"] == result.macs and ex["params"] == result.params
@@ -68,15 +71,25 @@ def main() -> None:
             errors.append(error)
             band = result.predicted_accuracy_band or 0.0
             inside += abs(error) <= band
+            spread_predicted, spread_band = table.predict(result.accuracy_loss, fit=spread_fit)
+            spread_errors.append(ex["measured_accuracy"] - spread_predicted)
+            inside_spread += abs(spread_errors[-1]) <= (spread_band or 0.0)
             print(
                 f"  set {i + 1:2d}: {result.macs / 1e6:5.1f}M MACs  predicted "
                 f"{100 * result.predicted_accuracy:5.2f}% ± "
-                f"{100 * band:.2f}  measured {100 * ex['measured_accuracy']:5.2f}%  {result.arch}"
+                f"{100 * band:.2f}  measured {100 * ex['measured_accuracy']:5.2f}%  (spread fit "
+                f"{100 * spread_predicted:5.2f}% ± {100 * (spread_band or 0):.2f})  {result.arch}"
             )
         print(
             f"random bound sets: exported MACs/params equal to printed {equal}/{args.sets}; ONNX test accuracy inside "
             f"the printed band {inside}/{args.sets}; mean absolute error predicted vs measured "
             f"{100 * np.mean(np.abs(errors)):.2f} points (mean signed {100 * np.mean(errors):+.2f})"
+        )
+        print(
+            f"the same exports against the fit on random sub-networks (results.accuracy_fit): inside its band "
+            f"{inside_spread}/{args.sets}; mean absolute error {100 * np.mean(np.abs(spread_errors)):.2f} points "
+            f"(mean signed {100 * np.mean(spread_errors):+.2f})"
+            + ("" if table.pick_fit else "; this table has no pick fit, so it is the printed one")
         )
 
         start = time.perf_counter()

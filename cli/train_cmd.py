@@ -328,14 +328,39 @@ def int8_check(
 
 @table_app.command("refit")
 @handle_errors
-def refit(table: str = typer.Option(..., help="Accuracy table file to refit in place.")) -> None:
-    """Refit the table's score -> accuracy prediction from the sub-networks its training measured."""
+def refit(
+    table: str = typer.Option(..., help="Accuracy table file to refit in place."),
+    picks: Optional[int] = typer.Option(
+        None,
+        help="Fit on the search's own answers instead: this many MACs ceilings spread over the space, each "
+        "answer measured on the run's fit split (validation split in runs without one). Predictions then read it.",
+    ),
+    data: Optional[Path] = typer.Option(
+        None, help="With --picks: the data the table was trained on (default: its recorded path)."
+    ),
+    seed: int = typer.Option(0, help="With --picks: the search's seed."),
+) -> None:
+    """Refit the table's score -> accuracy prediction from the sub-networks its training measured, or, with
+    --picks, from the search's own answers (which the spread fit overrates)."""
     from specialize.api import offline
 
-    old, new = offline.refit_accuracy(table)
+    if picks is None:
+        old, new = offline.refit_accuracy(table)
+        what = "sub-networks"
+    else:
+        with progress_status("searching and measuring the search's answers") as update:
+            old, new = offline.calibrate_on_picks(table, data, picks, seed, update)
+        what = f"search answers at {picks} MACs ceilings ({new['split']} split, {new['images']} images)"
+        for row in new["picks"]:
+            console.print(
+                f"{row['macs'] / 1e6:6.1f}M MACs  spread fit predicts {100 * row['spread_fit']:.2f}%  measured "
+                f"{100 * row['accuracy']:.2f}%  {row['arch']}",
+                highlight=False,
+                markup=False,
+            )
     before = "none" if old is None else f"{old.get('method', 'line')}, band ±{100 * old['band']:.2f}"
     console.print(
-        f"accuracy fit over {new['samples']} sub-networks: was {before}; now {new['method']}, band "
+        f"accuracy fit over {new['samples']} {what}: was {before}; now {new['method']}, band "
         f"±{100 * new['band']:.2f} points (leave-one-out)",
         highlight=False,
         markup=False,

@@ -96,15 +96,29 @@ class AccuracyTable:
         return self.results.get("accuracy_fit")
 
     @property
+    def pick_fit(self) -> dict | None:
+        """The same map fitted on the search's own answers (`specialize table refit --picks`), measured on held-out
+        images. The search maximizes the table's score, so its answers are the networks the table overrates most
+        (skips whose losses do not add up): at one score they measure below random sub-networks."""
+        return self.results.get("pick_fit")
+
+    @property
+    def prediction_fit(self) -> dict | None:
+        """The fit predictions read: the one made on search answers where the table has it, else the spread one."""
+        return self.pick_fit or self.accuracy_fit
+
+    @property
     def int8(self) -> dict | None:
         """What INT8 costs this table's networks (`specialize table int8-check`): median drop and its band."""
         return self.results.get("int8")
 
-    def predict(self, score: float, precision: str | None = None) -> tuple[float, float | None]:
-        """(predicted accuracy, half-width of its band) for a table score. Without a fit: PONAS's
-        best-network accuracy plus the score, and no band. At int8: the FP32 prediction less the measured median
-        INT8 drop, the two bands combined; no band where the drop was never measured."""
-        fit = self.accuracy_fit
+    def predict(
+        self, score: float, precision: str | None = None, fit: dict | None = None
+    ) -> tuple[float, float | None]:
+        """(predicted accuracy, half-width of its band) for a table score, from `fit` (default `prediction_fit`).
+        Without a fit: PONAS's best-network accuracy plus the score, and no band. At int8: the FP32 prediction
+        less the measured median INT8 drop, the two bands combined; no band where the drop was never measured."""
+        fit = fit or self.prediction_fit
         if not fit:
             predicted, band = float(self.accuracy[-1].max()) + score, None
         elif fit.get("knots"):
@@ -233,16 +247,18 @@ def _check_fields(data: dict, space: SearchSpace, path: Path) -> None:
             f"{KIND} file {path}: field 'results.int8' needs a 'median_drop' in [-1, 1] and a 'band' in [0, 1]"
         )
     _check_sizes((data.get("results") or {}).get("resolutions"), space, path)
-    fit = (data.get("results") or {}).get("accuracy_fit")
+    for key in ("accuracy_fit", "pick_fit"):
+        _check_fit((data.get("results") or {}).get(key), f"results.{key}", path)
+
+
+def _check_fit(fit, field_name: str, path: Path) -> None:
     if fit is not None and not (
         isinstance(fit, dict) and all(_is_number(fit.get(k)) for k in ("intercept", "slope", "band"))
     ):
-        raise SpecializeError(
-            f"{KIND} file {path}: field 'results.accuracy_fit' needs numbers intercept, slope and band"
-        )
+        raise SpecializeError(f"{KIND} file {path}: field '{field_name}' needs numbers intercept, slope and band")
     if fit is not None and fit.get("knots") is not None and not _monotone_knots(fit["knots"]):
         raise SpecializeError(
-            f"{KIND} file {path}: field 'results.accuracy_fit.knots' needs lists 'score' (increasing) and "
+            f"{KIND} file {path}: field '{field_name}.knots' needs lists 'score' (increasing) and "
             "'accuracy' (non-decreasing, in [0, 1]) of one length, 1 to 10000 long"
         )
 
@@ -310,13 +326,18 @@ def load_table(path: str | Path | None = None, space: SearchSpace | None = None)
     return table
 
 
-def fit_accuracy(samples: list[dict], images: int, split: str = "validation") -> dict | None:
+def fit_accuracy(
+    samples: list[dict], images: int, split: str = "validation", spans_answers: bool = False
+) -> dict | None:
     """Table score -> accuracy over measured sub-networks: a monotone curve (isotonic regression, the pooled
     points as `knots`, interpolated linearly between them and held flat beyond them), beside the least-squares
     line older readers use. Accuracy saturates towards the best networks, so a line overshoots exactly where
     the search picks (the Lite0 default's line predicted 93.8% for a best network measured at 88.0%).
     `band` is twice the standard deviation of the curve's leave-one-out residuals: each network predicted by a
-    curve fitted without it, so the band is an out-of-sample one. None with fewer than 3 samples."""
+    curve fitted without it, so the band is an out-of-sample one. None with fewer than 3 samples.
+    `spans_answers`: the samples are the search's answers from the smallest network to the best one, so no answer
+    scores outside them and the band is taken over the interior samples (leaving out an end one tests a flat
+    extrapolation no prediction makes)."""
     if len(samples) < 3:
         return None
     score = np.asarray([s["score"] for s in samples], dtype=float)
@@ -332,6 +353,8 @@ def fit_accuracy(samples: list[dict], images: int, split: str = "validation") ->
         keep[i] = False
         residual.append(accuracy[i] - np.interp(score[i], *isotonic_knots(score[keep], accuracy[keep])))
         keep[i] = True
+    if spans_answers and len(score) > 3:
+        residual = [r for i, r in enumerate(residual) if i not in (np.argmin(score), np.argmax(score))]
     std = float(np.sqrt(np.mean(np.square(residual))))
     return {
         "method": "isotonic",

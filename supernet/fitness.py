@@ -43,6 +43,7 @@ class ValidationSplit:
     indices: np.ndarray  # [n] their indices among the dataset's training images, in that order
     calibration: list[torch.Tensor]  # batch-norm recalibration batches (the table's calibration images)
     calibration_indices: np.ndarray  # their indices among the training images
+    name: str = "validation"  # which held-out split: "validation", or "fit" (images neither training nor the table saw)
 
 
 def training_config(table: AccuracyTable) -> TrainConfig:
@@ -70,11 +71,16 @@ def check_same_data(table: AccuracyTable, dataset: ImageDataset) -> None:
         )
 
 
-def table_split(table: AccuracyTable, dataset: ImageDataset, resolution: int) -> ValidationSplit:
-    """The validation split and calibration images of the table's training run, as `Trainer.__init__` made them."""
+def table_split(
+    table: AccuracyTable, dataset: ImageDataset, resolution: int, split: str = "validation"
+) -> ValidationSplit:
+    """The validation split and calibration images of the table's training run, as `Trainer.__init__` made them.
+    `split="fit"` takes the run's fit split instead (images neither training nor the table's entries used), and
+    the validation split in runs made without one (`name` says which it is)."""
     cfg, labels = training_config(table), dataset.train_labels
     check_same_data(table, dataset)
-    _, held_out, calib, _ = held_out_split(labels, cfg)
+    _, validation, calib, fit = held_out_split(labels, cfg)
+    name, held_out = ("fit", fit) if split == "fit" and len(fit) else ("validation", validation)
     order = held_out[np.random.default_rng(_seeded(cfg.seed, ORDER_STREAM)).permutation(len(held_out))]
     return ValidationSplit(
         to_tensor(dataset.train_images[order], resolution),
@@ -82,6 +88,7 @@ def table_split(table: AccuracyTable, dataset: ImageDataset, resolution: int) ->
         order,
         image_batches(dataset.train_images[calib], resolution),
         calib,
+        name,
     )
 
 
@@ -125,10 +132,10 @@ class SupernetFitness:
 
 
 def supernet_fitness(
-    table: AccuracyTable, data: str | Path | ImageDataset, images: int | None = None
+    table: AccuracyTable, data: str | Path | ImageDataset, images: int | None = None, split: str = "validation"
 ) -> SupernetFitness:
     """The fitness of sub-networks of `table`'s supernet on its validation split of `data` (the first `images`
-    of the fixed order when given)."""
+    of the fixed order when given; `split="fit"`: its fit split, as `table_split`)."""
     net = load_table_weights(table)
     cfg = training_config(table)
     dataset = (
@@ -136,4 +143,4 @@ def supernet_fitness(
         if isinstance(data, ImageDataset)
         else load_dataset(data, image_size=cfg.resolution or table.space.resolution)
     )
-    return SupernetFitness(net, table, table_split(table, dataset, net.space.resolution), images)
+    return SupernetFitness(net, table, table_split(table, dataset, net.space.resolution, split), images)

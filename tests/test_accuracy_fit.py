@@ -134,3 +134,87 @@ def test_table_refit_refuses_a_table_without_measured_networks(deploy_run, tmp_p
     path.write_text(json.dumps(data))
     done = runner.invoke(app, ["table", "refit", "--table", str(path)])
     assert done.exit_code == 2 and "results.spread" in done.output
+
+
+def test_pick_calibration_fits_the_search_answers_measured_on_the_fit_split(deploy_run, synthetic_data, tmp_path):
+    """`table refit --picks`: each pick is the search's answer at its MACs ceiling, measured as the offline
+    evaluator measures on the run's fit split; predictions then read a curve through them."""
+    from specialize.api import specialize
+    from supernet.fitness import supernet_fitness
+
+    path = _copy_run(deploy_run, tmp_path)
+    done = runner.invoke(app, ["table", "refit", "--table", str(path), "--picks", "12", "--data", str(synthetic_data)])
+    assert done.exit_code == 0, done.output
+    table = load_table(path)
+    fit = table.pick_fit
+    assert fit["split"] == "fit" and fit["images"] == 10 and fit["samples"] == len(fit["picks"]) >= 3
+    assert "search answers at 12 MACs ceilings (fit split, 10 images)" in " ".join(done.output.split())
+    fitness = supernet_fitness(table, synthetic_data, split="fit")
+    ceilings = [pick["max_flops"] for pick in fit["picks"]]
+    assert ceilings == sorted(ceilings) and len(set(ceilings)) == len(ceilings)
+    for pick in fit["picks"]:
+        answer = specialize(None, table=path, max_flops=pick["max_flops"])
+        assert answer.arch == pick["arch"] and answer.accuracy_loss == pytest.approx(pick["score"])
+        genes = tuple(table.space.candidates.index(c) for c in table.space.parse_arch(pick["arch"]).candidates)
+        assert pick["accuracy"] == fitness.accuracy(genes, fitness.images)
+        assert pick["spread_fit"] == pytest.approx(table.predict(pick["score"], fit=table.accuracy_fit)[0])
+    knots = fit["knots"]
+    assert table.predict(knots["score"][0])[0] == pytest.approx(knots["accuracy"][0])
+    assert table.prediction_fit is table.pick_fit
+
+
+def test_search_answers_are_predicted_from_the_pick_fit_where_the_table_has_one(deploy_run, tmp_path):
+    from specialize.api import specialize
+
+    path = _copy_run(deploy_run, tmp_path)
+    data = json.loads(path.read_text())
+    spread_fit = data["results"]["accuracy_fit"]
+    data["results"]["pick_fit"] = {
+        **spread_fit,
+        "knots": {"score": [-10.0, 0.0], "accuracy": [0.1, 0.2]},
+        "samples": 7,
+        "picks": [],
+    }
+    path.write_text(json.dumps(data))
+    answer = specialize(None, table=path, max_flops=1e12)
+    assert answer.predicted_accuracy == pytest.approx(np.interp(answer.accuracy_loss, [-10.0, 0.0], [0.1, 0.2]))
+    assert "fit over 7 measured search answers at spread bounds" in answer.accuracy_basis
+
+
+def test_a_damaged_pick_fit_is_refused_naming_the_field(deploy_run, tmp_path):
+    path = _copy_run(deploy_run, tmp_path)
+    data = json.loads(path.read_text())
+    falling = {"score": [0.0, -0.1], "accuracy": [0.5, 0.6]}
+    data["results"]["pick_fit"] = {**data["results"]["accuracy_fit"], "knots": falling}
+    path.write_text(json.dumps(data))
+    with pytest.raises(SpecializeError, match=r"results\.pick_fit\.knots"):
+        load_table(path)
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--table", "default", "--picks", "5"], "--table default"),
+        (["--picks", "2"], "--picks must be 3..200"),
+        (["--picks", "5", "--seed", "-1"], "seed"),
+    ],
+)
+def test_pick_calibration_refuses_bad_input_before_measuring(deploy_run, tmp_path, args, words):
+    path = _copy_run(deploy_run, tmp_path)
+    before = path.read_bytes()
+    args = args if "--table" in args else ["--table", str(path), *args]
+    done = runner.invoke(app, ["table", "refit", *args])
+    assert done.exit_code == 2 and words in " ".join(done.output.split()), done.output
+    assert path.read_bytes() == before
+
+
+def test_a_band_over_the_search_answers_leaves_out_only_the_two_end_ones():
+    """Answers on a straight rising line: leaving out an interior one, the curve through its neighbours predicts it
+    exactly; leaving out an end one tests a flat extrapolation, which `spans_answers` drops (by score, not by
+    position in the list)."""
+    score = np.linspace(-0.2, 0.0, 9)
+    samples = [{"score": float(s), "accuracy": float(0.9 + s)} for s in score[[4, 8, 0, 2, 6, 1, 7, 3, 5]]]
+    assert fit_accuracy(samples, 100)["band"] > 0.01
+    assert fit_accuracy(samples, 100, spans_answers=True)["band"] == pytest.approx(0.0, abs=1e-12)
+    samples[0]["accuracy"] += 0.01  # an interior one off the line: now the band sees it
+    assert fit_accuracy(samples, 100, spans_answers=True)["band"] > 0.005

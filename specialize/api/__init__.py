@@ -746,7 +746,7 @@ def _blocks(tbl: AccuracyTable, prof, genes: np.ndarray) -> list[BlockChoice]:
 
 
 def accuracy_basis(table: AccuracyTable, precision: str | None = None) -> str:
-    fit = table.accuracy_fit
+    fit = table.prediction_fit
     if not fit:
         basis = "PONAS table sum (this table has no measured fit: no error band)"
     else:
@@ -755,7 +755,8 @@ def accuracy_basis(table: AccuracyTable, precision: str | None = None) -> str:
             if fit["split"] == "fit"
             else "validation split"
         )
-        basis = f"{split}, {fit['images']} images, fit over {fit['samples']} measured sub-networks"
+        what = "search answers at spread bounds" if fit is table.pick_fit else "sub-networks"
+        basis = f"{split}, {fit['images']} images, fit over {fit['samples']} measured {what}"
     if precision != "int8":
         return basis
     int8 = table.int8

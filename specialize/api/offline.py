@@ -111,6 +111,65 @@ def refit_accuracy(table: str) -> tuple[dict | None, dict]:
     return old, new
 
 
+def calibrate_on_picks(
+    table: str, data: Path | None, picks: int, seed: int, progress: Callable[[str], None]
+) -> tuple[dict | None, dict]:
+    """Fit the table's score -> accuracy map on what the search itself answers: `picks` MACs ceilings spread
+    evenly over the space's range (the smallest network's MACs to the largest's), the search's answer at each
+    (seed `seed`), each answer measured with its inherited weights after batch-norm recalibration on the run's
+    fit split (its validation split in runs made without one), and the curve and band refitted on them; kept in
+    the table as `results.pick_fit`, which predictions then read. Returns (the fit predictions read before, the
+    new one)."""
+    import numpy as np
+
+    from specialize.api import specialize
+    from specialize.cost import space_ranges
+    from specialize.fileio import provenance
+    from specialize.sampling import check_seed
+    from specialize.table import fit_accuracy, load_table
+    from supernet.fitness import supernet_fitness
+
+    if not 3 <= picks <= 200:
+        raise SpecializeError(f"{option('picks')} must be 3..200, got {picks}")
+    check_seed(seed)
+    t = load_table(table)
+    check_rewritable(table, t.path, "table refit --picks")
+    source = data if data is not None else t.training_data()
+    if source is None:
+        raise SpecializeError(
+            f"give {option('data')}: the data accuracy table {t.path} was trained on is not on this machine"
+        )
+    low, high = space_ranges(t.space)["macs"]
+    size = t.space.resolution if t.sizes() else None  # elastic resolution: this table's own size
+    answers = {}
+    for ceiling in np.linspace(low, high, picks):  # from the smallest network, which only the lowest meets
+        answer = specialize(None, table=t, max_flops=int(ceiling), seed=seed, resolution=size)
+        answers.setdefault(answer.arch, (answer, int(ceiling)))
+    fitness = supernet_fitness(t, source, split="fit")
+    samples = []
+    for n, (arch, (answer, ceiling)) in enumerate(answers.items(), 1):
+        genes = tuple(t.space.candidates.index(c) for c in t.space.parse_arch(arch).candidates)
+        measured = fitness.accuracy(genes, fitness.images)
+        spread_fit = t.predict(answer.accuracy_loss, fit=t.accuracy_fit)[0]
+        samples.append(
+            {"arch": arch, "score": answer.accuracy_loss, "accuracy": measured, "macs": answer.macs,
+             "max_flops": ceiling, "spread_fit": spread_fit}
+        )  # fmt: skip
+        progress(f"pick {n}/{len(answers)}: {answer.macs / 1e6:.1f}M MACs, measured {100 * measured:.2f}%")
+    fit = fit_accuracy(samples, fitness.images, fitness.split.name, spans_answers=True)
+    if fit is None:
+        raise SpecializeError(
+            f"the search gave {len(samples)} distinct answers over {picks} ceilings; a fit needs 3: give more "
+            f"{option('picks')}"
+        )
+    old = t.prediction_fit
+    made = provenance(command="table refit --picks", picks=picks, seed=seed, data=str(source))
+    new = {**fit, "picks": samples, "bound": "max_flops", "seed": seed, "provenance": made}
+    t.results = {**t.results, "pick_fit": new}
+    t.save(t.path)
+    return old, new
+
+
 def proxy_check(
     space: str,
     data: Path,
