@@ -11,6 +11,9 @@ from rich.markup import escape
 from cli.common import console, handle_errors, print_json, progress_status
 from specialize.api.offline import train_config_type
 
+# search answers `train` measures after training to fit its predictions on (`table refit --picks`)
+PICKS = 24
+
 TrainConfig = train_config_type()  # torch-free: its defaults are the options' defaults
 
 
@@ -131,6 +134,11 @@ def train(
     spread_samples: int = typer.Option(
         TrainConfig.spread_samples, help="Sub-networks measured after training to fit table score to accuracy."
     ),
+    picks: int = typer.Option(
+        PICKS,
+        help="Then fit the predictions on the search's own answers at this many MACs ceilings, measured on the fit "
+        "split (as `table refit --picks`); 0: predictions read the fit on random sub-networks, which overrates them.",
+    ),
     seed: int = typer.Option(TrainConfig.seed),
     threads: Optional[int] = typer.Option(None, help="torch intra-op threads."),
     candidates_per_pass: Optional[int] = typer.Option(
@@ -205,9 +213,9 @@ def train(
         TimeRemainingColumn(),
     ]
     with Progress(*columns, console=console, transient=True) as progress:
-        table = offline.train(cfg, output, resume, ProgressReporter(progress))
+        table = offline.train(cfg, output, resume, ProgressReporter(progress), picks)
     console.print(f"wrote {output / 'table.json'} and {output / 'weights.pt'}", markup=False)
-    fit = table.accuracy_fit
+    fit = table.prediction_fit
     console.print(
         f"meta network test accuracy {100 * table.results['meta_test_accuracy']:.2f}%; best sub-network "
         f"{table.best_arch}: test accuracy {100 * table.results['best_test_accuracy']:.2f}%",
@@ -215,9 +223,10 @@ def train(
         soft_wrap=True,
         markup=False,
     )
+    what = "search answers" if fit is table.pick_fit else "sub-networks"
     console.print(
-        f"accuracy fit over {fit['samples']} sub-networks: residual spread ±{100 * fit['band']:.2f} points "
-        f"(validation split, {fit['images']} images)",
+        f"accuracy fit over {fit['samples']} {what}: residual spread ±{100 * fit['band']:.2f} points "
+        f"({fit['split']} split, {fit['images']} images)",
         highlight=False,
     )
 

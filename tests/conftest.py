@@ -33,6 +33,8 @@ TINY_TRAIN_ARGS = [
     "20",
     "--seed",
     "0",
+    "--picks",  # the CLI's last step; tiny_config (the library's training) has no such setting
+    "3",
 ]
 
 

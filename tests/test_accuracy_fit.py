@@ -218,3 +218,17 @@ def test_a_band_over_the_search_answers_leaves_out_only_the_two_end_ones():
     assert fit_accuracy(samples, 100, spans_answers=True)["band"] == pytest.approx(0.0, abs=1e-12)
     samples[0]["accuracy"] += 0.01  # an interior one off the line: now the band sees it
     assert fit_accuracy(samples, 100, spans_answers=True)["band"] > 0.005
+
+
+def test_train_ends_by_fitting_its_predictions_on_the_search_answers(synthetic_data, tmp_path):
+    run = tmp_path / "run"
+    args = ["train", "--space", "test-tiny", "--data", str(synthetic_data), "-o", str(run), "--epochs", "1"]
+    args += ["--finetune-epochs", "0.25", "--val-per-class", "2", "--calib-images", "20", "--spread-samples", "4"]
+    refused = runner.invoke(app, [*args, "--picks", "2"])
+    assert refused.exit_code == 2 and "--picks must be 0 (none) or 3..200" in refused.output and not run.exists()
+    done = runner.invoke(app, [*args, "--picks", "8"])
+    assert done.exit_code == 0, done.output
+    table = load_table(run / "table.json")
+    assert table.prediction_fit is table.pick_fit and table.pick_fit["split"] == "fit"
+    assert table.pick_fit["provenance"]["settings"]["picks"] == 8 and "picks" not in table.accuracy_fit
+    assert f"accuracy fit over {table.pick_fit['samples']} search answers" in " ".join(done.output.split())

@@ -4,6 +4,7 @@ decoded-dataset cache. `cli/` calls these; torch is imported inside them, so `sp
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -19,9 +20,13 @@ def train_config_type():
     return TrainConfig
 
 
-def train(cfg, output: Path, resume: bool, report: Callable[[dict], None]):
-    """Check the settings and the pretrained source, then run (or resume) PONAS training; returns the table."""
+def train(cfg, output: Path, resume: bool, report: Callable[[dict], None], picks: int = 0):
+    """Check the settings and the pretrained source, then run (or resume) PONAS training; returns the table. With
+    `picks`, the main process then fits the table's predictions on the search's answers (`calibrate_on_picks`),
+    for each input size's table, and returns the table as refitted."""
     get_space(cfg.space)
+    if picks and not 3 <= picks <= 200:
+        raise SpecializeError(f"{option('picks')} must be 0 (none) or 3..200, got {picks}")
     if cfg.init is not None:
         from supernet.pretrained import resolve_source
 
@@ -29,7 +34,16 @@ def train(cfg, output: Path, resume: bool, report: Callable[[dict], None]):
     cfg.check()
     from supernet.train import train as run_training
 
-    return run_training(cfg, output, resume=resume, report=report)
+    table = run_training(cfg, output, resume=resume, report=report)
+    if not picks or int(os.environ.get("RANK", "0")) != 0:
+        return table
+    from specialize.table import load_table
+
+    written = load_table(output / "table.json")
+    note = lambda text: report({"event": "note", "text": text})  # noqa: E731
+    for path in sorted({Path(p).resolve() for p in [written.path, *written.sizes().values()]}):
+        calibrate_on_picks(str(path), Path(cfg.data), picks, cfg.seed, note)
+    return load_table(output / "table.json")
 
 
 def validate_table(
