@@ -34,7 +34,7 @@ TINY_TRAIN_ARGS = [
     "--seed",
     "0",
     "--picks",  # the CLI's last step; tiny_config (the library's training) has no such setting
-    "3",
+    "6",
 ]
 
 

@@ -232,3 +232,25 @@ def test_train_ends_by_fitting_its_predictions_on_the_search_answers(synthetic_d
     assert table.prediction_fit is table.pick_fit and table.pick_fit["split"] == "fit"
     assert table.pick_fit["provenance"]["settings"]["picks"] == 8 and "picks" not in table.accuracy_fit
     assert f"accuracy fit over {table.pick_fit['samples']} search answers" in " ".join(done.output.split())
+
+
+def test_too_few_answers_is_a_note_after_training(deploy_run, tmp_path, monkeypatch):
+    """Training is done and its table sound: fewer than 3 distinct answers is a note, not a failed run."""
+    import supernet.train
+    from specialize.api import offline
+    from supernet.train_config import TrainConfig
+
+    path = _copy_run(deploy_run, tmp_path)
+    before = path.read_bytes()
+    monkeypatch.setattr(supernet.train, "train", lambda cfg, output, resume, report: load_table(path))
+
+    def too_few(*args):
+        raise offline.TooFewAnswers("the search gave 2 distinct answers over 6 ceilings; a fit needs 3")
+
+    monkeypatch.setattr(offline, "calibrate_on_picks", too_few)
+    cfg = TrainConfig(space="test-tiny", data=str(tmp_path / "unused"), seed=0)
+    monkeypatch.setattr(cfg, "check", lambda: None)
+    events = []
+    table = offline.train(cfg, tmp_path, False, events.append, picks=6)
+    assert table.pick_fit is None and path.read_bytes() == before
+    assert [e["event"] for e in events] == ["note"] and "keep the fit on random sub-networks" in events[0]["text"]

@@ -42,7 +42,10 @@ def train(cfg, output: Path, resume: bool, report: Callable[[dict], None], picks
     written = load_table(output / "table.json")
     note = lambda text: report({"event": "note", "text": text})  # noqa: E731
     for path in sorted({Path(p).resolve() for p in [written.path, *written.sizes().values()]}):
-        calibrate_on_picks(str(path), Path(cfg.data), picks, cfg.seed, note)
+        try:
+            calibrate_on_picks(str(path), Path(cfg.data), picks, cfg.seed, note)
+        except TooFewAnswers as exc:  # the table is written and sound: keep its fit on random sub-networks
+            note(f"{path.name}: predictions keep the fit on random sub-networks: {exc}")
     return load_table(output / "table.json")
 
 
@@ -125,6 +128,10 @@ def refit_accuracy(table: str) -> tuple[dict | None, dict]:
     return old, new
 
 
+class TooFewAnswers(SpecializeError):
+    """The search gave fewer than 3 distinct answers over the ceilings: no curve can be fitted on them."""
+
+
 def calibrate_on_picks(
     table: str, data: Path | None, picks: int, seed: int, progress: Callable[[str], None]
 ) -> tuple[dict | None, dict]:
@@ -172,7 +179,7 @@ def calibrate_on_picks(
         progress(f"pick {n}/{len(answers)}: {answer.macs / 1e6:.1f}M MACs, measured {100 * measured:.2f}%")
     fit = fit_accuracy(samples, fitness.images, fitness.split.name, spans_answers=True)
     if fit is None:
-        raise SpecializeError(
+        raise TooFewAnswers(
             f"the search gave {len(samples)} distinct answers over {picks} ceilings; a fit needs 3: give more "
             f"{option('picks')}"
         )
