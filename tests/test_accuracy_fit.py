@@ -140,6 +140,7 @@ def test_pick_calibration_fits_the_search_answers_measured_on_the_fit_split(depl
     """`table refit --picks`: each pick is the search's answer at its MACs ceiling, measured as the offline
     evaluator measures on the run's fit split; predictions then read a curve through them."""
     from specialize.api import specialize
+    from specialize.cost import space_ranges
     from supernet.fitness import supernet_fitness
 
     path = _copy_run(deploy_run, tmp_path)
@@ -152,6 +153,8 @@ def test_pick_calibration_fits_the_search_answers_measured_on_the_fit_split(depl
     fitness = supernet_fitness(table, synthetic_data, split="fit")
     ceilings = [pick["max_flops"] for pick in fit["picks"]]
     assert ceilings == sorted(ceilings) and len(set(ceilings)) == len(ceilings)
+    low, high = space_ranges(table.space)["macs"]
+    assert ceilings[0] == low and fit["picks"][-1]["arch"] == specialize(None, table=path, max_flops=high).arch
     for pick in fit["picks"]:
         answer = specialize(None, table=path, max_flops=pick["max_flops"])
         assert answer.arch == pick["arch"] and answer.accuracy_loss == pytest.approx(pick["score"])
