@@ -251,12 +251,33 @@ def show(
                 "loss": t.loss.tolist(),
                 "best_arch": t.best_arch,
                 "proxy": t.proxy,
+                "prediction_fit": fit_summary(t.prediction_fit),
+                "random_subnetwork_fit": fit_summary(t.accuracy_fit),
             }
         )
         return
     from cli.render import accuracy_heatmap
 
     console.print(accuracy_heatmap(t))
+    fit = t.prediction_fit
+    if fit is None:
+        console.print("predictions: the table's sum alone (no measured fit, no band)", markup=False)
+        return
+    what = "search answers" if fit is t.pick_fit else "random sub-networks"
+    line = (
+        f"predictions: {fit_summary(fit)['method']} fit over {fit['samples']} {what} ({fit['split']} split, "
+        f"{fit['images']} images), band ±{100 * fit['band']:.2f} points"
+    )
+    if fit is t.pick_fit and t.accuracy_fit:
+        line += f"; the fit over random sub-networks: band ±{100 * t.accuracy_fit['band']:.2f}"
+    console.print(line, highlight=False, markup=False)
+
+
+def fit_summary(fit: dict | None) -> dict | None:
+    """What `table show` says of a score -> accuracy fit: its method, samples, split, images and band."""
+    if fit is None:
+        return None
+    return {"method": fit.get("method", "line"), **{k: fit.get(k) for k in ("samples", "split", "images", "band")}}
 
 
 @table_app.command("validate")

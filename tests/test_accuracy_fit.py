@@ -164,6 +164,10 @@ def test_pick_calibration_fits_the_search_answers_measured_on_the_fit_split(depl
     knots = fit["knots"]
     assert table.predict(knots["score"][0])[0] == pytest.approx(knots["accuracy"][0])
     assert table.prediction_fit is table.pick_fit
+    shown = " ".join(runner.invoke(app, ["table", "show", "--table", str(path)]).output.split())
+    assert f"fit over {fit['samples']} search answers (fit split, 10 images), band ±{100 * fit['band']:.2f}" in shown
+    shown_json = json.loads(runner.invoke(app, ["table", "show", "--table", str(path), "--json"]).output)
+    assert shown_json["prediction_fit"]["samples"] == fit["samples"] != shown_json["random_subnetwork_fit"]["samples"]
 
 
 def test_search_answers_are_predicted_from_the_pick_fit_where_the_table_has_one(deploy_run, tmp_path):

@@ -111,8 +111,10 @@ def test_table_show_json(tiny_table: Path) -> None:
     data = json.loads(result.output)
     assert {"space", "fingerprint", "accuracy", "loss"} <= set(data)
     assert len(data["accuracy"]) == 12 and len(data["loss"][0]) == 12
+    assert data["prediction_fit"] == data["random_subnetwork_fit"] and data["prediction_fit"]["split"] == "fit"
     shown = CliRunner().invoke(app, ["table", "show", "--table", str(tiny_table)])
     assert shown.exit_code == 0 and "best architecture" in shown.output
+    assert "fit over 31 random sub-networks (fit split, 10 images)" in " ".join(shown.output.split())
 
 
 def test_table_validate_json(tiny_table: Path, synthetic_data: Path, tmp_path: Path) -> None:
