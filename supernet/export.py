@@ -25,6 +25,7 @@ from specialize.fileio import atomic_write_bytes, check_writable, provenance, sh
 from specialize.space import Architecture, SearchSpace, get_space
 from supernet.onnx_graph import deploy_graph, onnx_ops, set_metadata
 from supernet.sessions import ort_session, tensorrt_engine
+from supernet.validate import at_trained_size
 
 if TYPE_CHECKING:
     from specialize.table import AccuracyTable
@@ -176,8 +177,7 @@ def check_weights_space(
     elastic resolution's sizes), or an EcoNAS proxy of it (notes say how it differs); refuse anything else."""
     if trained.fingerprint == space.fingerprint:
         return []
-    at_size = dataclasses.replace(trained, name=space.name, resolution=space.resolution)
-    if space.resolution in elastic and at_size.fingerprint == space.fingerprint:
+    if at_trained_size(space, trained, elastic):
         return []
     if trained.with_classes(space.class_names or ()).fingerprint == space.fingerprint if space.class_names else False:
         return []

@@ -7,6 +7,7 @@ weights after batch-norm recalibration, and correlates it with the table's predi
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from specialize.errors import SpecializeError
 from specialize.fileio import sha256_file
 from specialize.table import AccuracyTable
 from specialize.sampling import spread_architectures
+from specialize.space import SearchSpace
 from supernet.checkpoint import load_supernet
 from supernet.data import ImageDataset, calibration_batches, to_tensor
 from supernet.elastic import Supernet
@@ -47,11 +49,19 @@ def load_table_weights(table: AccuracyTable) -> Supernet:
         raise SpecializeError(f"weights file {path} does not match the sha256 recorded in accuracy table {table.path}")
     net = load_supernet(path)
     base = net.space.base_space or net.space.name
-    if base != table.space.name:
+    sizes = tuple(int(r) for r in (table.results.get("resolutions") or {}))
+    if base != table.space.name and not at_trained_size(table.space, net.space, sizes):
         raise SpecializeError(
             f"weights file {path} is for space {net.space.name!r}, the table for {table.space.name!r}"
         )
     return net
+
+
+def at_trained_size(space: SearchSpace, trained: SearchSpace, sizes: tuple[int, ...]) -> bool:
+    """`space` is the weights' own network at another input size their run trained at (elastic resolution's
+    `sizes`): the same weights serve it, fed images of that size."""
+    at_size = dataclasses.replace(trained, name=space.name, resolution=space.resolution)
+    return space.resolution in sizes and at_size.fingerprint == space.fingerprint
 
 
 def validate_table(

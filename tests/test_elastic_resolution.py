@@ -238,3 +238,26 @@ def test_equal_predictions_at_two_sizes_go_to_the_faster_one(monkeypatch):
     answers = {64: Answer(latency_ms=2.0), 80: Answer(latency_ms=1.0)}
     best = api._best_resolution(lambda at, size, profile: answers[size], table, None)
     assert best.latency_ms == 1.0 and [c["chosen"] for c in best.resolution_choice] == [False, True]
+
+
+def test_every_size_is_fitted_on_its_own_search_answers(
+    elastic_run: Path, synthetic_data: Path, tmp_path: Path
+) -> None:
+    """The other sizes' tables share the run's weights: their answers are measured by the same weights fed images
+    of that size (the run's fit split, decoded at that size), as training measured their entries."""
+    import shutil
+
+    from specialize.api import offline, specialize
+    from supernet.fitness import supernet_fitness
+
+    for name in ("weights.pt", "calibration.npz", *(p.name for p in elastic_run.glob("table*.json"))):
+        shutil.copy(elastic_run / name, tmp_path / name)
+    small = tmp_path / "table-12px.json"
+    offline.calibrate_on_picks(str(small), synthetic_data, 8, 0, lambda _: None)
+    table = load_table(small)
+    fitness = supernet_fitness(table, synthetic_data, split="fit")
+    assert fitness.split.x.shape[-1] == 12 and table.pick_fit["split"] == "fit"
+    for pick in table.pick_fit["picks"]:
+        answer = specialize(None, table=small, max_flops=pick["max_flops"], resolution=12)
+        assert answer.arch == pick["arch"] and answer.resolution == 12
+        assert pick["accuracy"] == fitness.accuracy(tuple(table.space.parse_arch(pick["arch"]).indices), fitness.images)
