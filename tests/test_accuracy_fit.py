@@ -163,6 +163,8 @@ def test_pick_calibration_fits_the_search_answers_measured_on_the_fit_split(depl
         assert pick["spread_fit"] == pytest.approx(table.predict(pick["score"], fit=table.accuracy_fit)[0])
     knots = fit["knots"]
     assert table.predict(knots["score"][0])[0] == pytest.approx(knots["accuracy"][0])
+    refitted = fit_accuracy(fit["picks"], fit["images"], "fit", spans_answers=True)
+    assert {k: fit[k] for k in refitted} == refitted  # the band over the interior answers
     assert table.prediction_fit is table.pick_fit
     shown = " ".join(runner.invoke(app, ["table", "show", "--table", str(path)]).output.split())
     assert f"fit over {fit['samples']} search answers (fit split, 10 images), band ±{100 * fit['band']:.2f}" in shown
