@@ -85,7 +85,7 @@ class ProgressReporter:
         elif kind == "eval" and event["stage"] == "spread":
             self.progress.console.print(
                 f"accuracy fit: sub-network {event['index']}/{event['count']} "
-                f"validation accuracy {100 * event['accuracy']:.2f}%",
+                f"{event.get('split', 'validation')} accuracy {100 * event['accuracy']:.2f}%",
                 highlight=False,
             )
         elif kind == "note":

@@ -589,6 +589,7 @@ class Trainer:
                     "count": len(archs),
                     "arch": str(arch),
                     "accuracy": accuracy,
+                    "split": self.fit_split,
                 }
             )
         return out

@@ -290,6 +290,21 @@ def test_training_log_lines_carry_an_eta() -> None:
     assert "meta epoch 1: step 50/100, loss 1.000, ETA" in console.export_text()
 
 
+def test_spread_lines_name_the_split_they_were_measured_on() -> None:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from cli.train_cmd import ProgressReporter
+
+    console = Console(record=True, force_terminal=False, width=200)
+    with Progress(console=console) as progress:
+        report = ProgressReporter(progress)
+        report({"event": "eval", "stage": "spread", "index": 1, "count": 2, "accuracy": 0.5, "split": "fit"})
+        report({"event": "eval", "stage": "spread", "index": 2, "count": 2, "accuracy": 0.5})  # an older log
+    text = console.export_text()
+    assert "sub-network 1/2 fit accuracy 50.00%" in text and "sub-network 2/2 validation accuracy 50.00%" in text
+
+
 def test_candidates_per_pass_follows_the_memory_budget(synthetic_data: Path, monkeypatch) -> None:
     """Without --candidates-per-pass, a pass holds as many candidates as the activation budget allows: all of them
     on a small network, fewer where each holds more (an early layer, a bigger batch), never fewer than one, and the
