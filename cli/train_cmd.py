@@ -223,9 +223,8 @@ def train(
         soft_wrap=True,
         markup=False,
     )
-    what = "search answers" if fit is table.pick_fit else "sub-networks"
     console.print(
-        f"accuracy fit over {fit['samples']} {what}: residual spread ±{100 * fit['band']:.2f} points "
+        f"accuracy fit over {fit['samples']} {table.fitted_on}: residual spread ±{100 * fit['band']:.2f} points "
         f"({fit['split']} split, {fit['images']} images)",
         highlight=False,
     )
@@ -263,9 +262,8 @@ def show(
     if fit is None:
         console.print("predictions: the table's sum alone (no measured fit, no band)", markup=False)
         return
-    what = "search answers" if fit is t.pick_fit else "random sub-networks"
     line = (
-        f"predictions: {fit_summary(fit)['method']} fit over {fit['samples']} {what} ({fit['split']} split, "
+        f"predictions: {fit_summary(fit)['method']} fit over {fit['samples']} {t.fitted_on} ({fit['split']} split, "
         f"{fit['images']} images), band ±{100 * fit['band']:.2f} points"
     )
     if fit is t.pick_fit and t.accuracy_fit:
@@ -383,8 +381,9 @@ def refit(
         what = f"search answers at {picks} MACs ceilings ({new['split']} split, {new['images']} images)"
         for row in new["picks"]:
             console.print(
-                f"{row['macs'] / 1e6:6.1f}M MACs  spread fit predicts {100 * row['spread_fit']:.2f}%  measured "
-                f"{100 * row['accuracy']:.2f}%  {row['arch']}",
+                f"{row['macs'] / 1e6:6.1f}M MACs  spread fit predicts "
+                + ("-" if row["spread_fit"] is None else f"{100 * row['spread_fit']:.2f}%")
+                + f"  measured {100 * row['accuracy']:.2f}%  {row['arch']}",
                 highlight=False,
                 markup=False,
             )

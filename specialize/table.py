@@ -108,6 +108,11 @@ class AccuracyTable:
         return self.pick_fit or self.accuracy_fit
 
     @property
+    def fitted_on(self) -> str:
+        """What the networks `prediction_fit` was made on are, in words."""
+        return "search answers" if self.pick_fit else "random sub-networks"
+
+    @property
     def int8(self) -> dict | None:
         """What INT8 costs this table's networks (`specialize table int8-check`): median drop and its band."""
         return self.results.get("int8")

@@ -148,7 +148,7 @@ def load_weights(space: SearchSpace, weights: str | os.PathLike | None, seed: in
     path = resolve_weights_path(weights)
     net = load_supernet(path)
     table = companion_table(weights, path)
-    elastic = tuple(int(r) for r in ((table.results.get("resolutions") or {}) if table is not None else {}))
+    elastic = tuple(table.sizes()) if table is not None else ()
     return LoadedWeights(net, True, str(path), check_weights_space(space, net.space, path, elastic), table)
 
 

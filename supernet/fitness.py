@@ -31,7 +31,7 @@ from supernet.elastic import Supernet
 from supernet.evaluate import subnet_accuracy
 from supernet.train import _seeded, held_out_split
 from supernet.train_config import TrainConfig
-from supernet.validate import at_trained_size, load_table_weights
+from supernet.validate import load_table_weights
 
 ORDER_STREAM = 40  # the validation order's random stream, apart from the ones training draws from
 
@@ -143,6 +143,4 @@ def supernet_fitness(
         if isinstance(data, ImageDataset)
         else load_dataset(data, image_size=cfg.resolution or table.space.resolution)
     )
-    sizes = tuple(int(r) for r in (table.results.get("resolutions") or {}))
-    size = table.space.resolution if at_trained_size(table.space, net.space, sizes) else net.space.resolution
-    return SupernetFitness(net, table, table_split(table, dataset, size, split), images)
+    return SupernetFitness(net, table, table_split(table, dataset, net.space.resolution, split), images)

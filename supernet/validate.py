@@ -49,12 +49,16 @@ def load_table_weights(table: AccuracyTable) -> Supernet:
         raise SpecializeError(f"weights file {path} does not match the sha256 recorded in accuracy table {table.path}")
     net = load_supernet(path)
     base = net.space.base_space or net.space.name
-    sizes = tuple(int(r) for r in (table.results.get("resolutions") or {}))
-    if base != table.space.name and not at_trained_size(table.space, net.space, sizes):
+    if base == table.space.name:
+        return net
+    if not at_trained_size(table.space, net.space, tuple(table.sizes())):
         raise SpecializeError(
             f"weights file {path} is for space {net.space.name!r}, the table for {table.space.name!r}"
         )
-    return net
+    # built at the table's size: 'same' padding depends on each layer's input size, as in the exported network
+    at_size = Supernet(table.space)
+    at_size.load_state_dict(net.state_dict())
+    return at_size.eval()
 
 
 def at_trained_size(space: SearchSpace, trained: SearchSpace, sizes: tuple[int, ...]) -> bool:

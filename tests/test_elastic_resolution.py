@@ -257,6 +257,8 @@ def test_every_size_is_fitted_on_its_own_search_answers(
     table = load_table(small)
     fitness = supernet_fitness(table, synthetic_data, split="fit")
     assert fitness.split.x.shape[-1] == 12 and table.pick_fit["split"] == "fit"
+    # the weights built at 12 px ('same' padding follows each layer's input size, as in the exported network)
+    assert fitness.net.space.fingerprint == table.space.fingerprint and fitness.net.space.resolution == 12
     for pick in table.pick_fit["picks"]:
         answer = specialize(None, table=small, max_flops=pick["max_flops"], resolution=12)
         assert answer.arch == pick["arch"] and answer.resolution == 12

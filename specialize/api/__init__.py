@@ -755,8 +755,8 @@ def accuracy_basis(table: AccuracyTable, precision: str | None = None) -> str:
             if fit["split"] == "fit"
             else "validation split"
         )
-        what = "search answers at spread bounds" if fit is table.pick_fit else "sub-networks"
-        basis = f"{split}, {fit['images']} images, fit over {fit['samples']} measured {what}"
+        where = " at spread bounds" if table.pick_fit else ""
+        basis = f"{split}, {fit['images']} images, fit over {fit['samples']} measured {table.fitted_on}{where}"
     if precision != "int8":
         return basis
     int8 = table.int8

@@ -169,9 +169,8 @@ def calibrate_on_picks(
     fitness = supernet_fitness(t, source, split="fit")
     samples = []
     for n, (arch, (answer, ceiling)) in enumerate(answers.items(), 1):
-        genes = tuple(t.space.candidates.index(c) for c in t.space.parse_arch(arch).candidates)
-        measured = fitness.accuracy(genes, fitness.images)
-        spread_fit = t.predict(answer.accuracy_loss, fit=t.accuracy_fit)[0]
+        measured = fitness.accuracy(tuple(t.space.parse_arch(arch).indices), fitness.images)
+        spread_fit = t.predict(answer.accuracy_loss, fit=t.accuracy_fit)[0] if t.accuracy_fit else None
         samples.append(
             {"arch": arch, "score": answer.accuracy_loss, "accuracy": measured, "macs": answer.macs,
              "max_flops": ceiling, "spread_fit": spread_fit}
