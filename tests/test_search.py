@@ -296,3 +296,18 @@ def test_ga_stops_deterministically_at_its_failed_children_cap():
         first.failed_children >= 2000 and (first.genes == again.genes).all() and first.generations == again.generations
     )
     check_answer(problem, first.genes)
+
+
+def test_the_feasibility_test_and_the_printed_bound_check_agree_at_the_edge():
+    """An upper bound 1.2e-9 of the fastest architecture's latency under it: outside `Bound.holds`'s slack
+    (TOLERANCE of the value) but inside a slack of TOLERANCE x the row's range, which is over 1.2 times that
+    latency. `feasible` must refuse it as the printed check does, or the search returns an answer the printed check
+    calls broken (found by hypothesis in test_strategies: 0.0141768 ms against a bound of 0.01417679998 ms)."""
+    archs = all_archs(TINY)
+    latency = problem_for(TINY, 0, ()).measure(archs)["latency_ms"]
+    genes, value = archs[int(np.argmin(latency))], float(latency.min())
+    assert latency.max() - value > 1.2 * value  # the range-based slack would let it through
+    bound = Bound("latency_ms", upper=value * (1 - 1.2e-9))
+    assert not bound.holds(value)
+    assert not problem_for(TINY, 0, (bound,)).feasible(genes[None])[0]
+    assert problem_for(TINY, 0, (Bound("latency_ms", upper=value),)).feasible(genes[None])[0]

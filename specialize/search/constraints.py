@@ -227,13 +227,21 @@ class Problem:
     @cached_property
     def one_sided(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows as Σ A'[l, g_l] <= b' (a two-sided row becomes two), for a 4-operation feasibility test.
-        A row may miss its limit by TOLERANCE of its range (float sums of latencies are not exact)."""
+        A row may miss its limit by TOLERANCE of its range (float sums of latencies are not exact), and never by
+        more than TOLERANCE of the limit itself, the slack `Bound.holds` gives: an answer this test passes is one
+        the printed bound check passes too."""
         lower, upper = np.isfinite(self.row_lo), np.isfinite(self.row_hi)
         rows = np.concatenate([self.rows[upper], -self.rows[lower]])
         limits = np.concatenate(
             [self.row_hi[upper] - self.row_fixed[upper], self.row_fixed[lower] - self.row_lo[lower]]
         )
-        slack = TOLERANCE * np.concatenate([self.row_scale[upper], self.row_scale[lower]])
+        scale = np.concatenate(
+            [
+                np.minimum(self.row_scale[upper], np.abs(self.row_hi[upper])),
+                np.minimum(self.row_scale[lower], np.abs(self.row_lo[lower])),
+            ]
+        )
+        slack = TOLERANCE * scale
         return rows, (limits + slack)[:, None]
 
     def feasible(self, pop: np.ndarray) -> np.ndarray:
