@@ -31,8 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from typer.testing import CliRunner  # noqa: E402
 
 from cli.main import app  # noqa: E402
+from specialize.table import EMBEDDED_TABLES  # noqa: E402
 
 ARCH = ",".join(["k3e3"] * 12)
+CIFAR10_TABLE = EMBEDDED_TABLES["cifar10"]  # the cases are written for its 12-layer space
 BOUNDS = ["latency", "flops", "params", "intensity", "peak-memory"]
 TRAIN = [
     "train",
@@ -96,11 +98,9 @@ class Fixtures:
     """Valid and corrupt files in one temporary directory."""
 
     def __init__(self, root: Path):
-        from specialize.table import DEFAULT_TABLE
-
         self.root = root
-        self.table = json.loads(DEFAULT_TABLE.read_text())
-        self.default_weights = DEFAULT_TABLE.parent / self.table["weights"]["file"]
+        self.table = json.loads(CIFAR10_TABLE.read_text())
+        self.default_weights = CIFAR10_TABLE.parent / self.table["weights"]["file"]
 
     def path(self, name: str) -> str:
         return str(self.root / name)
@@ -227,13 +227,11 @@ class Fixtures:
         other than the ones the table recorded."""
         import shutil
 
-        from specialize.table import DEFAULT_TABLE
-
         run = self.root / name
         run.mkdir(parents=True, exist_ok=True)
         for entry in ("weights", "calibration"):
-            shutil.copyfile(DEFAULT_TABLE.parent / self.table[entry]["file"], run / self.table[entry]["file"])
-        shutil.copyfile(DEFAULT_TABLE, run / "table.json")
+            shutil.copyfile(CIFAR10_TABLE.parent / self.table[entry]["file"], run / self.table[entry]["file"])
+        shutil.copyfile(CIFAR10_TABLE, run / "table.json")
         if edit_weights:
             weights = run / self.table["weights"]["file"]
             weights.write_bytes(weights.read_bytes()[:-8] + b"12345678")
@@ -311,6 +309,13 @@ class _Zeros(io.RawIOBase):
         return count
 
 
+def _edited_json(path: str, keys: list, value) -> dict:
+    """The JSON file at `path` with the entry at `keys` set to `value`."""
+    data = json.loads(Path(path).read_text())
+    _set(keys, value)(data)
+    return data
+
+
 def _set(path: list, value):
     def edit(data):
         target = data
@@ -348,7 +353,17 @@ def cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
         (
             "refuse",
             "export --weights unreadable",
-            ["export", "--arch", ARCH, "--weights", fx.write("u.weights.pt", b"x"), "-o", fx.path("u.onnx")],
+            [
+                "export",
+                "--space",
+                "cifar10",
+                "--arch",
+                ARCH,
+                "--weights",
+                fx.write("u.weights.pt", b"x"),
+                "-o",
+                fx.path("u.onnx"),
+            ],
             {"unreadable": [fx.path("u.weights.pt")], "absent": fx.path("u.onnx")},
         ),
         (
@@ -368,7 +383,17 @@ def cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
         (
             "refuse",
             "empty weights file",
-            ["export", "--arch", ARCH, "--weights", fx.write("empty.pt", b""), "-o", fx.path("e.onnx")],
+            [
+                "export",
+                "--space",
+                "cifar10",
+                "--arch",
+                ARCH,
+                "--weights",
+                fx.write("empty.pt", b""),
+                "-o",
+                fx.path("e.onnx"),
+            ],
             {"absent": fx.path("e.onnx")},
         ),
         ("refuse", "train -o existing file", train_args(fx.write("afile", "x")), {}),
@@ -403,7 +428,14 @@ def cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
         (
             "refuse",
             "profile named evil[/bold]",
-            ["--profile", fx.profile("evil.json", _set(["name"], "evil[/bold]")), "--max-flops", "1k"],
+            [
+                "--profile",
+                fx.profile("evil.json", _set(["name"], "evil[/bold]")),
+                "--table",
+                "cifar10",
+                "--max-flops",
+                "1k",
+            ],
             {"text": "evil[/bold]"},
         ),
         ("refuse", "[red] in a path", ["--device", "jetson", "--table", "/tmp/[red]x.json"], {"text": "[red]x.json"}),
@@ -483,6 +515,8 @@ def cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
             "weights space 'abc'",
             [
                 "export",
+                "--space",
+                "cifar10",
                 "--arch",
                 ARCH,
                 "-o",
@@ -497,6 +531,8 @@ def cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
             "weights state_dict list",
             [
                 "export",
+                "--space",
+                "cifar10",
                 "--arch",
                 ARCH,
                 "-o",
@@ -511,6 +547,8 @@ def cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
             "weights full of NaN",
             [
                 "export",
+                "--space",
+                "cifar10",
                 "--arch",
                 ARCH,
                 "-o",
@@ -631,7 +669,7 @@ def cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
         (
             "refuse",
             "tensorrt export over an existing x.onnx",
-            ["export", "--arch", ARCH, "--format", "tensorrt", "-o", fx.path("trt/x.engine")],
+            ["export", "--space", "cifar10", "--arch", ARCH, "--format", "tensorrt", "-o", fx.path("trt/x.engine")],
             {"text": "overwrite", "setup": lambda: fx.write("trt/x.onnx", "mine")},
         ),
         ("refuse", "fullwidth digit k３e3", ["cost", "--arch", ",".join(["k３e3"] + ["k3e3"] * 11)], {}),
@@ -646,7 +684,7 @@ def cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
         (
             "refuse",
             "export -o a 245-byte file name",
-            ["export", "--arch", ARCH, "--untrained", "-o", fx.path("m" * 240 + ".onnx")],
+            ["export", "--space", "cifar10", "--arch", ARCH, "--untrained", "-o", fx.path("m" * 240 + ".onnx")],
             {"absent": fx.path("m" * 240 + ".onnx"), "text": "file name is 245 bytes"},
         ),
         ("refuse", "--precision int4", ["--device", "jetson", "--precision", "int4"], {"text": "unknown precision"}),
@@ -692,12 +730,15 @@ def issue19_cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
     same_weights = fx.write("same.pt", b"not really weights")
     build_script = fx.write("trt2/build_x_engine.sh", "#!/bin/sh\necho mine\n")
     shipped_t1 = str(Path(__file__).resolve().parents[1] / "hw_profiles/data/this-cpu-onnxruntime.cifar10.json")
+    elsewhere_t1 = fx.write(  # the shipped profile as if timed on another machine, whichever machine this is
+        "elsewhere-t1.json", _edited_json(shipped_t1, ["hardware", "host_cpu"], "Imaginary CPU 9000")
+    )
     return [
         # 1
         (
             "refuse",
             "19.1 export -o a named pipe",
-            ["export", "--arch", ARCH, "--untrained", "-o", fx.fifo("p1")],
+            ["export", "--space", "cifar10", "--arch", ARCH, "--untrained", "-o", fx.fifo("p1")],
             {"text": "not a regular file", "fifo": fx.path("p1")},
         ),
         (
@@ -716,7 +757,7 @@ def issue19_cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
         (
             "refuse",
             "19.2 export --weights W -o W",
-            ["export", "--arch", ARCH, "--weights", same_weights, "-o", same_weights],
+            ["export", "--space", "cifar10", "--arch", ARCH, "--weights", same_weights, "-o", same_weights],
             {"text": "destroy the input", "inputs": [same_weights]},
         ),
         (
@@ -763,6 +804,8 @@ def issue19_cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
             "19.6 weights file declaring 1500-channel layers",
             [
                 "export",
+                "--space",
+                "cifar10",
                 "--arch",
                 ARCH,
                 "--weights",
@@ -924,7 +967,7 @@ def issue19_cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
             [
                 "profile",
                 "--from-one-thread",
-                shipped_t1,
+                elsewhere_t1,
                 "--threads",
                 "2",
                 "--name",
@@ -942,13 +985,24 @@ def issue19_cases(fx: Fixtures) -> list[tuple[str, str, list[str], dict]]:
         (
             "refuse",
             "19.11 --device jetson with another device's profile",
-            ["--device", "jetson", "--profile", shipped_t1],
+            ["--device", "jetson", "--table", "cifar10", "--profile", shipped_t1],
             {"text": "disagree"},
         ),
         (
             "refuse",
             "19.11 tensorrt export over an existing build script",
-            ["export", "--arch", ARCH, "--untrained", "--format", "tensorrt", "-o", fx.path("trt2/x.engine")],
+            [
+                "export",
+                "--space",
+                "cifar10",
+                "--arch",
+                ARCH,
+                "--untrained",
+                "--format",
+                "tensorrt",
+                "-o",
+                fx.path("trt2/x.engine"),
+            ],
             {"text": "overwrite", "inputs": [build_script]},
         ),
     ]

@@ -16,7 +16,7 @@ level the profile records, warm-up, then the median of --runs single runs. It pr
 networks predicted within ±10%, Kendall τ, MAPE, and the error the profile itself expects. The check is
 recorded in the fresh profile (`validate --record`): where it missed by more than the profile's own fit
 expects, the file's expected error becomes that miss. `--spaces` also takes accuracy tables (a space that
-lives only in a table, e.g. benchmarks/results/lite0-cifar10-96/table.json), shipped under the space's name.
+lives only in a table, e.g. lite0-cifar10-96), shipped under the space's name.
 
 `--ship` writes each profile into hw_profiles/data/ under `hw_profiles.registry.shipped_file_name`
 (`this-cpu-onnxruntime.cifar10.json` at batch 1 and 1 thread, `...cifar10.b32.t2.json` at batch 32 and

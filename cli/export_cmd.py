@@ -39,7 +39,13 @@ def export(
     output: Path = typer.Option(
         ..., "--output", "-o", help="Output file, e.g. model.onnx (model.engine with --format tensorrt)."
     ),
-    space: str = typer.Option("cifar10", "--space", "-s", help="Search-space preset the architecture belongs to."),
+    space: Optional[str] = typer.Option(
+        None,
+        "--space",
+        "-s",
+        help="Space the architecture belongs to: a preset (see `specialize spaces`), an embedded table's name, or a "
+        "table .json. Default: the space of --weights, else of the embedded default table (the main command's).",
+    ),
     weights: Optional[str] = typer.Option(
         None,
         "--weights",

@@ -18,6 +18,7 @@ from specialize.cost import head_ops, masked_extremes
 from specialize.errors import SpecializeError, has_control_characters
 from specialize.fileio import atomic_write_json, read_json, require
 from specialize.space import Architecture, SearchSpace
+from specialize.table import space_option
 
 PROFILE_SCHEMA_VERSION = 1
 KIND = "device profile"
@@ -64,7 +65,7 @@ class DeviceProfile:
         """The one command that measures this profile's setting on this machine."""
         threads = f" --threads {self.threads}" if self.threads and self.threads > 1 else ""
         batch = f" --batch {self.batch}" if self.batch != 1 else ""
-        return f"specialize profile --name this-cpu --space {self.space.option_name}{batch}{threads} -o PROFILE.json"
+        return f"specialize profile --name this-cpu --space {space_option(self.space)}{batch}{threads} -o PROFILE.json"
 
     @property
     def expected_error(self) -> float | None:

@@ -20,6 +20,7 @@ from hw_profiles.profile import PRECISIONS, DeviceProfile, load_profile
 from hw_profiles.roofline import anchoring, estimate_profile
 from specialize.errors import SpecializeError, option
 from specialize.space import SearchSpace
+from specialize.table import space_option
 
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_DEVICE = "this-cpu"
@@ -163,7 +164,7 @@ def resolve_profile(
             raise SpecializeError(
                 f"device {name!r} has no measured {precision} profile for space {space.name!r}, and no {precision} "
                 f"throughput figure to estimate one from; measure one with `specialize profile --precision "
-                f"{precision} --space {space.option_name} -o PROFILE.json` on the device and pass "
+                f"{precision} --space {space_option(space)} -o PROFILE.json` on the device and pass "
                 f"{option('profile', 'PROFILE.json')}"
             )
         return estimate_profile(
@@ -180,7 +181,7 @@ def resolve_profile(
         raise SpecializeError(
             f"device {name!r} has measured profiles for {have}, not for space {space.name!r} (fingerprint "
             f"{space.fingerprint}); measure one with "
-            f"`specialize profile --name {name} --space {space.option_name} -o PROFILE.json` "
+            f"`specialize profile --name {name} --space {space_option(space)} -o PROFILE.json` "
             f"and pass {option('profile', 'PROFILE.json')}"
         )
     raise SpecializeError(
@@ -229,7 +230,7 @@ def _missing_setting(
         + (f", {precision}" if precision is not None else "")
     )
     measure = (
-        f"specialize profile --name {name} --space {space.option_name} --batch {batch or DEFAULT_BATCH}"
+        f"specialize profile --name {name} --space {space_option(space)} --batch {batch or DEFAULT_BATCH}"
         + (f" --threads {threads}" if threads is not None else "")
         + (f" --precision {precision}" if precision is not None else "")
         + " -o PROFILE.json"

@@ -305,10 +305,10 @@ class SearchSpace:
         return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
     @property
-    def option_name(self) -> str:
-        """What `--space` takes for this space: its preset name, or the table file a dataset's own space lives in."""
+    def preset_name(self) -> str | None:
+        """The preset this space is (same name and fingerprint), else None: a dataset's own space."""
         preset = SPACES.get(self.name)
-        return self.name if preset is not None and preset().fingerprint == self.fingerprint else "TABLE.json"
+        return self.name if preset is not None and preset().fingerprint == self.fingerprint else None
 
     def scaled(self, width: float = 1.0, resolution: int | None = None) -> "SearchSpace":
         """An EcoNAS proxy of this space: channels times `width`, input at `resolution`."""

@@ -24,7 +24,12 @@ from specialize.space import SearchSpace
 TABLE_SCHEMA_VERSION = 1
 KIND = "accuracy table"
 DEFAULTS_DIR = Path(__file__).parent / "defaults"
-DEFAULT_TABLE = DEFAULTS_DIR / "cifar10.table.json"
+EMBEDDED_TABLES = {  # name -> table shipped inside the package (weights and calibration images beside it)
+    "lite0-cifar10-96": DEFAULTS_DIR / "lite0-cifar10-96.table.json",  # EfficientNet-Lite0 space from ImageNet, 96 px
+    "cifar10": DEFAULTS_DIR / "cifar10.table.json",  # the 32x32 plan trained from scratch
+}
+DEFAULT_NAME = "lite0-cifar10-96"
+DEFAULT_TABLE = EMBEDDED_TABLES[DEFAULT_NAME]
 
 
 def accuracy_loss(accuracy: np.ndarray, allowed: np.ndarray) -> np.ndarray:
@@ -386,9 +391,37 @@ def isotonic_knots(score: np.ndarray, accuracy: np.ndarray) -> tuple[np.ndarray,
     return np.array([b[2] for b in blocks]), np.array([b[0] for b in blocks])
 
 
+def space_option(space: SearchSpace) -> str:
+    """What `--space` takes for this space: its preset name, the embedded table it lives in, or the table file a
+    dataset's own space lives in."""
+    return space.preset_name or embedded_table_for(space) or "TABLE.json"
+
+
+def embedded_table_for(space: SearchSpace) -> str | None:
+    """The name of the embedded table whose space is `space` (same fingerprint), the default first; else None."""
+    for name in sorted(EMBEDDED_TABLES, key=lambda n: n != DEFAULT_NAME):
+        path = EMBEDDED_TABLES[name]
+        if path.is_file() and read_json(path, KIND, TABLE_SCHEMA_VERSION).get("fingerprint") == space.fingerprint:
+            return name
+    return None
+
+
+def is_embedded_name(reference: str | Path | None) -> bool:
+    """'default' or an embedded table's name that is not also a path here."""
+    return str(reference) == "default" or (str(reference) in EMBEDDED_TABLES and not Path(str(reference)).exists())
+
+
+def is_table_reference(reference: str | Path) -> bool:
+    """Does this --weights value name an accuracy table (a .json, 'default', an embedded table's name)?"""
+    return str(reference).endswith(".json") or is_embedded_name(reference)
+
+
 def resolve_table_path(path: str | Path | None) -> Path:
-    if path is None or str(path) == "default":
-        if not DEFAULT_TABLE.is_file():
-            raise SpecializeError(f"the embedded default table {DEFAULT_TABLE} is missing from this install")
-        return DEFAULT_TABLE
-    return Path(path)
+    """None or 'default': the embedded default; an embedded table's name (`cifar10`) where no such file exists
+    here; otherwise the path as given."""
+    if path is not None and not is_embedded_name(path):
+        return Path(path)
+    embedded = EMBEDDED_TABLES[DEFAULT_NAME if path is None or str(path) == "default" else str(path)]
+    if not embedded.is_file():
+        raise SpecializeError(f"the embedded table {embedded} is missing from this install")
+    return embedded

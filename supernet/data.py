@@ -387,6 +387,16 @@ def calibration_indices(pool: np.ndarray, n_images: int, seed: int = 0) -> np.nd
     return np.sort(rng.choice(pool, min(n_images, len(pool)), replace=False))
 
 
+def resized_as_read(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [N, H, W, 3] images resized to `size` x `size` the way the dataset reader resizes a file (Pillow's
+    bilinear filter, rounded to uint8): images stored at their own size come out as training saw them."""
+    from PIL import Image
+
+    if images.shape[1:3] == (size, size):
+        return images
+    return np.stack([np.asarray(Image.fromarray(i).resize((size, size), Image.BILINEAR)) for i in images])
+
+
 def image_batches(images: np.ndarray, resolution: int, batch_size: int = 100) -> list[torch.Tensor]:
     return [to_tensor(images[i : i + batch_size], resolution) for i in range(0, len(images), batch_size)]
 

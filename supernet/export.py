@@ -103,11 +103,11 @@ class LoadedWeights:
 
 def resolve_weights_path(weights: str | os.PathLike) -> Path:
     """A weights path; an accuracy table (.json), meaning its weights; or `default`, the embedded table's weights."""
-    if str(weights) != "default" and not str(weights).endswith(".json"):
-        return Path(weights)
-    from specialize.table import load_table
+    from specialize.table import is_embedded_name, is_table_reference, load_table
 
-    what = "--weights default" if str(weights) == "default" else f"accuracy table {weights}"
+    if not is_table_reference(weights):
+        return Path(weights)
+    what = f"--weights {weights}" if is_embedded_name(weights) else f"accuracy table {weights}"
     try:
         table = load_table(weights)
     except SpecializeError as exc:
@@ -156,9 +156,9 @@ def companion_table(weights: str | os.PathLike, path: Path) -> "AccuracyTable | 
     """The accuracy table that names these weights: the one given (`default`, a .json), or table.json beside
     a weights file whose sha256 it records."""
     from specialize.fileio import sha256_file
-    from specialize.table import load_table
+    from specialize.table import is_table_reference, load_table
 
-    if str(weights) == "default" or str(weights).endswith(".json"):
+    if is_table_reference(weights):
         return load_table(weights)
     beside = path.parent / "table.json"
     if not beside.is_file():
@@ -666,7 +666,7 @@ def shipped_calibration(table: "AccuracyTable | None") -> Path | None:
 def calibration_file_batches(path: Path, resolution: int) -> list[torch.Tensor]:
     import numpy as np
 
-    from supernet.data import image_batches
+    from supernet.data import image_batches, resized_as_read
 
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -675,7 +675,7 @@ def calibration_file_batches(path: Path, resolution: int) -> list[torch.Tensor]:
         raise SpecializeError(f"calibration file {path}: field 'images' cannot be read: {exc}") from None
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 or len(images) == 0:
         raise SpecializeError(f"calibration file {path}: field 'images' is not uint8 [N, H, W, 3]")
-    return image_batches(images, resolution)
+    return image_batches(resized_as_read(images, resolution), resolution)
 
 
 def _collect_warnings(result: ExportResult, loaded: LoadedWeights, arch: Architecture, exported: Architecture) -> None:

@@ -13,6 +13,7 @@ from PIL import Image
 from specialize.cost import cost_arrays
 from specialize.errors import SpecializeError
 from specialize.space import get_space
+from specialize.table import load_table, space_option
 from supernet.data import load_dataset, make_synthetic_folder
 from supernet.export import export_subnet
 from supernet.onnx_graph import read_metadata
@@ -50,7 +51,8 @@ def test_two_class_folder_trains_a_two_class_space(tmp_path):
     from specialize.api.hardware import resolve_profile, space_of
 
     assert space_of(str(tmp_path / "run" / "table.json")).fingerprint == table.fingerprint
-    assert table.space.option_name == "TABLE.json" and get_space("cifar10").option_name == "cifar10"
+    assert space_option(table.space) == "TABLE.json" and space_option(get_space("cifar10")) == "cifar10"
+    assert space_option(load_table("default").space) == "lite0-cifar10-96"  # an embedded table's own space
     served = resolve_profile("this-cpu", table.space)
     assert (
         served.space.fingerprint == table.fingerprint

@@ -184,7 +184,7 @@ def test_the_answer_is_the_best_any_solver_found():
         return SearchResult(genes, float(problem.scores(genes[None])[0]), 0.0, "heuristic")
 
     try:
-        r = specialize("this-cpu", strategy="smallest-feasible", max_flops="45M")
+        r = specialize("this-cpu", table="cifar10", strategy="smallest-feasible", max_flops="45M")
     finally:
         STRATEGIES.pop("smallest-feasible")
     assert r.strategy_value < r.optimum_value and r.strategy_gap == pytest.approx(r.optimum_value - r.strategy_value)
@@ -261,11 +261,11 @@ def test_precision_picks_the_profile_and_the_export_ships_it(tmp_path):
     fp32 = resolve_profile("this-cpu", get_space("cifar10"))
     path = tmp_path / "int8.json"
     replace(fp32, precision="int8", latency_ms=fp32.latency_ms * 0.5).save(path)
-    result = specialize(profile=str(path), precision="int8", max_flops="45M")
+    result = specialize(profile=str(path), table="cifar10", precision="int8", max_flops="45M")
     assert result.precision == "int8" and result.device == "this-cpu"
     assert specialize("this-cpu", max_flops="45M").precision == "fp32"
     with pytest.raises(SpecializeError, match="measured at int8, not precision='fp32'"):
-        specialize(profile=str(path), precision="fp32", max_flops="45M")
+        specialize(profile=str(path), table="cifar10", precision="fp32", max_flops="45M")
     assert [shipped_precision(p) for p in ("fp32", "fp16", "int8", None)] == ["fp32", "fp16", "int8", "fp32"]
 
 
@@ -325,15 +325,16 @@ def test_auto_precision_tries_each_profile_and_keeps_the_best_prediction(tmp_pat
 
 def test_auto_precision_tries_the_profiles_of_the_batch_asked_for():
     """At batch 32 this CPU has an fp32 profile only (int8 ones are batch 1): auto tries that one alone."""
-    result = specialize("this-cpu", precision="auto", max_flops="45M", batch=32)
+    result = specialize("this-cpu", table="cifar10", precision="auto", max_flops="45M", batch=32)
     assert [c["precision"] for c in result.precision_choice] == ["fp32"] and result.batch == 32
     refused = r"^precision='auto' needs .* of space cifar10 at batch=64 and threads=1: "
     with pytest.raises(SpecializeError, match=refused):
-        specialize("this-cpu", precision="auto", max_flops="45M", batch=64)
+        specialize("this-cpu", table="cifar10", precision="auto", max_flops="45M", batch=64)
 
 
 def test_threads_pick_the_measured_profile_of_that_thread_count():
-    one, two = specialize("this-cpu", max_flops="45M"), specialize("this-cpu", max_flops="45M", threads=2)
+    one = specialize("this-cpu", table="cifar10", max_flops="45M")
+    two = specialize("this-cpu", table="cifar10", max_flops="45M", threads=2)
     assert (one.threads, two.threads) == (1, 2) and one.profile_file != two.profile_file
     assert one.params == arch_cost(get_space("cifar10").parse_arch(one.arch))["params"]
 
@@ -344,7 +345,7 @@ def test_a_profile_measured_on_another_host_says_where(tmp_path):
     data = json.loads((DATA_DIR / "this-cpu-onnxruntime.cifar10.json").read_text())
     data["hardware"]["host_cpu"] = "Imaginary CPU 9000"
     (tmp_path / "p.json").write_text(json.dumps(data))
-    result = specialize(profile=tmp_path / "p.json", max_flops="45M")
+    result = specialize(profile=tmp_path / "p.json", table="cifar10", max_flops="45M")
     assert "Imaginary CPU 9000" in result.device_note and "specialize profile" in result.device_note
 
 
@@ -352,7 +353,7 @@ def test_a_device_and_a_profile_of_another_device_are_refused(tmp_path):
     from hw_profiles.registry import DATA_DIR
 
     with pytest.raises(SpecializeError) as caught:
-        specialize("jetson", profile=DATA_DIR / "this-cpu-onnxruntime.cifar10.json")
+        specialize("jetson", profile=DATA_DIR / "this-cpu-onnxruntime.cifar10.json", table="cifar10")
     assert str(caught.value).startswith("device='jetson' and profile=") and str(caught.value).endswith(
         "(device 'this-cpu') disagree: give one, or a profile of that device"
     )
@@ -360,11 +361,13 @@ def test_a_device_and_a_profile_of_another_device_are_refused(tmp_path):
 
     loaded = load_profile(DATA_DIR / "this-cpu-onnxruntime.cifar10.json")
     with pytest.raises(SpecializeError) as caught:
-        specialize("jetson", profile=loaded)  # a DeviceProfile object is named by its file, not its whole repr
+        specialize("jetson", profile=loaded, table="cifar10")  # a DeviceProfile object is named by its file
     assert str(caught.value).startswith("device='jetson' and profile=PosixPath(") and "DeviceProfile(" not in str(
         caught.value
     )
-    agreed = specialize("this-cpu", profile=DATA_DIR / "this-cpu-onnxruntime.cifar10.json", max_flops="45M")
+    agreed = specialize(
+        "this-cpu", profile=DATA_DIR / "this-cpu-onnxruntime.cifar10.json", table="cifar10", max_flops="45M"
+    )
     assert agreed.device == "this-cpu"
 
 
@@ -385,7 +388,7 @@ def test_a_bound_at_the_space_edge_is_met_by_every_network_and_said_not_binding(
     from specialize.cost import space_ranges
 
     low, high = space_ranges(get_space("cifar10"))["macs"]
-    result = specialize(min_flops=low, max_flops=high)
+    result = specialize(table="cifar10", min_flops=low, max_flops=high)
     (bound,) = result.bounds
     assert not bound["binding"] and bound["ok"]
     assert "the smallest network in cifar10 has MACs" in bound["note"] and "the largest network" in bound["note"]

@@ -106,10 +106,19 @@ def assert_one_line_error(result, *needles: str) -> None:
         (["cost", "--arch", ",".join(["k3e3"] * 11 + ["k9e9"])], ["k9e9", "k7e6se"]),
         (["cost"], ["--arch", "--per-candidate"]),
         (["export", "--space", "nope", "--arch", CIFAR_ARCH, "-o", "m.onnx"], ["nope", "cifar10"]),
-        (["export", "--arch", "k3e3,k3e3", "-o", "m.onnx"], ["2 blocks", "k7e6se"]),
-        (["export", "--arch", ",".join(["k3e3"] * 11 + ["k9e3"]), "-o", "m.onnx"], ["k9e3", "k3e3se"]),
-        (["export", "--arch", CIFAR_ARCH, "-o", "/nonexistent-dir/m.onnx"], ["/nonexistent-dir", "does not exist"]),
-        (["export", "--arch", CIFAR_ARCH, "-o", "m.onnx", "--format", "pdf"], ["pdf", "onnx, tensorrt"]),
+        (["export", "--space", "cifar10", "--arch", "k3e3,k3e3", "-o", "m.onnx"], ["2 blocks", "k7e6se"]),
+        (
+            ["export", "--space", "cifar10", "--arch", ",".join(["k3e3"] * 11 + ["k9e3"]), "-o", "m.onnx"],
+            ["k9e3", "k3e3se"],
+        ),
+        (
+            ["export", "--space", "cifar10", "--arch", CIFAR_ARCH, "-o", "/nonexistent-dir/m.onnx"],
+            ["/nonexistent-dir", "does not exist"],
+        ),
+        (
+            ["export", "--space", "cifar10", "--arch", CIFAR_ARCH, "-o", "m.onnx", "--format", "pdf"],
+            ["pdf", "onnx, tensorrt"],
+        ),
     ],
 )
 def test_bad_input_one_line_exit_2(args, needles, tmp_path, monkeypatch):
@@ -118,7 +127,9 @@ def test_bad_input_one_line_exit_2(args, needles, tmp_path, monkeypatch):
 
 
 def test_export_to_a_directory_is_refused(tmp_path):
-    assert_one_line_error(invoke("export", "--arch", CIFAR_ARCH, "-o", str(tmp_path)), "is a directory")
+    assert_one_line_error(
+        invoke("export", "--space", "cifar10", "--arch", CIFAR_ARCH, "-o", str(tmp_path)), "is a directory"
+    )
 
 
 def test_export_untrained_tensorrt_fallback(tmp_path, monkeypatch):
@@ -126,7 +137,19 @@ def test_export_untrained_tensorrt_fallback(tmp_path, monkeypatch):
 
     monkeypatch.setattr(export, "tensorrt_unavailable_reason", lambda: "the tensorrt Python package is not installed")
     out = tmp_path / "m.onnx"
-    result = invoke("export", "--arch", CIFAR_ARCH, "-o", str(out), "--format", "tensorrt", "--json", "--untrained")
+    result = invoke(
+        "export",
+        "--space",
+        "cifar10",
+        "--arch",
+        CIFAR_ARCH,
+        "-o",
+        str(out),
+        "--format",
+        "tensorrt",
+        "--json",
+        "--untrained",
+    )
     assert result.exit_code == 0, result.output
     assert "UNTRAINED" in result.stderr and "tensorrt Python package" in result.stderr
     data = json.loads(result.stdout)
@@ -135,7 +158,7 @@ def test_export_untrained_tensorrt_fallback(tmp_path, monkeypatch):
 
 
 def test_export_never_ships_random_weights_by_default(tmp_path):
-    """No --weights: the default table's weights where the space is theirs; elsewhere a refusal naming --untrained."""
+    """No --weights: an embedded table's weights where the space is theirs; elsewhere a refusal naming --untrained."""
     arch = ",".join(["k3e3"] * 19)
     assert_one_line_error(
         invoke("export", "--space", "ponas-imagenet", "--arch", arch, "-o", str(tmp_path / "m.onnx")), "--untrained"
@@ -143,8 +166,8 @@ def test_export_never_ships_random_weights_by_default(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
     from specialize.api.offline import export_weights
 
-    assert export_weights("cifar10", None, untrained=False) == "default"
-    assert export_weights("ponas-imagenet", None, untrained=True) is None
+    assert export_weights(get_space("cifar10"), None, untrained=False) == "cifar10"  # the embedded table of that space
+    assert export_weights(get_space("ponas-imagenet"), None, untrained=True) is None
 
 
 def test_cli_fast_path_does_not_import_torch():

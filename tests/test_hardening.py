@@ -186,9 +186,10 @@ def test_pareto_generations_refused():
 
 # -- tables -------------------------------------------------------------------------------------------
 def default_table() -> dict:
-    from specialize.table import DEFAULT_TABLE
+    """The embedded cifar10 table (the cases are written for its 12-layer space), without its weights."""
+    from specialize.table import EMBEDDED_TABLES
 
-    data = json.loads(DEFAULT_TABLE.read_text())
+    data = json.loads(EMBEDDED_TABLES["cifar10"].read_text())
     data["weights"] = None
     return data
 
@@ -328,7 +329,7 @@ def test_profile_names_print_literally(tmp_path, name):
     data["name"] = name
     path = tmp_path / "p.json"
     path.write_text(json.dumps(data))
-    result = invoke("--profile", path, "--max-flops", "300M")
+    result = invoke("--profile", path, "--table", "cifar10", "--max-flops", "300M")
     assert result.exit_code == 0, result.output
     assert name in result.stdout.replace("\n", "")
 
@@ -379,7 +380,7 @@ def test_corrupt_weights_refused(tmp_path, weights_payload, mutation):
         payload[mutation[0]] = mutation[1]
     path, out = tmp_path / "w.pt", tmp_path / "m.onnx"
     path.write_bytes(torch_bytes(payload))
-    assert_refused(invoke("export", "--arch", ARCH, "--weights", path, "-o", out), absent=out)
+    assert_refused(invoke("export", "--space", "cifar10", "--arch", ARCH, "--weights", path, "-o", out), absent=out)
 
 
 @FEW
@@ -388,7 +389,7 @@ def test_truncated_weights_refused(tmp_path, weights_payload, cut, junk):
     data = torch_bytes(weights_payload)
     path, out = tmp_path / "w.pt", tmp_path / "m.onnx"
     path.write_bytes(junk if cut % 3 == 0 else data[: cut % len(data)])
-    assert_refused(invoke("export", "--arch", ARCH, "--weights", path, "-o", out), absent=out)
+    assert_refused(invoke("export", "--space", "cifar10", "--arch", ARCH, "--weights", path, "-o", out), absent=out)
 
 
 TINY = [
@@ -571,12 +572,12 @@ def test_run_bundle_results_do_not_follow_links(tmp_path):
 
 def test_tensorrt_export_refuses_to_overwrite_companions(tmp_path):
     (tmp_path / "x.onnx").write_text("mine")
-    result = invoke("export", "--arch", ARCH, "--format", "tensorrt", "-o", tmp_path / "x.engine")
+    result = invoke("export", "--space", "cifar10", "--arch", ARCH, "--format", "tensorrt", "-o", tmp_path / "x.engine")
     assert "x.onnx" in assert_refused(result)
     assert (tmp_path / "x.onnx").read_text() == "mine"
     (tmp_path / "x.onnx").unlink()
     (tmp_path / "build_x_engine.sh").write_text("mine")  # the script is named after the model
-    result = invoke("export", "--arch", ARCH, "--format", "tensorrt", "-o", tmp_path / "x.engine")
+    result = invoke("export", "--space", "cifar10", "--arch", ARCH, "--format", "tensorrt", "-o", tmp_path / "x.engine")
     assert "build_x_engine.sh" in assert_refused(result)
     assert (tmp_path / "build_x_engine.sh").read_text() == "mine"
 
@@ -664,7 +665,7 @@ def test_a_writer_killed_mid_write_leaves_nothing_the_next_write_keeps(tmp_path)
 
 def test_a_name_too_long_for_its_temporary_is_refused_before_any_work(tmp_path):
     name = "m" * 240 + ".onnx"
-    result = invoke("export", "--arch", ARCH, "-o", tmp_path / name)
+    result = invoke("export", "--space", "cifar10", "--arch", ARCH, "-o", tmp_path / name)
     assert "its file name is 245 bytes" in assert_refused(result)
     assert list(tmp_path.iterdir()) == []
 
@@ -882,7 +883,7 @@ def test_outputs_never_replace_a_device_or_pipe(tmp_path):
 
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
-    result = invoke("export", "--arch", ARCH, "--untrained", "-o", fifo)
+    result = invoke("export", "--space", "cifar10", "--arch", ARCH, "--untrained", "-o", fifo)
     assert "not a regular file" in assert_refused(result)
     assert fifo.is_fifo()
 
@@ -893,12 +894,14 @@ def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path):
     from specialize.table import resolve_table_path
 
     table = tmp_path / "t.json"
-    shutil.copyfile(resolve_table_path("default"), table)
+    shutil.copyfile(resolve_table_path("cifar10"), table)
     before = table.read_bytes()
     assert "destroy the input" in assert_refused(invoke("--table", table, "--export", table))
     weights = tmp_path / "w.pt"
     weights.write_bytes(b"not really weights")
-    assert "destroy the input" in assert_refused(invoke("export", "--arch", ARCH, "--weights", weights, "-o", weights))
+    assert "destroy the input" in assert_refused(
+        invoke("export", "--space", "cifar10", "--arch", ARCH, "--weights", weights, "-o", weights)
+    )
     assert table.read_bytes() == before and weights.read_bytes() == b"not really weights"
     bundle = tmp_path / "bundle"
     bundle.mkdir()
@@ -965,8 +968,8 @@ def test_a_time_limit_out_of_range_is_refused(limit):
 
 def test_a_device_and_a_profile_of_another_device_are_refused():
     profile = Path(__file__).resolve().parents[1] / "hw_profiles/data/this-cpu-onnxruntime.cifar10.json"
-    assert "disagree" in assert_refused(invoke("--device", "jetson", "--profile", profile))
-    assert invoke("--device", "this-cpu", "--profile", profile).exit_code == 0
+    assert "disagree" in assert_refused(invoke("--device", "jetson", "--table", "cifar10", "--profile", profile))
+    assert invoke("--device", "this-cpu", "--table", "cifar10", "--profile", profile).exit_code == 0
 
 
 def test_terminal_escapes_in_files_are_refused_not_printed(tmp_path):
@@ -982,11 +985,11 @@ def test_terminal_escapes_in_files_are_refused_not_printed(tmp_path):
     profile.write_text(json.dumps(data))
     said = assert_refused(invoke("--profile", profile))
     assert "control characters" in said and "\x1b" not in said
-    table = json.loads(Path(resolve_table_path("default")).read_text())
+    table = json.loads(Path(resolve_table_path("cifar10")).read_text())
     table["space"]["name"] = "cifar10\x1b[2J"
     (tmp_path / "t.json").write_text(json.dumps(table))
     shutil.copyfile(
-        Path(resolve_table_path("default")).with_name("cifar10.weights.pt"), tmp_path / "cifar10.weights.pt"
+        Path(resolve_table_path("cifar10")).with_name("cifar10.weights.pt"), tmp_path / "cifar10.weights.pt"
     )
     said = assert_refused(invoke("--table", tmp_path / "t.json"))
     assert "printable" in said and "\x1b" not in said

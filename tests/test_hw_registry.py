@@ -146,7 +146,7 @@ def test_a_profile_from_another_host_says_so(monkeypatch):
     monkeypatch.setattr(host, "cpu_name", lambda: "Faked CPU 9000")
     assert profile.elsewhere.startswith(recorded) and profile.expected_error is None
     assert f"measured on {recorded}" in profile.label and "not here" in profile.label
-    result = specialize("this-cpu", max_flops="45M")
+    result = specialize("this-cpu", table="cifar10", max_flops="45M")
     assert result.latency_expected_error is None
     assert "specialize profile --name this-cpu --space cifar10" in result.device_note
 

@@ -12,6 +12,7 @@ from hw_profiles import load_profile, resolve_profile
 from hw_profiles.profile import MAX_MS, DeviceProfile, profile_from_dict
 from specialize.errors import SpecializeError
 from specialize.space import get_space
+from specialize.table import space_option
 
 SPACE = get_space("cifar10-depth")  # 12 layers x 13 candidates (not square), skip not allowed everywhere
 
@@ -282,7 +283,7 @@ def test_a_profile_that_would_not_load_is_not_saved(tmp_path):
 
 def test_the_command_that_profiles_here_repeats_the_setting():
     profile = rich_profile()
-    option = SPACE.option_name
+    option = space_option(SPACE)
     expected = f"specialize profile --name this-cpu --space {option} --batch 4 --threads 2 -o PROFILE.json"
     assert profile.profile_here_command() == expected
     plain = replace(profile, batch=1, threads=1)

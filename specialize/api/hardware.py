@@ -12,7 +12,7 @@ from typing import Callable
 
 from specialize.errors import SpecializeError, option
 from specialize.fileio import check_not_input, check_writable
-from specialize.space import SearchSpace, get_space
+from specialize.space import SPACES, SearchSpace, get_space
 
 Progress = Callable[[str], None]
 
@@ -40,13 +40,16 @@ def defaults() -> dict:
 
 
 def space_of(space: str) -> SearchSpace:
-    """A space by preset name, or the space a file carries: an accuracy table (.json), or supernet weights (a
-    space trained on the user's own data, e.g. `cifar10-3class`, exists only there)."""
+    """A space by preset name, the space an embedded table carries (by its name, or 'default'), or the space a file
+    carries: an accuracy table (.json), or supernet weights (a space trained on the user's own data, e.g.
+    `cifar10-3class`, exists only there)."""
+    from specialize.table import is_embedded_name, load_table
+
+    if is_embedded_name(space) and space not in SPACES:
+        return load_table(space).space
     if not space.endswith((".json", ".pt")) or not Path(space).is_file():
         return get_space(space)
     if space.endswith(".json"):
-        from specialize.table import load_table
-
         return load_table(space).space
     from supernet.checkpoint import load_supernet
 

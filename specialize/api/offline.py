@@ -10,7 +10,8 @@ from typing import Callable
 
 from specialize.errors import SpecializeError, option
 from specialize.fileio import check_not_input, check_writable
-from specialize.space import get_space
+from specialize.space import SPACES, SearchSpace, get_space
+from specialize.table import is_table_reference
 
 
 def train_config_type():
@@ -69,7 +70,9 @@ def validate_table(
 def check_rewritable(table: str, path: Path, what: str) -> None:
     """A command that rewrites a table in place: the name `default` (the table inside the installed package) is
     refused, so that no mistyped or scripted `--table default` edits the package; naming its file is consent."""
-    if table == "default":
+    from specialize.table import is_embedded_name
+
+    if is_embedded_name(table):
         raise SpecializeError(
             f"{what} rewrites the table, and `--table default` is the one inside the package; copy it and give the "
             f"copy, or name its file to rewrite it: --table {path}"
@@ -246,7 +249,7 @@ def proxy_check_json(results) -> dict:
 
 
 def export(
-    space: str,
+    space: str | None,
     arch: str,
     output: Path,
     *,
@@ -258,23 +261,51 @@ def export(
     untrained: bool = False,
 ):
     """Check the request (architecture, output, TensorRT companions), then export; returns the ExportResult.
-    Without `weights`, the embedded default table's weights where the space is theirs; elsewhere a refusal,
-    unless `untrained` asks for random weights (never shipped by default)."""
-    get_space(space).parse_arch(arch)  # bad input fails here, before torch is even imported
-    weights = export_weights(space, weights, untrained)
+    `space`: see `export_space`. Without `weights`, those of the embedded table whose space it is; elsewhere a
+    refusal, unless `untrained` asks for random weights (never shipped by default)."""
+    network_space = export_space(space, weights)
+    network_space.parse_arch(arch)  # bad input fails here, before torch is even imported
+    weights = export_weights(network_space, weights, untrained)
     check_writable(output)
     check_not_input(output, *_weights_files(weights), data)
     from supernet.export import export_subnet
 
     check_companions(output, fmt)
     return export_subnet(
-        space, arch, output, weights=weights, data=data, fmt=fmt, precision=precision, recalibrate_bn=recalibrate
+        network_space,
+        arch,
+        output,
+        weights=weights,
+        data=data,
+        fmt=fmt,
+        precision=precision,
+        recalibrate_bn=recalibrate,
     )
+
+
+def export_space(space: str | None, weights: str | None) -> SearchSpace:
+    """The space an architecture is exported from: `space` as a preset, an embedded table's name or a table .json
+    (the space it carries), or the name of the space `weights` carry (a dataset's own space lives only in its table
+    and weights); without `space`, the space of `weights` (a table or supernet weights file), else of the embedded
+    default table, whose search printed the architecture."""
+    from specialize.api.hardware import space_of
+
+    carries = weights is not None and (weights in SPACES or weights.endswith(".pt") or is_table_reference(weights))
+    if space is None:
+        return space_of(weights if carries else "default")
+    try:
+        return space_of(space)
+    except SpecializeError:
+        if not carries or space_of(weights).name != space:
+            raise
+        return space_of(weights)
 
 
 def _weights_files(weights: str | None) -> list[Path]:
     """The files an export reads for `weights`: the file itself; for a table, its weights and calibration too."""
-    if weights is None or weights == "default":
+    from specialize.table import is_embedded_name
+
+    if weights is None or is_embedded_name(weights):
         return []
     files = [Path(weights)]
     if weights.endswith(".json") and Path(weights).is_file():
@@ -285,21 +316,22 @@ def _weights_files(weights: str | None) -> list[Path]:
     return files
 
 
-def export_weights(space: str, weights: str | None, untrained: bool) -> str | None:
-    """The weights an export uses: those given; else the default table's, where `space` is its space."""
+def export_weights(space: SearchSpace, weights: str | None, untrained: bool) -> str | None:
+    """The weights an export uses: those given; else those of the embedded table whose space `space` is."""
     if untrained:
         if weights is not None:
             raise SpecializeError(f"{option('untrained')} and {option('weights')} contradict each other: give one")
         return None
     if weights is not None:
         return weights
-    from specialize.table import load_table
+    from specialize.table import EMBEDDED_TABLES, embedded_table_for
 
-    if load_table("default").space.fingerprint == get_space(space).fingerprint:
-        return "default"
+    embedded = embedded_table_for(space)
+    if embedded is not None:
+        return embedded
     raise SpecializeError(
-        f"no {option('weights')} for space {space!r}: give {option('weights')} (a weights file, a table .json, "
-        "'default', or "
+        f"no {option('weights')} for space {space.name!r}: give {option('weights')} (a weights file, a table .json, "
+        f"an embedded table: {', '.join(EMBEDDED_TABLES)}, or "
         f"efficientnet-lite0), or {option('untrained')} for a random-weight model (latency work only)"
     )
 
