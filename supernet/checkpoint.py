@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -48,12 +49,15 @@ def first_line(exc: BaseException) -> str:
 
 def read_torch_file(path: str | Path, kind: str) -> object:
     """torch.load(weights_only=True) of a user file: a missing, unreadable, truncated, text or code-carrying
-    file raises one SpecializeError naming it."""
+    file raises one SpecializeError naming it, and torch's warnings about the file (a corrupt one can make its
+    unpickler warn of a pickle protocol before it fails) are not printed: the error is the one line said."""
     path = Path(path)
     if not path.is_file():
         raise SpecializeError(f"{kind} file {path} does not exist" + (" (it is a directory)" if path.is_dir() else ""))
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for corrupt or pickled-code files
         raise SpecializeError(
             f"{kind} file {path} cannot be read as a weights-only checkpoint: {first_line(exc)}"

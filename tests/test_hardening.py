@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import io
 import json
+import warnings
 import math
 import os
 from pathlib import Path
@@ -390,6 +391,17 @@ def test_truncated_weights_refused(tmp_path, weights_payload, cut, junk):
     path, out = tmp_path / "w.pt", tmp_path / "m.onnx"
     path.write_bytes(junk if cut % 3 == 0 else data[: cut % len(data)])
     assert_refused(invoke("export", "--space", "cifar10", "--arch", ARCH, "--weights", path, "-o", out), absent=out)
+
+
+def test_a_corrupt_weights_file_gets_its_one_line_and_no_torch_warning(tmp_path):
+    """A 4-byte pickle header made torch's weights-only unpickler warn of protocol 4 on stderr before the error."""
+    path, out = tmp_path / "w.pt", tmp_path / "m.onnx"
+    path.write_bytes(b"\x80\x04N.")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = invoke("export", "--space", "cifar10", "--arch", ARCH, "--weights", path, "-o", out)
+    assert "cannot be read as a weights-only checkpoint" in assert_refused(result, absent=out)
+    assert [str(w.message) for w in caught] == []
 
 
 TINY = [
