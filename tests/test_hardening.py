@@ -1159,15 +1159,23 @@ def test_any_edit_of_the_training_state_resumes_valid_or_is_refused_naming_it(tm
 
 
 @pytest.mark.parametrize(
-    "args", [["table", "refit", "--table", "default"], ["table", "int8-check", "--record", "--data", "/nonexistent"]]
+    "args",
+    [
+        ["table", "refit", "--table", "default"],
+        ["table", "int8-check", "--record", "--data", "/nonexistent"],
+        ["table", "refit", "--table", "cifar10"],
+    ],
 )
-def test_commands_that_rewrite_a_table_refuse_the_name_default(args):
-    """`--table default` is the table inside the package: a command that rewrites its table in place refuses the
-    name (a fuzzed `table refit --table default` once rewrote the shipped file) and says how to consent."""
+def test_commands_that_rewrite_a_table_refuse_an_embedded_tables_name(args):
+    """`--table default` (or `cifar10`) is a table inside the package: a command that rewrites its table in place
+    refuses the name (a fuzzed `table refit --table default` once rewrote the shipped file) and says how to
+    consent."""
     from specialize.table import load_table
 
-    shipped = load_table("default").path
+    name = args[args.index("--table") + 1] if "--table" in args else "default"
+    shipped = load_table(name).path
     before = shipped.read_bytes()
     result = invoke(*args)
     assert result.exit_code == 2 and f"name its file to rewrite it: --table {shipped}" in result.stderr
+    assert f"`--table {name}` is the one inside the package" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and shipped.read_bytes() == before

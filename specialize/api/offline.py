@@ -68,13 +68,14 @@ def validate_table(
 
 
 def check_rewritable(table: str, path: Path, what: str) -> None:
-    """A command that rewrites a table in place: the name `default` (the table inside the installed package) is
-    refused, so that no mistyped or scripted `--table default` edits the package; naming its file is consent."""
+    """A command that rewrites a table in place: an embedded table's name (`default`, `cifar10`: a table inside the
+    installed package) is refused, so that no mistyped or scripted `--table default` edits the package; naming its
+    file is consent."""
     from specialize.table import is_embedded_name
 
     if is_embedded_name(table):
         raise SpecializeError(
-            f"{what} rewrites the table, and `--table default` is the one inside the package; copy it and give the "
+            f"{what} rewrites the table, and `--table {table}` is the one inside the package; copy it and give the "
             f"copy, or name its file to rewrite it: --table {path}"
         )
     check_writable(path)
