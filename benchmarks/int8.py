@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/int8.py accuracy --data ../shared/data/cifar10-jpg.tar.gz [--networks 20]
     .venv/bin/python benchmarks/int8.py latency [--budgets 40M 50M 60M] [--threads 1 2] [--table T.json]
     .venv/bin/python benchmarks/int8.py blocks [--table T.json] [--threads 1]
+    .venv/bin/python benchmarks/int8.py weights --data ../shared/data/cifar10-jpg.tar.gz [--arch A] [--images 2000]
     .venv/bin/python benchmarks/int8.py auto [--devices jetson raspberry-pi-4 this-cpu] [--max-flops 45M] [--table T]
 
 `accuracy`: `specialize table int8-check` on --table (default: the embedded table, by its file): --networks
@@ -10,6 +11,12 @@ sub-networks spread over its space, each exported twice by `specialize export`'s
 FP32 and `--precision int8` (QDQ, onnxruntime's form, calibrated on the same 500 training images that recalibrate
 batch norm), both measured on the whole test split in onnxruntime. Prints each network's drop and the median and
 worst; --record keeps it in the table, where predictions at int8 read it.
+
+`weights`: full-range (8-bit) against 7-bit (`reduce_range`) weights in the onnxruntime form, for one network of
+the table (default: its best), calibrated on the table's shipped images: accuracy on --images test images with
+onnxruntime's fused integer kernels (as deployed) and with the QDQ graph computed in float (graph optimizations off,
+what a CPU whose kernels do not overflow computes), beside FP32. On an x86 CPU without VNNI the fused 8-bit kernels
+overflow int16 sums.
 
 `blocks`: which blocks run slower at INT8 than at FP32, from the two shipped this-cpu profiles of the table's space
 (the search, reading the INT8 profile, avoids them by itself). Prints the per-block INT8/FP32 ratios.
@@ -51,6 +58,37 @@ def accuracy(args: argparse.Namespace) -> None:
         f"{statistics.median(drops):.2f} points, mean {statistics.mean(drops):.2f}, worst {max(drops):.2f} ({worst}), "
         f"best {min(drops):.2f}" + ("; recorded in the table" if args.record else "")
     )
+
+
+def weights(args: argparse.Namespace) -> None:
+    from hw_profiles.host import cpu_name
+    from specialize.table import load_table
+    from supernet.data import load_dataset, to_tensor
+    from supernet.export import calibration_file_batches, export_subnet, shipped_calibration
+    from supernet.quantize import quantize_int8
+    from supernet.sessions import ort_session
+
+    table = load_table(args.table)
+    arch = args.arch or table.best_arch
+    resolution = table.space.resolution
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32 = export_subnet(table.space, arch, Path(tmp) / "fp32.onnx", weights=args.table, data=None)
+        graph = fp32.onnx_path.read_bytes()
+    batches = calibration_file_batches(shipped_calibration(table), resolution)
+    test = load_dataset(args.data, image_size=resolution)
+    pick = np.random.default_rng(args.seed).choice(len(test.test_labels), args.images, replace=False)
+    x, y = to_tensor(test.test_images[pick], resolution).numpy(), test.test_labels[pick]
+
+    def accuracy_of(model: bytes, optimization: str = "all") -> float:
+        session = ort_session(model, graph_optimization_level=optimization)
+        out = [session.run(None, {"input": x[i : i + 200]})[0].argmax(1) for i in range(0, len(x), 200)]
+        return 100 * float(np.mean(np.concatenate(out) == y))
+
+    line = f"{arch} on {cpu_name()}, {len(y)} test images: fp32 {accuracy_of(graph):.2f}%"
+    for bits, reduce_range in ((8, False), (7, True)):
+        model = quantize_int8(graph, batches, reduce_range=reduce_range)
+        line += f"; {bits}-bit weights: fused {accuracy_of(model):.2f}%, in float {accuracy_of(model, 'disabled'):.2f}%"
+    print(line)
 
 
 # what is timed: (precision, --format) of each exported file; the last is TensorRT's explicit-quantization form
@@ -168,12 +206,19 @@ def main() -> None:
     per_block = sub.add_parser("blocks")
     per_block.add_argument("--table", default="default")
     per_block.add_argument("--threads", type=int, default=1)
+    bits = sub.add_parser("weights")
+    bits.add_argument("--data", required=True)
+    bits.add_argument("--table", default="default")
+    bits.add_argument("--arch", help="default: the table's best architecture")
+    bits.add_argument("--images", type=int, default=2000)
+    bits.add_argument("--seed", type=int, default=0)
     choose = sub.add_parser("auto")
     choose.add_argument("--devices", nargs="+", default=["jetson", "raspberry-pi-4", "this-cpu"])
     choose.add_argument("--max-flops", default="45M", help="the FP32 pick at this budget sets the latency bound")
     choose.add_argument("--table", default="default", help="accuracy table; default: the embedded one")
     args = parser.parse_args()
-    {"accuracy": accuracy, "latency": latency, "blocks": blocks, "auto": auto}[args.part](args)
+    parts = {"accuracy": accuracy, "latency": latency, "blocks": blocks, "weights": weights, "auto": auto}
+    parts[args.part](args)
 
 
 if __name__ == "__main__":

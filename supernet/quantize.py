@@ -61,9 +61,12 @@ class _Batches:
         pass
 
 
-def quantize_int8(onnx_bytes: bytes, batches: Sequence[torch.Tensor], target: str = "onnxruntime") -> bytes:
+def quantize_int8(
+    onnx_bytes: bytes, batches: Sequence[torch.Tensor], target: str = "onnxruntime", reduce_range: bool | None = None
+) -> bytes:
     """The FP32 graph `onnx_bytes` as an INT8 QDQ graph for `target` (a key of FORMS), calibrated on `batches`
-    (float [0, 1] NCHW images)."""
+    (float [0, 1] NCHW images). `reduce_range`: 7-bit weights; None takes the target's (7 bits for onnxruntime;
+    `benchmarks/int8.py weights` sets it to measure both)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -81,7 +84,7 @@ def quantize_int8(onnx_bytes: bytes, batches: Sequence[torch.Tensor], target: st
             _Batches(batches),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
-            reduce_range=not tensorrt,  # TensorRT's int8 kernels accumulate in int32: full range
+            reduce_range=not tensorrt if reduce_range is None else reduce_range,  # TensorRT accumulates in int32
             activation_type=QuantType.QInt8 if tensorrt else QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
