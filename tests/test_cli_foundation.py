@@ -170,6 +170,19 @@ def test_export_never_ships_random_weights_by_default(tmp_path):
     assert export_weights(get_space("ponas-imagenet"), None, untrained=True) is None
 
 
+def test_the_headline_command_imports_no_scipy_or_torch():
+    """Cold start: scipy.stats alone took 0.9 s of the headline command's 2.2 s when the profile command's
+    defaults pulled hw_profiles.validate, which imported it at the top."""
+    code = (
+        "import sys; from typer.testing import CliRunner; from cli.main import app; "
+        "r = CliRunner().invoke(app, ['--device', 'jetson', '--max-flops', '300M', '--json']); "
+        "assert r.exit_code == 0, r.output; "
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in ('scipy', 'torch', 'onnx', 'onnxruntime')); "
+        "assert not heavy, heavy"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_cli_fast_path_does_not_import_torch():
     code = (
         "import sys; from typer.testing import CliRunner; from cli.main import app; "
