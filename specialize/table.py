@@ -313,6 +313,8 @@ def _monotone_knots(knots) -> bool:
 def load_table(path: str | Path | None = None, space: SearchSpace | None = None) -> AccuracyTable:
     """Load a table; None or 'default' means the embedded default. Checks shape and space."""
     path = resolve_table_path(path)
+    if not path.exists():
+        raise SpecializeError(f"{KIND} file {path} does not exist (embedded tables: {', '.join(EMBEDDED_TABLES)})")
     data = read_json(path, KIND, TABLE_SCHEMA_VERSION)
     table_space = _space_field(data, "space", path)
     if data.get("fingerprint") != table_space.fingerprint:

@@ -295,7 +295,9 @@ def test_profiles_give_skip_zero_latency_and_no_workload(tmp_path):
     measured = profile_space(space, "this-cpu", threads=1, protocol=quick, force=True)
     measured.save(tmp_path / "p.json")
     loaded = load_profile(tmp_path / "p.json", space)
-    assert (loaded.latency_ms[:, space.skip_index] == 0).all() and (loaded.latency_ms[:, :-1] > 0).all()
+    assert (loaded.latency_ms[:, space.skip_index] == 0).all() and (loaded.latency_ms[:, :-1] >= 0).all()
+    # (>= 0, not > 0: this space's blocks take microseconds, and under a parallel test run the 0.5 ms samples of a
+    # block less the boundary correction were once clamped to 0; the estimate below is noise-free and strict)
     assert len(profile_rows(loaded)[0]) == space.num_layers * (space.num_candidates - 1) + 2
     estimated = resolve_profile("jetson-orin-nano", space)
     assert (estimated.latency_ms[:, space.skip_index] == 0).all() and (estimated.latency_ms[:, :-1] > 0).all()

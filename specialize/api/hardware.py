@@ -43,14 +43,14 @@ def space_of(space: str) -> SearchSpace:
     """A space by preset name, the space an embedded table carries (by its name, or 'default'), or the space a file
     carries: an accuracy table (.json), or supernet weights (a space trained on the user's own data, e.g.
     `cifar10-3class`, exists only there)."""
-    from specialize.table import is_embedded_name, load_table
+    from specialize.table import EMBEDDED_TABLES, is_embedded_name, load_table
 
     if is_embedded_name(space) and space not in SPACES:
         return load_table(space).space
-    if not space.endswith((".json", ".pt")) or not Path(space).is_file():
-        return get_space(space)
     if space.endswith(".json"):
-        return load_table(space).space
+        return load_table(space).space  # a missing or unreadable file is named there
+    if not space.endswith(".pt") or not Path(space).is_file():
+        return SPACES.lookup(space, f"; or an embedded table: {', '.join(EMBEDDED_TABLES)}; or a table .json")()
     from supernet.checkpoint import load_supernet
 
     return load_supernet(space).space
