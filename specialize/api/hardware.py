@@ -12,7 +12,7 @@ from typing import Callable
 
 from specialize.errors import SpecializeError, option
 from specialize.fileio import check_not_input, check_writable
-from specialize.space import SPACES, SearchSpace, get_space
+from specialize.space import SPACES, SearchSpace
 
 Progress = Callable[[str], None]
 
