@@ -31,7 +31,21 @@ def register(app: typer.Typer) -> None:
 def spaces(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")) -> None:
     from specialize.cost import space_ranges
     from specialize.space import SPACES, get_space
+    from specialize.table import DEFAULT_NAME, EMBEDDED_TABLES, load_table
 
+    embedded = []
+    for table_name in EMBEDDED_TABLES:
+        space = load_table(table_name).space
+        embedded.append(
+            {
+                "table": table_name,
+                "default": table_name == DEFAULT_NAME,
+                "space": space.name,
+                "resolution": space.resolution,
+                "num_classes": space.num_classes,
+                "macs_range": list(space_ranges(space)["macs"]),
+            }
+        )
     rows = []
     for name in sorted(SPACES):
         space = get_space(name)
@@ -50,9 +64,17 @@ def spaces(as_json: bool = typer.Option(False, "--json", help="Print JSON instea
             }
         )
     if as_json:
-        print_json({"spaces": rows, "note": MACS_NOTE})
+        print_json({"spaces": rows, "embedded_tables": embedded, "note": MACS_NOTE})
         return
     console.print(_spaces_table(rows))
+    for e in embedded:
+        low, high = (m / 1e6 for m in e["macs_range"])
+        console.print(
+            f"embedded table {e['table']}{' (the default)' if e['default'] else ''}: space {e['space']}, "
+            f"{e['resolution']} px, {e['num_classes']} classes, {low:.1f}-{high:.1f} MMACs (--table or --space "
+            f"{e['table']})",
+            highlight=False,
+        )
     for names in sorted({tuple(r["candidates"]) for r in rows}):
         users = ", ".join(r["name"] for r in rows if tuple(r["candidates"]) == names)
         console.print(f"candidates ({users}): {' '.join(names)}", highlight=False)

@@ -73,3 +73,19 @@ def test_calibration_images_stored_small_are_resized_as_the_reader_resizes_files
     read_at_96 = load_dataset(folder, image_size=96, cache=False)
     assert np.array_equal(resized_as_read(native.train_images, 96), read_at_96.train_images)
     assert resized_as_read(native.train_images, 32) is native.train_images
+
+
+def test_spaces_lists_the_embedded_tables_and_their_spaces():
+    """`specialize spaces` shows the default's space, which lives in its table and is no preset."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    listed = json.loads(CliRunner().invoke(app, ["spaces", "--json"]).stdout)["embedded_tables"]
+    assert [(e["table"], e["default"]) for e in listed] == [("lite0-cifar10-96", True), ("cifar10", False)]
+    assert listed[0]["space"] == load_table().space.name and listed[0]["resolution"] == 96
+    assert listed[0]["macs_range"][1] == pytest.approx(82.0e6, rel=1e-3)
+    text = CliRunner().invoke(app, ["spaces"]).stdout
+    assert "embedded table lite0-cifar10-96 (the default)" in " ".join(text.split())
