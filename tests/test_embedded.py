@@ -89,3 +89,17 @@ def test_spaces_lists_the_embedded_tables_and_their_spaces():
     assert listed[0]["macs_range"][1] == pytest.approx(82.0e6, rel=1e-3)
     text = CliRunner().invoke(app, ["spaces"]).stdout
     assert "embedded table lite0-cifar10-96 (the default)" in " ".join(text.split())
+
+
+def test_publish_repacks_the_runs_own_calibration_images(deploy_run, synthetic_data, tmp_path):
+    """`supernet.publish --data` re-reads the run's calibration images by index: the same images and labels as the
+    calibration file training wrote, and the record names their stored size."""
+    from supernet.publish import repack_calibration
+
+    table = load_table(deploy_run / "table.json")
+    record = repack_calibration(table, synthetic_data, tmp_path / "c.npz")
+    with np.load(deploy_run / "calibration.npz") as written, np.load(tmp_path / "c.npz") as repacked:
+        assert np.array_equal(written["images"], repacked["images"])
+        assert np.array_equal(written["labels"], repacked["labels"])
+    assert record["images"] == table.calibration["images"] and record["resolution"] == 16
+    assert record["sha256"] == sha256_file(tmp_path / "c.npz")
