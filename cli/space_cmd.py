@@ -111,7 +111,13 @@ def _range(pair: list[int], digits: int) -> str:
 
 @handle_errors
 def cost(
-    space: str = typer.Option("cifar10", "--space", "-s", help="Search-space preset (see `specialize spaces`)."),
+    space: str = typer.Option(
+        "cifar10",
+        "--space",
+        "-s",
+        help="Search-space preset, embedded table's name (the default's: lite0-cifar10-96) or table .json "
+        "(see `specialize spaces`).",
+    ),
     arch: Optional[str] = typer.Option(
         None, "--arch", "-a", help="Comma-separated candidate per layer, e.g. k3e3,k5e6se,..."
     ),
@@ -129,10 +135,10 @@ def cost(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
+    from specialize.api.hardware import space_of
     from specialize.cost import arch_cost, cost_arrays
-    from specialize.space import get_space
 
-    search_space = get_space(space)
+    search_space = space_of(space)
     if per_candidate == (arch is not None):
         raise SpecializeError(
             "give exactly one of --arch A (totals for one architecture) or --per-candidate (all candidates)"

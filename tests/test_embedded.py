@@ -103,3 +103,18 @@ def test_publish_repacks_the_runs_own_calibration_images(deploy_run, synthetic_d
         assert np.array_equal(written["labels"], repacked["labels"])
     assert record["images"] == table.calibration["images"] and record["resolution"] == 16
     assert record["sha256"] == sha256_file(tmp_path / "c.npz")
+
+
+def test_cost_takes_an_embedded_tables_name_as_its_space():
+    """The default's printed architecture is priced with `cost --space lite0-cifar10-96` (presets only, before)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from cli.main import app
+    from specialize.cost import arch_cost
+
+    result = CliRunner().invoke(app, ["cost", "--space", "lite0-cifar10-96", "--arch", ARCH_40M, "--json"])
+    assert result.exit_code == 0, result.output
+    expected = arch_cost(load_table().space.parse_arch(ARCH_40M))
+    assert json.loads(result.stdout)["macs"] == expected["macs"] == pytest.approx(39.95e6, rel=1e-3)
