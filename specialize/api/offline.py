@@ -297,9 +297,10 @@ def export_space(space: str | None, weights: str | None) -> SearchSpace:
     try:
         return space_of(space)
     except SpecializeError:
-        if not carries or space_of(weights).name != space:
+        carried = space_of(weights) if carries else None
+        if carried is None or carried.name != space:
             raise
-        return space_of(weights)
+        return carried
 
 
 def _weights_files(weights: str | None) -> list[Path]:
