@@ -101,6 +101,11 @@ class DeviceProfile:
         offset = float(self.calibration["offset_ms"]) if self.calibration and calibrated else 0.0
         return scale * self.latency_ms, scale * sum(self.fixed_ms.values()) + offset
 
+    def fastest_ms(self) -> float:
+        """The predicted latency of the fastest architecture the space allows."""
+        blocks, fixed = self.latency_terms()
+        return float(masked_extremes(blocks, np.array(self.space.allowed_mask()))[0].sum() + fixed)
+
     def offset_ms(self) -> float:
         """The architecture-independent term of a prediction."""
         return self.latency_terms()[1]
@@ -229,9 +234,7 @@ def _threads(value, path: Path) -> int:
 
 def _check_predictions(profile: DeviceProfile, path: Path) -> None:
     """Every architecture must get a positive latency: a calibration offset below the fastest one is refused."""
-    allowed = np.array(profile.space.allowed_mask())  # [layers][candidates] of bools
-    blocks, fixed = profile.latency_terms()
-    fastest = float(masked_extremes(blocks, allowed)[0].sum() + fixed)
+    fastest = profile.fastest_ms()
     if not fastest > 0:
         raise SpecializeError(
             f"{KIND} file {path}: the fastest architecture would take {fastest:.3f} ms; "

@@ -32,7 +32,7 @@ from hw_profiles.validate import (
     agreement,
     repeatability,
 )
-from specialize.cost import arch_ops, candidate_ops, head_ops, stem_ops
+from specialize.cost import arch_ops, candidate_ops, head_ops, masked_extremes, stem_ops
 from specialize.errors import SpecializeError, option
 from specialize.fileio import provenance
 from specialize.space import Architecture
@@ -54,29 +54,31 @@ def scaling_features(base: DeviceProfile, archs: list[Architecture]) -> np.ndarr
     return np.array([[base.predict_ms(a, calibrated=False), len(arch_ops(a)), 1.0] for a in archs])
 
 
-def fit_scaling(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least-squares (a, b, c), the simplest model that keeps the per-op cost b >= 0 and the share a > 0:
+def fit_scaling(x: np.ndarray, y: np.ndarray, fastest: Callable[[np.ndarray], float] | None = None) -> np.ndarray:
+    """Least-squares (a, b, c), the simplest model that keeps the per-op cost b >= 0, the share a > 0 and,
+    given `fastest` (coef -> the scaled profile's fastest architecture in ms), every prediction positive:
     all three terms; else b = 0; else c = 0 too (a alone, the median ratio), which networks too alike in
-    size to separate the terms need. `scaling_model` names which one a fit is."""
-    coef = np.linalg.lstsq(x, y, rcond=None)[0]
-    if coef[1] < 0 or coef[0] <= 0:
-        ac = np.linalg.lstsq(x[:, [0, 2]], y, rcond=None)[0]
-        coef = np.array([ac[0], 0.0, ac[1]])
-    if coef[0] <= 0:
-        coef = np.array([float(np.median(y / x[:, 0])), 0.0, 0.0])
-    return coef
+    size to separate the terms need. A negative offset c fitted on mid-sized networks can price the space's
+    smallest one below zero (it did on the tiny test space, whose networks take microseconds).
+    `scaling_model` names which one a fit is."""
+    full = np.linalg.lstsq(x, y, rcond=None)[0]
+    ac = np.linalg.lstsq(x[:, [0, 2]], y, rcond=None)[0]
+    for coef in (full, np.array([ac[0], 0.0, ac[1]])):
+        if coef[0] > 0 and coef[1] >= 0 and (fastest is None or fastest(coef) > 0):
+            return coef
+    return np.array([float(np.median(y / x[:, 0])), 0.0, 0.0])
 
 
 def scaling_model(coef: np.ndarray) -> str:
     return "a * ms + b * ops + c" if coef[1] > 0 else "a * ms + c" if coef[2] != 0 else "a * ms"
 
 
-def loo_error(x: np.ndarray, y: np.ndarray) -> float:
+def loo_error(x: np.ndarray, y: np.ndarray, fastest: Callable[[np.ndarray], float] | None = None) -> float:
     """Leave-one-out mean absolute percentage error of `fit_scaling`."""
     errors = []
     for i in range(len(y)):
         rest = np.arange(len(y)) != i
-        errors.append(abs(x[i] @ fit_scaling(x[rest], y[rest]) - y[i]) / y[i])
+        errors.append(abs(x[i] @ fit_scaling(x[rest], y[rest], fastest) - y[i]) / y[i])
     return float(np.mean(errors))
 
 
@@ -89,12 +91,28 @@ def check_base(base: DeviceProfile) -> None:
         )
 
 
+def scaled_blocks(base: DeviceProfile, a: float, b: float) -> tuple[np.ndarray, dict[str, float]]:
+    """Per-block and fixed-part ms at T threads: a * ms_1thread + b * ops."""
+    blocks, fixed_ops = op_counts(base)
+    latency = np.where(base.latency_ms > 0, a * base.latency_ms + b * blocks, 0.0)
+    return latency, {part: a * ms + b * fixed_ops.get(part, 0) for part, ms in base.fixed_ms.items()}
+
+
+def scaled_fastest_ms(base: DeviceProfile) -> Callable[[np.ndarray], float]:
+    """coef -> the fastest allowed architecture's ms in the profile those coefficients would make."""
+    allowed = np.array(base.space.allowed_mask())
+
+    def fastest(coef: np.ndarray) -> float:
+        latency, fixed = scaled_blocks(base, float(coef[0]), float(coef[1]))
+        return float(masked_extremes(latency, allowed)[0].sum() + sum(fixed.values()) + coef[2])
+
+    return fastest
+
+
 def scaled_profile(base: DeviceProfile, threads: int, coef: np.ndarray, whole: dict) -> DeviceProfile:
     """`base` with every block a * ms + b * ops, threads T and the fitted offset c as its calibration."""
     a, b, c = (float(v) for v in coef)
-    blocks, fixed_ops = op_counts(base)
-    latency = np.where(base.latency_ms > 0, a * base.latency_ms + b * blocks, 0.0)
-    fixed = {part: a * ms + b * fixed_ops.get(part, 0) for part, ms in base.fixed_ms.items()}
+    latency, fixed = scaled_blocks(base, a, b)
     spread = None if base.spread_ms is None else a * base.spread_ms
     fixed_spread = None if base.fixed_spread_ms is None else {k: a * v for k, v in base.fixed_spread_ms.items()}
     calibration = {
@@ -164,7 +182,8 @@ def scale_to_threads(
     measured = np.array(timing.rounds)
     y = np.median(measured, axis=0)
     x = scaling_features(base, timing.archs)
-    coef = fit_scaling(x, y)
+    fastest = scaled_fastest_ms(base)
+    coef = fit_scaling(x, y, fastest)
     whole = {
         "networks": networks,
         "rounds": rounds,
@@ -174,6 +193,6 @@ def scale_to_threads(
         f"(uncalibrated_mape: the 1-thread block sums taken as they are)",
         "uncalibrated_mape": agreement(list(x[:, 0]), list(y))["mape"],
         "fit_mape": agreement(list(x @ coef), list(y))["mape"],
-        "calibrated_loo_mape": loo_error(x, y),
+        "calibrated_loo_mape": loo_error(x, y, fastest),
     }
     return scaled_profile(base, threads, coef, whole)

@@ -66,6 +66,21 @@ def test_fit_recovers_the_terms_and_falls_back_to_simpler_models_not_negative_co
     assert coef[0] > 0 and coef[1] == coef[2] == 0.0 and scaling_model(coef) == "a * ms"
 
 
+def test_fit_never_prices_the_fastest_network_at_or_below_zero():
+    # The CI failure of 2026-12-07: a negative offset fitted on mid-sized networks made the tiny space's
+    # fastest network -0.002 ms, and saving the 2-thread profile was refused.
+    rng = np.random.default_rng(2)
+    x = np.column_stack([rng.uniform(0.3, 1.0, 12), rng.integers(30, 60, 12), np.ones(12)])
+    y = x @ [0.6, 0.004, -0.1]
+
+    def fastest(coef):  # a network of 0.05 ms at 1 thread and 10 ops
+        return coef[0] * 0.05 + coef[1] * 10 + coef[2]
+
+    assert fastest(fit_scaling(x, y)) < 0  # unconstrained, the exact fit goes below zero
+    coef = fit_scaling(x, y, fastest)
+    assert fastest(coef) > 0 and coef[0] > 0 and coef[1] >= 0
+
+
 def test_scale_to_threads_times_whole_networks_at_those_threads(tiny, tmp_path):  # noqa: F811
     from hw_profiles.profiler import profile_space
 
