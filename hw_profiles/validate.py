@@ -195,7 +195,13 @@ def apply_whole_network_fit(
         "uncalibrated_mape": whole["uncalibrated_mape"],
     }
     if whole["calibrated_loo_mape"] is not None and whole["calibrated_loo_mape"] < whole["uncalibrated_mape"]:
-        profile.calibration = calibration
+        calibrated = replace(profile, calibration=calibration)
+        if calibrated.fastest_ms() > 0:
+            return calibrated
+        whole["calibration_skipped"] = (
+            f"the fit's offset ({calibration['offset_ms']:.3g} ms) would price the fastest network at "
+            f"{calibrated.fastest_ms():.3g} ms"
+        )
     return profile
 
 

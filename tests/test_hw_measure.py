@@ -477,3 +477,18 @@ def handover(space):
     from hw_profiles.workloads import handover_shapes
 
     return handover_shapes(space)
+
+
+def test_a_whole_network_fit_that_would_price_the_fastest_network_below_zero_is_not_kept(tiny, tmp_path):
+    from hw_profiles.validate import apply_whole_network_fit
+
+    profile = profile_space(tiny, "this-cpu", threads=1, protocol=QUICK, force=True)
+    fastest = profile.fastest_ms()
+    archs = [a for a in spread_architectures(tiny, 8, 3) if profile.predict_ms(a) > fastest * 1.01]
+    raw = np.array([profile.predict_ms(a, calibrated=False) for a in archs])
+    assert len(archs) >= 4
+    offset = -3 * (fastest + raw.min()) / 2  # every timed network stays positive, the fastest one would not
+    fitted = apply_whole_network_fit(profile, archs, list(3 * raw + offset), "steep")
+    assert fitted.calibration is None and fitted.fastest_ms() > 0
+    assert "fastest network" in fitted.measurement["whole_network"]["calibration_skipped"]
+    fitted.save(tmp_path / "p.json")  # a kept fit would be refused here
