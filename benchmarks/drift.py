@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from hw_profiles.runtime import torch_threads  # noqa: E402
 from hw_profiles.validate import export_networks, time_deployed  # noqa: E402
 from specialize.sampling import spread_architectures  # noqa: E402
-from specialize.space import get_space  # noqa: E402
+from specialize.api.hardware import space_of  # noqa: E402
 
 
 def rounds_of(
@@ -55,7 +55,7 @@ def describe(medians: np.ndarray) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--spaces", nargs="+", default=["cifar10", "ponas-imagenet"])
+    parser.add_argument("--spaces", nargs="+", default=["cifar10", "ponas-imagenet"], help="presets or tables")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--networks", type=int, default=3)
     parser.add_argument("--minutes", type=float, default=4.0, help="per preset and thread count")
@@ -63,7 +63,7 @@ def main() -> None:
     parser.add_argument("--precision", choices=["fp32", "int8"], default="fp32")
     args = parser.parse_args()
     for name in args.spaces:
-        space = get_space(name)
+        space = space_of(name)  # a preset, an embedded table or a table .json
         archs = spread_architectures(space, args.networks, 0)
         with tempfile.TemporaryDirectory() as tmp, torch_threads(1):
             paths = export_networks(space, archs, Path(tmp), precision=args.precision)
