@@ -159,6 +159,11 @@ def train(
         help="Training images held out to measure the sub-networks the accuracy fit is made from (0: the "
         "validation split, which the table picked on, so its predictions run high).",
     ),
+    head_init: str = typer.Option(
+        TrainConfig.head_init,
+        help="With --init and a new classifier: probe (fitted on the pretrained network's frozen features before "
+        "training, LP-FT) or random.",
+    ),
     resolutions: Optional[str] = typer.Option(
         None,
         help="Elastic resolution: more input sizes, comma-separated (e.g. 64,80,96); each batch trains at one, and "
@@ -201,6 +206,7 @@ def train(
         input_size=input_size,
         resolutions=TrainConfig.parse_sizes(resolutions),
         fit_images=fit_images,
+        head_init=head_init,
         distill=distill,
         teacher=teacher,
     )

@@ -49,6 +49,7 @@ from supernet.data import augment, balanced_split, calibration_indices, image_ba
 from supernet.elastic import Supernet
 from supernet.evaluate import subnet_accuracy
 from supernet.pretrained import import_pretrained
+from supernet.probe import PROBE_IMAGES, fit_probe, pooled_features
 from supernet.train_config import FINETUNE_SETTINGS, RESUMABLE_CHANGES, VALIDATION_IMAGES, TrainConfig
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -490,6 +491,8 @@ class Trainer:
                     "layer": self.state["layer"],
                 }
             )
+        if opt is None and self.probes_head():
+            self.probe_head()
         opt = opt or self.optimizer(self.cfg.lr)
         s = self.state
         while s["stage"] == "meta" and s["epoch"] < self.cfg.epochs:
@@ -499,6 +502,44 @@ class Trainer:
             self.report({"event": "epoch", "stage": "meta", "epoch": s["epoch"], "epochs": self.cfg.epochs, **stats})
             self.save_checkpoint(opt)
         return opt
+
+    def probes_head(self) -> bool:
+        """--head-init probe applies to a fresh start from pretrained weights whose classifier was not imported."""
+        fresh = self.state["stage"] == "meta" and self.state["epoch"] == 0
+        new_head = self.pretrained is not None and self.pretrained["classifier"] != "imported"
+        return self.cfg.head_init == "probe" and fresh and new_head
+
+    def probe_head(self) -> None:
+        """The new classifier fitted on the pretrained meta network's frozen pooled features (and their flips) of up
+        to PROBE_IMAGES training images; reports the probe's accuracy on the validation split."""
+        start = time.time()
+        rng = np.random.default_rng(_seeded(self.cfg.seed, 5))
+        idx = np.sort(rng.choice(self.train_idx, min(len(self.train_idx), PROBE_IMAGES), replace=False))
+        net, arch = self.net.eval(), self.meta_arch
+
+        def features_of(x: torch.Tensor) -> torch.Tensor:
+            h = net.head(net.run_blocks(net.features_in(x.contiguous(memory_format=torch.channels_last)), arch))
+            return torch.flatten(h.mean((2, 3)), 1)
+
+        images, labels = self.data.train_images[idx], torch.from_numpy(self.data.train_labels[idx]).long()
+        features = torch.cat([pooled_features(features_of, images, self.res, flip) for flip in (False, True)])
+        classifier = fit_probe(features, torch.cat([labels, labels]), self.space.num_classes)
+        with torch.no_grad():
+            net.classifier.load_state_dict(classifier.state_dict())
+            for p in net.classifier.parameters() if self.dist.world > 1 else ():
+                dist.broadcast(p, 0)
+            val = torch.cat([features_of(x) for x in self.val_x.split(128)])
+            accuracy = float((net.classifier(val).argmax(1) == self.val_y).float().mean())
+        self.report(
+            {
+                "event": "note",
+                "text": f"classifier fitted as a linear probe on the pretrained network's features of {len(idx)} "
+                f"training images and their flips: {100 * accuracy:.2f}% on the validation split",
+            }
+        )
+        self.state["history"].append(
+            {"stage": "probe", "images": len(idx), "val_accuracy": accuracy, "seconds": time.time() - start}
+        )
 
     def run(self, resume: bool = False) -> AccuracyTable:
         opt = self.meta_stage(resume)

@@ -13,7 +13,8 @@ RESUMABLE_CHANGES = ("threads", "candidates_per_pass")
 # Settings only the fine-tuning stage reads: a run resumed before that stage began may still change them.
 FINETUNE_SETTINGS = ("finetune_epochs", "finetune_lr", "distill", "spread_samples")
 # what a checkpoint written before a setting existed was trained with: a resumed run takes these, not the defaults
-LEGACY = {"resolutions": (), "fit_images": 0}
+LEGACY = {"resolutions": (), "fit_images": 0, "head_init": "random"}
+HEAD_INITS = ("probe", "random")
 MAX_RESOLUTIONS = 8  # elastic resolution: each size adds a table's worth of evaluation to fine-tuning
 
 
@@ -60,6 +61,9 @@ class TrainConfig:
     # the accuracy fit is made from: the table picked its path on the validation images, so a fit made there
     # predicts high (winner's curse); 0: measure on the validation split, as runs before this setting did
     fit_images: int = 2500
+    # with --init and a new classifier (another class count than the source's): "probe" fits it on the pretrained
+    # network's frozen features before the meta stage (LP-FT, supernet/probe.py); "random" leaves it as initialised
+    head_init: str = "probe"
 
     @staticmethod
     def parse_sizes(text: str | None) -> tuple[int, ...]:
@@ -154,6 +158,7 @@ def _rules(c: "TrainConfig") -> list[tuple]:
         ("threads", c.threads, _count(c.threads, 1, 4096, optional=True), "1..4096"),
         ("candidates-per-pass", c.candidates_per_pass, _count(c.candidates_per_pass, 1, optional=True), "1 or more"),
         ("schedule", c.schedule, c.schedule in ("cosine", "step"), "cosine or step"),
+        ("head-init", c.head_init, c.head_init in HEAD_INITS, " or ".join(HEAD_INITS)),
         (
             "resolutions",
             ",".join(map(str, c.resolutions)),

@@ -178,3 +178,51 @@ def test_timed_blocks_are_padded_as_the_shipped_network():
     model = deploy_graph(build_module(space, workload), example_input(workload.input_shape))
     pads = [list(a.ints) for n in model.graph.node if n.op_type == "Conv" for a in n.attribute if a.name == "pads"]
     assert [1, 1, 2, 2] in pads  # k5 stride 2 on an even input: one more pixel after (TensorFlow 'SAME')
+
+
+def _lite0_trainer(data: Path, out: Path, events: list, head_init: str):
+    from supernet.train import Trainer, TrainConfig
+
+    cfg = TrainConfig(
+        space="efficientnet-lite0",
+        data=str(data),
+        init="efficientnet-lite0",
+        input_size=32,
+        epochs=0,
+        val_per_class=1,
+        fit_images=0,
+        calib_images=10,
+        head_init=head_init,
+    )
+    return Trainer(cfg, out, report=events.append)
+
+
+def test_a_new_classifier_starts_as_a_linear_probe_of_the_pretrained_features(synthetic_data: Path, tmp_path) -> None:
+    from supernet.data import to_tensor
+
+    events: list = []
+    trainer = _lite0_trainer(synthetic_data, tmp_path / "probe", events, "probe")
+    random_head = trainer.net.classifier.weight.detach().clone()
+    trainer.meta_stage()
+    assert not torch.equal(trainer.net.classifier.weight, random_head)
+    with torch.no_grad():
+        x = to_tensor(trainer.data.train_images[trainer.train_idx], trainer.res)
+        predicted = trainer.net.eval()(x, trainer.meta_arch).argmax(1).numpy()
+    # 1280 features, a few dozen images: the fitted probe separates its own training images (a random head: ~10%)
+    assert np.mean(predicted == trainer.data.train_labels[trainer.train_idx]) >= 0.9
+    assert any("linear probe" in e.get("text", "") for e in events)
+    assert trainer.state["history"][0]["stage"] == "probe"
+
+    events = []
+    trainer = _lite0_trainer(synthetic_data, tmp_path / "random", events, "random")
+    random_head = trainer.net.classifier.weight.detach().clone()
+    trainer.meta_stage()
+    assert torch.equal(trainer.net.classifier.weight, random_head) and trainer.state["history"] == []
+
+
+def test_runs_from_before_head_init_resume_with_a_random_head() -> None:
+    from supernet.train import TrainConfig
+
+    settings = {"space": "efficientnet-lite0", "data": "d", "init": "efficientnet-lite0", "fit_images": 2500}
+    assert TrainConfig.from_settings(settings).head_init == "random"
+    assert TrainConfig.from_settings({**settings, "head_init": "probe"}).head_init == "probe"
