@@ -49,6 +49,7 @@ from supernet.data import augment, balanced_split, calibration_indices, image_ba
 from supernet.elastic import Supernet
 from supernet.evaluate import subnet_accuracy
 from supernet.pretrained import import_pretrained
+from supernet.bn import recalibrate_bn
 from supernet.probe import PROBE_IMAGES, fit_probe, pooled_features
 from supernet.train_config import FINETUNE_SETTINGS, RESUMABLE_CHANGES, VALIDATION_IMAGES, TrainConfig
 
@@ -198,6 +199,7 @@ class Trainer:
             self.model = DistributedDataParallel(self.model, find_unused_parameters=True)
         self.largest = self.space.largest
         meta = self.trained_space.parse_arch(cfg.meta_arch) if cfg.meta_arch else self.trained_space.largest_arch()
+        self.meta_architecture = meta
         self.meta_arch = list(meta.candidates)  # what the meta stage trains: the largest, or a fixed baseline
         self.state = {
             "stage": "meta",
@@ -511,30 +513,35 @@ class Trainer:
 
     def probe_head(self) -> None:
         """The new classifier fitted on the pretrained meta network's frozen pooled features (and their flips) of up
-        to PROBE_IMAGES training images; reports the probe's accuracy on the validation split."""
+        to PROBE_IMAGES training images, with batch norm statistics re-estimated on those images: the meta stage
+        normalizes by this data's batch statistics, not ImageNet's (on cat/dog/bird at 96 px a probe fitted under
+        ImageNet's statistics fell from 82% to 50% once batch statistics replaced them; fitted under this data's
+        own, 75%). Reports the probe's accuracy on the validation split."""
         start = time.time()
         rng = np.random.default_rng(_seeded(self.cfg.seed, 5))
         idx = np.sort(rng.choice(self.train_idx, min(len(self.train_idx), PROBE_IMAGES), replace=False))
-        net, arch = self.net.eval(), self.meta_arch
+        images, labels = self.data.train_images[idx], torch.from_numpy(self.data.train_labels[idx]).long()
+        net = self.net.extract(self.meta_architecture).to(memory_format=torch.channels_last)
+        recalibrate_bn(net, [to_tensor(images[i : i + 128], self.res) for i in range(0, len(images), 128)])
 
         def features_of(x: torch.Tensor) -> torch.Tensor:
-            h = net.head(net.run_blocks(net.features_in(x.contiguous(memory_format=torch.channels_last)), arch))
+            h = net.head(net.blocks(net.stem(net.normalize(x.contiguous(memory_format=torch.channels_last)))))
             return torch.flatten(h.mean((2, 3)), 1)
 
-        images, labels = self.data.train_images[idx], torch.from_numpy(self.data.train_labels[idx]).long()
         features = torch.cat([pooled_features(features_of, images, self.res, flip) for flip in (False, True)])
         classifier = fit_probe(features, torch.cat([labels, labels]), self.space.num_classes)
         with torch.no_grad():
-            net.classifier.load_state_dict(classifier.state_dict())
-            for p in net.classifier.parameters() if self.dist.world > 1 else ():
+            self.net.classifier.load_state_dict(classifier.state_dict())
+            for p in self.net.classifier.parameters() if self.dist.world > 1 else ():
                 dist.broadcast(p, 0)
             val = torch.cat([features_of(x) for x in self.val_x.split(128)])
-            accuracy = float((net.classifier(val).argmax(1) == self.val_y).float().mean())
+            accuracy = float((classifier(val).argmax(1) == self.val_y).float().mean())
         self.report(
             {
                 "event": "note",
                 "text": f"classifier fitted as a linear probe on the pretrained network's features of {len(idx)} "
-                f"training images and their flips: {100 * accuracy:.2f}% on the validation split",
+                f"training images and their flips (batch norm statistics of these images): {100 * accuracy:.2f}% "
+                "on the validation split",
             }
         )
         self.state["history"].append(

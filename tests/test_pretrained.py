@@ -198,6 +198,7 @@ def _lite0_trainer(data: Path, out: Path, events: list, head_init: str):
 
 
 def test_a_new_classifier_starts_as_a_linear_probe_of_the_pretrained_features(synthetic_data: Path, tmp_path) -> None:
+    from supernet.bn import recalibrate_bn
     from supernet.data import to_tensor
 
     events: list = []
@@ -205,9 +206,11 @@ def test_a_new_classifier_starts_as_a_linear_probe_of_the_pretrained_features(sy
     random_head = trainer.net.classifier.weight.detach().clone()
     trainer.meta_stage()
     assert not torch.equal(trainer.net.classifier.weight, random_head)
+    x = to_tensor(trainer.data.train_images[trainer.train_idx], trainer.res)
+    net = trainer.net.extract(trainer.meta_architecture)
+    recalibrate_bn(net, [x])  # the probe is fitted under these images' own batch norm statistics
     with torch.no_grad():
-        x = to_tensor(trainer.data.train_images[trainer.train_idx], trainer.res)
-        predicted = trainer.net.eval()(x, trainer.meta_arch).argmax(1).numpy()
+        predicted = net(x).argmax(1).numpy()
     # 1280 features, a few dozen images: the fitted probe separates its own training images (a random head: ~10%)
     assert np.mean(predicted == trainer.data.train_labels[trainer.train_idx]) >= 0.9
     assert any("linear probe" in e.get("text", "") for e in events)
@@ -226,3 +229,10 @@ def test_runs_from_before_head_init_resume_with_a_random_head() -> None:
     settings = {"space": "efficientnet-lite0", "data": "d", "init": "efficientnet-lite0", "fit_images": 2500}
     assert TrainConfig.from_settings(settings).head_init == "random"
     assert TrainConfig.from_settings({**settings, "head_init": "probe"}).head_init == "probe"
+
+
+def test_an_unknown_head_init_is_refused_naming_the_choices() -> None:
+    from supernet.train import TrainConfig
+
+    with pytest.raises(SpecializeError, match="--head-init 'sometimes' is out of range: probe or random"):
+        TrainConfig(space="efficientnet-lite0", data="d", head_init="sometimes").check()
