@@ -151,9 +151,10 @@ class Supernet(nn.Module):
         return self.classify(self.run_blocks(self.features_in(x), self._candidates(arch)))
 
     @torch.no_grad()
-    def extract(self, arch: Architecture) -> StaticNet:
-        """A standalone static network with this supernet's weights and BN statistics for `arch`."""
-        net = build_static(self.space, arch)
+    def extract(self, arch: Architecture, space: SearchSpace | None = None) -> StaticNet:
+        """A standalone static network with this supernet's weights and BN statistics for `arch`, built for `space`
+        (default this supernet's; another input size of the same network builds its own 'same' padding)."""
+        net = build_static(space or self.space, arch)
         net.normalize.load_state_dict(self.normalize.state_dict())
         net.stem.load_state_dict(self.stem.state_dict())
         net.head.load_state_dict(self.head.state_dict())

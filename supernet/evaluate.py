@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from specialize.errors import SpecializeError
-from specialize.space import Architecture
+from specialize.space import Architecture, SearchSpace
 from supernet.bn import recalibrate_bn
 from supernet.elastic import Supernet
 
@@ -40,9 +40,15 @@ def top1_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int
 
 @torch.no_grad()
 def subnet_accuracy(
-    net: Supernet, arch: Architecture, x: torch.Tensor, y: torch.Tensor, calibration: Sequence[torch.Tensor]
+    net: Supernet,
+    arch: Architecture,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    calibration: Sequence[torch.Tensor],
+    space: SearchSpace | None = None,
 ) -> float:
-    """Accuracy of `arch` with inherited weights after batch-norm recalibration on `calibration`."""
-    sub = net.extract(net.space.arch_from_indices(arch.indices)).to(memory_format=torch.channels_last)
+    """Accuracy of `arch` with inherited weights after batch-norm recalibration on `calibration`, built for `space`
+    (default the supernet's: another input size builds its own padding, as its export does)."""
+    sub = net.extract(net.space.arch_from_indices(arch.indices), space).to(memory_format=torch.channels_last)
     recalibrate_bn(sub, [b.contiguous(memory_format=torch.channels_last) for b in calibration])
     return top1_accuracy(sub, x, y)

@@ -408,9 +408,11 @@ class Trainer:
 
     def evaluate(self, arch_cands: list[Candidate], x: torch.Tensor, y: torch.Tensor, size: int | None = None) -> float:
         """Accuracy of the extracted sub-network after batch-norm recalibration (at input `size`, elastic
-        resolution's other sizes; default the run's)."""
+        resolution's other sizes, built with that size's 'same' padding as its export is; default the run's)."""
         arch = self.trained_space.arch_from_indices([self.space.candidates.index(c) for c in arch_cands])
-        return subnet_accuracy(self.net, arch, x, y, self.calib if size in (None, self.res) else self.calib_at[size])
+        if size in (None, self.res):
+            return subnet_accuracy(self.net, arch, x, y, self.calib)
+        return subnet_accuracy(self.net, arch, x, y, self.calib_at[size], self.trained_space.with_resolution(size))
 
     def validation_at(self, size: int) -> torch.Tensor:
         return self.val_x if size == self.res else self.val_at[size]

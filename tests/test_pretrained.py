@@ -236,3 +236,33 @@ def test_an_unknown_head_init_is_refused_naming_the_choices() -> None:
 
     with pytest.raises(SpecializeError, match="--head-init 'sometimes' is out of range: probe or random"):
         TrainConfig(space="efficientnet-lite0", data="d", head_init="sometimes").check()
+
+
+def test_training_measures_another_input_size_with_that_sizes_padding(synthetic_data: Path, tmp_path) -> None:
+    """Elastic resolution: at 24 px a stride-2 layer sees an odd input where 32 px gives an even one, so 'same'
+    padding differs; training's evaluation at 24 px must build the network its 24 px export is."""
+    from supernet.bn import recalibrate_bn
+    from supernet.evaluate import top1_accuracy
+    from supernet.train import Trainer, TrainConfig
+
+    cfg = TrainConfig(
+        space="efficientnet-lite0",
+        data=str(synthetic_data),
+        init="efficientnet-lite0",
+        input_size=32,
+        resolutions=(24, 32),
+        epochs=0,
+        val_per_class=2,
+        fit_images=0,
+        calib_images=10,
+    )
+    trainer = Trainer(cfg, tmp_path)
+    assert trainer.space.conv_pads(3, 3, 2) != trainer.space.conv_pads(4, 3, 2)
+    arch = trainer.trained_space.parse_arch(LITE0_ARCH)
+    x, y = trainer.validation_at(24), trainer.val_y
+    at_24 = Supernet(trainer.space_at[24])
+    at_24.load_state_dict(trainer.net.state_dict())
+    exported = at_24.extract(at_24.space.parse_arch(LITE0_ARCH))
+    recalibrate_bn(exported, trainer.calib_at[24])
+    # built at 32 px instead, the 24 px input does not even fit its padding here (a k5 kernel on a 4 px map)
+    assert trainer.evaluate(list(arch.candidates), x, y, 24) == top1_accuracy(exported, x, y)
