@@ -134,19 +134,18 @@ def test_a_plan_that_does_not_map_is_refused_naming_the_block() -> None:
         import_pretrained(Supernet(get_space("cifar10")), "efficientnet-lite0")
 
 
-def test_training_space_takes_the_data_classes_and_input_size(synthetic_data: Path) -> None:
-    from supernet.train import Trainer, TrainConfig
+def _lite0_config(data: Path, **settings):
+    """A Lite0 run from ImageNet on the synthetic folder at 32 px, no training epochs; `settings` override."""
+    from supernet.train import TrainConfig
 
-    cfg = TrainConfig(
-        space="efficientnet-lite0",
-        data=str(synthetic_data),
-        init="efficientnet-lite0",
-        input_size=32,
-        epochs=0,
-        val_per_class=2,
-        calib_images=10,
-    )
-    trainer = Trainer(cfg, Path("unused"))
+    defaults = dict(init="efficientnet-lite0", input_size=32, epochs=0, val_per_class=2, calib_images=10)
+    return TrainConfig(space="efficientnet-lite0", data=str(data), **{**defaults, **settings})
+
+
+def test_training_space_takes_the_data_classes_and_input_size(synthetic_data: Path) -> None:
+    from supernet.train import Trainer
+
+    trainer = Trainer(_lite0_config(synthetic_data), Path("unused"))
     assert trainer.space.name == "efficientnet-lite0-10class-32px" and trainer.space.resolution == 32
     assert trainer.pretrained["sha256"] and trainer.pretrained["classifier"] == "new (10 classes)"
     source = read_lite_state(resolve_source("efficientnet-lite0"))
@@ -181,19 +180,9 @@ def test_timed_blocks_are_padded_as_the_shipped_network():
 
 
 def _lite0_trainer(data: Path, out: Path, events: list, head_init: str):
-    from supernet.train import Trainer, TrainConfig
+    from supernet.train import Trainer
 
-    cfg = TrainConfig(
-        space="efficientnet-lite0",
-        data=str(data),
-        init="efficientnet-lite0",
-        input_size=32,
-        epochs=0,
-        val_per_class=1,
-        fit_images=0,
-        calib_images=10,
-        head_init=head_init,
-    )
+    cfg = _lite0_config(data, val_per_class=1, fit_images=0, head_init=head_init)
     return Trainer(cfg, out, report=events.append)
 
 
@@ -243,20 +232,9 @@ def test_training_measures_another_input_size_with_that_sizes_padding(synthetic_
     padding differs; training's evaluation at 24 px must build the network its 24 px export is."""
     from supernet.bn import recalibrate_bn
     from supernet.evaluate import top1_accuracy
-    from supernet.train import Trainer, TrainConfig
+    from supernet.train import Trainer
 
-    cfg = TrainConfig(
-        space="efficientnet-lite0",
-        data=str(synthetic_data),
-        init="efficientnet-lite0",
-        input_size=32,
-        resolutions=(24, 32),
-        epochs=0,
-        val_per_class=2,
-        fit_images=0,
-        calib_images=10,
-    )
-    trainer = Trainer(cfg, tmp_path)
+    trainer = Trainer(_lite0_config(synthetic_data, resolutions=(24, 32), fit_images=0), tmp_path)
     assert trainer.space.conv_pads(3, 3, 2) != trainer.space.conv_pads(4, 3, 2)
     arch = trainer.trained_space.parse_arch(LITE0_ARCH)
     x, y = trainer.validation_at(24), trainer.val_y
