@@ -22,25 +22,57 @@ import sys
 import time
 from pathlib import Path
 
+import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import supernet.elastic  # noqa: E402
 import supernet.evaluate  # noqa: E402
 import supernet.train  # noqa: E402
 from supernet.train_config import TrainConfig  # noqa: E402
 
 
-def freeze_batch_norm() -> None:
-    """Every batch norm layer stays in eval mode whatever its parent is set to; recalibration does nothing."""
-    _BatchNorm.train = lambda self, mode=True: nn.Module.train(self, False)
+ADAPTED = " (last block and head adapted)"
 
-    def keep_statistics(model: nn.Module, batches) -> None:
+
+def adapted_norms(model: nn.Module) -> list[_BatchNorm]:
+    """The batch norm layers of the last searchable block and the head (supernet or extracted network)."""
+    return [m for part in (model.blocks[-1], model.head) for m in part.modules() if isinstance(m, _BatchNorm)]
+
+
+def freeze_batch_norm(adapt_last: bool) -> None:
+    """Every batch norm layer stays in eval mode whatever its parent is set to, and recalibration does nothing;
+    with `adapt_last`, the last block's and the head's batch norm train on batch statistics and are recalibrated
+    as usual (their inputs come from candidates of different widths, which one frozen set of statistics cannot
+    fit)."""
+    _BatchNorm.train = lambda self, mode=True: nn.Module.train(self, mode and getattr(self, "adapted", False))
+    if adapt_last:
+        build = supernet.elastic.Supernet.__init__
+
+        def marking_init(self, space) -> None:
+            build(self, space)
+            for m in adapted_norms(self):
+                m.adapted = True
+
+        supernet.elastic.Supernet.__init__ = marking_init
+
+    def recalibrate_adapted(model: nn.Module, batches) -> None:
+        norms = adapted_norms(model) if adapt_last else []
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+            nn.Module.train(m, True)
+        for x in batches if norms else ():
+            with torch.no_grad():
+                model(x)
+        for m in norms:
+            m.momentum = 0.1
         model.eval()
 
-    supernet.evaluate.recalibrate_bn = keep_statistics
-    supernet.train.recalibrate_bn = keep_statistics
+    supernet.evaluate.recalibrate_bn = recalibrate_adapted
+    supernet.train.recalibrate_bn = recalibrate_adapted
 
 
 def main() -> None:
@@ -53,8 +85,11 @@ def main() -> None:
     parser.add_argument("--finetune-lr", type=float, default=0.002)
     parser.add_argument("--finetune-epochs", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--adapt-last", action="store_true", help="the last block's and the head's batch norm as usual (not frozen)"
+    )
     args = parser.parse_args()
-    freeze_batch_norm()
+    freeze_batch_norm(args.adapt_last)
     cfg = TrainConfig(
         space="efficientnet-lite0",
         data=args.folder,
@@ -71,7 +106,8 @@ def main() -> None:
     start = time.time()
     table = supernet.train.train(cfg, args.out, resume=True, report=lambda e: print(json.dumps(e), flush=True))
     print(
-        f"frozen batch norm, {args.epochs} meta epochs at lr {args.lr}, fine-tune lr {args.finetune_lr}, "
+        f"frozen batch norm{ADAPTED if args.adapt_last else ''}, {args.epochs} meta epochs at lr {args.lr}, "
+        f"fine-tune lr {args.finetune_lr}, "
         f"{args.input_size} px: meta network test accuracy {100 * table.results['meta_test_accuracy']:.2f}%, "
         f"best sub-network {100 * table.results['best_test_accuracy']:.2f}% ({table.best_arch}); "
         f"{(time.time() - start) / 60:.1f} min at {args.threads} threads"
