@@ -32,10 +32,6 @@ from supernet.probe import fit_probe, pooled_features  # noqa: E402
 from supernet.static import StaticNet  # noqa: E402
 
 
-def pooled(net: StaticNet, x: torch.Tensor) -> torch.Tensor:
-    return torch.flatten(net.head(net.blocks(net.stem(net.normalize(x)))).mean((2, 3)), 1)
-
-
 def accuracy(net: StaticNet, x: torch.Tensor, y: torch.Tensor, batch_statistics: bool) -> float:
     """Top-1 over `x` in batches of 64, batch norm on running or on each batch's statistics (running ones kept)."""
     saved = {k: v.clone() for k, v in net.state_dict().items()}
@@ -69,9 +65,7 @@ def main() -> None:
     y = torch.from_numpy(data.test_labels[: args.test_images]).long()
     where = f"{len(y)} test images at {size} px, probe fitted on {len(train)} training images"
 
-    net.classifier.load_state_dict(
-        fit_probe(pooled_features(lambda b: pooled(net, b), images, size), labels, 3).state_dict()
-    )
+    net.classifier.load_state_dict(fit_probe(pooled_features(net.features, images, size), labels, 3).state_dict())
     print(f"probe under ImageNet's running statistics: {100 * accuracy(net, x, y, False):.2f}% ({where})")
     print(f"the same, batch norm on batch statistics (eps 1e-5): {100 * accuracy(net, x, y, True):.2f}%")
     for m in net.modules():
@@ -81,9 +75,7 @@ def main() -> None:
 
     net = supernet.extract(space.parse_arch(LITE0_ARCH))
     recalibrate_bn(net, [to_tensor(images[i : i + 100], size) for i in range(0, len(images), 100)])
-    net.classifier.load_state_dict(
-        fit_probe(pooled_features(lambda b: pooled(net, b), images, size), labels, 3).state_dict()
-    )
+    net.classifier.load_state_dict(fit_probe(pooled_features(net.features, images, size), labels, 3).state_dict())
     print(f"probe under statistics re-estimated on those training images: {100 * accuracy(net, x, y, False):.2f}%")
 
 

@@ -9,8 +9,8 @@ Prints one line per penalty: the ceiling issue 18's point 6 is measured against,
 
 `--finetune-epochs N` then fine-tunes the whole network from the probe (LP-FT: the classifier starts as the probe
 fitted with `--finetune-l2`, so the first steps do not push random-head gradients into the pretrained body): SGD
-with momentum, cosine from `--finetune-lr`, batch norm statistics frozen as ImageNet left them, random flips and
-shifts of up to an eighth of the image. One more line: its test accuracy (torch, the same images) and CPU minutes.
+with momentum, cosine from `--finetune-lr`, batch norm statistics frozen as ImageNet left them, training's random crops
+(`supernet.data.augment`) and flips. One more line: its test accuracy (torch, the same images) and CPU minutes.
 
     python benchmarks/own_data_probe.py --folder /root/runs/own-data/three-classes --input-size 224 --threads 2
 """
@@ -29,7 +29,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from specialize.space import LITE0_ARCH, get_space  # noqa: E402
-from supernet.data import load_dataset, to_tensor  # noqa: E402
+from supernet.data import augment, load_dataset, to_tensor  # noqa: E402
 from supernet.elastic import Supernet  # noqa: E402
 from supernet.pretrained import import_pretrained  # noqa: E402
 from supernet.probe import fit_probe  # noqa: E402
@@ -47,8 +47,7 @@ class Lite0Features(torch.nn.Module):
         self.classifier: torch.nn.Linear | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b = self.body
-        features = b.head(b.blocks(b.stem(b.normalize(x)))).mean((2, 3))
+        features = self.body.features(x)
         return features if self.classifier is None else self.classifier(features)
 
 
@@ -62,25 +61,11 @@ def lite0_features(model: Lite0Features, images: np.ndarray, flip: bool = False)
     return np.concatenate(out)
 
 
-def shifted(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flips and shifts of up to an eighth of the side (reflect-padded), per image."""
-    side = x.shape[-1]
-    pad = side // 8
-    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    out = torch.empty_like(x)
-    for i in range(len(x)):
-        dy, dx = torch.randint(0, 2 * pad + 1, (2,), generator=generator).tolist()
-        crop = padded[i, :, dy : dy + side, dx : dx + side]
-        out[i] = crop.flip(-1) if torch.rand(1, generator=generator).item() < 0.5 else crop
-    return out
-
-
-def finetune(
-    model: Lite0Features, images: np.ndarray, labels: np.ndarray, epochs: float, lr: float, frozen_bn: bool
-) -> None:
-    """Whole-network SGD from the probe, a tenth of the steps warming up then cosine, gradients clipped to norm 1;
-    batch norm frozen (eval mode) or on batch statistics. Without the warm-up and clipping, lr 0.002 at 224 px
-    collapsed to chance within 20 steps (loss ln 3), where it had trained at 96 px."""
+def finetune(model: Lite0Features, images: np.ndarray, labels: np.ndarray, epochs: float, lr: float) -> None:
+    """Whole-network SGD from the probe, a tenth of the steps warming up then cosine, gradients clipped to norm 1,
+    batch norm frozen (eval mode: ImageNet's statistics); training's augmentation (`supernet.data.augment`: random
+    crops of up to an eighth of the side, zero-padded, and flips). Without the warm-up and clipping, lr 0.002 at
+    224 px collapsed to chance within 20 steps (loss ln 3), where it had trained at 96 px."""
     generator = torch.Generator().manual_seed(0)
     batch = 32
     steps = int(epochs * len(images) / batch)
@@ -89,13 +74,14 @@ def finetune(
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * s / steps))
     )
-    model.train(not frozen_bn)
+    model.eval()  # frozen batch norm statistics; gradients still flow
     order = torch.empty(0, dtype=torch.long)
     for step in range(steps):
         if len(order) < batch:
             order = torch.cat([order, torch.randperm(len(images), generator=generator)])
         index, order = order[:batch], order[batch:]
-        x = shifted(to_tensor(images[index.numpy()]), generator)
+        x = to_tensor(images[index.numpy()])
+        x = augment(x, generator, max(4, x.shape[-1] // 8))
         loss = F.cross_entropy(model(x), torch.from_numpy(labels[index.numpy()]).long())
         optimizer.zero_grad()
         loss.backward()
@@ -137,12 +123,13 @@ def main() -> None:
     if args.finetune_epochs > 0:
         start = time.time()
         model.classifier = fit_probe(features, labels, classes, args.finetune_l2)
-        finetune(model, data.train_images, data.train_labels, args.finetune_epochs, args.finetune_lr, frozen_bn=True)
+        finetune(model, data.train_images, data.train_labels, args.finetune_epochs, args.finetune_lr)
         minutes = (time.time() - start) / 60
         predicted = lite0_features(model, data.test_images).argmax(1)
         print(
             f"LP-FT from the l2 {args.finetune_l2} probe, {args.finetune_epochs} epochs at lr {args.finetune_lr} "
-            f"(batch 32, warm-up, clipped, batch norm frozen, flips and shifts), {args.input_size} px: test accuracy "
+            f"(batch 32, warm-up, clipped, batch norm frozen, training's crops and flips), {args.input_size} px: "
+            "test accuracy "
             f"{100 * np.mean(predicted == data.test_labels):.2f}% ({len(data.test_labels)} images; "
             f"{minutes:.1f} min at {args.threads} threads after the probe's features)"
         )

@@ -146,10 +146,14 @@ def build_stem(space: SearchSpace) -> nn.Sequential:
     )
 
 
+def pooled_head(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """[N, head channels]: `net.head` conv on the last block's output, then global average pooling."""
+    return torch.flatten(net.head(x).mean((2, 3), keepdim=True), 1)
+
+
 def classify_features(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """The fixed head of every network: `net.head` conv, global average pool, `net.dropout`, `net.classifier`."""
-    x = torch.flatten(net.head(x).mean((2, 3), keepdim=True), 1)
-    return net.classifier(net.dropout(x))
+    """The fixed head of every network: `pooled_head`, `net.dropout`, `net.classifier`."""
+    return net.classifier(net.dropout(pooled_head(net, x)))
 
 
 class StaticNet(nn.Module):
@@ -162,6 +166,10 @@ class StaticNet(nn.Module):
         self.head = conv_bn(space.layers[-1].out_channels, space.head_channels, 1)
         self.dropout = nn.Dropout(space.dropout)
         self.classifier = nn.Linear(space.head_channels, space.num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The pooled head features the classifier reads (what a linear probe is fitted on)."""
+        return pooled_head(self, self.blocks(self.stem(self.normalize(x))))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return classify_features(self, self.blocks(self.stem(self.normalize(x))))

@@ -527,8 +527,7 @@ class Trainer:
         recalibrate_bn(net, [to_tensor(images[i : i + 128], self.res) for i in range(0, len(images), 128)])
 
         def features_of(x: torch.Tensor) -> torch.Tensor:
-            h = net.head(net.blocks(net.stem(net.normalize(x.contiguous(memory_format=torch.channels_last)))))
-            return torch.flatten(h.mean((2, 3)), 1)
+            return net.features(x.contiguous(memory_format=torch.channels_last))
 
         features = torch.cat([pooled_features(features_of, images, self.res, flip) for flip in (False, True)])
         classifier = fit_probe(features, torch.cat([labels, labels]), self.space.num_classes)

@@ -212,7 +212,7 @@ def test_a_new_classifier_starts_as_a_linear_probe_of_the_pretrained_features(sy
     assert torch.equal(trainer.net.classifier.weight, random_head) and trainer.state["history"] == []
 
 
-def test_runs_from_before_head_init_resume_with_a_random_head() -> None:
+def test_a_tables_head_init_is_read_back_and_older_tables_read_random() -> None:
     from supernet.train import TrainConfig
 
     settings = {"space": "efficientnet-lite0", "data": "d", "init": "efficientnet-lite0", "fit_images": 2500}
