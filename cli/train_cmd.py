@@ -164,6 +164,11 @@ def train(
         help="With --init and a new classifier: probe (fitted on the pretrained network's frozen features before "
         "training, LP-FT) or random.",
     ),
+    batch_norm: str = typer.Option(
+        TrainConfig.batch_norm,
+        help="With --init: batch (batch statistics, re-estimated for each sub-network) or frozen (the pretrained "
+        "statistics kept everywhere but the last layer and the head; for small data sets).",
+    ),
     resolutions: Optional[str] = typer.Option(
         None,
         help="Elastic resolution: more input sizes, comma-separated (e.g. 64,80,96); each batch trains at one, and "
@@ -207,6 +212,7 @@ def train(
         resolutions=TrainConfig.parse_sizes(resolutions),
         fit_images=fit_images,
         head_init=head_init,
+        batch_norm=batch_norm,
         distill=distill,
         teacher=teacher,
     )

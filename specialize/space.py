@@ -34,6 +34,12 @@ _CANDIDATE_RE = re.compile(r"^k([1-9][0-9]*)e([1-9][0-9]*)(se)?$", re.ASCII)  # 
 
 SKIP_NAME = "skip"
 PADDINGS = ("symmetric", "same")
+# How training treats batch norm. batch: batch statistics in training, re-estimated for every sub-network
+# (recalibration). frozen (a pretrained start only): the imported running statistics normalize in training too and
+# are never re-estimated (the scale and shift still train), except in the last searchable layer and the head: what
+# the head normalizes depends on the last layer's candidate, which one fixed set of statistics cannot fit, so those
+# two are treated as under `batch` (supernet/bn.py; measured in docs/training.md).
+BATCH_NORMS = ("batch", "frozen")
 # The largest space a file may declare: ImageNet-21k's classes, EfficientNet-B7-sized channels and resolution; a
 # 28 KB file listing 2,000 kernels x 2,000 expansions took 1 GB before it was refused.
 LIMITS = {
@@ -113,6 +119,9 @@ class SearchSpace:
     base_space: str | None = None  # name of the full-size space this proxy was derived from
     skip: bool = False  # elastic depth: an identity candidate on layers that keep their shape
     padding: str = "symmetric"  # conv zero padding: symmetric (k // 2 each side) or same (TensorFlow's 'SAME')
+    # how training treats batch norm (BATCH_NORMS). Not part of the fingerprint: the deployed network folds batch
+    # norm into its convolutions either way, so profiles and costs are the same network's
+    batch_norm: str = "batch"
 
     # -- candidates ------------------------------------------------------------------------
     @property
@@ -199,6 +208,8 @@ class SearchSpace:
             data.pop("skip")  # spaces without elastic depth keep the files and fingerprints they always had
         if self.padding == "symmetric":
             data.pop("padding")  # likewise for the padding every space had before `same`
+        if self.batch_norm == "batch":
+            data.pop("batch_norm")  # and for batch norm as every space trained it before `frozen`
         return data
 
     @classmethod
@@ -249,6 +260,8 @@ class SearchSpace:
             raise ValueError("skip must be a boolean")
         if self.padding not in PADDINGS:
             raise ValueError(f"padding must be one of {', '.join(PADDINGS)}")
+        if self.batch_norm not in BATCH_NORMS:
+            raise ValueError(f"batch_norm must be one of {', '.join(BATCH_NORMS)}")
         if not self.width_multiplier > 0 or not all(v > 0 for v in self.std):
             raise ValueError("width_multiplier and std must be positive")
         if self.class_names is not None and not all(isinstance(c, str) for c in self.class_names):
@@ -301,7 +314,7 @@ class SearchSpace:
         return self._digest("name", "num_classes", "class_names", "base_space")
 
     def _digest(self, *left_out: str) -> str:
-        data = {k: v for k, v in self.to_dict().items() if k not in left_out}
+        data = {k: v for k, v in self.to_dict().items() if k not in (*left_out, "batch_norm")}
         return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
     @property

@@ -20,6 +20,7 @@ from torch import nn
 
 from specialize.cost import se_channels
 from specialize.space import Architecture, Candidate, LayerSpec, SearchSpace
+from supernet.bn import freeze_batch_norm
 from supernet.static import Normalize, StaticNet, build_static, build_stem, classify_features, conv_bn
 
 
@@ -128,6 +129,8 @@ class Supernet(nn.Module):
         self.head = conv_bn(space.layers[-1].out_channels, space.head_channels, 1)
         self.dropout = nn.Dropout(space.dropout)
         self.classifier = nn.Linear(space.head_channels, space.num_classes)
+        if space.batch_norm == "frozen":
+            freeze_batch_norm(self)
 
     def _candidates(self, arch: Architecture | Sequence[Candidate]) -> Sequence[Candidate]:
         cands = arch.candidates if isinstance(arch, Architecture) else arch

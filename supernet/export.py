@@ -646,7 +646,9 @@ def calibrate(
     if not recalibrate_bn:
         return "inherited from the supernet, NOT recalibrated (--no-recalibrate)", 0
     count = recalibrate(module, batches)
-    return f"recalibrated on {count} {images_from}", count
+    frozen = loaded.net.space.batch_norm == "frozen"
+    where = " (the last layer and the head; the rest keep the pretrained statistics they were trained with)"
+    return f"recalibrated on {count} {images_from}{where if frozen else ''}", count
 
 
 def shipped_calibration(table: "AccuracyTable | None") -> Path | None:

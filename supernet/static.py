@@ -12,6 +12,7 @@ from torch import nn
 
 from specialize.cost import se_channels
 from specialize.space import Architecture, Candidate, LayerSpec, SearchSpace
+from supernet.bn import freeze_batch_norm
 
 
 class Normalize(nn.Module):
@@ -166,6 +167,8 @@ class StaticNet(nn.Module):
         self.head = conv_bn(space.layers[-1].out_channels, space.head_channels, 1)
         self.dropout = nn.Dropout(space.dropout)
         self.classifier = nn.Linear(space.head_channels, space.num_classes)
+        if space.batch_norm == "frozen":
+            freeze_batch_norm(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The pooled head features the classifier reads (what a linear probe is fitted on)."""

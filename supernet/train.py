@@ -26,7 +26,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -165,8 +165,9 @@ class Trainer:
         self.data = self.data_at.get(main) or load_dataset(cfg.data, image_size=(cfg.resolution or main))
         for note in [n for d in {id(d): d for d in [self.data, *self.data_at.values()]}.values() for n in d.notes]:
             report({"event": "note", "text": note})
-        # the classifier is sized to the data's classes, the input to --input-size
-        classed = preset.with_classes(self.data.classes)
+        # the classifier is sized to the data's classes, the input to --input-size; the space records how batch norm
+        # trains, so every network later built from these weights treats it the same way (supernet/bn.py)
+        classed = replace(preset.with_classes(self.data.classes), batch_norm=cfg.batch_norm)
         self.space = classed.with_resolution(cfg.input_size)
         self.space_at = {r: classed.with_resolution(r) for r in self.resolutions}
         self.trained_space = self.space.scaled(cfg.width, cfg.resolution)

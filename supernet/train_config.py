@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, fields, replace
 
 from specialize.errors import SpecializeError
+from specialize.space import BATCH_NORMS
 
 VALIDATION_IMAGES = 2500  # table entries 0.04 points apart; 500 images gave 0.2-point steps and exact ties
 # Settings a resumed run may change: they do not alter what is trained or measured.
@@ -66,6 +67,11 @@ class TrainConfig:
     # as the shipped tables were trained. On cat/dog/bird at 96 px (4 epochs, lr 0.02) the meta network reached
     # 67.13% from the probe and 66.07% from a random head, one run each: no measured gain, so not the default
     head_init: str = "random"
+    # with --init: how batch norm trains (specialize.space.BATCH_NORMS). "frozen" keeps the pretrained statistics
+    # but in the last layer and the head; the trained space records it, so every later recalibration (export,
+    # refit, validation) re-estimates only those. On cat/dog/bird at 96 px its pilot's best sub-network reached
+    # 73.20% against 65.53% (docs/training.md); on CIFAR-10 not measured, so "batch" stays the default
+    batch_norm: str = "batch"
 
     @staticmethod
     def parse_sizes(text: str | None) -> tuple[int, ...]:
@@ -161,6 +167,13 @@ def _rules(c: "TrainConfig") -> list[tuple]:
         ("candidates-per-pass", c.candidates_per_pass, _count(c.candidates_per_pass, 1, optional=True), "1 or more"),
         ("schedule", c.schedule, c.schedule in ("cosine", "step"), "cosine or step"),
         ("head-init", c.head_init, c.head_init in HEAD_INITS, " or ".join(HEAD_INITS)),
+        ("batch-norm", c.batch_norm, c.batch_norm in BATCH_NORMS, " or ".join(BATCH_NORMS)),
+        (
+            "batch-norm",
+            c.batch_norm,
+            c.batch_norm == "batch" or bool(c.init),
+            "frozen keeps pretrained statistics, so it needs --init",
+        ),
         (
             "resolutions",
             ",".join(map(str, c.resolutions)),

@@ -244,3 +244,43 @@ def test_training_measures_another_input_size_with_that_sizes_padding(synthetic_
     recalibrate_bn(exported, trainer.calib_at[24])
     # built at 32 px instead, the 24 px input does not even fit its padding here (a k5 kernel on a 4 px map)
     assert trainer.evaluate(list(arch.candidates), x, y, 24) == top1_accuracy(exported, x, y)
+
+
+def _stats_of(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [b for name, b in module.named_buffers() if name.endswith(("running_mean", "running_var"))]
+
+
+def test_frozen_batch_norm_keeps_imagenet_statistics_through_training_and_export(
+    synthetic_data: Path, tmp_path: Path
+) -> None:
+    """--batch-norm frozen: the meta stage trains without moving the imported statistics, the weights file carries
+    the setting, and export re-estimates only the last layer's and the head's (the ONNX file computes exactly that)."""
+    import onnxruntime as ort
+
+    from supernet.bn import recalibrate_bn
+    from supernet.checkpoint import load_supernet, save_supernet_weights
+    from supernet.export import export_subnet, noise_batches
+    from supernet.train import Trainer
+
+    trainer = Trainer(_lite0_config(synthetic_data, epochs=1, batch_size=16, batch_norm="frozen"), tmp_path)
+    trainer.meta_stage()
+    imported = Supernet(trainer.trained_space)
+    import_pretrained(imported, "efficientnet-lite0")
+    for trained, start in ((trainer.net.stem, imported.stem), (trainer.net.blocks[-2], imported.blocks[-2])):
+        assert all(torch.equal(a, b) for a, b in zip(_stats_of(trained), _stats_of(start), strict=True))
+    assert not torch.equal(trainer.net.head[1].running_var, imported.head[1].running_var)  # adapted to this data
+
+    path = tmp_path / "weights.pt"
+    save_supernet_weights(path, trainer.net)
+    assert load_supernet(path).space.batch_norm == "frozen"
+    batches = noise_batches(32)
+    result = export_subnet(trainer.space, LITE0_ARCH, tmp_path / "net.onnx", weights=path, calibration=batches)
+    assert "the rest keep the pretrained statistics" in result.bn_statistics
+
+    net = load_supernet(path)
+    expected = net.extract(net.space.parse_arch(LITE0_ARCH))
+    recalibrate_bn(expected, batches)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
+    session = ort.InferenceSession(str(result.onnx_path), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        assert np.abs(session.run(None, {"input": x.numpy()})[0] - expected(x).numpy()).max() <= 1e-4
