@@ -2,7 +2,8 @@
 
 Builds the folder a user would have (cat, dog and bird from CIFAR-10's training split, 500 each; their whole
 test split) under --work, then runs the README's own-data commands through the library: `train --init
-efficientnet-lite0` at --input-size, and the same data from scratch on the `cifar10` plan at 32x32. Each table's
+efficientnet-lite0` at --input-size, the same with `--batch-norm frozen --head-init probe` (at a tenth of the
+learning rates: the pilot's best, docs/training.md), and the same data from scratch on the `cifar10` plan at 32x32. Each table's
 best sub-network is exported and measured in onnxruntime on the test split. Prints one line per run:
 
     python benchmarks/own_data.py --data ../shared/data/cifar10-jpg.tar.gz --work /root/runs/own-data --threads 2
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=96)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", default="pretrained,frozen,scratch", help="which of them, comma-separated")
     args = parser.parse_args()
     folder = make_folder(args.data, args.work / "three-classes", args.per_class)
     config = offline.train_config_type()
@@ -81,19 +83,19 @@ def main() -> None:
         threads=args.threads,
         seed=0,
     )
-    pretrained = config(
-        space="efficientnet-lite0",
-        init="efficientnet-lite0",
-        input_size=args.input_size,
-        lr=0.02,
-        finetune_lr=0.005,
-        **common,
-    )
-    scratch = config(space="cifar10", lr=0.1, finetune_lr=0.02, **common)
-    lines = [
-        run(f"--init efficientnet-lite0 @{args.input_size}", pretrained, args.work / "pretrained"),
-        run("from scratch (cifar10 @32)", scratch, args.work / "scratch"),
-    ]
+    pretrained = dict(space="efficientnet-lite0", init="efficientnet-lite0", input_size=args.input_size, **common)
+    runs = {
+        "pretrained": (
+            f"--init efficientnet-lite0 @{args.input_size}",
+            config(lr=0.02, finetune_lr=0.005, **pretrained),
+        ),
+        "frozen": (
+            f"  --batch-norm frozen @{args.input_size}",
+            config(lr=0.002, finetune_lr=0.0005, batch_norm="frozen", head_init="probe", **pretrained),
+        ),
+        "scratch": ("from scratch (cifar10 @32)", config(space="cifar10", lr=0.1, finetune_lr=0.02, **common)),
+    }
+    lines = [run(runs[name][0], runs[name][1], args.work / name) for name in args.runs.split(",")]
     print(
         f"{len(CLASSES)} classes x {args.per_class} training images ({', '.join(CLASSES)}), "
         f"{args.epochs} meta epochs, {args.threads} thread(s):"

@@ -57,6 +57,9 @@ CHECKPOINT_FILE = "checkpoint.pt"
 CALIBRATION_FILE = "calibration.npz"
 
 
+FROZEN_NOTE = {True: " in the last layer and the head, the pretrained ones elsewhere (--batch-norm frozen)", False: ""}
+
+
 def validation_per_class(labels: np.ndarray, requested: int | None) -> int:
     """Images held out per class: as asked, else VALIDATION_IMAGES in all, at most a fifth of the smallest class."""
     return requested if requested is not None else per_class(labels, VALIDATION_IMAGES)
@@ -530,6 +533,7 @@ class Trainer:
         def features_of(x: torch.Tensor) -> torch.Tensor:
             return net.features(x.contiguous(memory_format=torch.channels_last))
 
+        frozen = self.trained_space.batch_norm == "frozen"
         features = torch.cat([pooled_features(features_of, images, self.res, flip) for flip in (False, True)])
         classifier = fit_probe(features, torch.cat([labels, labels]), self.space.num_classes)
         with torch.no_grad():
@@ -542,7 +546,8 @@ class Trainer:
             {
                 "event": "note",
                 "text": f"classifier fitted as a linear probe on the pretrained network's features of {len(idx)} "
-                f"training images and their flips (batch norm statistics of these images): {100 * accuracy:.2f}% "
+                f"training images and their flips (batch norm statistics of these images{FROZEN_NOTE[frozen]}): "
+                f"{100 * accuracy:.2f}% "
                 "on the validation split",
             }
         )
