@@ -3,8 +3,9 @@
 Builds the folder a user would have (cat, dog and bird from CIFAR-10's training split, 500 each; their whole
 test split) under --work, then runs the README's own-data commands through the library: `train --init
 efficientnet-lite0` at --input-size, the same with `--batch-norm frozen --head-init probe` (at a tenth of the
-learning rates: the pilot's best, docs/training.md), and the same data from scratch on the `cifar10` plan at 32x32. Each table's
-best sub-network is exported and measured in onnxruntime on the test split. Prints one line per run:
+learning rates: the pilot's best, docs/training.md), and the same data from scratch on the `cifar10` plan at
+32x32. Each table's best sub-network is exported and measured in onnxruntime on the test split. Prints one line per
+run:
 
     python benchmarks/own_data.py --data ../shared/data/cifar10-jpg.tar.gz --work /root/runs/own-data --threads 2
 """

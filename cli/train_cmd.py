@@ -167,7 +167,7 @@ def train(
     batch_norm: str = typer.Option(
         TrainConfig.batch_norm,
         help="With --init: batch (batch statistics, re-estimated for each sub-network) or frozen (the pretrained "
-        "statistics kept everywhere but the last layer and the head; for small data sets).",
+        "statistics kept everywhere but the last layer and the head; for small data sets; keep --lr at most 0.01).",
     ),
     resolutions: Optional[str] = typer.Option(
         None,

@@ -57,6 +57,11 @@ CHECKPOINT_FILE = "checkpoint.pt"
 CALIBRATION_FILE = "calibration.npz"
 
 
+FROZEN_LR = 0.01
+FROZEN_LR_NOTE = (
+    "--batch-norm frozen at --lr {lr:g}: with fixed statistics a CIFAR-10 pilot collapsed to chance at lr 0.05 and "
+    f"gained at {FROZEN_LR:g} (docs/training.md); README's own-data command uses 0.002"
+)
 FROZEN_NOTE = {True: " in the last layer and the head, the pretrained ones elsewhere (--batch-norm frozen)", False: ""}
 
 
@@ -168,6 +173,8 @@ class Trainer:
         self.data = self.data_at.get(main) or load_dataset(cfg.data, image_size=(cfg.resolution or main))
         for note in [n for d in {id(d): d for d in [self.data, *self.data_at.values()]}.values() for n in d.notes]:
             report({"event": "note", "text": note})
+        if cfg.batch_norm == "frozen" and cfg.lr > FROZEN_LR:
+            report({"event": "note", "text": FROZEN_LR_NOTE.format(lr=cfg.lr)})
         # the classifier is sized to the data's classes, the input to --input-size; the space records how batch norm
         # trains, so every network later built from these weights treats it the same way (supernet/bn.py)
         classed = replace(preset.with_classes(self.data.classes), batch_norm=cfg.batch_norm)

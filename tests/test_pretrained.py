@@ -262,7 +262,10 @@ def test_frozen_batch_norm_keeps_imagenet_statistics_through_training_and_export
     from supernet.export import export_subnet, noise_batches
     from supernet.train import Trainer
 
-    trainer = Trainer(_lite0_config(synthetic_data, epochs=1, batch_size=16, batch_norm="frozen"), tmp_path)
+    events: list = []
+    cfg = _lite0_config(synthetic_data, epochs=1, batch_size=16, batch_norm="frozen")
+    trainer = Trainer(cfg, tmp_path, report=events.append)
+    assert any("collapsed" in e.get("text", "") for e in events)  # the recipe's lr 0.02 is over FROZEN_LR
     trainer.meta_stage()
     imported = Supernet(trainer.trained_space)
     import_pretrained(imported, "efficientnet-lite0")
