@@ -21,6 +21,7 @@ def accuracy_heatmap(table) -> Table:
     title = escape(
         f"accuracy table · space {table.space.name} ({table.fingerprint}) · proxy "
         + ", ".join(f"{k}={v}" for k, v in table.proxy.items() if v is not None)
+        + (" · batch norm frozen but the last layer and the head" if table.space.batch_norm == "frozen" else "")
     )
     grid = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1, 0, 0), pad_edge=False, header_style="bold")
     grid.add_column("layer", justify="right", min_width=2, no_wrap=True)

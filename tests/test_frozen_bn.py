@@ -91,3 +91,17 @@ def test_frozen_needs_a_pretrained_start(tmp_path) -> None:
         ["train", "--space", "cifar10", "--data", str(tmp_path), "-o", str(tmp_path / "o"), "--batch-norm", "frozen"],
     )
     assert result.exit_code == 2 and "needs --init" in result.output
+
+
+def test_table_show_says_batch_norm_was_frozen(tiny_table, tmp_path) -> None:
+    import json
+
+    data = json.loads(tiny_table.read_text())
+    data["space"]["batch_norm"] = "frozen"  # not in the fingerprint, so the table still reads as the same space
+    path = tmp_path / "table.json"
+    path.write_text(json.dumps(data))
+    shown = CliRunner().invoke(app, ["table", "show", "--table", str(path)], env={"COLUMNS": "250"})
+    assert shown.exit_code == 0, shown.output
+    assert "batch norm frozen" in " ".join(shown.output.split())
+    plain = CliRunner().invoke(app, ["table", "show", "--table", str(tiny_table)], env={"COLUMNS": "250"})
+    assert "batch norm frozen" not in " ".join(plain.output.split())
