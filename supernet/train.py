@@ -60,9 +60,9 @@ CALIBRATION_FILE = "calibration.npz"
 FROZEN_LR = 0.01
 FROZEN_LR_NOTE = (
     "--batch-norm frozen at --lr {lr:g}: with fixed statistics a CIFAR-10 pilot lost 21 points at lr 0.02 and "
-    f"collapsed to chance at 0.05, against {FROZEN_LR:g} (docs/training.md); README's own-data command uses 0.002"
+    f"collapsed to chance at 0.05, where lr {FROZEN_LR:g} trained well (docs/training.md); README's own-data "
+    "command uses 0.002"
 )
-FROZEN_NOTE = {True: " in the last layer and the head, the pretrained ones elsewhere (--batch-norm frozen)", False: ""}
 
 
 def validation_per_class(labels: np.ndarray, requested: int | None) -> int:
@@ -540,7 +540,11 @@ class Trainer:
         def features_of(x: torch.Tensor) -> torch.Tensor:
             return net.features(x.contiguous(memory_format=torch.channels_last))
 
-        frozen = self.trained_space.batch_norm == "frozen"
+        statistics = "these images'" + (
+            " in the last layer and the head, the pretrained ones elsewhere (--batch-norm frozen)"
+            if self.trained_space.batch_norm == "frozen"
+            else ""
+        )
         features = torch.cat([pooled_features(features_of, images, self.res, flip) for flip in (False, True)])
         classifier = fit_probe(features, torch.cat([labels, labels]), self.space.num_classes)
         with torch.no_grad():
@@ -553,9 +557,8 @@ class Trainer:
             {
                 "event": "note",
                 "text": f"classifier fitted as a linear probe on the pretrained network's features of {len(idx)} "
-                f"training images and their flips (batch norm statistics of these images{FROZEN_NOTE[frozen]}): "
-                f"{100 * accuracy:.2f}% "
-                "on the validation split",
+                f"training images and their flips (batch norm statistics: {statistics}): {100 * accuracy:.2f}% on "
+                "the validation split",
             }
         )
         self.state["history"].append(

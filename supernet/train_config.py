@@ -14,7 +14,7 @@ RESUMABLE_CHANGES = ("threads", "candidates_per_pass")
 # Settings only the fine-tuning stage reads: a run resumed before that stage began may still change them.
 FINETUNE_SETTINGS = ("finetune_epochs", "finetune_lr", "distill", "spread_samples")
 # what a checkpoint written before a setting existed was trained with: a resumed run takes these, not the defaults
-LEGACY = {"resolutions": (), "fit_images": 0}
+LEGACY = {"resolutions": (), "fit_images": 0, "batch_norm": "batch"}
 HEAD_INITS = ("probe", "random")
 MAX_RESOLUTIONS = 8  # elastic resolution: each size adds a table's worth of evaluation to fine-tuning
 

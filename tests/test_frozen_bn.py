@@ -105,3 +105,12 @@ def test_table_show_says_batch_norm_was_frozen(tiny_table, tmp_path) -> None:
     assert "batch norm frozen" in " ".join(shown.output.split())
     plain = CliRunner().invoke(app, ["table", "show", "--table", str(tiny_table)], env={"COLUMNS": "250"})
     assert "batch norm frozen" not in " ".join(plain.output.split())
+
+
+def test_a_checkpoint_from_before_the_setting_resumes_with_batch_statistics() -> None:
+    """Its weights were trained under batch statistics: resuming it frozen would mix two trainings in one table."""
+    from supernet.train_config import TrainConfig
+
+    asked = TrainConfig(space="cifar10", data="d", init="efficientnet-lite0", batch_norm="frozen")
+    assert asked.as_checkpointed({"space": "cifar10", "data": "d"}).batch_norm == "batch"
+    assert asked.as_checkpointed({"space": "cifar10", "batch_norm": "frozen"}).batch_norm == "frozen"
