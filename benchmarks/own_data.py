@@ -2,10 +2,10 @@
 
 Builds the folder a user would have (cat, dog and bird from CIFAR-10's training split, 500 each; their whole
 test split) under --work, then runs the README's own-data commands through the library: `train --init
-efficientnet-lite0` at --input-size, the same with `--batch-norm frozen --head-init probe` (at a tenth of the
-learning rates: the pilot's best, docs/training.md), and the same data from scratch on the `cifar10` plan at
-32x32. Each table's best sub-network is exported and measured in onnxruntime on the test split. Prints one line per
-run:
+efficientnet-lite0 --batch-norm frozen --head-init probe` at --input-size with --epochs meta epochs (README's: 128
+px, none), the same with batch statistics (at ten times the learning rates, the pretrained recipe's), and the same
+data from scratch on the `cifar10` plan at 32x32 (--scratch-epochs meta epochs). Each table's best sub-network is
+exported and measured in onnxruntime on the test split. Prints one line per run:
 
     python benchmarks/own_data.py --data ../shared/data/cifar10-jpg.tar.gz --work /root/runs/own-data --threads 2
 """
@@ -57,7 +57,7 @@ def run(name: str, cfg, out: Path) -> str:
         recalibrate=True,
     )
     return (
-        f"{name:28s} test accuracy {100 * result.measured_accuracy:6.2f}% (exported ONNX, onnxruntime)  "
+        f"{name:44s} test accuracy {100 * result.measured_accuracy:6.2f}% (exported ONNX, onnxruntime)  "
         f"MACs {result.macs / 1e6:6.1f}M  training wall {wall / 60:5.1f} min  best {table.best_arch}"
     )
 
@@ -67,39 +67,48 @@ def main() -> None:
     parser.add_argument("--data", required=True, type=Path, help="the CIFAR-10 .tar.gz")
     parser.add_argument("--work", required=True, type=Path)
     parser.add_argument("--per-class", type=int, default=500)
-    parser.add_argument("--input-size", type=int, default=96)
-    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--input-size", type=int, default=128, help="of the runs from ImageNet")
+    parser.add_argument(
+        "--epochs", type=int, default=0, help="meta epochs from ImageNet (0: the probe, then the layers)"
+    )
+    parser.add_argument("--scratch-epochs", type=int, default=4, help="meta epochs from scratch")
+    parser.add_argument("--finetune-epochs", type=float, default=0.5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--runs", default="pretrained,frozen,scratch", help="which of them, comma-separated")
+    parser.add_argument("--runs", default="frozen,pretrained,scratch", help="which of them, comma-separated")
     args = parser.parse_args()
     folder = make_folder(args.data, args.work / "three-classes", args.per_class)
     config = offline.train_config_type()
     common = dict(
         data=str(folder),
-        epochs=args.epochs,
         batch_size=64,
         weight_decay=4e-5,
         label_smoothing=0.1,
-        finetune_epochs=0.5,
+        finetune_epochs=args.finetune_epochs,
         threads=args.threads,
         seed=0,
     )
-    pretrained = dict(space="efficientnet-lite0", init="efficientnet-lite0", input_size=args.input_size, **common)
+    pretrained = dict(
+        space="efficientnet-lite0", init="efficientnet-lite0", input_size=args.input_size, epochs=args.epochs, **common
+    )
+    at = f"@{args.input_size}, {args.epochs} meta epochs"
     runs = {
         "pretrained": (
-            f"--init efficientnet-lite0 @{args.input_size}",
+            f"--init efficientnet-lite0 {at}",
             config(lr=0.02, finetune_lr=0.005, **pretrained),
         ),
         "frozen": (
-            f"  --batch-norm frozen @{args.input_size}",
+            f"--init ... --batch-norm frozen {at}",
             config(lr=0.002, finetune_lr=0.0005, batch_norm="frozen", head_init="probe", **pretrained),
         ),
-        "scratch": ("from scratch (cifar10 @32)", config(space="cifar10", lr=0.1, finetune_lr=0.02, **common)),
+        "scratch": (
+            f"from scratch (cifar10 @32, {args.scratch_epochs} meta epochs)",
+            config(space="cifar10", lr=0.1, finetune_lr=0.02, epochs=args.scratch_epochs, **common),
+        ),
     }
     lines = [run(runs[name][0], runs[name][1], args.work / name) for name in args.runs.split(",")]
     print(
         f"{len(CLASSES)} classes x {args.per_class} training images ({', '.join(CLASSES)}), "
-        f"{args.epochs} meta epochs, {args.threads} thread(s):"
+        f"{args.finetune_epochs:g} fine-tuning epochs per layer, {args.threads} thread(s):"
     )
     print("\n".join(lines))
 
