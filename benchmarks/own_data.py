@@ -44,7 +44,7 @@ def make_folder(archive: Path, root: Path, per_class: int) -> Path:
 
 def run(name: str, cfg, out: Path) -> str:
     start = time.time()
-    table = offline.train(cfg, out, resume=True, report=lambda event: None)
+    table = offline.train(cfg, out, resume=True, report=lambda event: None, picks=offline.PICKS)
     wall = time.time() - start
     result = offline.export(
         table.space.name,

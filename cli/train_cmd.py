@@ -9,10 +9,7 @@ import typer
 from rich.markup import escape
 
 from cli.common import console, handle_errors, print_json, progress_status
-from specialize.api.offline import train_config_type
-
-# search answers `train` measures after training to fit its predictions on (`table refit --picks`)
-PICKS = 24
+from specialize.api.offline import PICKS, train_config_type
 
 TrainConfig = train_config_type()  # torch-free: its defaults are the options' defaults
 

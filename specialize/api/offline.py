@@ -14,6 +14,10 @@ from specialize.space import SPACES, SearchSpace, get_space
 from specialize.table import is_table_reference
 
 
+# search answers `train` measures after training to fit its predictions on (`table refit --picks`): the CLI's default
+PICKS = 24
+
+
 def train_config_type():
     """The training settings dataclass (torch-free), whose defaults the CLI shows."""
     from supernet.train_config import TrainConfig
