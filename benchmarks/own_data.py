@@ -73,6 +73,8 @@ def main() -> None:
     )
     parser.add_argument("--scratch-epochs", type=int, default=4, help="meta epochs from scratch")
     parser.add_argument("--finetune-epochs", type=float, default=0.5)
+    parser.add_argument("--warmup", type=float, default=0.0, help="train --warmup (the runs from ImageNet)")
+    parser.add_argument("--clip-grad", type=float, default=0.0, help="train --clip-grad (the runs from ImageNet)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", default="frozen,pretrained,scratch", help="which of them, comma-separated")
     args = parser.parse_args()
@@ -88,9 +90,17 @@ def main() -> None:
         seed=0,
     )
     pretrained = dict(
-        space="efficientnet-lite0", init="efficientnet-lite0", input_size=args.input_size, epochs=args.epochs, **common
+        space="efficientnet-lite0",
+        init="efficientnet-lite0",
+        input_size=args.input_size,
+        epochs=args.epochs,
+        warmup=args.warmup,
+        clip_grad=args.clip_grad,
+        **common,
     )
-    at = f"@{args.input_size}, {args.epochs} meta epochs"
+    at = f"@{args.input_size}, {args.epochs} meta epochs" + (
+        f", warm-up {args.warmup:g}, clip {args.clip_grad:g}" if args.warmup or args.clip_grad else ""
+    )
     runs = {
         "pretrained": (
             f"--init efficientnet-lite0 {at}",

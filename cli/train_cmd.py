@@ -118,6 +118,10 @@ def train(
     finetune_lr: Optional[float] = typer.Option(None, help=f"Fine-tuning learning rate. {_recipe('finetune_lr')}"),
     schedule: str = typer.Option(TrainConfig.schedule, help="cosine or step."),
     weight_decay: Optional[float] = typer.Option(None, help=f"SGD weight decay. {_recipe('weight_decay')}"),
+    warmup: float = typer.Option(
+        TrainConfig.warmup, help="Share of each stage's steps (each fine-tuned layer's own) the learning rate warms up."
+    ),
+    clip_grad: float = typer.Option(TrainConfig.clip_grad, help="Clip gradients to this norm (0: off)."),
     label_smoothing: float = typer.Option(
         TrainConfig.label_smoothing, help="Label smoothing of the cross-entropy loss."
     ),
@@ -202,6 +206,8 @@ def train(
         threads=threads,
         candidates_per_pass=candidates_per_pass,
         weight_decay=weight_decay,
+        warmup=warmup,
+        clip_grad=clip_grad,
         label_smoothing=label_smoothing,
         spread_samples=spread_samples,
         init=init,

@@ -151,9 +151,14 @@ def _seeded(seed: int, *parts: int) -> int:
 
 
 def _lr_at(cfg: TrainConfig, base: float, step: int, total: int) -> float:
+    """The learning rate at `step` of a stage of `total` steps: the schedule, under a linear warm-up over the first
+    `cfg.warmup` share of the steps."""
     if cfg.schedule == "step":
-        return base * (0.1 ** (3 * step // max(total, 1)))
-    return base * 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
+        lr = base * (0.1 ** (3 * step // max(total, 1)))
+    else:
+        lr = base * 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
+    warm = math.ceil(cfg.warmup * total)
+    return lr * min(1.0, (step + 1) / warm) if warm else lr
 
 
 class Trainer:
@@ -271,6 +276,12 @@ class Trainer:
             self.net.parameters(), lr=lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay, nesterov=True
         )
 
+    def step(self, opt: torch.optim.Optimizer) -> None:
+        """The optimizer's step on the gradients as they are (all-reduced under DDP), clipped to `clip_grad`."""
+        if self.cfg.clip_grad:
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.clip_grad)
+        opt.step()
+
     def meta_epoch(self, opt: torch.optim.Optimizer, epoch: int) -> dict:
         """One meta epoch from the step the state records; checkpoints every `checkpoint_seconds` inside it."""
         self.net.train()
@@ -286,7 +297,7 @@ class Trainer:
             loss = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            self.step(opt)
             value = loss.item()
             if not math.isfinite(value):
                 raise SpecializeError(
@@ -331,7 +342,7 @@ class Trainer:
                 group["lr"] = _lr_at(self.cfg, self.cfg.finetune_lr, step, steps)
             opt.zero_grad(set_to_none=True)
             step_loss = self.fairness_step(x, y, chosen, suffix)
-            opt.step()
+            self.step(opt)
             losses.append(step_loss)
             self.report(
                 {

@@ -14,7 +14,7 @@ RESUMABLE_CHANGES = ("threads", "candidates_per_pass")
 # Settings only the fine-tuning stage reads: a run resumed before that stage began may still change them.
 FINETUNE_SETTINGS = ("finetune_epochs", "finetune_lr", "distill", "spread_samples")
 # what a checkpoint written before a setting existed was trained with: a resumed run takes these, not the defaults
-LEGACY = {"resolutions": (), "fit_images": 0, "batch_norm": "batch"}
+LEGACY = {"resolutions": (), "fit_images": 0, "batch_norm": "batch", "warmup": 0.0, "clip_grad": 0.0}
 HEAD_INITS = ("probe", "random")
 MAX_RESOLUTIONS = 8  # elastic resolution: each size adds a table's worth of evaluation to fine-tuning
 
@@ -73,6 +73,12 @@ class TrainConfig:
     # 68.37%; on CIFAR-10 it gained 2 points after 300 steps at lr 0.01, nothing after 1,000, and collapsed at lr 0.05
     # (docs/training.md), so "batch" stays the default
     batch_norm: str = "batch"
+    # LP-FT's guards (benchmarks/own_data_probe.py, Kumar et al.): the learning rate rises linearly over this share of
+    # each stage's steps (the meta stage's all, each fine-tuned layer's own), and gradients are clipped to this norm
+    # (0: neither). Frozen batch statistics no longer rescale large early updates; LP-FT at 224 px collapsed to chance
+    # within 20 steps without them
+    warmup: float = 0.0
+    clip_grad: float = 0.0
 
     @staticmethod
     def parse_sizes(text: str | None) -> tuple[int, ...]:
@@ -153,6 +159,8 @@ def _rules(c: "TrainConfig") -> list[tuple]:
         ("distill", c.distill, _finite(c.distill, 0, 1), "a number in [0, 1]"),
         ("finetune-lr", c.finetune_lr, _finite(c.finetune_lr, 0, 100, low_open=True), "a number in (0, 100]"),
         ("weight-decay", c.weight_decay, _finite(c.weight_decay, 0, 1), "a number in [0, 1]"),
+        ("warmup", c.warmup, _finite(c.warmup, 0, 1), "a share of each stage's steps in [0, 1]"),
+        ("clip-grad", c.clip_grad, _finite(c.clip_grad, 0, 1e6), "a gradient norm in [0, 1e6] (0: off)"),
         (
             "label-smoothing",
             c.label_smoothing,

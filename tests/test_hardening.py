@@ -158,6 +158,8 @@ TRAIN_BAD = {
     "--sample-ratio": ["0", "2", "nan"],
     "--epochs": ["-1"],
     "--weight-decay": ["nan", "-1"],
+    "--warmup": ["-0.1", "1.5", "nan"],
+    "--clip-grad": ["-1", "nan", "inf"],
     "--label-smoothing": ["1", "-0.1", "nan"],
     "--spread-samples": ["-1"],
     "--candidates-per-pass": ["0"],

@@ -347,9 +347,9 @@ def test_the_fit_split_is_apart_from_training_validation_and_calibration(synthet
 def test_settings_newer_than_a_checkpoint_take_the_values_runs_had_before() -> None:
     from supernet.train import TrainConfig
 
-    cfg = TrainConfig(space="cifar10", data="d", resolutions=(64,))
+    cfg = TrainConfig(space="cifar10", data="d", resolutions=(64,), warmup=0.1, clip_grad=1.0)
     old = cfg.as_checkpointed({"space": "cifar10", "data": "d"})
-    assert old.fit_images == 0 and old.resolutions == ()
-    assert cfg.as_checkpointed({"fit_images": 2500, "resolutions": (64,)}) == cfg
+    assert old.fit_images == 0 and old.resolutions == () and old.warmup == 0 and old.clip_grad == 0
+    assert cfg.as_checkpointed({"fit_images": 2500, "resolutions": (64,), "warmup": 0.1, "clip_grad": 1.0}) == cfg
     restored = TrainConfig.from_settings({"space": "cifar10", "data": "d", "resolutions": [64, 80], "new_key": 1})
     assert restored.resolutions == (64, 80) and restored.fit_images == 0
