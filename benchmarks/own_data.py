@@ -75,6 +75,10 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=float, default=0.5)
     parser.add_argument("--warmup", type=float, default=0.0, help="train --warmup (the runs from ImageNet)")
     parser.add_argument("--clip-grad", type=float, default=0.0, help="train --clip-grad (the runs from ImageNet)")
+    parser.add_argument("--val-per-class", type=int, default=None, help="train --val-per-class (default: train's)")
+    parser.add_argument(
+        "--fit-images", type=int, default=offline.train_config_type().fit_images, help="train --fit-images"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", default="frozen,pretrained,scratch", help="which of them, comma-separated")
     args = parser.parse_args()
@@ -86,6 +90,8 @@ def main() -> None:
         weight_decay=4e-5,
         label_smoothing=0.1,
         finetune_epochs=args.finetune_epochs,
+        val_per_class=args.val_per_class,
+        fit_images=args.fit_images,
         threads=args.threads,
         seed=0,
     )
