@@ -21,6 +21,7 @@ import time
 from dataclasses import fields, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -29,15 +30,18 @@ from supernet.train import Trainer
 from supernet.train_config import TrainConfig
 
 
-def finetune(trainer: Trainer, arch: list, steps: int, lr: float) -> None:
-    """`arch` alone for `steps` batches (SGD, cosine from `lr`); with the run's `distill` > 0 the loss mixes in the
-    largest architecture's soft labels on the same batch (the trainer's own loss)."""
+def finetune(trainer: Trainer, arch: list, steps: int, lr: float, warmup: float = 0.0) -> None:
+    """`arch` alone for `steps` batches (SGD, cosine from `lr`, the first `warmup` of the steps ramping up, gradients
+    clipped as the run's `clip_grad` says); with the run's `distill` > 0 the loss mixes in the largest
+    architecture's soft labels on the same batch (the trainer's own loss)."""
     teacher = list(trainer.trained_space.largest_arch().candidates)
     opt = trainer.optimizer(lr)
-    trainer.net.train()
-    for step, (x, y) in zip(range(steps), trainer.batches(30, 0)):
+    trainer.net.train(not trainer.eval_mode)
+    ramp = max(1, round(warmup * steps))
+    batches = (batch for epoch in range(steps) for batch in trainer.batches(30, epoch))
+    for step, (x, y) in zip(range(steps), batches):
         for group in opt.param_groups:
-            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
+            group["lr"] = lr * min(1.0, (step + 1) / ramp) * 0.5 * (1 + math.cos(math.pi * step / steps))
         soft = None
         if trainer.cfg.distill:
             with torch.no_grad():
@@ -46,7 +50,7 @@ def finetune(trainer: Trainer, arch: list, steps: int, lr: float) -> None:
         loss = trainer.loss(logits, y, soft)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        opt.step()
+        trainer.step(opt)
 
 
 def main() -> None:
@@ -56,23 +60,35 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=0.5)
     parser.add_argument("--distill", type=float, default=0.5)
     parser.add_argument("--lr", type=float, default=None, help="default: the run's fine-tuning learning rate")
+    parser.add_argument("--warmup", type=float, default=0.0, help="fraction of the steps ramping the rate up")
+    parser.add_argument("--clip-grad", type=float, default=0.0, help="clip gradients to this norm (0: off)")
+    parser.add_argument("--all-images", action="store_true", help="train on every training image, held-out ones too")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the run's")
+    parser.add_argument("--eval-mode", action="store_true", help="train with every batch norm frozen, no dropout")
+    parser.add_argument("--label-smoothing", type=float, default=None, help="default: the run's")
     parser.add_argument("--distilled-only", action="store_true", help="skip the plain fine-tune")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     payload, _ = read_checkpoint(args.checkpoint)
     known = {f.name for f in fields(TrainConfig)}
     cfg = replace(TrainConfig(**{k: v for k, v in payload["config"].items() if k in known}), threads=args.threads)
+    cfg = replace(cfg, clip_grad=args.clip_grad, batch_size=args.batch_size or cfg.batch_size)
+    if args.label_smoothing is not None:
+        cfg = replace(cfg, label_smoothing=args.label_smoothing)
     torch.set_num_threads(args.threads)
     lines = []
     for distill in (args.distill,) if args.distilled_only else (0.0, args.distill):
         with tempfile.TemporaryDirectory() as tmp:
             trainer = Trainer(replace(cfg, distill=distill), tmp)
             trainer.net.load_state_dict(payload["net"])
+            trainer.eval_mode = args.eval_mode
+            if args.all_images:
+                trainer.train_idx = np.arange(len(trainer.data.train_labels))
             arch = list(trainer.trained_space.parse_arch(args.arch).candidates)
             steps = max(1, round(args.epochs * trainer.steps_per_epoch()))
             before = trainer.test_accuracy(arch)
             start = time.time()
-            finetune(trainer, arch, steps, args.lr or trainer.cfg.finetune_lr)
+            finetune(trainer, arch, steps, args.lr or trainer.cfg.finetune_lr, args.warmup)
             wall = time.time() - start
             after = trainer.test_accuracy(arch)
         lines.append(
