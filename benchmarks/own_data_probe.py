@@ -20,19 +20,21 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from specialize.space import LITE0_ARCH, get_space  # noqa: E402
-from supernet.data import augment, load_dataset, to_tensor  # noqa: E402
+from supernet.data import load_dataset, to_tensor  # noqa: E402
 from supernet.elastic import Supernet  # noqa: E402
 from supernet.pretrained import import_pretrained  # noqa: E402
+from supernet.finetune import finetune  # noqa: E402
 from supernet.probe import fit_probe  # noqa: E402
+from supernet.train_config import FinetuneRecipe  # noqa: E402
 
 
 class Lite0Features(torch.nn.Module):
@@ -40,7 +42,9 @@ class Lite0Features(torch.nn.Module):
 
     def __init__(self, resolution: int) -> None:
         super().__init__()
-        space = get_space("efficientnet-lite0").with_resolution(resolution)
+        # frozen: every batch norm a FrozenBatchNorm2d but the last layer's and the head's, which fine-tuning's eval
+        # mode freezes too
+        space = replace(get_space("efficientnet-lite0").with_resolution(resolution), batch_norm="frozen")
         net = Supernet(space)
         import_pretrained(net, "efficientnet-lite0")
         self.body = net.extract(space.parse_arch(LITE0_ARCH))
@@ -61,35 +65,13 @@ def lite0_features(model: Lite0Features, images: np.ndarray, flip: bool = False)
     return np.concatenate(out)
 
 
-def finetune(model: Lite0Features, images: np.ndarray, labels: np.ndarray, epochs: float, lr: float) -> None:
-    """Whole-network SGD from the probe, a tenth of the steps warming up then cosine, gradients clipped to norm 1,
-    batch norm frozen (eval mode: ImageNet's statistics); training's augmentation (`supernet.data.augment`: random
-    crops of up to an eighth of the side, zero-padded, and flips). Without the warm-up and clipping, lr 0.002 at
+def finetune_lpft(model: Lite0Features, images: np.ndarray, labels: np.ndarray, epochs: float, lr: float) -> None:
+    """Whole-network SGD from the probe with the recipe `export --pick-finetune-epochs` uses (`supernet.finetune`: a
+    tenth of the steps warming up then cosine, gradients clipped to norm 1, batch 32, training's crops and flips);
+    the body's batch norm is frozen (ImageNet's statistics, eval mode). Without the warm-up and clipping, lr 0.002 at
     224 px collapsed to chance within 20 steps (loss ln 3), where it had trained at 96 px."""
-    generator = torch.Generator().manual_seed(0)
-    batch = 32
-    steps = int(epochs * len(images) / batch)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-5, nesterov=True)
-    warmup = max(1, steps // 10)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * s / steps))
-    )
-    model.eval()  # frozen batch norm statistics; gradients still flow
-    order = torch.empty(0, dtype=torch.long)
-    for step in range(steps):
-        if len(order) < batch:
-            order = torch.cat([order, torch.randperm(len(images), generator=generator)])
-        index, order = order[:batch], order[batch:]
-        x = to_tensor(images[index.numpy()])
-        x = augment(x, generator, max(4, x.shape[-1] // 8))
-        loss = F.cross_entropy(model(x), torch.from_numpy(labels[index.numpy()]).long())
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        if step % 50 == 0:
-            print(f"  step {step}/{steps} loss {loss.item():.3f}", flush=True)
+    report = finetune(model, images, labels, FinetuneRecipe(epochs=epochs, lr=lr))
+    print(f"  {report.steps} steps, last loss {report.final_loss:.3f}, batch norm {report.batch_norm}", flush=True)
 
 
 def main() -> None:
@@ -123,7 +105,7 @@ def main() -> None:
     if args.finetune_epochs > 0:
         start = time.time()
         model.classifier = fit_probe(features, labels, classes, args.finetune_l2)
-        finetune(model, data.train_images, data.train_labels, args.finetune_epochs, args.finetune_lr)
+        finetune_lpft(model, data.train_images, data.train_labels, args.finetune_epochs, args.finetune_lr)
         minutes = (time.time() - start) / 60
         predicted = lite0_features(model, data.test_images).argmax(1)
         print(

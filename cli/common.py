@@ -35,6 +35,17 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def pick_finetune_line(finetuned: dict) -> str:
+    """What an export's fine-tune of the pick alone did, in one line."""
+    return (
+        f"trained alone {finetuned['epochs']:g} epochs ({finetuned['steps']} steps, batch {finetuned['batch_size']}, "
+        f"peak lr {finetuned['lr']:g}, warm-up {finetuned['warmup']:g}, clipped at {finetuned['clip_grad']:g}) on "
+        f"{finetuned['images']} training images of {finetuned['data']}, batch norm {finetuned['batch_norm']}, "
+        f"{finetuned['minutes']:.1f} min; before it the pick measured {100 * finetuned['accuracy_before']:.2f}% on "
+        "the same test images"
+    )
+
+
 def fail(message: str) -> None:
     """One line on stderr, exit 2. The message is plain text: brackets in paths or names are never markup."""
     line = " ".join(map(_shortened, printable(str(message)).split()))  # one printable line, whatever it held

@@ -19,9 +19,11 @@ from cli.common import (
     converted,
     err_console,
     handle_errors,
+    pick_finetune_line,
     print_json,
     progress_status,
 )
+from specialize.api.offline import PICK_FINETUNE_LR
 
 
 def register(app: typer.Typer) -> None:
@@ -74,6 +76,15 @@ def export(
         "or fp16 (a half-precision ONNX file that takes float16 input; with --format tensorrt, an fp16 engine build "
         "from the fp32 ONNX).",
     ),
+    pick_finetune_epochs: float = typer.Option(
+        0.0,
+        "--pick-finetune-epochs",
+        help="First train the architecture alone for this many epochs on every training image of --data (else of "
+        "the table's training data): LP-FT, warm-up, clipped, cosine. Measured before and after.",
+    ),
+    pick_finetune_lr: float = typer.Option(
+        PICK_FINETUNE_LR, "--pick-finetune-lr", help="With --pick-finetune-epochs: the peak learning rate."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     from specialize.api import offline
@@ -89,6 +100,8 @@ def export(
             precision=precision,
             recalibrate=not no_recalibrate,
             untrained=untrained,
+            pick_finetune_epochs=pick_finetune_epochs,
+            pick_finetune_lr=pick_finetune_lr,
         )
     for warning in result.warnings:
         err_console.print(f"WARNING: {warning}", style="bold yellow", highlight=False, markup=False, soft_wrap=True)
@@ -120,6 +133,7 @@ def _render(result) -> None:
             "not measured" if result.measured_accuracy is None else f"{100 * result.measured_accuracy:.2f}%",
         ),
         ("measured on", result.measured_on),
+        *([("fine-tune", pick_finetune_line(result.finetuned))] if result.finetuned else []),
         *(
             [
                 (

@@ -18,6 +18,7 @@ from rich.markup import escape
 from cli.bounds import bound_options
 from cli.common import PRECISION_FORMS, handle_errors
 from specialize import api
+from specialize.api.offline import PICK_FINETUNE_LR
 
 DEVICE_HELP = "device name (e.g. jetson) or profile id; sets the latency model"
 TABLE_HELP = "accuracy table file, or 'default' for the embedded one"
@@ -127,6 +128,15 @@ def root(
         "--no-recalibrate",
         help="with --export: keep the supernet's batch-norm statistics (recorded in the ONNX metadata)",
     ),
+    pick_finetune_epochs: float = typer.Option(
+        0.0,
+        "--pick-finetune-epochs",
+        help="with --export: first train the chosen sub-network alone for this many epochs on every training image "
+        "of --data (LP-FT: warm-up, clipped, cosine; the band printed is checked against the pick before it)",
+    ),
+    pick_finetune_lr: float = typer.Option(
+        PICK_FINETUNE_LR, "--pick-finetune-lr", help="with --pick-finetune-epochs: the peak learning rate"
+    ),
 ) -> None:
     """Specialize the supernet for a device: pick one block per layer under the bounds, in under a second.
 
@@ -143,6 +153,7 @@ def root(
 
     check_counts(seed=seed)
     check_rerank_k(rerank_k)
+    check_pick_finetune(export, pick_finetune_epochs, pick_finetune_lr)
     if export is not None:
         from specialize.fileio import check_not_input, check_writable
 
@@ -169,7 +180,14 @@ def root(
         from cli.common import progress_status
 
         with progress_status("exporting: batch-norm recalibration, ONNX, checks, measurement"):
-            result = export_result(result, export, data=data, recalibrate=not no_recalibrate)
+            result = export_result(
+                result,
+                export,
+                data=data,
+                recalibrate=not no_recalibrate,
+                pick_finetune_epochs=pick_finetune_epochs,
+                pick_finetune_lr=pick_finetune_lr,
+            )
     if as_json:
         from cli.common import print_json
 
@@ -347,8 +365,18 @@ def _flag_text(bound: dict) -> str:
     return " ".join(Bound(bound["metric"], bound["lower"], bound["upper"]).flags())
 
 
+def check_pick_finetune(export: Path | None, epochs: float, lr: float) -> None:
+    """Refuse a pick fine-tune that cannot happen before the search runs: without --export, or out of range."""
+    from specialize.api.offline import pick_finetune_recipe
+    from specialize.errors import SpecializeError
+
+    if epochs and export is None:
+        raise SpecializeError("--pick-finetune-epochs trains the exported network: give --export M.onnx too")
+    pick_finetune_recipe(epochs, lr)
+
+
 def _render_export(export: dict) -> None:
-    from cli.common import console, err_console
+    from cli.common import console, err_console, pick_finetune_line
 
     for warning in export["warnings"]:
         err_console.print(f"WARNING: {warning}", highlight=False, markup=False, soft_wrap=True)
@@ -364,6 +392,12 @@ def _render_export(export: dict) -> None:
         f"(the figures above); batch norm {export['bn_statistics']}",
         f"accuracy: predicted {100 * export['predicted_accuracy']:.2f}%{band}{measured}",
     ]
+    if export.get("finetuned"):
+        lines[-1] = (
+            f"accuracy: predicted {100 * export['predicted_accuracy']:.2f}%{band} for the pick as the supernet holds "
+            f"it, measured {100 * export['finetuned']['accuracy_before']:.2f}%; after its fine-tune{measured[1:]}"
+        )
+        lines.append(f"fine-tune: {pick_finetune_line(export['finetuned'])}")
     if export.get("fp32_accuracy") is not None:
         lines.append(
             f"precision: {PRECISION_FORMS[export['precision']]}; the same network's fp32 graph measured "

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from specialize.table import AccuracyTable
 
     from supernet.elastic import Supernet
+    from supernet.train_config import FinetuneRecipe
 
 FORMATS = ("onnx", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -334,6 +335,7 @@ class ExportResult:
     measured_accuracy: float | None = None  # top-1 of the written graph in onnxruntime on held-out images
     measured_on: str = ""
     fp32_accuracy: float | None = None  # int8: the same network's FP32 graph on the same images, before quantizing
+    finetuned: dict | None = None  # the pick fine-tuned alone: recipe, images, minutes, accuracy_before (onnxruntime)
     engine_path: Path | None = None
     build_script: Path | None = None
     warnings: list[str] = field(default_factory=list)  # say these loudly
@@ -421,6 +423,7 @@ def export_subnet(
     calibration: Sequence[torch.Tensor] | None = None,
     recalibrate_bn: bool = True,
     extra_metadata: dict[str, str] | None = None,
+    finetune: "FinetuneRecipe | None" = None,
 ) -> ExportResult:
     """The one deploy path: extract `arch_string` from the supernet (trained `weights` or random init),
     recalibrate batch norm, write ONNX (or an engine or its build script), check it against torch, and
@@ -429,8 +432,13 @@ def export_subnet(
     Batch norm is recalibrated on, in order: `calibration` batches, `data`, the data the table was trained
     on (when that path exists here), or the calibration images shipped beside the weights. With none of
     these it refuses, unless `recalibrate_bn=False` (recorded in the ONNX metadata). Accuracy is measured
-    on the test split of `data`, else of the table's training data when it exists here."""
+    on the test split of `data`, else of the table's training data when it exists here.
+
+    With `finetune`, the sub-network is first measured as extracted (recalibrated, through ONNX, on the same test
+    images), then trained alone on every training image of that data (`supernet.finetune`), then exported."""
     check_options(fmt, precision)
+    if finetune is not None:
+        finetune.check()
     space = resolve_space(space_name, weights)
     arch = space.parse_arch(arch_string)
     onnx_path, engine_path = output_paths(output, fmt)
@@ -448,6 +456,11 @@ def export_subnet(
         if recalibrate_bn or precision == "int8" or not loaded.trained
         else ("", [])
     )
+    finetuned = (
+        finetune_pick(module, loaded, images_from, batches, finetune, data if data is not None else table_data, space)
+        if finetune is not None
+        else None
+    )
     bn_source, images = calibrate(module, loaded, images_from, batches, recalibrate_bn)
     cost = arch_cost(exported)
     settings = {
@@ -462,6 +475,8 @@ def export_subnet(
     metadata = build_metadata(space, exported, loaded, settings)
     metadata.update({META + k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in cost.items()})
     metadata.update({META + "bn_recalibrated": "true" if images else "false", **(extra_metadata or {})})
+    if finetuned is not None:
+        metadata[META + "finetuned"] = json.dumps(finetuned, sort_keys=True)
     onnx_bytes, diff, ops = subnet_to_onnx(module, space.resolution, metadata)
     fp32_accuracy = None
     if input_dtype(precision, fmt) == "float16" or precision == "int8":
@@ -507,12 +522,51 @@ def export_subnet(
         measured_accuracy=measured,
         measured_on=measured_on,
         fp32_accuracy=fp32_accuracy,
+        finetuned=finetuned,
         notes=list(loaded.notes),
     )
     _collect_warnings(result, loaded, arch, exported)
     if fmt == "tensorrt":
         _tensorrt_output(result, onnx_bytes, engine_path, space.resolution)
     return result
+
+
+def finetune_pick(
+    module: nn.Module,
+    loaded: LoadedWeights,
+    images_from: str,
+    batches: list[torch.Tensor],
+    recipe: "FinetuneRecipe",
+    data: str | os.PathLike | None,
+    space: SearchSpace,
+) -> dict:
+    """Measure the extracted sub-network as the search predicted it (batch norm recalibrated, the ONNX graph on the
+    test split), then train it alone on every training image of `data`; returns what was done, for the result and
+    the file's metadata."""
+    from supernet.data import load_dataset
+    from supernet.finetune import finetune
+
+    if not loaded.trained:
+        raise SpecializeError("--pick-finetune-epochs needs trained weights: give --weights (not --untrained)")
+    if data is None:
+        raise SpecializeError(
+            "--pick-finetune-epochs needs the training images: give --data (the folder or .tar.gz it was trained on)"
+        )
+    if batches:
+        recalibrate(module, batches)
+    before, _ = measure_onnx_accuracy(subnet_to_onnx(module, space.resolution, {})[0], data, space.resolution)
+    dataset = load_dataset(data, image_size=space.resolution)
+    report = finetune(module, dataset.train_images, dataset.train_labels, recipe, space.resolution)
+    return {
+        **report.recipe.to_dict(),
+        "data": str(data),
+        "images": report.images,
+        "steps": report.steps,
+        "minutes": round(report.minutes, 3),
+        "batch_norm": report.batch_norm,
+        "final_loss": round(report.final_loss, 6),
+        "accuracy_before": before,
+    }
 
 
 def to_int8(onnx_bytes: bytes, batches: list[torch.Tensor], images_from: str, fmt: str) -> tuple[bytes, list[str]]:

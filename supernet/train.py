@@ -48,6 +48,7 @@ from supernet.run_dir import claim_run_dir
 from supernet.data import augment, balanced_split, calibration_indices, image_batches, load_dataset, to_tensor
 from supernet.elastic import Supernet
 from supernet.evaluate import subnet_accuracy
+from supernet.finetune import scheduled_lr
 from supernet.pretrained import import_pretrained
 from supernet.bn import recalibrate_bn
 from supernet.probe import PROBE_IMAGES, fit_probe, pooled_features
@@ -153,12 +154,7 @@ def _seeded(seed: int, *parts: int) -> int:
 def _lr_at(cfg: TrainConfig, base: float, step: int, total: int) -> float:
     """The learning rate at `step` of a stage of `total` steps: the schedule, under a linear warm-up over the first
     `cfg.warmup` share of the steps."""
-    if cfg.schedule == "step":
-        lr = base * (0.1 ** (3 * step // max(total, 1)))
-    else:
-        lr = base * 0.5 * (1 + math.cos(math.pi * step / max(total, 1)))
-    warm = math.ceil(cfg.warmup * total)
-    return lr * min(1.0, (step + 1) / warm) if warm else lr
+    return scheduled_lr(base, step, total, cfg.warmup, cfg.schedule)
 
 
 class Trainer:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 
 from specialize.errors import SpecializeError
 from specialize.space import BATCH_NORMS
@@ -198,3 +198,28 @@ def _rules(c: "TrainConfig") -> list[tuple]:
             "elastic resolution trains at full size: leave out the proxy --resolution",
         ),
     ]
+
+
+@dataclass(frozen=True)
+class FinetuneRecipe:
+    """How `supernet.finetune` trains one picked sub-network alone (its module docstring says why these)."""
+
+    epochs: float
+    lr: float = 0.002
+    batch_size: int = 32
+    warmup: float = 0.1
+    clip_grad: float = 1.0
+    weight_decay: float = 1e-5
+    momentum: float = 0.9
+    seed: int = 0
+
+    def check(self) -> "FinetuneRecipe":
+        """Refuse what cannot train, naming the option."""
+        if not (math.isfinite(self.epochs) and 0 < self.epochs <= 1000):
+            raise SpecializeError(f"--pick-finetune-epochs must be a number in (0, 1000], got {self.epochs:g}")
+        if not (math.isfinite(self.lr) and 0 < self.lr <= 10):
+            raise SpecializeError(f"--pick-finetune-lr must be a number in (0, 10], got {self.lr:g}")
+        return self
+
+    def to_dict(self) -> dict:
+        return asdict(self)

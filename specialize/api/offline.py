@@ -12,10 +12,13 @@ from specialize.errors import SpecializeError, option
 from specialize.fileio import check_not_input, check_writable
 from specialize.space import SPACES, SearchSpace, get_space
 from specialize.table import is_table_reference
+from supernet.train_config import FinetuneRecipe
 
 
 # search answers `train` measures after training to fit its predictions on (`table refit --picks`): the CLI's default
 PICKS = 24
+# `export --pick-finetune-epochs`: the learning rate the pick trains alone at unless told (the recipe's)
+PICK_FINETUNE_LR = FinetuneRecipe.lr
 
 
 def train_config_type():
@@ -264,10 +267,14 @@ def export(
     precision: str,
     recalibrate: bool,
     untrained: bool = False,
+    pick_finetune_epochs: float = 0.0,
+    pick_finetune_lr: float = PICK_FINETUNE_LR,
 ):
     """Check the request (architecture, output, TensorRT companions), then export; returns the ExportResult.
     `space`: see `export_space`. Without `weights`, those of the embedded table whose space it is; elsewhere a
-    refusal, unless `untrained` asks for random weights (never shipped by default)."""
+    refusal, unless `untrained` asks for random weights (never shipped by default). `pick_finetune_epochs` > 0 trains
+    the architecture alone first (see `pick_finetune_recipe`)."""
+    recipe = pick_finetune_recipe(pick_finetune_epochs, pick_finetune_lr)
     network_space = export_space(space, weights)
     network_space.parse_arch(arch)  # bad input fails here, before torch is even imported
     weights = export_weights(network_space, weights, untrained)
@@ -285,7 +292,16 @@ def export(
         fmt=fmt,
         precision=precision,
         recalibrate_bn=recalibrate,
+        finetune=recipe,
     )
+
+
+def pick_finetune_recipe(epochs: float, lr: float = PICK_FINETUNE_LR):
+    """The recipe that trains a picked sub-network alone on every training image of the data (supernet.finetune),
+    checked; None for `epochs` 0 (export the sub-network as the supernet holds it)."""
+    if epochs == 0:
+        return None
+    return FinetuneRecipe(epochs=epochs, lr=lr).check()
 
 
 def export_space(space: str | None, weights: str | None) -> SearchSpace:

@@ -1,0 +1,184 @@
+"""Fine-tuning the pick alone before export (`--pick-finetune-epochs`): the recipe trains, keeps frozen batch norm
+frozen, is repeatable; the export measures the pick before and after and records it; bad input is refused."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from typer.testing import CliRunner
+
+from cli.main import app
+from specialize.api import _misses, export_result, specialize
+from specialize.api.offline import pick_finetune_recipe
+from specialize.errors import SpecializeError
+from specialize.space import get_space
+from supernet.bn import FrozenBatchNorm2d
+from supernet.data import load_dataset, to_tensor
+from supernet.elastic import Supernet
+from supernet.finetune import finetune, scheduled_lr
+from supernet.onnx_graph import read_metadata
+from supernet.train_config import FinetuneRecipe
+
+runner = CliRunner()
+
+
+def tiny_pick(batch_norm: str = "batch", seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    space = replace(get_space("test-tiny"), batch_norm=batch_norm)
+    return Supernet(space).extract(space.largest_arch())
+
+
+def bn_stats(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [b.clone() for m in module.modules() if hasattr(m, "running_mean") for b in (m.running_mean, m.running_var)]
+
+
+@pytest.fixture(scope="module")
+def images(synthetic_data):
+    data = load_dataset(synthetic_data, image_size=16)
+    return data.train_images, data.train_labels
+
+
+def train_loss(module: torch.nn.Module, images: np.ndarray, labels: np.ndarray) -> float:
+    with torch.no_grad():
+        return F.cross_entropy(module.eval()(to_tensor(images)), torch.from_numpy(labels).long()).item()
+
+
+def test_the_schedule_warms_up_then_follows_the_cosine():
+    total = 100
+    lrs = [scheduled_lr(1.0, s, total, 0.1) for s in range(total)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(0.5 * (1 + np.cos(np.pi * 9 / total)))
+    assert all(a < b for a, b in zip(lrs[:9], lrs[1:10]))  # ramps up over the first tenth
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:])) and lrs[-1] < 0.01  # then decays to about zero
+    assert scheduled_lr(1.0, 50, total, 0.0, "step") == pytest.approx(0.1)
+
+
+def test_finetune_lowers_the_training_loss_and_is_repeatable(images):
+    x, y = images
+    first, second = tiny_pick(), tiny_pick()
+    before = train_loss(first, x, y)
+    recipe = FinetuneRecipe(epochs=20, lr=0.1, batch_size=16)
+    report = finetune(first, x, y, recipe)
+    finetune(second, x, y, recipe)
+    assert train_loss(first, x, y) < 0.8 * before
+    assert report.images == len(x) and report.steps == round(20 * len(x) / 16)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+
+
+def test_frozen_batch_norm_stays_frozen_and_batch_statistics_adapt(images):
+    x, y = images
+    frozen, batch = tiny_pick("frozen"), tiny_pick("batch")
+    assert any(isinstance(m, FrozenBatchNorm2d) for m in frozen.modules())
+    frozen_before, batch_before = bn_stats(frozen), bn_stats(batch)
+    weights_before = [p.clone() for p in frozen.parameters()]
+    assert finetune(frozen, x, y, FinetuneRecipe(epochs=1, lr=0.05, batch_size=16)).batch_norm.startswith("frozen")
+    assert finetune(batch, x, y, FinetuneRecipe(epochs=1, lr=0.05, batch_size=16)).batch_norm.startswith("batch")
+    # eval mode: not even the layers a frozen space adapts move their statistics while the weights train
+    assert all(torch.equal(a, b) for a, b in zip(frozen_before, bn_stats(frozen)))
+    assert any(not torch.equal(a, b) for a, b in zip(weights_before, frozen.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(batch_before, bn_stats(batch)))
+
+
+def test_clipping_bounds_every_step(images):
+    x, y = images
+    clipped, free = tiny_pick(), tiny_pick()
+    recipe = FinetuneRecipe(epochs=1, lr=1.0, batch_size=16, warmup=0.0, momentum=0.0, weight_decay=0.0)
+    start = [p.clone() for p in clipped.parameters()]
+    finetune(clipped, x, y, replace(recipe, clip_grad=1e-3, epochs=16 / len(x)))  # one step
+    finetune(free, x, y, replace(recipe, clip_grad=0.0, epochs=16 / len(x)))
+    moved = torch.sqrt(sum(((p - s) ** 2).sum() for p, s in zip(clipped.parameters(), start)))
+    free_moved = torch.sqrt(sum(((p - s) ** 2).sum() for p, s in zip(free.parameters(), start)))
+    assert moved <= 1e-3 * 1.0001 < free_moved  # lr 1 x clipped norm
+
+
+@pytest.mark.parametrize(
+    "epochs, lr, needle",
+    [
+        (-1, 0.002, "--pick-finetune-epochs"),
+        (float("nan"), 0.002, "--pick-finetune-epochs"),
+        (1, 0, "--pick-finetune-lr"),
+    ],
+)
+def test_bad_recipes_are_refused_naming_the_option(epochs, lr, needle):
+    with pytest.raises(SpecializeError, match=needle):
+        pick_finetune_recipe(epochs, lr)
+    assert pick_finetune_recipe(0, 0.002) is None
+
+
+def test_export_measures_the_pick_before_and_after_and_records_it(deploy_run, synthetic_data, tmp_path):
+    table = str(deploy_run / "table.json")
+    plain = export_result(specialize(table=table), tmp_path / "plain.onnx", data=synthetic_data)
+    tuned = export_result(specialize(table=table), tmp_path / "tuned.onnx", data=synthetic_data, pick_finetune_epochs=2)
+    done = tuned.export["finetuned"]
+    n_train = len(load_dataset(synthetic_data, image_size=16).train_labels)
+    assert done["images"] == n_train and done["steps"] == round(2 * n_train / 32) and done["epochs"] == 2
+    # before the fine-tune, the pick is the plain export, measured on the same images
+    assert done["accuracy_before"] == pytest.approx(plain.export["measured_accuracy"])
+    assert tuned.export["max_abs_diff"] < 1e-3  # the fine-tuned network is what the file computes
+    meta = read_metadata(__import__("onnx").load(str(tmp_path / "tuned.onnx")))
+    assert json.loads(meta["specialize.finetuned"])["steps"] == done["steps"]
+    assert float(meta["specialize.measured_accuracy"]) == pytest.approx(tuned.export["measured_accuracy"], abs=1e-6)
+    assert "specialize.finetuned" not in read_metadata(__import__("onnx").load(str(tmp_path / "plain.onnx")))
+
+
+def test_the_band_is_checked_against_the_pick_before_its_fine_tune(deploy_run):
+    result = replace(specialize(table=str(deploy_run / "table.json")), predicted_accuracy=0.5)
+    result = replace(result, predicted_accuracy_band=0.05)
+    assert _misses(result, 0.9, None, {"accuracy_before": 0.52}) == []
+    assert "before the pick's fine-tuning" in _misses(result, 0.52, None, {"accuracy_before": 0.9})[0]
+
+
+def test_cli_refusals(deploy_run, synthetic_data, tmp_path):
+    table = str(deploy_run / "table.json")
+    cases = [
+        ([], "--export"),  # a fine-tune without a file to write
+        (["--export", str(tmp_path / "a.onnx"), "--pick-finetune-epochs", "-2"], "--pick-finetune-epochs"),
+        (["--export", str(tmp_path / "b.onnx"), "--pick-finetune-lr", "0"], "--pick-finetune-lr"),
+    ]
+    for extra, needle in cases:
+        args = ["--table", table, *(["--pick-finetune-epochs", "1"] if not extra else []), *extra]
+        if "--pick-finetune-lr" in extra:
+            args += ["--pick-finetune-epochs", "1"]
+        got = runner.invoke(app, args)
+        assert got.exit_code == 2 and needle in got.output, got.output
+        assert not (tmp_path / "a.onnx").exists() and not (tmp_path / "b.onnx").exists()
+    got = runner.invoke(
+        app,
+        [
+            "export",
+            "--arch",
+            specialize(table=table).arch,
+            "-o",
+            str(tmp_path / "c.onnx"),
+            "--space",
+            "test-tiny",
+            "--untrained",
+            "--pick-finetune-epochs",
+            "1",
+        ],
+    )
+    assert got.exit_code == 2 and "trained weights" in got.output and not (tmp_path / "c.onnx").exists()
+
+
+def test_cli_export_prints_before_and_after(deploy_run, synthetic_data, tmp_path):
+    table = str(deploy_run / "table.json")
+    got = runner.invoke(
+        app,
+        [
+            "--table",
+            table,
+            "--export",
+            str(tmp_path / "m.onnx"),
+            "--data",
+            str(synthetic_data),
+            "--pick-finetune-epochs",
+            "1",
+        ],
+    )
+    assert got.exit_code == 0, got.output
+    assert "for the pick as the supernet holds it, measured" in got.output and "after its fine-tune" in got.output
+    assert "trained alone 1 epochs" in got.output
