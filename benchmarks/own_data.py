@@ -5,7 +5,8 @@ test split) under --work, then runs the README's own-data commands through the l
 efficientnet-lite0 --batch-norm frozen --head-init probe` at --input-size with --epochs meta epochs (README's: 128
 px, none), the same with batch statistics (at ten times the learning rates, the pretrained recipe's), and the same
 data from scratch on the `cifar10` plan at 32x32 (--scratch-epochs meta epochs). Each table's best sub-network is
-exported and measured in onnxruntime on the test split. Prints one line per run:
+exported (with `--pick-finetune-epochs N`, after N epochs of the pick alone, as README's export line does) and
+measured in onnxruntime on the test split. Prints one line per run:
 
     python benchmarks/own_data.py --data ../shared/data/cifar10-jpg.tar.gz --work /root/runs/own-data --threads 2
 """
@@ -42,7 +43,7 @@ def make_folder(archive: Path, root: Path, per_class: int) -> Path:
     return root
 
 
-def run(name: str, cfg, out: Path) -> str:
+def run(name: str, cfg, out: Path, pick_finetune_epochs: float = 0.0) -> str:
     start = time.time()
     table = offline.train(cfg, out, resume=True, report=lambda event: None, picks=offline.PICKS)
     wall = time.time() - start
@@ -55,9 +56,17 @@ def run(name: str, cfg, out: Path) -> str:
         fmt="onnx",
         precision="fp32",
         recalibrate=True,
+        pick_finetune_epochs=pick_finetune_epochs,
+    )
+    tuned = result.finetuned
+    pick = (
+        f" (the pick as trained {100 * tuned['accuracy_before']:.2f}%, then {tuned['epochs']:g} epochs alone in "
+        f"{tuned['minutes']:.1f} min: export --pick-finetune-epochs)"
+        if tuned
+        else ""
     )
     return (
-        f"{name:44s} test accuracy {100 * result.measured_accuracy:6.2f}% (exported ONNX, onnxruntime)  "
+        f"{name:44s} test accuracy {100 * result.measured_accuracy:6.2f}% (exported ONNX, onnxruntime){pick}  "
         f"MACs {result.macs / 1e6:6.1f}M  training wall {wall / 60:5.1f} min  best {table.best_arch}"
     )
 
@@ -78,6 +87,9 @@ def main() -> None:
     parser.add_argument("--val-per-class", type=int, default=None, help="train --val-per-class (default: train's)")
     parser.add_argument(
         "--fit-images", type=int, default=offline.train_config_type().fit_images, help="train --fit-images"
+    )
+    parser.add_argument(
+        "--pick-finetune-epochs", type=float, default=0.0, help="export --pick-finetune-epochs (0: the pick as trained)"
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", default="frozen,pretrained,scratch", help="which of them, comma-separated")
@@ -121,7 +133,9 @@ def main() -> None:
             config(space="cifar10", lr=0.1, finetune_lr=0.02, epochs=args.scratch_epochs, **common),
         ),
     }
-    lines = [run(runs[name][0], runs[name][1], args.work / name) for name in args.runs.split(",")]
+    lines = [
+        run(runs[name][0], runs[name][1], args.work / name, args.pick_finetune_epochs) for name in args.runs.split(",")
+    ]
     print(
         f"{len(CLASSES)} classes x {args.per_class} training images ({', '.join(CLASSES)}), "
         f"{args.finetune_epochs:g} fine-tuning epochs per layer, {args.threads} thread(s):"

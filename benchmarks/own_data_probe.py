@@ -70,7 +70,7 @@ def finetune_lpft(model: Lite0Features, images: np.ndarray, labels: np.ndarray, 
     tenth of the steps warming up then cosine, gradients clipped to norm 1, batch 32, training's crops and flips);
     the body's batch norm is frozen (ImageNet's statistics, eval mode). Without the warm-up and clipping, lr 0.002 at
     224 px collapsed to chance within 20 steps (loss ln 3), where it had trained at 96 px."""
-    report = finetune(model, images, labels, FinetuneRecipe(epochs=epochs, lr=lr))
+    report = finetune(model, images, labels, FinetuneRecipe(epochs=epochs, lr=lr, probe=False))
     print(f"  {report.steps} steps, last loss {report.final_loss:.3f}, batch norm {report.batch_norm}", flush=True)
 
 

@@ -21,7 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from specialize.api import offline  # noqa: E402
+from specialize.api.offline import PICK_FINETUNE_LR  # noqa: E402
+from specialize.table import load_table  # noqa: E402
+from supernet.export import export_subnet  # noqa: E402
+from supernet.train_config import FinetuneRecipe  # noqa: E402
 
 
 def main() -> None:
@@ -30,31 +33,30 @@ def main() -> None:
     parser.add_argument("--arch", required=True)
     parser.add_argument("--data", default=None, help="default: the table's training data, where it exists here")
     parser.add_argument("--epochs", type=float, nargs="+", default=[8.0])
-    parser.add_argument("--lr", type=float, default=offline.PICK_FINETUNE_LR)
+    parser.add_argument("--lr", type=float, default=PICK_FINETUNE_LR)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-probe", action="store_true", help="keep the table's classifier (no LP before FT)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lines = []
     for epochs in args.epochs:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.time()
-            result = offline.export(
-                None,
+            result = export_subnet(
+                load_table(args.table).space.name,
                 args.arch,
                 Path(tmp) / "pick.onnx",
                 weights=args.table,
                 data=args.data,
-                fmt="onnx",
-                precision="fp32",
-                recalibrate=True,
-                pick_finetune_epochs=epochs,
-                pick_finetune_lr=args.lr,
+                finetune=FinetuneRecipe(epochs=epochs, lr=args.lr, probe=not args.no_probe).check(),
             )
         done = result.finetuned
         before, after = 100 * done["accuracy_before"], 100 * result.measured_accuracy
+        probe = "probe refitted first, " if done["probe"] else ""
         lines.append(
             f"pick fine-tuned {epochs:g} epochs at lr {args.lr:g} ({done['steps']} steps of {done['batch_size']}, "
-            f"{done['images']} images, batch norm {done['batch_norm']}): test accuracy {before:.2f}% -> {after:.2f}% "
+            f"{done['images']} images, {probe}batch norm {done['batch_norm']}): "
+            f"test accuracy {before:.2f}% -> {after:.2f}% "
             f"({after - before:+.2f} points; fine-tune {done['minutes']:.1f} min, export in all "
             f"{(time.time() - start) / 60:.1f} min at {args.threads} threads)  MACs {result.macs / 1e6:.1f}M"
         )

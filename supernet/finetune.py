@@ -28,6 +28,7 @@ from torch import nn
 from specialize.errors import SpecializeError
 from supernet.bn import FrozenBatchNorm2d
 from supernet.data import augment, to_tensor
+from supernet.probe import PROBE_L2, fit_probe, pooled_features
 from supernet.train_config import FinetuneRecipe
 
 
@@ -52,6 +53,20 @@ def scheduled_lr(base: float, step: int, total: int, warmup: float, schedule: st
     return lr * min(1.0, (step + 1) / warm) if warm else lr
 
 
+@torch.no_grad()
+def refit_classifier(module: nn.Module, images: np.ndarray, labels: np.ndarray, resolution: int | None) -> None:
+    """LP-FT's first step for this network: its classifier refitted as a linear probe (`supernet.probe`, L2
+    `PROBE_L2`) on its own pooled features of `images` and their flips, the body frozen in eval mode. The table's
+    classifier was fitted and trained on the largest network's features, not the pick's."""
+    module.eval()
+    size = resolution or images.shape[1]
+    features = torch.cat([pooled_features(module.features, images, size, flip) for flip in (False, True)])
+    targets = torch.from_numpy(np.concatenate([labels, labels])).long()
+    probe = fit_probe(features, targets, module.classifier.out_features, PROBE_L2)
+    module.classifier.weight.copy_(probe.weight)
+    module.classifier.bias.copy_(probe.bias)
+
+
 def has_frozen_batch_norm(module: nn.Module) -> bool:
     return any(isinstance(m, FrozenBatchNorm2d) for m in module.modules())
 
@@ -64,11 +79,27 @@ def finetune(
     resolution: int | None = None,
     progress: Callable[[int, int, float], None] = lambda step, total, loss: None,
 ) -> FinetuneReport:
-    """Train `module` (a network from `Supernet.extract`, or any classifier of [N, 3, R, R] images in [0, 1]) on uint8
-    [N, H, W, 3] `images` for `recipe.epochs`, in place. Deterministic for a seed: the batch order and each batch's
+    """Train `module` (a network from `Supernet.extract`, or any classifier of [N, 3, R, R] images in [0, 1] with
+    `features` and `classifier`) on uint8 [N, H, W, 3] `images` for `recipe.epochs`, in place, its classifier first
+    refitted as a probe where `recipe.probe` says so. Deterministic for a seed: the batch order and each batch's
     augmentation come from one generator."""
     if len(images) == 0:
         raise SpecializeError("fine-tuning got no training images")
+    with torch.random.fork_rng():  # the probe's initial guess and dropout draw from the recipe's seed alone
+        torch.manual_seed(recipe.seed)
+        return _finetune(module, images, labels, recipe, resolution, progress)
+
+
+def _finetune(
+    module: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    recipe: FinetuneRecipe,
+    resolution: int | None,
+    progress: Callable[[int, int, float], None],
+) -> FinetuneReport:
+    if recipe.probe:
+        refit_classifier(module, images, labels, resolution)
     frozen = has_frozen_batch_norm(module)
     batch = min(recipe.batch_size, len(images))
     steps = max(1, round(recipe.epochs * len(images) / batch))

@@ -212,6 +212,7 @@ class FinetuneRecipe:
     weight_decay: float = 1e-5
     momentum: float = 0.9
     seed: int = 0
+    probe: bool = True  # refit the classifier on the pick's own frozen features first (LP-FT's LP)
 
     def check(self) -> "FinetuneRecipe":
         """Refuse what cannot train, naming the option."""

@@ -20,7 +20,7 @@ from specialize.space import get_space
 from supernet.bn import FrozenBatchNorm2d
 from supernet.data import load_dataset, to_tensor
 from supernet.elastic import Supernet
-from supernet.finetune import finetune, scheduled_lr
+from supernet.finetune import finetune, refit_classifier, scheduled_lr
 from supernet.onnx_graph import read_metadata
 from supernet.train_config import FinetuneRecipe
 
@@ -69,6 +69,16 @@ def test_finetune_lowers_the_training_loss_and_is_repeatable(images):
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
 
 
+def test_the_probe_refits_the_classifier_on_the_picks_features_and_leaves_the_body(images):
+    x, y = images
+    net = tiny_pick()
+    body = {k: v.clone() for k, v in net.state_dict().items() if not k.startswith("classifier")}
+    before = train_loss(net, x, y)
+    refit_classifier(net, x, y, None)
+    assert train_loss(net, x, y) < 0.5 * before
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in body.items())
+
+
 def test_frozen_batch_norm_stays_frozen_and_batch_statistics_adapt(images):
     x, y = images
     frozen, batch = tiny_pick("frozen"), tiny_pick("batch")
@@ -86,7 +96,7 @@ def test_frozen_batch_norm_stays_frozen_and_batch_statistics_adapt(images):
 def test_clipping_bounds_every_step(images):
     x, y = images
     clipped, free = tiny_pick(), tiny_pick()
-    recipe = FinetuneRecipe(epochs=1, lr=1.0, batch_size=16, warmup=0.0, momentum=0.0, weight_decay=0.0)
+    recipe = FinetuneRecipe(epochs=1, lr=1.0, batch_size=16, warmup=0.0, momentum=0.0, weight_decay=0.0, probe=False)
     start = [p.clone() for p in clipped.parameters()]
     finetune(clipped, x, y, replace(recipe, clip_grad=1e-3, epochs=16 / len(x)))  # one step
     finetune(free, x, y, replace(recipe, clip_grad=0.0, epochs=16 / len(x)))
