@@ -41,8 +41,9 @@ def pick_finetune_line(finetuned: dict) -> str:
         f"trained alone {finetuned['epochs']:g} epochs ({finetuned['steps']} steps, batch {finetuned['batch_size']}, "
         f"peak lr {finetuned['lr']:g}, warm-up {finetuned['warmup']:g}, clipped at {finetuned['clip_grad']:g}) on "
         f"{finetuned['images']} training images of {finetuned['data']}, batch norm {finetuned['batch_norm']}, "
-        f"{finetuned['minutes']:.1f} min; before it the pick measured {100 * finetuned['accuracy_before']:.2f}% on "
-        "the same test images"
+        f"{finetuned['minutes']:.1f} min"
+        + (f" (resumed at step {finetuned['resumed_at_step']})" if finetuned.get("resumed_at_step") else "")
+        + f"; before it the pick measured {100 * finetuned['accuracy_before']:.2f}% on the same test images"
     )
 
 

@@ -457,7 +457,15 @@ def export_subnet(
         else ("", [])
     )
     finetuned = (
-        finetune_pick(module, loaded, images_from, batches, finetune, data if data is not None else table_data, space)
+        finetune_pick(
+            module,
+            loaded,
+            batches,
+            finetune,
+            data if data is not None else table_data,
+            space,
+            finetune_checkpoint_path(onnx_path),
+        )
         if finetune is not None
         else None
     )
@@ -476,7 +484,8 @@ def export_subnet(
     metadata.update({META + k: f"{v:.6g}" if isinstance(v, float) else str(v) for k, v in cost.items()})
     metadata.update({META + "bn_recalibrated": "true" if images else "false", **(extra_metadata or {})})
     if finetuned is not None:
-        metadata[META + "finetuned"] = json.dumps(finetuned, sort_keys=True)
+        recorded = {k: v for k, v in finetuned.items() if k != "checkpoint"}
+        metadata[META + "finetuned"] = json.dumps(recorded, sort_keys=True)
     onnx_bytes, diff, ops = subnet_to_onnx(module, space.resolution, metadata)
     fp32_accuracy = None
     if input_dtype(precision, fmt) == "float16" or precision == "int8":
@@ -497,6 +506,8 @@ def export_subnet(
             onnx_bytes, {META + "measured_accuracy": f"{measured:.6f}", META + "measured_on": measured_on}
         )
     atomic_write_bytes(onnx_path, onnx_bytes)
+    if finetuned is not None:
+        Path(finetuned["checkpoint"]).unlink(missing_ok=True)  # the file holds what it held
     result = ExportResult(
         output=onnx_path,
         onnx_path=onnx_path,
@@ -531,18 +542,23 @@ def export_subnet(
     return result
 
 
+def finetune_checkpoint_path(onnx_path: Path) -> Path:
+    """Where an export's pick fine-tune checkpoints (beside the file; removed once the file is written)."""
+    return onnx_path.with_name(onnx_path.stem + ".finetune.pt")
+
+
 def finetune_pick(
     module: nn.Module,
     loaded: LoadedWeights,
-    images_from: str,
     batches: list[torch.Tensor],
     recipe: "FinetuneRecipe",
     data: str | os.PathLike | None,
     space: SearchSpace,
+    checkpoint: Path,
 ) -> dict:
     """Measure the extracted sub-network as the search predicted it (batch norm recalibrated, the ONNX graph on the
-    test split), then train it alone on every training image of `data`; returns what was done, for the result and
-    the file's metadata."""
+    test split), then train it alone on every training image of `data`, checkpointing to `checkpoint` (the same
+    export run again resumes there); returns what was done, for the result and the file's metadata."""
     from supernet.data import load_dataset
     from supernet.finetune import finetune
 
@@ -556,7 +572,16 @@ def finetune_pick(
         recalibrate(module, batches)
     before, _ = measure_onnx_accuracy(subnet_to_onnx(module, space.resolution, {})[0], data, space.resolution)
     dataset = load_dataset(data, image_size=space.resolution)
-    report = finetune(module, dataset.train_images, dataset.train_labels, recipe, space.resolution)
+    identity = {"architecture": module.arch_string, "weights": loaded.source, "data": str(data)}
+    report = finetune(
+        module,
+        dataset.train_images,
+        dataset.train_labels,
+        recipe,
+        space.resolution,
+        checkpoint=checkpoint,
+        identity=identity,
+    )
     return {
         **report.recipe.to_dict(),
         "data": str(data),
@@ -566,6 +591,8 @@ def finetune_pick(
         "batch_norm": report.batch_norm,
         "final_loss": round(report.final_loss, 6),
         "accuracy_before": before,
+        "checkpoint": str(checkpoint),
+        "resumed_at_step": report.resumed_at_step,
     }
 
 

@@ -15,9 +15,12 @@ one with batch statistics trains in train mode. Batch norm is recalibrated after
 
 from __future__ import annotations
 
+import io
+import json
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -26,10 +29,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from specialize.errors import SpecializeError
+from specialize.fileio import atomic_write_bytes
 from supernet.bn import FrozenBatchNorm2d
 from supernet.data import augment, to_tensor
 from supernet.probe import PROBE_L2, fit_probe, pooled_features
 from supernet.train_config import FinetuneRecipe
+
+
+CHECKPOINT_SECONDS = 60.0  # a killed fine-tune loses at most this much
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,7 @@ class FinetuneReport:
     minutes: float
     batch_norm: str  # "frozen (eval mode)" or "batch statistics (train mode)"
     final_loss: float
+    resumed_at_step: int = 0  # > 0: this run continued a checkpoint written at that step
 
 
 def scheduled_lr(base: float, step: int, total: int, warmup: float, schedule: str = "cosine") -> float:
@@ -78,68 +86,149 @@ def finetune(
     recipe: FinetuneRecipe,
     resolution: int | None = None,
     progress: Callable[[int, int, float], None] = lambda step, total, loss: None,
+    checkpoint: Path | None = None,
+    identity: dict | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> FinetuneReport:
     """Train `module` (a network from `Supernet.extract`, or any classifier of [N, 3, R, R] images in [0, 1] with
     `features` and `classifier`) on uint8 [N, H, W, 3] `images` for `recipe.epochs`, in place, its classifier first
     refitted as a probe where `recipe.probe` says so. Deterministic for a seed: the batch order and each batch's
-    augmentation come from one generator."""
+    augmentation come from one generator.
+
+    With `checkpoint`, the whole state (weights, optimizer, step, generators) is written there atomically every
+    `checkpoint_seconds` and at the end; a run that finds one of the same `identity` resumes from it and ends with
+    exactly the weights an uninterrupted run would have. One of another identity is refused, not overwritten."""
     if len(images) == 0:
         raise SpecializeError("fine-tuning got no training images")
+    identity = {**(identity or {}), "recipe": recipe.to_dict(), "images": len(images), "resolution": resolution}
+    saved = read_finetune_checkpoint(checkpoint, identity) if checkpoint is not None and checkpoint.exists() else None
     with torch.random.fork_rng():  # the probe's initial guess and dropout draw from the recipe's seed alone
         torch.manual_seed(recipe.seed)
-        return _finetune(module, images, labels, recipe, resolution, progress)
+        run = _Run(module, recipe, len(images), checkpoint, identity, checkpoint_seconds)
+        if saved is not None:
+            run.restore(saved)
+        elif recipe.probe:
+            refit_classifier(module, images, labels, resolution)
+        return run.train(images, labels, resolution, progress)
 
 
-def _finetune(
-    module: nn.Module,
-    images: np.ndarray,
-    labels: np.ndarray,
-    recipe: FinetuneRecipe,
-    resolution: int | None,
-    progress: Callable[[int, int, float], None],
-) -> FinetuneReport:
-    if recipe.probe:
-        refit_classifier(module, images, labels, resolution)
-    frozen = has_frozen_batch_norm(module)
-    batch = min(recipe.batch_size, len(images))
-    steps = max(1, round(recipe.epochs * len(images) / batch))
-    generator = torch.Generator().manual_seed(recipe.seed)
-    optimizer = torch.optim.SGD(
-        module.parameters(),
-        lr=recipe.lr,
-        momentum=recipe.momentum,
-        weight_decay=recipe.weight_decay,
-        nesterov=recipe.momentum > 0,
-    )
-    module.train(not frozen)
-    order = torch.empty(0, dtype=torch.long)
-    start, loss = time.time(), torch.tensor(float("nan"))
-    for step in range(steps):
-        if len(order) < batch:
-            order = torch.cat([order, torch.randperm(len(images), generator=generator)])
-        index, order = order[:batch].numpy(), order[batch:]
+def read_finetune_checkpoint(path: Path, identity: dict) -> dict:
+    """A fine-tune checkpoint of this very fine-tune (`identity`: architecture, weights, data, recipe), read
+    weights-only; another one is refused, naming the file and what differs."""
+    from supernet.checkpoint import read_torch_file
+
+    payload = read_torch_file(path, "pick fine-tune checkpoint")
+    if not isinstance(payload, dict) or not isinstance(payload.get("identity"), str):
+        raise SpecializeError(f"pick fine-tune checkpoint {path} has no identity field: delete it to start over")
+    theirs, mine = json.loads(payload["identity"]), json.loads(json.dumps(identity))
+    if theirs != mine:
+        differ = sorted(k for k in set(theirs) | set(mine) if theirs.get(k) != mine.get(k))
+        raise SpecializeError(
+            f"pick fine-tune checkpoint {path} belongs to another fine-tune ({', '.join(differ)} differ); delete it "
+            "to start over, or give another output file"
+        )
+    return payload
+
+
+class _Run:
+    """One fine-tune's state: what a checkpoint holds and a resume restores."""
+
+    def __init__(
+        self,
+        module: nn.Module,
+        recipe: FinetuneRecipe,
+        n_images: int,
+        checkpoint: Path | None,
+        identity: dict,
+        checkpoint_seconds: float,
+    ):
+        self.module, self.recipe, self.checkpoint, self.identity = module, recipe, checkpoint, identity
+        self.checkpoint_seconds = checkpoint_seconds
+        self.batch = min(recipe.batch_size, n_images)
+        self.steps = max(1, round(recipe.epochs * n_images / self.batch))
+        self.generator = torch.Generator().manual_seed(recipe.seed)
+        self.optimizer = torch.optim.SGD(
+            module.parameters(),
+            lr=recipe.lr,
+            momentum=recipe.momentum,
+            weight_decay=recipe.weight_decay,
+            nesterov=recipe.momentum > 0,
+        )
+        self.order = torch.empty(0, dtype=torch.long)
+        self.step, self.loss = 0, float("nan")
+
+    def save(self) -> None:
+        if self.checkpoint is None:
+            return
+        payload = {
+            "identity": json.dumps(self.identity, sort_keys=True),
+            "step": self.step,
+            "loss": self.loss,
+            "model": self.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": self.generator.get_state(),
+            "rng": torch.get_rng_state(),
+            "order": self.order,
+        }
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        atomic_write_bytes(self.checkpoint, buffer.getvalue())
+
+    def restore(self, payload: dict) -> None:
+        self.module.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.generator.set_state(payload["generator"])
+        torch.set_rng_state(payload["rng"])
+        self.order, self.step, self.loss = payload["order"], int(payload["step"]), float(payload["loss"])
+
+    def train(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        resolution: int | None,
+        progress: Callable[[int, int, float], None],
+    ) -> FinetuneReport:
+        frozen = has_frozen_batch_norm(self.module)
+        self.module.train(not frozen)
+        start = last_save = time.time()
+        resumed_at = self.step
+        while self.step < self.steps:
+            self.loss = self.train_step(images, labels, resolution)
+            self.step += 1
+            progress(self.step, self.steps, self.loss)
+            if time.time() - last_save >= self.checkpoint_seconds:
+                self.save()
+                last_save = time.time()
+        self.save()
+        self.module.eval()
+        return FinetuneReport(
+            recipe=self.recipe,
+            images=len(images),
+            steps=self.steps,
+            minutes=(time.time() - start) / 60,
+            batch_norm="frozen (eval mode)" if frozen else "batch statistics (train mode)",
+            final_loss=self.loss,
+            resumed_at_step=resumed_at,
+        )
+
+    def train_step(self, images: np.ndarray, labels: np.ndarray, resolution: int | None) -> float:
+        recipe, module = self.recipe, self.module
+        if len(self.order) < self.batch:
+            self.order = torch.cat([self.order, torch.randperm(len(images), generator=self.generator)])
+        index, self.order = self.order[: self.batch].numpy(), self.order[self.batch :]
         x = to_tensor(images[index], resolution)
-        x = augment(x, generator, max(4, x.shape[-1] // 8)).contiguous(memory_format=torch.channels_last)
-        for group in optimizer.param_groups:
-            group["lr"] = scheduled_lr(recipe.lr, step, steps, recipe.warmup)
+        x = augment(x, self.generator, max(4, x.shape[-1] // 8)).contiguous(memory_format=torch.channels_last)
+        for group in self.optimizer.param_groups:
+            group["lr"] = scheduled_lr(recipe.lr, self.step, self.steps, recipe.warmup)
         loss = F.cross_entropy(module(x), torch.from_numpy(labels[index]).long())
         if not torch.isfinite(loss):
             raise SpecializeError(
-                f"fine-tuning diverged at step {step + 1}/{steps} (loss {loss.item()}); lower the learning rate "
-                f"(now {recipe.lr:g}, --pick-finetune-lr)"
+                f"fine-tuning diverged at step {self.step + 1}/{self.steps} (loss {loss.item()}); lower the learning "
+                f"rate (now {recipe.lr:g}, --pick-finetune-lr)"
             )
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if recipe.clip_grad:
             torch.nn.utils.clip_grad_norm_(module.parameters(), recipe.clip_grad)
-        optimizer.step()
-        progress(step + 1, steps, loss.item())
-    module.eval()
-    return FinetuneReport(
-        recipe=recipe,
-        images=len(images),
-        steps=steps,
-        minutes=(time.time() - start) / 60,
-        batch_norm="frozen (eval mode)" if frozen else "batch statistics (train mode)",
-        final_loss=float(loss.item()),
-    )
+        self.optimizer.step()
+        return loss.item()

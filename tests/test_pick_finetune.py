@@ -105,6 +105,42 @@ def test_clipping_bounds_every_step(images):
     assert moved <= 1e-3 * 1.0001 < free_moved  # lr 1 x clipped norm
 
 
+def test_a_killed_finetune_resumes_to_exactly_the_weights_of_an_uninterrupted_one(images, tmp_path):
+    x, y = images
+    recipe = FinetuneRecipe(epochs=3, lr=0.05, batch_size=16)
+    whole = tiny_pick()
+    finetune(whole, x, y, recipe)
+    checkpoint = tmp_path / "pick.finetune.pt"
+
+    def kill(step, total, loss):
+        if step == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune(tiny_pick(), x, y, recipe, progress=kill, checkpoint=checkpoint, checkpoint_seconds=0)
+    resumed = tiny_pick()
+    report = finetune(resumed, x, y, recipe, checkpoint=checkpoint, checkpoint_seconds=0)
+    assert report.resumed_at_step == 6 and report.steps == round(3 * len(x) / 16)
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()))
+    # a finished checkpoint resumes at its end: nothing retrains, the same weights come back
+    again = tiny_pick()
+    assert finetune(again, x, y, recipe, checkpoint=checkpoint).resumed_at_step == report.steps
+    assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), again.state_dict().values()))
+
+
+def test_a_checkpoint_of_another_finetune_or_a_corrupt_one_is_refused_and_kept(images, tmp_path):
+    x, y = images
+    checkpoint = tmp_path / "pick.finetune.pt"
+    finetune(tiny_pick(), x, y, FinetuneRecipe(epochs=1, batch_size=16), checkpoint=checkpoint)
+    kept = checkpoint.read_bytes()
+    with pytest.raises(SpecializeError, match=r"pick.finetune.pt belongs to another fine-tune \(recipe differ\)"):
+        finetune(tiny_pick(), x, y, FinetuneRecipe(epochs=1, batch_size=16, lr=0.01), checkpoint=checkpoint)
+    assert checkpoint.read_bytes() == kept
+    checkpoint.write_bytes(kept[: len(kept) // 2])
+    with pytest.raises(SpecializeError, match="pick fine-tune checkpoint .*pick.finetune.pt cannot be read"):
+        finetune(tiny_pick(), x, y, FinetuneRecipe(epochs=1, batch_size=16), checkpoint=checkpoint)
+
+
 @pytest.mark.parametrize(
     "epochs, lr, needle",
     [
@@ -133,6 +169,30 @@ def test_export_measures_the_pick_before_and_after_and_records_it(deploy_run, sy
     assert json.loads(meta["specialize.finetuned"])["steps"] == done["steps"]
     assert float(meta["specialize.measured_accuracy"]) == pytest.approx(tuned.export["measured_accuracy"], abs=1e-6)
     assert "specialize.finetuned" not in read_metadata(__import__("onnx").load(str(tmp_path / "plain.onnx")))
+    assert not list(tmp_path.glob("*.finetune.pt"))  # the checkpoint goes once the file is written
+
+
+def test_export_refuses_a_checkpoint_it_did_not_write_and_writes_nothing(deploy_run, synthetic_data, tmp_path):
+    table = str(deploy_run / "table.json")
+    stray = tmp_path / "m.finetune.pt"
+    images, labels = load_dataset(synthetic_data, image_size=16).train_images, None
+    labels = load_dataset(synthetic_data, image_size=16).train_labels
+    finetune(tiny_pick(), images, labels, FinetuneRecipe(epochs=1, batch_size=16), checkpoint=stray)
+    got = runner.invoke(
+        app,
+        [
+            "--table",
+            table,
+            "--export",
+            str(tmp_path / "m.onnx"),
+            "--data",
+            str(synthetic_data),
+            "--pick-finetune-epochs",
+            "1",
+        ],
+    )
+    assert got.exit_code == 2 and "belongs to another fine-tune" in got.output, got.output
+    assert stray.exists() and not (tmp_path / "m.onnx").exists()
 
 
 def test_the_band_is_checked_against_the_pick_before_its_fine_tune(deploy_run):
