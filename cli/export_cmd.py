@@ -89,7 +89,7 @@ def export(
 ) -> None:
     from specialize.api import offline
 
-    with progress_status("exporting: batch-norm recalibration, ONNX, checks, measurement"):
+    with progress_status("exporting: batch-norm recalibration, ONNX, checks, measurement") as update:
         result = offline.export(
             space,
             arch,
@@ -102,6 +102,7 @@ def export(
             untrained=untrained,
             pick_finetune_epochs=pick_finetune_epochs,
             pick_finetune_lr=pick_finetune_lr,
+            progress=update,
         )
     for warning in result.warnings:
         err_console.print(f"WARNING: {warning}", style="bold yellow", highlight=False, markup=False, soft_wrap=True)

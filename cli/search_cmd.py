@@ -179,7 +179,7 @@ def root(
     if export is not None:
         from cli.common import progress_status
 
-        with progress_status("exporting: batch-norm recalibration, ONNX, checks, measurement"):
+        with progress_status("exporting: batch-norm recalibration, ONNX, checks, measurement") as update:
             result = export_result(
                 result,
                 export,
@@ -187,6 +187,7 @@ def root(
                 recalibrate=not no_recalibrate,
                 pick_finetune_epochs=pick_finetune_epochs,
                 pick_finetune_lr=pick_finetune_lr,
+                progress=update,
             )
     if as_json:
         from cli.common import print_json

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shlex
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 from torch import nn
@@ -424,6 +426,7 @@ def export_subnet(
     recalibrate_bn: bool = True,
     extra_metadata: dict[str, str] | None = None,
     finetune: "FinetuneRecipe | None" = None,
+    progress: Callable[[str], None] = lambda text: None,
 ) -> ExportResult:
     """The one deploy path: extract `arch_string` from the supernet (trained `weights` or random init),
     recalibrate batch norm, write ONNX (or an engine or its build script), check it against torch, and
@@ -465,6 +468,7 @@ def export_subnet(
             data if data is not None else table_data,
             space,
             finetune_checkpoint_path(onnx_path),
+            progress,
         )
         if finetune is not None
         else None
@@ -547,6 +551,24 @@ def finetune_checkpoint_path(onnx_path: Path) -> Path:
     return onnx_path.with_name(onnx_path.stem + ".finetune.pt")
 
 
+def finetune_reporter(say: Callable[[str], None], every_seconds: float = 30.0) -> Callable[[int, int, float], None]:
+    """The fine-tune's step callback as a line of text at its first step, then every `every_seconds`, and at its
+    last: step, loss and the minutes left at the pace so far (off a terminal each is a log line, so not every step)."""
+    start, last, first = time.time(), [-math.inf], []
+
+    def report(step: int, total: int, loss: float) -> None:
+        now = time.time()
+        if not first:
+            first.append(step - 1)  # a resumed run starts past 0
+        if step not in (first[0] + 1, total) and now - last[0] < every_seconds:
+            return
+        last[0] = now
+        left = (now - start) / (step - first[0]) * (total - step) / 60
+        say(f"fine-tuning the pick alone: step {step}/{total}, loss {loss:.3f}, about {left:.1f} min left")
+
+    return report
+
+
 def finetune_pick(
     module: nn.Module,
     loaded: LoadedWeights,
@@ -555,6 +577,7 @@ def finetune_pick(
     data: str | os.PathLike | None,
     space: SearchSpace,
     checkpoint: Path,
+    progress: Callable[[str], None] = lambda text: None,
 ) -> dict:
     """Measure the extracted sub-network as the search predicted it (batch norm recalibrated, the ONNX graph on the
     test split), then train it alone on every training image of `data`, checkpointing to `checkpoint` (the same
@@ -581,6 +604,7 @@ def finetune_pick(
         space.resolution,
         checkpoint=checkpoint,
         identity=identity,
+        progress=finetune_reporter(progress),
     )
     return {
         **report.recipe.to_dict(),

@@ -252,3 +252,7 @@ def test_cli_export_prints_before_and_after(deploy_run, synthetic_data, tmp_path
     assert got.exit_code == 0, got.output
     assert "for the pick as the supernet holds it, measured" in got.output and "after its fine-tune" in got.output
     assert "trained alone 1 epochs" in got.output
+    steps = round(len(load_dataset(synthetic_data, image_size=16).train_labels) / 32)
+    # off a terminal, progress is a log line at the first and the last step (and every 30 s between)
+    assert f"fine-tuning the pick alone: step 1/{steps}, loss" in got.output
+    assert f"fine-tuning the pick alone: step {steps}/{steps}, loss" in got.output and "min left" in got.output

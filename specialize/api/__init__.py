@@ -807,6 +807,7 @@ def export_result(
     profile=None,
     pick_finetune_epochs: float = 0.0,
     pick_finetune_lr: float | None = None,
+    progress=lambda text: None,
 ) -> SpecializeResult:
     """Write the chosen sub-network through the one deploy path (supernet.export.export_subnet: extract,
     recalibrate batch norm, ONNX, check, measure) and return the result with `export` filled in: the file's
@@ -853,6 +854,7 @@ def export_result(
         recalibrate_bn=recalibrate,
         extra_metadata=extra,
         finetune=recipe,
+        progress=progress,
     )
     reported = {k: getattr(result, k) for k in ("macs", "params", "bytes", "peak_activation_bytes")}
     written = {k: getattr(done, k) for k in reported}

@@ -269,6 +269,7 @@ def export(
     untrained: bool = False,
     pick_finetune_epochs: float = 0.0,
     pick_finetune_lr: float = PICK_FINETUNE_LR,
+    progress: Callable[[str], None] = lambda text: None,
 ):
     """Check the request (architecture, output, TensorRT companions), then export; returns the ExportResult.
     `space`: see `export_space`. Without `weights`, those of the embedded table whose space it is; elsewhere a
@@ -293,6 +294,7 @@ def export(
         precision=precision,
         recalibrate_bn=recalibrate,
         finetune=recipe,
+        progress=progress,
     )
 
 
