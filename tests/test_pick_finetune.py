@@ -79,6 +79,17 @@ def test_the_probe_refits_the_classifier_on_the_picks_features_and_leaves_the_bo
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in body.items())
 
 
+def test_the_probe_fits_on_a_capped_sample_of_a_large_folder(images, monkeypatch):
+    import supernet.finetune as ft
+
+    seen = []
+    monkeypatch.setattr(ft, "PROBE_IMAGES", 20)
+    monkeypatch.setattr(ft, "pooled_features", lambda f, x, size, flip: seen.append(len(x)) or f(to_tensor(x, size)))
+    x, y = images
+    refit_classifier(tiny_pick(), x, y, None)
+    assert seen == [20, 20] and len(x) > 20
+
+
 def test_frozen_batch_norm_stays_frozen_and_batch_statistics_adapt(images):
     x, y = images
     frozen, batch = tiny_pick("frozen"), tiny_pick("batch")
