@@ -1,6 +1,7 @@
 """Fine-tuning one extracted sub-network alone: what once-for-all offers after specializing and NVIDIA ModelOpt does
-after pruning, here as LP-FT (the classifier already fits the data, so the first steps do not push random-head
-gradients into the pretrained body).
+after pruning, here as LP-FT: the classifier is first refitted as a linear probe on the pick's own features (the
+table's was fitted on the largest network's), so the first steps do not push a mismatched head's gradients into the
+body.
 
 A PONAS table's sub-networks are never trained whole: the meta stage trains the largest architecture, the fine-tuning
 stage each layer's candidates beside it, on the images the table does not hold out. Once the search has picked one,
@@ -11,6 +12,7 @@ Nesterov momentum, a tenth of the steps warming up then cosine, gradients clippe
 entropy, training's crops and flips (`supernet.data.augment`). A network with frozen batch norm (`--batch-norm
 frozen`) trains in eval mode: every batch norm keeps its statistics and dropout is off, as LP-FT of Lite0 alone does;
 one with batch statistics trains in train mode. Batch norm is recalibrated afterwards by the export, as always.
+The run checkpoints atomically and resumes to the weights an uninterrupted run would have (`finetune`).
 """
 
 from __future__ import annotations
