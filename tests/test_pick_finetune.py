@@ -183,25 +183,19 @@ def test_export_measures_the_pick_before_and_after_and_records_it(deploy_run, sy
     assert not list(tmp_path.glob("*.finetune.pt"))  # the checkpoint goes once the file is written
 
 
+def export_with_finetune(table: str, output, data) -> list[str]:
+    """The main command's arguments: search `table`, export to `output` after one epoch of the pick on `data`."""
+    return ["--table", table, "--export", str(output), "--data", str(data), "--pick-finetune-epochs", "1"]
+
+
 def test_export_refuses_a_checkpoint_it_did_not_write_and_writes_nothing(deploy_run, synthetic_data, tmp_path):
     table = str(deploy_run / "table.json")
     stray = tmp_path / "m.finetune.pt"
-    images, labels = load_dataset(synthetic_data, image_size=16).train_images, None
-    labels = load_dataset(synthetic_data, image_size=16).train_labels
-    finetune(tiny_pick(), images, labels, FinetuneRecipe(epochs=1, batch_size=16), checkpoint=stray)
-    got = runner.invoke(
-        app,
-        [
-            "--table",
-            table,
-            "--export",
-            str(tmp_path / "m.onnx"),
-            "--data",
-            str(synthetic_data),
-            "--pick-finetune-epochs",
-            "1",
-        ],
+    data = load_dataset(synthetic_data, image_size=16)
+    finetune(
+        tiny_pick(), data.train_images, data.train_labels, FinetuneRecipe(epochs=1, batch_size=16), checkpoint=stray
     )
+    got = runner.invoke(app, export_with_finetune(table, tmp_path / "m.onnx", synthetic_data))
     assert got.exit_code == 2 and "belongs to another fine-tune" in got.output, got.output
     assert stray.exists() and not (tmp_path / "m.onnx").exists()
 
@@ -247,19 +241,7 @@ def test_cli_refusals(deploy_run, synthetic_data, tmp_path):
 
 def test_cli_export_prints_before_and_after(deploy_run, synthetic_data, tmp_path):
     table = str(deploy_run / "table.json")
-    got = runner.invoke(
-        app,
-        [
-            "--table",
-            table,
-            "--export",
-            str(tmp_path / "m.onnx"),
-            "--data",
-            str(synthetic_data),
-            "--pick-finetune-epochs",
-            "1",
-        ],
-    )
+    got = runner.invoke(app, export_with_finetune(table, tmp_path / "m.onnx", synthetic_data))
     assert got.exit_code == 0, got.output
     assert "for the pick as the supernet holds it, measured" in got.output and "after its fine-tune" in got.output
     assert "trained alone 1 epochs" in got.output
