@@ -239,6 +239,18 @@ def test_cli_refusals(deploy_run, synthetic_data, tmp_path):
     assert got.exit_code == 2 and "trained weights" in got.output and not (tmp_path / "c.onnx").exists()
 
 
+def test_without_training_images_here_the_fine_tune_asks_for_data(deploy_run, tmp_path):
+    """As on a fresh clone of the embedded default: the shipped calibration images set batch norm, but 300 images
+    are no training set; the refusal names --data, exit 2, nothing written."""
+    from tests.test_deploy import _moved_run
+
+    run = _moved_run(deploy_run, tmp_path, keep_calibration=True)
+    got = runner.invoke(app, ["--table", str(run / "table.json"), "--export", str(tmp_path / "m.onnx"),
+                              "--pick-finetune-epochs", "1"])  # fmt: skip
+    assert got.exit_code == 2 and "needs the training images: give --data" in got.output, got.output
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "m.finetune.pt").exists()
+
+
 def test_cli_export_prints_before_and_after(deploy_run, synthetic_data, tmp_path):
     table = str(deploy_run / "table.json")
     got = runner.invoke(app, export_with_finetune(table, tmp_path / "m.onnx", synthetic_data))
