@@ -166,6 +166,13 @@ def test_bad_recipes_are_refused_naming_the_option(epochs, lr, needle):
     assert pick_finetune_recipe(0, 0.002) is None
 
 
+def test_the_library_refuses_a_zero_learning_rate_too(deploy_run, tmp_path):
+    with pytest.raises(SpecializeError, match="--pick-finetune-lr"):
+        export_result(specialize(table=str(deploy_run / "table.json")), tmp_path / "m.onnx", pick_finetune_epochs=1,
+                      pick_finetune_lr=0.0)  # fmt: skip
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_export_measures_the_pick_before_and_after_and_records_it(deploy_run, synthetic_data, tmp_path):
     table = str(deploy_run / "table.json")
     plain = export_result(specialize(table=table), tmp_path / "plain.onnx", data=synthetic_data)

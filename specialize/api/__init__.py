@@ -817,7 +817,8 @@ def export_result(
     checked against the pick as extracted, measured before that training."""
     from specialize.api.offline import PICK_FINETUNE_LR, pick_finetune_recipe
 
-    recipe = pick_finetune_recipe(pick_finetune_epochs, pick_finetune_lr or PICK_FINETUNE_LR)
+    lr = PICK_FINETUNE_LR if pick_finetune_lr is None else pick_finetune_lr
+    recipe = pick_finetune_recipe(pick_finetune_epochs, lr)
     tbl = load_table(result.table)
     refuse_proxy_export(tbl)
     from specialize.fileio import check_not_input
