@@ -216,10 +216,10 @@ class FinetuneRecipe:
 
     def check(self) -> "FinetuneRecipe":
         """Refuse what cannot train, naming the option."""
-        if not (math.isfinite(self.epochs) and 0 < self.epochs <= 1000):
-            raise SpecializeError(f"--pick-finetune-epochs must be a number in (0, 1000], got {self.epochs:g}")
-        if not (math.isfinite(self.lr) and 0 < self.lr <= 10):
-            raise SpecializeError(f"--pick-finetune-lr must be a number in (0, 10], got {self.lr:g}")
+        if not _finite(self.epochs, 0, 1000, low_open=True):
+            raise SpecializeError(f"--pick-finetune-epochs must be a number in (0, 1000], got {self.epochs!r}")
+        if not _finite(self.lr, 0, 10, low_open=True):
+            raise SpecializeError(f"--pick-finetune-lr must be a number in (0, 10], got {self.lr!r}")
         return self
 
     def to_dict(self) -> dict:
