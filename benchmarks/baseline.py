@@ -9,7 +9,7 @@ from the table under `--max-latency`, exported and measured the same way. Each l
 supernet's whole training, beside the baseline's own).
 
     python benchmarks/baseline.py --table RUN/table.json --data ../shared/data/cifar10-jpg.tar.gz \\
-        --budgets-at 64,80,96 --out /root/runs/baseline --threads 1
+        --budgets-at 64,80,96 --out /root/runs/baseline --threads 1 --pick-finetune-epochs 1
 
 Budgets are given in ms (--budgets), or as Lite0's own latency at given resolutions (--budgets-at): this machine's
 speed drifts by 10-35% within an hour, so a budget in ms picks a different baseline resolution from one timing to
@@ -18,6 +18,12 @@ every input size the table has (elastic resolution: one profile per size), so th
 is now. The latencies and the tool's exports are measured next, on a quiet machine, every file timed in turn over
 --rounds rounds, and saved in --out/measured.json; then each baseline trains (checkpointed in --out, resumed when the
 command is run again) and is exported and measured on the test split.
+
+With --pick-finetune-epochs N the tool's side is what `specialize ... --export --pick-finetune-epochs N` ships: each
+pick, already timed in phase 1, is trained alone for N epochs on every training image and exported again (the same
+graph, so the same latency), its accuracy before and after printed; the fine-tune's minutes are added to the tool's
+training time. Each finished fine-tune is saved in --out/finetuned.json, an interrupted one resumes from its
+checkpoint.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import torch
 
 from hw_profiles.validate import time_deployed
 from specialize.api import export_result, specialize
+from specialize.api.offline import PICK_FINETUNE_LR
 from specialize.errors import SpecializeError
 from specialize.space import LITE0_ARCH, get_space
 from specialize.table import load_table
@@ -40,6 +47,7 @@ from supernet.export import export_subnet, subnet_to_onnx
 from supernet.pretrained import import_pretrained
 from supernet.run_dir import lock_run_dir
 from supernet.train import Trainer, TrainConfig
+from supernet.train_config import FinetuneRecipe
 
 RECIPE = ("epochs", "lr", "batch_size", "weight_decay", "label_smoothing", "momentum", "schedule", "seed", "init")
 
@@ -89,6 +97,7 @@ def tool_exports(args, table, budgets: dict[str, float], scale: float, previous:
             "resolution": picked.resolution,
             "predicted_ms": picked.latency_ms,
             "file": str(path),
+            "table": str(picked.table),
         }
     return tool
 
@@ -144,6 +153,35 @@ def measure_phase(args, table) -> dict:
     return {"lite0_ms": lite0_now, "tool": tool, "drift": drift, "budgets": budgets, "profiles": args.profiles}
 
 
+def finetune_pick(entry: dict, args, name: str) -> dict:
+    """The tool's pick at one budget trained alone (`--pick-finetune-epochs`) and exported again through the
+    product's path; its accuracy before and after and the fine-tune's minutes. Saved per budget in
+    --out/finetuned.json, so a rerun reuses it; an interrupted fine-tune resumes from its own checkpoint."""
+    saved = args.out / "finetuned.json"
+    done = json.loads(saved.read_text()) if saved.exists() else {}
+    key = f"{name} {entry['arch']} {entry['resolution']} {args.pick_finetune_epochs:g}"
+    if key not in done:
+        path = Path(entry["file"]).with_suffix(".finetuned.onnx")
+        result = export_subnet(
+            load_table(entry.get("table") or args.table).space.name,
+            entry["arch"],
+            path,
+            weights=entry.get("table") or args.table,
+            data=args.data,
+            finetune=FinetuneRecipe(epochs=args.pick_finetune_epochs, lr=PICK_FINETUNE_LR).check(),
+        )
+        done[key] = {
+            "accuracy": result.measured_accuracy,
+            "accuracy_before": result.finetuned["accuracy_before"],
+            "minutes": result.finetuned["minutes"],
+            "file": str(path),
+        }
+        tmp = saved.with_suffix(".tmp")
+        tmp.write_text(json.dumps(done, indent=1))
+        tmp.replace(saved)
+    return done[key]
+
+
 def train_baseline(recipe: dict, data: str, resolution: int, out: Path, threads: int) -> tuple[object, float]:
     """Lite0 alone, fine-tuned with the table's recipe at `resolution`; (export result, training wall seconds at
     `threads`, summed over resumes as the checkpoint records it)."""
@@ -177,6 +215,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="interleaved timing rounds")
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--pick-finetune-epochs", type=float, default=0.0, help="train each tool pick alone this many epochs before "
+        "its accuracy is measured, as `--export --pick-finetune-epochs` does (default 0: the pick as extracted)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -202,12 +244,21 @@ def main() -> None:
     lines = []
     budgets = measured.get("budgets") or {f"tool@{b:g}ms": b for b in args.budgets}
     for name, budget in budgets.items():
-        entry = measured["tool"][name]
+        entry = dict(measured["tool"][name])
+        finetuned = ""
+        if "refused" not in entry and args.pick_finetune_epochs > 0:
+            pick = finetune_pick(entry, args, name)
+            finetuned = (
+                f" (as extracted {100 * pick['accuracy_before']:.2f}%; pick fine-tuned {args.pick_finetune_epochs:g} "
+                f"epochs, {pick['minutes']:.0f} min)"
+            )
+            entry["accuracy"] = pick["accuracy"]
+        hours = tool_hours + (pick["minutes"] / 60 if finetuned else 0.0)
         tool = (
             f"tool: refused ({entry['refused']})"
             if "refused" in entry
-            else f"tool {100 * entry['accuracy']:.2f}% {entry['latency_ms']:.2f} ms @{entry.get('resolution', '?')}px "
-            f"{entry['macs'] / 1e6:.0f}M MACs train {tool_hours:.2f} h"
+            else f"tool {100 * entry['accuracy']:.2f}%{finetuned} {entry['latency_ms']:.2f} ms "
+            f"@{entry.get('resolution', '?')}px {entry['macs'] / 1e6:.0f}M MACs train {hours:.2f} h"
             + (" OVER BUDGET" if entry["latency_ms"] > budget else "")
         )
         at = name.removeprefix("tool@lite0-").removesuffix("px")
