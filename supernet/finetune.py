@@ -164,6 +164,7 @@ class _Run:
         )
         self.order = torch.empty(0, dtype=torch.long)
         self.step, self.loss = 0, float("nan")
+        self.seconds = 0.0  # training wall time, summed over resumes
 
     def save(self) -> None:
         if self.checkpoint is None:
@@ -172,6 +173,7 @@ class _Run:
             "identity": json.dumps(self.identity, sort_keys=True),
             "step": self.step,
             "loss": self.loss,
+            "seconds": self.seconds,
             "model": self.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "generator": self.generator.get_state(),
@@ -188,6 +190,7 @@ class _Run:
         self.generator.set_state(payload["generator"])
         torch.set_rng_state(payload["rng"])
         self.order, self.step, self.loss = payload["order"], int(payload["step"]), float(payload["loss"])
+        self.seconds = float(payload.get("seconds", 0.0))  # absent in checkpoints of 2026-12-07
 
     def train(
         self,
@@ -198,13 +201,15 @@ class _Run:
     ) -> FinetuneReport:
         frozen = has_frozen_batch_norm(self.module)
         self.module.train(not frozen)
-        start = last_save = time.time()
+        tick = last_save = time.time()
         resumed_at = self.step
         while self.step < self.steps:
             self.loss = self.train_step(images, labels, resolution)
             self.step += 1
             progress(self.step, self.steps, self.loss)
-            if time.time() - last_save >= self.checkpoint_seconds:
+            now = time.time()
+            self.seconds, tick = self.seconds + now - tick, now
+            if now - last_save >= self.checkpoint_seconds:
                 self.save()
                 last_save = time.time()
         self.save()
@@ -213,7 +218,7 @@ class _Run:
             recipe=self.recipe,
             images=len(images),
             steps=self.steps,
-            minutes=(time.time() - start) / 60,
+            minutes=self.seconds / 60,
             batch_norm="frozen (eval mode)" if frozen else "batch statistics (train mode)",
             final_loss=self.loss,
             resumed_at_step=resumed_at,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -137,6 +138,26 @@ def test_a_killed_finetune_resumes_to_exactly_the_weights_of_an_uninterrupted_on
     again = tiny_pick()
     assert finetune(again, x, y, recipe, checkpoint=checkpoint).resumed_at_step == report.steps
     assert all(torch.equal(a, b) for a, b in zip(whole.state_dict().values(), again.state_dict().values()))
+
+
+def test_the_reported_minutes_sum_the_runs_before_and_after_a_kill(images, tmp_path, monkeypatch):
+    """A resumed fine-tune reports its whole training time (as training's wall clock does), not the last run's."""
+    x, y = images
+    clock = [0.0]
+    monkeypatch.setattr("supernet.finetune.time", SimpleNamespace(time=lambda: clock[0]))
+    recipe, checkpoint = FinetuneRecipe(epochs=3, lr=0.05, batch_size=16), tmp_path / "pick.finetune.pt"
+    killed = []
+
+    def minute_per_step(step, total, loss):  # each step takes a minute; the first run is killed during the 7th
+        clock[0] += 60
+        if step == 7 and not killed:
+            killed.append(step)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune(tiny_pick(), x, y, recipe, progress=minute_per_step, checkpoint=checkpoint, checkpoint_seconds=0)
+    report = finetune(tiny_pick(), x, y, recipe, progress=minute_per_step, checkpoint=checkpoint)
+    assert report.resumed_at_step == 6 and report.minutes == report.steps  # 6 minutes before the kill, the rest after
 
 
 def test_a_checkpoint_of_another_finetune_or_a_corrupt_one_is_refused_and_kept(images, tmp_path):
