@@ -128,10 +128,9 @@ def measure_phase(args, table) -> dict:
     """Phase 1, on a quiet machine: Lite0's deployed latency at every resolution and the tool's exports at every
     budget, all timed interleaved. This machine drifts by 10-35% between profiling and use, so the tool's picks
     are timed, and each pick over its budget or more than FIT_SLACK under it is searched again at budget x its own
-    predicted / measured (strictly past its own prediction, so each round moves), then timed again, up to
-    --fit-rounds times, so that both sides use the budget on the machine as it is now; a pick still over it at the
-    end gives way to the last one that met it. The first timing's median measured / predicted is kept as the
-    drift. Saved to --out."""
+    predicted / measured, then timed again, up to --fit-rounds times, so that both sides use the budget on the
+    machine as it is now; a pick still over it at the end gives way to the last one that met it. The first
+    timing's median measured / predicted is kept as the drift. Saved to --out."""
     classes = table.space.num_classes
     if args.profiles is None:
         args.profiles = profile_sizes(table, args.out, args.threads)
@@ -156,13 +155,11 @@ def measure_phase(args, table) -> dict:
             tool[name] = {**tool[name], "latency_ms": latency[name]}
             if latency[name] <= budgets[name]:
                 fallback[name] = tool[name]
-        # over the budget, or more than FIT_SLACK under it: searched again, strictly past its own prediction
-        unfit = {n: latency[n] / budgets[n] for n in timed if not 1 - FIT_SLACK <= latency[n] / budgets[n] <= 1}
+        unfit = [n for n in timed if not 1 - FIT_SLACK <= latency[n] / budgets[n] <= 1]  # over, or far under
         if not unfit or attempt == args.fit_rounds:
             break
-        for name, share in unfit.items():
-            aim, own = budgets[name] / ratios[name], tool[name]["predicted_ms"]
-            search_ms[name] = min(aim, 0.99 * own) if share > 1 else max(aim, 1.01 * own)
+        for name in unfit:  # over: the aim is under its own prediction, so another network comes back
+            search_ms[name] = budgets[name] / ratios[name]
         tool = {**tool, **tool_exports(args, table, {name: search_ms[name] for name in unfit}, exported)}
     for name in tool:  # still over its budget after the last round: the last pick that met it, as timed then
         if "file" in tool[name] and tool[name]["latency_ms"] > budgets[name] and name in fallback:
