@@ -40,6 +40,7 @@ from hw_profiles.validate import time_deployed
 from specialize.api import export_result, specialize
 from specialize.api.offline import PICK_FINETUNE_LR
 from specialize.errors import SpecializeError
+from specialize.fileio import atomic_write_json
 from specialize.space import LITE0_ARCH, get_space
 from specialize.table import load_table
 from supernet.checkpoint import save_supernet_weights
@@ -191,9 +192,7 @@ def finetune_pick(entry: dict, args, name: str) -> dict:
             "minutes": result.finetuned["minutes"],
             "file": str(path),
         }
-        tmp = saved.with_suffix(".tmp")
-        tmp.write_text(json.dumps(done, indent=1))
-        tmp.replace(saved)
+        atomic_write_json(saved, done)
     return done[key]
 
 
@@ -270,7 +269,7 @@ def main() -> None:
     table = load_table(args.table)
     saved = args.out / "measured.json"
     if not saved.exists():
-        saved.write_text(json.dumps(measure_phase(args, table), indent=1))
+        atomic_write_json(saved, measure_phase(args, table))
     measured = json.loads(saved.read_text())
     lite0_ms = {int(r): ms for r, ms in measured["lite0_ms"].items()}
     print("Lite0 as deployed: " + ", ".join(f"{r}px {ms:.2f} ms" for r, ms in lite0_ms.items()), flush=True)
