@@ -36,6 +36,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=PICK_FINETUNE_LR)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-probe", action="store_true", help="keep the table's classifier (no LP before FT)")
+    parser.add_argument("--distill", type=float, default=0.0, help="share of the loss from the largest network")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lines = []
@@ -48,11 +49,15 @@ def main() -> None:
                 Path(tmp) / "pick.onnx",
                 weights=args.table,
                 data=args.data,
-                finetune=FinetuneRecipe(epochs=epochs, lr=args.lr, probe=not args.no_probe).check(),
+                finetune=FinetuneRecipe(
+                    epochs=epochs, lr=args.lr, probe=not args.no_probe, distill=args.distill
+                ).check(),
             )
         done = result.finetuned
         before, after = 100 * done["accuracy_before"], 100 * result.measured_accuracy
-        probe = "probe refitted first, " if done["probe"] else ""
+        probe = ("probe refitted first, " if done["probe"] else "") + (
+            f"distill {args.distill:g} from the largest network, " if args.distill else ""
+        )
         lines.append(
             f"pick fine-tuned {epochs:g} epochs at lr {args.lr:g} ({done['steps']} steps of {done['batch_size']}, "
             f"{done['images']} images, {probe}batch norm {done['batch_norm']}): "

@@ -39,7 +39,13 @@ def pick_finetune_line(finetuned: dict) -> str:
     """What an export's fine-tune of the pick alone did, in one line."""
     return (
         f"trained alone {finetuned['epochs']:g} epochs ({finetuned['steps']} steps, batch {finetuned['batch_size']}, "
-        f"peak lr {finetuned['lr']:g}, warm-up {finetuned['warmup']:g}, clipped at {finetuned['clip_grad']:g}) on "
+        f"peak lr {finetuned['lr']:g}, warm-up {finetuned['warmup']:g}, clipped at {finetuned['clip_grad']:g}"
+        + (
+            f", {finetuned['distill']:g} of the loss distilled from the largest network"
+            if finetuned.get("distill")
+            else ""
+        )
+        + ") on "
         f"{finetuned['images']} training images of {finetuned['data']}, batch norm {finetuned['batch_norm']}, "
         f"{finetuned['minutes']:.1f} min"
         + (f" (resumed at step {finetuned['resumed_at_step']})" if finetuned.get("resumed_at_step") else "")

@@ -85,6 +85,12 @@ def export(
     pick_finetune_lr: float = typer.Option(
         PICK_FINETUNE_LR, "--pick-finetune-lr", help="With --pick-finetune-epochs: the peak learning rate."
     ),
+    pick_finetune_distill: float = typer.Option(
+        0.0,
+        "--pick-finetune-distill",
+        help="With --pick-finetune-epochs: this share of the loss from the supernet's largest network's soft labels "
+        "(knowledge distillation; 0: plain cross entropy).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     from specialize.api import offline
@@ -102,6 +108,7 @@ def export(
             untrained=untrained,
             pick_finetune_epochs=pick_finetune_epochs,
             pick_finetune_lr=pick_finetune_lr,
+            pick_finetune_distill=pick_finetune_distill,
             progress=update,
         )
     for warning in result.warnings:

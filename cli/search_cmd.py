@@ -137,6 +137,12 @@ def root(
     pick_finetune_lr: float = typer.Option(
         PICK_FINETUNE_LR, "--pick-finetune-lr", help="with --pick-finetune-epochs: the peak learning rate"
     ),
+    pick_finetune_distill: float = typer.Option(
+        0.0,
+        "--pick-finetune-distill",
+        help="with --pick-finetune-epochs: this share of the loss from the supernet's largest network's soft labels "
+        "(knowledge distillation, as once-for-all fine-tunes a specialized network; 0: plain cross entropy)",
+    ),
 ) -> None:
     """Specialize the supernet for a device: pick one block per layer under the bounds, in under a second.
 
@@ -153,7 +159,7 @@ def root(
 
     check_counts(seed=seed)
     check_rerank_k(rerank_k)
-    check_pick_finetune(export, pick_finetune_epochs, pick_finetune_lr)
+    check_pick_finetune(export, pick_finetune_epochs, pick_finetune_lr, pick_finetune_distill)
     if export is not None:
         from specialize.fileio import check_not_input, check_writable
 
@@ -187,6 +193,7 @@ def root(
                 recalibrate=not no_recalibrate,
                 pick_finetune_epochs=pick_finetune_epochs,
                 pick_finetune_lr=pick_finetune_lr,
+                pick_finetune_distill=pick_finetune_distill,
                 progress=update,
             )
     if as_json:
@@ -366,14 +373,14 @@ def _flag_text(bound: dict) -> str:
     return " ".join(Bound(bound["metric"], bound["lower"], bound["upper"]).flags())
 
 
-def check_pick_finetune(export: Path | None, epochs: float, lr: float) -> None:
+def check_pick_finetune(export: Path | None, epochs: float, lr: float, distill: float = 0.0) -> None:
     """Refuse a pick fine-tune that cannot happen before the search runs: without --export, or out of range."""
     from specialize.api.offline import pick_finetune_recipe
     from specialize.errors import SpecializeError
 
     if epochs and export is None:
         raise SpecializeError("--pick-finetune-epochs trains the exported network: give --export M.onnx too")
-    pick_finetune_recipe(epochs, lr)
+    pick_finetune_recipe(epochs, lr, distill)
 
 
 def _render_export(export: dict) -> None:

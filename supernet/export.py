@@ -605,6 +605,7 @@ def finetune_pick(
         checkpoint=checkpoint,
         identity=identity,
         progress=finetune_reporter(progress),
+        teacher=distillation_teacher(loaded, batches) if recipe.distill else None,
     )
     return {
         **report.recipe.to_dict(),
@@ -618,6 +619,15 @@ def finetune_pick(
         "checkpoint": str(checkpoint),
         "resumed_at_step": report.resumed_at_step,
     }
+
+
+def distillation_teacher(loaded: LoadedWeights, batches: list[torch.Tensor]) -> nn.Module:
+    """The supernet's largest network (every layer's largest candidate), extracted from the same weights with its
+    batch norm recalibrated on the export's images like the pick's: the teacher of `--pick-finetune-distill`."""
+    teacher = loaded.net.extract(loaded.net.space.largest_arch())
+    if batches:
+        recalibrate(teacher, batches)
+    return teacher.eval()
 
 
 def to_int8(onnx_bytes: bytes, batches: list[torch.Tensor], images_from: str, fmt: str) -> tuple[bytes, list[str]]:

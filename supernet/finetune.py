@@ -34,6 +34,7 @@ from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_bytes
 from supernet.bn import FrozenBatchNorm2d
 from supernet.data import augment, to_tensor
+from supernet.losses import distilled_loss
 from supernet.probe import PROBE_IMAGES, PROBE_L2, fit_probe, pooled_features
 from supernet.train_config import FinetuneRecipe
 
@@ -97,6 +98,7 @@ def finetune(
     checkpoint: Path | None = None,
     identity: dict | None = None,
     checkpoint_seconds: float = CHECKPOINT_SECONDS,
+    teacher: nn.Module | None = None,
 ) -> FinetuneReport:
     """Train `module` (a network from `Supernet.extract`, or any classifier of [N, 3, R, R] images in [0, 1] with
     `features` and `classifier`) on uint8 [N, H, W, 3] `images` for `recipe.epochs`, in place, its classifier first
@@ -105,14 +107,20 @@ def finetune(
 
     With `checkpoint`, the whole state (weights, optimizer, step, generators) is written there atomically every
     `checkpoint_seconds` and at the end; a run that finds one of the same `identity` resumes from it and ends with
-    exactly the weights an uninterrupted run would have. One of another identity is refused, not overwritten."""
+    exactly the weights an uninterrupted run would have. One of another identity is refused, not overwritten.
+
+    With `recipe.distill` > 0, that share of the loss is cross entropy against `teacher`'s probabilities on the same
+    augmented batch (the teacher in eval mode, no gradient): once-for-all's knowledge distillation from the largest
+    network, which it uses to fine-tune a specialized sub-network."""
     if len(images) == 0:
         raise SpecializeError("fine-tuning got no training images")
+    if recipe.distill and teacher is None:
+        raise SpecializeError("fine-tuning with distillation needs a teacher network")
     identity = {**(identity or {}), "recipe": recipe.to_dict(), "images": len(images), "resolution": resolution}
     saved = read_finetune_checkpoint(checkpoint, identity) if checkpoint is not None and checkpoint.exists() else None
     with torch.random.fork_rng():  # the probe's initial guess and dropout draw from the recipe's seed alone
         torch.manual_seed(recipe.seed)
-        run = _Run(module, recipe, len(images), checkpoint, identity, checkpoint_seconds)
+        run = _Run(module, recipe, len(images), checkpoint, identity, checkpoint_seconds, teacher)
         if saved is not None:
             run.restore(saved)
         elif recipe.probe:
@@ -149,8 +157,10 @@ class _Run:
         checkpoint: Path | None,
         identity: dict,
         checkpoint_seconds: float,
+        teacher: nn.Module | None = None,
     ):
         self.module, self.recipe, self.checkpoint, self.identity = module, recipe, checkpoint, identity
+        self.teacher = teacher.eval() if teacher is not None and recipe.distill else None
         self.checkpoint_seconds = checkpoint_seconds
         self.batch = min(recipe.batch_size, n_images)
         self.steps = max(1, round(recipe.epochs * n_images / self.batch))
@@ -233,7 +243,11 @@ class _Run:
         x = augment(x, self.generator, max(4, x.shape[-1] // 8)).contiguous(memory_format=torch.channels_last)
         for group in self.optimizer.param_groups:
             group["lr"] = scheduled_lr(recipe.lr, self.step, self.steps, recipe.warmup)
-        loss = F.cross_entropy(module(x), torch.from_numpy(labels[index]).long())
+        soft = None
+        if self.teacher is not None:
+            with torch.no_grad():
+                soft = F.softmax(self.teacher(x), dim=1)
+        loss = distilled_loss(module(x), torch.from_numpy(labels[index]).long(), soft, recipe.distill)
         if not torch.isfinite(loss):
             raise SpecializeError(
                 f"fine-tuning diverged at step {self.step + 1}/{self.steps} (loss {loss.item()}); lower the learning "

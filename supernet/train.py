@@ -49,6 +49,7 @@ from supernet.data import augment, balanced_split, calibration_indices, image_ba
 from supernet.elastic import Supernet
 from supernet.evaluate import subnet_accuracy
 from supernet.finetune import scheduled_lr
+from supernet.losses import distilled_loss
 from supernet.pretrained import import_pretrained
 from supernet.bn import recalibrate_bn
 from supernet.probe import PROBE_IMAGES, fit_probe, pooled_features
@@ -418,11 +419,7 @@ class Trainer:
             return F.softmax(self.net(x, self.teacher_arch), dim=1)
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None) -> torch.Tensor:
-        hard = F.cross_entropy(logits, y, label_smoothing=self.cfg.label_smoothing)
-        if soft is None:
-            return hard
-        distilled = -(soft * F.log_softmax(logits, dim=1)).sum(1).mean()
-        return (1 - self.cfg.distill) * hard + self.cfg.distill * distilled
+        return distilled_loss(logits, y, soft, self.cfg.distill, self.cfg.label_smoothing)
 
     def evaluate(self, arch_cands: list[Candidate], x: torch.Tensor, y: torch.Tensor, size: int | None = None) -> float:
         """Accuracy of the extracted sub-network after batch-norm recalibration (at input `size`, elastic

@@ -213,6 +213,7 @@ class FinetuneRecipe:
     momentum: float = 0.9
     seed: int = 0
     probe: bool = True  # refit the classifier on the pick's own frozen features first (LP-FT's LP)
+    distill: float = 0.0  # share of the loss from the supernet's largest network's soft labels (0: plain)
 
     def check(self) -> "FinetuneRecipe":
         """Refuse what cannot train, naming the option."""
@@ -220,7 +221,14 @@ class FinetuneRecipe:
             raise SpecializeError(f"--pick-finetune-epochs must be a number in (0, 1000], got {self.epochs!r}")
         if not _finite(self.lr, 0, 10, low_open=True):
             raise SpecializeError(f"--pick-finetune-lr must be a number in (0, 10], got {self.lr!r}")
+        if not _finite(self.distill, 0, 1):
+            raise SpecializeError(f"--pick-finetune-distill must be a number in [0, 1], got {self.distill!r}")
         return self
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The recipe as recorded in checkpoints and metadata; `distill` only when it is on, so a checkpoint written
+        before the field existed still resumes."""
+        recorded = asdict(self)
+        if not self.distill:
+            del recorded["distill"]
+        return recorded

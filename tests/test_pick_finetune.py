@@ -18,6 +18,7 @@ from specialize.api import _misses, export_result, specialize
 from specialize.api.offline import pick_finetune_recipe
 from specialize.errors import SpecializeError
 from specialize.space import get_space
+from specialize.table import load_table
 from supernet.bn import FrozenBatchNorm2d
 from supernet.data import load_dataset, to_tensor
 from supernet.elastic import Supernet
@@ -173,6 +174,62 @@ def test_a_checkpoint_of_another_finetune_or_a_corrupt_one_is_refused_and_kept(i
         finetune(tiny_pick(), x, y, FinetuneRecipe(epochs=1, batch_size=16), checkpoint=checkpoint)
 
 
+class ConstantTeacher(torch.nn.Module):
+    """Says class `label` with certainty, whatever the image."""
+
+    def __init__(self, classes: int, label: int):
+        super().__init__()
+        self.logits = torch.full((classes,), -20.0)
+        self.logits[label] = 20.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(len(x), -1)
+
+
+def test_distillation_pulls_the_pick_toward_its_teacher_in_proportion(images):
+    """A teacher that always says class 0: with all of the loss from it the pick learns to say 0 for every image;
+    with none, the teacher is ignored (the same weights as a run without one); in between, in between."""
+    x, y = images
+    recipe = FinetuneRecipe(epochs=3, lr=0.05, batch_size=16, probe=False)
+    teacher = ConstantTeacher(int(y.max()) + 1, 0)
+
+    def says_zero(distill: float, with_teacher: bool = True) -> tuple[float, torch.nn.Module]:
+        pick = tiny_pick()
+        finetune(pick, x, y, replace(recipe, distill=distill), teacher=teacher if with_teacher else None)
+        with torch.no_grad():
+            predicted = pick.eval()(to_tensor(x)).argmax(1)
+        return (predicted == 0).float().mean().item(), pick
+
+    all_soft, _ = says_zero(1.0)
+    none, with_teacher = says_zero(0.0)
+    _, plain = says_zero(0.0, with_teacher=False)
+    assert all_soft == 1.0 and none < 0.9 and (y == 0).mean() < 0.9
+    for a, b in zip(plain.state_dict().values(), with_teacher.state_dict().values()):
+        assert torch.equal(a, b)  # distill 0: the teacher changes nothing
+    assert none <= says_zero(0.5)[0] <= all_soft
+
+
+def test_distillation_without_a_teacher_and_out_of_range_weights_are_refused(images):
+    x, y = images
+    with pytest.raises(SpecializeError, match="needs a teacher"):
+        finetune(tiny_pick(), x, y, FinetuneRecipe(epochs=1, batch_size=16, distill=0.5))
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(SpecializeError, match="--pick-finetune-distill"):
+            pick_finetune_recipe(1, 0.002, bad)
+
+
+def test_a_checkpoint_without_distillation_resumes_and_one_with_other_distillation_is_refused(images, tmp_path):
+    """Checkpoints written before the distill field existed have no such key: a plain recipe still matches them."""
+    x, y = images
+    assert "distill" not in FinetuneRecipe(epochs=1).to_dict()
+    checkpoint = tmp_path / "pick.finetune.pt"
+    teacher = ConstantTeacher(int(y.max()) + 1, 0)
+    finetune(tiny_pick(), x, y, FinetuneRecipe(epochs=1, batch_size=16, distill=0.5), checkpoint=checkpoint,
+             teacher=teacher)  # fmt: skip
+    with pytest.raises(SpecializeError, match=r"belongs to another fine-tune \(recipe differ\)"):
+        finetune(tiny_pick(), x, y, FinetuneRecipe(epochs=1, batch_size=16), checkpoint=checkpoint)
+
+
 @pytest.mark.parametrize(
     "epochs, lr, needle",
     [
@@ -211,6 +268,28 @@ def test_export_measures_the_pick_before_and_after_and_records_it(deploy_run, sy
     assert not list(tmp_path.glob("*.finetune.pt"))  # the checkpoint goes once the file is written
 
 
+def test_export_distills_from_the_largest_network_and_records_it(deploy_run, synthetic_data, tmp_path, monkeypatch):
+    """The teacher is the supernet's largest architecture from the same weights, recalibrated, in eval mode."""
+    import supernet.finetune as finetune_module
+
+    seen = {}
+    original = finetune_module.finetune
+
+    def spy(module, *args, teacher=None, **kwargs):
+        seen["teacher"] = teacher
+        return original(module, *args, teacher=teacher, **kwargs)
+
+    monkeypatch.setattr(finetune_module, "finetune", spy)
+    table = str(deploy_run / "table.json")
+    result = export_result(specialize(table=table), tmp_path / "kd.onnx", data=synthetic_data, pick_finetune_epochs=1,
+                           pick_finetune_distill=0.5)  # fmt: skip
+    teacher = seen["teacher"]
+    assert not teacher.training and teacher.arch_string == str(load_table(table).space.largest_arch())
+    assert result.export["finetuned"]["distill"] == 0.5
+    meta = read_metadata(__import__("onnx").load(str(tmp_path / "kd.onnx")))
+    assert json.loads(meta["specialize.finetuned"])["distill"] == 0.5
+
+
 def export_with_finetune(table: str, output, data) -> list[str]:
     """The main command's arguments: search `table`, export to `output` after one epoch of the pick on `data`."""
     return ["--table", table, "--export", str(output), "--data", str(data), "--pick-finetune-epochs", "1"]
@@ -241,10 +320,11 @@ def test_cli_refusals(deploy_run, synthetic_data, tmp_path):
         ([], "--export"),  # a fine-tune without a file to write
         (["--export", str(tmp_path / "a.onnx"), "--pick-finetune-epochs", "-2"], "--pick-finetune-epochs"),
         (["--export", str(tmp_path / "b.onnx"), "--pick-finetune-lr", "0"], "--pick-finetune-lr"),
+        (["--export", str(tmp_path / "b.onnx"), "--pick-finetune-distill", "2"], "--pick-finetune-distill"),
     ]
     for extra, needle in cases:
         args = ["--table", table, *(["--pick-finetune-epochs", "1"] if not extra else []), *extra]
-        if "--pick-finetune-lr" in extra:
+        if "--pick-finetune-lr" in extra or "--pick-finetune-distill" in extra:
             args += ["--pick-finetune-epochs", "1"]
         got = runner.invoke(app, args)
         assert got.exit_code == 2 and needle in got.output, got.output

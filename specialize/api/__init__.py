@@ -807,6 +807,7 @@ def export_result(
     profile=None,
     pick_finetune_epochs: float = 0.0,
     pick_finetune_lr: float | None = None,
+    pick_finetune_distill: float = 0.0,
     progress=lambda text: None,
 ) -> SpecializeResult:
     """Write the chosen sub-network through the one deploy path (supernet.export.export_subnet: extract,
@@ -818,7 +819,7 @@ def export_result(
     from specialize.api.offline import PICK_FINETUNE_LR, pick_finetune_recipe
 
     lr = PICK_FINETUNE_LR if pick_finetune_lr is None else pick_finetune_lr
-    recipe = pick_finetune_recipe(pick_finetune_epochs, lr)
+    recipe = pick_finetune_recipe(pick_finetune_epochs, lr, pick_finetune_distill)
     tbl = load_table(result.table)
     refuse_proxy_export(tbl)
     from specialize.fileio import check_not_input

@@ -269,13 +269,14 @@ def export(
     untrained: bool = False,
     pick_finetune_epochs: float = 0.0,
     pick_finetune_lr: float = PICK_FINETUNE_LR,
+    pick_finetune_distill: float = 0.0,
     progress: Callable[[str], None] = lambda text: None,
 ):
     """Check the request (architecture, output, TensorRT companions), then export; returns the ExportResult.
     `space`: see `export_space`. Without `weights`, those of the embedded table whose space it is; elsewhere a
     refusal, unless `untrained` asks for random weights (never shipped by default). `pick_finetune_epochs` > 0 trains
     the architecture alone first (see `pick_finetune_recipe`)."""
-    recipe = pick_finetune_recipe(pick_finetune_epochs, pick_finetune_lr)
+    recipe = pick_finetune_recipe(pick_finetune_epochs, pick_finetune_lr, pick_finetune_distill)
     network_space = export_space(space, weights)
     network_space.parse_arch(arch)  # bad input fails here, before torch is even imported
     weights = export_weights(network_space, weights, untrained)
@@ -298,12 +299,12 @@ def export(
     )
 
 
-def pick_finetune_recipe(epochs: float, lr: float = PICK_FINETUNE_LR):
+def pick_finetune_recipe(epochs: float, lr: float = PICK_FINETUNE_LR, distill: float = 0.0):
     """The recipe that trains a picked sub-network alone on every training image of the data (supernet.finetune),
     checked; None for `epochs` 0 (export the sub-network as the supernet holds it)."""
     if epochs == 0:
         return None
-    return FinetuneRecipe(epochs=epochs, lr=lr).check()
+    return FinetuneRecipe(epochs=epochs, lr=lr, distill=distill).check()
 
 
 def export_space(space: str | None, weights: str | None) -> SearchSpace:
