@@ -175,7 +175,9 @@ def finetune_pick(entry: dict, args, name: str) -> dict:
     --out/finetuned.json, so a rerun reuses it; an interrupted fine-tune resumes from its own checkpoint."""
     saved = args.out / "finetuned.json"
     done = json.loads(saved.read_text()) if saved.exists() else {}
-    key = f"{name} {entry['arch']} {entry['resolution']} {args.pick_finetune_epochs:g}"
+    key = f"{name} {entry['arch']} {entry['resolution']} {args.pick_finetune_epochs:g}" + (
+        f" distill {args.pick_finetune_distill:g}" if args.pick_finetune_distill else ""
+    )
     if key not in done:
         path = Path(entry["file"]).with_suffix(".finetuned.onnx")
         result = export_subnet(
@@ -184,7 +186,9 @@ def finetune_pick(entry: dict, args, name: str) -> dict:
             path,
             weights=entry.get("table") or args.table,
             data=args.data,
-            finetune=FinetuneRecipe(epochs=args.pick_finetune_epochs, lr=PICK_FINETUNE_LR).check(),
+            finetune=FinetuneRecipe(
+                epochs=args.pick_finetune_epochs, lr=PICK_FINETUNE_LR, distill=args.pick_finetune_distill
+            ).check(),
         )
         done[key] = {
             "accuracy": result.measured_accuracy,
@@ -206,7 +210,7 @@ def tool_side(entry: dict, budget: float, args, name: str, tool_hours: float) ->
         pick = finetune_pick(entry, args, name)
         finetuned = (
             f" (as extracted {100 * pick['accuracy_before']:.2f}%; pick fine-tuned {args.pick_finetune_epochs:g} "
-            f"epochs, {pick['minutes']:.0f} min)"
+            f"epochs{distilled(args)}, {pick['minutes']:.0f} min)"
         )
         entry["accuracy"], hours = pick["accuracy"], tool_hours + pick["minutes"] / 60
     over = " OVER BUDGET" if entry["latency_ms"] > budget else ""
@@ -214,6 +218,10 @@ def tool_side(entry: dict, budget: float, args, name: str, tool_hours: float) ->
         f"tool {100 * entry['accuracy']:.2f}%{finetuned} {entry['latency_ms']:.2f} ms "
         f"@{entry.get('resolution', '?')}px {entry['macs'] / 1e6:.0f}M MACs train {hours:.2f} h{over}"
     )
+
+
+def distilled(args) -> str:
+    return f", distill {args.pick_finetune_distill:g}" if args.pick_finetune_distill else ""
 
 
 def train_baseline(recipe: dict, data: str, resolution: int, out: Path, threads: int) -> tuple[object, float]:
@@ -258,6 +266,10 @@ def main() -> None:
     parser.add_argument(
         "--pick-finetune-epochs", type=float, default=0.0, help="train each tool pick alone this many epochs before "
         "its accuracy is measured, as `--export --pick-finetune-epochs` does (default 0: the pick as extracted)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pick-finetune-distill", type=float, default=0.0, help="with --pick-finetune-epochs: this share of the "
+        "loss from the supernet's largest network (`--pick-finetune-distill`)",
     )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -6,7 +6,7 @@ import contextlib
 import functools
 import json
 import sys
-from typing import Any, Callable, Iterator
+from typing import Annotated, Any, Callable, Iterator
 
 import typer
 from rich.console import Console
@@ -21,6 +21,28 @@ except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import ClickException
 
 from specialize.errors import SpecializeError, command_line_spelling, printable
+
+# the pick fine-tune's options, declared once for the main command's --export and for `specialize export`
+PickFinetuneEpochs = Annotated[
+    float,
+    typer.Option(
+        "--pick-finetune-epochs",
+        help="Train the exported network alone first, this many epochs on every training image of --data (else of "
+        "the table's training data): LP-FT, warm-up, clipped, cosine. Measured before and after; a printed band is "
+        "checked against the pick before it.",
+    ),
+]
+PickFinetuneLr = Annotated[
+    float, typer.Option("--pick-finetune-lr", help="With --pick-finetune-epochs: the peak learning rate.")
+]
+PickFinetuneDistill = Annotated[
+    float,
+    typer.Option(
+        "--pick-finetune-distill",
+        help="With --pick-finetune-epochs: this share of the loss from the supernet's largest network's soft labels "
+        "(knowledge distillation, as once-for-all fine-tunes a specialized network; 0: plain cross entropy).",
+    ),
+]
 
 # how the precisions that convert the fp32 graph are named where an export is shown
 PRECISION_FORMS = {"int8": "int8 QDQ", "fp16": "fp16 (half-precision ONNX)"}

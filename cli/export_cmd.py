@@ -14,6 +14,9 @@ from rich.table import Table
 from rich.text import Text
 
 from cli.common import (
+    PickFinetuneDistill,
+    PickFinetuneEpochs,
+    PickFinetuneLr,
     PRECISION_FORMS,
     console,
     converted,
@@ -76,21 +79,9 @@ def export(
         "or fp16 (a half-precision ONNX file that takes float16 input; with --format tensorrt, an fp16 engine build "
         "from the fp32 ONNX).",
     ),
-    pick_finetune_epochs: float = typer.Option(
-        0.0,
-        "--pick-finetune-epochs",
-        help="First train the architecture alone for this many epochs on every training image of --data (else of "
-        "the table's training data): LP-FT, warm-up, clipped, cosine. Measured before and after.",
-    ),
-    pick_finetune_lr: float = typer.Option(
-        PICK_FINETUNE_LR, "--pick-finetune-lr", help="With --pick-finetune-epochs: the peak learning rate."
-    ),
-    pick_finetune_distill: float = typer.Option(
-        0.0,
-        "--pick-finetune-distill",
-        help="With --pick-finetune-epochs: this share of the loss from the supernet's largest network's soft labels "
-        "(knowledge distillation; 0: plain cross entropy).",
-    ),
+    pick_finetune_epochs: PickFinetuneEpochs = 0.0,
+    pick_finetune_lr: PickFinetuneLr = PICK_FINETUNE_LR,
+    pick_finetune_distill: PickFinetuneDistill = 0.0,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     from specialize.api import offline

@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 
 from cli.bounds import bound_options
-from cli.common import PRECISION_FORMS, handle_errors
+from cli.common import PRECISION_FORMS, PickFinetuneDistill, PickFinetuneEpochs, PickFinetuneLr, handle_errors
 from specialize import api
 from specialize.api.offline import PICK_FINETUNE_LR
 
@@ -128,21 +128,9 @@ def root(
         "--no-recalibrate",
         help="with --export: keep the supernet's batch-norm statistics (recorded in the ONNX metadata)",
     ),
-    pick_finetune_epochs: float = typer.Option(
-        0.0,
-        "--pick-finetune-epochs",
-        help="with --export: first train the chosen sub-network alone for this many epochs on every training image "
-        "of --data (LP-FT: warm-up, clipped, cosine; the band printed is checked against the pick before it)",
-    ),
-    pick_finetune_lr: float = typer.Option(
-        PICK_FINETUNE_LR, "--pick-finetune-lr", help="with --pick-finetune-epochs: the peak learning rate"
-    ),
-    pick_finetune_distill: float = typer.Option(
-        0.0,
-        "--pick-finetune-distill",
-        help="with --pick-finetune-epochs: this share of the loss from the supernet's largest network's soft labels "
-        "(knowledge distillation, as once-for-all fine-tunes a specialized network; 0: plain cross entropy)",
-    ),
+    pick_finetune_epochs: PickFinetuneEpochs = 0.0,
+    pick_finetune_lr: PickFinetuneLr = PICK_FINETUNE_LR,
+    pick_finetune_distill: PickFinetuneDistill = 0.0,
 ) -> None:
     """Specialize the supernet for a device: pick one block per layer under the bounds, in under a second.
 
