@@ -26,7 +26,8 @@ FIGURE_KINDS = ("datasheet", "derived", "assumption")
 class Device:
     """A registered device. `anchors`: published end-to-end latencies of reference networks
     (hw_profiles.reference_networks) on the device, each {network, runtime, precision, latency_ms,
-    statistic, source, role}; role "fit" sets the estimate's scale, "check" measures its error."""
+    statistic, source, role}; role "fit" sets the estimate's scale, "check" measures its error, "other-family"
+    (a network unlike the search spaces' blocks) is shown with its residual and used for neither."""
 
     name: str
     aliases: tuple[str, ...]
@@ -84,7 +85,10 @@ def _load_device(path: Path) -> Device:
 
 
 ANCHOR_FIELDS = ("network", "runtime", "precision", "latency_ms", "statistic", "source", "role")
-ANCHOR_ROLES = ("fit", "check")
+# "other-family": published on the device beside its fit anchor, but a network of another family (dense ResNets):
+# its residual is shown, and it sets neither the scale nor the band (the op model's dense-conv weight is fitted on
+# this CPU's stems alone, and every space here is MBConv blocks)
+ANCHOR_ROLES = ("fit", "check", "other-family")
 
 
 def _check_anchor(anchor, where: str) -> dict:

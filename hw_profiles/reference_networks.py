@@ -8,6 +8,8 @@ MBConv with kernels 3 and 5, expansions 3 and 6, no squeeze-excite. EfficientNet
 in every block (squeezed to a quarter of the block's input channels); MobileNetV3-Large in 8 of its 15
 (squeezed to a quarter of the expanded width). MACs match the papers (569M, 300M, 315M, 219M, 390M) and
 parameter counts torchvision's (tests check). Activations (ReLU6, swish, hard-swish) are not ops here.
+ResNet-18 and ResNet-50 (v1, dense convolutions) check how far a MobileNet-fitted estimate carries to another
+family on a device that publishes both.
 """
 
 from __future__ import annotations
@@ -144,10 +146,59 @@ def mobilenet_v3_large_ops(resolution: int = 224, se_divisor: int = 1) -> list[O
     return ops + [pointwise(channels, 960, size), classifier(960, 1280), classifier(1280)]
 
 
+def conv(in_c: int, out_c: int, size: int, kernel: int, stride: int) -> tuple[Op, int]:
+    """A dense k x k convolution with batch norm (scale and shift counted), 'same' padding; (op, output size)."""
+    out = conv_out_size(size, stride)
+    macs = out * out * in_c * out_c * kernel * kernel
+    return Op("conv", macs, in_c * out_c * kernel * kernel + 2 * out_c, in_c * size * size, out_c * out * out), out
+
+
+# (bottleneck width, blocks, first stride): ResNet stages (He et al. 2016, Table 1)
+RESNET_STAGES = ((64, 1), (128, 2), (256, 2), (512, 2))
+
+
+def resnet_ops(
+    blocks: tuple[int, ...], bottleneck: bool, resolution: int = 224, stride_on_3x3: bool = False
+) -> list[Op]:
+    """ResNet v1 (He et al. 2016) with batch norm: a 7x7 stride-2 stem and a 3x3 stride-2 max pool (no op: like the
+    activations, not timed by type), then basic (two 3x3) or bottleneck (1x1, 3x3, 1x1 x4) blocks, a 1x1 projection
+    wherever the shape changes, global pooling and the 1000-way classifier. A bottleneck strides on its first 1x1
+    as in v1 (the ONNX model zoo's resnet*-v1 from MXNet Gluon); `stride_on_3x3` is torchvision's v1.5."""
+    stem, size = conv(3, 64, resolution, 7, 2)
+    ops, channels, size = [stem], 64, conv_out_size(size, 2)
+    for (width, first_stride), repeats in zip(RESNET_STAGES, blocks):
+        out_c = 4 * width if bottleneck else width
+        for i in range(repeats):
+            stride = first_stride if i == 0 else 1
+            if bottleneck:
+                a, mid = conv(channels, width, size, 1, 1 if stride_on_3x3 else stride)
+                b, end = conv(width, width, mid, 3, stride if stride_on_3x3 else 1)
+                c, _ = conv(width, out_c, end, 1, 1)
+                block = [a, b, c]
+            else:
+                a, end = conv(channels, width, size, 3, stride)
+                block = [a, conv(width, width, end, 3, 1)[0]]
+            if stride != 1 or channels != out_c:
+                block.append(conv(channels, out_c, size, 1, stride)[0])
+            ops += block
+            channels, size = out_c, end
+    return ops + [classifier(channels)]
+
+
+def resnet18_ops(resolution: int = 224) -> list[Op]:
+    return resnet_ops((2, 2, 2, 2), bottleneck=False, resolution=resolution)
+
+
+def resnet50_ops(resolution: int = 224) -> list[Op]:
+    return resnet_ops((3, 4, 6, 3), bottleneck=True, resolution=resolution)
+
+
 REFERENCE_NETWORKS = {
     "mobilenet_v1_1.0_224": mobilenet_v1_ops,
     "mobilenet_v2_1.0_224": mobilenet_v2_ops,
     "efficientnet_b0_224": efficientnet_b0_ops,
     "mnasnet_1.0_224": mnasnet_1_0_ops,
     "mobilenet_v3_large_1.0_224": mobilenet_v3_large_ops,
+    "resnet18_v1_224": resnet18_ops,
+    "resnet50_v1_224": resnet50_ops,
 }

@@ -75,7 +75,8 @@ def fitted_se_factor(device: Device, precision: str, scale: float) -> float | No
 
 def borrowed_se_factor(device: Device, precision: str) -> tuple[float, str]:
     """(factor, where it comes from) for a device without its own squeeze-excite fit anchor: the mean
-    factor of the registered devices of the same processor class that have one, else 1 (this CPU's)."""
+    factor of the registered devices of the same processor class that have one at this precision, else at the
+    device's default precision (an int8 GPU estimate takes fp16's), else 1 (this CPU's)."""
     from hw_profiles.devices import devices
 
     donors = {}
@@ -86,6 +87,10 @@ def borrowed_se_factor(device: Device, precision: str) -> tuple[float, str]:
             factor = None if scale is None else fitted_se_factor(other, precision, scale)
             if factor is not None:
                 donors[other.name] = factor
+    if not donors and precision != device.default_precision:  # squeeze-excite's cost is its kernels': borrow
+        factor, source = borrowed_se_factor(device, device.default_precision)  # the default precision's factor
+        if "borrowed" in source:
+            return factor, f"{source} at {device.default_precision} (none at {precision})"
     if not donors:
         return 1.0, "as fitted on this CPU (no squeeze-excite fit anchor on a device of this kind)"
     return float(np.mean(list(donors.values()))), f"borrowed from {', '.join(donors)}'s EfficientNet-B0 fit anchor"
