@@ -394,7 +394,7 @@ def network_label(name: str) -> str:
 
 
 def anchor_cell(row: dict) -> str:
-    """One line per anchor: fit anchors with their published ms, checks with their residual."""
+    """One line per anchor: fit anchors with their published ms, checks and other-family rows with their residual."""
     anchors = row.get("anchors") or []
     if not any(a["role"] == "fit" for a in anchors):
         return "none" if row["kind"] == "estimated" else ""
@@ -408,7 +408,12 @@ def anchor_cell(row: dict) -> str:
         if a["role"] == "fit"
     ]
     checks = [f"{network_label(a['network'])} {100 * a['residual']:+.0f}%" for a in anchors if a["role"] == "check"]
-    return "\n".join(fits + checks)
+    others = [
+        f"{network_label(a['network'])} {100 * a['residual']:+.0f}% (other family, not in the band)"
+        for a in anchors
+        if a["role"] == "other-family"
+    ]
+    return "\n".join(fits + checks + others)
 
 
 def register(app: typer.Typer) -> None:

@@ -137,6 +137,10 @@ def test_devices_at_a_precision_lists_only_what_has_a_figure_there():
     fp32 = next(r for r in json.loads(invoke("devices", "--json").stdout) if r["name"] == "raspberry-pi-4")
     assert pi4["expected_error"] != fp32["expected_error"]
     assert any(r["kind"] == "measured" for r in rows)
+    super_ = next(r for r in rows if r["name"] == "jetson-orin-nano-super")  # a Jetson with an int8 anchor
+    assert super_["expected_error"] is None and {a["precision"] for a in super_["anchors"]} == {"int8"}
+    table = runner.invoke(app, ["devices", "--precision", "int8"], env={"COLUMNS": "250"}).output
+    assert "v2 0.781ms fit (TensorRT 10.3.0" in table and "resnet50_v1 +131% (other family, not in the band)" in table
     refused = invoke("devices", "--precision", "int4")
     assert refused.exit_code == 2
     assert refused.stderr.strip() == "error: unknown precision 'int4'; valid: fp32, fp16, int8"
