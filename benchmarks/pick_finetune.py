@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-probe", action="store_true", help="keep the table's classifier (no LP before FT)")
     parser.add_argument("--distill", type=float, default=0.0, help="share of the loss from the largest network")
+    parser.add_argument("--label-smoothing", type=float, default=0.0, help="of the cross entropy on the labels")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     lines = []
@@ -50,13 +51,19 @@ def main() -> None:
                 weights=args.table,
                 data=args.data,
                 finetune=FinetuneRecipe(
-                    epochs=epochs, lr=args.lr, probe=not args.no_probe, distill=args.distill
+                    epochs=epochs,
+                    lr=args.lr,
+                    probe=not args.no_probe,
+                    distill=args.distill,
+                    label_smoothing=args.label_smoothing,
                 ).check(),
             )
         done = result.finetuned
         before, after = 100 * done["accuracy_before"], 100 * result.measured_accuracy
-        probe = ("probe refitted first, " if done["probe"] else "") + (
-            f"distill {args.distill:g} from the largest network, " if args.distill else ""
+        probe = (
+            ("probe refitted first, " if done["probe"] else "")
+            + (f"distill {args.distill:g} from the largest network, " if args.distill else "")
+            + (f"label smoothing {args.label_smoothing:g}, " if args.label_smoothing else "")
         )
         lines.append(
             f"pick fine-tuned {epochs:g} epochs at lr {args.lr:g} ({done['steps']} steps of {done['batch_size']}, "

@@ -247,7 +247,8 @@ class _Run:
         if self.teacher is not None:
             with torch.no_grad():
                 soft = F.softmax(self.teacher(x), dim=1)
-        loss = distilled_loss(module(x), torch.from_numpy(labels[index]).long(), soft, recipe.distill)
+        labels_t = torch.from_numpy(labels[index]).long()
+        loss = distilled_loss(module(x), labels_t, soft, recipe.distill, recipe.label_smoothing)
         if not torch.isfinite(loss):
             raise SpecializeError(
                 f"fine-tuning diverged at step {self.step + 1}/{self.steps} (loss {loss.item()}); lower the learning "

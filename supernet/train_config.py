@@ -214,6 +214,7 @@ class FinetuneRecipe:
     seed: int = 0
     probe: bool = True  # refit the classifier on the pick's own frozen features first (LP-FT's LP)
     distill: float = 0.0  # share of the loss from the supernet's largest network's soft labels (0: plain)
+    label_smoothing: float = 0.0  # of the cross entropy on the labels (training's own recipe uses 0.1)
 
     def check(self) -> "FinetuneRecipe":
         """Refuse what cannot train, naming the option."""
@@ -221,14 +222,17 @@ class FinetuneRecipe:
             raise SpecializeError(f"--pick-finetune-epochs must be a number in (0, 1000], got {self.epochs!r}")
         if not _finite(self.lr, 0, 10, low_open=True):
             raise SpecializeError(f"--pick-finetune-lr must be a number in (0, 10], got {self.lr!r}")
+        if not (_finite(self.label_smoothing, 0, 1) and self.label_smoothing < 1):
+            raise SpecializeError(f"label smoothing must be a number in [0, 1), got {self.label_smoothing!r}")
         if not _finite(self.distill, 0, 1):
             raise SpecializeError(f"--pick-finetune-distill must be a number in [0, 1], got {self.distill!r}")
         return self
 
     def to_dict(self) -> dict:
-        """The recipe as recorded in checkpoints and metadata; `distill` only when it is on, so a checkpoint written
-        before the field existed still resumes."""
+        """The recipe as recorded in checkpoints and metadata; `distill` and `label_smoothing` only when they are on,
+        so a checkpoint written before those fields existed still resumes."""
         recorded = asdict(self)
-        if not self.distill:
-            del recorded["distill"]
+        for added in ("distill", "label_smoothing"):  # fields of 2026-12-07: recorded only when on
+            if not recorded[added]:
+                del recorded[added]
         return recorded

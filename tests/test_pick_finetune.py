@@ -209,6 +209,25 @@ def test_distillation_pulls_the_pick_toward_its_teacher_in_proportion(images):
     assert none <= says_zero(0.5)[0] <= all_soft
 
 
+def test_label_smoothing_reaches_the_loss(images):
+    """A smoothed recipe trains to other weights than a plain one from the same start, and its final loss is the
+    smoothed one (never below the smoothing's floor); a smoothing of 1 or more is refused."""
+    x, y = images
+    plain, smoothed = tiny_pick(), tiny_pick()
+    base = FinetuneRecipe(epochs=2, lr=0.05, batch_size=16, probe=False)
+    finetune(plain, x, y, base)
+    report = finetune(smoothed, x, y, replace(base, label_smoothing=0.5))
+    assert any(not torch.equal(a, b) for a, b in zip(plain.state_dict().values(), smoothed.state_dict().values()))
+    classes = int(y.max()) + 1
+    floor = -(
+        0.5 / classes * (classes - 1) * np.log(0.5 / classes)
+        + (1 - 0.5 + 0.5 / classes) * np.log(1 - 0.5 + 0.5 / classes)
+    )
+    assert report.final_loss >= floor - 1e-4 and "label_smoothing" in report.recipe.to_dict()
+    with pytest.raises(SpecializeError, match="label smoothing"):
+        replace(base, label_smoothing=1.0).check()
+
+
 def test_distillation_without_a_teacher_and_out_of_range_weights_are_refused(images):
     x, y = images
     with pytest.raises(SpecializeError, match="needs a teacher"):
