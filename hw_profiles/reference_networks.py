@@ -68,11 +68,15 @@ MOBILENET_V3_LARGE = (
 MOBILENET_V1 = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1),) * 5 + ((1024, 2), (1024, 1))
 
 
+def conv(in_c: int, out_c: int, size: int, kernel: int, stride: int) -> tuple[Op, int]:
+    """A dense k x k convolution with batch norm (scale and shift counted), 'same' padding; (op, output size)."""
+    out = conv_out_size(size, stride)
+    macs = out * out * in_c * out_c * kernel * kernel
+    return Op("conv", macs, in_c * out_c * kernel * kernel + 2 * out_c, in_c * size * size, out_c * out * out), out
+
+
 def stem_conv(channels: int, size: int) -> tuple[Op, int]:
-    out = conv_out_size(size, 2)
-    return Op(
-        "conv", out * out * 3 * channels * 9, 27 * channels + 2 * channels, 3 * size * size, channels * out * out
-    ), out
+    return conv(3, channels, size, 3, 2)
 
 
 def classifier(channels: int, classes: int = 1000) -> Op:
@@ -80,8 +84,7 @@ def classifier(channels: int, classes: int = 1000) -> Op:
 
 
 def pointwise(in_c: int, out_c: int, size: int) -> Op:
-    hw = size * size
-    return Op("conv", hw * in_c * out_c, in_c * out_c + 2 * out_c, in_c * hw, out_c * hw)
+    return conv(in_c, out_c, size, 1, 1)[0]
 
 
 def mobilenet_v2_ops(resolution: int = 224) -> list[Op]:
@@ -144,13 +147,6 @@ def mobilenet_v3_large_ops(resolution: int = 224, se_divisor: int = 1) -> list[O
         )
         channels, size = out, conv_out_size(size, stride)
     return ops + [pointwise(channels, 960, size), classifier(960, 1280), classifier(1280)]
-
-
-def conv(in_c: int, out_c: int, size: int, kernel: int, stride: int) -> tuple[Op, int]:
-    """A dense k x k convolution with batch norm (scale and shift counted), 'same' padding; (op, output size)."""
-    out = conv_out_size(size, stride)
-    macs = out * out * in_c * out_c * kernel * kernel
-    return Op("conv", macs, in_c * out_c * kernel * kernel + 2 * out_c, in_c * size * size, out_c * out * out), out
 
 
 # (bottleneck width, blocks, first stride): ResNet stages (He et al. 2016, Table 1)
