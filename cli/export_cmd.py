@@ -27,6 +27,7 @@ from cli.common import (
     progress_status,
 )
 from specialize.api.offline import PICK_FINETUNE_LR
+from specialize.space import LITE_VARIANTS
 
 
 def register(app: typer.Typer) -> None:
@@ -56,7 +57,7 @@ def export(
         "--weights",
         "-w",
         help="Supernet weights file, an accuracy table (.json: its weights), 'default' for the shipped ones, or "
-        "efficientnet-lite0 (ImageNet). Omitted: the shipped ones where the space is theirs, else refused.",
+        f"{', '.join(LITE_VARIANTS)} (ImageNet). Omitted: the shipped ones where the space is theirs, else refused.",
     ),
     untrained: bool = typer.Option(
         False, "--untrained", help="Random weights, for latency work only: the model predicts nothing useful."

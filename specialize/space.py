@@ -19,6 +19,8 @@ fingerprint only when true, so spaces without it keep their fingerprints.
 
 from __future__ import annotations
 
+import math
+
 import hashlib
 import json
 import re
@@ -516,26 +518,52 @@ def cifar10_depth() -> SearchSpace:
     return replace(cifar10(), name="cifar10-depth", skip=True)
 
 
-LITE0_ARCH = "k3e6,k3e6,k5e6,k5e6,k3e6,k3e6,k3e6,k5e6,k5e6,k5e6,k5e6,k5e6,k5e6,k5e6,k3e6"
+# EfficientNet-Lite's family as data (TensorFlow's efficientnet/lite/efficientnet_lite_builder.py): each variant's
+# (width coefficient, depth coefficient, resolution, dropout), and the stages after the fixed e1 block as
+# (output channels, repeats, first stride, kernel) at width and depth 1, every block expansion 6. The Lite variants
+# keep the stem (32), the first block (to 16) and the head (1280) fixed, and the first and last stages' repeats.
+LITE_VARIANTS = {
+    "efficientnet-lite0": (1.0, 1.0, 224, 0.2),
+    "efficientnet-lite1": (1.0, 1.1, 240, 0.2),
+    "efficientnet-lite2": (1.1, 1.2, 260, 0.3),
+}
+LITE_STAGES = ((24, 2, 2, 3), (40, 2, 2, 5), (80, 3, 2, 3), (112, 3, 1, 5), (192, 4, 2, 5), (320, 1, 1, 3))
 
 
-@register_space
-def efficientnet_lite0() -> SearchSpace:
-    """EfficientNet-Lite0's plan (Tan & Le 2019, the Lite variants of TensorFlow's efficientnet/lite): stem 32
-    stride 2, the fixed e1 k3 block to 16, 15 searchable layers, head 1280, ReLU6, no squeeze-excite, 224x224,
+def _lite_stages(variant: str) -> list[tuple[int, int, int, int]]:
+    """A variant's stages, channels and repeats scaled as the builder does (the last stage's repeats kept)."""
+    width, depth = LITE_VARIANTS[variant][:2]
+    return [
+        (make_divisible(out * width), repeats if i == len(LITE_STAGES) - 1 else math.ceil(depth * repeats), s, k)
+        for i, (out, repeats, s, k) in enumerate(LITE_STAGES)
+    ]
+
+
+def lite_architecture(variant: str) -> str:
+    """The variant's own network as an architecture of its space (what its ImageNet weights hold)."""
+    return ",".join(f"k{kernel}e6" for _, repeats, _, kernel in _lite_stages(variant) for _ in range(repeats))
+
+
+LITE0_ARCH = lite_architecture("efficientnet-lite0")
+
+
+def _lite_space(variant: str) -> SearchSpace:
+    """EfficientNet-Lite's plan (Tan & Le 2019, the Lite variants of TensorFlow's efficientnet/lite): stem 32
+    stride 2, the fixed e1 k3 block to 16, the variant's searchable layers, head 1280, ReLU6, no squeeze-excite,
     TensorFlow 'SAME' padding and its input scaling ((x * 255 - 127) / 128). Candidates k3/5/7 x e3/4/6, and
-    `skip` on the 9 layers that keep their shape. `LITE0_ARCH` is Lite0 itself (its ImageNet weights import
-    with `--init efficientnet-lite0`)."""
+    `skip` on the layers that keep their shape. `lite_architecture(variant)` is the variant itself (its ImageNet
+    weights import with `--init <variant>`)."""
+    resolution, dropout = LITE_VARIANTS[variant][2:]
     return SearchSpace(
-        name="efficientnet-lite0",
-        resolution=224,
+        name=variant,
+        resolution=resolution,
         num_classes=1000,
         stem_channels=32,
         stem_stride=2,
         first_block_channels=16,
-        layers=_plan(16, [(24, 2, 2), (40, 2, 2), (80, 3, 2), (112, 3, 1), (192, 4, 2), (320, 1, 1)]),
+        layers=_plan(16, [(out, repeats, stride) for out, repeats, stride, _ in _lite_stages(variant)]),
         head_channels=1280,
-        dropout=0.2,
+        dropout=dropout,
         expansions=(3, 4, 6),
         se_options=(False,),
         mean=(127 / 255,) * 3,
@@ -543,3 +571,22 @@ def efficientnet_lite0() -> SearchSpace:
         skip=True,
         padding="same",
     )
+
+
+@register_space
+def efficientnet_lite0() -> SearchSpace:
+    """EfficientNet-Lite0: 15 searchable layers, 224x224, skip on 9 of them (`LITE0_ARCH` is Lite0 itself)."""
+    return _lite_space("efficientnet-lite0")
+
+
+@register_space
+def efficientnet_lite1() -> SearchSpace:
+    """EfficientNet-Lite1: Lite0's widths, 20 searchable layers (depth 1.1), 240x240."""
+    return _lite_space("efficientnet-lite1")
+
+
+@register_space
+def efficientnet_lite2() -> SearchSpace:
+    """EfficientNet-Lite2: widths x1.1 (24, 48, 88, 120, 208, 352), 20 searchable layers (depth 1.2), 260x260,
+    dropout 0.3."""
+    return _lite_space("efficientnet-lite2")

