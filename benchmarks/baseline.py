@@ -175,8 +175,10 @@ def finetune_pick(entry: dict, args, name: str) -> dict:
     --out/finetuned.json, so a rerun reuses it; an interrupted fine-tune resumes from its own checkpoint."""
     saved = args.out / "finetuned.json"
     done = json.loads(saved.read_text()) if saved.exists() else {}
-    key = f"{name} {entry['arch']} {entry['resolution']} {args.pick_finetune_epochs:g}" + (
-        f" distill {args.pick_finetune_distill:g}" if args.pick_finetune_distill else ""
+    key = (
+        f"{name} {entry['arch']} {entry['resolution']} {args.pick_finetune_epochs:g}"
+        + (f" distill {args.pick_finetune_distill:g}" if args.pick_finetune_distill else "")
+        + (f" lr {args.pick_finetune_lr:g}" if args.pick_finetune_lr != PICK_FINETUNE_LR else "")
     )
     if key not in done:
         path = Path(entry["file"]).with_suffix(".finetuned.onnx")
@@ -187,7 +189,7 @@ def finetune_pick(entry: dict, args, name: str) -> dict:
             weights=entry.get("table") or args.table,
             data=args.data,
             finetune=FinetuneRecipe(
-                epochs=args.pick_finetune_epochs, lr=PICK_FINETUNE_LR, distill=args.pick_finetune_distill
+                epochs=args.pick_finetune_epochs, lr=args.pick_finetune_lr, distill=args.pick_finetune_distill
             ).check(),
         )
         done[key] = {
@@ -221,7 +223,10 @@ def tool_side(entry: dict, budget: float, args, name: str, tool_hours: float) ->
 
 
 def distilled(args) -> str:
-    return f", distill {args.pick_finetune_distill:g}" if args.pick_finetune_distill else ""
+    """The pick fine-tune's settings that differ from the product's defaults, as the line prints them."""
+    return (f", distill {args.pick_finetune_distill:g}" if args.pick_finetune_distill else "") + (
+        f", lr {args.pick_finetune_lr:g}" if args.pick_finetune_lr != PICK_FINETUNE_LR else ""
+    )
 
 
 def train_baseline(recipe: dict, data: str, resolution: int, out: Path, threads: int) -> tuple[object, float]:
@@ -270,6 +275,10 @@ def main() -> None:
     parser.add_argument(
         "--pick-finetune-distill", type=float, default=0.0, help="with --pick-finetune-epochs: this share of the "
         "loss from the supernet's largest network (`--pick-finetune-distill`)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pick-finetune-lr", type=float, default=PICK_FINETUNE_LR, help="with --pick-finetune-epochs: the peak "
+        "learning rate (`--pick-finetune-lr`)",
     )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -1,9 +1,10 @@
-"""A user's own data, the cheapest transfer: a linear classifier on frozen ImageNet EfficientNet-Lite0 features.
+"""A user's own data, the cheapest transfer: a linear classifier on frozen ImageNet EfficientNet-Lite features.
 
 The 3-class folder of benchmarks/own_data.py (cat, dog and bird from CIFAR-10's training split, 500 each; their
-3,000 test images), read at --input-size with Pillow's bilinear filter (the dataset reader), through Lite0's
-architecture with its ImageNet weights (the supernet's importer) up to the pooled 1280 head features; each
-training image also flipped; a multinomial logistic regression (L-BFGS, features standardized) for each --l2.
+3,000 test images), read at --input-size with Pillow's bilinear filter (the dataset reader), through --variant's
+architecture (default efficientnet-lite0; -lite1, -lite2) with its ImageNet weights (the supernet's importer) up to
+the pooled 1280 head features; each training image also flipped;
+a multinomial logistic regression (L-BFGS, features standardized) for each --l2.
 Prints one line per penalty: the ceiling issue 18's point 6 is measured against, beside whole-network fine-tuning
 (`benchmarks/own_data_alone.py`).
 
@@ -28,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from specialize.space import LITE0_ARCH, get_space  # noqa: E402
+from specialize.space import LITE_VARIANTS, get_space, lite_architecture  # noqa: E402
 from supernet.data import load_dataset, to_tensor  # noqa: E402
 from supernet.elastic import Supernet  # noqa: E402
 from supernet.pretrained import import_pretrained  # noqa: E402
@@ -37,17 +38,17 @@ from supernet.probe import fit_probe  # noqa: E402
 from supernet.train_config import FinetuneRecipe  # noqa: E402
 
 
-class Lite0Features(torch.nn.Module):
-    """ImageNet Lite0 up to its pooled 1280 head features, then `classifier` (None: the features)."""
+class LiteFeatures(torch.nn.Module):
+    """An ImageNet Lite variant up to its pooled 1280 head features, then `classifier` (None: the features)."""
 
-    def __init__(self, resolution: int) -> None:
+    def __init__(self, variant: str, resolution: int) -> None:
         super().__init__()
         # frozen: every batch norm a FrozenBatchNorm2d but the last layer's and the head's, which fine-tuning's eval
         # mode freezes too
-        space = replace(get_space("efficientnet-lite0").with_resolution(resolution), batch_norm="frozen")
+        space = replace(get_space(variant).with_resolution(resolution), batch_norm="frozen")
         net = Supernet(space)
-        import_pretrained(net, "efficientnet-lite0")
-        self.body = net.extract(space.parse_arch(LITE0_ARCH))
+        import_pretrained(net, variant)
+        self.body = net.extract(space.parse_arch(lite_architecture(variant)))
         self.classifier: torch.nn.Linear | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -55,7 +56,7 @@ class Lite0Features(torch.nn.Module):
         return features if self.classifier is None else self.classifier(features)
 
 
-def lite0_features(model: Lite0Features, images: np.ndarray, flip: bool = False) -> np.ndarray:
+def lite_features(model: LiteFeatures, images: np.ndarray, flip: bool = False) -> np.ndarray:
     """[N, 1280] pooled head features for uint8 [N, R, R, 3] images."""
     out = []
     with torch.no_grad():
@@ -65,7 +66,7 @@ def lite0_features(model: Lite0Features, images: np.ndarray, flip: bool = False)
     return np.concatenate(out)
 
 
-def finetune_lpft(model: Lite0Features, images: np.ndarray, labels: np.ndarray, epochs: float, lr: float) -> None:
+def finetune_lpft(model: LiteFeatures, images: np.ndarray, labels: np.ndarray, epochs: float, lr: float) -> None:
     """Whole-network SGD from the probe with the recipe `export --pick-finetune-epochs` uses (`supernet.finetune`: a
     tenth of the steps warming up then cosine, gradients clipped to norm 1, batch 32, training's crops and flips);
     the body's batch norm is frozen (ImageNet's statistics, eval mode). Without the warm-up and clipping, lr 0.002 at
@@ -74,10 +75,16 @@ def finetune_lpft(model: Lite0Features, images: np.ndarray, labels: np.ndarray, 
     print(f"  {report.steps} steps, last loss {report.final_loss:.3f}, batch norm {report.batch_norm}", flush=True)
 
 
+def lite_name(variant: str) -> str:
+    """`efficientnet-lite2` as the lines print it: Lite2."""
+    return "Lite" + variant.removeprefix("efficientnet-lite")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", required=True, help="the 3-class folder benchmarks/own_data.py made")
     parser.add_argument("--input-size", type=int, default=224)
+    parser.add_argument("--variant", default="efficientnet-lite0", choices=list(LITE_VARIANTS))
     parser.add_argument("--l2", type=float, nargs="+", default=[0.01, 0.1, 0.3, 1.0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--finetune-epochs", type=float, default=0.0, help="then LP-FT for this many epochs")
@@ -87,9 +94,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     data = load_dataset(args.folder, image_size=args.input_size)
     start = time.time()
-    model = Lite0Features(args.input_size)
-    train = np.concatenate([lite0_features(model, data.train_images, flip) for flip in (False, True)])
-    test = lite0_features(model, data.test_images)
+    model = LiteFeatures(args.variant, args.input_size)
+    train = np.concatenate([lite_features(model, data.train_images, flip) for flip in (False, True)])
+    test = lite_features(model, data.test_images)
     seconds = time.time() - start
     features = torch.from_numpy(train).float()
     labels = torch.from_numpy(np.concatenate([data.train_labels, data.train_labels])).long()
@@ -98,7 +105,8 @@ def main() -> None:
         with torch.no_grad():
             predicted = fit_probe(features, labels, classes, l2)(torch.from_numpy(test).float()).argmax(1).numpy()
         print(
-            f"linear probe on frozen ImageNet Lite0 features at {args.input_size} px, l2 {l2}: test accuracy "
+            f"linear probe on frozen ImageNet {lite_name(args.variant)} features at {args.input_size} px, l2 {l2}: "
+            "test accuracy "
             f"{100 * np.mean(predicted == data.test_labels):.2f}% ({len(data.test_labels)} images; features of "
             f"{len(data.train_labels)} training images x 2 flips and the test split in {seconds / 60:.1f} min)"
         )
@@ -107,9 +115,10 @@ def main() -> None:
         model.classifier = fit_probe(features, labels, classes, args.finetune_l2)
         finetune_lpft(model, data.train_images, data.train_labels, args.finetune_epochs, args.finetune_lr)
         minutes = (time.time() - start) / 60
-        predicted = lite0_features(model, data.test_images).argmax(1)
+        predicted = lite_features(model, data.test_images).argmax(1)
         print(
-            f"LP-FT from the l2 {args.finetune_l2} probe, {args.finetune_epochs} epochs at lr {args.finetune_lr} "
+            f"{lite_name(args.variant)} LP-FT from the l2 {args.finetune_l2} probe, {args.finetune_epochs} epochs "
+            f"at lr {args.finetune_lr} "
             f"(batch 32, warm-up, clipped, batch norm frozen, training's crops and flips), {args.input_size} px: "
             "test accuracy "
             f"{100 * np.mean(predicted == data.test_labels):.2f}% ({len(data.test_labels)} images; "
