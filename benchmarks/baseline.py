@@ -38,7 +38,7 @@ import torch
 
 from hw_profiles.validate import time_deployed
 from specialize.api import export_result, specialize
-from specialize.api.offline import PICK_FINETUNE_LR
+from specialize.api.offline import PICK_FINETUNE_LR_HELP
 from specialize.errors import SpecializeError
 from specialize.fileio import atomic_write_json
 from specialize.space import LITE0_ARCH, get_space
@@ -178,7 +178,7 @@ def finetune_pick(entry: dict, args, name: str) -> dict:
     key = (
         f"{name} {entry['arch']} {entry['resolution']} {args.pick_finetune_epochs:g}"
         + (f" distill {args.pick_finetune_distill:g}" if args.pick_finetune_distill else "")
-        + (f" lr {args.pick_finetune_lr:g}" if args.pick_finetune_lr != PICK_FINETUNE_LR else "")
+        + f" lr {args.pick_finetune_lr or 'default'}"  # the default changed on 2026-12-07: older entries are redone
     )
     if key not in done:
         path = Path(entry["file"]).with_suffix(".finetuned.onnx")
@@ -196,6 +196,7 @@ def finetune_pick(entry: dict, args, name: str) -> dict:
             "accuracy": result.measured_accuracy,
             "accuracy_before": result.finetuned["accuracy_before"],
             "minutes": result.finetuned["minutes"],
+            "lr": result.finetuned["lr"],
             "file": str(path),
         }
         atomic_write_json(saved, done)
@@ -212,7 +213,7 @@ def tool_side(entry: dict, budget: float, args, name: str, tool_hours: float) ->
         pick = finetune_pick(entry, args, name)
         finetuned = (
             f" (as extracted {100 * pick['accuracy_before']:.2f}%; pick fine-tuned {args.pick_finetune_epochs:g} "
-            f"epochs{distilled(args)}, {pick['minutes']:.0f} min)"
+            f"epochs{at_lr(pick)}{distilled(args)}, {pick['minutes']:.0f} min)"
         )
         entry["accuracy"], hours = pick["accuracy"], tool_hours + pick["minutes"] / 60
     over = " OVER BUDGET" if entry["latency_ms"] > budget else ""
@@ -223,10 +224,12 @@ def tool_side(entry: dict, budget: float, args, name: str, tool_hours: float) ->
 
 
 def distilled(args) -> str:
-    """The pick fine-tune's settings that differ from the product's defaults, as the line prints them."""
-    return (f", distill {args.pick_finetune_distill:g}" if args.pick_finetune_distill else "") + (
-        f", lr {args.pick_finetune_lr:g}" if args.pick_finetune_lr != PICK_FINETUNE_LR else ""
-    )
+    return f", distill {args.pick_finetune_distill:g}" if args.pick_finetune_distill else ""
+
+
+def at_lr(pick: dict) -> str:
+    """The pick fine-tune's learning rate as the line prints it (entries saved before it was recorded: none)."""
+    return f" at lr {pick['lr']:g}" if "lr" in pick else ""
 
 
 def train_baseline(recipe: dict, data: str, resolution: int, out: Path, threads: int) -> tuple[object, float]:
@@ -277,8 +280,8 @@ def main() -> None:
         "loss from the supernet's largest network (`--pick-finetune-distill`)",
     )  # fmt: skip
     parser.add_argument(
-        "--pick-finetune-lr", type=float, default=PICK_FINETUNE_LR, help="with --pick-finetune-epochs: the peak "
-        "learning rate (`--pick-finetune-lr`)",
+        "--pick-finetune-lr", type=float, default=None, help="with --pick-finetune-epochs: the peak learning rate "
+        f"(`--pick-finetune-lr`; {PICK_FINETUNE_LR_HELP})",
     )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

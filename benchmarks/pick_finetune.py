@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from specialize.api.offline import PICK_FINETUNE_LR  # noqa: E402
+from specialize.api.offline import PICK_FINETUNE_LR_HELP  # noqa: E402
 from specialize.table import load_table  # noqa: E402
 from supernet.export import export_subnet  # noqa: E402
 from supernet.train_config import FinetuneRecipe  # noqa: E402
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--arch", required=True)
     parser.add_argument("--data", default=None, help="default: the table's training data, where it exists here")
     parser.add_argument("--epochs", type=float, nargs="+", default=[8.0])
-    parser.add_argument("--lr", type=float, default=PICK_FINETUNE_LR)
+    parser.add_argument("--lr", type=float, default=None, help=PICK_FINETUNE_LR_HELP)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-probe", action="store_true", help="keep the table's classifier (no LP before FT)")
     parser.add_argument("--distill", type=float, default=0.0, help="share of the loss from the largest network")
@@ -66,7 +66,7 @@ def main() -> None:
             + (f"label smoothing {args.label_smoothing:g}, " if args.label_smoothing else "")
         )
         lines.append(
-            f"pick fine-tuned {epochs:g} epochs at lr {args.lr:g} ({done['steps']} steps of {done['batch_size']}, "
+            f"pick fine-tuned {epochs:g} epochs at lr {done['lr']:g} ({done['steps']} steps of {done['batch_size']}, "
             f"{done['images']} images, {probe}batch norm {done['batch_norm']}): "
             f"test accuracy {before:.2f}% -> {after:.2f}% "
             f"({after - before:+.2f} points; fine-tune {done['minutes']:.1f} min, export in all "

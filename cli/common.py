@@ -6,7 +6,7 @@ import contextlib
 import functools
 import json
 import sys
-from typing import Annotated, Any, Callable, Iterator
+from typing import Annotated, Any, Callable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -20,6 +20,7 @@ try:
 except ImportError:  # pragma: no cover - older typer on top of click
     from click.exceptions import ClickException
 
+from specialize.api.offline import PICK_FINETUNE_LR_HELP
 from specialize.errors import SpecializeError, command_line_spelling, printable
 
 # the pick fine-tune's options, declared once for the main command's --export and for `specialize export`
@@ -33,7 +34,10 @@ PickFinetuneEpochs = Annotated[
     ),
 ]
 PickFinetuneLr = Annotated[
-    float, typer.Option("--pick-finetune-lr", help="With --pick-finetune-epochs: the peak learning rate.")
+    Optional[float],
+    typer.Option(
+        "--pick-finetune-lr", help=f"With --pick-finetune-epochs: the peak learning rate ({PICK_FINETUNE_LR_HELP})."
+    ),
 ]
 PickFinetuneDistill = Annotated[
     float,

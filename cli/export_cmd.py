@@ -26,7 +26,6 @@ from cli.common import (
     print_json,
     progress_status,
 )
-from specialize.api.offline import PICK_FINETUNE_LR
 from specialize.space import LITE_VARIANTS
 
 
@@ -81,7 +80,7 @@ def export(
         "from the fp32 ONNX).",
     ),
     pick_finetune_epochs: PickFinetuneEpochs = 0.0,
-    pick_finetune_lr: PickFinetuneLr = PICK_FINETUNE_LR,
+    pick_finetune_lr: PickFinetuneLr = None,
     pick_finetune_distill: PickFinetuneDistill = 0.0,
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:

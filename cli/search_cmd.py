@@ -18,7 +18,6 @@ from rich.markup import escape
 from cli.bounds import bound_options
 from cli.common import PRECISION_FORMS, PickFinetuneDistill, PickFinetuneEpochs, PickFinetuneLr, handle_errors
 from specialize import api
-from specialize.api.offline import PICK_FINETUNE_LR
 
 DEVICE_HELP = "device name (e.g. jetson) or profile id; sets the latency model"
 TABLE_HELP = "accuracy table file, or 'default' for the embedded one"
@@ -129,7 +128,7 @@ def root(
         help="with --export: keep the supernet's batch-norm statistics (recorded in the ONNX metadata)",
     ),
     pick_finetune_epochs: PickFinetuneEpochs = 0.0,
-    pick_finetune_lr: PickFinetuneLr = PICK_FINETUNE_LR,
+    pick_finetune_lr: PickFinetuneLr = None,
     pick_finetune_distill: PickFinetuneDistill = 0.0,
 ) -> None:
     """Specialize the supernet for a device: pick one block per layer under the bounds, in under a second.

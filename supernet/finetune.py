@@ -116,6 +116,7 @@ def finetune(
         raise SpecializeError("fine-tuning got no training images")
     if recipe.distill and teacher is None:
         raise SpecializeError("fine-tuning with distillation needs a teacher network")
+    recipe = recipe.with_default_lr(has_frozen_batch_norm(module))
     identity = {**(identity or {}), "recipe": recipe.to_dict(), "images": len(images), "resolution": resolution}
     saved = read_finetune_checkpoint(checkpoint, identity) if checkpoint is not None and checkpoint.exists() else None
     with torch.random.fork_rng():  # the probe's initial guess and dropout draw from the recipe's seed alone

@@ -200,12 +200,20 @@ def _rules(c: "TrainConfig") -> list[tuple]:
     ]
 
 
+# The pick fine-tune's peak learning rate (batches of 32) when none is given, by how the network's batch norm trains.
+# Frozen (a `--batch-norm frozen` run, small folders): 0.002, where LP-FT of Lite0 on 1,500 images held 81-82% from
+# 0.0003 to 0.002 and 224 px collapsed without warm-up and clipping. Batch statistics (CIFAR-10's 50,000 images): one
+# epoch of the 80 px budget's pick measured 83.94/84.40/85.06/85.37% at 0.002/0.005/0.01/0.02
+# (benchmarks/results/baseline_pick_finetune.txt).
+PICK_FINETUNE_LRS = {"frozen": 0.002, "batch": 0.02}
+
+
 @dataclass(frozen=True)
 class FinetuneRecipe:
     """How `supernet.finetune` trains one picked sub-network alone (its module docstring says why these)."""
 
     epochs: float
-    lr: float = 0.002
+    lr: float | None = None  # None: PICK_FINETUNE_LRS for the network's batch norm (`with_default_lr`)
     batch_size: int = 32
     warmup: float = 0.1
     clip_grad: float = 1.0
@@ -220,13 +228,19 @@ class FinetuneRecipe:
         """Refuse what cannot train, naming the option."""
         if not _finite(self.epochs, 0, 1000, low_open=True):
             raise SpecializeError(f"--pick-finetune-epochs must be a number in (0, 1000], got {self.epochs!r}")
-        if not _finite(self.lr, 0, 10, low_open=True):
+        if self.lr is not None and not _finite(self.lr, 0, 10, low_open=True):
             raise SpecializeError(f"--pick-finetune-lr must be a number in (0, 10], got {self.lr!r}")
         if not (_finite(self.label_smoothing, 0, 1) and self.label_smoothing < 1):
             raise SpecializeError(f"label smoothing must be a number in [0, 1), got {self.label_smoothing!r}")
         if not _finite(self.distill, 0, 1):
             raise SpecializeError(f"--pick-finetune-distill must be a number in [0, 1], got {self.distill!r}")
         return self
+
+    def with_default_lr(self, frozen_batch_norm: bool) -> "FinetuneRecipe":
+        """This recipe with its learning rate settled: the one given, else the default for how batch norm trains."""
+        if self.lr is not None:
+            return self
+        return replace(self, lr=PICK_FINETUNE_LRS["frozen" if frozen_batch_norm else "batch"])
 
     def to_dict(self) -> dict:
         """The recipe as recorded in checkpoints and metadata; `distill` and `label_smoothing` only when they are on,

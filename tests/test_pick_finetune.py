@@ -92,6 +92,19 @@ def test_the_probe_fits_on_a_capped_sample_of_a_large_folder(images, monkeypatch
     assert seen == [20, 20] and len(x) > 20
 
 
+def test_the_default_learning_rate_follows_how_batch_norm_trains(images):
+    """No --pick-finetune-lr: a frozen network trains at the small-folder rate, batch statistics at the larger one
+    measured on CIFAR-10; one given is kept either way, and the recorded recipe says which ran."""
+    from supernet.train_config import PICK_FINETUNE_LRS
+
+    x, y = images
+    recipe = FinetuneRecipe(epochs=0.1, batch_size=16)
+    assert finetune(tiny_pick("frozen"), x, y, recipe).recipe.lr == PICK_FINETUNE_LRS["frozen"]
+    assert finetune(tiny_pick("batch"), x, y, recipe).recipe.lr == PICK_FINETUNE_LRS["batch"]
+    assert PICK_FINETUNE_LRS["frozen"] != PICK_FINETUNE_LRS["batch"]
+    assert finetune(tiny_pick("batch"), x, y, FinetuneRecipe(epochs=0.1, lr=0.3, batch_size=16)).recipe.lr == 0.3
+
+
 def test_frozen_batch_norm_stays_frozen_and_batch_statistics_adapt(images):
     x, y = images
     frozen, batch = tiny_pick("frozen"), tiny_pick("batch")

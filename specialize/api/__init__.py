@@ -816,10 +816,9 @@ def export_result(
     accuracy, and its latency timed as deployed when the device profile was measured on this machine.
     `pick_finetune_epochs` > 0 first trains the pick alone on the data's training images; the printed band is then
     checked against the pick as extracted, measured before that training."""
-    from specialize.api.offline import PICK_FINETUNE_LR, pick_finetune_recipe
+    from specialize.api.offline import pick_finetune_recipe
 
-    lr = PICK_FINETUNE_LR if pick_finetune_lr is None else pick_finetune_lr
-    recipe = pick_finetune_recipe(pick_finetune_epochs, lr, pick_finetune_distill)
+    recipe = pick_finetune_recipe(pick_finetune_epochs, pick_finetune_lr, pick_finetune_distill)
     tbl = load_table(result.table)
     refuse_proxy_export(tbl)
     from specialize.fileio import check_not_input

@@ -12,13 +12,15 @@ from specialize.errors import SpecializeError, option
 from specialize.fileio import check_not_input, check_writable
 from specialize.space import LITE_VARIANTS, SPACES, SearchSpace, get_space
 from specialize.table import is_table_reference
-from supernet.train_config import FinetuneRecipe
+from supernet.train_config import PICK_FINETUNE_LRS, FinetuneRecipe
 
 
 # search answers `train` measures after training to fit its predictions on (`table refit --picks`): the CLI's default
 PICKS = 24
-# `export --pick-finetune-epochs`: the learning rate the pick trains alone at unless told (the recipe's)
-PICK_FINETUNE_LR = FinetuneRecipe.lr
+# `export --pick-finetune-epochs`: the learning rate the pick trains alone at unless told, by how its batch norm trains
+PICK_FINETUNE_LR_HELP = (
+    f"default {PICK_FINETUNE_LRS['batch']:g}, or {PICK_FINETUNE_LRS['frozen']:g} for a --batch-norm frozen run"
+)
 
 
 def train_config_type():
@@ -274,7 +276,7 @@ def export(
     recalibrate: bool,
     untrained: bool = False,
     pick_finetune_epochs: float = 0.0,
-    pick_finetune_lr: float = PICK_FINETUNE_LR,
+    pick_finetune_lr: float | None = None,
     pick_finetune_distill: float = 0.0,
     progress: Callable[[str], None] = lambda text: None,
 ):
@@ -305,7 +307,7 @@ def export(
     )
 
 
-def pick_finetune_recipe(epochs: float, lr: float = PICK_FINETUNE_LR, distill: float = 0.0):
+def pick_finetune_recipe(epochs: float, lr: float | None = None, distill: float = 0.0):
     """The recipe that trains a picked sub-network alone on every training image of the data (supernet.finetune),
     checked; None for `epochs` 0 (export the sub-network as the supernet holds it)."""
     if epochs == 0:
