@@ -19,10 +19,9 @@ fingerprint only when true, so spaces without it keep their fingerprints.
 
 from __future__ import annotations
 
-import math
-
 import hashlib
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable

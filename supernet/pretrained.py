@@ -104,7 +104,7 @@ def read_lite_state(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def lite_architecture(state: dict[str, torch.Tensor], space: SearchSpace, path: Path) -> str:
+def file_architecture(state: dict[str, torch.Tensor], space: SearchSpace, path: Path) -> str:
     """The architecture the file holds, as a candidate string of `space`; refuses a plan that does not map."""
     names = []
     for layer, spec in enumerate(space.layers):
@@ -134,7 +134,7 @@ def import_pretrained(net: Supernet, source: str) -> dict:
     state = read_lite_state(path)
     space = net.space
     try:
-        arch = lite_architecture(state, space, path)
+        arch = file_architecture(state, space, path)
     except SpecializeError as exc:
         if not is_pretrained_name(source):
             raise

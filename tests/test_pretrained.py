@@ -21,7 +21,7 @@ from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
 from specialize.space import LITE0_ARCH, LITE_VARIANTS, get_space, lite_architecture
 from supernet.elastic import Supernet
-from supernet.pretrained import PRETRAINED, import_pretrained, lite_architecture as file_architecture
+from supernet.pretrained import PRETRAINED, file_architecture, import_pretrained
 from supernet.pretrained import read_lite_state, resolve_source
 
 lite_oracle = pytest.importorskip("efficientnet_lite_pytorch")
