@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from specialize.cost import arch_cost
 from specialize.errors import SpecializeError
-from specialize.space import LITE0_ARCH, LITE_VARIANTS, get_space, lite_architecture
+from specialize.space import LITE0_ARCH, get_space, lite_architecture
 from supernet.elastic import Supernet
 from supernet.pretrained import PRETRAINED, file_architecture, import_pretrained
 from supernet.pretrained import read_lite_state, resolve_source
@@ -43,6 +43,7 @@ def imported() -> Supernet:
 
 
 def _oracle_logits(oracle: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The oracle's logits for images in [0, 1] (every Lite variant scales its input as Lite0 does)."""
     space = get_space("efficientnet-lite0")
     with torch.no_grad():
         return oracle((x - torch.tensor(space.mean).view(1, 3, 1, 1)) / torch.tensor(space.std).view(1, 3, 1, 1))
@@ -90,11 +91,10 @@ def test_lite1_and_lite2_import_with_their_own_logits_and_costs(variant: str) ->
     space = get_space(variant)
     arch = space.parse_arch(lite_architecture(variant))
     assert str(arch) == file_architecture(read_lite_state(path), space, path)
-    resolution = LITE_VARIANTS[variant][2]
-    x = torch.rand(2, 3, resolution, resolution, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(2, 3, space.resolution, space.resolution, generator=torch.Generator().manual_seed(0))
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad():
-        reference = oracle((x - torch.tensor(space.mean).view(1, 3, 1, 1)) / torch.tensor(space.std).view(1, 3, 1, 1))
+    with counter:
+        reference = _oracle_logits(oracle, x)
     cost = arch_cost(arch)
     assert cost["params"] == sum(p.numel() for p in oracle.parameters())
     assert cost["macs"] == counter.get_total_flops() // 2 // len(x)
