@@ -7,11 +7,15 @@ file on the test split, train the pick alone on every training image, recalibrat
 `--epochs` value, and prints before and after side by side with the wall time.
 
     python benchmarks/pick_finetune.py --table RUN/table.json --arch k3e6,... --data ROOT --epochs 2 8 --threads 2
+
+With --out DIR the files stay there (`pick-<epochs>ep.onnx`) to be read back by hand, and a killed fine-tune resumes
+from its checkpoint beside them when the same command runs again; without it they go to a temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -27,6 +31,17 @@ from supernet.export import export_subnet  # noqa: E402
 from supernet.train_config import FinetuneRecipe  # noqa: E402
 
 
+@contextlib.contextmanager
+def kept_or_temporary(out: Path | None):
+    """`out` (made if missing) where the files are to be kept, else a temporary folder removed afterwards."""
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        yield out
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        yield Path(tmp)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--table", required=True, help="a run's table.json (its weights and calibration beside it)")
@@ -35,6 +50,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, nargs="+", default=[8.0])
     parser.add_argument("--lr", type=float, default=None, help=PICK_FINETUNE_LR_HELP)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None, help="keep the files here (default: a temporary folder)")
     parser.add_argument("--no-probe", action="store_true", help="keep the table's classifier (no LP before FT)")
     parser.add_argument("--distill", type=float, default=0.0, help="share of the loss from the largest network")
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="of the cross entropy on the labels")
@@ -42,12 +58,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     lines = []
     for epochs in args.epochs:
-        with tempfile.TemporaryDirectory() as tmp:
+        with kept_or_temporary(args.out) as folder:
             start = time.time()
             result = export_subnet(
                 load_table(args.table).space.name,
                 args.arch,
-                Path(tmp) / "pick.onnx",
+                folder / f"pick-{epochs:g}ep.onnx",
                 weights=args.table,
                 data=args.data,
                 finetune=FinetuneRecipe(
