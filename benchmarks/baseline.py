@@ -283,6 +283,10 @@ def main() -> None:
         "--pick-finetune-lr", type=float, default=None, help="with --pick-finetune-epochs: the peak learning rate "
         f"(`--pick-finetune-lr`; {PICK_FINETUNE_LR_HELP})",
     )  # fmt: skip
+    parser.add_argument(
+        "--baseline-lr", type=float, default=None, help="train the baseline at this peak learning rate instead of "
+        "the table's (benchmarks/baseline_lr.py sweeps it)",
+    )  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -304,6 +308,9 @@ def main() -> None:
     )
     settings = table.provenance["settings"]
     recipe = {key: settings[key] for key in RECIPE if key in settings}
+    lr_suffix = ""
+    if args.baseline_lr is not None:
+        recipe["lr"], lr_suffix = args.baseline_lr, f"-lr{args.baseline_lr:g}"
     tool_hours = sum(table.results["wall_seconds"].values()) / 3600
     lines = []
     budgets = measured.get("budgets") or {f"tool@{b:g}ms": b for b in args.budgets}
@@ -321,7 +328,7 @@ def main() -> None:
             continue
         resolution = max(fits)
         result, seconds = train_baseline(
-            recipe, args.data, resolution, args.out / f"lite0-{resolution}px", args.threads
+            recipe, args.data, resolution, args.out / f"lite0-{resolution}px{lr_suffix}", args.threads
         )
         gap = (
             ""
@@ -330,7 +337,8 @@ def main() -> None:
         )
         lines.append(
             f"budget {budget:.2f} ms ({name.removeprefix('tool@')}): {tool} | baseline Lite0 @{resolution}px "
-            f"{100 * result.measured_accuracy:.2f}% {lite0_ms[resolution]:.2f} ms {result.macs / 1e6:.0f}M MACs "
+            f"(lr {recipe['lr']:g}) {100 * result.measured_accuracy:.2f}% {lite0_ms[resolution]:.2f} ms "
+            f"{result.macs / 1e6:.0f}M MACs "
             f"train {seconds / 3600:.2f} h{gap}"
         )
         print(lines[-1], flush=True)
