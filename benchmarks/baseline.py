@@ -3,8 +3,10 @@
 The baseline is what a user would do instead: EfficientNet-Lite0's own architecture, fine-tuned alone from the same
 ImageNet file with the same recipe (the table's meta-stage settings: epochs, learning rate, weight decay, label
 smoothing, batch, augmentation) on the same images, at the largest input resolution whose exported ONNX meets the
-budget on this CPU (1 thread, timed as deployed). The tool's answer at the same budget is the main command's pick
-from the table under `--max-latency`, exported and measured the same way. Each line: accuracy on the test split
+budget on this CPU (1 thread, timed as deployed); `--baseline-lr` replaces the recipe's learning rate
+(`benchmarks/baseline_lr.py` sweeps it, into the same folder names, so its runs are reused here). The tool's answer
+at the same budget is the main command's pick from the table under `--max-latency`, exported and measured the same
+way. Each line: accuracy on the test split
 (exported ONNX in onnxruntime), latency as deployed, MACs, and training CPU time (wall time at the same threads: the
 supernet's whole training, beside the baseline's own).
 
