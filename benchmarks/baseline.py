@@ -234,6 +234,11 @@ def at_lr(pick: dict) -> str:
     return f" at lr {pick['lr']:g}" if "lr" in pick else ""
 
 
+def baseline_dir(out: Path, resolution: int, lr: float | None = None) -> Path:
+    """Where the baseline at `resolution` trains (and resumes): one folder per learning rate when one is given."""
+    return out / (f"lite0-{resolution}px" if lr is None else f"lite0-{resolution}px-lr{lr:g}")
+
+
 def train_baseline(recipe: dict, data: str, resolution: int, out: Path, threads: int) -> tuple[object, float]:
     """Lite0 alone, fine-tuned with the table's recipe at `resolution`; (export result, training wall seconds at
     `threads`, summed over resumes as the checkpoint records it)."""
@@ -310,9 +315,8 @@ def main() -> None:
     )
     settings = table.provenance["settings"]
     recipe = {key: settings[key] for key in RECIPE if key in settings}
-    lr_suffix = ""
     if args.baseline_lr is not None:
-        recipe["lr"], lr_suffix = args.baseline_lr, f"-lr{args.baseline_lr:g}"
+        recipe["lr"] = args.baseline_lr
     tool_hours = sum(table.results["wall_seconds"].values()) / 3600
     lines = []
     budgets = measured.get("budgets") or {f"tool@{b:g}ms": b for b in args.budgets}
@@ -330,7 +334,7 @@ def main() -> None:
             continue
         resolution = max(fits)
         result, seconds = train_baseline(
-            recipe, args.data, resolution, args.out / f"lite0-{resolution}px{lr_suffix}", args.threads
+            recipe, args.data, resolution, baseline_dir(args.out, resolution, args.baseline_lr), args.threads
         )
         gap = (
             ""

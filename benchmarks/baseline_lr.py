@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from baseline import RECIPE, train_baseline  # noqa: E402
+from baseline import RECIPE, baseline_dir, train_baseline  # noqa: E402
 
 from specialize.table import load_table  # noqa: E402
 
@@ -41,7 +41,7 @@ def main() -> None:
         start = time.time()
         at_lr = {**recipe, "lr": lr}
         result, seconds = train_baseline(
-            at_lr, args.data, args.resolution, args.out / f"lite0-{args.resolution}px-lr{lr:g}", args.threads
+            at_lr, args.data, args.resolution, baseline_dir(args.out, args.resolution, lr), args.threads
         )
         shown = ", ".join(f"{key} {value}" for key, value in at_lr.items() if key != "init")
         print(
