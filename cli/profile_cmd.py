@@ -117,8 +117,8 @@ def profile(
         )
     noisy = result.measurement["noisy"]
     note = f", {len(noisy)} noisy entries kept (--force)" if noisy else ""
-    busy = hardware.busy_warning(result)
-    note += f"; {busy}" if busy else ""
+    for warning in (hardware.busy_warning(result), hardware.drift_warning(result)):
+        note += f"; {warning}" if warning else ""
     console.print(
         f"wrote {output}: {result.label}, {result.measurement['wall_s']} s{note}; {expected_error_text(result)}",
         markup=False,

@@ -492,3 +492,22 @@ def test_a_whole_network_fit_that_would_price_the_fastest_network_below_zero_is_
     assert fitted.calibration is None and fitted.fastest_ms() > 0
     assert "fastest network" in fitted.measurement["whole_network"]["calibration_skipped"]
     fitted.save(tmp_path / "p.json")  # a kept fit would be refused here
+
+
+def test_a_profile_whose_own_rounds_drift_past_ten_percent_says_no_profile_can_be_checked_here():
+    """The 2-vCPU VM's two-thread timings flip between two speeds (benchmarks/two_threads.py): `specialize profile`
+    must say so rather than leave a ±50% profile unexplained."""
+    from types import SimpleNamespace
+
+    from specialize.api.hardware import drift_warning
+
+    def measured(drift, threads):
+        return SimpleNamespace(measurement={"whole_network": {"repeatability": drift}}, threads=threads)
+
+    assert drift_warning(measured(0.05, 2)) is None
+    assert drift_warning(measured(None, 2)) is None
+    assert drift_warning(SimpleNamespace(measurement={}, threads=1)) is None
+    one = drift_warning(measured(0.21, 1))
+    assert "±21%" in one and "thread" not in one
+    two = drift_warning(measured(0.21, 2))
+    assert "±21%" in two and "2-thread" in two and "1 thread" in two
