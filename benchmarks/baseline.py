@@ -234,9 +234,11 @@ def at_lr(pick: dict) -> str:
     return f" at lr {pick['lr']:g}" if "lr" in pick else ""
 
 
-def baseline_dir(out: Path, resolution: int, lr: float | None = None) -> Path:
-    """Where the baseline at `resolution` trains (and resumes): one folder per learning rate when one is given."""
-    return out / (f"lite0-{resolution}px" if lr is None else f"lite0-{resolution}px-lr{lr:g}")
+def baseline_dir(out: Path, resolution: int, lr: float | None = None, epochs: int | None = None) -> Path:
+    """Where the baseline at `resolution` trains (and resumes): one folder per learning rate, and per number of
+    epochs, when they are given."""
+    name = f"lite0-{resolution}px" if lr is None else f"lite0-{resolution}px-lr{lr:g}"
+    return out / (name if epochs is None else f"{name}-ep{epochs:g}")
 
 
 def train_baseline(recipe: dict, data: str, resolution: int, out: Path, threads: int) -> tuple[object, float]:

@@ -9,7 +9,8 @@ side is only fair if the baseline is as well tuned, so this trains the same base
     python benchmarks/baseline_lr.py --table specialize/defaults/lite0-cifar10-96.table.json \\
         --data ../shared/data/cifar10-jpg.tar.gz --resolution 80 --lrs 0.01 --out /root/runs/baseline-lr --threads 1
 
-Each rate trains in its own folder under --out (checkpointed: the same command resumes it).
+Each rate trains in its own folder under --out (checkpointed: the same command resumes it). `--epochs N` trains longer
+than the table's recipe (its own folder), to see whether more of Lite0 alone closes the gap to the tool.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def main() -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--resolution", type=int, default=80)
     parser.add_argument("--lrs", type=float, nargs="+", required=True, help="peak learning rates to train at")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="train this many epochs instead of the table's (its own folder)"
+    )
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -39,9 +43,9 @@ def main() -> None:
     recipe = {key: settings[key] for key in RECIPE if key in settings}
     for lr in args.lrs:
         start = time.time()
-        at_lr = {**recipe, "lr": lr}
+        at_lr = {**recipe, "lr": lr, **({} if args.epochs is None else {"epochs": args.epochs})}
         result, seconds = train_baseline(
-            at_lr, args.data, args.resolution, baseline_dir(args.out, args.resolution, lr), args.threads
+            at_lr, args.data, args.resolution, baseline_dir(args.out, args.resolution, lr, args.epochs), args.threads
         )
         shown = ", ".join(f"{key} {value}" for key, value in at_lr.items() if key != "init")
         print(
