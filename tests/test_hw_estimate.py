@@ -246,3 +246,13 @@ def test_few_shot_needs_5_to_20_timings_of_the_profiles_space(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps({"timings": [{"arch": "k9e9", "latency_ms": 1}] * 6}))
     with pytest.raises(SpecializeError, match="entry 0"):
         calibrate_profile_with_timings(estimate, tmp_path / "bad.json")
+
+
+def test_raspberry_pi_5_at_int8_is_scaled_by_its_own_int8_row_and_says_its_band_is_unknown():
+    """ncnn's mobilenet_int8 row of the same Pi 5 log as its fp16 anchors: the int8 estimate is scaled by it (not
+    borrowed from fp16), and with no second MobileNet-family int8 row nothing checks it, so the band is unknown."""
+    anchor = anchoring(devices()["raspberry-pi-5"], "int8")
+    fits = [(r["network"], r["latency_ms"]) for r in anchor["anchors"] if r["role"] == "fit"]
+    assert fits == [("mobilenet_v1_1.0_224", 8.82)]
+    assert {r["precision"] for r in anchor["anchors"]} == {"int8"}
+    assert anchor["expected_error"] is None and "no check anchor" in anchor["note"]
