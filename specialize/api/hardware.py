@@ -143,16 +143,15 @@ def busy_warning(profile) -> str | None:
     return None
 
 
-DRIFT_LIMIT = 0.10  # the goal every profile is checked against: within ±10% of the file as deployed
-
-
 def drift_warning(profile) -> str | None:
     """Why no profile can be checked within ±10% on this machine: the same networks, timed in rounds while it was
     measured, moved more than that between rounds. At two threads on a 2-vCPU VM the speed flips between two
     levels 1.8x apart while one thread holds still (benchmarks/two_threads.py). Back-to-back rounds do not see a
     drift over minutes (224 px networks here: docs/int8.md), so silence is not proof of a steady host."""
+    from hw_profiles.validate import WITHIN
+
     drift = (profile.measurement.get("whole_network") or {}).get("repeatability")
-    if drift is None or drift <= DRIFT_LIMIT:
+    if drift is None or drift <= WITHIN:
         return None
     text = f"the same networks moved ±{100 * drift:.0f}% between timing rounds: no profile can be checked closer here"
     if (profile.threads or 1) > 1:
